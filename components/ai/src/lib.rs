@@ -1,0 +1,11 @@
+//! The OpenAI-compatible AI API of the Upshift gateway.
+//!
+//! A [`Catalog`] is compiled once per config version from the `ai` section:
+//! the model aliases clients may ask for.
+
+mod catalog;
+
+#[cfg(target_arch = "wasm32")]
+mod bindings;
+
+pub use catalog::Catalog;

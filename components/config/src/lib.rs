@@ -1,0 +1,47 @@
+//! The Upshift config document: what routes, services, consumers and AI
+//! models the gateway serves.
+//!
+//! Operators write it as YAML or JSON (`upshift apply -f gateway.yaml`); the
+//! admin API parses and validates it here, then stores the canonical JSON form
+//! as a numbered version in the key-value store. The policy components load
+//! the canonical form with [`Config::from_canonical_json`].
+
+mod error;
+mod glue;
+mod head;
+mod schema;
+mod validate;
+
+pub mod keys;
+
+pub use error::{ConfigError, Problem};
+pub use head::RequestHead;
+pub use schema::*;
+
+impl Config {
+    /// Parses and validates a document written by an operator, in YAML or
+    /// JSON (JSON is valid YAML). Unknown fields are errors.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let de = serde_yaml_ng::Deserializer::from_str(text);
+        let config: Config = serde_path_to_error::deserialize(de).map_err(ConfigError::syntax)?;
+        validate::validate(&config)?;
+        Ok(config)
+    }
+
+    /// Parses a canonical document stored by the admin API, without
+    /// validating it again.
+    pub fn from_canonical_json(text: &str) -> Result<Config, ConfigError> {
+        let mut de = serde_json::Deserializer::from_str(text);
+        serde_path_to_error::deserialize(&mut de).map_err(ConfigError::syntax)
+    }
+
+    /// The canonical JSON form that is stored and handed to the components.
+    pub fn to_canonical_json(&self) -> String {
+        serde_json::to_string(self).expect("config serializes to JSON")
+    }
+
+    /// The service called `name`, if defined.
+    pub fn service(&self, name: &str) -> Option<&Service> {
+        self.services.iter().find(|s| s.name == name)
+    }
+}

@@ -1,0 +1,15 @@
+//! Route matching for the Upshift gateway.
+//!
+//! A [`RouteTable`] is compiled once per config version and answers, per
+//! request, which route handles it and what path to send upstream. Lookup
+//! walks an index by host, then a trie of path segments, so its cost grows
+//! with the depth of the path, not with the number of routes.
+
+mod path;
+mod table;
+
+#[cfg(target_arch = "wasm32")]
+mod bindings;
+
+pub use path::normalize;
+pub use table::{Match, RouteTable};

@@ -1,0 +1,419 @@
+//! The compiled route table.
+
+use crate::path::normalize;
+use std::collections::HashMap;
+use upshift_config::{Config, PathMatch, RequestHead, Route, RouteKind};
+
+/// What the gateway does with a matched request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Match<'t> {
+    /// Name of the matched route.
+    pub route: &'t str,
+    /// What the route does.
+    pub kind: RouteKind,
+    /// Service to proxy to (empty for AI routes).
+    pub service: &'t str,
+    /// Path and query to send upstream.
+    pub upstream_path: String,
+    /// Whole-request upstream timeout, in milliseconds.
+    pub timeout_ms: u32,
+    /// Send the client's host upstream.
+    pub preserve_host: bool,
+}
+
+/// A route as the table needs it.
+#[derive(Debug)]
+struct Entry {
+    name: String,
+    kind: RouteKind,
+    service: String,
+    methods: Vec<String>,
+    headers: Vec<(String, String)>,
+    replace_prefix: Option<String>,
+    timeout_ms: u32,
+    preserve_host: bool,
+}
+
+impl Entry {
+    fn accepts(&self, head: &RequestHead) -> bool {
+        (self.methods.is_empty() || self.methods.iter().any(|m| *m == head.method))
+            && self
+                .headers
+                .iter()
+                .all(|(name, value)| head.headers.iter().any(|(n, v)| n == name && v == value))
+    }
+}
+
+/// A route registered at a trie node: its entry and how the path compares.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    entry: usize,
+    exact: bool,
+    /// Byte length of the normalized path the route was registered under.
+    prefix_len: usize,
+}
+
+/// One path segment level of the trie.
+#[derive(Debug, Default)]
+struct Node {
+    children: HashMap<Box<str>, Node>,
+    /// Routes whose path ends here, most specific first.
+    slots: Vec<Slot>,
+}
+
+impl Node {
+    fn insert(&mut self, path: &str, slot: Slot) {
+        let mut node = self;
+        for segment in path.split('/').filter(|s| !s.is_empty()) {
+            node = node.children.entry(segment.into()).or_default();
+        }
+        node.slots.push(slot);
+    }
+
+    /// The most specific slot along `segments` whose route accepts `head`:
+    /// deeper nodes first, then the order of `slots`.
+    fn find(
+        &self,
+        path: &str,
+        segments: &mut std::str::Split<'_, char>,
+        entries: &[Entry],
+        head: &RequestHead,
+    ) -> Option<Slot> {
+        let next = segments.by_ref().find(|s| !s.is_empty());
+        let at_end = next.is_none();
+        if let Some(child) = next.and_then(|s| self.children.get(s))
+            && let Some(slot) = child.find(path, segments, entries, head)
+        {
+            return Some(slot);
+        }
+        self.slots
+            .iter()
+            .filter(|slot| !slot.exact || (at_end && slot.prefix_len == path.len()))
+            .find(|slot| entries[slot.entry].accepts(head))
+            .copied()
+    }
+
+    fn sort(&mut self, entries: &[Entry]) {
+        // Exact paths first, then routes with more header conditions, then
+        // routes that restrict methods; ties keep document order.
+        self.slots.sort_by_key(|s| {
+            let e = &entries[s.entry];
+            (
+                !s.exact,
+                usize::MAX - e.headers.len(),
+                e.methods.is_empty(),
+                s.entry,
+            )
+        });
+        for child in self.children.values_mut() {
+            child.sort(entries);
+        }
+    }
+}
+
+/// Routes of one config version, indexed by host and path.
+#[derive(Debug, Default)]
+pub struct RouteTable {
+    entries: Vec<Entry>,
+    exact_hosts: HashMap<String, Node>,
+    /// `(".example.com", trie)`, longest suffix first.
+    wildcard_hosts: Vec<(String, Node)>,
+    any_host: Node,
+}
+
+impl RouteTable {
+    /// Compiles the routes of `config`.
+    pub fn new(config: &Config) -> Self {
+        let mut table = RouteTable::default();
+        for (index, route) in config.routes.iter().enumerate() {
+            table.add(index, route);
+        }
+        table
+            .wildcard_hosts
+            .sort_by_key(|(suffix, _)| usize::MAX - suffix.len());
+        let entries = &table.entries;
+        table.any_host.sort(entries);
+        for node in table.exact_hosts.values_mut() {
+            node.sort(entries);
+        }
+        for (_, node) in &mut table.wildcard_hosts {
+            node.sort(entries);
+        }
+        table
+    }
+
+    fn add(&mut self, index: usize, route: &Route) {
+        self.entries.push(Entry {
+            name: route.name.clone(),
+            kind: route.kind,
+            service: route.service.clone().unwrap_or_default(),
+            methods: route.methods.clone(),
+            headers: route
+                .headers
+                .iter()
+                .map(|(n, v)| (n.clone(), v.clone()))
+                .collect(),
+            replace_prefix: route.replace_prefix.clone(),
+            timeout_ms: route.timeout_ms,
+            preserve_host: route.preserve_host,
+        });
+        let paths: Vec<String> = if route.paths.is_empty() {
+            vec!["/".to_owned()]
+        } else {
+            route
+                .paths
+                .iter()
+                .map(|p| trim_slash(normalize(p)))
+                .collect()
+        };
+        let exact = route.path_match == PathMatch::Exact;
+        let register = |node: &mut Node| {
+            for path in &paths {
+                let slot = Slot {
+                    entry: index,
+                    exact,
+                    prefix_len: path.len(),
+                };
+                node.insert(path, slot);
+            }
+        };
+        if route.hosts.is_empty() {
+            register(&mut self.any_host);
+        }
+        for host in &route.hosts {
+            match host.strip_prefix('*') {
+                Some(suffix) => match self.wildcard_hosts.iter_mut().find(|(s, _)| s == suffix) {
+                    Some((_, node)) => register(node),
+                    None => {
+                        let mut node = Node::default();
+                        register(&mut node);
+                        self.wildcard_hosts.push((suffix.to_owned(), node));
+                    }
+                },
+                None => register(self.exact_hosts.entry(host.clone()).or_default()),
+            }
+        }
+    }
+
+    /// Number of routes in the table.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the table has no routes.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The route that handles `head`: exact host before wildcard host before
+    /// any host; within a host, the longest matching path, then exact before
+    /// prefix, more header conditions, restricted methods, document order.
+    pub fn resolve(&self, head: &RequestHead) -> Option<Match<'_>> {
+        let path = normalize(&head.path);
+        let trimmed = trim_slash_ref(&path);
+        let host = head.host();
+        let find = |node: &Node| node.find(trimmed, &mut trimmed.split('/'), &self.entries, head);
+        let slot = self
+            .exact_hosts
+            .get(&host)
+            .and_then(find)
+            .or_else(|| {
+                self.wildcard_hosts
+                    .iter()
+                    .filter(|(suffix, _)| {
+                        host.len() > suffix.len() && host.ends_with(suffix.as_str())
+                    })
+                    .find_map(|(_, node)| find(node))
+            })
+            .or_else(|| find(&self.any_host))?;
+        let entry = &self.entries[slot.entry];
+        Some(Match {
+            route: &entry.name,
+            kind: entry.kind,
+            service: &entry.service,
+            upstream_path: upstream_path(&path, &slot, entry, head.query.as_deref()),
+            timeout_ms: entry.timeout_ms,
+            preserve_host: entry.preserve_host,
+        })
+    }
+}
+
+/// The path and query sent upstream, after `replace_prefix`.
+fn upstream_path(path: &str, slot: &Slot, entry: &Entry, query: Option<&str>) -> String {
+    let mut out = match &entry.replace_prefix {
+        Some(replacement) if !slot.exact => {
+            let prefix_len = if slot.prefix_len == 1 {
+                0
+            } else {
+                slot.prefix_len
+            };
+            let rest = path.get(prefix_len..).unwrap_or("");
+            let replacement = replacement.trim_end_matches('/');
+            let joined = format!("{replacement}{rest}");
+            if joined.starts_with('/') {
+                joined
+            } else {
+                format!("/{joined}")
+            }
+        }
+        _ => path.to_owned(),
+    };
+    if let Some(query) = query {
+        out.push('?');
+        out.push_str(query);
+    }
+    out
+}
+
+fn trim_slash(path: String) -> String {
+    trim_slash_ref(&path).to_owned()
+}
+
+/// `/a/b/` → `/a/b`; `/` stays.
+fn trim_slash_ref(path: &str) -> &str {
+    if path.len() > 1 {
+        path.trim_end_matches('/')
+    } else {
+        path
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DOC: &str = r#"
+services:
+  - name: svc
+    versions: [{ name: v1, targets: [{ url: "http://127.0.0.1:1" }] }]
+routes:
+  - { name: catch-all, service: svc }
+  - { name: orders, service: svc, paths: [/orders] }
+  - { name: orders-post, service: svc, paths: [/orders], methods: [POST] }
+  - { name: orders-v2, service: svc, paths: [/orders], headers: { x-api-version: "2" } }
+  - { name: order-health, service: svc, paths: [/orders/health], path_match: exact }
+  - { name: api-host, service: svc, hosts: [api.example.com], paths: [/orders] }
+  - { name: wild-host, service: svc, hosts: ["*.example.com"] }
+  - { name: stripped, service: svc, paths: [/api/users/], replace_prefix: "" }
+  - { name: rewritten, service: svc, paths: [/legacy], replace_prefix: /v2/new }
+"#;
+
+    fn table() -> RouteTable {
+        RouteTable::new(&Config::parse(DOC).expect("valid"))
+    }
+
+    fn head(method: &str, host: &str, path: &str, headers: &[(&str, &str)]) -> RequestHead {
+        let (path, query) = match path.split_once('?') {
+            Some((p, q)) => (p, Some(q.to_owned())),
+            None => (path, None),
+        };
+        RequestHead {
+            method: method.into(),
+            authority: host.into(),
+            path: path.into(),
+            query,
+            headers: headers
+                .iter()
+                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+                .collect(),
+            ..RequestHead::default()
+        }
+    }
+
+    fn route(method: &str, host: &str, path: &str, headers: &[(&str, &str)]) -> String {
+        let t = table();
+        let m = t
+            .resolve(&head(method, host, path, headers))
+            .expect("a match");
+        format!("{} {}", m.route, m.upstream_path)
+    }
+
+    #[test]
+    fn longest_prefix_on_segment_boundaries() {
+        assert_eq!(route("GET", "h", "/orders", &[]), "orders /orders");
+        assert_eq!(
+            route("GET", "h", "/orders/7?x=1", &[]),
+            "orders /orders/7?x=1"
+        );
+        assert_eq!(route("GET", "h", "/ordersx", &[]), "catch-all /ordersx");
+        assert_eq!(route("GET", "h", "/", &[]), "catch-all /");
+    }
+
+    #[test]
+    fn exact_paths_match_only_themselves() {
+        assert_eq!(
+            route("GET", "h", "/orders/health", &[]),
+            "order-health /orders/health"
+        );
+        assert_eq!(
+            route("GET", "h", "/orders/health/x", &[]),
+            "orders /orders/health/x"
+        );
+    }
+
+    #[test]
+    fn methods_and_headers_make_routes_more_specific() {
+        assert_eq!(
+            route("POST", "h", "/orders/1", &[]),
+            "orders-post /orders/1"
+        );
+        assert_eq!(route("DELETE", "h", "/orders/1", &[]), "orders /orders/1");
+        assert_eq!(
+            route("GET", "h", "/orders", &[("x-api-version", "2")]),
+            "orders-v2 /orders"
+        );
+        assert_eq!(
+            route("GET", "h", "/orders", &[("x-api-version", "3")]),
+            "orders /orders"
+        );
+    }
+
+    #[test]
+    fn hosts_exact_before_wildcard_before_any() {
+        assert_eq!(
+            route("GET", "api.example.com:8080", "/orders", &[]),
+            "api-host /orders"
+        );
+        assert_eq!(route("GET", "API.example.com", "/x", &[]), "wild-host /x");
+        assert_eq!(
+            route("GET", "a.b.example.com", "/orders", &[]),
+            "wild-host /orders"
+        );
+        assert_eq!(
+            route("GET", "example.com", "/orders", &[]),
+            "orders /orders"
+        );
+    }
+
+    #[test]
+    fn prefixes_are_replaced_or_stripped() {
+        assert_eq!(route("GET", "h", "/api/users/42?q", &[]), "stripped /42?q");
+        assert_eq!(route("GET", "h", "/api/users", &[]), "stripped /");
+        assert_eq!(
+            route("GET", "h", "/legacy/a/b", &[]),
+            "rewritten /v2/new/a/b"
+        );
+    }
+
+    #[test]
+    fn dot_segments_cannot_escape_a_prefix() {
+        assert_eq!(
+            route("GET", "h", "/orders/../admin", &[]),
+            "catch-all /admin"
+        );
+        assert_eq!(route("GET", "h", "//orders//9", &[]), "orders /orders/9");
+    }
+
+    #[test]
+    fn no_route_no_match() {
+        let config = Config::parse(
+            "services: [{name: s, versions: [{name: v, targets: [{url: 'http://a'}]}]}]\n\
+             routes: [{name: r, service: s, paths: [/only], methods: [GET]}]",
+        )
+        .unwrap();
+        let table = RouteTable::new(&config);
+        assert!(table.resolve(&head("GET", "h", "/other", &[])).is_none());
+        assert!(table.resolve(&head("PUT", "h", "/only", &[])).is_none());
+        assert_eq!(table.len(), 1);
+    }
+}

@@ -1,0 +1,100 @@
+//! A small client for the gateway's admin API, used by `upshift apply` and
+//! `upshift get`.
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, CONTENT_TYPE};
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt as _, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+/// An admin API endpoint with its bearer token.
+pub struct AdminClient {
+    base: String,
+    token: String,
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+/// An admin API response.
+pub struct AdminResponse {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Body bytes.
+    pub body: Bytes,
+}
+
+impl AdminResponse {
+    /// The body, pretty-printed if it is JSON.
+    pub fn pretty_body(&self) -> String {
+        match serde_json::from_slice::<serde_json::Value>(&self.body) {
+            Ok(json) => serde_json::to_string_pretty(&json).unwrap_or_default(),
+            Err(_) => String::from_utf8_lossy(&self.body).into_owned(),
+        }
+    }
+}
+
+impl AdminClient {
+    /// A client for the gateway at `base` (e.g. `http://127.0.0.1:3000`).
+    pub fn new(base: &str, token: &str) -> Self {
+        Self {
+            base: base.trim_end_matches('/').to_owned(),
+            token: token.to_owned(),
+            client: Client::builder(TokioExecutor::new()).build_http(),
+        }
+    }
+
+    /// Sends a request to `{base}{path}`.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<(&'static str, Bytes)>,
+    ) -> anyhow::Result<AdminResponse> {
+        let url = format!("{}{path}", self.base);
+        let mut request = Request::builder()
+            .method(method)
+            .uri(&url)
+            .header(AUTHORIZATION, format!("Bearer {}", self.token));
+        let body = match body {
+            Some((content_type, bytes)) => {
+                request = request.header(CONTENT_TYPE, content_type);
+                bytes
+            }
+            None => Bytes::new(),
+        };
+        let request = request
+            .body(Full::new(body))
+            .with_context(|| format!("invalid admin URL {url}"))?;
+        let response = self
+            .client
+            .request(request)
+            .await
+            .with_context(|| format!("cannot reach the admin API at {url}"))?;
+        let status = response.status();
+        let body = response.into_body().collect().await?.to_bytes();
+        Ok(AdminResponse { status, body })
+    }
+}
+
+/// The content type to send a configuration file with, from its extension.
+pub fn config_content_type(path: &std::path::Path) -> &'static str {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some(ext) if ext.eq_ignore_ascii_case("json") => "application/json",
+        _ => "application/yaml",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn content_types() {
+        assert_eq!(config_content_type(Path::new("a.json")), "application/json");
+        assert_eq!(config_content_type(Path::new("a.yaml")), "application/yaml");
+        assert_eq!(config_content_type(Path::new("a.yml")), "application/yaml");
+    }
+}

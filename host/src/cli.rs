@@ -1,0 +1,137 @@
+//! Command-line interface.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Upshift: an edge API and AI gateway made of WebAssembly components.
+#[derive(Debug, Parser)]
+#[command(name = "upshift", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the app described by a Spin manifest.
+    Up(UpArgs),
+    /// Run each component's build command, like `spin build`.
+    Build(ManifestArgs),
+    /// Apply a gateway configuration file (YAML or JSON) through the admin API.
+    Apply(ApplyArgs),
+    /// Show configuration, routes or services from the admin API.
+    Get(GetArgs),
+    /// Build, start two demo upstreams and the gateway, and apply the demo config.
+    Demo(ManifestArgs),
+}
+
+/// Locates the manifest.
+#[derive(Debug, Args)]
+pub struct ManifestArgs {
+    /// Path of the Spin manifest.
+    #[arg(long, short = 'f', default_value = "spin.toml")]
+    pub manifest: PathBuf,
+}
+
+/// Options of `upshift up`.
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Path of the Spin manifest.
+    #[arg(long, short = 'f', default_value = "spin.toml")]
+    pub manifest: PathBuf,
+    /// Address to listen on (`127.0.0.1:0` picks a free port).
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    pub listen: SocketAddr,
+    /// Directory for key-value data and compiled components.
+    #[arg(long, default_value = ".upshift")]
+    pub state_dir: PathBuf,
+    /// TOML or JSON file with values for application variables.
+    #[arg(long)]
+    pub variables_file: Option<PathBuf>,
+    /// Run the build commands first.
+    #[arg(long)]
+    pub build: bool,
+    /// Execution-time budget of one request, in seconds.
+    #[arg(long, default_value_t = 30)]
+    pub request_timeout: u64,
+    /// Requests running inside components at once (default: 2 per CPU core).
+    #[arg(long)]
+    pub max_concurrency: Option<usize>,
+}
+
+/// How to reach the admin API.
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    /// Base URL of the gateway serving the admin API.
+    #[arg(long, default_value = "http://127.0.0.1:3000")]
+    pub admin: String,
+    /// Admin bearer token.
+    #[arg(
+        long,
+        env = "UPSHIFT_ADMIN_TOKEN",
+        default_value = "upshift-dev-admin-token",
+        hide_env_values = true
+    )]
+    pub token: String,
+}
+
+/// Options of `upshift apply`.
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// The configuration file (`.yaml`, `.yml` or `.json`).
+    #[arg(short = 'f', long = "file")]
+    pub file: PathBuf,
+    /// Admin API location and credentials.
+    #[command(flatten)]
+    pub admin: AdminArgs,
+}
+
+/// What `upshift get` shows.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Resource {
+    /// The configuration document.
+    Config,
+    /// The compiled routes.
+    Routes,
+    /// The services and their versions.
+    Services,
+}
+
+/// Options of `upshift get`.
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// What to show.
+    pub resource: Resource,
+    /// A specific configuration version (only with `config`).
+    #[arg(long)]
+    pub version: Option<u64>,
+    /// Admin API location and credentials.
+    #[command(flatten)]
+    pub admin: AdminArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_get_with_version() {
+        let cli = Cli::parse_from(["upshift", "get", "config", "--version", "3"]);
+        let Command::Get(args) = cli.command else {
+            panic!("expected get")
+        };
+        assert!(matches!(args.resource, Resource::Config));
+        assert_eq!(args.version, Some(3));
+        assert_eq!(args.admin.admin, "http://127.0.0.1:3000");
+    }
+}

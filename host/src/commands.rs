@@ -1,0 +1,109 @@
+//! Implementations of the `up`, `build`, `apply` and `get` subcommands.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use http::Method;
+use tokio::net::TcpListener;
+
+use crate::admin_client::{AdminClient, config_content_type};
+use crate::builder;
+use crate::cli::{ApplyArgs, GetArgs, ManifestArgs, Resource, UpArgs};
+use crate::manifest::App;
+use crate::runtime::{Runtime, RuntimeOptions};
+use crate::server;
+
+/// Default number of requests running inside components at once, per core.
+const CONCURRENCY_PER_CORE: usize = 2;
+
+/// `upshift up`.
+pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
+    let app = App::load(&args.manifest)?;
+    if args.build {
+        if let Err(error) = builder::build(&app) {
+            tracing::error!("{error}");
+            return Ok(exit_code(error.exit_code()));
+        }
+    }
+    let options = RuntimeOptions {
+        state_dir: args.state_dir,
+        variables_file: args.variables_file,
+        request_timeout: Duration::from_secs(args.request_timeout.max(1)),
+    };
+    let runtime = tokio::task::spawn_blocking(move || Runtime::load(&app, &options)).await??;
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    server::serve(
+        runtime,
+        listener,
+        args.max_concurrency.unwrap_or_else(default_concurrency),
+    )
+    .await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Requests running inside components at once by default.
+pub fn default_concurrency() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get()) * CONCURRENCY_PER_CORE
+}
+
+/// `upshift build`.
+pub fn build(args: ManifestArgs) -> anyhow::Result<ExitCode> {
+    let app = App::load(&args.manifest)?;
+    match builder::build(&app) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(error) => {
+            tracing::error!("{error}");
+            Ok(exit_code(error.exit_code()))
+        }
+    }
+}
+
+fn exit_code(code: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
+/// `upshift apply`.
+pub async fn apply(args: ApplyArgs) -> anyhow::Result<ExitCode> {
+    let content = std::fs::read(&args.file)
+        .with_context(|| format!("cannot read {}", args.file.display()))?;
+    let client = AdminClient::new(&args.admin.admin, &args.admin.token);
+    let response = client
+        .send(
+            Method::PUT,
+            "/admin/config",
+            Some((config_content_type(&args.file), Bytes::from(content))),
+        )
+        .await?;
+    if response.status.is_success() {
+        println!("{}", response.pretty_body());
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("configuration rejected ({}):", response.status);
+        eprintln!("{}", response.pretty_body());
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+/// `upshift get`.
+pub async fn get(args: GetArgs) -> anyhow::Result<ExitCode> {
+    let path = match (args.resource, args.version) {
+        (Resource::Config, Some(version)) => format!("/admin/config/versions/{version}"),
+        (Resource::Config, None) => "/admin/config".to_owned(),
+        (Resource::Routes, _) => "/admin/routes".to_owned(),
+        (Resource::Services, _) => "/admin/services".to_owned(),
+    };
+    let client = AdminClient::new(&args.admin.admin, &args.admin.token);
+    let response = client.send(Method::GET, &path, None).await?;
+    if response.status.is_success() {
+        println!("{}", response.pretty_body());
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("request failed ({}):", response.status);
+        eprintln!("{}", response.pretty_body());
+        Ok(ExitCode::FAILURE)
+    }
+}

@@ -1,0 +1,163 @@
+//! Instance reuse for one component, on top of wasmtime-wasi-http's
+//! `ProxyHandler`: how instances are created, how many requests each takes,
+//! and when idle or stuck instances are dropped.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use wasmtime::component::GuestTaskId;
+use wasmtime::{Engine, Store, StoreContextMut};
+use wasmtime_wasi_http::handler::{
+    HandlerState, Instance, ProxyPre, ShouldAccept, WorkerExpiration, WorkerState, WorkerStatus,
+};
+
+use crate::engine::{EPOCH_TICK, HostState, new_store};
+use crate::kv::{KvAccess, KvBackend, KvCtx};
+use crate::outbound::{AllowedHosts, OutboundHttp};
+
+/// Requests served by one instance before it is replaced.
+const MAX_REQUESTS_PER_INSTANCE: usize = 128;
+
+/// How long an idle instance is kept for reuse.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long past its request's budget a busy instance may live (a safety net
+/// for guests stuck in host calls, which epochs cannot interrupt).
+const STUCK_GRACE: Duration = Duration::from_secs(60);
+
+/// Everything needed to create instances of one component.
+pub struct ComponentInstances {
+    /// Component name, for logs.
+    pub name: Arc<str>,
+    /// The engine.
+    pub engine: Engine,
+    /// The linked, pre-instantiated component.
+    pub pre: ProxyPre<HostState>,
+    /// Where it may send HTTP requests.
+    pub allowed_hosts: Arc<AllowedHosts>,
+    /// The key-value backend.
+    pub kv_backend: Arc<dyn KvBackend>,
+    /// Which stores it may open.
+    pub kv_access: KvAccess,
+    /// Its resolved variables.
+    pub variables: Arc<HashMap<String, String>>,
+    /// Execution budget of one request.
+    pub request_timeout: Duration,
+}
+
+impl HandlerState for ComponentInstances {
+    type StoreData = HostState;
+    type WorkerExpiration = Expiration;
+    type WorkerState = Worker;
+
+    async fn instantiate(&self) -> wasmtime::Result<Instance<HostState, Expiration, Worker>> {
+        let mut store = new_store(
+            &self.engine,
+            OutboundHttp::new(self.name.clone(), self.allowed_hosts.clone()),
+            KvCtx {
+                backend: self.kv_backend.clone(),
+                access: self.kv_access.clone(),
+            },
+            self.variables.clone(),
+        );
+        let proxy = self.pre.instantiate_async(&mut store).await?;
+        Ok(Instance {
+            store,
+            proxy,
+            view: HostState::http_view,
+            expiration: Expiration::new(self.request_timeout),
+            state: Worker {
+                name: self.name.clone(),
+                request_timeout: self.request_timeout,
+            },
+        })
+    }
+}
+
+/// Per-instance policy: one request at a time (so a trap fails only that
+/// request), a bounded number of requests per instance, a per-request budget.
+pub struct Worker {
+    name: Arc<str>,
+    request_timeout: Duration,
+}
+
+impl WorkerState for Worker {
+    type StoreData = HostState;
+    type RequestData = ();
+
+    fn should_accept_request(&self, concurrent_count: usize, total_count: usize) -> ShouldAccept {
+        if total_count >= MAX_REQUESTS_PER_INSTANCE {
+            ShouldAccept::Never
+        } else if concurrent_count > 0 {
+            ShouldAccept::No
+        } else {
+            ShouldAccept::Yes
+        }
+    }
+
+    fn on_request_start(
+        &self,
+        mut store: StoreContextMut<'_, HostState>,
+        _data: (),
+        _task: GuestTaskId,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + Sync>> {
+        let ticks = (self.request_timeout.as_millis() / EPOCH_TICK.as_millis()).max(1);
+        store
+            .data_mut()
+            .start_request(u64::try_from(ticks).unwrap_or(u64::MAX));
+        // Wall-clock limit for producing the response head: generous, since the
+        // guest may be waiting on slow upstreams without using any CPU.
+        Box::pin(tokio::time::sleep(self.request_timeout + STUCK_GRACE))
+    }
+
+    fn drop(&self, store: Store<HostState>, result: wasmtime::Result<()>) {
+        drop(store);
+        if let Err(error) = result {
+            tracing::warn!(component = %self.name, "instance discarded: {error:#}");
+        }
+    }
+}
+
+/// Decides when a worker's instance is dropped.
+pub struct Expiration {
+    request_timeout: Duration,
+    armed_for: Option<(WorkerStatus, Instant)>,
+    timer: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl Expiration {
+    fn new(request_timeout: Duration) -> Self {
+        Self {
+            request_timeout,
+            armed_for: None,
+            timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
+        }
+    }
+}
+
+impl WorkerExpiration for Expiration {
+    fn poll(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        state: WorkerStatus,
+        start: Instant,
+    ) -> Poll<()> {
+        let this = self.get_mut();
+        if this.armed_for != Some((state, start)) {
+            let lifetime = match state {
+                WorkerStatus::Idle => IDLE_TIMEOUT,
+                WorkerStatus::Requests | WorkerStatus::PostReturn => {
+                    this.request_timeout + STUCK_GRACE
+                }
+            };
+            this.timer
+                .as_mut()
+                .reset(tokio::time::Instant::from_std(start + lifetime));
+            this.armed_for = Some((state, start));
+        }
+        this.timer.as_mut().poll(cx)
+    }
+}

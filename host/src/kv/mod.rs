@@ -1,0 +1,161 @@
+//! Key-value stores shared by `spin:key-value` and `wasi:keyvalue`.
+//!
+//! A store is identified by its label (Spin's `key_value_stores` entry, the
+//! bucket identifier in `wasi:keyvalue`). Backends implement [`KvBackend`];
+//! the default is [`RedbStore`], embedded and persistent.
+
+mod redb_store;
+mod spin_kv;
+mod wasi_kv;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use wasmtime::component::{HasData, ResourceTable};
+
+pub use redb_store::RedbStore;
+
+/// Errors raised by a key-value backend.
+#[derive(Debug, thiserror::Error)]
+pub enum KvError {
+    /// The stored value is not a decimal 64-bit integer, so it cannot be incremented.
+    #[error("value of key `{0}` is not an integer")]
+    NotAnInteger(String),
+    /// Incrementing would overflow a signed 64-bit integer.
+    #[error("increment of key `{0}` overflows")]
+    Overflow(String),
+    /// The backend failed (I/O, corruption, ...).
+    #[error("key-value backend error: {0}")]
+    Backend(String),
+}
+
+/// A key-value backend: a set of named stores of byte values.
+///
+/// Counters are stored as decimal ASCII integers (like Redis `INCRBY`), so a
+/// plain `get` of a counter returns e.g. `b"42"`.
+pub trait KvBackend: Send + Sync + 'static {
+    /// Returns the value of `key`, if any.
+    fn get(&self, store: &str, key: &str) -> Result<Option<Vec<u8>>, KvError>;
+    /// Sets `key` to `value`.
+    fn set(&self, store: &str, key: &str, value: &[u8]) -> Result<(), KvError>;
+    /// Deletes `key`; deleting a missing key is not an error.
+    fn delete(&self, store: &str, key: &str) -> Result<(), KvError>;
+    /// Whether `key` exists.
+    fn exists(&self, store: &str, key: &str) -> Result<bool, KvError> {
+        Ok(self.get(store, key)?.is_some())
+    }
+    /// All keys of the store, in order.
+    fn keys(&self, store: &str) -> Result<Vec<String>, KvError>;
+    /// Atomically adds `delta` to the integer at `key` (missing counts as 0)
+    /// and returns the new value.
+    fn increment(&self, store: &str, key: &str, delta: i64) -> Result<i64, KvError>;
+    /// Atomically sets `key` to `value` if its current value is `expected`
+    /// (`None`: the key must not exist). Returns whether the swap happened.
+    fn compare_and_swap(
+        &self,
+        store: &str,
+        key: &str,
+        expected: Option<&[u8]>,
+        value: &[u8],
+    ) -> Result<bool, KvError>;
+    /// Values of several keys, read consistently.
+    fn get_many(&self, store: &str, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, KvError>;
+    /// Sets several keys in one transaction.
+    fn set_many(&self, store: &str, entries: &[(String, Vec<u8>)]) -> Result<(), KvError>;
+    /// Deletes several keys in one transaction.
+    fn delete_many(&self, store: &str, keys: &[String]) -> Result<(), KvError>;
+}
+
+/// Which stores a component may open.
+#[derive(Debug, Clone)]
+pub struct KvAccess {
+    /// Labels listed in the component's `key_value_stores`.
+    allowed: Arc<HashSet<String>>,
+    /// Labels used anywhere in the app.
+    known: Arc<HashSet<String>>,
+}
+
+/// Why a store could not be opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenDenied {
+    /// No component of the app declares the store.
+    NoSuchStore,
+    /// The store exists but this component does not declare it.
+    AccessDenied,
+}
+
+impl KvAccess {
+    /// Access for a component declaring `allowed`, in an app declaring `known`.
+    pub fn new(allowed: Arc<HashSet<String>>, known: Arc<HashSet<String>>) -> Self {
+        Self { allowed, known }
+    }
+
+    /// Checks whether the component may open `label`.
+    pub fn check(&self, label: &str) -> Result<(), OpenDenied> {
+        if self.allowed.contains(label) {
+            Ok(())
+        } else if self.known.contains(label) {
+            Err(OpenDenied::AccessDenied)
+        } else {
+            Err(OpenDenied::NoSuchStore)
+        }
+    }
+}
+
+/// Per-store (per-instance) key-value state.
+pub struct KvCtx {
+    /// The backend.
+    pub backend: Arc<dyn KvBackend>,
+    /// What the component may open.
+    pub access: KvAccess,
+}
+
+/// An open store (a `spin:key-value` store or a `wasi:keyvalue` bucket).
+pub struct StoreHandle {
+    label: Arc<str>,
+}
+
+/// A `wasi:keyvalue/atomics` CAS handle: a key and the value seen when created.
+pub struct CasHandle {
+    label: Arc<str>,
+    key: String,
+    current: Option<Vec<u8>>,
+}
+
+/// The view of a store's data the key-value bindings work with.
+pub struct KvView<'a> {
+    /// The instance's resource table.
+    pub table: &'a mut ResourceTable,
+    /// The key-value context.
+    pub ctx: &'a KvCtx,
+}
+
+/// [`HasData`] marker for the key-value bindings.
+pub struct Kv;
+
+impl HasData for Kv {
+    type Data<'a> = KvView<'a>;
+}
+
+/// Runs a backend write off the async executor threads (commits may fsync).
+async fn blocking<R: Send + 'static>(
+    f: impl FnOnce() -> Result<R, KvError> + Send + 'static,
+) -> Result<R, KvError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| KvError::Backend(e.to_string()))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn access_rules() {
+        let set = |labels: &[&str]| Arc::new(labels.iter().map(|s| s.to_string()).collect());
+        let access = KvAccess::new(set(&["default"]), set(&["default", "other"]));
+        assert_eq!(access.check("default"), Ok(()));
+        assert_eq!(access.check("other"), Err(OpenDenied::AccessDenied));
+        assert_eq!(access.check("nope"), Err(OpenDenied::NoSuchStore));
+    }
+}

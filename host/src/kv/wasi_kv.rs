@@ -1,0 +1,230 @@
+//! `wasi:keyvalue@0.2.0-draft2` (store, atomics, batch) over a
+//! [`KvBackend`](super::KvBackend). A bucket identifier is a store label.
+
+use std::sync::Arc;
+
+use wasmtime::component::Resource;
+
+use super::{CasHandle, KvBackend, KvError, KvView, OpenDenied, StoreHandle, blocking};
+use crate::bindings::wasi::keyvalue::{atomics, batch, store};
+use store::{Error, KeyResponse};
+
+impl From<KvError> for Error {
+    fn from(error: KvError) -> Self {
+        Error::Other(error.to_string())
+    }
+}
+
+impl From<OpenDenied> for Error {
+    fn from(denied: OpenDenied) -> Self {
+        match denied {
+            OpenDenied::NoSuchStore => Error::NoSuchStore,
+            OpenDenied::AccessDenied => Error::AccessDenied,
+        }
+    }
+}
+
+impl KvView<'_> {
+    fn bucket(
+        &self,
+        bucket: &Resource<StoreHandle>,
+    ) -> wasmtime::Result<(Arc<dyn KvBackend>, Arc<str>)> {
+        let handle = self.table.get(bucket)?;
+        Ok((self.ctx.backend.clone(), handle.label.clone()))
+    }
+}
+
+impl store::Host for KvView<'_> {
+    async fn open(
+        &mut self,
+        identifier: String,
+    ) -> wasmtime::Result<Result<Resource<StoreHandle>, Error>> {
+        if let Err(denied) = self.ctx.access.check(&identifier) {
+            return Ok(Err(denied.into()));
+        }
+        let handle = StoreHandle {
+            label: identifier.into(),
+        };
+        Ok(Ok(self.table.push(handle)?))
+    }
+}
+
+impl store::HostBucket for KvView<'_> {
+    async fn get(
+        &mut self,
+        bucket: Resource<StoreHandle>,
+        key: String,
+    ) -> wasmtime::Result<Result<Option<Vec<u8>>, Error>> {
+        let (backend, label) = self.bucket(&bucket)?;
+        Ok(backend.get(&label, &key).map_err(Error::from))
+    }
+
+    async fn set(
+        &mut self,
+        bucket: Resource<StoreHandle>,
+        key: String,
+        value: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), Error>> {
+        let (backend, label) = self.bucket(&bucket)?;
+        Ok(blocking(move || backend.set(&label, &key, &value))
+            .await
+            .map_err(Error::from))
+    }
+
+    async fn delete(
+        &mut self,
+        bucket: Resource<StoreHandle>,
+        key: String,
+    ) -> wasmtime::Result<Result<(), Error>> {
+        let (backend, label) = self.bucket(&bucket)?;
+        Ok(blocking(move || backend.delete(&label, &key))
+            .await
+            .map_err(Error::from))
+    }
+
+    async fn exists(
+        &mut self,
+        bucket: Resource<StoreHandle>,
+        key: String,
+    ) -> wasmtime::Result<Result<bool, Error>> {
+        let (backend, label) = self.bucket(&bucket)?;
+        Ok(backend.exists(&label, &key).map_err(Error::from))
+    }
+
+    async fn list_keys(
+        &mut self,
+        bucket: Resource<StoreHandle>,
+        cursor: Option<String>,
+    ) -> wasmtime::Result<Result<KeyResponse, Error>> {
+        let (backend, label) = self.bucket(&bucket)?;
+        // All keys in one page; a cursor (the last key seen) skips what came before.
+        Ok(backend
+            .keys(&label)
+            .map(|keys| KeyResponse {
+                keys: keys
+                    .into_iter()
+                    .filter(|key| cursor.as_ref().is_none_or(|c| key > c))
+                    .collect(),
+                cursor: None,
+            })
+            .map_err(Error::from))
+    }
+
+    async fn drop(&mut self, bucket: Resource<StoreHandle>) -> wasmtime::Result<()> {
+        self.table.delete(bucket)?;
+        Ok(())
+    }
+}
+
+impl atomics::Host for KvView<'_> {
+    async fn increment(
+        &mut self,
+        bucket: Resource<StoreHandle>,
+        key: String,
+        delta: i64,
+    ) -> wasmtime::Result<Result<i64, Error>> {
+        let (backend, label) = self.bucket(&bucket)?;
+        Ok(blocking(move || backend.increment(&label, &key, delta))
+            .await
+            .map_err(Error::from))
+    }
+
+    async fn swap(
+        &mut self,
+        cas: Resource<CasHandle>,
+        value: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), atomics::CasError>> {
+        let handle = self.table.delete(cas)?;
+        let backend = self.ctx.backend.clone();
+        let (label, key, expected) = (
+            handle.label.clone(),
+            handle.key.clone(),
+            handle.current.clone(),
+        );
+        let swapped =
+            blocking(move || backend.compare_and_swap(&label, &key, expected.as_deref(), &value))
+                .await;
+        Ok(match swapped {
+            Ok(true) => Ok(()),
+            Ok(false) => {
+                // Hand the guest a fresh CAS handle so it can retry.
+                let current = self.ctx.backend.get(&handle.label, &handle.key);
+                match current {
+                    Ok(current) => {
+                        let retry = self.table.push(CasHandle { current, ..handle })?;
+                        Err(atomics::CasError::CasFailed(retry))
+                    }
+                    Err(error) => Err(atomics::CasError::StoreError(error.into())),
+                }
+            }
+            Err(error) => Err(atomics::CasError::StoreError(error.into())),
+        })
+    }
+}
+
+impl atomics::HostCas for KvView<'_> {
+    async fn new(
+        &mut self,
+        bucket: Resource<StoreHandle>,
+        key: String,
+    ) -> wasmtime::Result<Result<Resource<CasHandle>, Error>> {
+        let (backend, label) = self.bucket(&bucket)?;
+        let current = match backend.get(&label, &key) {
+            Ok(current) => current,
+            Err(error) => return Ok(Err(error.into())),
+        };
+        Ok(Ok(self.table.push(CasHandle {
+            label,
+            key,
+            current,
+        })?))
+    }
+
+    async fn current(
+        &mut self,
+        cas: Resource<CasHandle>,
+    ) -> wasmtime::Result<Result<Option<Vec<u8>>, Error>> {
+        Ok(Ok(self.table.get(&cas)?.current.clone()))
+    }
+
+    async fn drop(&mut self, cas: Resource<CasHandle>) -> wasmtime::Result<()> {
+        self.table.delete(cas)?;
+        Ok(())
+    }
+}
+
+impl batch::Host for KvView<'_> {
+    async fn get_many(
+        &mut self,
+        bucket: Resource<StoreHandle>,
+        keys: Vec<String>,
+    ) -> wasmtime::Result<Result<Vec<(String, Option<Vec<u8>>)>, Error>> {
+        let (backend, label) = self.bucket(&bucket)?;
+        Ok(backend
+            .get_many(&label, &keys)
+            .map(|values| keys.into_iter().zip(values).collect())
+            .map_err(Error::from))
+    }
+
+    async fn set_many(
+        &mut self,
+        bucket: Resource<StoreHandle>,
+        key_values: Vec<(String, Vec<u8>)>,
+    ) -> wasmtime::Result<Result<(), Error>> {
+        let (backend, label) = self.bucket(&bucket)?;
+        Ok(blocking(move || backend.set_many(&label, &key_values))
+            .await
+            .map_err(Error::from))
+    }
+
+    async fn delete_many(
+        &mut self,
+        bucket: Resource<StoreHandle>,
+        keys: Vec<String>,
+    ) -> wasmtime::Result<Result<(), Error>> {
+        let (backend, label) = self.bucket(&bucket)?;
+        Ok(blocking(move || backend.delete_many(&label, &keys))
+            .await
+            .map_err(Error::from))
+    }
+}

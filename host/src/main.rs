@@ -1,0 +1,61 @@
+//! `upshift`: serves Spin-manifest apps of WebAssembly components on wasmtime.
+
+mod admin_client;
+mod bindings;
+mod builder;
+mod cli;
+mod commands;
+mod compose;
+mod demo;
+mod engine;
+mod instances;
+mod kv;
+mod manifest;
+mod outbound;
+mod routes;
+mod runtime;
+mod server;
+mod variables;
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Up(args) => commands::up(args).await,
+            Command::Build(args) => commands::build(args),
+            Command::Apply(args) => commands::apply(args).await,
+            Command::Get(args) => commands::get(args).await,
+            Command::Demo(args) => demo::run(args).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! Turns a validated [`App`] into ready-to-serve components: resolves
+//! variables, opens the key-value backend, composes, compiles (with the
+//! precompiled-code cache) and pre-instantiates each trigger component.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use wasmtime::Engine;
+use wasmtime::component::Linker;
+use wasmtime_wasi_http::handler::{ProxyHandler, ProxyPre};
+use wasmtime_wasi_http::p3::bindings::ServicePre;
+
+use crate::compose::{Plug, compose};
+use crate::engine::{EpochTicker, HostState, load_component, new_engine, new_linker};
+use crate::instances::ComponentInstances;
+use crate::kv::{KvAccess, KvBackend, RedbStore};
+use crate::manifest::App;
+use crate::outbound::AllowedHosts;
+use crate::routes::Router;
+use crate::variables::ComponentVariables;
+
+/// Settings for [`Runtime::load`].
+pub struct RuntimeOptions {
+    /// Directory for the key-value database and the compiled-code cache.
+    pub state_dir: PathBuf,
+    /// Optional `--variables-file`.
+    pub variables_file: Option<PathBuf>,
+    /// Execution budget of one request.
+    pub request_timeout: Duration,
+}
+
+/// A trigger component ready to handle requests.
+pub struct ComponentService {
+    /// Component name.
+    pub name: Arc<str>,
+    /// Dispatches requests to (reused) instances.
+    pub handler: ProxyHandler<ComponentInstances>,
+}
+
+/// All trigger components of an app and the router in front of them.
+pub struct Runtime {
+    /// Routes paths to components.
+    pub router: Router<Arc<ComponentService>>,
+    _ticker: EpochTicker,
+}
+
+impl Runtime {
+    /// Prepares every component referenced by an HTTP trigger.
+    pub fn load(app: &App, options: &RuntimeOptions) -> anyhow::Result<Self> {
+        app.check_sources()?;
+        let application = &app.manifest.application;
+        tracing::info!(
+            app = %application.name,
+            version = application.version.as_deref().unwrap_or("-"),
+            "loading application"
+        );
+        let variables =
+            ComponentVariables::resolve(app, options.variables_file.as_deref(), |name| {
+                std::env::var(name).ok()
+            })?;
+        std::fs::create_dir_all(&options.state_dir).with_context(|| {
+            format!(
+                "cannot create state directory {}",
+                options.state_dir.display()
+            )
+        })?;
+        let kv: Arc<dyn KvBackend> = Arc::new(
+            RedbStore::open(&options.state_dir.join("kv.redb"))
+                .context("cannot open the key-value database")?,
+        );
+        let known_stores: Arc<HashSet<String>> = Arc::new(
+            app.manifest
+                .component
+                .values()
+                .flat_map(|c| c.key_value_stores.iter().cloned())
+                .collect(),
+        );
+
+        let engine = new_engine()?;
+        let linker = new_linker(&engine)?;
+        let cache_dir = options.state_dir.join("compiled");
+        let mut services: HashMap<String, Arc<ComponentService>> = HashMap::new();
+        let mut routes = Vec::new();
+        for (route, name) in &app.routes {
+            let service = match services.get(name) {
+                Some(service) => service.clone(),
+                None => {
+                    let started = Instant::now();
+                    let pre = prepare(app, name, &engine, &linker, &cache_dir)
+                        .with_context(|| format!("cannot load component `{name}`"))?;
+                    tracing::info!(
+                        component = %name,
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "component ready"
+                    );
+                    let decl = &app.manifest.component[name];
+                    let name: Arc<str> = name.as_str().into();
+                    let instances = ComponentInstances {
+                        name: name.clone(),
+                        engine: engine.clone(),
+                        pre,
+                        allowed_hosts: Arc::new(AllowedHosts::parse(&decl.allowed_outbound_hosts)?),
+                        kv_backend: kv.clone(),
+                        kv_access: KvAccess::new(
+                            Arc::new(decl.key_value_stores.iter().cloned().collect()),
+                            known_stores.clone(),
+                        ),
+                        variables: variables.for_component(&name),
+                        request_timeout: options.request_timeout,
+                    };
+                    let service = Arc::new(ComponentService {
+                        name,
+                        handler: ProxyHandler::new(instances),
+                    });
+                    services.insert(service.name.to_string(), service.clone());
+                    service
+                }
+            };
+            routes.push((route.clone(), service));
+        }
+        Ok(Self {
+            router: Router::new(routes),
+            _ticker: EpochTicker::start(engine),
+        })
+    }
+}
+
+/// Composes, compiles and links one trigger component.
+fn prepare(
+    app: &App,
+    name: &str,
+    engine: &Engine,
+    linker: &Linker<HostState>,
+    cache_dir: &Path,
+) -> anyhow::Result<ProxyPre<HostState>> {
+    let decl = &app.manifest.component[name];
+    let read = |file: &str| {
+        let path = app.resolve(file);
+        std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))
+    };
+    let main = read(&decl.source)?;
+    let mut dependencies = Vec::new();
+    for (import, dependency) in &decl.dependencies {
+        let source = match (&dependency.component, &dependency.path) {
+            (Some(component), _) => &app.manifest.component[component].source,
+            (None, Some(path)) => path,
+            (None, None) => unreachable!("validated by the manifest loader"),
+        };
+        let export = dependency.export.clone().unwrap_or_else(|| import.clone());
+        dependencies.push((import.as_str(), export, read(source)?));
+    }
+    let plugs: Vec<Plug<'_>> = dependencies
+        .iter()
+        .map(|(import, export, bytes)| Plug {
+            import,
+            export,
+            bytes,
+        })
+        .collect();
+    let composed = compose(&main, &plugs)?;
+    let component = load_component(engine, &composed, cache_dir)?;
+    let pre = linker
+        .instantiate_pre(&component)
+        .map_err(anyhow::Error::from)
+        .context("the component imports something the host does not provide")?;
+    let pre = ServicePre::new(pre).map_err(anyhow::Error::from).context(
+        "the component does not export wasi:http/handler@0.3.0 \
+         (build it with spin-sdk 7 `#[http_service]`)",
+    )?;
+    Ok(ProxyPre::P3(pre))
+}
