@@ -1,1 +1,15 @@
-//! placeholder
+//! The Upshift admin API: config documents in, state out.
+//!
+//! `PUT /admin/config` validates a YAML or JSON document and stores it as a
+//! new numbered version, then makes it the version in force; a rejected
+//! document changes nothing. The API logic is plain Rust over the
+//! [`ConfigStore`] trait; the wasm build backs it with `wasi:keyvalue`.
+
+pub mod api;
+pub mod store;
+
+#[cfg(target_arch = "wasm32")]
+mod service;
+
+pub use api::{AdminRequest, AdminResponse, handle};
+pub use store::{ConfigStore, StoreError};

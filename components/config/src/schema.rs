@@ -122,9 +122,6 @@ pub struct Route {
         skip_serializing_if = "is_default_timeout"
     )]
     pub timeout_ms: u32,
-    /// Send the client's `host` header upstream instead of the target's.
-    #[serde(default, skip_serializing_if = "is_default")]
-    pub preserve_host: bool,
     /// Credentials this route requires; absent means the route is public.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<RouteAuth>,

@@ -35,7 +35,6 @@ impl GuestRouteTable for Table {
             service: m.service.to_owned(),
             upstream_path: m.upstream_path,
             timeout_ms: m.timeout_ms,
-            preserve_host: m.preserve_host,
         })
     }
 

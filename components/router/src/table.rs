@@ -17,8 +17,6 @@ pub struct Match<'t> {
     pub upstream_path: String,
     /// Whole-request upstream timeout, in milliseconds.
     pub timeout_ms: u32,
-    /// Send the client's host upstream.
-    pub preserve_host: bool,
 }
 
 /// A route as the table needs it.
@@ -31,12 +29,11 @@ struct Entry {
     headers: Vec<(String, String)>,
     replace_prefix: Option<String>,
     timeout_ms: u32,
-    preserve_host: bool,
 }
 
 impl Entry {
     fn accepts(&self, head: &RequestHead) -> bool {
-        (self.methods.is_empty() || self.methods.iter().any(|m| *m == head.method))
+        (self.methods.is_empty() || self.methods.contains(&head.method))
             && self
                 .headers
                 .iter()
@@ -155,7 +152,6 @@ impl RouteTable {
                 .collect(),
             replace_prefix: route.replace_prefix.clone(),
             timeout_ms: route.timeout_ms,
-            preserve_host: route.preserve_host,
         });
         let paths: Vec<String> = if route.paths.is_empty() {
             vec!["/".to_owned()]
@@ -233,7 +229,6 @@ impl RouteTable {
             service: &entry.service,
             upstream_path: upstream_path(&path, &slot, entry, head.query.as_deref()),
             timeout_ms: entry.timeout_ms,
-            preserve_host: entry.preserve_host,
         })
     }
 }

@@ -1,0 +1,401 @@
+//! The admin endpoints, independent of how requests arrive.
+
+use crate::store::{ConfigStore, StoreError};
+use serde::Serialize;
+use serde_json::{Value, json};
+use upshift_config::{Config, ConfigError, Problem, keys};
+
+/// Largest config document accepted, in bytes.
+pub const MAX_DOCUMENT_BYTES: usize = 4 * 1024 * 1024;
+
+/// An admin request, its body already read.
+#[derive(Debug, Clone, Copy)]
+pub struct AdminRequest<'a> {
+    /// Upper-case method.
+    pub method: &'a str,
+    /// Path without query.
+    pub path: &'a str,
+    /// Request body.
+    pub body: &'a [u8],
+    /// Whether the caller presented the admin token.
+    pub authorized: bool,
+}
+
+/// A JSON response.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdminResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// JSON body.
+    pub body: Value,
+}
+
+impl AdminResponse {
+    fn ok(status: u16, body: Value) -> Self {
+        AdminResponse { status, body }
+    }
+
+    /// An error response `{"error":{"code":…,"message":…}}`.
+    pub fn error(status: u16, code: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        AdminResponse::ok(
+            status,
+            json!({ "error": { "code": code, "message": message } }),
+        )
+    }
+}
+
+impl From<StoreError> for AdminResponse {
+    fn from(e: StoreError) -> Self {
+        AdminResponse::error(503, "store_unavailable", e.to_string())
+    }
+}
+
+/// Whether `presented` equals `expected`, compared in time independent of
+/// where they differ.
+pub fn token_matches(presented: &str, expected: &str) -> bool {
+    let (a, b) = (presented.as_bytes(), expected.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Serves one admin request against `store`.
+pub fn handle(request: &AdminRequest<'_>, store: &impl ConfigStore) -> AdminResponse {
+    let segments: Vec<&str> = request.path.trim_matches('/').split('/').collect();
+    if segments == ["admin", "health"] {
+        return AdminResponse::ok(200, json!({ "status": "ok" }));
+    }
+    if !request.authorized {
+        return AdminResponse::error(
+            401,
+            "unauthorized",
+            "send the admin token as `authorization: Bearer <token>`",
+        );
+    }
+    let result = match (request.method, segments.as_slice()) {
+        ("PUT", ["admin", "config"]) => apply(store, request.body),
+        ("POST", ["admin", "config", "validate"]) => parse(request.body)
+            .map(|c| AdminResponse::ok(200, json!({ "valid": true, "summary": summary(&c) }))),
+        ("GET", ["admin", "config"]) => current(store).and_then(|v| show(store, v)),
+        ("GET", ["admin", "config", "versions", n]) => {
+            version_number(n).and_then(|v| show(store, v))
+        }
+        ("POST", ["admin", "config", "versions", n, "activate"]) => {
+            version_number(n).and_then(|v| activate(store, v))
+        }
+        ("GET", ["admin", "routes"]) => section(store, "routes"),
+        ("GET", ["admin", "services"]) => section(store, "services"),
+        (_, ["admin", "config"]) => Err(not_allowed("GET, PUT")),
+        (_, ["admin", "config", "validate"] | ["admin", "config", "versions", _, "activate"]) => {
+            Err(not_allowed("POST"))
+        }
+        (_, ["admin", "config", "versions", _] | ["admin", "routes"] | ["admin", "services"]) => {
+            Err(not_allowed("GET"))
+        }
+        _ => Err(AdminResponse::error(
+            404,
+            "not_found",
+            format!("no admin endpoint {} {}", request.method, request.path),
+        )),
+    };
+    result.unwrap_or_else(|e| e)
+}
+
+fn not_allowed(allow: &str) -> AdminResponse {
+    AdminResponse::error(
+        405,
+        "method_not_allowed",
+        format!("allowed methods: {allow}"),
+    )
+}
+
+/// Validates `body` and stores it as the new version in force.
+fn apply(store: &impl ConfigStore, body: &[u8]) -> Result<AdminResponse, AdminResponse> {
+    let config = parse(body)?;
+    let version = store.increment(keys::SEQUENCE, 1)?;
+    let version =
+        u64::try_from(version).map_err(|_| StoreError("version counter is negative".into()))?;
+    store.set(
+        &keys::version(version),
+        config.to_canonical_json().as_bytes(),
+    )?;
+    advance_current(store, version, false)?;
+    Ok(AdminResponse::ok(
+        201,
+        json!({ "version": version, "summary": summary(&config) }),
+    ))
+}
+
+/// Makes an earlier (or later) stored version the one in force.
+fn activate(store: &impl ConfigStore, version: u64) -> Result<AdminResponse, AdminResponse> {
+    if store.get(&keys::version(version))?.is_none() {
+        return Err(AdminResponse::error(
+            404,
+            "version_not_found",
+            format!("config version {version} does not exist"),
+        ));
+    }
+    advance_current(store, version, true)?;
+    Ok(AdminResponse::ok(
+        200,
+        json!({ "version": version, "active": true }),
+    ))
+}
+
+/// Sets the version in force to `version` with compare-and-swap, so that
+/// concurrent applies settle on the newest version. With `force`, an older
+/// version may replace a newer one (an explicit rollback).
+fn advance_current(store: &impl ConfigStore, version: u64, force: bool) -> Result<(), StoreError> {
+    let new = version.to_string();
+    loop {
+        let current = store.get(keys::CURRENT)?;
+        let in_force = current.as_deref().and_then(parse_version);
+        if !force && in_force.is_some_and(|v| v >= version) {
+            return Ok(());
+        }
+        if store.compare_and_swap(keys::CURRENT, current.as_deref(), new.as_bytes())? {
+            return Ok(());
+        }
+    }
+}
+
+fn parse(body: &[u8]) -> Result<Config, AdminResponse> {
+    if body.len() > MAX_DOCUMENT_BYTES {
+        return Err(AdminResponse::error(
+            413,
+            "document_too_large",
+            format!("config documents are limited to {MAX_DOCUMENT_BYTES} bytes"),
+        ));
+    }
+    let text = std::str::from_utf8(body)
+        .map_err(|_| AdminResponse::error(400, "malformed_config", "the document is not UTF-8"))?;
+    Config::parse(text).map_err(|e| rejected(&e))
+}
+
+fn rejected(error: &ConfigError) -> AdminResponse {
+    let (status, code) = match error {
+        ConfigError::Syntax(_) => (400, "malformed_config"),
+        ConfigError::Invalid(_) => (422, "invalid_config"),
+    };
+    let problems: &[Problem] = error.problems();
+    AdminResponse::ok(
+        status,
+        json!({ "error": { "code": code, "message": error.to_string(), "problems": problems } }),
+    )
+}
+
+fn current(store: &impl ConfigStore) -> Result<u64, AdminResponse> {
+    store
+        .get(keys::CURRENT)?
+        .as_deref()
+        .and_then(parse_version)
+        .ok_or_else(|| AdminResponse::error(404, "no_config", "no config has been applied yet"))
+}
+
+fn show(store: &impl ConfigStore, version: u64) -> Result<AdminResponse, AdminResponse> {
+    let config = load(store, version)?;
+    let active = store.get(keys::CURRENT)?.as_deref().and_then(parse_version) == Some(version);
+    Ok(AdminResponse::ok(
+        200,
+        json!({ "version": version, "active": active, "config": config }),
+    ))
+}
+
+fn section(store: &impl ConfigStore, name: &str) -> Result<AdminResponse, AdminResponse> {
+    let version = current(store)?;
+    let config = serde_json::to_value(load(store, version)?).unwrap_or_default();
+    let items = config.get(name).cloned().unwrap_or_else(|| json!([]));
+    Ok(AdminResponse::ok(
+        200,
+        json!({ "version": version, name: items }),
+    ))
+}
+
+fn load(store: &impl ConfigStore, version: u64) -> Result<Config, AdminResponse> {
+    let bytes = store.get(&keys::version(version))?.ok_or_else(|| {
+        AdminResponse::error(
+            404,
+            "version_not_found",
+            format!("config version {version} does not exist"),
+        )
+    })?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| StoreError(format!("version {version} is not UTF-8")))?;
+    Config::from_canonical_json(&text)
+        .map_err(|e| AdminResponse::error(500, "stored_config_unreadable", e.to_string()))
+}
+
+fn version_number(segment: &str) -> Result<u64, AdminResponse> {
+    segment.parse().map_err(|_| {
+        AdminResponse::error(
+            400,
+            "bad_version",
+            format!("{segment:?} is not a version number"),
+        )
+    })
+}
+
+fn parse_version(bytes: &[u8]) -> Option<u64> {
+    std::str::from_utf8(bytes).ok()?.trim().parse().ok()
+}
+
+#[derive(Serialize)]
+struct Summary {
+    services: usize,
+    routes: usize,
+    consumers: usize,
+    models: usize,
+}
+
+fn summary(config: &Config) -> Summary {
+    Summary {
+        services: config.services.len(),
+        routes: config.routes.len(),
+        consumers: config.consumers.len(),
+        models: config.ai.as_ref().map_or(0, |ai| ai.models.len()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+
+    /// An in-process store with the same semantics as the host's.
+    #[derive(Default)]
+    struct MemoryStore(RefCell<HashMap<String, Vec<u8>>>);
+
+    impl ConfigStore for MemoryStore {
+        fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+            Ok(self.0.borrow().get(key).cloned())
+        }
+        fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+            self.0.borrow_mut().insert(key.into(), value.into());
+            Ok(())
+        }
+        fn increment(&self, key: &str, delta: i64) -> Result<i64, StoreError> {
+            let mut map = self.0.borrow_mut();
+            let n = map.get(key).and_then(|v| parse_version(v)).unwrap_or(0) as i64 + delta;
+            map.insert(key.into(), n.to_string().into_bytes());
+            Ok(n)
+        }
+        fn compare_and_swap(
+            &self,
+            key: &str,
+            expected: Option<&[u8]>,
+            value: &[u8],
+        ) -> Result<bool, StoreError> {
+            let mut map = self.0.borrow_mut();
+            if map.get(key).map(Vec::as_slice) != expected {
+                return Ok(false);
+            }
+            map.insert(key.into(), value.into());
+            Ok(true)
+        }
+    }
+
+    const GOOD: &str = "services: [{name: s, versions: [{name: v1, targets: [{url: 'http://127.0.0.1:9'}]}]}]\n\
+                        routes: [{name: r, service: s}]";
+
+    fn call(store: &MemoryStore, method: &str, path: &str, body: &str) -> AdminResponse {
+        let request = AdminRequest {
+            method,
+            path,
+            body: body.as_bytes(),
+            authorized: true,
+        };
+        handle(&request, store)
+    }
+
+    #[test]
+    fn apply_stores_numbered_versions_and_reads_them_back() {
+        let store = MemoryStore::default();
+        assert_eq!(call(&store, "GET", "/admin/config", "").status, 404);
+        let first = call(&store, "PUT", "/admin/config", GOOD);
+        assert_eq!(first.status, 201, "{:?}", first.body);
+        assert_eq!(first.body["version"], 1);
+        assert_eq!(
+            call(&store, "PUT", "/admin/config", GOOD).body["version"],
+            2
+        );
+        let shown = call(&store, "GET", "/admin/config", "");
+        assert_eq!(shown.body["version"], 2);
+        assert_eq!(shown.body["config"]["routes"][0]["name"], "r");
+        assert_eq!(
+            call(&store, "GET", "/admin/routes", "").body["routes"][0]["service"],
+            "s"
+        );
+    }
+
+    #[test]
+    fn rejected_documents_change_nothing() {
+        let store = MemoryStore::default();
+        call(&store, "PUT", "/admin/config", GOOD);
+        let bad = call(
+            &store,
+            "PUT",
+            "/admin/config",
+            "routes: [{name: r, service: nope}]",
+        );
+        assert_eq!(bad.status, 422);
+        assert_eq!(
+            bad.body["error"]["problems"][0]["path"],
+            "routes[0].service"
+        );
+        let unknown = call(&store, "PUT", "/admin/config", "routez: []");
+        assert_eq!(unknown.status, 400);
+        assert_eq!(unknown.body["error"]["code"], "malformed_config");
+        assert_eq!(call(&store, "GET", "/admin/config", "").body["version"], 1);
+    }
+
+    #[test]
+    fn older_versions_can_be_activated_again() {
+        let store = MemoryStore::default();
+        call(&store, "PUT", "/admin/config", GOOD);
+        call(&store, "PUT", "/admin/config", GOOD);
+        assert_eq!(
+            call(&store, "POST", "/admin/config/versions/1/activate", "").status,
+            200
+        );
+        assert_eq!(call(&store, "GET", "/admin/config", "").body["version"], 1);
+        assert_eq!(
+            call(&store, "POST", "/admin/config/versions/9/activate", "").status,
+            404
+        );
+    }
+
+    #[test]
+    fn a_slower_apply_never_replaces_a_newer_version() {
+        let store = MemoryStore::default();
+        store.set(keys::CURRENT, b"5").unwrap();
+        advance_current(&store, 4, false).unwrap();
+        assert_eq!(store.get(keys::CURRENT).unwrap().unwrap(), b"5");
+    }
+
+    #[test]
+    fn the_token_guards_everything_but_health() {
+        let store = MemoryStore::default();
+        let request = |path| AdminRequest {
+            method: "GET",
+            path,
+            body: b"",
+            authorized: false,
+        };
+        assert_eq!(handle(&request("/admin/health"), &store).status, 200);
+        assert_eq!(handle(&request("/admin/config"), &store).status, 401);
+        assert!(token_matches("secret", "secret"));
+        assert!(!token_matches("secret", "secreT"));
+        assert!(!token_matches("secret", "secret2"));
+    }
+
+    #[test]
+    fn wrong_methods_and_paths() {
+        let store = MemoryStore::default();
+        assert_eq!(call(&store, "DELETE", "/admin/config", "").status, 405);
+        assert_eq!(call(&store, "GET", "/admin/nothing", "").status, 404);
+        assert_eq!(
+            call(&store, "GET", "/admin/config/versions/x", "").status,
+            400
+        );
+    }
+}
