@@ -8,7 +8,7 @@
 mod path;
 mod table;
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "component"))]
 mod bindings;
 
 pub use path::normalize;

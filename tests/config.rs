@@ -1,0 +1,130 @@
+//! Config documents through the CLI and the admin API: apply, read back,
+//! reject whole, and survive a restart.
+
+mod support;
+
+use serde_json::Value;
+use support::upstream::Upstream;
+use support::{ADMIN_TOKEN, Host, cli, client};
+
+fn good(up: &Upstream, path: &str) -> String {
+    format!(
+        "# orders through the gateway\n\
+         services:\n\
+         - name: orders\n\
+         \x20 versions:\n\
+         \x20   - name: v1\n\
+         \x20     targets: [{{ url: '{}' }}]\n\
+         routes:\n\
+         - {{ name: orders, paths: ['{path}'], service: orders }}\n",
+        up.url()
+    )
+}
+
+async fn status_of(host: &Host, path: &str) -> u16 {
+    client()
+        .get(format!("{}{path}", host.url))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn apply_get_and_reject_through_the_cli() {
+    let up = Upstream::start("orders").await;
+    let state = tempfile::tempdir().unwrap();
+    let host = Host::start(state.path());
+    let dir = tempfile::tempdir().unwrap();
+    let file = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+
+    let gateway = file("gateway.yaml", &good(&up, "/orders"));
+    let (ok, out, err) = cli(&["apply", "-f", &gateway, "--admin", &host.url]);
+    assert!(ok, "apply failed: {out} {err}");
+    assert!(out.contains("version"), "apply output: {out}");
+    assert_eq!(status_of(&host, "/orders/1").await, 200);
+
+    let (ok, out, err) = cli(&["get", "routes", "--admin", &host.url]);
+    assert!(ok, "get failed: {err}");
+    let routes: Value = serde_json::from_str(&out).expect("get prints JSON");
+    assert_eq!(routes["routes"][0]["name"], "orders");
+    let (ok, out, _) = cli(&["get", "config", "--admin", &host.url]);
+    assert!(ok);
+    let config: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(config["version"], 1);
+    assert_eq!(config["config"]["services"][0]["versions"][0]["name"], "v1");
+
+    // Each bad document is rejected whole, with where and what.
+    let rejects = [
+        ("unknown-field.yaml", good(&up, "/orders").replace("paths:", "pathz:"), "routes[0]", "unknown field `pathz`"),
+        ("undefined-service.yaml", good(&up, "/orders").replace("service: orders", "service: payments"), "routes[0].service", "unknown service \"payments\""),
+        ("malformed.yaml", "routes: [\n  {name: a,\n".to_owned(), "", "line"),
+        ("bad-url.json", r#"{"services":[{"name":"s","versions":[{"name":"v","targets":[{"url":"ftp://x"}]}]}]}"#.to_owned(), "services[0].versions[0].targets[0].url", "http:// or https://"),
+    ];
+    for (name, text, path, message) in rejects {
+        let bad = file(name, &text);
+        let (ok, out, err) = cli(&["apply", "-f", &bad, "--admin", &host.url]);
+        let said = format!("{out}{err}");
+        assert!(!ok, "{name} was accepted: {said}");
+        assert!(
+            said.contains(path) && said.contains(message),
+            "{name}: {said}"
+        );
+        assert!(said.contains(name), "{name}: the file is not named: {said}");
+    }
+    // The running config is untouched.
+    assert_eq!(status_of(&host, "/orders/1").await, 200);
+    let (_, out, _) = cli(&["get", "config", "--admin", &host.url]);
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["version"], 1);
+
+    // A wrong admin token is refused.
+    let response = client()
+        .put(format!("{}/admin/config", host.url))
+        .bearer_auth(format!("{ADMIN_TOKEN}-wrong"))
+        .body(good(&up, "/x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+}
+
+#[tokio::test]
+async fn config_survives_a_restart() {
+    let up = Upstream::start("orders").await;
+    let state = tempfile::tempdir().unwrap();
+    {
+        let host = Host::start(state.path());
+        assert_eq!(host.apply(&good(&up, "/first")).await, 1);
+        assert_eq!(host.apply(&good(&up, "/second")).await, 2);
+        assert_eq!(status_of(&host, "/second").await, 200);
+    }
+    let host = Host::start(state.path());
+    assert_eq!(status_of(&host, "/second").await, 200);
+    assert_eq!(status_of(&host, "/first").await, 404);
+    // Numbering continues and old versions can be activated again.
+    assert_eq!(host.apply(&good(&up, "/third")).await, 3);
+    let response = client()
+        .post(format!("{}/admin/config/versions/1/activate", host.url))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(status_of(&host, "/first").await, 200);
+    assert_eq!(status_of(&host, "/third").await, 404);
+}
+
+#[tokio::test]
+async fn oversized_documents_are_refused() {
+    let state = tempfile::tempdir().unwrap();
+    let host = Host::start(state.path());
+    let huge = format!("# {}\nroutes: []\n", "x".repeat(5 * 1024 * 1024));
+    let (status, body) = host.put_config(&huge).await;
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(body["error"]["code"], "document_too_large");
+}

@@ -1,0 +1,193 @@
+//! The end-to-end test harness: the real `upshift` host serving the real
+//! components from the repository's spin.toml, real upstream servers on
+//! 127.0.0.1 and a real HTTP client.
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+pub mod upstream;
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// The admin token of the test apps.
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("host/ has a parent")
+        .to_owned()
+}
+
+/// The `upshift` binary under test.
+pub fn upshift_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_upshift")
+}
+
+/// The built component `name` (e.g. `router`), failing with a hint when the
+/// components were not built.
+pub fn component(name: &str) -> PathBuf {
+    let path = repo().join(format!("target/wasm32-wasip2/release/upshift_{name}.wasm"));
+    assert!(
+        path.exists(),
+        "{} is missing: build the components first (tests/run.sh does, or `upshift build`)",
+        path.display()
+    );
+    path
+}
+
+/// A running `upshift up`, killed on drop.
+pub struct Host {
+    child: Child,
+    /// `http://127.0.0.1:PORT`
+    pub url: String,
+    /// Its state directory (the embedded key-value store lives here).
+    pub state: PathBuf,
+    /// Lines the host logged, collected in the background.
+    pub log: mpsc::Receiver<String>,
+}
+
+impl Host {
+    /// Starts the host on the repository's spin.toml with a fresh state dir.
+    pub fn start(state: &Path) -> Host {
+        Host::start_with(&repo().join("spin.toml"), state, &[])
+    }
+
+    /// Starts the host on `manifest` with `state` and extra `upshift up`
+    /// arguments; the admin token is [`ADMIN_TOKEN`], from the environment.
+    pub fn start_with(manifest: &Path, state: &Path, extra_args: &[&str]) -> Host {
+        Host::launch(manifest, state, extra_args, Some(ADMIN_TOKEN))
+    }
+
+    /// Like [`Host::start_with`], with no admin token in the environment.
+    pub fn start_without_token(manifest: &Path, state: &Path, extra_args: &[&str]) -> Host {
+        Host::launch(manifest, state, extra_args, None)
+    }
+
+    fn launch(manifest: &Path, state: &Path, extra_args: &[&str], token: Option<&str>) -> Host {
+        let mut command = Command::new(upshift_bin());
+        command
+            .args(["up", "--listen", "127.0.0.1:0", "--manifest"])
+            .arg(manifest)
+            .arg("--state-dir")
+            .arg(state)
+            .env_remove("SPIN_VARIABLE_ADMIN_TOKEN")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        command.args(extra_args);
+        if let Some(token) = token {
+            command.env("SPIN_VARIABLE_ADMIN_TOKEN", token);
+        }
+        let mut child = command.spawn().expect("upshift starts");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let (log_tx, log) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("listening on http://").nth(1) {
+                    let addr = rest
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned();
+                    let _ = ready_tx.send(addr);
+                }
+                let _ = log_tx.send(line);
+            }
+        });
+        let addr = match ready_rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(addr) => addr,
+            Err(_) => {
+                let _ = child.kill();
+                let lines: Vec<String> = log.try_iter().collect();
+                panic!(
+                    "upshift did not report its address; log:\n{}",
+                    lines.join("\n")
+                );
+            }
+        };
+        Host {
+            child,
+            url: format!("http://{addr}"),
+            state: state.to_owned(),
+            log,
+        }
+    }
+
+    /// Process id, for reading its memory use.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Every line logged so far.
+    pub fn drain_log(&self) -> Vec<String> {
+        self.log.try_iter().collect()
+    }
+
+    /// Applies a config document through the admin API, expecting success;
+    /// returns the new version.
+    pub async fn apply(&self, document: &str) -> u64 {
+        let (status, body) = self.put_config(document).await;
+        assert_eq!(status, 201, "config was rejected: {body}");
+        body["version"].as_u64().expect("a version number")
+    }
+
+    /// `PUT /admin/config` with `document`: status and JSON body.
+    pub async fn put_config(&self, document: &str) -> (u16, Value) {
+        let response = client()
+            .put(format!("{}/admin/config", self.url))
+            .bearer_auth(ADMIN_TOKEN)
+            .header("content-type", "application/yaml")
+            .body(document.to_owned())
+            .send()
+            .await
+            .expect("admin answers");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("admin answers JSON"))
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An HTTP client that does not follow redirects or use proxies.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client builds")
+}
+
+/// Runs the `upshift` CLI with `args`: exit success, stdout, stderr.
+pub fn cli(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(upshift_bin())
+        .args(args)
+        .env("UPSHIFT_ADMIN_TOKEN", ADMIN_TOKEN)
+        .output()
+        .expect("upshift runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Peak resident memory of process `pid`, in KiB.
+pub fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .expect("VmHWM")
+}

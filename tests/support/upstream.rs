@@ -1,0 +1,169 @@
+//! Real upstream HTTP servers on 127.0.0.1 for the end-to-end tests.
+//!
+//! Every server answers:
+//! - `/bytes/N`: N bytes of a known pattern, streamed in 64 KiB chunks;
+//! - `/upload`: reads the body as it streams and answers its length and checksum;
+//! - `/hang`: never answers;
+//! - `/status/N`: status N;
+//! - anything else: JSON echo of method, path, query and headers.
+//!
+//! Each answer carries `x-upstream: NAME` so tests see who answered.
+
+use bytes::Bytes;
+use futures::StreamExt;
+use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
+use hyper::body::{Frame, Incoming};
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use serde_json::json;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use tokio::net::TcpListener;
+
+/// The byte at offset `i` of every generated body.
+pub fn pattern(i: u64) -> u8 {
+    (i % 251) as u8
+}
+
+/// Checksum the upstream reports for uploads: wrapping sum of byte × (offset + 1).
+pub fn checksum(bytes: impl IntoIterator<Item = (u64, u8)>) -> u64 {
+    bytes.into_iter().fold(0u64, |acc, (i, b)| {
+        acc.wrapping_add(u64::from(b).wrapping_mul(i + 1))
+    })
+}
+
+type Body = BoxBody<Bytes, Infallible>;
+
+/// A running upstream; stops when the test's runtime ends.
+pub struct Upstream {
+    /// Where it listens.
+    pub addr: SocketAddr,
+}
+
+impl Upstream {
+    /// `http://127.0.0.1:PORT`
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Starts an upstream called `name` on a free port.
+    pub async fn start(name: &'static str) -> Upstream {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    break;
+                };
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req| serve(name, req));
+                    let _ = auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Upstream { addr }
+    }
+}
+
+/// A port on which nothing listens.
+pub async fn closed_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+async fn serve(name: &'static str, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    let path = req.uri().path().to_owned();
+    let response = Response::builder().header("x-upstream", name);
+    if let Some(n) = path
+        .strip_prefix("/bytes/")
+        .and_then(|n| n.parse::<u64>().ok())
+    {
+        const CHUNK: u64 = 64 * 1024;
+        let chunks = futures::stream::iter((0..n.div_ceil(CHUNK)).map(move |c| {
+            let start = c * CHUNK;
+            let end = (start + CHUNK).min(n);
+            let data: Vec<u8> = (start..end).map(pattern).collect();
+            Ok::<_, Infallible>(Frame::data(Bytes::from(data)))
+        }));
+        return Ok(response
+            .header("content-length", n)
+            .body(StreamBody::new(chunks).boxed())
+            .expect("response"));
+    }
+    if path == "/upload" {
+        let mut body = req.into_body().into_data_stream();
+        let (mut length, mut sum) = (0u64, 0u64);
+        while let Some(Ok(chunk)) = body.next().await {
+            sum = sum.wrapping_add(checksum(
+                chunk
+                    .iter()
+                    .enumerate()
+                    .map(|(i, b)| (length + i as u64, *b)),
+            ));
+            length += chunk.len() as u64;
+        }
+        return Ok(json_response(
+            response,
+            json!({ "length": length, "checksum": sum }),
+        ));
+    }
+    if path == "/hang" {
+        std::future::pending::<()>().await;
+    }
+    if let Some(code) = path
+        .strip_prefix("/status/")
+        .and_then(|n| n.parse::<u16>().ok())
+    {
+        return Ok(response
+            .status(code)
+            .body(Full::new(Bytes::new()).boxed())
+            .expect("response"));
+    }
+    let headers: Vec<(String, String)> = req
+        .headers()
+        .iter()
+        .map(|(n, v)| {
+            (
+                n.to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let echo = json!({
+        "upstream": name,
+        "method": req.method().as_str(),
+        "path": path,
+        "query": req.uri().query(),
+        "headers": headers,
+    });
+    Ok(json_response(
+        response
+            .header("connection", "keep-alive")
+            .header("keep-alive", "timeout=5"),
+        echo,
+    ))
+}
+
+fn json_response(
+    builder: hyper::http::response::Builder,
+    body: serde_json::Value,
+) -> Response<Body> {
+    builder
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.to_string())).boxed())
+        .expect("response")
+}
+
+/// The values of header `name` in an echo body.
+pub fn echoed_header(echo: &serde_json::Value, name: &str) -> Vec<String> {
+    echo["headers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|pair| pair[0] == name)
+        .map(|pair| pair[1].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
