@@ -1,1 +1,55 @@
-//! Benchmarks live in benches/.
+//! Generated inputs for the hot-path benchmarks in `benches/`.
+
+use upshift_config::{Config, RequestHead};
+
+/// A config with `n` services and `n` routes (one path prefix per service,
+/// a tenth of them host-bound), as a large API would have.
+pub fn config_with_routes(n: usize) -> Config {
+    let mut doc = String::from("services:\n");
+    for i in 0..n {
+        doc.push_str(&format!(
+            "  - {{ name: svc{i}, versions: [{{ name: v1, weight: 90, targets: [{{ url: 'http://10.0.{}.{}:8080' }}] }}, \
+             {{ name: v2, weight: 10, targets: [{{ url: 'http://10.1.{}.{}:8080' }}] }}] }}\n",
+            i / 250,
+            i % 250,
+            i / 250,
+            i % 250
+        ));
+    }
+    doc.push_str("routes:\n");
+    for i in 0..n {
+        let hosts = if i % 10 == 0 {
+            format!("hosts: [api{i}.example.com], ")
+        } else {
+            String::new()
+        };
+        doc.push_str(&format!(
+            "  - {{ name: r{i}, {hosts}paths: [/api/v1/resource{i}], methods: [GET, POST], service: svc{i} }}\n"
+        ));
+    }
+    doc.push_str("consumers:\n");
+    for i in 0..n {
+        doc.push_str(&format!(
+            "  - {{ name: c{i}, api_keys: [key-{i:08}-secret] }}\n"
+        ));
+    }
+    Config::parse(&doc).expect("generated config is valid")
+}
+
+/// A typical request for route `i` of [`config_with_routes`].
+pub fn request_for(i: usize) -> RequestHead {
+    RequestHead {
+        method: "GET".into(),
+        scheme: "https".into(),
+        authority: "gateway.example.com".into(),
+        path: format!("/api/v1/resource{i}/items/42"),
+        query: Some("expand=owner".into()),
+        headers: vec![
+            ("accept".into(), "application/json".into()),
+            ("user-agent".into(), "bench/1.0".into()),
+            ("x-api-key".into(), format!("key-{i:08}-secret")),
+        ],
+        client_ip: Some("203.0.113.9".into()),
+        request_id: "8d1f0e9c-6a43-4b1e-9f4e-2b8c7c1d5a10".into(),
+    }
+}

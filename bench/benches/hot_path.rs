@@ -1,0 +1,69 @@
+//! The per-request work of the policy components, natively.
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use std::hint::black_box;
+use upshift_auth::Policy;
+use upshift_bench::{config_with_routes, request_for};
+use upshift_config::Config;
+use upshift_router::RouteTable;
+use upshift_splitter::Plan;
+
+fn route_matching(c: &mut Criterion) {
+    let mut group = c.benchmark_group("route_match");
+    for n in [10, 1_000, 10_000] {
+        let table = RouteTable::new(&config_with_routes(n));
+        let request = request_for(n / 2 + 1);
+        assert!(table.resolve(&request).is_some());
+        group.bench_with_input(BenchmarkId::from_parameter(n), &request, |b, r| {
+            b.iter(|| black_box(table.resolve(black_box(r))))
+        });
+    }
+    group.finish();
+}
+
+fn split_decision(c: &mut Criterion) {
+    let plan = Plan::new(&config_with_routes(1_000));
+    let request = request_for(7);
+    c.bench_function("split_decision", |b| {
+        b.iter(|| black_box(plan.choose(black_box("svc7"), black_box(&request))))
+    });
+}
+
+fn api_key_lookup(c: &mut Criterion) {
+    let config = config_with_routes(1_000);
+    let mut config = config;
+    for route in &mut config.routes {
+        route.auth = Some(upshift_config::RouteAuth {
+            api_key: Some(upshift_config::ApiKeyAuth {
+                header: "x-api-key".into(),
+                query: None,
+            }),
+        });
+    }
+    let policy = Policy::new(&config);
+    let request = request_for(500);
+    assert!(policy.authenticate("r500", &request).unwrap().is_some());
+    c.bench_function("api_key_lookup_1000_consumers", |b| {
+        b.iter(|| black_box(policy.authenticate(black_box("r500"), black_box(&request))))
+    });
+}
+
+fn config_parse(c: &mut Criterion) {
+    let config = config_with_routes(1_000);
+    let canonical = config.to_canonical_json();
+    c.bench_function("config_load_1000_routes", |b| {
+        b.iter(|| {
+            let config = Config::from_canonical_json(black_box(&canonical)).unwrap();
+            black_box(RouteTable::new(&config))
+        })
+    });
+}
+
+criterion_group!(
+    benches,
+    route_matching,
+    split_decision,
+    api_key_lookup,
+    config_parse
+);
+criterion_main!(benches);
