@@ -8,7 +8,7 @@ use crate::manifest::App;
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     /// The shell could not be started.
-    #[error("cannot run the build command of `{component}`: {source}")]
+    #[error("cannot run the build command of `{component}`")]
     Spawn {
         /// Component name.
         component: String,

@@ -9,7 +9,7 @@ use http::Method;
 use tokio::net::TcpListener;
 
 use crate::admin_client::{AdminClient, config_content_type};
-use crate::builder;
+use crate::builder::{self, BuildError};
 use crate::cli::{ApplyArgs, GetArgs, ManifestArgs, Resource, UpArgs};
 use crate::manifest::App;
 use crate::runtime::{Runtime, RuntimeOptions};
@@ -21,11 +21,10 @@ const CONCURRENCY_PER_CORE: usize = 2;
 /// `upshift up`.
 pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     let app = App::load(&args.manifest)?;
-    if args.build {
-        if let Err(error) = builder::build(&app) {
-            tracing::error!("{error}");
-            return Ok(exit_code(error.exit_code()));
-        }
+    if args.build
+        && let Err(error) = builder::build(&app)
+    {
+        return Ok(build_failed(error));
     }
     let options = RuntimeOptions {
         state_dir: args.state_dir,
@@ -55,14 +54,14 @@ pub fn build(args: ManifestArgs) -> anyhow::Result<ExitCode> {
     let app = App::load(&args.manifest)?;
     match builder::build(&app) {
         Ok(()) => Ok(ExitCode::SUCCESS),
-        Err(error) => {
-            tracing::error!("{error}");
-            Ok(exit_code(error.exit_code()))
-        }
+        Err(error) => Ok(build_failed(error)),
     }
 }
 
-fn exit_code(code: i32) -> ExitCode {
+/// Logs a build failure; returns the build command's exit code.
+fn build_failed(error: BuildError) -> ExitCode {
+    let code = error.exit_code();
+    tracing::error!("{:#}", anyhow::Error::new(error));
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
 

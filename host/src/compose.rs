@@ -12,7 +12,7 @@ use wac_graph::{CompositionGraph, EncodeOptions};
 #[derive(Debug, thiserror::Error)]
 pub enum ComposeError {
     /// A component binary could not be loaded as a package.
-    #[error("cannot load `{name}` as a component: {source:#}")]
+    #[error("cannot load `{name}` as a component")]
     Load {
         /// Component or dependency name.
         name: String,
@@ -31,7 +31,7 @@ pub enum ComposeError {
         export: String,
     },
     /// Building or encoding the graph failed (e.g. incompatible types).
-    #[error("composing `{context}`: {source:#}")]
+    #[error("composing `{context}`")]
     Graph {
         /// What was being done.
         context: String,

@@ -31,9 +31,7 @@ const DEFAULT_ADMIN_TOKEN: &str = "upshift-dev-admin-token";
 /// Runs the demo until interrupted.
 pub async fn run(args: ManifestArgs) -> anyhow::Result<ExitCode> {
     let app = App::load(&args.manifest)?;
-    if let Err(error) = builder::build(&app) {
-        bail!("{error}");
-    }
+    builder::build(&app)?;
     let config_path = app.resolve("host/demo/upshift.yaml");
     let template = std::fs::read_to_string(&config_path)
         .with_context(|| format!("cannot read the demo config {}", config_path.display()))?;
@@ -76,11 +74,12 @@ pub async fn run(args: ManifestArgs) -> anyhow::Result<ExitCode> {
     }
     println!("Demo config applied:\n{}\n", response.pretty_body());
     println!("Try:");
-    println!("  curl -i http://{GATEWAY}/api/orders");
-    println!("  curl -i -H 'x-canary: always' http://{GATEWAY}/api/orders");
-    println!("  upshift get routes");
-    println!("  upshift get services");
-    println!("  upshift get config");
+    println!("  curl -i http://{GATEWAY}/orders                # 90% v1, 10% v2 (x-demo-upstream)");
+    println!("  curl -i -H 'x-version: v2' http://{GATEWAY}/orders  # testers reach v2");
+    println!("  curl -i -H 'x-api-key: demo-key-123456' http://{GATEWAY}/api/items");
+    println!("  curl -i http://{GATEWAY}/api/items             # 401 without a key");
+    println!("  curl -s http://{GATEWAY}/v1/models");
+    println!("  upshift get routes; upshift get services; upshift get config");
     println!("Press Ctrl-C to stop.");
 
     gateway.await??;

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::hash::{Hash as _, Hasher};
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -21,6 +21,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use crate::bindings::spin::key_value::key_value;
 use crate::bindings::spin::variables::variables;
 use crate::bindings::wasi::keyvalue::{atomics, batch, store as wasi_store};
+use crate::concurrency::RequestSlot;
 use crate::kv::{Kv, KvCtx, KvView};
 use crate::outbound::OutboundHttp;
 use crate::variables::{Variables, VariablesView};
@@ -109,12 +110,22 @@ pub struct HostState {
     limits: StoreLimits,
     /// Epoch ticks the current request may still run for (a CPU-time budget).
     ticks_left: u64,
+    /// Id of the request being handled, for logs.
+    request_id: Option<Arc<str>>,
 }
 
 impl HostState {
-    /// Grants the current request a fresh budget of `ticks` epoch ticks of execution.
-    pub fn start_request(&mut self, ticks: u64) {
+    /// Records the start of a request and grants it a budget of `ticks` epoch
+    /// ticks of execution.
+    pub fn start_request(&mut self, request_id: Arc<str>, slot: RequestSlot, ticks: u64) {
+        self.request_id = Some(request_id);
+        self.outbound.set_request_slot(slot);
         self.ticks_left = ticks;
+    }
+
+    /// Id of the request being (or last) handled.
+    pub fn request_id(&self) -> Option<&str> {
+        self.request_id.as_deref()
     }
 
     /// The `wasi:http` view, as needed by `ProxyHandler`.
@@ -141,6 +152,7 @@ pub fn new_store(
             .memory_size(MAX_MEMORY_BYTES)
             .build(),
         ticks_left: u64::MAX,
+        request_id: None,
     };
     let mut store = Store::new(engine, state);
     store.limiter(|state| &mut state.limits);
@@ -256,7 +268,7 @@ impl Hasher for CacheKeyHasher {
     }
 }
 
-fn write_atomically(dir: &Path, path: &PathBuf, bytes: &[u8]) -> std::io::Result<()> {
+fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let mut file = tempfile::NamedTempFile::new_in(dir)?;
     file.write_all(bytes)?;

@@ -14,9 +14,10 @@ use wasmtime_wasi_http::handler::{
     HandlerState, Instance, ProxyPre, ShouldAccept, WorkerExpiration, WorkerState, WorkerStatus,
 };
 
+use crate::concurrency::RequestSlot;
 use crate::engine::{EPOCH_TICK, HostState, new_store};
 use crate::kv::{KvAccess, KvBackend, KvCtx};
-use crate::outbound::{AllowedHosts, OutboundHttp};
+use crate::outbound::{AllowedHosts, OutboundClients, OutboundHttp};
 
 /// Requests served by one instance before it is replaced.
 const MAX_REQUESTS_PER_INSTANCE: usize = 128;
@@ -38,6 +39,8 @@ pub struct ComponentInstances {
     pub pre: ProxyPre<HostState>,
     /// Where it may send HTTP requests.
     pub allowed_hosts: Arc<AllowedHosts>,
+    /// The shared outbound connection pool.
+    pub outbound_clients: OutboundClients,
     /// The key-value backend.
     pub kv_backend: Arc<dyn KvBackend>,
     /// Which stores it may open.
@@ -56,7 +59,11 @@ impl HandlerState for ComponentInstances {
     async fn instantiate(&self) -> wasmtime::Result<Instance<HostState, Expiration, Worker>> {
         let mut store = new_store(
             &self.engine,
-            OutboundHttp::new(self.name.clone(), self.allowed_hosts.clone()),
+            OutboundHttp::new(
+                self.name.clone(),
+                self.allowed_hosts.clone(),
+                self.outbound_clients.clone(),
+            ),
             KvCtx {
                 backend: self.kv_backend.clone(),
                 access: self.kv_access.clone(),
@@ -86,7 +93,8 @@ pub struct Worker {
 
 impl WorkerState for Worker {
     type StoreData = HostState;
-    type RequestData = ();
+    /// The request id (for logs) and its run-permit slot.
+    type RequestData = (Arc<str>, RequestSlot);
 
     fn should_accept_request(&self, concurrent_count: usize, total_count: usize) -> ShouldAccept {
         if total_count >= MAX_REQUESTS_PER_INSTANCE {
@@ -101,22 +109,27 @@ impl WorkerState for Worker {
     fn on_request_start(
         &self,
         mut store: StoreContextMut<'_, HostState>,
-        _data: (),
+        (request_id, slot): (Arc<str>, RequestSlot),
         _task: GuestTaskId,
     ) -> Pin<Box<dyn Future<Output = ()> + Send + Sync>> {
         let ticks = (self.request_timeout.as_millis() / EPOCH_TICK.as_millis()).max(1);
         store
             .data_mut()
-            .start_request(u64::try_from(ticks).unwrap_or(u64::MAX));
+            .start_request(request_id, slot, u64::try_from(ticks).unwrap_or(u64::MAX));
         // Wall-clock limit for producing the response head: generous, since the
         // guest may be waiting on slow upstreams without using any CPU.
         Box::pin(tokio::time::sleep(self.request_timeout + STUCK_GRACE))
     }
 
     fn drop(&self, store: Store<HostState>, result: wasmtime::Result<()>) {
-        drop(store);
         if let Err(error) = result {
-            tracing::warn!(component = %self.name, "instance discarded: {error:#}");
+            tracing::warn!(
+                component = %self.name,
+                request_id = store.data().request_id().unwrap_or("-"),
+                "instance discarded: {}",
+                error.root_cause()
+            );
+            tracing::debug!(component = %self.name, "instance failure details: {error:?}");
         }
     }
 }

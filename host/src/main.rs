@@ -6,6 +6,7 @@ mod builder;
 mod cli;
 mod commands;
 mod compose;
+mod concurrency;
 mod demo;
 mod engine;
 mod instances;
@@ -17,6 +18,7 @@ mod runtime;
 mod server;
 mod variables;
 
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
 use clap::Parser as _;
@@ -30,6 +32,7 @@ fn main() -> ExitCode {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -16,7 +16,7 @@ use crate::variables::{Template, TemplateError};
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
     /// The manifest file could not be read.
-    #[error("cannot read manifest {path}: {source}")]
+    #[error("cannot read manifest {path}")]
     Read {
         /// Manifest path.
         path: PathBuf,
@@ -24,7 +24,7 @@ pub enum ManifestError {
         source: std::io::Error,
     },
     /// The manifest is not valid TOML or does not match the schema.
-    #[error("invalid manifest {path}: {source}")]
+    #[error("invalid manifest {path}")]
     Parse {
         /// Manifest path.
         path: PathBuf,
@@ -401,7 +401,6 @@ command = "make"
         assert!(app.manifest.variables["token"].secret);
         assert_eq!(
             app.manifest.component["router"]
-                .unwrap()
                 .build
                 .as_ref()
                 .unwrap()

@@ -1,9 +1,19 @@
 //! Outbound HTTP: `allowed_outbound_hosts` (Spin syntax) and the `wasi:http`
 //! hooks that enforce it before sending a request.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
+use crate::concurrency::RequestSlot;
+use bytes::Bytes;
 use http_body_util::BodyExt;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
 /// An invalid `allowed_outbound_hosts` entry.
@@ -86,7 +96,7 @@ impl AllowedHosts {
                 HostPattern::Exact(h) => *h == host,
                 HostPattern::Subdomain(suffix) => host
                     .strip_suffix(suffix.as_str())
-                    .is_some_and(|prefix| prefix.len() > 1 && prefix.ends_with('.')),
+                    .is_some_and(|prefix| !prefix.is_empty()),
             };
             let port_ok = match rule.port {
                 PortPattern::Any => true,
@@ -172,19 +182,62 @@ fn parse_rule(entry: &str) -> Result<HostRule, &'static str> {
     Ok(HostRule { scheme, host, port })
 }
 
+/// A pooled HTTP/1 client for guest requests.
+type PooledClient = Client<HttpConnector, WasiBody>;
+
+/// Pooled HTTP/1 clients for plain-`http` upstreams, shared by all instances
+/// so connections are reused across requests. There is one client per
+/// connect timeout a guest asked for (in practice very few).
+#[derive(Clone, Default)]
+pub struct OutboundClients {
+    clients: Arc<Mutex<HashMap<Option<Duration>, PooledClient>>>,
+}
+
+impl OutboundClients {
+    fn client(&self, connect_timeout: Option<Duration>) -> PooledClient {
+        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        clients
+            .entry(connect_timeout)
+            .or_insert_with(|| {
+                let mut connector = HttpConnector::new();
+                connector.set_nodelay(true);
+                connector.set_connect_timeout(connect_timeout);
+                Client::builder(TokioExecutor::new()).build(connector)
+            })
+            .clone()
+    }
+}
+
+/// Timeout applied when the guest sets none (matches wasmtime-wasi-http's default).
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+
 /// `wasi:http` hooks for one component: requests to hosts outside its
-/// `allowed_outbound_hosts` fail with `HTTP-request-denied`, others are sent
-/// with wasmtime-wasi-http's default client (which applies the guest's
-/// connect, first-byte and between-bytes timeouts).
+/// `allowed_outbound_hosts` fail with `HTTP-request-denied`. Plain-`http`
+/// requests go through the shared connection pool; `https` ones through
+/// wasmtime-wasi-http's default client (a new connection each). Both honor the
+/// guest's connect, first-byte and between-bytes timeouts.
 pub struct OutboundHttp {
     allowed: Arc<AllowedHosts>,
     component: Arc<str>,
+    clients: OutboundClients,
+    /// The current request's run permit, released while waiting on upstreams.
+    slot: Option<RequestSlot>,
 }
 
 impl OutboundHttp {
     /// Hooks enforcing `allowed` for the named component.
-    pub fn new(component: Arc<str>, allowed: Arc<AllowedHosts>) -> Self {
-        Self { allowed, component }
+    pub fn new(component: Arc<str>, allowed: Arc<AllowedHosts>, clients: OutboundClients) -> Self {
+        Self {
+            allowed,
+            component,
+            clients,
+            slot: None,
+        }
+    }
+
+    /// Sets the run-permit slot of the request now being handled.
+    pub fn set_request_slot(&mut self, slot: RequestSlot) {
+        self.slot = Some(slot);
     }
 }
 
@@ -209,13 +262,114 @@ impl WasiHttpHooks for OutboundHttp {
             );
             return Box::new(async { Err(HttpError::HttpRequestDenied) });
         }
-        Box::new(async move {
-            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
-            Ok((
-                response.map(BodyExt::boxed_unsync),
-                Box::new(io) as Box<dyn Future<Output = _> + Send>,
-            ))
-        })
+        let send: Pin<Box<dyn Future<Output = SendResult> + Send>> =
+            if request.uri().scheme() == Some(&http::uri::Scheme::HTTP) {
+                let client = self.clients.client(options.and_then(|o| o.connect_timeout));
+                Box::pin(send_pooled(client, request, options))
+            } else {
+                Box::pin(async move {
+                    let (response, io) =
+                        wasmtime_wasi_http::default_send_request(request, options).await?;
+                    Ok((
+                        response.map(BodyExt::boxed_unsync),
+                        Box::new(io) as Box<dyn Future<Output = _> + Send>,
+                    ))
+                })
+            };
+        match self.slot.clone() {
+            Some(slot) => Box::new(slot.while_waiting(send)),
+            None => Box::new(send),
+        }
+    }
+}
+
+async fn send_pooled(
+    client: PooledClient,
+    request: http::Request<WasiBody>,
+    options: Option<RequestOptions>,
+) -> SendResult {
+    let first_byte = options
+        .and_then(|o| o.first_byte_timeout)
+        .unwrap_or(DEFAULT_TIMEOUT);
+    let between_bytes = options
+        .and_then(|o| o.between_bytes_timeout)
+        .unwrap_or(DEFAULT_TIMEOUT)
+        .max(Duration::from_nanos(1));
+    let response = tokio::time::timeout(first_byte, client.request(request))
+        .await
+        .map_err(|_| HttpError::ConnectionReadTimeout)?
+        .map_err(client_error)?;
+    let response = response.map(|body| {
+        BetweenBytesTimeout {
+            body,
+            timeout: between_bytes,
+            timer: Box::pin(tokio::time::sleep(between_bytes)),
+        }
+        .boxed_unsync()
+    });
+    Ok((response, Box::new(async { Ok(()) })))
+}
+
+/// Maps a pooled-client error to the error wasi:http reports to the guest.
+fn client_error(error: hyper_util::client::legacy::Error) -> HttpError {
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            let io = std::io::Error::new(io.kind(), io.to_string());
+            return if io.kind() == std::io::ErrorKind::TimedOut {
+                HttpError::ConnectionTimeout
+            } else {
+                HttpError::Connect(io)
+            };
+        }
+        source = cause.source();
+    }
+    if error.is_connect() {
+        HttpError::ConnectionRefused
+    } else {
+        tracing::debug!("outbound request failed: {error:?}");
+        HttpError::HttpProtocolError
+    }
+}
+
+/// A response body failing with `connection-read-timeout` when no data
+/// arrives for `timeout`.
+struct BetweenBytesTimeout {
+    body: Incoming,
+    timeout: Duration,
+    timer: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl Body for BetweenBytesTimeout {
+    type Data = Bytes;
+    type Error = HttpError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.body).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                let deadline = tokio::time::Instant::now() + this.timeout;
+                this.timer.as_mut().reset(deadline);
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(error))) => Poll::Ready(Some(Err(HttpError::from(error)))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => {
+                ready!(this.timer.as_mut().poll(cx));
+                Poll::Ready(Some(Err(HttpError::ConnectionReadTimeout)))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
     }
 }
 

@@ -18,7 +18,7 @@ use crate::engine::{EpochTicker, HostState, load_component, new_engine, new_link
 use crate::instances::ComponentInstances;
 use crate::kv::{KvAccess, KvBackend, RedbStore};
 use crate::manifest::App;
-use crate::outbound::AllowedHosts;
+use crate::outbound::{AllowedHosts, OutboundClients};
 use crate::routes::Router;
 use crate::variables::ComponentVariables;
 
@@ -82,6 +82,7 @@ impl Runtime {
         let engine = new_engine()?;
         let linker = new_linker(&engine)?;
         let cache_dir = options.state_dir.join("compiled");
+        let outbound_clients = OutboundClients::default();
         let mut services: HashMap<String, Arc<ComponentService>> = HashMap::new();
         let mut routes = Vec::new();
         for (route, name) in &app.routes {
@@ -103,6 +104,7 @@ impl Runtime {
                         engine: engine.clone(),
                         pre,
                         allowed_hosts: Arc::new(AllowedHosts::parse(&decl.allowed_outbound_hosts)?),
+                        outbound_clients: outbound_clients.clone(),
                         kv_backend: kv.clone(),
                         kv_access: KvAccess::new(
                             Arc::new(decl.key_value_stores.iter().cloned().collect()),

@@ -9,24 +9,28 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HOST};
 use http::{HeaderName, HeaderValue, Request, Response, StatusCode, Uri};
-use http_body_util::{BodyExt as _, Full, combinators::UnsyncBoxBody};
+use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
-use wasmtime_wasi_http::handler::ExpirationError;
+use tokio::signal::unix::SignalKind;
+use wasmtime_wasi_http::WasiBody;
+use wasmtime_wasi_http::handler::{ExpirationError, TrapOrPanicError};
 
+use crate::concurrency::RunPermits;
+use crate::routes::RouteMatch;
 use crate::runtime::{ComponentService, Runtime};
 
-/// Response body type.
-type Body = UnsyncBoxBody<Bytes, wasmtime_wasi_http::Error>;
+/// Response body type (the same as the components' bodies).
+type Body = WasiBody;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Serves `runtime` on `listener` until the process is interrupted.
 ///
-/// At most `max_concurrency` requests run inside components at once; others wait.
+/// At most `max_concurrency` requests run guest code at once; others wait
+/// (see [`RunPermits`]).
 pub async fn serve(
     runtime: Runtime,
     listener: TcpListener,
@@ -35,10 +39,12 @@ pub async fn serve(
     let local_addr = listener.local_addr()?;
     let shared = Arc::new(Shared {
         runtime,
-        permits: Semaphore::new(max_concurrency.max(1)),
+        permits: RunPermits::new(max_concurrency),
         local_addr,
     });
     tracing::info!("listening on http://{local_addr}");
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -48,7 +54,7 @@ pub async fn serve(
                     continue;
                 }
             },
-            _ = tokio::signal::ctrl_c() => {
+            () = &mut shutdown => {
                 tracing::info!("shutting down");
                 return Ok(());
             }
@@ -71,14 +77,31 @@ pub async fn serve(
     }
 }
 
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let mut terminate = tokio::signal::unix::signal(SignalKind::terminate()).ok();
+    let terminated = async {
+        match terminate.as_mut() {
+            Some(terminate) => {
+                terminate.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminated => {}
+    }
+}
+
 struct Shared {
     runtime: Runtime,
-    permits: Semaphore,
+    permits: RunPermits,
     local_addr: SocketAddr,
 }
 
 impl Shared {
-    async fn handle(&self, mut request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    async fn handle(&self, request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
         let request_id = request
             .headers()
             .get(&REQUEST_ID)
@@ -96,21 +119,9 @@ impl Shared {
             );
         };
         let component: &Arc<ComponentService> = matched.target;
-
-        let authority = request
-            .headers()
-            .get(HOST)
-            .and_then(|h| h.to_str().ok())
-            .map(str::to_owned)
-            .unwrap_or_else(|| self.local_addr.to_string());
-        let path_and_query = request
-            .uri()
-            .path_and_query()
-            .map(|p| p.as_str().to_owned())
-            .unwrap_or_else(|| "/".into());
-        let full_url = format!("http://{authority}{path_and_query}");
-        match full_url.parse::<Uri>() {
-            Ok(uri) => *request.uri_mut() = uri,
+        let method = request.method().clone();
+        let request = match self.component_request(request, &matched, peer, &request_id) {
+            Ok(request) => request,
             Err(_) => {
                 return error_response(
                     StatusCode::BAD_REQUEST,
@@ -119,63 +130,86 @@ impl Shared {
                     &request_id,
                 );
             }
-        }
+        };
+
+        let slot = self.permits.start().await;
+        let result = component
+            .handler
+            .handle((request_id.as_str().into(), slot.clone()), request)
+            .await;
+        slot.finish();
+
+        let error = match result {
+            Ok(response) => return response,
+            Err(error) => error,
+        };
+        let message = if error.is::<ExpirationError>() {
+            "component did not respond in time".to_owned()
+        } else if error.is::<TrapOrPanicError>() {
+            "component trapped (out of memory, execution time limit or a bug)".to_owned()
+        } else {
+            error.root_cause().to_string()
+        };
+        tracing::error!(
+            %request_id,
+            component = %component.name,
+            %method,
+            %path,
+            "component failed: {message}"
+        );
+        error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "component_failed",
+            &message,
+            &request_id,
+        )
+    }
+
+    /// The request as the component sees it: an absolute URI and Spin's
+    /// `spin-*` headers (overwriting any the client sent). Fails on a `Host`
+    /// that does not form a valid URI.
+    fn component_request(
+        &self,
+        mut request: Request<Incoming>,
+        matched: &RouteMatch<'_, Arc<ComponentService>>,
+        peer: SocketAddr,
+        request_id: &str,
+    ) -> Result<Request<WasiBody>, http::uri::InvalidUri> {
+        // HTTP/2 carries the authority in the URI, HTTP/1.1 in `Host`.
+        let authority = request
+            .uri()
+            .authority()
+            .map(|a| a.as_str().to_owned())
+            .or_else(|| {
+                request
+                    .headers()
+                    .get(HOST)
+                    .and_then(|h| h.to_str().ok())
+                    .map(str::to_owned)
+            })
+            .unwrap_or_else(|| self.local_addr.to_string());
+        let path_and_query = request.uri().path_and_query().map_or("/", |p| p.as_str());
+        let full_url = format!("http://{authority}{path_and_query}");
+        *request.uri_mut() = full_url.parse::<Uri>()?;
         let route = matched.route;
-        let spin_headers = [
-            ("spin-full-url", full_url.clone()),
-            ("spin-path-info", matched.path_info.clone()),
-            ("spin-matched-route", route.raw().to_owned()),
-            ("spin-raw-component-route", route.raw().to_owned()),
-            ("spin-component-route", route.base().to_owned()),
-            ("spin-base-path", "/".to_owned()),
-            ("spin-client-addr", peer.to_string()),
-            ("x-request-id", request_id.clone()),
+        let headers = [
+            ("spin-full-url", full_url.as_str()),
+            ("spin-path-info", matched.path_info.as_str()),
+            ("spin-matched-route", route.raw()),
+            ("spin-raw-component-route", route.raw()),
+            ("spin-component-route", route.base()),
+            ("spin-base-path", "/"),
+            ("spin-client-addr", &peer.to_string()),
+            ("x-request-id", request_id),
         ];
-        for (name, value) in spin_headers {
-            if let Ok(value) = HeaderValue::from_str(&value) {
+        for (name, value) in headers {
+            if let Ok(value) = HeaderValue::from_str(value) {
                 request
                     .headers_mut()
                     .insert(HeaderName::from_static(name), value);
             }
         }
-
-        let method = request.method().clone();
-        let request =
-            request.map(|body| body.map_err(wasmtime_wasi_http::Error::from).boxed_unsync());
-        let result = {
-            let _permit = self
-                .permits
-                .acquire()
-                .await
-                .expect("semaphore is never closed");
-            component.handler.handle((), request).await
-        };
-        match result {
-            Ok(response) => {
-                tracing::debug!(%request_id, component = %component.name, %method, %path, status = response.status().as_u16(), "handled");
-                response
-            }
-            Err(error) => {
-                let message = if error.is::<ExpirationError>() {
-                    "component did not respond in time".to_owned()
-                } else {
-                    format!("{error:#}")
-                };
-                tracing::error!(
-                    %request_id,
-                    component = %component.name,
-                    %method,
-                    %path,
-                    "component failed: {message}"
-                );
-                error_response(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "component_failed",
-                    &message,
-                    &request_id,
-                )
-            }
-        }
+        Ok(request.map(|body| body.map_err(wasmtime_wasi_http::Error::from).boxed_unsync()))
     }
 }
 

@@ -48,7 +48,7 @@ pub enum VariablesError {
         upper: String,
     },
     /// A template could not be parsed.
-    #[error("component `{component}` variable `{name}`: {source}")]
+    #[error("component `{component}` variable `{name}`")]
     Template {
         /// Component name.
         component: String,
@@ -152,7 +152,11 @@ impl ComponentVariables {
                 .or_else(|| decl.default.clone());
             match value {
                 Some(value) => {
-                    let shown = if decl.secret { "<secret>" } else { value.as_str() };
+                    let shown = if decl.secret {
+                        "<secret>"
+                    } else {
+                        value.as_str()
+                    };
                     tracing::debug!(variable = %name, value = %shown, "resolved variable");
                     values.insert(name.clone(), value);
                 }

@@ -1,19 +1,35 @@
 //! The default [`KvBackend`]: an embedded, persistent `redb` database.
 //!
-//! Each store label is a table; every write is one durable transaction, so
-//! increments and compare-and-swap are atomic and survive restarts.
+//! Each store label is a table and every operation one transaction, so
+//! increments and compare-and-swap are atomic. Writes are durable when they
+//! return, except increments (counters, hit on every request): they commit
+//! without syncing, and are made durable by the next durable write, by a
+//! flush every [`FLUSH_INTERVAL`], or when the store is dropped. A crash can
+//! thus lose at most the last moments of counter updates.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 use redb::{
-    Database, ReadableDatabase as _, ReadableTable as _, TableDefinition, WriteTransaction,
+    Database, Durability, ReadableDatabase as _, ReadableTable as _, TableDefinition,
+    WriteTransaction,
 };
 
 use super::{KvBackend, KvError};
 
+/// How often non-durable increments are synced to disk.
+pub const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
+
 /// A `redb` database holding all stores.
 pub struct RedbStore {
-    db: Database,
+    db: Arc<Database>,
+    /// Set when a non-durable commit has not been synced yet.
+    unsynced: Arc<AtomicBool>,
+    /// Tells the flusher thread to stop.
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    flusher: Option<std::thread::JoinHandle<()>>,
 }
 
 fn table(store: &str) -> String {
@@ -27,25 +43,71 @@ fn backend(error: impl Into<redb::Error>) -> KvError {
 impl RedbStore {
     /// Opens (or creates) the database file at `path`.
     pub fn open(path: &Path) -> Result<Self, KvError> {
-        let db = Database::create(path).map_err(backend)?;
-        Ok(Self { db })
+        let db = Arc::new(Database::create(path).map_err(backend)?);
+        let unsynced = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let flusher = std::thread::Builder::new()
+            .name("kv-flusher".into())
+            .spawn({
+                let (db, unsynced, stop) = (db.clone(), unsynced.clone(), stop.clone());
+                move || {
+                    let (lock, condvar) = &*stop;
+                    let mut stopped = lock.lock().unwrap_or_else(|e| e.into_inner());
+                    while !*stopped {
+                        stopped = condvar
+                            .wait_timeout(stopped, FLUSH_INTERVAL)
+                            .unwrap_or_else(|e| e.into_inner())
+                            .0;
+                        if let Err(error) = sync(&db, &unsynced) {
+                            tracing::warn!("key-value flush failed: {error}");
+                        }
+                    }
+                }
+            })
+            .map_err(|e| KvError::Backend(e.to_string()))?;
+        Ok(Self {
+            db,
+            unsynced,
+            stop,
+            flusher: Some(flusher),
+        })
     }
 
-    /// Runs `f` in a write transaction on the store's table and commits.
+    /// Runs `f` in a durable write transaction on the store's table and commits.
     fn write<R>(
         &self,
         store: &str,
         f: impl FnOnce(&mut redb::Table<'_, &str, &[u8]>) -> Result<R, KvError>,
     ) -> Result<R, KvError> {
+        self.write_with(Durability::Immediate, store, f)
+    }
+
+    /// Runs `f` in a write transaction with the given durability and commits.
+    fn write_with<R>(
+        &self,
+        durability: Durability,
+        store: &str,
+        f: impl FnOnce(&mut redb::Table<'_, &str, &[u8]>) -> Result<R, KvError>,
+    ) -> Result<R, KvError> {
         let name = table(store);
-        let txn: WriteTransaction = self.db.begin_write().map_err(backend)?;
+        let mut txn: WriteTransaction = self.db.begin_write().map_err(backend)?;
+        txn.set_durability(durability)
+            .map_err(|e| KvError::Backend(e.to_string()))?;
         let result = {
             let mut table = txn
                 .open_table(TableDefinition::<&str, &[u8]>::new(&name))
                 .map_err(backend)?;
             f(&mut table)?
         };
+        // A durable commit also syncs every earlier non-durable one.
+        let durable = matches!(durability, Durability::Immediate);
+        if !durable {
+            self.unsynced.store(true, Ordering::Release);
+        }
         txn.commit().map_err(backend)?;
+        if durable {
+            self.unsynced.store(false, Ordering::Release);
+        }
         Ok(result)
     }
 
@@ -62,6 +124,31 @@ impl RedbStore {
             Ok(table) => f(&table).map(Some),
             Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
             Err(e) => Err(backend(e)),
+        }
+    }
+}
+
+/// Makes pending non-durable commits durable.
+fn sync(db: &Database, unsynced: &AtomicBool) -> Result<(), KvError> {
+    if unsynced.swap(false, Ordering::AcqRel) {
+        let mut txn = db.begin_write().map_err(backend)?;
+        txn.set_durability(Durability::Immediate)
+            .map_err(|e| KvError::Backend(e.to_string()))?;
+        txn.commit().map_err(backend)?;
+    }
+    Ok(())
+}
+
+impl Drop for RedbStore {
+    fn drop(&mut self) {
+        let (lock, condvar) = &*self.stop;
+        *lock.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        condvar.notify_all();
+        if let Some(flusher) = self.flusher.take() {
+            let _ = flusher.join();
+        }
+        if let Err(error) = sync(&self.db, &self.unsynced) {
+            tracing::warn!("key-value flush on close failed: {error}");
         }
     }
 }
@@ -102,7 +189,7 @@ impl KvBackend for RedbStore {
     }
 
     fn increment(&self, store: &str, key: &str, delta: i64) -> Result<i64, KvError> {
-        self.write(store, |table| {
+        self.write_with(Durability::None, store, |table| {
             let current = match table.get(key).map_err(backend)? {
                 Some(value) => std::str::from_utf8(value.value())
                     .ok()
