@@ -9,9 +9,10 @@ cd "$(dirname "$0")/.."
 rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
 command -v wasm-tools >/dev/null || cargo install wasm-tools --locked
 
-# Each component builds on its own, as spin.toml's build commands do; the
-# fixture wraps the router crate without the router's own exports.
-for package in gateway admin router auth splitter ai faulty-router; do
+# Each component builds on its own, as spin.toml's build commands do. The
+# test fixture goes first: it links the router crate without the router's
+# exports, and cargo rewrites upshift_router.wasm when it builds it.
+for package in faulty-router gateway admin router auth splitter ai; do
   cargo build --release --target wasm32-wasip2 -p "upshift-$package"
 done
 cargo test --release --workspace

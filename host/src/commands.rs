@@ -81,8 +81,32 @@ pub async fn apply(args: ApplyArgs) -> anyhow::Result<ExitCode> {
         println!("{}", response.pretty_body());
         Ok(ExitCode::SUCCESS)
     } else {
-        eprintln!("configuration rejected ({}):", response.status);
-        eprintln!("{}", response.pretty_body());
+        let file = args.file.display();
+        let problems = serde_json::from_slice::<serde_json::Value>(&response.body)
+            .ok()
+            .and_then(|body| body["error"]["problems"].as_array().cloned());
+        match problems {
+            Some(problems) => {
+                eprintln!(
+                    "{file}: rejected ({}), nothing was applied:",
+                    response.status
+                );
+                for problem in problems {
+                    let path = problem["path"].as_str().unwrap_or_default();
+                    let message = problem["message"].as_str().unwrap_or_default();
+                    let at = if path.is_empty() {
+                        String::new()
+                    } else {
+                        format!("{path}: ")
+                    };
+                    eprintln!("{file}: {at}{message}");
+                }
+            }
+            None => {
+                eprintln!("{file}: rejected ({}):", response.status);
+                eprintln!("{}", response.pretty_body());
+            }
+        }
         Ok(ExitCode::FAILURE)
     }
 }

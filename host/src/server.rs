@@ -191,6 +191,7 @@ impl Shared {
         let path_and_query = request.uri().path_and_query().map_or("/", |p| p.as_str());
         let full_url = format!("http://{authority}{path_and_query}");
         *request.uri_mut() = full_url.parse::<Uri>()?;
+        drop_connection_listed(request.headers_mut());
         let route = matched.route;
         let headers = [
             ("spin-full-url", full_url.as_str()),
@@ -211,6 +212,23 @@ impl Shared {
         }
         Ok(request.map(|body| body.map_err(wasmtime_wasi_http::Error::from).boxed_unsync()))
     }
+}
+
+/// Removes the headers a `Connection` header names (RFC 9110 §7.6.1): they
+/// describe the client's hop only, and the runtime drops `Connection` itself
+/// before a component could see the list.
+fn drop_connection_listed(headers: &mut http::HeaderMap) {
+    let listed: Vec<HeaderName> = headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in listed {
+        headers.remove(name);
+    }
+    headers.remove(http::header::CONNECTION);
 }
 
 /// A JSON error response: `{"error":{"code","message","request_id"}}`.

@@ -90,7 +90,7 @@ async fn serve(name: &'static str, req: Request<Incoming>) -> Result<Response<Bo
         }));
         return Ok(response
             .header("content-length", n)
-            .body(StreamBody::new(chunks).boxed())
+            .body(BodyExt::boxed(StreamBody::new(chunks)))
             .expect("response"));
     }
     if path == "/upload" {

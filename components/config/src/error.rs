@@ -48,7 +48,15 @@ impl ConfigError {
     pub(crate) fn syntax<E: fmt::Display>(err: serde_path_to_error::Error<E>) -> Self {
         let path = err.path().to_string();
         let path = if path == "." { String::new() } else { path };
-        ConfigError::Syntax(Problem::new(path, err.inner().to_string()))
+        // The YAML parser starts its messages with its own, shorter path.
+        let message = err.inner().to_string();
+        let message = match message.split_once(": ") {
+            Some((prefix, rest)) if !prefix.contains(' ') && path.starts_with(prefix) => {
+                rest.to_owned()
+            }
+            _ => message,
+        };
+        ConfigError::Syntax(Problem::new(path, message))
     }
 
     /// Every problem found, in document order.
