@@ -47,7 +47,7 @@ async fn request_ids_and_forwarding_headers() {
         "hop-by-hop header came back"
     );
     let echo: Value = response.json().await.unwrap();
-    assert_eq!(echoed_header(&echo, "x-request-id"), [id.clone()]);
+    assert_eq!(echoed_header(&echo, "x-request-id"), [id]);
     assert_eq!(
         echoed_header(&echo, "x-forwarded-for"),
         ["203.0.113.7, 127.0.0.1"]

@@ -33,6 +33,16 @@ async fn get(
     (status, body)
 }
 
+/// Host header, method, path, headers → upstream that answers, path it sees.
+type Case = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+    &'static str,
+    &'static str,
+);
+
 #[tokio::test]
 async fn requests_reach_the_route_that_matches_most_specifically() {
     let orders = Upstream::start("orders").await;
@@ -63,7 +73,7 @@ routes:
     ))
     .await;
 
-    let cases: &[(&str, &str, &str, &[(&str, &str)], &str, &str)] = &[
+    let cases: &[Case] = &[
         // host, method, path, headers → upstream, path it saw
         ("gw.test", "GET", "/orders", &[], "orders", "/orders"),
         (
