@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# Load benchmark on 127.0.0.1: the same wrk settings against
+#   1. a fixed upstream (nginx `return 200`) directly,
+#   2. nginx `proxy_pass` to it,
+#   3. Upshift with the full chain (route + API-key auth + weighted split).
+# Servers are pinned to CPU 0 and wrk to CPU 1. Also reports the host's
+# memory under load and its cold start (process start to first response,
+# with precompiled components). Prints a Markdown table.
+#
+# Needs: nginx, wrk (Debian packages), a release build of the host and the
+# components (bash tests/run.sh or `cargo run --release -- build`).
+# Usage: bash bench/load.sh [seconds per run, default 10] [connections, default 32]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+duration=${1:-10}
+connections=${2:-32}
+upstream_port=18081
+nginx_port=18082
+upshift_port=18083
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+for tool in nginx wrk taskset curl; do
+  command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install nginx-light wrk)" >&2; exit 1; }
+done
+bin=target/release/upshift
+[ -x "$bin" ] || { echo "build first: cargo build --release" >&2; exit 1; }
+
+# One nginx: the fixed upstream and the proxy in front of it.
+mkdir -p "$work/nginx"
+cat > "$work/nginx.conf" <<EOF
+worker_processes 1;
+pid $work/nginx.pid;
+error_log $work/nginx/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $work/nginx; proxy_temp_path $work/nginx;
+  fastcgi_temp_path $work/nginx; uwsgi_temp_path $work/nginx; scgi_temp_path $work/nginx;
+  upstream fixed { server 127.0.0.1:$upstream_port; keepalive 64; }
+  server {
+    listen 127.0.0.1:$upstream_port;
+    location / { default_type application/json; return 200 '{"ok":true}'; }
+  }
+  server {
+    listen 127.0.0.1:$nginx_port;
+    location / {
+      proxy_pass http://fixed;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+EOF
+taskset -c 0 nginx -c "$work/nginx.conf" -p "$work"
+
+# Upshift with a fresh store, then the full-chain config.
+start_upshift() {
+  taskset -c 0 "$bin" up --listen "127.0.0.1:$upshift_port" --state-dir "$work/state" \
+    2> "$work/upshift.log" &
+  pids+=($!)
+  upshift_pid=$!
+}
+wait_ready() {
+  for _ in $(seq 1 600); do
+    curl -fs -o /dev/null "http://127.0.0.1:$upshift_port/admin/health" && return 0
+    sleep 0.01
+  done
+  echo "upshift did not start:" >&2; cat "$work/upshift.log" >&2; exit 1
+}
+start_upshift
+wait_ready
+cat > "$work/bench.yaml" <<EOF
+services:
+  - name: fixed
+    versions:
+      - { name: v1, weight: 90, targets: [{ url: "http://127.0.0.1:$upstream_port" }] }
+      - { name: v2, weight: 10, targets: [{ url: "http://127.0.0.1:$upstream_port" }] }
+routes:
+  - { name: bench, paths: [/bench], service: fixed, auth: { api_key: { header: x-api-key } } }
+consumers:
+  - { name: bench, api_keys: [bench-key-0001] }
+EOF
+"$bin" apply -f "$work/bench.yaml" --admin "http://127.0.0.1:$upshift_port" > /dev/null
+curl -fs -o /dev/null -H 'x-api-key: bench-key-0001' "http://127.0.0.1:$upshift_port/bench"
+
+# wrk → "rps p50_ms p99_ms"
+measure() {
+  local url=$1; shift
+  taskset -c 1 wrk -t1 -c"$connections" -d"${duration}s" --latency "$@" "$url" > "$work/wrk.txt"
+  awk '
+    function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
+    /^ +50%/ { p50 = ms($2) } /^ +99%/ { p99 = ms($2) }
+    /^Requests\/sec/ { rps = $2 }
+    /Non-2xx/ { bad = $NF }
+    END { if (bad) { print "non-2xx responses: " bad > "/dev/stderr"; exit 1 } printf "%.0f %.3f %.3f\n", rps, p50, p99 }
+  ' "$work/wrk.txt"
+}
+
+read -r direct_rps direct_p50 direct_p99 < <(measure "http://127.0.0.1:$upstream_port/bench")
+read -r nginx_rps nginx_p50 nginx_p99 < <(measure "http://127.0.0.1:$nginx_port/bench")
+read -r up_rps up_p50 up_p99 < <(measure "http://127.0.0.1:$upshift_port/bench" -H 'x-api-key: bench-key-0001')
+rss_kib=$(awk '/VmHWM/ {print $2}' "/proc/$upshift_pid/status")
+
+# Cold start with the precompiled cache in place: spawn to first 200.
+kill "$upshift_pid"; wait "$upshift_pid" 2>/dev/null || true
+t0=$(date +%s%N)
+start_upshift
+until curl -fs -o /dev/null -H 'x-api-key: bench-key-0001' "http://127.0.0.1:$upshift_port/bench"; do sleep 0.002; done
+cold_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+
+ratio=$(awk -v a="$up_rps" -v b="$nginx_rps" 'BEGIN { printf "%.2f", a / b }')
+added=$(awk -v a="$up_p99" -v b="$direct_p99" 'BEGIN { printf "%.2f", a - b }')
+cat <<EOF
+wrk -t1 -c$connections -d${duration}s, servers on CPU 0, wrk on CPU 1 ($(nproc) cores, $(uname -m))
+
+| target | req/s | p50 ms | p99 ms |
+|---|---:|---:|---:|
+| upstream direct (nginx return 200) | $direct_rps | $direct_p50 | $direct_p99 |
+| nginx proxy_pass | $nginx_rps | $nginx_p50 | $nginx_p99 |
+| Upshift: route + API key + weighted split | $up_rps | $up_p50 | $up_p99 |
+
+- Upshift / nginx proxy_pass throughput: ${ratio}×
+- Upshift p99 added over direct: ${added} ms
+- Upshift peak RSS under load: $((rss_kib / 1024)) MiB
+- Upshift cold start to first proxied response (precompiled components): ${cold_ms} ms
+EOF
