@@ -44,14 +44,6 @@ async fn route_of(host: &Host, path: &str) -> (u16, Option<String>, Value) {
     (status, route, response.json().await.unwrap_or(Value::Null))
 }
 
-fn config(up: &Upstream) -> String {
-    format!(
-        "services: [{{ name: s, versions: [{{ name: v1, targets: [{{ url: '{}' }}] }}] }}]\n\
-         routes: [{{ name: all, service: s }}]",
-        up.url()
-    )
-}
-
 #[tokio::test]
 async fn replacing_one_component_file_takes_effect_on_restart() {
     let up = Upstream::start("up").await;
@@ -67,7 +59,7 @@ async fn replacing_one_component_file_takes_effect_on_restart() {
 
     {
         let host = Host::start_with(&manifest, state.path(), &[]);
-        host.apply(&config(&up)).await;
+        host.apply(&up.only_route()).await;
         assert_eq!(route_of(&host, "/x").await.1.as_deref(), Some("all"));
     }
     std::fs::copy(faulty_router(), release.join("upshift_router.wasm")).unwrap();
@@ -103,7 +95,7 @@ async fn a_failing_component_fails_only_its_request() {
         state.path(),
         &["--request-timeout", "2"],
     );
-    host.apply(&config(&up)).await;
+    host.apply(&up.only_route()).await;
 
     for fault in ["panic", "oom", "spin"] {
         let response = client()

@@ -67,12 +67,7 @@ async fn upstream_status_codes_pass_through() {
     let up = Upstream::start("up").await;
     let state = tempfile::tempdir().unwrap();
     let host = Host::start(state.path());
-    host.apply(&format!(
-        "services: [{{ name: s, versions: [{{ name: v1, targets: [{{ url: '{}' }}] }}] }}]\n\
-         routes: [{{ name: all, service: s }}]",
-        up.url()
-    ))
-    .await;
+    host.apply(&up.only_route()).await;
     for code in [201, 204, 400, 404, 500, 503] {
         let response = client()
             .get(format!("{}/status/{code}", host.url))

@@ -13,12 +13,7 @@ async fn start() -> (Upstream, tempfile::TempDir, Host) {
     let up = Upstream::start("up").await;
     let state = tempfile::tempdir().unwrap();
     let host = Host::start(state.path());
-    host.apply(&format!(
-        "services: [{{ name: s, versions: [{{ name: v1, targets: [{{ url: '{}' }}] }}] }}]\n\
-         routes: [{{ name: all, service: s }}]",
-        up.url()
-    ))
-    .await;
+    host.apply(&up.only_route()).await;
     (up, state, host)
 }
 

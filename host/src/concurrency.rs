@@ -4,6 +4,11 @@
 //! component produced its response head, except while it waits for an
 //! outbound HTTP response: waiting on an upstream uses no CPU, so the permit
 //! is given back meanwhile and taken again before the guest resumes.
+//!
+//! The permit is owned by a [`RequestPermit`] in the request's front-end
+//! future: when that future ends, normally or because the client went away
+//! and the future was dropped, the permit is given back for good, even though
+//! the guest may keep (clones of) the request's [`RequestSlot`] for longer.
 
 use std::sync::{Arc, Mutex};
 
@@ -23,13 +28,29 @@ impl RunPermits {
         }
     }
 
-    /// Waits for a permit and returns the request's slot holding it.
-    pub async fn start(&self) -> RequestSlot {
+    /// Waits for a permit and returns the request's hold on it.
+    pub async fn start(&self) -> RequestPermit {
         let permit = acquire(&self.semaphore).await;
-        RequestSlot {
+        RequestPermit(RequestSlot {
             semaphore: self.semaphore.clone(),
             state: Arc::new(Mutex::new(SlotState::Running(Some(permit)))),
-        }
+        })
+    }
+}
+
+/// A request's run permit, given back for good when this is dropped.
+pub struct RequestPermit(RequestSlot);
+
+impl RequestPermit {
+    /// The slot to hand to the component instance handling the request.
+    pub fn slot(&self) -> RequestSlot {
+        self.0.clone()
+    }
+}
+
+impl Drop for RequestPermit {
+    fn drop(&mut self) {
+        self.0.finish();
     }
 }
 
@@ -61,7 +82,7 @@ impl RequestSlot {
     }
 
     /// Gives the permit back for good.
-    pub fn finish(&self) {
+    fn finish(&self) {
         *self.lock() = SlotState::Finished;
     }
 
@@ -92,24 +113,36 @@ mod tests {
     #[tokio::test]
     async fn waiting_releases_the_permit() {
         let permits = RunPermits::new(1);
-        let slot = permits.start().await;
+        let permit = permits.start().await;
         assert_eq!(permits.semaphore.available_permits(), 0);
-        let seen = slot
-            .clone()
+        let seen = permit
+            .slot()
             .while_waiting(async { permits.semaphore.available_permits() })
             .await;
         assert_eq!(seen, 1);
         assert_eq!(permits.semaphore.available_permits(), 0);
-        slot.finish();
+        drop(permit);
         assert_eq!(permits.semaphore.available_permits(), 1);
     }
 
     #[tokio::test]
     async fn finished_requests_do_not_take_permits_back() {
         let permits = RunPermits::new(1);
-        let slot = permits.start().await;
-        let finisher = slot.clone();
-        slot.while_waiting(async { finisher.finish() }).await;
+        let permit = permits.start().await;
+        let slot = permit.slot();
+        slot.while_waiting(async { drop(permit) }).await;
+        assert_eq!(permits.semaphore.available_permits(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_request_gives_its_permit_back() {
+        let permits = RunPermits::new(1);
+        let permit = permits.start().await;
+        // The guest keeps the slot, as a reused instance's store does.
+        let kept_by_guest = permit.slot();
+        drop(permit);
+        assert_eq!(permits.semaphore.available_permits(), 1);
+        kept_by_guest.while_waiting(async {}).await;
         assert_eq!(permits.semaphore.available_permits(), 1);
     }
 }

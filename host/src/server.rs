@@ -132,12 +132,14 @@ impl Shared {
             }
         };
 
-        let slot = self.permits.start().await;
+        // Dropped when the response head is ready, or with this future when
+        // the client goes away first.
+        let permit = self.permits.start().await;
         let result = component
             .handler
-            .handle((request_id.as_str().into(), slot.clone()), request)
+            .handle((request_id.as_str().into(), permit.slot()), request)
             .await;
-        slot.finish();
+        drop(permit);
 
         let error = match result {
             Ok(response) => return response,

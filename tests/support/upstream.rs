@@ -47,6 +47,16 @@ impl Upstream {
         format!("http://{}", self.addr)
     }
 
+    /// A config document sending every request to this upstream: service
+    /// `s` with one version `v1`, route `all`.
+    pub fn only_route(&self) -> String {
+        format!(
+            "services: [{{ name: s, versions: [{{ name: v1, targets: [{{ url: '{}' }}] }}] }}]\n\
+             routes: [{{ name: all, service: s }}]",
+            self.url()
+        )
+    }
+
     /// Starts an upstream called `name` on a free port.
     pub async fn start(name: &'static str) -> Upstream {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
