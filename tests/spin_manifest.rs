@@ -5,8 +5,7 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::process::Command;
-use support::repo;
+use support::{component_wit, repo};
 use toml::{Table, Value};
 
 fn manifest() -> Table {
@@ -80,18 +79,7 @@ fn interface_name(name: &str) -> bool {
 }
 
 fn exports_of(wasm: &std::path::Path) -> BTreeSet<String> {
-    let out = Command::new("wasm-tools")
-        .args(["component", "wit"])
-        .arg(wasm)
-        .output()
-        .expect("wasm-tools");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
+    component_wit(wasm)
         .lines()
         .filter_map(|l| l.trim().strip_prefix("export "))
         .map(|e| e.trim_end_matches(';').to_owned())

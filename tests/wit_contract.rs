@@ -10,21 +10,11 @@ mod support;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
-use support::{component, repo};
+use support::{component, component_wit, repo};
 
 /// `(imports, exports)` of the component world `wasm-tools component wit` prints.
 fn surface(wasm: &Path) -> (BTreeSet<String>, BTreeSet<String>) {
-    let out = Command::new("wasm-tools")
-        .args(["component", "wit"])
-        .arg(wasm)
-        .output()
-        .expect("wasm-tools is installed (cargo install wasm-tools --locked)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
+    let text = component_wit(wasm);
     let world = text
         .split("world root {")
         .nth(1)

@@ -182,6 +182,21 @@ pub fn cli(args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// What `wasm-tools component wit` prints for the component at `wasm`.
+pub fn component_wit(wasm: &Path) -> String {
+    let out = Command::new("wasm-tools")
+        .args(["component", "wit"])
+        .arg(wasm)
+        .output()
+        .expect("wasm-tools is installed (cargo install wasm-tools --locked)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("WIT is UTF-8")
+}
+
 /// Peak resident memory of process `pid`, in KiB.
 pub fn peak_rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
