@@ -7,3 +7,14 @@ spin_sdk::wit_bindgen::generate!({
 });
 
 pub use upshift::gateway::{ai, auth, router, splitter, types};
+
+impl From<types::GatewayError> for crate::errors::Refusal {
+    fn from(e: types::GatewayError) -> Self {
+        crate::errors::Refusal {
+            status: e.status,
+            code: e.code,
+            message: e.message,
+            headers: e.headers,
+        }
+    }
+}

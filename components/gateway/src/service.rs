@@ -1,12 +1,15 @@
 //! The HTTP handler: one request through router, auth, splitter and upstream.
 
+use crate::attempts::{self, Forward};
 use crate::bindings::router::RouteKind;
 use crate::bindings::types::RequestHead;
+use crate::body::Body;
 use crate::config::{self, Loaded};
 use crate::errors::Refusal;
 use crate::forwarding::{self, ClientSide, Header};
 use crate::request_id;
-use crate::upstream::{self, Outgoing};
+use crate::shadow::{self, Mirror};
+use crate::upstream;
 use spin_sdk::http::{IntoResponse, Request};
 use spin_sdk::wasip3::http::types::{ErrorCode, Response};
 use spin_sdk::wasip3::random::random::get_random_u64;
@@ -51,42 +54,58 @@ async fn proxy(
     let consumer = config
         .auth
         .authenticate(&matched.route, &head)
-        .map_err(|e| Refusal {
-            status: e.status,
-            code: e.code,
-            message: e.message,
-            headers: e.headers,
-        })?;
+        .map_err(Refusal::from)?;
     if matched.kind == RouteKind::Ai {
         return ai(&config, &head, &matched.upstream_path);
     }
     let selection = config
         .splitter
-        .choose(&matched.service, &head, consumer.as_ref())
-        .map_err(|e| Refusal::new(e.status, &e.code, e.message))?;
-    let host = head.authority.clone();
+        .choose(
+            &matched.route,
+            &matched.service,
+            &head,
+            consumer.as_ref(),
+            attempts::now_ms(),
+        )
+        .map_err(Refusal::from)?;
+    let method = raw.get_method();
+    let replay = selection.retry.attempts > 0 || selection.shadow.is_some();
+    let mut body = Body::take(raw, replay).await?;
     let client = ClientSide {
         client_ip: head.client_ip.as_deref(),
         proto: &head.scheme,
-        host: &host,
+        host: &head.authority,
         request_id: &head.request_id,
     };
-    let outgoing = Outgoing {
-        method: raw.get_method(),
-        target: &selection.target,
-        path_and_query: &matched.upstream_path,
-        headers: forwarding::upstream_headers(headers, &client),
-        timeout_ms: matched.timeout_ms,
+    let forward = Forward {
+        method: &method,
+        headers: &forwarding::upstream_headers(headers, &client),
     };
-    let (status, upstream_headers, response) = upstream::send(raw, outgoing).await?;
-    let mut back = forwarding::downstream_headers(&upstream_headers, &head.request_id);
+    let answer = attempts::run(&config.splitter, &matched, &selection, &forward, &mut body).await?;
+    if let (Some(copy), Some(held)) = (selection.shadow.clone(), body.held()) {
+        let mirror = Mirror {
+            route: matched.route.clone(),
+            service: selection.service.clone(),
+            method: method.clone(),
+            path_and_query: matched.upstream_path.clone(),
+            headers: forward.headers.to_vec(),
+        };
+        shadow::spawn(config.clone(), copy, mirror, held, answer.attempt.clone());
+    }
+    let mut back = forwarding::downstream_headers(&answer.headers, &head.request_id);
+    back.extend(
+        selection
+            .response_headers
+            .into_iter()
+            .map(|(name, value)| (name, value.into_bytes())),
+    );
     back.push(("x-upshift-route".into(), matched.route.into_bytes()));
     back.push((
         "x-upshift-upstream".into(),
-        format!("{}@{}", selection.service, selection.version).into_bytes(),
+        format!("{}@{}", selection.service, answer.attempt.upstream.version).into_bytes(),
     ));
-    upstream::stream_back(status, &back, response)
-        .map_err(|e| Refusal::new(502, "upstream_unavailable", format!("{e:?}")))
+    upstream::stream_back(answer.status, &back, answer.response)
+        .map_err(|e| Refusal::new(502, upstream::UNAVAILABLE, format!("{e:?}")))
 }
 
 /// The AI routes: `GET …/models` lists the configured model aliases.

@@ -1,5 +1,6 @@
 //! Sending a request upstream and its response back, bodies streamed.
 
+use crate::body::Contents;
 use crate::errors::Refusal;
 use crate::forwarding::Header;
 use spin_sdk::wasip3::http::types::{
@@ -7,6 +8,12 @@ use spin_sdk::wasip3::http::types::{
 };
 use spin_sdk::wasip3::wit_bindgen::{self, FutureReader};
 use spin_sdk::wasip3::{http::client, wit_future};
+
+/// Refusal code of an upstream that did not answer in time.
+pub const TIMEOUT: &str = "upstream_timeout";
+
+/// Refusal code of an upstream that could not be reached or broke off.
+pub const UNAVAILABLE: &str = "upstream_unavailable";
 
 /// The head of the request to send upstream.
 pub struct Outgoing<'a> {
@@ -22,10 +29,10 @@ pub struct Outgoing<'a> {
     pub timeout_ms: u32,
 }
 
-/// Sends `outgoing` with the body of `incoming` (streamed, not read here) and
-/// returns the upstream response with its body still streaming.
+/// Sends `outgoing` with `contents` (streamed, not read here) and returns the
+/// upstream response with its body still streaming.
 pub async fn send(
-    incoming: Request,
+    contents: Contents,
     outgoing: Outgoing<'_>,
 ) -> Result<(u16, Vec<Header>, Response), Refusal> {
     let target: http::Uri = outgoing.target.parse().map_err(|_| {
@@ -57,9 +64,12 @@ pub async fn send(
     let _ = options.set_first_byte_timeout(timeout);
     let _ = options.set_between_bytes_timeout(timeout);
 
-    let (incoming_done, incoming_result) = wit_future::new(|| Ok(()));
-    let (body, trailers) = Request::consume_body(incoming, incoming_result);
-    let (request, sent) = Request::new(headers, Some(body), trailers, Some(options));
+    let (request, sent) = Request::new(
+        headers,
+        Some(contents.stream),
+        contents.trailers,
+        Some(options),
+    );
     let invalid = |what: &str| Refusal::new(502, "bad_target", format!("invalid upstream {what}"));
     request
         .set_method(&outgoing.method)
@@ -73,7 +83,12 @@ pub async fn send(
     request
         .set_path_with_query(Some(&path_and_query))
         .map_err(|()| invalid("path"))?;
-    relay(sent, incoming_done);
+    match contents.done {
+        Some(done) => relay(sent, done),
+        None => wit_bindgen::spawn(async move {
+            let _ = sent.await;
+        }),
+    }
 
     let response = client::send(request)
         .await
@@ -120,7 +135,7 @@ fn upstream_failed(error: &ErrorCode, target: &str, timeout_ms: u32) -> Refusal 
         | ErrorCode::HttpResponseTimeout
         | ErrorCode::DnsTimeout => Refusal::new(
             504,
-            "upstream_timeout",
+            TIMEOUT,
             format!("upstream {target} did not answer within {timeout_ms} ms"),
         ),
         ErrorCode::HttpRequestDenied => Refusal::new(
@@ -130,7 +145,7 @@ fn upstream_failed(error: &ErrorCode, target: &str, timeout_ms: u32) -> Refusal 
         ),
         other => Refusal::new(
             502,
-            "upstream_unavailable",
+            UNAVAILABLE,
             format!("upstream {target} failed: {other:?}"),
         ),
     }

@@ -1,0 +1,180 @@
+//! The request body as the attempts see it: streamed once, or held in memory
+//! so that retries and shadow copies can send it again.
+
+use crate::errors::Refusal;
+use spin_sdk::wasip3::http::types::{ErrorCode, Request, Trailers};
+use spin_sdk::wasip3::wit_bindgen::{self, FutureReader, FutureWriter, StreamReader, StreamResult};
+use spin_sdk::wasip3::{wit_future, wit_stream};
+
+/// Largest body held in memory for retries and shadow copies; a longer body
+/// streams once, without them.
+pub const REPLAY_LIMIT: usize = 1 << 20;
+
+/// Read size when holding a body.
+const CHUNK: usize = 64 * 1024;
+
+/// A body with its trailers, ready for one outgoing request.
+pub struct Contents {
+    /// The body bytes.
+    pub stream: StreamReader<u8>,
+    /// The trailers that follow the body.
+    pub trailers: FutureReader<Result<Option<Trailers>, ErrorCode>>,
+    /// Where to report how sending the body ended, for the incoming side.
+    pub done: Option<FutureWriter<Result<(), ErrorCode>>>,
+}
+
+/// The incoming request's body.
+pub enum Body {
+    /// Not read: it streams to the first attempt, the only one.
+    Streaming(Request),
+    /// Read in full: every attempt and copy gets the same bytes.
+    Held(Held),
+    /// Longer than [`REPLAY_LIMIT`]: what was read, then the rest, once.
+    Overflowed(Contents),
+    /// Sent already.
+    Spent,
+}
+
+/// A body read into memory, with its trailers as `(name, value)` pairs.
+pub struct Held {
+    bytes: Vec<u8>,
+    trailers: Option<Vec<(String, Vec<u8>)>>,
+}
+
+impl Body {
+    /// Takes the body of `request`: held in memory when `replay` is wanted
+    /// and the body fits [`REPLAY_LIMIT`], streaming otherwise.
+    pub async fn take(request: Request, replay: bool) -> Result<Body, Refusal> {
+        if !replay || declared_length(&request).is_some_and(|n| n > REPLAY_LIMIT as u64) {
+            return Ok(Body::Streaming(request));
+        }
+        let (done, result) = wit_future::new(|| Ok(()));
+        let (mut stream, trailers) = Request::consume_body(request, result);
+        let mut bytes = Vec::new();
+        loop {
+            let (status, chunk) = stream.read(Vec::with_capacity(CHUNK)).await;
+            bytes.extend_from_slice(&chunk);
+            if bytes.len() > REPLAY_LIMIT {
+                return Ok(Body::Overflowed(Contents {
+                    stream: pipe(bytes, stream),
+                    trailers,
+                    done: Some(done),
+                }));
+            }
+            if matches!(status, StreamResult::Dropped | StreamResult::Cancelled) {
+                break;
+            }
+        }
+        let trailers = match trailers.await {
+            Ok(fields) => fields.map(|f| f.copy_all()),
+            Err(error) => {
+                let message = format!("the request body could not be read: {error:?}");
+                let _ = done.write(Err(error)).await;
+                return Err(Refusal::new(400, "bad_request_body", message));
+            }
+        };
+        let _ = done.write(Ok(())).await;
+        Ok(Body::Held(Held { bytes, trailers }))
+    }
+
+    /// Whether the body can be sent again after [`Body::contents`].
+    pub fn replayable(&self) -> bool {
+        matches!(self, Body::Held(_))
+    }
+
+    /// The held body, for a shadow copy.
+    pub fn held(&self) -> Option<&Held> {
+        match self {
+            Body::Held(held) => Some(held),
+            _ => None,
+        }
+    }
+
+    /// The body for the next attempt: the stream itself the first time, a
+    /// fresh copy each time if held.
+    pub fn contents(&mut self) -> Result<Contents, Refusal> {
+        match std::mem::replace(self, Body::Spent) {
+            Body::Streaming(request) => {
+                let (done, result) = wit_future::new(|| Ok(()));
+                let (stream, trailers) = Request::consume_body(request, result);
+                Ok(Contents {
+                    stream,
+                    trailers,
+                    done: Some(done),
+                })
+            }
+            Body::Held(held) => {
+                let contents = held.contents();
+                *self = Body::Held(held);
+                contents
+            }
+            Body::Overflowed(contents) => Ok(contents),
+            Body::Spent => Err(Refusal::new(
+                500,
+                "body_consumed",
+                "the request body was sent already",
+            )),
+        }
+    }
+}
+
+impl Held {
+    /// A fresh stream of the held bytes and their trailers.
+    pub fn contents(&self) -> Result<Contents, Refusal> {
+        let (mut writer, stream) = wit_stream::new::<u8>();
+        let bytes = self.bytes.clone();
+        wit_bindgen::spawn(async move {
+            writer.write_all(bytes).await;
+        });
+        let trailers = match &self.trailers {
+            None => wit_future::new(|| Ok(None)).1,
+            Some(list) => {
+                let fields = Trailers::from_list(list).map_err(|e| {
+                    Refusal::new(
+                        400,
+                        "bad_header",
+                        format!("a request trailer cannot be forwarded: {e:?}"),
+                    )
+                })?;
+                let (writer, reader) = wit_future::new(|| Ok(None));
+                wit_bindgen::spawn(async move {
+                    let _ = writer.write(Ok(Some(fields))).await;
+                });
+                reader
+            }
+        };
+        Ok(Contents {
+            stream,
+            trailers,
+            done: None,
+        })
+    }
+}
+
+/// A stream of `first`, then everything left in `rest`.
+fn pipe(first: Vec<u8>, mut rest: StreamReader<u8>) -> StreamReader<u8> {
+    let (mut writer, reader) = wit_stream::new::<u8>();
+    wit_bindgen::spawn(async move {
+        if !writer.write_all(first).await.is_empty() {
+            return;
+        }
+        loop {
+            let (status, chunk) = rest.read(Vec::with_capacity(CHUNK)).await;
+            if !chunk.is_empty() && !writer.write_all(chunk).await.is_empty() {
+                return;
+            }
+            if matches!(status, StreamResult::Dropped | StreamResult::Cancelled) {
+                return;
+            }
+        }
+    });
+    reader
+}
+
+fn declared_length(request: &Request) -> Option<u64> {
+    request
+        .get_headers()
+        .get("content-length")
+        .first()
+        .and_then(|v| std::str::from_utf8(v).ok()?.trim().parse().ok())
+}
