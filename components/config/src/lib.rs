@@ -6,10 +6,12 @@
 //! as a numbered version in the key-value store. The policy components load
 //! the canonical form with [`Config::from_canonical_json`].
 
+mod deprecation;
 mod error;
 mod glue;
 mod head;
 mod schema;
+mod time;
 mod validate;
 
 pub mod keys;

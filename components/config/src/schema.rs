@@ -6,9 +6,13 @@
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::fmt;
 
 /// Default whole-request upstream timeout.
 pub const DEFAULT_TIMEOUT_MS: u32 = 30_000;
+
+/// Default timeout of a shadow copy.
+pub const DEFAULT_SHADOW_TIMEOUT_MS: u32 = 5_000;
 
 /// A whole config document.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -36,6 +40,117 @@ pub struct Service {
     pub name: String,
     /// Deployed versions; traffic is split between them by weight.
     pub versions: Vec<Version>,
+    /// How a version's targets share its traffic.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub balancer: Balancer,
+    /// When a failing target is taken out of rotation. On by default.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub outlier_detection: OutlierDetection,
+}
+
+/// How a version's targets share its traffic.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Balancer {
+    /// The balancing policy.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub policy: BalancePolicy,
+    /// What `consistent_hash` hashes on (required by it, refused by the others).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash_on: Option<RequestKey>,
+}
+
+/// A balancing policy between the targets of a version.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BalancePolicy {
+    /// Each request independently, in proportion to the target weights.
+    #[default]
+    Weighted,
+    /// In turn, in proportion to the target weights, over a shared counter.
+    RoundRobin,
+    /// The target with the fewest requests in flight relative to its weight.
+    LeastOutstanding,
+    /// The same `hash_on` value goes to the same target while it is healthy.
+    ConsistentHash,
+}
+
+/// A value read from each request, to hash on: `consumer`, `client_ip`,
+/// `header:<name>` or `cookie:<name>`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum RequestKey {
+    /// The authenticated consumer's name.
+    Consumer,
+    /// The address of the connecting peer.
+    ClientIp,
+    /// The first value of a request header (lower-case name).
+    Header(String),
+    /// The value of a cookie.
+    Cookie(String),
+}
+
+impl TryFrom<String> for RequestKey {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        match text.as_str() {
+            "consumer" => Ok(RequestKey::Consumer),
+            "client_ip" => Ok(RequestKey::ClientIp),
+            _ => match text.split_once(':') {
+                Some(("header", name)) if !name.is_empty() => Ok(RequestKey::Header(name.into())),
+                Some(("cookie", name)) if !name.is_empty() => Ok(RequestKey::Cookie(name.into())),
+                _ => Err(format!(
+                    "{text:?} is not consumer, client_ip, header:<name> or cookie:<name>"
+                )),
+            },
+        }
+    }
+}
+
+impl From<RequestKey> for String {
+    fn from(key: RequestKey) -> String {
+        key.to_string()
+    }
+}
+
+impl fmt::Display for RequestKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RequestKey::Consumer => f.write_str("consumer"),
+            RequestKey::ClientIp => f.write_str("client_ip"),
+            RequestKey::Header(name) => write!(f, "header:{name}"),
+            RequestKey::Cookie(name) => write!(f, "cookie:{name}"),
+        }
+    }
+}
+
+/// Passive health checking: a target with `failures` errors (5xx responses,
+/// connection failures or timeouts) within `window_ms` is ejected for
+/// `ejection_ms`. A version whose targets are all ejected has its circuit
+/// open. `failures: 0` turns detection off.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutlierDetection {
+    /// Errors within the window that eject a target.
+    #[serde(default = "default_outlier_failures")]
+    pub failures: u32,
+    /// Length of the counting window, in milliseconds.
+    #[serde(default = "default_outlier_window")]
+    pub window_ms: u32,
+    /// How long an ejected target stays out, in milliseconds.
+    #[serde(default = "default_ejection")]
+    pub ejection_ms: u32,
+}
+
+impl Default for OutlierDetection {
+    fn default() -> Self {
+        OutlierDetection {
+            failures: default_outlier_failures(),
+            window_ms: default_outlier_window(),
+            ejection_ms: default_ejection(),
+        }
+    }
 }
 
 /// One version of a service, e.g. `orders@v2`.
@@ -50,6 +165,24 @@ pub struct Version {
     pub weight: Option<u32>,
     /// Instances serving this version.
     pub targets: Vec<Target>,
+    /// Announces that this version goes away; its responses then carry
+    /// `deprecation`, `sunset` and `link` headers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deprecation: Option<Deprecation>,
+}
+
+/// When a version was deprecated and when it goes away.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Deprecation {
+    /// RFC 3339 timestamp, sent as `deprecation: @<unix seconds>` (RFC 9745).
+    pub deprecated_at: String,
+    /// RFC 3339 timestamp, sent as `sunset: <HTTP-date>` (RFC 8594).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sunset: Option<String>,
+    /// Where the deprecation is explained, sent as `link: <url>; rel="deprecation"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
 }
 
 /// One instance of a service version.
@@ -125,6 +258,153 @@ pub struct Route {
     /// Credentials this route requires; absent means the route is public.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<RouteAuth>,
+    /// Pins the route to one version of its service (versioned APIs: a `/v2`
+    /// route, or a header-matched route for `v2`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// How the route's requests are split between the service's versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<Split>,
+    /// Whether and how failed attempts are retried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<Retries>,
+}
+
+/// How a route's requests are split between versions, beyond the weights.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Split {
+    /// Match rules, tried in order; the first that matches picks the version.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<SplitRule>,
+    /// Keeps a caller on one version while the weights stay the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sticky: Option<Sticky>,
+    /// Copies a share of the requests to another version, responses discarded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<Shadow>,
+    /// Version that takes the requests when the chosen one's circuit is
+    /// open, and the last retry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<String>,
+}
+
+/// Requests matching `match` go to `version`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SplitRule {
+    /// Conditions, all of which must hold.
+    #[serde(rename = "match")]
+    pub matches: Match,
+    /// Version of the route's service.
+    pub version: String,
+}
+
+/// Conditions on a request and its consumer. Every condition given must
+/// hold; a list holds when any of its entries does.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Match {
+    /// Headers (lower-case names) with exactly these values.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// Cookies with exactly these values.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub cookies: BTreeMap<String, String>,
+    /// Query parameters with exactly these (undecoded) values.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub query: BTreeMap<String, String>,
+    /// Consumer names.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub consumers: Vec<String>,
+    /// Tenants of the consumer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tenants: Vec<String>,
+    /// Tags of the consumer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+}
+
+impl Match {
+    /// Whether no condition is given.
+    pub fn is_empty(&self) -> bool {
+        *self == Match::default()
+    }
+}
+
+/// What keeps a caller on one version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sticky {
+    /// The value hashed instead of the request id: `consumer`,
+    /// `header:<name>`, `cookie:<name>` (or `client_ip`).
+    pub on: RequestKey,
+}
+
+/// Copies of requests for another version, their responses compared with
+/// the primary's and discarded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Shadow {
+    /// Version the copies go to; never to the version serving the request.
+    pub version: String,
+    /// Share of requests copied, 0–100, may be fractional.
+    pub percent: f64,
+    /// How long a copy may take, in milliseconds.
+    #[serde(
+        default = "default_shadow_timeout",
+        skip_serializing_if = "is_default_shadow_timeout"
+    )]
+    pub timeout_ms: u32,
+}
+
+/// Retries of failed attempts, bounded by a budget per route.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retries {
+    /// Further attempts after the first.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub attempts: u32,
+    /// Statuses that are retried; connection failures and timeouts always are.
+    #[serde(
+        default = "default_retry_on",
+        skip_serializing_if = "is_default_retry_on"
+    )]
+    pub retry_on: Vec<u16>,
+    /// Methods that are retried (idempotent ones by default).
+    #[serde(
+        default = "default_retry_methods",
+        skip_serializing_if = "is_default_retry_methods"
+    )]
+    pub methods: Vec<String>,
+    /// Timeout of each attempt, in milliseconds, when shorter than the route's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_try_timeout_ms: Option<u32>,
+    /// Retries allowed as a percentage of the route's requests, per 10 s.
+    #[serde(
+        default = "default_budget_percent",
+        skip_serializing_if = "is_default_budget_percent"
+    )]
+    pub budget_percent: u32,
+    /// Retries allowed per second whatever the percentage says.
+    #[serde(
+        default = "default_min_per_second",
+        skip_serializing_if = "is_default_min_per_second"
+    )]
+    pub min_per_second: u32,
+}
+
+impl Default for Retries {
+    fn default() -> Self {
+        Retries {
+            attempts: 0,
+            retry_on: default_retry_on(),
+            methods: default_retry_methods(),
+            per_try_timeout_ms: None,
+            budget_percent: default_budget_percent(),
+            min_per_second: default_min_per_second(),
+        }
+    }
 }
 
 /// Credentials a route requires.
@@ -200,6 +480,60 @@ fn default_timeout() -> u32 {
 
 fn is_default_timeout(n: &u32) -> bool {
     *n == DEFAULT_TIMEOUT_MS
+}
+
+fn default_shadow_timeout() -> u32 {
+    DEFAULT_SHADOW_TIMEOUT_MS
+}
+
+fn is_default_shadow_timeout(n: &u32) -> bool {
+    *n == DEFAULT_SHADOW_TIMEOUT_MS
+}
+
+fn default_outlier_failures() -> u32 {
+    5
+}
+
+fn default_outlier_window() -> u32 {
+    10_000
+}
+
+fn default_ejection() -> u32 {
+    30_000
+}
+
+fn default_retry_on() -> Vec<u16> {
+    vec![502, 503, 504]
+}
+
+fn is_default_retry_on(statuses: &[u16]) -> bool {
+    statuses == default_retry_on()
+}
+
+fn default_retry_methods() -> Vec<String> {
+    ["GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"]
+        .map(String::from)
+        .to_vec()
+}
+
+fn is_default_retry_methods(methods: &[String]) -> bool {
+    methods == default_retry_methods()
+}
+
+fn default_budget_percent() -> u32 {
+    20
+}
+
+fn is_default_budget_percent(n: &u32) -> bool {
+    *n == default_budget_percent()
+}
+
+fn default_min_per_second() -> u32 {
+    3
+}
+
+fn is_default_min_per_second(n: &u32) -> bool {
+    *n == default_min_per_second()
 }
 
 fn default_key_header() -> String {
