@@ -15,6 +15,8 @@ mod time;
 mod validate;
 
 pub mod keys;
+pub mod metrics;
+pub mod rollout;
 
 pub use error::{ConfigError, Problem};
 pub use head::RequestHead;

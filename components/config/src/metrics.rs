@@ -1,0 +1,268 @@
+//! The counters kept per route and version (and per rollout step), their
+//! field names in the store, and what they add up to.
+//!
+//! Every attempt at an upstream counts once in `requests` and once in
+//! exactly one outcome field: `status_1xx` … `status_5xx` when a response
+//! head arrived, else `failures` (no response) or `timeouts`. Failures and
+//! timeouts are not counted under `status_5xx`; [`VersionStats::errors`]
+//! adds the three. Every attempt's latency (to the response head, or to the
+//! failure) counts in one latency bucket and in `latency_ms_sum`. Shadow
+//! copies count only in the `shadow_*` fields of the version they went to.
+
+/// Upper bounds (inclusive) of the latency buckets, in milliseconds; a last
+/// bucket takes everything above.
+pub const LATENCY_BOUNDS_MS: [u32; 11] = [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000];
+
+/// Number of latency buckets: one per bound plus the overflow bucket.
+pub const LATENCY_BUCKETS: usize = LATENCY_BOUNDS_MS.len() + 1;
+
+/// Attempts.
+pub const REQUESTS: &str = "requests";
+/// Attempts answered with a status of class 1xx … 5xx, by class.
+pub const STATUS_CLASSES: [&str; 5] = [
+    "status_1xx",
+    "status_2xx",
+    "status_3xx",
+    "status_4xx",
+    "status_5xx",
+];
+/// Attempts that got no response (refused, reset, protocol error).
+pub const FAILURES: &str = "failures";
+/// Attempts that got no response head in time.
+pub const TIMEOUTS: &str = "timeouts";
+/// Sum of the attempts' latencies, in milliseconds.
+pub const LATENCY_MS_SUM: &str = "latency_ms_sum";
+/// Attempts per latency bucket (not cumulative), by bucket index.
+pub const LATENCY_BUCKET_FIELDS: [&str; LATENCY_BUCKETS] = [
+    "latency_bucket_0",
+    "latency_bucket_1",
+    "latency_bucket_2",
+    "latency_bucket_3",
+    "latency_bucket_4",
+    "latency_bucket_5",
+    "latency_bucket_6",
+    "latency_bucket_7",
+    "latency_bucket_8",
+    "latency_bucket_9",
+    "latency_bucket_10",
+    "latency_bucket_11",
+];
+/// Shadow copies sent to this version.
+pub const SHADOW_REQUESTS: &str = "shadow_requests";
+/// Shadow copies whose outcome differed from the primary's: another status
+/// class, or one side answered and the other did not.
+pub const SHADOW_MISMATCHES: &str = "shadow_mismatches";
+/// Shadow copies that got no response or timed out.
+pub const SHADOW_FAILURES: &str = "shadow_failures";
+
+/// Every field, in the order [`VersionStats::fields`] lists them.
+pub const FIELDS: [&str; 24] = [
+    REQUESTS,
+    STATUS_CLASSES[0],
+    STATUS_CLASSES[1],
+    STATUS_CLASSES[2],
+    STATUS_CLASSES[3],
+    STATUS_CLASSES[4],
+    FAILURES,
+    TIMEOUTS,
+    LATENCY_MS_SUM,
+    LATENCY_BUCKET_FIELDS[0],
+    LATENCY_BUCKET_FIELDS[1],
+    LATENCY_BUCKET_FIELDS[2],
+    LATENCY_BUCKET_FIELDS[3],
+    LATENCY_BUCKET_FIELDS[4],
+    LATENCY_BUCKET_FIELDS[5],
+    LATENCY_BUCKET_FIELDS[6],
+    LATENCY_BUCKET_FIELDS[7],
+    LATENCY_BUCKET_FIELDS[8],
+    LATENCY_BUCKET_FIELDS[9],
+    LATENCY_BUCKET_FIELDS[10],
+    LATENCY_BUCKET_FIELDS[11],
+    SHADOW_REQUESTS,
+    SHADOW_MISMATCHES,
+    SHADOW_FAILURES,
+];
+
+/// The field counting responses with `status` (statuses outside 100–599
+/// count with the nearest class).
+pub fn status_field(status: u16) -> &'static str {
+    STATUS_CLASSES[usize::from(status / 100).clamp(1, 5) - 1]
+}
+
+/// Index of the latency bucket of `latency_ms`.
+pub fn latency_bucket(latency_ms: u32) -> usize {
+    LATENCY_BOUNDS_MS.partition_point(|bound| *bound < latency_ms)
+}
+
+/// The counters of one version, summed over whatever keys were read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VersionStats {
+    /// Attempts.
+    pub requests: u64,
+    /// Attempts answered, by status class (1xx at index 0).
+    pub by_class: [u64; 5],
+    /// Attempts without a response.
+    pub failures: u64,
+    /// Attempts that timed out.
+    pub timeouts: u64,
+    /// Attempts per latency bucket (not cumulative).
+    pub latency_buckets: [u64; LATENCY_BUCKETS],
+    /// Sum of latencies, in milliseconds.
+    pub latency_ms_sum: u64,
+    /// Shadow copies received.
+    pub shadow_requests: u64,
+    /// Shadow copies whose outcome differed from the primary's.
+    pub shadow_mismatches: u64,
+    /// Shadow copies without a response.
+    pub shadow_failures: u64,
+}
+
+impl VersionStats {
+    /// Adds up `(field, value)` pairs; unknown fields are ignored, repeated
+    /// fields add.
+    pub fn from_fields<'a>(fields: impl IntoIterator<Item = (&'a str, u64)>) -> Self {
+        let mut stats = VersionStats::default();
+        for (field, value) in fields {
+            if let Some(counter) = stats.counter_mut(field) {
+                *counter = counter.saturating_add(value);
+            }
+        }
+        stats
+    }
+
+    /// Every field with its value, in the order of [`FIELDS`].
+    pub fn fields(&self) -> Vec<(&'static str, u64)> {
+        let mut fields = Vec::with_capacity(FIELDS.len());
+        fields.push((REQUESTS, self.requests));
+        fields.extend(STATUS_CLASSES.into_iter().zip(self.by_class));
+        fields.push((FAILURES, self.failures));
+        fields.push((TIMEOUTS, self.timeouts));
+        fields.push((LATENCY_MS_SUM, self.latency_ms_sum));
+        fields.extend(LATENCY_BUCKET_FIELDS.into_iter().zip(self.latency_buckets));
+        fields.push((SHADOW_REQUESTS, self.shadow_requests));
+        fields.push((SHADOW_MISMATCHES, self.shadow_mismatches));
+        fields.push((SHADOW_FAILURES, self.shadow_failures));
+        fields
+    }
+
+    fn counter_mut(&mut self, field: &str) -> Option<&mut u64> {
+        Some(match field {
+            REQUESTS => &mut self.requests,
+            FAILURES => &mut self.failures,
+            TIMEOUTS => &mut self.timeouts,
+            LATENCY_MS_SUM => &mut self.latency_ms_sum,
+            SHADOW_REQUESTS => &mut self.shadow_requests,
+            SHADOW_MISMATCHES => &mut self.shadow_mismatches,
+            SHADOW_FAILURES => &mut self.shadow_failures,
+            _ => {
+                if let Some(i) = STATUS_CLASSES.iter().position(|f| *f == field) {
+                    &mut self.by_class[i]
+                } else {
+                    let i = LATENCY_BUCKET_FIELDS.iter().position(|f| *f == field)?;
+                    &mut self.latency_buckets[i]
+                }
+            }
+        })
+    }
+
+    /// Attempts that failed: 5xx responses, failures and timeouts.
+    pub fn errors(&self) -> u64 {
+        self.by_class[4]
+            .saturating_add(self.failures)
+            .saturating_add(self.timeouts)
+    }
+
+    /// [`errors`](Self::errors) per request; `None` without requests.
+    pub fn error_rate(&self) -> Option<f64> {
+        ratio(self.errors(), self.requests)
+    }
+
+    /// The latency at quantile `q` (0–1], as the upper bound of the bucket it
+    /// falls in; `u32::MAX` when it falls above the last bound, `None`
+    /// without data.
+    pub fn quantile_ms(&self, q: f64) -> Option<u32> {
+        let total: u64 = self.latency_buckets.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        // The rank of the q-quantile observation, 1-based.
+        let rank = ((q.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
+        let mut seen = 0;
+        for (i, count) in self.latency_buckets.iter().enumerate() {
+            seen += count;
+            if seen >= rank {
+                return Some(LATENCY_BOUNDS_MS.get(i).copied().unwrap_or(u32::MAX));
+            }
+        }
+        Some(u32::MAX)
+    }
+
+    /// Shadow mismatches per shadow copy; `None` without copies.
+    pub fn shadow_mismatch_rate(&self) -> Option<f64> {
+        ratio(self.shadow_mismatches, self.shadow_requests)
+    }
+}
+
+fn ratio(part: u64, whole: u64) -> Option<f64> {
+    (whole > 0).then(|| part as f64 / whole as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_and_classes() {
+        assert_eq!(latency_bucket(0), 0);
+        assert_eq!(latency_bucket(5), 0);
+        assert_eq!(latency_bucket(6), 1);
+        assert_eq!(latency_bucket(10_000), 10);
+        assert_eq!(latency_bucket(10_001), 11);
+        assert_eq!(latency_bucket(u32::MAX), 11);
+        assert_eq!(status_field(204), "status_2xx");
+        assert_eq!(status_field(503), "status_5xx");
+        assert_eq!(status_field(42), "status_1xx");
+        assert_eq!(status_field(999), "status_5xx");
+    }
+
+    #[test]
+    fn fields_round_trip_and_unknown_fields_are_ignored() {
+        let mut stats = VersionStats {
+            requests: 10,
+            failures: 1,
+            timeouts: 2,
+            latency_ms_sum: 1234,
+            shadow_requests: 4,
+            shadow_mismatches: 1,
+            shadow_failures: 1,
+            ..VersionStats::default()
+        };
+        stats.by_class[1] = 6;
+        stats.by_class[4] = 1;
+        stats.latency_buckets[3] = 9;
+        stats.latency_buckets[11] = 1;
+        let fields = stats.fields();
+        assert_eq!(fields.iter().map(|(f, _)| *f).collect::<Vec<_>>(), FIELDS);
+        let again = VersionStats::from_fields(fields.into_iter().chain([("bogus", 7)]));
+        assert_eq!(again, stats);
+        assert_eq!(again.errors(), 4);
+        assert_eq!(again.error_rate(), Some(0.4));
+        assert_eq!(again.shadow_mismatch_rate(), Some(0.25));
+    }
+
+    #[test]
+    fn quantiles_are_bucket_bounds() {
+        let empty = VersionStats::default();
+        assert_eq!(empty.quantile_ms(0.99), None);
+        assert_eq!(empty.error_rate(), None);
+        let mut stats = VersionStats::default();
+        stats.latency_buckets[2] = 98; // ≤ 25 ms
+        stats.latency_buckets[5] = 1; // ≤ 250 ms
+        stats.latency_buckets[11] = 1; // above 10 s
+        assert_eq!(stats.quantile_ms(0.5), Some(25));
+        assert_eq!(stats.quantile_ms(0.98), Some(25));
+        assert_eq!(stats.quantile_ms(0.99), Some(250));
+        assert_eq!(stats.quantile_ms(1.0), Some(u32::MAX));
+        assert_eq!(stats.quantile_ms(0.0), Some(25));
+    }
+}

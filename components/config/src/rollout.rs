@@ -1,0 +1,601 @@
+//! Rollouts: moving a service's traffic from a stable version to a canary in
+//! steps, each step judged by the analysis of its counters.
+//!
+//! An operator submits a [`RolloutSpec`] (`POST /admin/rollouts`); the admin
+//! API starts a [`RolloutState`] and stores it as JSON under
+//! [`keys::rollout_state`](crate::keys::rollout_state). The splitter reads
+//! that state on every request for the weights, and moves it on by itself
+//! (promote a step, roll back) with a compare-and-swap of the exact bytes it
+//! read; operators move it with the manual transitions. Every move yields a
+//! [`Transition`], appended to the audit keys, so the state itself stays
+//! small.
+
+use crate::{Config, ConfigError, Problem, Service};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::time::Duration;
+
+/// A rollout as an operator asks for it, in YAML or JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RolloutSpec {
+    /// The service whose traffic moves.
+    pub service: String,
+    /// The version traffic moves to.
+    pub canary: String,
+    /// The version traffic moves from. When absent (empty),
+    /// [`RolloutSpec::parse`] fills it in: the version with the highest
+    /// weight in the config in force (the first one when none has a weight),
+    /// other than the canary.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub stable: String,
+    /// The canary's share at each step, in order.
+    #[serde(default = "default_steps")]
+    pub steps: Vec<Step>,
+    /// What each step must show before the next.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub analysis: Analysis,
+}
+
+/// One step of a rollout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    /// The canary's share of traffic, 0–100 (the stable takes the rest).
+    pub weight: u32,
+    /// How long the step lasts at least, or `manual` to wait for an operator.
+    #[serde(default = "default_pause")]
+    pub pause: Pause,
+}
+
+/// How a step ends once its analysis passes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum Pause {
+    /// After this long (`30s`, `2m`, `500ms`, `1h`).
+    For(Duration),
+    /// When an operator resumes the rollout (`manual`).
+    Manual,
+}
+
+impl TryFrom<String> for Pause {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        if text == "manual" {
+            return Ok(Pause::Manual);
+        }
+        parse_duration(&text)
+            .map(Pause::For)
+            .ok_or_else(|| format!("{text:?} is not a duration like 30s, 2m or 500ms, or manual"))
+    }
+}
+
+impl From<Pause> for String {
+    fn from(pause: Pause) -> String {
+        match pause {
+            Pause::Manual => "manual".to_owned(),
+            Pause::For(duration) => format_duration(duration),
+        }
+    }
+}
+
+/// The checks on a step's counters: the canary's against absolute limits
+/// and against the stable's. Rates are fractions (`0.05` is 5%). Limits are
+/// inclusive: a value exactly at its limit passes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Analysis {
+    /// Requests each side needs in a step before it is judged.
+    #[serde(
+        default = "default_min_requests",
+        skip_serializing_if = "is_default_min_requests"
+    )]
+    pub min_requests: u64,
+    /// How often a node re-checks a running rollout.
+    #[serde(
+        default = "default_interval",
+        skip_serializing_if = "is_default_interval",
+        with = "duration_text"
+    )]
+    pub interval: Duration,
+    /// Highest error rate of the canary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_error_rate: Option<f64>,
+    /// Highest p99 latency of the canary, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_p99_ms: Option<u32>,
+    /// Highest excess of the canary's error rate over the stable's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_error_rate_increase: Option<f64>,
+    /// Highest ratio of the canary's p99 latency to the stable's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_p99_ratio: Option<f64>,
+    /// Highest share of the canary's shadow copies that differ from the primary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_shadow_mismatch_rate: Option<f64>,
+}
+
+impl Default for Analysis {
+    fn default() -> Self {
+        Analysis {
+            min_requests: default_min_requests(),
+            interval: default_interval(),
+            max_error_rate: None,
+            max_p99_ms: None,
+            max_error_rate_increase: None,
+            max_p99_ratio: None,
+            max_shadow_mismatch_rate: None,
+        }
+    }
+}
+
+impl RolloutSpec {
+    /// Parses and validates a rollout request (YAML or JSON) against the
+    /// config in force: the service and versions exist, there is at least
+    /// one step, weights are 0–100 and never decrease, limits are in range.
+    /// Fills in `stable` when absent.
+    pub fn parse(text: &str, config: &Config) -> Result<RolloutSpec, ConfigError> {
+        let de = serde_yaml_ng::Deserializer::from_str(text);
+        let mut spec: RolloutSpec =
+            serde_path_to_error::deserialize(de).map_err(ConfigError::syntax)?;
+        let mut problems = Vec::new();
+        match config.service(&spec.service) {
+            None => problems.push(Problem::new(
+                "service",
+                format!("unknown service {:?}", spec.service),
+            )),
+            Some(service) => spec.check_versions(service, &mut problems),
+        }
+        spec.check_steps(&mut problems);
+        spec.analysis.check(&mut problems);
+        if problems.is_empty() {
+            Ok(spec)
+        } else {
+            Err(ConfigError::Invalid(problems))
+        }
+    }
+
+    fn check_versions(&mut self, service: &Service, problems: &mut Vec<Problem>) {
+        let has = |name: &str| service.versions.iter().any(|v| v.name == name);
+        let missing = |name: &str| format!("service {:?} has no version {name:?}", service.name);
+        if !has(&self.canary) {
+            problems.push(Problem::new("canary", missing(&self.canary)));
+        }
+        match self.stable.as_str() {
+            "" => match default_stable(service, &self.canary) {
+                Some(stable) => self.stable = stable.to_owned(),
+                None => problems.push(Problem::new(
+                    "stable",
+                    format!(
+                        "service {:?} has no other version than the canary",
+                        service.name
+                    ),
+                )),
+            },
+            stable if !has(stable) => problems.push(Problem::new("stable", missing(stable))),
+            stable if stable == self.canary => problems.push(Problem::new(
+                "stable",
+                "the stable and the canary must be different versions",
+            )),
+            _ => {}
+        }
+    }
+
+    fn check_steps(&self, problems: &mut Vec<Problem>) {
+        if self.steps.is_empty() {
+            problems.push(Problem::new("steps", "a rollout needs at least one step"));
+        }
+        let mut previous = 0;
+        for (i, step) in self.steps.iter().enumerate() {
+            if step.weight > 100 {
+                problems.push(Problem::new(
+                    format!("steps[{i}].weight"),
+                    "must be between 0 and 100",
+                ));
+            } else if step.weight < previous {
+                problems.push(Problem::new(
+                    format!("steps[{i}].weight"),
+                    format!("weights must not decrease (the step before has {previous})"),
+                ));
+            }
+            previous = previous.max(step.weight);
+        }
+    }
+}
+
+impl Analysis {
+    fn check(&self, problems: &mut Vec<Problem>) {
+        if self.min_requests == 0 {
+            problems.push(Problem::new("analysis.min_requests", "must be at least 1"));
+        }
+        if self.interval.is_zero() {
+            problems.push(Problem::new("analysis.interval", "must be at least 1ms"));
+        }
+        if self.max_p99_ms == Some(0) {
+            problems.push(Problem::new("analysis.max_p99_ms", "must be at least 1"));
+        }
+        for (field, value) in [
+            ("max_error_rate", self.max_error_rate),
+            ("max_error_rate_increase", self.max_error_rate_increase),
+            ("max_shadow_mismatch_rate", self.max_shadow_mismatch_rate),
+        ] {
+            if let Some(rate) = value
+                && !(0.0..=1.0).contains(&rate)
+            {
+                problems.push(Problem::new(
+                    format!("analysis.{field}"),
+                    "must be a fraction between 0 and 1",
+                ));
+            }
+        }
+        if let Some(ratio) = self.max_p99_ratio
+            && !(ratio.is_finite() && ratio > 0.0)
+        {
+            problems.push(Problem::new(
+                "analysis.max_p99_ratio",
+                "must be a number above 0",
+            ));
+        }
+    }
+}
+
+/// The highest-weight version of `service` other than `canary`.
+fn default_stable<'s>(service: &'s Service, canary: &str) -> Option<&'s str> {
+    let any_weight = service.versions.iter().any(|v| v.weight.is_some());
+    service
+        .versions
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| v.name != canary)
+        .map(|(i, v)| {
+            let weight = if any_weight {
+                v.weight.unwrap_or(0)
+            } else {
+                u32::from(i == 0)
+            };
+            (weight, std::cmp::Reverse(i), v.name.as_str())
+        })
+        .max()
+        .map(|(_, _, name)| name)
+}
+
+/// Where a rollout stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Moving through its steps.
+    Progressing,
+    /// Held by an operator or by an unhealthy baseline; keeps the step's weights.
+    Paused,
+    /// Done: the canary takes all traffic.
+    Promoted,
+    /// Stopped by the analysis: the stable takes all traffic.
+    RolledBack,
+    /// Stopped by an operator: the stable takes all traffic.
+    Aborted,
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Phase::Progressing => "progressing",
+            Phase::Paused => "paused",
+            Phase::Promoted => "promoted",
+            Phase::RolledBack => "rolled back",
+            Phase::Aborted => "aborted",
+        })
+    }
+}
+
+/// Who moved a rollout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Actor {
+    /// The analysis, on some node.
+    Auto,
+    /// An operator, through the admin API.
+    Admin,
+}
+
+/// One move of a rollout, as stored in its audit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transition {
+    /// When, in Unix milliseconds.
+    pub at_ms: u64,
+    /// The phase before; `None` when the rollout started.
+    pub from_phase: Option<Phase>,
+    /// The phase after.
+    pub to_phase: Phase,
+    /// The step before.
+    pub from_step: usize,
+    /// The step after.
+    pub to_step: usize,
+    /// Why, for people.
+    pub reason: String,
+    /// Who.
+    pub actor: Actor,
+}
+
+/// A manual transition that does not apply to the rollout as it stands.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RolloutError {
+    /// The rollout has already finished.
+    #[error("the rollout has already finished ({0})")]
+    Finished(Phase),
+    /// Pausing a paused rollout.
+    #[error("the rollout is already paused")]
+    AlreadyPaused,
+    /// Resuming a rollout that is neither paused nor waiting at a manual step.
+    #[error("the rollout is neither paused nor waiting at a manual step")]
+    NotWaiting,
+}
+
+/// A rollout in progress or finished: the document under
+/// [`keys::rollout_state`](crate::keys::rollout_state).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RolloutState {
+    /// Identifies this rollout among the service's rollouts; one key
+    /// segment (no `/`), as the step counters are keyed by it.
+    pub id: String,
+    /// Starts at 1, grows by one with every transition.
+    pub revision: u64,
+    /// What was asked for.
+    pub spec: RolloutSpec,
+    /// Where it stands.
+    pub phase: Phase,
+    /// Index of the current step in `spec.steps`.
+    pub step: usize,
+    /// When the current step started, in Unix milliseconds.
+    pub step_started_ms: u64,
+    /// When the state last changed, in Unix milliseconds.
+    pub updated_ms: u64,
+    /// Why it last changed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+}
+
+impl RolloutState {
+    /// A rollout of `spec` starting at its first step at `now_ms`.
+    pub fn start(
+        spec: RolloutSpec,
+        id: impl Into<String>,
+        now_ms: u64,
+    ) -> (RolloutState, Transition) {
+        let state = RolloutState {
+            id: id.into(),
+            revision: 1,
+            spec,
+            phase: Phase::Progressing,
+            step: 0,
+            step_started_ms: now_ms,
+            updated_ms: now_ms,
+            reason: "started".to_owned(),
+        };
+        let transition = Transition {
+            at_ms: now_ms,
+            from_phase: None,
+            to_phase: Phase::Progressing,
+            from_step: 0,
+            to_step: 0,
+            reason: state.reason.clone(),
+            actor: Actor::Admin,
+        };
+        (state, transition)
+    }
+
+    /// The stable's and the canary's share of traffic, in percent: the
+    /// current step's while progressing or paused, all to the canary once
+    /// promoted, all to the stable once rolled back or aborted.
+    pub fn weights(&self) -> (u32, u32) {
+        match self.phase {
+            Phase::Progressing | Phase::Paused => {
+                let canary = self.current_step().map_or(0, |s| s.weight.min(100));
+                (100 - canary, canary)
+            }
+            Phase::Promoted => (0, 100),
+            Phase::RolledBack | Phase::Aborted => (100, 0),
+        }
+    }
+
+    /// Whether the rollout is still moving or paused (not finished).
+    pub fn is_active(&self) -> bool {
+        matches!(self.phase, Phase::Progressing | Phase::Paused)
+    }
+
+    /// The current step (the last one if `step` is out of range).
+    pub fn current_step(&self) -> Option<&Step> {
+        self.spec.steps.get(self.step).or(self.spec.steps.last())
+    }
+
+    /// Whether the current step is the last.
+    pub fn at_last_step(&self) -> bool {
+        self.step + 1 >= self.spec.steps.len()
+    }
+
+    /// Holds the rollout at its current step.
+    pub fn pause(
+        &mut self,
+        now_ms: u64,
+        reason: impl Into<String>,
+    ) -> Result<Transition, RolloutError> {
+        match self.phase {
+            Phase::Progressing => {
+                Ok(self.transition(Phase::Paused, self.step, now_ms, reason, Actor::Admin))
+            }
+            Phase::Paused => Err(RolloutError::AlreadyPaused),
+            finished => Err(RolloutError::Finished(finished)),
+        }
+    }
+
+    /// Continues a paused rollout at its step, or passes the manual step it
+    /// waits at (to the next step, or promoted after the last).
+    pub fn resume(&mut self, now_ms: u64) -> Result<Transition, RolloutError> {
+        match self.phase {
+            Phase::Paused => Ok(self.transition(
+                Phase::Progressing,
+                self.step,
+                now_ms,
+                "resumed",
+                Actor::Admin,
+            )),
+            Phase::Progressing
+                if self
+                    .current_step()
+                    .is_some_and(|s| s.pause == Pause::Manual) =>
+            {
+                let reason = "manual step approved";
+                Ok(if self.at_last_step() {
+                    self.transition(Phase::Promoted, self.step, now_ms, reason, Actor::Admin)
+                } else {
+                    self.transition(
+                        Phase::Progressing,
+                        self.step + 1,
+                        now_ms,
+                        reason,
+                        Actor::Admin,
+                    )
+                })
+            }
+            Phase::Progressing => Err(RolloutError::NotWaiting),
+            finished => Err(RolloutError::Finished(finished)),
+        }
+    }
+
+    /// Sends all traffic to the canary now, skipping the remaining steps.
+    pub fn promote(&mut self, now_ms: u64) -> Result<Transition, RolloutError> {
+        self.finish(Phase::Promoted, now_ms, "promoted by an operator")
+    }
+
+    /// Sends all traffic back to the stable now.
+    pub fn abort(
+        &mut self,
+        now_ms: u64,
+        reason: impl Into<String>,
+    ) -> Result<Transition, RolloutError> {
+        self.finish(Phase::Aborted, now_ms, reason)
+    }
+
+    fn finish(
+        &mut self,
+        phase: Phase,
+        now_ms: u64,
+        reason: impl Into<String>,
+    ) -> Result<Transition, RolloutError> {
+        if !self.is_active() {
+            return Err(RolloutError::Finished(self.phase));
+        }
+        let step = if phase == Phase::Promoted {
+            self.spec.steps.len().saturating_sub(1)
+        } else {
+            self.step
+        };
+        Ok(self.transition(phase, step, now_ms, reason, Actor::Admin))
+    }
+
+    /// Moves to `phase` at `step`: bumps the revision, restarts the step
+    /// clock when the step changes, and describes the move.
+    pub fn transition(
+        &mut self,
+        phase: Phase,
+        step: usize,
+        now_ms: u64,
+        reason: impl Into<String>,
+        actor: Actor,
+    ) -> Transition {
+        let transition = Transition {
+            at_ms: now_ms,
+            from_phase: Some(self.phase),
+            to_phase: phase,
+            from_step: self.step,
+            to_step: step,
+            reason: reason.into(),
+            actor,
+        };
+        if step != self.step {
+            self.step_started_ms = now_ms;
+        }
+        self.phase = phase;
+        self.step = step;
+        self.revision += 1;
+        self.updated_ms = now_ms;
+        self.reason.clone_from(&transition.reason);
+        transition
+    }
+}
+
+/// Parses `500ms`, `30s`, `2m`, `1h` (a whole number and a unit).
+fn parse_duration(text: &str) -> Option<Duration> {
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number.parse().ok()?;
+    let millis = match unit {
+        "ms" => n,
+        "s" => n.checked_mul(1_000)?,
+        "m" => n.checked_mul(60_000)?,
+        "h" => n.checked_mul(3_600_000)?,
+        _ => return None,
+    };
+    Some(Duration::from_millis(millis))
+}
+
+/// The shortest form [`parse_duration`] reads back to the same milliseconds.
+fn format_duration(duration: Duration) -> String {
+    let ms = duration.as_millis();
+    match ms {
+        0 => "0s".to_owned(),
+        _ if ms.is_multiple_of(3_600_000) => format!("{}h", ms / 3_600_000),
+        _ if ms.is_multiple_of(60_000) => format!("{}m", ms / 60_000),
+        _ if ms.is_multiple_of(1_000) => format!("{}s", ms / 1_000),
+        _ => format!("{ms}ms"),
+    }
+}
+
+/// Serde for durations written as text (`1s`, `250ms`).
+mod duration_text {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&super::format_duration(*duration))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        super::parse_duration(&text)
+            .ok_or_else(|| D::Error::custom(format!("{text:?} is not a duration like 1s or 500ms")))
+    }
+}
+
+fn default_steps() -> Vec<Step> {
+    [10, 25, 50, 100]
+        .map(|weight| Step {
+            weight,
+            pause: default_pause(),
+        })
+        .to_vec()
+}
+
+fn default_pause() -> Pause {
+    Pause::For(Duration::from_secs(60))
+}
+
+fn default_min_requests() -> u64 {
+    100
+}
+
+fn is_default_min_requests(n: &u64) -> bool {
+    *n == default_min_requests()
+}
+
+fn default_interval() -> Duration {
+    Duration::from_secs(1)
+}
+
+fn is_default_interval(d: &Duration) -> bool {
+    *d == default_interval()
+}
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
+}
