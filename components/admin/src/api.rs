@@ -1,6 +1,7 @@
 //! The admin endpoints, independent of how requests arrive.
 
 use crate::store::{ConfigStore, StoreError};
+use crate::{metrics, rollouts};
 use serde::Serialize;
 use serde_json::{Value, json};
 use upshift_config::{Config, ConfigError, Problem, keys};
@@ -19,20 +20,39 @@ pub struct AdminRequest<'a> {
     pub body: &'a [u8],
     /// Whether the caller presented the admin token.
     pub authorized: bool,
+    /// The clock, in Unix milliseconds.
+    pub now_ms: u64,
 }
 
-/// A JSON response.
+/// A response: JSON, or text when `content_type` says so (then `body` is a
+/// JSON string holding the text).
 #[derive(Debug, Clone, PartialEq)]
 pub struct AdminResponse {
     /// HTTP status.
     pub status: u16,
-    /// JSON body.
+    /// Body.
     pub body: Value,
+    /// Media type of the body.
+    pub content_type: &'static str,
 }
 
 impl AdminResponse {
-    fn ok(status: u16, body: Value) -> Self {
-        AdminResponse { status, body }
+    /// A JSON response.
+    pub fn ok(status: u16, body: Value) -> Self {
+        AdminResponse {
+            status,
+            body,
+            content_type: "application/json",
+        }
+    }
+
+    /// A text response of `content_type`.
+    pub fn text(content_type: &'static str, text: String) -> Self {
+        AdminResponse {
+            status: 200,
+            body: Value::String(text),
+            content_type,
+        }
     }
 
     /// An error response `{"error":{"code":…,"message":…}}`.
@@ -84,13 +104,31 @@ pub fn handle(request: &AdminRequest<'_>, store: &impl ConfigStore) -> AdminResp
         }
         ("GET", ["admin", "routes"]) => section(store, "routes"),
         ("GET", ["admin", "services"]) => section(store, "services"),
+        ("GET", ["admin", "metrics"]) => metrics::prometheus(store),
+        ("GET", ["admin", "stats"]) => metrics::stats(store),
+        ("GET", ["admin", "rollouts"]) => rollouts::list(store),
+        ("POST", ["admin", "rollouts"]) => current(store)
+            .and_then(|v| load(store, v))
+            .and_then(|config| rollouts::start(store, &config, request.body, request.now_ms)),
+        ("GET", ["admin", "rollouts", service]) => rollouts::status(store, service),
+        ("POST", ["admin", "rollouts", service, action]) => {
+            rollouts::act(store, service, action, request.body, request.now_ms)
+        }
         (_, ["admin", "config"]) => Err(not_allowed("GET, PUT")),
         (_, ["admin", "config", "validate"] | ["admin", "config", "versions", _, "activate"]) => {
             Err(not_allowed("POST"))
         }
-        (_, ["admin", "config", "versions", _] | ["admin", "routes"] | ["admin", "services"]) => {
-            Err(not_allowed("GET"))
-        }
+        (
+            _,
+            ["admin", "config", "versions", _]
+            | ["admin", "routes"]
+            | ["admin", "services"]
+            | ["admin", "metrics"]
+            | ["admin", "stats"]
+            | ["admin", "rollouts", _],
+        ) => Err(not_allowed("GET")),
+        (_, ["admin", "rollouts"]) => Err(not_allowed("GET, POST")),
+        (_, ["admin", "rollouts", _, _]) => Err(not_allowed("POST")),
         _ => Err(AdminResponse::error(
             404,
             "not_found",
@@ -171,7 +209,7 @@ fn parse(body: &[u8]) -> Result<Config, AdminResponse> {
     Config::parse(text).map_err(|e| rejected(&e))
 }
 
-fn rejected(error: &ConfigError) -> AdminResponse {
+pub(crate) fn rejected(error: &ConfigError) -> AdminResponse {
     let (status, code) = match error {
         ConfigError::Syntax(_) => (400, "malformed_config"),
         ConfigError::Invalid(_) => (422, "invalid_config"),
@@ -183,7 +221,7 @@ fn rejected(error: &ConfigError) -> AdminResponse {
     )
 }
 
-fn current(store: &impl ConfigStore) -> Result<u64, AdminResponse> {
+pub(crate) fn current(store: &impl ConfigStore) -> Result<u64, AdminResponse> {
     store
         .get(keys::CURRENT)?
         .as_deref()
@@ -210,7 +248,7 @@ fn section(store: &impl ConfigStore, name: &str) -> Result<AdminResponse, AdminR
     ))
 }
 
-fn load(store: &impl ConfigStore, version: u64) -> Result<Config, AdminResponse> {
+pub(crate) fn load(store: &impl ConfigStore, version: u64) -> Result<Config, AdminResponse> {
     let bytes = store.get(&keys::version(version))?.ok_or_else(|| {
         AdminResponse::error(
             404,
@@ -234,7 +272,7 @@ fn version_number(segment: &str) -> Result<u64, AdminResponse> {
     })
 }
 
-fn parse_version(bytes: &[u8]) -> Option<u64> {
+pub(crate) fn parse_version(bytes: &[u8]) -> Option<u64> {
     std::str::from_utf8(bytes).ok()?.trim().parse().ok()
 }
 
@@ -258,41 +296,7 @@ fn summary(config: &Config) -> Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::cell::RefCell;
-    use std::collections::HashMap;
-
-    /// An in-process store with the same semantics as the host's.
-    #[derive(Default)]
-    struct MemoryStore(RefCell<HashMap<String, Vec<u8>>>);
-
-    impl ConfigStore for MemoryStore {
-        fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-            Ok(self.0.borrow().get(key).cloned())
-        }
-        fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
-            self.0.borrow_mut().insert(key.into(), value.into());
-            Ok(())
-        }
-        fn increment(&self, key: &str, delta: i64) -> Result<i64, StoreError> {
-            let mut map = self.0.borrow_mut();
-            let n = map.get(key).and_then(|v| parse_version(v)).unwrap_or(0) as i64 + delta;
-            map.insert(key.into(), n.to_string().into_bytes());
-            Ok(n)
-        }
-        fn compare_and_swap(
-            &self,
-            key: &str,
-            expected: Option<&[u8]>,
-            value: &[u8],
-        ) -> Result<bool, StoreError> {
-            let mut map = self.0.borrow_mut();
-            if map.get(key).map(Vec::as_slice) != expected {
-                return Ok(false);
-            }
-            map.insert(key.into(), value.into());
-            Ok(true)
-        }
-    }
+    use crate::store::memory::MemoryStore;
 
     const GOOD: &str = "services: [{name: s, versions: [{name: v1, targets: [{url: 'http://127.0.0.1:9'}]}]}]\n\
                         routes: [{name: r, service: s}]";
@@ -303,6 +307,7 @@ mod tests {
             path,
             body: body.as_bytes(),
             authorized: true,
+            now_ms: 1_000,
         };
         handle(&request, store)
     }
@@ -380,6 +385,7 @@ mod tests {
             path,
             body: b"",
             authorized: false,
+            now_ms: 0,
         };
         assert_eq!(handle(&request("/admin/health"), &store).status, 200);
         assert_eq!(handle(&request("/admin/config"), &store).status, 401);

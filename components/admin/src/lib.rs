@@ -2,10 +2,15 @@
 //!
 //! `PUT /admin/config` validates a YAML or JSON document and stores it as a
 //! new numbered version, then makes it the version in force; a rejected
-//! document changes nothing. The API logic is plain Rust over the
+//! document changes nothing. Rollouts are started and steered here
+//! (`/admin/rollouts`), and the splitter's counters are read back as
+//! Prometheus text (`/admin/metrics`) or JSON (`/admin/stats`). The API
+//! logic is plain Rust over the
 //! [`ConfigStore`] trait; the wasm build backs it with `wasi:keyvalue`.
 
 pub mod api;
+pub mod metrics;
+pub mod rollouts;
 pub mod store;
 
 #[cfg(target_arch = "wasm32")]

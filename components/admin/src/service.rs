@@ -2,7 +2,7 @@
 
 use crate::api::{self, AdminRequest, AdminResponse, MAX_DOCUMENT_BYTES};
 use crate::store::{ConfigStore, StoreError};
-use bindings::wasi::keyvalue::{atomics, store};
+use bindings::wasi::keyvalue::{atomics, batch, store};
 use http_body_util::{BodyExt, Limited};
 use spin_sdk::http::{IntoResponse, Request};
 use spin_sdk::wasip3::http::types::{ErrorCode, Response};
@@ -25,10 +25,14 @@ async fn handle(request: Request) -> Result<Response, ErrorCode> {
     let response = match serve(&parts, body).await {
         Ok(response) | Err(response) => response,
     };
+    let body = match response.body {
+        serde_json::Value::String(text) if response.content_type != "application/json" => text,
+        json => json.to_string(),
+    };
     http::Response::builder()
         .status(response.status)
-        .header("content-type", "application/json")
-        .body(response.body.to_string())
+        .header("content-type", response.content_type)
+        .body(body)
         .map_err(|e| ErrorCode::InternalError(Some(e.to_string())))?
         .into_response()
 }
@@ -72,6 +76,9 @@ async fn serve(
         path: parts.uri.path(),
         body: &body,
         authorized,
+        now_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
     };
     Ok(api::handle(&request, &store))
 }
@@ -96,8 +103,33 @@ impl ConfigStore for KeyValue {
         self.0.get(key).map_err(failed)
     }
 
+    fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let found = batch::get_many(&self.0, keys).map_err(failed)?;
+        let mut by_key: std::collections::HashMap<String, Option<Vec<u8>>> =
+            found.into_iter().collect();
+        Ok(keys.iter().map(|k| by_key.remove(k).flatten()).collect())
+    }
+
     fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
         self.0.set(key, value).map_err(failed)
+    }
+
+    fn keys(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let mut keys = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = self.0.list_keys(cursor.as_deref()).map_err(failed)?;
+            keys.extend(page.keys.into_iter().filter(|k| k.starts_with(prefix)));
+            match page.cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        keys.sort();
+        Ok(keys)
     }
 
     fn increment(&self, key: &str, delta: i64) -> Result<i64, StoreError> {

@@ -1,0 +1,312 @@
+//! The splitter's counters read back: Prometheus text at `/admin/metrics`,
+//! JSON at `/admin/stats`.
+//!
+//! Counters are written by the splitter, per route, service and version,
+//! under [`keys::METRICS_PREFIX`]; whichever node served a request, the
+//! numbers here are the sums over all of them.
+
+use crate::api::{AdminResponse, current, parse_version};
+use crate::rollouts::summary;
+use crate::store::{ConfigStore, StoreError};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use upshift_config::keys;
+use upshift_config::metrics::{LATENCY_BOUNDS_MS, VersionStats};
+use upshift_config::rollout::RolloutState;
+
+/// Media type of the Prometheus text exposition format.
+const PROMETHEUS: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Counters of one route, service and version.
+type Series = BTreeMap<(String, String, String), VersionStats>;
+
+/// `GET /admin/metrics`.
+pub fn prometheus(store: &impl ConfigStore) -> Result<AdminResponse, AdminResponse> {
+    let series = collect(store)?;
+    let mut out = String::new();
+    counter(
+        &mut out,
+        &series,
+        "upshift_requests_total",
+        "Upstream attempts.",
+        |s| vec![(String::new(), s.requests)],
+    );
+    counter(
+        &mut out,
+        &series,
+        "upshift_responses_total",
+        "Upstream responses by status class.",
+        |s| {
+            s.by_class
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (format!(",class=\"{}xx\"", i + 1), *n))
+                .collect()
+        },
+    );
+    counter(
+        &mut out,
+        &series,
+        "upshift_upstream_failures_total",
+        "Upstream attempts without a response, by kind.",
+        |s| {
+            vec![
+                (",kind=\"failed\"".to_owned(), s.failures),
+                (",kind=\"timeout\"".to_owned(), s.timeouts),
+            ]
+        },
+    );
+    histogram(&mut out, &series);
+    counter(
+        &mut out,
+        &series,
+        "upshift_shadow_requests_total",
+        "Shadow copies sent to this version.",
+        |s| vec![(String::new(), s.shadow_requests)],
+    );
+    counter(
+        &mut out,
+        &series,
+        "upshift_shadow_mismatches_total",
+        "Shadow copies whose response class differed from the primary's.",
+        |s| vec![(String::new(), s.shadow_mismatches)],
+    );
+    rollout_gauges(&mut out, &rollouts(store)?);
+    if let Ok(version) = current(store) {
+        let _ = writeln!(
+            out,
+            "# HELP upshift_config_version Config version in force.\n\
+             # TYPE upshift_config_version gauge\nupshift_config_version {version}"
+        );
+    }
+    Ok(AdminResponse::text(PROMETHEUS, out))
+}
+
+/// `GET /admin/stats`.
+pub fn stats(store: &impl ConfigStore) -> Result<AdminResponse, AdminResponse> {
+    let series: Vec<Value> = collect(store)?
+        .iter()
+        .map(|((route, service, version), stats)| {
+            let mut entry = summary(stats);
+            entry["route"] = json!(route);
+            entry["service"] = json!(service);
+            entry["version"] = json!(version);
+            entry["responses"] = json!({
+                "1xx": stats.by_class[0], "2xx": stats.by_class[1], "3xx": stats.by_class[2],
+                "4xx": stats.by_class[3], "5xx": stats.by_class[4],
+            });
+            entry["failures"] = json!(stats.failures);
+            entry["timeouts"] = json!(stats.timeouts);
+            entry
+        })
+        .collect();
+    Ok(AdminResponse::ok(200, json!({ "series": series })))
+}
+
+fn collect(store: &impl ConfigStore) -> Result<Series, StoreError> {
+    let keys = store.keys(keys::METRICS_PREFIX)?;
+    let values = store.get_many(&keys)?;
+    let mut fields: BTreeMap<(String, String, String), Vec<(String, u64)>> = BTreeMap::new();
+    for (key, value) in keys.iter().zip(values) {
+        let (Some(metric), Some(n)) = (
+            keys::parse_metric(key),
+            value.as_deref().and_then(parse_version),
+        ) else {
+            continue;
+        };
+        fields
+            .entry((metric.route, metric.service, metric.version))
+            .or_default()
+            .push((metric.field, n));
+    }
+    Ok(fields
+        .into_iter()
+        .map(|(labels, fields)| {
+            let stats = VersionStats::from_fields(fields.iter().map(|(f, n)| (f.as_str(), *n)));
+            (labels, stats)
+        })
+        .collect())
+}
+
+fn rollouts(store: &impl ConfigStore) -> Result<Vec<RolloutState>, StoreError> {
+    let keys: Vec<String> = store
+        .keys("rollouts/")?
+        .into_iter()
+        .filter(|k| k.ends_with("/state"))
+        .collect();
+    Ok(store
+        .get_many(&keys)?
+        .into_iter()
+        .flatten()
+        .filter_map(|b| serde_json::from_slice(&b).ok())
+        .collect())
+}
+
+fn labels(route: &str, service: &str, version: &str) -> String {
+    format!(
+        "route=\"{}\",service=\"{}\",version=\"{}\"",
+        escape(route),
+        escape(service),
+        escape(version)
+    )
+}
+
+/// A label value as the text format wants it.
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn counter(
+    out: &mut String,
+    series: &Series,
+    name: &str,
+    help: &str,
+    values: impl Fn(&VersionStats) -> Vec<(String, u64)>,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+    for ((route, service, version), stats) in series {
+        for (extra, n) in values(stats) {
+            let _ = writeln!(
+                out,
+                "{name}{{{}{extra}}} {n}",
+                labels(route, service, version)
+            );
+        }
+    }
+}
+
+fn histogram(out: &mut String, series: &Series) {
+    let name = "upshift_upstream_latency_seconds";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Time to the upstream's response head.\n# TYPE {name} histogram"
+    );
+    for ((route, service, version), stats) in series {
+        let labels = labels(route, service, version);
+        let mut cumulative = 0;
+        for (i, n) in stats.latency_buckets.iter().enumerate() {
+            cumulative += n;
+            let le = LATENCY_BOUNDS_MS.get(i).map_or_else(
+                || "+Inf".to_owned(),
+                |ms| format!("{}", f64::from(*ms) / 1000.0),
+            );
+            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {cumulative}");
+        }
+        let sum = stats.latency_ms_sum as f64 / 1000.0;
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
+        let _ = writeln!(out, "{name}_count{{{labels}}} {cumulative}");
+    }
+}
+
+fn rollout_gauges(out: &mut String, rollouts: &[RolloutState]) {
+    let name = "upshift_rollout_canary_weight";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Share of the service's traffic on the rollout's canary, in percent.\n\
+         # TYPE {name} gauge"
+    );
+    for state in rollouts {
+        let phase = serde_json::to_value(state.phase).unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "{name}{{service=\"{}\",stable=\"{}\",canary=\"{}\",phase=\"{}\"}} {}",
+            escape(&state.spec.service),
+            escape(&state.spec.stable),
+            escape(&state.spec.canary),
+            phase.as_str().unwrap_or_default(),
+            state.weights().1
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::api::{AdminRequest, handle};
+    use crate::store::ConfigStore;
+    use crate::store::memory::MemoryStore;
+    use upshift_config::keys;
+
+    fn get(store: &MemoryStore, path: &str) -> crate::AdminResponse {
+        handle(
+            &AdminRequest {
+                method: "GET",
+                path,
+                body: b"",
+                authorized: true,
+                now_ms: 0,
+            },
+            store,
+        )
+    }
+
+    fn seeded() -> MemoryStore {
+        let store = MemoryStore::default();
+        let set = |route: &str, version: &str, field: &str, n: u64| {
+            let key = keys::metric(route, "s", version, field);
+            store.set(&key, n.to_string().as_bytes()).unwrap();
+        };
+        set("r", "v1", "requests", 10);
+        set("r", "v1", "status_2xx", 9);
+        set("r", "v1", "timeouts", 1);
+        set("r", "v1", "latency_bucket_0", 6);
+        set("r", "v1", "latency_bucket_2", 3);
+        set("r", "v1", "latency_bucket_11", 1);
+        set("r", "v1", "latency_ms_sum", 30_050);
+        set("r\"x", "v2", "requests", 2);
+        store.set("unrelated", b"7").unwrap();
+        store
+    }
+
+    #[test]
+    fn prometheus_text_has_counters_and_cumulative_buckets() {
+        let response = get(&seeded(), "/admin/metrics");
+        assert_eq!(response.status, 200);
+        assert!(
+            response
+                .content_type
+                .starts_with("text/plain; version=0.0.4")
+        );
+        let text = response.body.as_str().unwrap();
+        let labels = r#"route="r",service="s",version="v1""#;
+        for line in [
+            format!("upshift_requests_total{{{labels}}} 10"),
+            format!("upshift_responses_total{{{labels},class=\"2xx\"}} 9"),
+            format!("upshift_responses_total{{{labels},class=\"5xx\"}} 0"),
+            format!("upshift_upstream_failures_total{{{labels},kind=\"timeout\"}} 1"),
+            format!("upshift_upstream_latency_seconds_bucket{{{labels},le=\"0.005\"}} 6"),
+            format!("upshift_upstream_latency_seconds_bucket{{{labels},le=\"0.01\"}} 6"),
+            format!("upshift_upstream_latency_seconds_bucket{{{labels},le=\"0.025\"}} 9"),
+            format!("upshift_upstream_latency_seconds_bucket{{{labels},le=\"10\"}} 9"),
+            format!("upshift_upstream_latency_seconds_bucket{{{labels},le=\"+Inf\"}} 10"),
+            format!("upshift_upstream_latency_seconds_sum{{{labels}}} 30.05"),
+            format!("upshift_upstream_latency_seconds_count{{{labels}}} 10"),
+            r#"upshift_requests_total{route="r\"x",service="s",version="v2"} 2"#.to_owned(),
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+        assert!(text.contains("# TYPE upshift_upstream_latency_seconds histogram"));
+    }
+
+    #[test]
+    fn stats_are_json_per_route_and_version() {
+        let response = get(&seeded(), "/admin/stats");
+        let series = response.body["series"].as_array().unwrap();
+        assert_eq!(series.len(), 2);
+        let v1 = &series[0];
+        assert_eq!(
+            (v1["route"].as_str(), v1["version"].as_str()),
+            (Some("r"), Some("v1"))
+        );
+        assert_eq!(v1["requests"], 10);
+        assert_eq!(v1["responses"]["2xx"], 9);
+        assert_eq!(v1["error_rate"], 0.1);
+        assert_eq!(v1["p50_ms"], 5);
+    }
+}

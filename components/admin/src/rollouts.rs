@@ -1,0 +1,360 @@
+//! `/admin/rollouts`: start a rollout, steer it by hand, and show where it
+//! stands with its step's analysis and its audit trail.
+//!
+//! The state document lives at [`keys::rollout_state`]; every change is a
+//! compare-and-swap against the bytes read, so an operator's command and a
+//! gateway node advancing the rollout at the same moment never both win.
+//! Every transition is appended to the audit trail.
+
+use crate::api::{AdminResponse, rejected};
+use crate::store::{ConfigStore, StoreError};
+use serde_json::{Value, json};
+use upshift_config::metrics::VersionStats;
+use upshift_config::rollout::{RolloutSpec, RolloutState, Transition};
+use upshift_config::{Config, keys};
+
+/// `POST /admin/rollouts`: starts the rollout `body` describes (YAML or
+/// JSON), unless one is already running for its service.
+pub fn start(
+    store: &impl ConfigStore,
+    config: &Config,
+    body: &[u8],
+    now_ms: u64,
+) -> Result<AdminResponse, AdminResponse> {
+    let text = std::str::from_utf8(body)
+        .map_err(|_| AdminResponse::error(400, "malformed_rollout", "the plan is not UTF-8"))?;
+    let spec = RolloutSpec::parse(text, config).map_err(|e| rejected(&e))?;
+    let key = keys::rollout_state(&spec.service);
+    let existing = store.get(&key)?;
+    if let Some(state) = existing.as_deref().map(decode).transpose()?
+        && state.is_active()
+    {
+        return Err(AdminResponse::error(
+            409,
+            "rollout_in_progress",
+            format!(
+                "rollout {} of {} is {}; promote or abort it first",
+                state.id,
+                state.spec.service,
+                phase_name(&state)
+            ),
+        ));
+    }
+    let id = format!("{now_ms:x}");
+    let (state, transition) = RolloutState::start(spec, id, now_ms);
+    if !store.compare_and_swap(&key, existing.as_deref(), &encode(&state))? {
+        return Err(AdminResponse::error(
+            409,
+            "rollout_changed",
+            "the rollout changed while starting; try again",
+        ));
+    }
+    append_audit(store, &state.spec.service, &transition)?;
+    Ok(AdminResponse::ok(201, json!({ "rollout": state })))
+}
+
+/// `POST /admin/rollouts/{service}/{pause|resume|promote|abort}`, with an
+/// optional JSON body `{"reason": "…"}`.
+pub fn act(
+    store: &impl ConfigStore,
+    service: &str,
+    action: &str,
+    body: &[u8],
+    now_ms: u64,
+) -> Result<AdminResponse, AdminResponse> {
+    if !matches!(action, "pause" | "resume" | "promote" | "abort") {
+        return Err(AdminResponse::error(
+            404,
+            "not_found",
+            format!("no rollout action {action:?}: use pause, resume, promote or abort"),
+        ));
+    }
+    let reason = reason(body)?;
+    let key = keys::rollout_state(service);
+    loop {
+        let bytes = store.get(&key)?.ok_or_else(|| no_rollout(service))?;
+        let mut state = decode(&bytes)?;
+        let changed = match action {
+            "pause" => state.pause(now_ms, reason.clone()),
+            "resume" => state.resume(now_ms),
+            "promote" => state.promote(now_ms),
+            _ => state.abort(now_ms, reason.clone()),
+        };
+        let transition =
+            changed.map_err(|e| AdminResponse::error(409, "rollout_conflict", e.to_string()))?;
+        if store.compare_and_swap(&key, Some(&bytes), &encode(&state))? {
+            append_audit(store, service, &transition)?;
+            return Ok(AdminResponse::ok(200, json!({ "rollout": state })));
+        }
+    }
+}
+
+/// `GET /admin/rollouts/{service}`: the state, its weights, the current
+/// step's counters per side and the audit trail.
+pub fn status(store: &impl ConfigStore, service: &str) -> Result<AdminResponse, AdminResponse> {
+    let bytes = store
+        .get(&keys::rollout_state(service))?
+        .ok_or_else(|| no_rollout(service))?;
+    let state = decode(&bytes)?;
+    let (stable, canary) = state.weights();
+    let step = json!({
+        "stable": summary(&step_stats(store, &state, &state.spec.stable)?),
+        "canary": summary(&step_stats(store, &state, &state.spec.canary)?),
+    });
+    let history: Vec<Value> = store
+        .get_many(&store.keys(&keys::rollout_audit_prefix(service))?)?
+        .into_iter()
+        .flatten()
+        .filter_map(|b| serde_json::from_slice(&b).ok())
+        .collect();
+    Ok(AdminResponse::ok(
+        200,
+        json!({
+            "rollout": state,
+            "weights": { "stable": stable, "canary": canary },
+            "step": step,
+            "history": history,
+        }),
+    ))
+}
+
+/// `GET /admin/rollouts`: the state of every service's latest rollout.
+pub fn list(store: &impl ConfigStore) -> Result<AdminResponse, AdminResponse> {
+    let keys: Vec<String> = store
+        .keys("rollouts/")?
+        .into_iter()
+        .filter(|k| k.ends_with("/state"))
+        .collect();
+    let rollouts: Vec<RolloutState> = store
+        .get_many(&keys)?
+        .into_iter()
+        .flatten()
+        .map(|b| decode(&b))
+        .collect::<Result<_, _>>()?;
+    Ok(AdminResponse::ok(200, json!({ "rollouts": rollouts })))
+}
+
+/// Counters of `version` in the rollout's current step.
+fn step_stats(
+    store: &impl ConfigStore,
+    state: &RolloutState,
+    version: &str,
+) -> Result<VersionStats, StoreError> {
+    let service = &state.spec.service;
+    let prefix = keys::step_metric(service, &state.id, state.step, version, "");
+    let keys = store.keys(&prefix)?;
+    let values = store.get_many(&keys)?;
+    Ok(VersionStats::from_fields(
+        keys.iter().zip(values).filter_map(|(key, value)| {
+            let n = std::str::from_utf8(&value?).ok()?.parse().ok()?;
+            Some((key.strip_prefix(&prefix)?, n))
+        }),
+    ))
+}
+
+/// What an operator wants to see of one side of a step.
+pub fn summary(stats: &VersionStats) -> Value {
+    json!({
+        "requests": stats.requests,
+        "errors": stats.errors(),
+        "error_rate": stats.error_rate(),
+        "p50_ms": stats.quantile_ms(0.5),
+        "p99_ms": stats.quantile_ms(0.99),
+        "shadow_requests": stats.shadow_requests,
+        "shadow_mismatches": stats.shadow_mismatches,
+    })
+}
+
+fn append_audit(
+    store: &impl ConfigStore,
+    service: &str,
+    transition: &Transition,
+) -> Result<(), StoreError> {
+    let n = store.increment(&keys::rollout_audit_seq(service), 1)?;
+    let n = u64::try_from(n).map_err(|_| StoreError("audit sequence is negative".into()))?;
+    let entry = serde_json::to_vec(transition).expect("transitions serialize");
+    store.set(&keys::rollout_audit(service, n), &entry)
+}
+
+fn reason(body: &[u8]) -> Result<String, AdminResponse> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok("requested by an operator".to_owned());
+    }
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        AdminResponse::error(400, "malformed_request", format!("expected JSON: {e}"))
+    })?;
+    Ok(value["reason"]
+        .as_str()
+        .unwrap_or("requested by an operator")
+        .to_owned())
+}
+
+fn encode(state: &RolloutState) -> Vec<u8> {
+    serde_json::to_vec(state).expect("rollout state serializes")
+}
+
+fn decode(bytes: &[u8]) -> Result<RolloutState, AdminResponse> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        AdminResponse::error(
+            500,
+            "stored_rollout_unreadable",
+            format!("stored rollout state: {e}"),
+        )
+    })
+}
+
+fn phase_name(state: &RolloutState) -> String {
+    serde_json::to_value(state.phase)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+fn no_rollout(service: &str) -> AdminResponse {
+    AdminResponse::error(
+        404,
+        "rollout_not_found",
+        format!("no rollout was started for service {service:?}"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::api::{AdminRequest, AdminResponse, handle};
+    use crate::store::ConfigStore;
+    use crate::store::memory::MemoryStore;
+    use upshift_config::keys;
+
+    const CONFIG: &str = "services: [{name: s, versions: [\
+        {name: v1, weight: 100, targets: [{url: 'http://127.0.0.1:9'}]},\
+        {name: v2, weight: 0, targets: [{url: 'http://127.0.0.1:10'}]}]}]\n\
+        routes: [{name: r, service: s}]";
+
+    const PLAN: &str =
+        "service: s\ncanary: v2\nsteps: [{weight: 10, pause: 1m}, {weight: 50, pause: manual}]";
+
+    fn call(
+        store: &MemoryStore,
+        method: &str,
+        path: &str,
+        body: &str,
+        now_ms: u64,
+    ) -> AdminResponse {
+        handle(
+            &AdminRequest {
+                method,
+                path,
+                body: body.as_bytes(),
+                authorized: true,
+                now_ms,
+            },
+            store,
+        )
+    }
+
+    fn configured() -> MemoryStore {
+        let store = MemoryStore::default();
+        assert_eq!(call(&store, "PUT", "/admin/config", CONFIG, 0).status, 201);
+        store
+    }
+
+    #[test]
+    fn start_needs_a_config_and_a_valid_plan() {
+        let store = MemoryStore::default();
+        assert_eq!(call(&store, "POST", "/admin/rollouts", PLAN, 1).status, 404);
+        let store = configured();
+        let bad = call(
+            &store,
+            "POST",
+            "/admin/rollouts",
+            "service: s\ncanary: v9",
+            1,
+        );
+        assert_eq!(bad.status, 422, "{:?}", bad.body);
+        assert_eq!(bad.body["error"]["problems"][0]["path"], "canary");
+        let started = call(&store, "POST", "/admin/rollouts", PLAN, 1_000);
+        assert_eq!(started.status, 201, "{:?}", started.body);
+        assert_eq!(started.body["rollout"]["phase"], "progressing");
+        assert_eq!(started.body["rollout"]["spec"]["stable"], "v1");
+        let again = call(&store, "POST", "/admin/rollouts", PLAN, 2_000);
+        assert_eq!(again.status, 409);
+        assert_eq!(again.body["error"]["code"], "rollout_in_progress");
+    }
+
+    #[test]
+    fn operators_steer_and_every_move_is_audited() {
+        let store = configured();
+        call(&store, "POST", "/admin/rollouts", PLAN, 1_000);
+        let pause = call(
+            &store,
+            "POST",
+            "/admin/rollouts/s/pause",
+            r#"{"reason": "dashboards"}"#,
+            2_000,
+        );
+        assert_eq!(pause.status, 200, "{:?}", pause.body);
+        assert_eq!(
+            call(&store, "POST", "/admin/rollouts/s/pause", "", 2_500).status,
+            409
+        );
+        assert_eq!(
+            call(&store, "POST", "/admin/rollouts/s/resume", "", 3_000).status,
+            200
+        );
+        assert_eq!(
+            call(&store, "POST", "/admin/rollouts/s/promote", "", 4_000).status,
+            200
+        );
+        let finished = call(&store, "POST", "/admin/rollouts/s/abort", "", 5_000);
+        assert_eq!(finished.status, 409, "{:?}", finished.body);
+        assert_eq!(
+            call(&store, "POST", "/admin/rollouts/s/explode", "", 5_000).status,
+            404
+        );
+        assert_eq!(
+            call(&store, "POST", "/admin/rollouts/t/pause", "", 5_000).status,
+            404
+        );
+
+        let status = call(&store, "GET", "/admin/rollouts/s", "", 6_000);
+        assert_eq!(status.status, 200);
+        assert_eq!(status.body["weights"]["canary"], 100);
+        let history = status.body["history"].as_array().unwrap();
+        let reasons: Vec<&str> = history
+            .iter()
+            .map(|t| t["reason"].as_str().unwrap())
+            .collect();
+        assert_eq!(history.len(), 4, "{reasons:?}");
+        assert_eq!(reasons[1], "dashboards");
+        assert!(history[1..].iter().all(|t| t["actor"] == "admin"));
+        // A finished rollout can be replaced by a new one.
+        assert_eq!(
+            call(&store, "POST", "/admin/rollouts", PLAN, 7_000).status,
+            201
+        );
+        let list = call(&store, "GET", "/admin/rollouts", "", 7_000);
+        assert_eq!(list.body["rollouts"].as_array().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn status_shows_the_current_steps_counters() {
+        let store = configured();
+        let started = call(&store, "POST", "/admin/rollouts", PLAN, 1_000);
+        let id = started.body["rollout"]["id"].as_str().unwrap().to_owned();
+        let set = |version: &str, field: &str, n: u64| {
+            let key = keys::step_metric("s", &id, 0, version, field);
+            store.set(&key, n.to_string().as_bytes()).unwrap();
+        };
+        set("v2", "requests", 40);
+        set("v2", "status_5xx", 4);
+        set("v2", "latency_bucket_3", 40);
+        set("v1", "requests", 360);
+        let status = call(&store, "GET", "/admin/rollouts/s", "", 2_000).body;
+        assert_eq!(status["step"]["canary"]["requests"], 40);
+        assert_eq!(status["step"]["canary"]["errors"], 4);
+        assert_eq!(status["step"]["canary"]["error_rate"], 0.1);
+        assert_eq!(status["step"]["canary"]["p99_ms"], 50);
+        assert_eq!(status["step"]["stable"]["requests"], 360);
+        assert_eq!(status["weights"]["canary"], 10);
+    }
+}
