@@ -1,0 +1,368 @@
+//! Gemini streams (`streamGenerateContent?alt=sse`): each `data:` event is
+//! a whole `GenerateContentResponse` carrying only new parts, there are no
+//! event names and no end marker, the last chunk has the finish reason and
+//! the usage, and function calls arrive whole.
+
+use super::types::{
+    GenerateResponse, OutCandidate, OutContent, OutFunctionCall, OutPart, OutResponse, WireUsage,
+};
+use super::{CallIds, finish_reason_in, finish_reason_out, part_in, usage_in, usage_out};
+use crate::dialect::{Dialect, wire};
+use crate::errors::{ApiError, ErrorKind, TranslateError};
+use crate::ir::{Block, BlockStart, Delta, StopReason, StreamEvent, Usage};
+use crate::sse;
+
+/// Reads Gemini chunks into IR events.
+#[derive(Debug, Default)]
+pub struct Decoder {
+    started: bool,
+    next_index: usize,
+    /// The open block: its index and whether it is thinking.
+    open: Option<(usize, bool)>,
+    ids: Option<CallIds>,
+    called: bool,
+    usage: Usage,
+    ended: bool,
+    /// Blocks of the current chunk (kept to reuse the allocation).
+    blocks: Vec<Block>,
+}
+
+impl Decoder {
+    /// Reads one chunk.
+    pub fn decode(
+        &mut self,
+        event: &sse::Event,
+        out: &mut Vec<StreamEvent>,
+    ) -> Result<(), TranslateError> {
+        if self.ended {
+            return Ok(());
+        }
+        let chunk: GenerateResponse = serde_json::from_str(&event.data)?;
+        if chunk.error.is_some() {
+            self.ended = true;
+            out.push(StreamEvent::Error(ApiError::parse(
+                Dialect::Gemini,
+                500,
+                event.data.as_bytes(),
+            )));
+            return Ok(());
+        }
+        if let Some(usage) = &chunk.usage_metadata {
+            self.usage.merge(&usage_in(usage));
+        }
+        if !self.started {
+            self.started = true;
+            self.ids = Some(CallIds::new(super::response::call_prefix(
+                &chunk.response_id,
+            )));
+            out.push(StreamEvent::MessageStart {
+                id: chunk.response_id,
+                model: chunk.model_version,
+                created: 0,
+                usage: self.usage,
+            });
+        }
+        let ids = self.ids.as_mut().expect("set at the first chunk");
+        let mut finish = None;
+        let mut blocks = std::mem::take(&mut self.blocks);
+        for candidate in chunk.candidates.into_iter().filter(|c| c.index == 0) {
+            for part in candidate.content.map(|c| c.parts).unwrap_or_default() {
+                part_in(part, ids, &mut blocks)?;
+            }
+            finish = finish.or(candidate.finish_reason);
+        }
+        for block in blocks.drain(..) {
+            self.block(block, out)?;
+        }
+        self.blocks = blocks;
+        let blocked = chunk.prompt_feedback.and_then(|f| f.block_reason).is_some();
+        let stop_reason = match finish {
+            Some(reason) => Some(finish_reason_in(&reason)),
+            None if blocked => Some(StopReason::ContentFilter),
+            None => None,
+        };
+        if let Some(mut stop_reason) = stop_reason {
+            self.close(out);
+            if stop_reason == StopReason::EndTurn && self.called {
+                stop_reason = StopReason::ToolUse;
+            }
+            self.ended = true;
+            out.push(StreamEvent::MessageDelta {
+                stop_reason: Some(stop_reason),
+                stop_sequence: None,
+                usage: Some(self.usage),
+            });
+            out.push(StreamEvent::MessageStop);
+        }
+        Ok(())
+    }
+
+    /// The upstream closed; without a finish reason the stream was cut off.
+    pub fn finish(&mut self, out: &mut Vec<StreamEvent>) {
+        if !self.ended {
+            self.ended = true;
+            out.push(StreamEvent::Error(ApiError::new(
+                ErrorKind::Server,
+                "upstream stream ended early",
+            )));
+        }
+    }
+
+    fn block(&mut self, block: Block, out: &mut Vec<StreamEvent>) -> Result<(), TranslateError> {
+        match block {
+            Block::Thinking(thinking) if thinking.is_bare_signature() => {
+                self.close(out);
+                let index = self.start(BlockStart::Thinking, out);
+                push_delta(out, index, thinking.signature.map(Delta::Signature));
+                out.push(StreamEvent::BlockStop { index });
+            }
+            Block::Thinking(thinking) => {
+                let index = self.open(true, out);
+                push_delta(out, index, Some(Delta::Thinking(thinking.text)));
+                push_delta(out, index, thinking.signature.map(Delta::Signature));
+            }
+            Block::Text(text) => {
+                let index = self.open(false, out);
+                push_delta(out, index, Some(Delta::Text(text.text)));
+            }
+            Block::ToolUse(call) => {
+                self.close(out);
+                self.called = true;
+                let start = BlockStart::ToolUse {
+                    id: call.id,
+                    name: call.name,
+                };
+                let index = self.start(start, out);
+                push_delta(out, index, Some(Delta::Json(call.input.get().to_owned())));
+                out.push(StreamEvent::BlockStop { index });
+            }
+            Block::Image(_) => {
+                return Err(TranslateError::unsupported("image output in a stream"));
+            }
+            Block::ToolResult(_) | Block::RedactedThinking { .. } => {
+                return Err(TranslateError::Stream(
+                    "unexpected part in a model response".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The open text (or thinking) block, opening one if needed.
+    fn open(&mut self, thinking: bool, out: &mut Vec<StreamEvent>) -> usize {
+        if let Some((index, open_thinking)) = self.open
+            && open_thinking == thinking
+        {
+            return index;
+        }
+        self.close(out);
+        let start = if thinking {
+            BlockStart::Thinking
+        } else {
+            BlockStart::Text
+        };
+        let index = self.start(start, out);
+        self.open = Some((index, thinking));
+        index
+    }
+
+    fn start(&mut self, block: BlockStart, out: &mut Vec<StreamEvent>) -> usize {
+        let index = self.next_index;
+        self.next_index += 1;
+        out.push(StreamEvent::BlockStart { index, block });
+        index
+    }
+
+    fn close(&mut self, out: &mut Vec<StreamEvent>) {
+        if let Some((index, _)) = self.open.take() {
+            out.push(StreamEvent::BlockStop { index });
+        }
+    }
+}
+
+fn push_delta(out: &mut Vec<StreamEvent>, index: usize, delta: Option<Delta>) {
+    match delta {
+        Some(Delta::Text(s) | Delta::Thinking(s) | Delta::Json(s) | Delta::Signature(s))
+            if s.is_empty() => {}
+        Some(delta) => out.push(StreamEvent::BlockDelta { index, delta }),
+        None => {}
+    }
+}
+
+/// What the encoder is in the middle of.
+#[derive(Debug)]
+enum Open {
+    Text,
+    Thinking {
+        shown: bool,
+    },
+    /// A call whose argument fragments are gathered: Gemini sends calls
+    /// whole.
+    Tool {
+        name: String,
+        arguments: String,
+    },
+}
+
+/// Writes IR events as Gemini chunks.
+#[derive(Debug, Default)]
+pub struct Encoder {
+    id: String,
+    model: String,
+    usage: Usage,
+    stop_reason: Option<StopReason>,
+    open: Option<Open>,
+    /// A bare signature waiting for the next part.
+    signature: Option<String>,
+    ended: bool,
+}
+
+impl Encoder {
+    /// Writes one event.
+    pub fn encode(&mut self, event: &StreamEvent, out: &mut Vec<sse::Event>) {
+        if self.ended {
+            return;
+        }
+        match event {
+            StreamEvent::MessageStart {
+                id, model, usage, ..
+            } => {
+                self.id.clone_from(id);
+                self.model.clone_from(model);
+                self.usage.merge(usage);
+            }
+            StreamEvent::BlockStart { block, .. } => {
+                self.open = match block {
+                    BlockStart::Text => Some(Open::Text),
+                    BlockStart::Thinking => Some(Open::Thinking { shown: false }),
+                    BlockStart::RedactedThinking { .. } => None,
+                    BlockStart::ToolUse { name, .. } => Some(Open::Tool {
+                        name: name.clone(),
+                        arguments: String::new(),
+                    }),
+                }
+            }
+            StreamEvent::BlockDelta { delta, .. } => match (delta, &mut self.open) {
+                (Delta::Text(text), _) => {
+                    let signature = self.signature.take();
+                    self.push_part(
+                        out,
+                        OutPart {
+                            text: Some(text),
+                            thought_signature: signature.as_deref(),
+                            ..OutPart::default()
+                        },
+                    );
+                }
+                (Delta::Thinking(text), Some(Open::Thinking { shown })) => {
+                    *shown = true;
+                    self.push_part(
+                        out,
+                        OutPart {
+                            text: Some(text),
+                            thought: true,
+                            ..OutPart::default()
+                        },
+                    );
+                }
+                (Delta::Signature(signature), Some(Open::Thinking { shown: true })) => self
+                    .push_part(
+                        out,
+                        OutPart {
+                            text: Some(""),
+                            thought: true,
+                            thought_signature: Some(signature),
+                            ..OutPart::default()
+                        },
+                    ),
+                (Delta::Signature(signature), _) => self
+                    .signature
+                    .get_or_insert_with(String::new)
+                    .push_str(signature),
+                (Delta::Json(fragment), Some(Open::Tool { arguments, .. })) => {
+                    arguments.push_str(fragment)
+                }
+                _ => {}
+            },
+            StreamEvent::BlockStop { .. } => {
+                if let Some(Open::Tool { name, arguments }) = self.open.take() {
+                    let arguments = match wire::json_text(&arguments) {
+                        Ok(arguments) => arguments,
+                        Err(error) => {
+                            let error = ApiError::new(ErrorKind::Server, error.to_string());
+                            return self.encode(&StreamEvent::Error(error), out);
+                        }
+                    };
+                    let signature = self.signature.take();
+                    self.push_part(
+                        out,
+                        OutPart {
+                            function_call: Some(OutFunctionCall {
+                                name: &name,
+                                args: &arguments,
+                            }),
+                            thought_signature: signature.as_deref(),
+                            ..OutPart::default()
+                        },
+                    );
+                }
+            }
+            StreamEvent::MessageDelta {
+                stop_reason, usage, ..
+            } => {
+                self.stop_reason = stop_reason.or(self.stop_reason);
+                if let Some(usage) = usage {
+                    self.usage.merge(usage);
+                }
+            }
+            StreamEvent::MessageStop => {
+                let signature = self.signature.take();
+                let content = signature.as_deref().map(|signature| OutContent {
+                    role: Some("model"),
+                    parts: vec![OutPart {
+                        text: Some(""),
+                        thought_signature: Some(signature),
+                        ..OutPart::default()
+                    }],
+                });
+                let finish = finish_reason_out(self.stop_reason.unwrap_or(StopReason::EndTurn));
+                self.push(out, content, Some(finish), Some(usage_out(&self.usage)));
+                self.ended = true;
+            }
+            StreamEvent::Error(error) => {
+                out.push(sse::Event::data(
+                    error.to_value(Dialect::Gemini).to_string(),
+                ));
+                self.ended = true;
+            }
+        }
+    }
+
+    fn push_part(&self, out: &mut Vec<sse::Event>, part: OutPart) {
+        let content = OutContent {
+            role: Some("model"),
+            parts: vec![part],
+        };
+        self.push(out, Some(content), None, None);
+    }
+
+    fn push(
+        &self,
+        out: &mut Vec<sse::Event>,
+        content: Option<OutContent>,
+        finish_reason: Option<&'static str>,
+        usage_metadata: Option<WireUsage>,
+    ) {
+        let chunk = OutResponse {
+            candidates: [OutCandidate {
+                content,
+                finish_reason,
+                index: 0,
+            }],
+            usage_metadata,
+            model_version: &self.model,
+            response_id: &self.id,
+        };
+        out.push(sse::Event::data(wire::to_string(&chunk)));
+    }
+}

@@ -1,0 +1,444 @@
+//! Translation failures, and provider error bodies in every dialect.
+//!
+//! [`ApiError`] is the normalized form of an error a provider returned
+//! (as an HTTP error body or mid-stream). [`ApiError::parse`] reads any
+//! dialect's body; [`ApiError::render`] writes one with the status code
+//! that dialect's clients expect: a rate limit stays 429, Anthropic's
+//! `overloaded_error` (529) becomes 503 for OpenAI and Gemini clients and
+//! 529 again for Anthropic clients.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::dialect::Dialect;
+
+/// Why a body could not be translated.
+#[derive(Debug, thiserror::Error)]
+pub enum TranslateError {
+    /// The body is not JSON of the expected shape.
+    #[error("malformed body: {0}")]
+    Json(#[from] serde_json::Error),
+    /// The body is JSON but breaks a rule of its dialect.
+    #[error("invalid body: {0}")]
+    Invalid(String),
+    /// The body uses a feature the target dialect cannot express.
+    #[error("not translatable: {0}")]
+    Unsupported(String),
+    /// A stream event arrived out of order or malformed.
+    #[error("malformed stream: {0}")]
+    Stream(String),
+}
+
+impl TranslateError {
+    /// An [`TranslateError::Invalid`] with this message.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        TranslateError::Invalid(message.into())
+    }
+
+    /// An [`TranslateError::Unsupported`] with this message.
+    pub fn unsupported(message: impl Into<String>) -> Self {
+        TranslateError::Unsupported(message.into())
+    }
+
+    /// The error a client gets for a request that failed to translate.
+    pub fn to_api_error(&self) -> ApiError {
+        ApiError::new(ErrorKind::InvalidRequest, self.to_string())
+    }
+}
+
+/// The normalized class of a provider error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// 400: the request is wrong.
+    InvalidRequest,
+    /// 401: missing or bad credentials.
+    Authentication,
+    /// 403: the credentials may not do this.
+    PermissionDenied,
+    /// 404: unknown model or endpoint.
+    NotFound,
+    /// 413: the request is too large.
+    RequestTooLarge,
+    /// 429: rate limit or quota.
+    RateLimit,
+    /// 500: the provider failed.
+    Server,
+    /// 503 (Anthropic 529): the provider is overloaded; retry later.
+    Overloaded,
+    /// 504: the provider timed out.
+    Timeout,
+}
+
+impl ErrorKind {
+    /// The kind an HTTP status stands for.
+    pub fn from_status(status: u16) -> Self {
+        match status {
+            401 => ErrorKind::Authentication,
+            403 => ErrorKind::PermissionDenied,
+            404 => ErrorKind::NotFound,
+            413 => ErrorKind::RequestTooLarge,
+            429 => ErrorKind::RateLimit,
+            503 | 529 => ErrorKind::Overloaded,
+            504 | 408 => ErrorKind::Timeout,
+            400..=499 => ErrorKind::InvalidRequest,
+            _ => ErrorKind::Server,
+        }
+    }
+
+    /// The status a client of `dialect` expects for this kind.
+    pub fn status(self, dialect: Dialect) -> u16 {
+        match self {
+            ErrorKind::InvalidRequest => 400,
+            ErrorKind::Authentication => 401,
+            ErrorKind::PermissionDenied => 403,
+            ErrorKind::NotFound => 404,
+            ErrorKind::RequestTooLarge => 413,
+            ErrorKind::RateLimit => 429,
+            ErrorKind::Server => 500,
+            ErrorKind::Overloaded if dialect == Dialect::Anthropic => 529,
+            ErrorKind::Overloaded => 503,
+            ErrorKind::Timeout => 504,
+        }
+    }
+
+    fn openai_type(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidRequest | ErrorKind::RequestTooLarge => "invalid_request_error",
+            ErrorKind::Authentication => "authentication_error",
+            ErrorKind::PermissionDenied => "permission_error",
+            ErrorKind::NotFound => "not_found_error",
+            ErrorKind::RateLimit => "rate_limit_error",
+            ErrorKind::Server | ErrorKind::Overloaded => "server_error",
+            ErrorKind::Timeout => "timeout_error",
+        }
+    }
+
+    fn anthropic_type(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidRequest => "invalid_request_error",
+            ErrorKind::Authentication => "authentication_error",
+            ErrorKind::PermissionDenied => "permission_error",
+            ErrorKind::NotFound => "not_found_error",
+            ErrorKind::RequestTooLarge => "request_too_large",
+            ErrorKind::RateLimit => "rate_limit_error",
+            ErrorKind::Server => "api_error",
+            ErrorKind::Overloaded => "overloaded_error",
+            ErrorKind::Timeout => "timeout_error",
+        }
+    }
+
+    fn from_anthropic_type(kind: &str) -> Option<Self> {
+        Some(match kind {
+            "invalid_request_error" => ErrorKind::InvalidRequest,
+            "authentication_error" => ErrorKind::Authentication,
+            "permission_error" | "billing_error" => ErrorKind::PermissionDenied,
+            "not_found_error" => ErrorKind::NotFound,
+            "request_too_large" => ErrorKind::RequestTooLarge,
+            "rate_limit_error" => ErrorKind::RateLimit,
+            "api_error" => ErrorKind::Server,
+            "overloaded_error" => ErrorKind::Overloaded,
+            "timeout_error" => ErrorKind::Timeout,
+            _ => return None,
+        })
+    }
+
+    fn gemini_status(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidRequest | ErrorKind::RequestTooLarge => "INVALID_ARGUMENT",
+            ErrorKind::Authentication => "UNAUTHENTICATED",
+            ErrorKind::PermissionDenied => "PERMISSION_DENIED",
+            ErrorKind::NotFound => "NOT_FOUND",
+            ErrorKind::RateLimit => "RESOURCE_EXHAUSTED",
+            ErrorKind::Server => "INTERNAL",
+            ErrorKind::Overloaded => "UNAVAILABLE",
+            ErrorKind::Timeout => "DEADLINE_EXCEEDED",
+        }
+    }
+
+    fn from_gemini_status(status: &str) -> Option<Self> {
+        Some(match status {
+            "INVALID_ARGUMENT" | "FAILED_PRECONDITION" | "OUT_OF_RANGE" => {
+                ErrorKind::InvalidRequest
+            }
+            "UNAUTHENTICATED" => ErrorKind::Authentication,
+            "PERMISSION_DENIED" => ErrorKind::PermissionDenied,
+            "NOT_FOUND" => ErrorKind::NotFound,
+            "RESOURCE_EXHAUSTED" => ErrorKind::RateLimit,
+            "INTERNAL" | "UNKNOWN" | "DATA_LOSS" => ErrorKind::Server,
+            "UNAVAILABLE" => ErrorKind::Overloaded,
+            "DEADLINE_EXCEEDED" => ErrorKind::Timeout,
+            _ => return None,
+        })
+    }
+}
+
+/// A provider error, normalized.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// What went wrong, as a class.
+    pub kind: ErrorKind,
+    /// The provider's message.
+    pub message: String,
+    /// A machine-readable code, when the provider gave one (OpenAI `code`,
+    /// or the provider's own error type when it is more specific than
+    /// [`ErrorKind`]).
+    pub code: Option<String>,
+    /// The offending parameter (OpenAI `param`).
+    pub param: Option<String>,
+}
+
+/// The longest non-JSON error body kept as a message.
+const MAX_RAW_MESSAGE: usize = 512;
+
+impl ApiError {
+    /// An error of `kind` with `message`.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        ApiError {
+            kind,
+            message: message.into(),
+            code: None,
+            param: None,
+        }
+    }
+
+    /// Reads an error body of `dialect` returned with `status` (pass 500 for
+    /// an error event inside a stream, which has no status). Bodies of
+    /// another shape (an HTML page from a proxy, say) keep their text as the
+    /// message and take their kind from the status.
+    pub fn parse(dialect: Dialect, status: u16, body: &[u8]) -> Self {
+        let fallback = ErrorKind::from_status(status);
+        let parsed = match dialect {
+            Dialect::OpenAiChat | Dialect::OpenAiResponses => parse_openai(body, fallback),
+            Dialect::Anthropic => parse_anthropic(body, fallback),
+            Dialect::Gemini => parse_gemini(body, fallback),
+        };
+        parsed
+            .or_else(|| parse_any(body, fallback))
+            .unwrap_or_else(|| {
+                let text = String::from_utf8_lossy(body);
+                let mut message = text.trim().to_owned();
+                if message.len() > MAX_RAW_MESSAGE {
+                    let mut end = MAX_RAW_MESSAGE;
+                    while !message.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    message.truncate(end);
+                }
+                if message.is_empty() {
+                    message = format!("upstream returned status {status}");
+                }
+                ApiError::new(fallback, message)
+            })
+    }
+
+    /// The status code and JSON body a client of `dialect` gets.
+    pub fn render(&self, dialect: Dialect) -> (u16, Vec<u8>) {
+        let status = self.kind.status(dialect);
+        (status, self.to_value(dialect).to_string().into_bytes())
+    }
+
+    /// The JSON body for `dialect`, as a value.
+    pub fn to_value(&self, dialect: Dialect) -> Value {
+        match dialect {
+            Dialect::OpenAiChat | Dialect::OpenAiResponses => serde_json::to_value(OpenAiBody {
+                error: OpenAiError {
+                    message: self.message.clone(),
+                    kind: Some(self.kind.openai_type().to_owned()),
+                    param: self.param.clone(),
+                    code: self.code.clone().map(Value::String),
+                },
+            })
+            .expect("error body serializes"),
+            Dialect::Anthropic => serde_json::json!({
+                "type": "error",
+                "error": {"type": self.kind.anthropic_type(), "message": self.message},
+            }),
+            Dialect::Gemini => serde_json::json!({
+                "error": {
+                    "code": self.kind.status(dialect),
+                    "message": self.message,
+                    "status": self.kind.gemini_status(),
+                },
+            }),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct OpenAiBody {
+    error: OpenAiError,
+}
+
+#[derive(Serialize, Deserialize)]
+struct OpenAiError {
+    #[serde(default)]
+    message: String,
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+    #[serde(default)]
+    param: Option<String>,
+    #[serde(default)]
+    code: Option<Value>,
+}
+
+fn parse_openai(body: &[u8], fallback: ErrorKind) -> Option<ApiError> {
+    let OpenAiBody { error } = serde_json::from_slice(body).ok()?;
+    let by_type = match error.kind.as_deref() {
+        Some("insufficient_quota" | "rate_limit_error" | "requests" | "tokens") => {
+            Some(ErrorKind::RateLimit)
+        }
+        Some("authentication_error") => Some(ErrorKind::Authentication),
+        Some("permission_error") => Some(ErrorKind::PermissionDenied),
+        Some("not_found_error") => Some(ErrorKind::NotFound),
+        Some("timeout_error") => Some(ErrorKind::Timeout),
+        _ => None,
+    };
+    // The status says more than OpenAI's loosely used `type`, except in a
+    // mid-stream error, which has no status of its own.
+    let kind = if fallback == ErrorKind::Server {
+        by_type.unwrap_or(fallback)
+    } else {
+        fallback
+    };
+    let code = match error.code {
+        Some(Value::String(code)) => Some(code),
+        Some(Value::Number(code)) => Some(code.to_string()),
+        _ => None,
+    };
+    Some(ApiError {
+        kind,
+        message: error.message,
+        code,
+        param: error.param,
+    })
+}
+
+#[derive(Deserialize)]
+struct AnthropicBody {
+    error: AnthropicError,
+}
+
+#[derive(Deserialize)]
+struct AnthropicError {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    message: String,
+}
+
+fn parse_anthropic(body: &[u8], fallback: ErrorKind) -> Option<ApiError> {
+    let AnthropicBody { error } = serde_json::from_slice(body).ok()?;
+    let kind = ErrorKind::from_anthropic_type(&error.kind).unwrap_or(fallback);
+    let code = (kind.anthropic_type() != error.kind).then_some(error.kind);
+    Some(ApiError {
+        kind,
+        message: error.message,
+        code,
+        param: None,
+    })
+}
+
+#[derive(Deserialize)]
+struct GeminiBody {
+    error: GeminiError,
+}
+
+#[derive(Deserialize)]
+struct GeminiError {
+    #[serde(default)]
+    code: Option<u16>,
+    #[serde(default)]
+    message: String,
+    #[serde(default)]
+    status: Option<String>,
+}
+
+fn parse_gemini(body: &[u8], fallback: ErrorKind) -> Option<ApiError> {
+    // Streaming endpoints sometimes wrap the error in a one-element array.
+    let GeminiBody { error } = if body.trim_ascii_start().starts_with(b"[") {
+        let [only] = serde_json::from_slice::<[GeminiBody; 1]>(body).ok()?;
+        only
+    } else {
+        serde_json::from_slice(body).ok()?
+    };
+    let kind = error
+        .status
+        .as_deref()
+        .and_then(ErrorKind::from_gemini_status)
+        .or(error.code.map(ErrorKind::from_status))
+        .unwrap_or(fallback);
+    let code = error.status.filter(|status| status != kind.gemini_status());
+    Some(ApiError {
+        kind,
+        message: error.message,
+        code,
+        param: None,
+    })
+}
+
+/// Any of the three shapes, for providers that answer in a dialect other
+/// than the one they were asked in (OpenAI-compatible fronts of others).
+fn parse_any(body: &[u8], fallback: ErrorKind) -> Option<ApiError> {
+    parse_anthropic(body, fallback)
+        .or_else(|| parse_gemini(body, fallback))
+        .or_else(|| parse_openai(body, fallback))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn anthropic_overloaded_is_503_for_openai_and_529_for_anthropic() {
+        let body =
+            br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#;
+        let error = ApiError::parse(Dialect::Anthropic, 529, body);
+        assert_eq!(error.kind, ErrorKind::Overloaded);
+        let (status, body) = error.render(Dialect::OpenAiChat);
+        assert_eq!(status, 503);
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"error": {"message": "Overloaded", "type": "server_error",
+                                         "param": null, "code": null}})
+        );
+        assert_eq!(error.render(Dialect::Anthropic).0, 529);
+    }
+
+    #[test]
+    fn rate_limits_stay_429_everywhere() {
+        let gemini =
+            br#"{"error":{"code":429,"message":"Quota exceeded","status":"RESOURCE_EXHAUSTED"}}"#;
+        let error = ApiError::parse(Dialect::Gemini, 429, gemini);
+        assert_eq!(error.kind, ErrorKind::RateLimit);
+        for dialect in [Dialect::OpenAiChat, Dialect::Anthropic, Dialect::Gemini] {
+            assert_eq!(error.render(dialect).0, 429);
+        }
+    }
+
+    #[test]
+    fn openai_codes_survive() {
+        let body = br#"{"error":{"message":"You exceeded your current quota","type":"insufficient_quota","param":null,"code":"insufficient_quota"}}"#;
+        let error = ApiError::parse(Dialect::OpenAiChat, 429, body);
+        assert_eq!(error.kind, ErrorKind::RateLimit);
+        assert_eq!(error.code.as_deref(), Some("insufficient_quota"));
+    }
+
+    #[test]
+    fn non_json_bodies_keep_their_text_and_take_the_status() {
+        let error = ApiError::parse(Dialect::Anthropic, 502, b"<html>Bad Gateway</html>");
+        assert_eq!(error.kind, ErrorKind::Server);
+        assert_eq!(error.message, "<html>Bad Gateway</html>");
+        let error = ApiError::parse(Dialect::Gemini, 504, b"");
+        assert_eq!(error.kind, ErrorKind::Timeout);
+        assert_eq!(error.message, "upstream returned status 504");
+    }
+
+    #[test]
+    fn gemini_array_wrapped_errors_parse() {
+        let body = br#"[{"error":{"code":503,"message":"The model is overloaded.","status":"UNAVAILABLE"}}]"#;
+        let error = ApiError::parse(Dialect::Gemini, 503, body);
+        assert_eq!(error.kind, ErrorKind::Overloaded);
+        assert_eq!(error.message, "The model is overloaded.");
+    }
+}
