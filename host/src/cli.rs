@@ -52,6 +52,11 @@ pub struct UpArgs {
     /// TOML or JSON file with values for application variables.
     #[arg(long)]
     pub variables_file: Option<PathBuf>,
+    /// Spin runtime config file (TOML): `[key_value_store.<label>]` tables put
+    /// stores on Redis (`type = "redis"`, `url`) or in an embedded file
+    /// (`type = "spin"`, `path`). Unlisted stores are embedded in the state dir.
+    #[arg(long)]
+    pub runtime_config_file: Option<PathBuf>,
     /// Run the build commands first.
     #[arg(long)]
     pub build: bool,
@@ -122,6 +127,15 @@ mod tests {
     #[test]
     fn cli_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_the_runtime_config_file() {
+        let cli = Cli::parse_from(["upshift", "up", "--runtime-config-file", "rc.toml"]);
+        let Command::Up(args) = cli.command else {
+            panic!("expected up")
+        };
+        assert_eq!(args.runtime_config_file, Some(PathBuf::from("rc.toml")));
     }
 
     #[test]

@@ -29,6 +29,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     let options = RuntimeOptions {
         state_dir: args.state_dir,
         variables_file: args.variables_file,
+        runtime_config_file: args.runtime_config_file,
         request_timeout: Duration::from_secs(args.request_timeout.max(1)),
     };
     let runtime = tokio::task::spawn_blocking(move || Runtime::load(&app, &options)).await??;

@@ -43,6 +43,7 @@ pub async fn run(args: ManifestArgs) -> anyhow::Result<ExitCode> {
     let options = RuntimeOptions {
         state_dir: app.resolve(".upshift"),
         variables_file: None,
+        runtime_config_file: None,
         request_timeout: Duration::from_secs(30),
     };
     let runtime = tokio::task::spawn_blocking(move || Runtime::load(&app, &options)).await??;

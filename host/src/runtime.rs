@@ -1,6 +1,7 @@
 //! Turns a validated [`App`] into ready-to-serve components: resolves
-//! variables, opens the key-value backend, composes, compiles (with the
-//! precompiled-code cache) and pre-instantiates each trigger component.
+//! variables, opens the key-value stores (embedded, or as the runtime config
+//! file says), composes, compiles (with the precompiled-code cache) and
+//! pre-instantiates each trigger component.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -16,7 +17,7 @@ use wasmtime_wasi_http::p3::bindings::ServicePre;
 use crate::compose::{Plug, compose};
 use crate::engine::{EpochTicker, HostState, load_component, new_engine, new_linker};
 use crate::instances::ComponentInstances;
-use crate::kv::{KvAccess, KvBackend, RedbStore};
+use crate::kv::{KvAccess, KvBackend, RuntimeConfig, open_stores};
 use crate::manifest::App;
 use crate::outbound::{AllowedHosts, OutboundClients};
 use crate::routes::Router;
@@ -28,6 +29,9 @@ pub struct RuntimeOptions {
     pub state_dir: PathBuf,
     /// Optional `--variables-file`.
     pub variables_file: Option<PathBuf>,
+    /// Optional `--runtime-config-file` (Spin's format): where key-value
+    /// stores keep their data.
+    pub runtime_config_file: Option<PathBuf>,
     /// Execution budget of one request.
     pub request_timeout: Duration,
 }
@@ -51,6 +55,10 @@ impl Runtime {
     /// Prepares every component referenced by an HTTP trigger.
     pub fn load(app: &App, options: &RuntimeOptions) -> anyhow::Result<Self> {
         app.check_sources()?;
+        let runtime_config = match &options.runtime_config_file {
+            Some(file) => RuntimeConfig::load(file)?,
+            None => RuntimeConfig::default(),
+        };
         let application = &app.manifest.application;
         tracing::info!(
             app = %application.name,
@@ -67,10 +75,6 @@ impl Runtime {
                 options.state_dir.display()
             )
         })?;
-        let kv: Arc<dyn KvBackend> = Arc::new(
-            RedbStore::open(&options.state_dir.join("kv.redb"))
-                .context("cannot open the key-value database")?,
-        );
         let known_stores: Arc<HashSet<String>> = Arc::new(
             app.manifest
                 .component
@@ -78,6 +82,17 @@ impl Runtime {
                 .flat_map(|c| c.key_value_stores.iter().cloned())
                 .collect(),
         );
+        for label in runtime_config.key_value_stores.keys() {
+            if !known_stores.contains(label) {
+                tracing::warn!(
+                    store = %label,
+                    "the runtime config file configures key-value store `{label}`, \
+                     which no component of the app uses"
+                );
+            }
+        }
+        let kv: Arc<dyn KvBackend> =
+            open_stores(&runtime_config, &options.state_dir.join("kv.redb"))?;
 
         let engine = new_engine()?;
         let linker = new_linker(&engine)?;

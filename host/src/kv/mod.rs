@@ -1,11 +1,16 @@
 //! Key-value stores shared by `spin:key-value` and `wasi:keyvalue`.
 //!
 //! A store is identified by its label (Spin's `key_value_stores` entry, the
-//! bucket identifier in `wasi:keyvalue`). Backends implement [`KvBackend`];
-//! the default is [`RedbStore`], embedded and persistent.
+//! bucket identifier in `wasi:keyvalue`). Backends implement [`KvBackend`]:
+//! the default is [`RedbStore`], embedded and persistent; [`RedisStore`]
+//! shares stores between nodes. A runtime config file ([`RuntimeConfig`])
+//! says which label uses which, and [`open_stores`] opens them.
 
 mod redb_store;
+mod redis_store;
+mod runtime_config;
 mod spin_kv;
+mod stores;
 mod wasi_kv;
 
 use std::collections::HashSet;
@@ -14,6 +19,9 @@ use std::sync::Arc;
 use wasmtime::component::{HasData, ResourceTable};
 
 pub use redb_store::RedbStore;
+pub use redis_store::RedisStore;
+pub use runtime_config::{RuntimeConfig, StoreConfig};
+pub use stores::open_stores;
 
 /// Errors raised by a key-value backend.
 #[derive(Debug, thiserror::Error)]
@@ -33,7 +41,19 @@ pub enum KvError {
 ///
 /// Counters are stored as decimal ASCII integers (like Redis `INCRBY`), so a
 /// plain `get` of a counter returns e.g. `b"42"`.
+///
+/// Methods block: writes may sync to disk, a network backend waits for its
+/// server. The bindings therefore run every call on the blocking thread pool,
+/// except reads of a store whose backend says they are answered locally
+/// within microseconds ([`KvBackend::reads_inline`]), which run in place.
 pub trait KvBackend: Send + Sync + 'static {
+    /// Whether reads (`get`, `exists`, `keys`, `get_many`) of `store` are
+    /// fast enough to run on the async executor threads. Backends that wait
+    /// on anything (a network, a lock held across I/O) keep the default, `false`.
+    fn reads_inline(&self, store: &str) -> bool {
+        let _ = store;
+        false
+    }
     /// Returns the value of `key`, if any.
     fn get(&self, store: &str, key: &str) -> Result<Option<Vec<u8>>, KvError>;
     /// Sets `key` to `value`.
@@ -137,13 +157,28 @@ impl HasData for Kv {
     type Data<'a> = KvView<'a>;
 }
 
-/// Runs a backend write off the async executor threads (commits may fsync).
+/// Runs a backend write off the async executor threads (commits may fsync,
+/// a network backend waits for its server).
 async fn blocking<R: Send + 'static>(
     f: impl FnOnce() -> Result<R, KvError> + Send + 'static,
 ) -> Result<R, KvError> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| KvError::Backend(e.to_string()))?
+}
+
+/// Runs a backend read of `label`: in place when the backend answers it
+/// locally ([`KvBackend::reads_inline`]), else like [`blocking`].
+async fn read<R: Send + 'static>(
+    backend: Arc<dyn KvBackend>,
+    label: Arc<str>,
+    f: impl FnOnce(&dyn KvBackend, &str) -> Result<R, KvError> + Send + 'static,
+) -> Result<R, KvError> {
+    if backend.reads_inline(&label) {
+        f(&*backend, &label)
+    } else {
+        blocking(move || f(&*backend, &label)).await
+    }
 }
 
 #[cfg(test)]

@@ -154,6 +154,12 @@ impl Drop for RedbStore {
 }
 
 impl KvBackend for RedbStore {
+    /// Reads are MVCC snapshots of a memory-mapped file: microseconds, never
+    /// waiting for writers.
+    fn reads_inline(&self, _store: &str) -> bool {
+        true
+    }
+
     fn get(&self, store: &str, key: &str) -> Result<Option<Vec<u8>>, KvError> {
         Ok(self
             .read(store, |table| {

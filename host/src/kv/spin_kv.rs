@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use wasmtime::component::{Accessor, FutureReader, Resource, StreamReader};
 
-use super::{Kv, KvError, KvView, OpenDenied, StoreHandle, blocking};
+use super::{Kv, KvError, KvView, OpenDenied, StoreHandle, blocking, read};
 use crate::bindings::spin::key_value::key_value::{self, Error};
 
 impl From<KvError> for Error {
@@ -69,7 +69,9 @@ impl<T> key_value::HostStoreWithStore<T> for Kv {
         key: String,
     ) -> wasmtime::Result<Result<Option<Vec<u8>>, Error>> {
         let (backend, label) = resolve(accessor, &store)?;
-        Ok(backend.get(&label, &key).map_err(Error::from))
+        Ok(read(backend, label, move |b, label| b.get(label, &key))
+            .await
+            .map_err(Error::from))
     }
 
     async fn set(
@@ -101,7 +103,9 @@ impl<T> key_value::HostStoreWithStore<T> for Kv {
         key: String,
     ) -> wasmtime::Result<Result<bool, Error>> {
         let (backend, label) = resolve(accessor, &store)?;
-        Ok(backend.exists(&label, &key).map_err(Error::from))
+        Ok(read(backend, label, move |b, label| b.exists(label, &key))
+            .await
+            .map_err(Error::from))
     }
 
     async fn get_keys(
@@ -109,7 +113,7 @@ impl<T> key_value::HostStoreWithStore<T> for Kv {
         store: Resource<StoreHandle>,
     ) -> wasmtime::Result<(StreamReader<String>, FutureReader<Result<(), Error>>)> {
         let (backend, label) = resolve(accessor, &store)?;
-        let (keys, result) = match backend.keys(&label) {
+        let (keys, result) = match read(backend, label, |b, label| b.keys(label)).await {
             Ok(keys) => (keys, Ok(())),
             Err(error) => (Vec::new(), Err(Error::from(error))),
         };

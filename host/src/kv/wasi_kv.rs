@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use wasmtime::component::Resource;
 
-use super::{CasHandle, KvBackend, KvError, KvView, OpenDenied, StoreHandle, blocking};
+use super::{CasHandle, KvBackend, KvError, KvView, OpenDenied, StoreHandle, blocking, read};
 use crate::bindings::wasi::keyvalue::{atomics, batch, store};
 use store::{Error, KeyResponse};
 
@@ -56,7 +56,9 @@ impl store::HostBucket for KvView<'_> {
         key: String,
     ) -> wasmtime::Result<Result<Option<Vec<u8>>, Error>> {
         let (backend, label) = self.bucket(&bucket)?;
-        Ok(backend.get(&label, &key).map_err(Error::from))
+        Ok(read(backend, label, move |b, label| b.get(label, &key))
+            .await
+            .map_err(Error::from))
     }
 
     async fn set(
@@ -88,7 +90,9 @@ impl store::HostBucket for KvView<'_> {
         key: String,
     ) -> wasmtime::Result<Result<bool, Error>> {
         let (backend, label) = self.bucket(&bucket)?;
-        Ok(backend.exists(&label, &key).map_err(Error::from))
+        Ok(read(backend, label, move |b, label| b.exists(label, &key))
+            .await
+            .map_err(Error::from))
     }
 
     async fn list_keys(
@@ -98,8 +102,8 @@ impl store::HostBucket for KvView<'_> {
     ) -> wasmtime::Result<Result<KeyResponse, Error>> {
         let (backend, label) = self.bucket(&bucket)?;
         // All keys in one page; a cursor (the last key seen) skips what came before.
-        Ok(backend
-            .keys(&label)
+        Ok(read(backend, label, |b, label| b.keys(label))
+            .await
             .map(|keys| KeyResponse {
                 keys: keys
                     .into_iter()
@@ -148,7 +152,13 @@ impl atomics::Host for KvView<'_> {
             Ok(true) => Ok(()),
             Ok(false) => {
                 // Hand the guest a fresh CAS handle so it can retry.
-                let current = self.ctx.backend.get(&handle.label, &handle.key);
+                let key = handle.key.clone();
+                let current = read(
+                    self.ctx.backend.clone(),
+                    handle.label.clone(),
+                    move |b, label| b.get(label, &key),
+                )
+                .await;
                 match current {
                     Ok(current) => {
                         let retry = self.table.push(CasHandle { current, ..handle })?;
@@ -169,7 +179,12 @@ impl atomics::HostCas for KvView<'_> {
         key: String,
     ) -> wasmtime::Result<Result<Resource<CasHandle>, Error>> {
         let (backend, label) = self.bucket(&bucket)?;
-        let current = match backend.get(&label, &key) {
+        let current = match read(backend, label.clone(), {
+            let key = key.clone();
+            move |b, label| b.get(label, &key)
+        })
+        .await
+        {
             Ok(current) => current,
             Err(error) => return Ok(Err(error.into())),
         };
@@ -200,10 +215,12 @@ impl batch::Host for KvView<'_> {
         keys: Vec<String>,
     ) -> wasmtime::Result<Result<Vec<(String, Option<Vec<u8>>)>, Error>> {
         let (backend, label) = self.bucket(&bucket)?;
-        Ok(backend
-            .get_many(&label, &keys)
-            .map(|values| keys.into_iter().zip(values).collect())
-            .map_err(Error::from))
+        Ok(read(backend, label, move |b, label| {
+            b.get_many(label, &keys)
+                .map(|values| keys.into_iter().zip(values).collect())
+        })
+        .await
+        .map_err(Error::from))
     }
 
     async fn set_many(

@@ -1,0 +1,328 @@
+//! The key-value part of a Spin runtime config file (`--runtime-config-file`).
+//!
+//! The file format is Spin's: one `[key_value_store.<label>]` table per store
+//! label that does not use the embedded default store.
+//!
+//! ```toml
+//! # Every node that points `default` at the same Redis shares its data.
+//! [key_value_store.default]
+//! type = "redis"
+//! url = "redis://127.0.0.1:6379/0"
+//!
+//! # An embedded store in its own file (relative to this file's folder).
+//! [key_value_store.cache]
+//! type = "spin"
+//! path = "cache.redb"
+//! ```
+//!
+//! Labels the file does not list stay on the embedded store in the state
+//! directory. Unlike Spin, a `type = "spin"` store without `path` is that
+//! persistent embedded store rather than an in-memory one. Anything else in
+//! the file (other top-level tables, other store types, unknown fields) is a
+//! startup error naming the file and the field.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// Where one store label keeps its data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreConfig {
+    /// A Redis server shared by every node configured with the same URL.
+    Redis {
+        /// `redis://[user:password@]host[:port][/db]`
+        url: String,
+    },
+    /// The embedded store: in its own file at `path`, or, without `path`,
+    /// the default database in the state directory.
+    Embedded {
+        /// The database file, resolved against the runtime config file's folder.
+        path: Option<PathBuf>,
+    },
+}
+
+/// The key-value stores configured by a runtime config file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RuntimeConfig {
+    /// Store label → where it keeps its data.
+    pub key_value_stores: BTreeMap<String, StoreConfig>,
+}
+
+/// A problem with a runtime config file: the file, the field and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeConfigError {
+    /// The file.
+    pub file: PathBuf,
+    /// Dotted path of the offending field; empty for the file as a whole.
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for RuntimeConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "runtime config file {}", self.file.display())?;
+        if !self.field.is_empty() {
+            write!(f, ": `{}`", self.field)?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for RuntimeConfigError {}
+
+/// Store types a `[key_value_store.<label>]` table may name.
+const STORE_TYPES: &str = "`redis` or `spin`";
+
+impl RuntimeConfig {
+    /// Reads and validates the runtime config file at `file`.
+    pub fn load(file: &Path) -> Result<Self, RuntimeConfigError> {
+        let text = std::fs::read_to_string(file).map_err(|e| RuntimeConfigError {
+            file: file.to_owned(),
+            field: String::new(),
+            message: format!("cannot be read: {e}"),
+        })?;
+        let base = file.parent().unwrap_or(Path::new("."));
+        Self::parse(&text, base).map_err(|(field, message)| RuntimeConfigError {
+            file: file.to_owned(),
+            field,
+            message,
+        })
+    }
+
+    /// Parses the text of a runtime config file; relative paths are resolved
+    /// against `base`. Errors are `(field, message)`.
+    fn parse(text: &str, base: &Path) -> Result<Self, (String, String)> {
+        let table: toml::Table =
+            toml::from_str(text).map_err(|e| (String::new(), format!("is not valid TOML: {e}")))?;
+        let mut config = RuntimeConfig::default();
+        for (key, value) in &table {
+            if key != "key_value_store" {
+                return Err((
+                    key.clone(),
+                    "is not supported by upshift (it reads `[key_value_store.<label>]` tables only)"
+                        .to_owned(),
+                ));
+            }
+            let stores = value
+                .as_table()
+                .ok_or_else(|| (key.clone(), "must be a table of store labels".to_owned()))?;
+            for (label, store) in stores {
+                let field = format!("key_value_store.{label}");
+                let store = parse_store(&field, store, base)?;
+                config.key_value_stores.insert(label.clone(), store);
+            }
+        }
+        Ok(config)
+    }
+}
+
+/// One `[key_value_store.<label>]` table.
+fn parse_store(
+    field: &str,
+    value: &toml::Value,
+    base: &Path,
+) -> Result<StoreConfig, (String, String)> {
+    let table = value
+        .as_table()
+        .ok_or_else(|| (field.to_owned(), "must be a table".to_owned()))?;
+    let string = |name: &str| -> Result<Option<&str>, (String, String)> {
+        match table.get(name) {
+            None => Ok(None),
+            Some(toml::Value::String(s)) => Ok(Some(s)),
+            Some(other) => Err((
+                format!("{field}.{name}"),
+                format!("must be a string, found {}", other.type_str()),
+            )),
+        }
+    };
+    let kind = string("type")?.ok_or_else(|| {
+        (
+            format!("{field}.type"),
+            format!("is missing (expected {STORE_TYPES})"),
+        )
+    })?;
+    let allowed: &[&str] = match kind {
+        "redis" => &["type", "url"],
+        "spin" => &["type", "path"],
+        other => {
+            return Err((
+                format!("{field}.type"),
+                format!("unknown store type `{other}` (expected {STORE_TYPES})"),
+            ));
+        }
+    };
+    if let Some(unknown) = table.keys().find(|k| !allowed.contains(&k.as_str())) {
+        let expected: Vec<String> = allowed.iter().map(|k| format!("`{k}`")).collect();
+        return Err((
+            format!("{field}.{unknown}"),
+            format!(
+                "unknown field for a `{kind}` store (expected {})",
+                expected.join(", ")
+            ),
+        ));
+    }
+    match kind {
+        "redis" => {
+            let url = string("url")?.ok_or_else(|| {
+                (
+                    format!("{field}.url"),
+                    "is missing (e.g. `redis://127.0.0.1:6379`)".to_owned(),
+                )
+            })?;
+            super::RedisStore::check_url(url)
+                .map_err(|message| (format!("{field}.url"), message))?;
+            Ok(StoreConfig::Redis {
+                url: url.to_owned(),
+            })
+        }
+        _ => {
+            let path = string("path")?.map(|p| base.join(p));
+            if path.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+                return Err((format!("{field}.path"), "must not be empty".to_owned()));
+            }
+            Ok(StoreConfig::Embedded { path })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<RuntimeConfig, (String, String)> {
+        RuntimeConfig::parse(text, Path::new("/etc/upshift"))
+    }
+
+    #[test]
+    fn reads_redis_and_embedded_stores() {
+        let config = parse(
+            r#"
+            [key_value_store.default]
+            type = "redis"
+            url = "redis://127.0.0.1:6379/2"
+
+            [key_value_store.cache]
+            type = "spin"
+            path = "cache.redb"
+
+            [key_value_store.local]
+            type = "spin"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(
+            config.key_value_stores["default"],
+            StoreConfig::Redis {
+                url: "redis://127.0.0.1:6379/2".into()
+            }
+        );
+        assert_eq!(
+            config.key_value_stores["cache"],
+            StoreConfig::Embedded {
+                path: Some("/etc/upshift/cache.redb".into())
+            }
+        );
+        assert_eq!(
+            config.key_value_stores["local"],
+            StoreConfig::Embedded { path: None }
+        );
+        assert_eq!(parse("").unwrap(), RuntimeConfig::default());
+    }
+
+    #[test]
+    fn absolute_paths_stay_as_they_are() {
+        let config =
+            parse("[key_value_store.a]\ntype = \"spin\"\npath = \"/var/lib/a.redb\"\n").unwrap();
+        assert_eq!(
+            config.key_value_stores["a"],
+            StoreConfig::Embedded {
+                path: Some("/var/lib/a.redb".into())
+            }
+        );
+    }
+
+    #[test]
+    fn unknown_store_types_are_named() {
+        let (field, message) =
+            parse("[key_value_store.default]\ntype = \"azure_cosmos\"\n").unwrap_err();
+        assert_eq!(field, "key_value_store.default.type");
+        assert!(
+            message.contains("unknown store type `azure_cosmos`"),
+            "{message}"
+        );
+        assert!(message.contains("`redis` or `spin`"), "{message}");
+    }
+
+    #[test]
+    fn a_redis_store_needs_a_valid_url() {
+        let (field, message) = parse("[key_value_store.default]\ntype = \"redis\"\n").unwrap_err();
+        assert_eq!(field, "key_value_store.default.url");
+        assert!(message.contains("missing"), "{message}");
+
+        let (field, message) =
+            parse("[key_value_store.default]\ntype = \"redis\"\nurl = \"http://x\"\n").unwrap_err();
+        assert_eq!(field, "key_value_store.default.url");
+        assert!(message.contains("redis://"), "{message}");
+
+        let (field, message) =
+            parse("[key_value_store.default]\ntype = \"redis\"\nurl = 6379\n").unwrap_err();
+        assert_eq!(field, "key_value_store.default.url");
+        assert!(message.contains("must be a string"), "{message}");
+    }
+
+    #[test]
+    fn unknown_fields_and_sections_are_named() {
+        let (field, message) = parse(
+            "[key_value_store.default]\ntype = \"redis\"\nurl = \"redis://h\"\npassword = \"x\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(field, "key_value_store.default.password");
+        assert!(message.contains("expected `type`, `url`"), "{message}");
+
+        let (field, message) = parse("[key_value_store.default]\npath = \"a\"\n").unwrap_err();
+        assert_eq!(field, "key_value_store.default.type");
+        assert!(message.contains("missing"), "{message}");
+
+        let (field, message) = parse("[sqlite_database.default]\ntype = \"spin\"\n").unwrap_err();
+        assert_eq!(field, "sqlite_database");
+        assert!(message.contains("not supported"), "{message}");
+
+        let (field, message) = parse("key_value_store = 1\n").unwrap_err();
+        assert_eq!(field, "key_value_store");
+        assert!(message.contains("table"), "{message}");
+
+        let (field, message) = parse("[key_value_store\n").unwrap_err();
+        assert_eq!(field, "");
+        assert!(message.contains("TOML"), "{message}");
+    }
+
+    #[test]
+    fn load_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("runtime-config.toml");
+        std::fs::write(&file, "[key_value_store.default]\ntype = \"mongo\"\n").unwrap();
+        let error = RuntimeConfig::load(&file).unwrap_err().to_string();
+        assert!(error.contains(&file.display().to_string()), "{error}");
+        assert!(error.contains("`key_value_store.default.type`"), "{error}");
+
+        let missing = dir.path().join("missing.toml");
+        let error = RuntimeConfig::load(&missing).unwrap_err().to_string();
+        assert!(
+            error.contains("missing.toml") && error.contains("cannot be read"),
+            "{error}"
+        );
+
+        std::fs::write(
+            &file,
+            "[key_value_store.c]\ntype = \"spin\"\npath = \"c.redb\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            RuntimeConfig::load(&file).unwrap().key_value_stores["c"],
+            StoreConfig::Embedded {
+                path: Some(dir.path().join("c.redb"))
+            }
+        );
+    }
+}
