@@ -1,0 +1,365 @@
+//! Several `upshift up` nodes sharing their key-value store on one real
+//! Redis through a Spin runtime config file: config applied on one node is
+//! served by the others, version numbers and the current version stay
+//! consistent under concurrent applies, everything survives restarts, and a
+//! Redis outage fails requests with a JSON 5xx (never a hang) until it heals.
+
+mod support;
+
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use serde_json::Value;
+use support::redis::Redis;
+use support::upstream::Upstream;
+use support::{ADMIN_TOKEN, Host, client, repo, upshift_bin};
+
+/// A config document routing `path` to `upstream`.
+fn routing(upstream: &Upstream, path: &str) -> String {
+    format!(
+        "services: [{{ name: orders, versions: [{{ name: v1, targets: [{{ url: '{}' }}] }}] }}]\n\
+         routes: [{{ name: orders, paths: ['{path}'], service: orders }}]",
+        upstream.url()
+    )
+}
+
+/// A node with its own state dir, on the runtime config file `config`.
+fn node(state: &Path, config: &Path) -> Host {
+    Host::start_with(
+        &repo().join("spin.toml"),
+        state,
+        &["--runtime-config-file", config.to_str().unwrap()],
+    )
+}
+
+async fn get(host: &Host, path: &str) -> (u16, Value) {
+    let response = client()
+        .get(format!("{}{path}", host.url))
+        .send()
+        .await
+        .expect("the host answers");
+    let status = response.status().as_u16();
+    let body = response.json().await.unwrap_or(Value::Null);
+    (status, body)
+}
+
+/// The version in force, as the admin API reports it.
+async fn current_version(host: &Host) -> u64 {
+    let response = client()
+        .get(format!("{}/admin/config", host.url))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    body["version"].as_u64().expect("a version")
+}
+
+/// Polls `GET path` until it answers `status`, for at most `limit`.
+async fn wait_for(host: &Host, path: &str, status: u16, limit: Duration) -> (u16, Value) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let answer = get(host, path).await;
+        if answer.0 == status || Instant::now() > deadline {
+            return answer;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+struct Cluster {
+    redis: Redis,
+    config: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    fn new() -> Cluster {
+        let redis = Redis::start();
+        let dir = tempfile::tempdir().unwrap();
+        let config = redis.runtime_config_file(dir.path());
+        Cluster {
+            redis,
+            config,
+            _dir: dir,
+        }
+    }
+}
+
+#[tokio::test]
+async fn config_applied_on_one_node_is_served_by_the_other() {
+    let cluster = Cluster::new();
+    let (state_a, state_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = node(state_a.path(), &cluster.config);
+    let b = node(state_b.path(), &cluster.config);
+    let up = Upstream::start("orders").await;
+
+    // B has loaded "no config" before A applies one.
+    let (status, body) = get(&b, "/orders/1").await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(a.apply(&routing(&up, "/orders")).await, 1);
+
+    // B's very next request runs on it.
+    let (status, body) = get(&b, "/orders/1").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["path"], "/orders/1");
+
+    // And the other way round.
+    assert_eq!(b.apply(&routing(&up, "/payments")).await, 2);
+    assert_eq!(get(&a, "/payments/7").await.0, 200);
+    assert_eq!(get(&a, "/orders/1").await.0, 404);
+    assert_eq!(current_version(&a).await, 2);
+
+    // Keys are stored as they are; counters as decimal text.
+    assert_eq!(cluster.redis.get("config/seq").as_deref(), Some("2"));
+    assert_eq!(cluster.redis.get("config/current").as_deref(), Some("2"));
+    assert!(cluster.redis.get("config/versions/1").is_some());
+}
+
+#[tokio::test]
+async fn concurrent_applies_on_both_nodes_get_distinct_versions() {
+    let cluster = Cluster::new();
+    let (state_a, state_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = node(state_a.path(), &cluster.config);
+    let b = node(state_b.path(), &cluster.config);
+    let up = Upstream::start("orders").await;
+
+    const EACH: usize = 8;
+    let documents: Vec<String> = (0..2 * EACH)
+        .map(|i| routing(&up, &format!("/p{i}")))
+        .collect();
+    let applies = documents.iter().enumerate().map(|(i, document)| {
+        let host = if i % 2 == 0 { &a } else { &b };
+        host.put_config(document)
+    });
+    let answers = join_all(applies).await;
+    let mut versions: Vec<u64> = answers
+        .iter()
+        .map(|(status, body)| {
+            assert_eq!(*status, 201, "{body}");
+            body["version"].as_u64().unwrap()
+        })
+        .collect();
+    let path_of_newest = format!(
+        "/p{}",
+        versions
+            .iter()
+            .enumerate()
+            .max_by_key(|(_, v)| **v)
+            .unwrap()
+            .0
+    );
+    versions.sort_unstable();
+    assert_eq!(versions, (1..=2 * EACH as u64).collect::<Vec<_>>());
+
+    // Every apply moved the current version forward only: the newest wins,
+    // on both nodes.
+    let newest = 2 * EACH as u64;
+    assert_eq!(current_version(&a).await, newest);
+    assert_eq!(current_version(&b).await, newest);
+    assert_eq!(get(&a, &path_of_newest).await.0, 200);
+    assert_eq!(get(&b, &path_of_newest).await.0, 200);
+    assert_eq!(get(&b, "/elsewhere").await.0, 404);
+}
+
+#[tokio::test]
+async fn restarting_every_node_keeps_everything() {
+    let cluster = Cluster::new();
+    let (state_a, state_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let up = Upstream::start("orders").await;
+    {
+        let a = node(state_a.path(), &cluster.config);
+        let b = node(state_b.path(), &cluster.config);
+        assert_eq!(a.apply(&routing(&up, "/first")).await, 1);
+        assert_eq!(b.apply(&routing(&up, "/second")).await, 2);
+        assert_eq!(get(&a, "/second").await.0, 200);
+    }
+    let a = node(state_a.path(), &cluster.config);
+    let b = node(state_b.path(), &cluster.config);
+    assert_eq!(get(&a, "/second").await.0, 200);
+    assert_eq!(get(&b, "/first").await.0, 404);
+    // Numbering goes on where it was, whichever node applies.
+    assert_eq!(b.apply(&routing(&up, "/third")).await, 3);
+    assert_eq!(get(&a, "/third").await.0, 200);
+
+    // A new node with an empty state dir joins with everything.
+    let state_c = tempfile::tempdir().unwrap();
+    let c = node(state_c.path(), &cluster.config);
+    assert_eq!(current_version(&c).await, 3);
+    assert_eq!(get(&c, "/third").await.0, 200);
+}
+
+#[tokio::test]
+async fn a_redis_outage_fails_requests_with_json_errors_until_it_heals() {
+    let mut cluster = Cluster::new();
+    let state = tempfile::tempdir().unwrap();
+    let host = node(state.path(), &cluster.config);
+    let up = Upstream::start("orders").await;
+    assert_eq!(host.apply(&routing(&up, "/orders")).await, 1);
+    assert_eq!(get(&host, "/orders").await.0, 200);
+
+    // Redis is gone: a clear 503, at once.
+    cluster.redis.stop();
+    let started = Instant::now();
+    let (status, body) = get(&host, "/orders").await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "config_store_unavailable");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Redis at 127.0.0.1"),
+        "{body}"
+    );
+    assert!(body["error"]["request_id"].is_string(), "{body}");
+    let (status, body) = host.put_config(&routing(&up, "/later")).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "store_unavailable");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // Back (with its data): served again, without a restart of the host.
+    cluster.redis.restart();
+    let (status, body) = wait_for(&host, "/orders", 200, Duration::from_secs(5)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(host.apply(&routing(&up, "/later")).await, 2);
+    assert_eq!(get(&host, "/later").await.0, 200);
+
+    // Hung: the connection is accepted but nothing answers. The request
+    // fails after the response timeout instead of hanging.
+    cluster.redis.pause();
+    let started = Instant::now();
+    let (status, body) = get(&host, "/later").await;
+    let waited = started.elapsed();
+    cluster.redis.resume();
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "config_store_unavailable");
+    assert!(
+        waited < Duration::from_secs(10),
+        "answered after {waited:?}"
+    );
+
+    let (status, body) = wait_for(&host, "/later", 200, Duration::from_secs(5)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(current_version(&host).await, 2);
+}
+
+#[tokio::test]
+async fn a_node_may_start_before_redis_and_serves_once_it_is_up() {
+    let mut cluster = Cluster::new();
+    cluster.redis.stop();
+    let state = tempfile::tempdir().unwrap();
+    let host = node(state.path(), &cluster.config);
+    let (status, body) = get(&host, "/anything").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        host.drain_log()
+            .iter()
+            .any(|line| line.contains("WARN") && line.contains("Redis")),
+        "no warning about Redis"
+    );
+    cluster.redis.restart();
+    let (status, body) = wait_for(&host, "/anything", 404, Duration::from_secs(5)).await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["error"]["code"], "route_not_found");
+}
+
+#[test]
+fn bad_runtime_config_files_stop_the_start_with_file_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let cases = [
+        (
+            "[key_value_store.default]\ntype = \"memcached\"\n",
+            "key_value_store.default.type",
+            "unknown store type `memcached`",
+        ),
+        (
+            "[key_value_store.default]\ntype = \"redis\"\n",
+            "key_value_store.default.url",
+            "missing",
+        ),
+        (
+            "[key_value_store.default]\ntype = \"redis\"\nurl = \"redis://127.0.0.1:1\"\ntimeout = 3\n",
+            "key_value_store.default.timeout",
+            "unknown field",
+        ),
+    ];
+    for (i, (text, field, message)) in cases.into_iter().enumerate() {
+        let file = dir.path().join(format!("runtime-config-{i}.toml"));
+        std::fs::write(&file, text).unwrap();
+        let err = up_fails(&state, &file);
+        assert!(err.contains(&format!("runtime-config-{i}.toml")), "{err}");
+        assert!(err.contains(field) && err.contains(message), "{err}");
+    }
+}
+
+/// Runs `upshift up` with the runtime config `file`, expecting it to exit
+/// with an error; returns what it printed on stderr.
+fn up_fails(state: &Path, file: &Path) -> String {
+    let mut child = Command::new(upshift_bin())
+        .args(["up", "--listen", "127.0.0.1:0", "--manifest"])
+        .arg(repo().join("spin.toml"))
+        .arg("--state-dir")
+        .arg(state)
+        .arg("--runtime-config-file")
+        .arg(file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("upshift starts");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("upshift started with {}", file.display());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(!status.success(), "{err}");
+    err
+}
+
+#[tokio::test]
+async fn labels_the_app_does_not_use_are_reported() {
+    let cluster = Cluster::new();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("runtime-config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[key_value_store.default]\ntype = \"redis\"\nurl = \"{}\"\n\n\
+             [key_value_store.sessions]\ntype = \"spin\"\npath = \"sessions.redb\"\n",
+            cluster.redis.url()
+        ),
+    )
+    .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let host = node(state.path(), &config);
+    assert_eq!(get(&host, "/x").await.0, 404);
+    let log = host.drain_log();
+    assert!(
+        log.iter()
+            .any(|line| line.contains("WARN") && line.contains("`sessions`")),
+        "{log:#?}"
+    );
+    // Its file is relative to the runtime config file.
+    assert!(dir.path().join("sessions.redb").exists());
+}
