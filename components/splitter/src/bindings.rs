@@ -1,11 +1,22 @@
-//! The WIT face of the splitter: `upshift:gateway/splitter` over [`Plan`].
+//! The WIT face of the splitter: `upshift:gateway/splitter` over [`Plan`],
+//! with the live state in `wasi:keyvalue` (bucket `default`).
 
-use crate::Plan;
-use exports::upshift::gateway::splitter::{self as wit, Guest, GuestPlan, Selection};
+use crate::{Attempt, ChooseError, Outcome, Plan, Store, StoreError, Upstream};
+use exports::upshift::gateway::splitter::{self as wit, Guest, GuestPlan};
+use std::cell::RefCell;
+use std::rc::Rc;
 use upshift::gateway::types::{ConfigError, Consumer, GatewayError, RequestHead};
+use wasi::keyvalue::{atomics, batch, store};
 
-wit_bindgen::generate!({ path: "../../wit", world: "splitter-component" });
+wit_bindgen::generate!({
+    path: "../../wit",
+    world: "splitter-component",
+    generate_all,
+});
 upshift_config::wit_glue!(head);
+
+/// The key-value store every node of the gateway shares.
+const BUCKET: &str = "default";
 
 struct Component;
 
@@ -24,24 +35,179 @@ impl GuestPlan for Compiled {
 
     fn choose(
         &self,
+        route: String,
         service: String,
         head: RequestHead,
-        _consumer: Option<Consumer>,
-    ) -> Result<Selection, GatewayError> {
+        consumer: Option<Consumer>,
+        now_ms: u64,
+    ) -> Result<wit::Selection, GatewayError> {
         let head = native_head(head);
-        match self.0.choose(&service, &head) {
-            Ok(s) => Ok(Selection {
-                version: s.version.to_owned(),
-                target: s.target.to_owned(),
-                reason: s.reason.to_owned(),
-                service,
+        let consumer = consumer.map(|c| crate::Consumer {
+            id: c.id,
+            tenant: c.tenant,
+            tags: c.tags,
+        });
+        let bucket = bucket().map_err(|e| refusal(&ChooseError::Store(e)))?;
+        let s = self
+            .0
+            .choose(&*bucket, &route, &service, &head, consumer.as_ref(), now_ms)
+            .map_err(|e| refusal(&e))?;
+        Ok(wit::Selection {
+            service: s.service.to_owned(),
+            primary: upstream(s.primary),
+            alternates: s.alternates.into_iter().map(upstream).collect(),
+            shadow: s.shadow.map(|copy| wit::ShadowCopy {
+                upstream: upstream(copy.upstream),
+                timeout_ms: copy.timeout_ms,
             }),
-            Err(e) => Err(GatewayError {
-                status: 500,
-                code: "unknown_service".to_owned(),
-                message: e.to_string(),
-                headers: Vec::new(),
-            }),
+            retry: wit::RetryPolicy {
+                attempts: s.retry.attempts,
+                retry_on: s.retry.retry_on.to_vec(),
+                per_try_timeout_ms: s.retry.per_try_timeout_ms,
+            },
+            response_headers: s.response_headers.to_vec(),
+            reason: s.reason.to_owned(),
+        })
+    }
+
+    fn allow_retry(&self, route: String, now_ms: u64) -> bool {
+        bucket().is_ok_and(|b| self.0.allow_retry(&*b, &route, now_ms))
+    }
+
+    fn report(&self, route: String, service: String, attempt: wit::Attempt, now_ms: u64) {
+        if let Ok(bucket) = bucket() {
+            self.0.report(
+                &*bucket,
+                &route,
+                &service,
+                &native_attempt(&attempt),
+                now_ms,
+            );
+        }
+    }
+
+    fn report_shadow(
+        &self,
+        route: String,
+        service: String,
+        shadow: wit::Attempt,
+        primary: wit::Attempt,
+        now_ms: u64,
+    ) {
+        if let Ok(bucket) = bucket() {
+            self.0.report_shadow(
+                &*bucket,
+                &route,
+                &service,
+                &native_attempt(&shadow),
+                &native_attempt(&primary),
+                now_ms,
+            );
+        }
+    }
+}
+
+fn upstream(u: Upstream<'_>) -> wit::Upstream {
+    wit::Upstream {
+        version: u.version.to_owned(),
+        target: u.target.to_owned(),
+    }
+}
+
+fn native_attempt(a: &wit::Attempt) -> Attempt<'_> {
+    Attempt {
+        upstream: Upstream {
+            version: &a.upstream.version,
+            target: &a.upstream.target,
+        },
+        outcome: match a.outcome {
+            wit::Outcome::Status(status) => Outcome::Status(status),
+            wit::Outcome::Failed => Outcome::Failed,
+            wit::Outcome::TimedOut => Outcome::TimedOut,
+        },
+        latency_ms: a.latency_ms,
+    }
+}
+
+fn refusal(error: &ChooseError) -> GatewayError {
+    GatewayError {
+        status: error.status(),
+        code: error.code().to_owned(),
+        message: error.to_string(),
+        headers: Vec::new(),
+    }
+}
+
+thread_local! {
+    /// The bucket, opened once per instance (again after a failed open).
+    static OPENED: RefCell<Option<Rc<KeyValue>>> = const { RefCell::new(None) };
+}
+
+fn bucket() -> Result<Rc<KeyValue>, StoreError> {
+    OPENED.with(|opened| {
+        if let Some(bucket) = &*opened.borrow() {
+            return Ok(bucket.clone());
+        }
+        let bucket = Rc::new(KeyValue(store::open(BUCKET).map_err(failed)?));
+        *opened.borrow_mut() = Some(bucket.clone());
+        Ok(bucket)
+    })
+}
+
+/// `wasi:keyvalue` as a [`Store`].
+struct KeyValue(store::Bucket);
+
+fn failed(e: store::Error) -> StoreError {
+    StoreError(format!("{e:?}"))
+}
+
+impl Store for KeyValue {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.0.get(key).map_err(failed)
+    }
+
+    fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        let mut found = batch::get_many(&self.0, keys).map_err(failed)?;
+        // Answers may come in any order; match them to the keys asked for.
+        Ok(keys
+            .iter()
+            .enumerate()
+            .map(|(i, key)| match found.get_mut(i) {
+                Some((k, value)) if k == key => value.take(),
+                _ => found
+                    .iter_mut()
+                    .find(|(k, _)| k == key)
+                    .and_then(|(_, value)| value.take()),
+            })
+            .collect())
+    }
+
+    fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.0.set(key, value).map_err(failed)
+    }
+
+    fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.0.delete(key).map_err(failed)
+    }
+
+    fn increment(&self, key: &str, delta: i64) -> Result<i64, StoreError> {
+        atomics::increment(&self.0, key, delta).map_err(failed)
+    }
+
+    fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        value: &[u8],
+    ) -> Result<bool, StoreError> {
+        let cas = atomics::Cas::new(&self.0, key).map_err(failed)?;
+        if cas.current().map_err(failed)?.as_deref() != expected {
+            return Ok(false);
+        }
+        match atomics::swap(cas, value) {
+            Ok(()) => Ok(true),
+            Err(atomics::CasError::CasFailed(_)) => Ok(false),
+            Err(atomics::CasError::StoreError(e)) => Err(failed(e)),
         }
     }
 }

@@ -1,13 +1,43 @@
-//! Traffic splitting between the versions of a service.
+//! Upstream upgrades: which version and target of a service takes a
+//! request, and what came of it.
 //!
-//! A [`Plan`] is compiled once per config version. Each request's version
-//! and target are drawn from a hash of its request id against cumulative
-//! weights, so the choice costs a hash and a short scan, and needs no
-//! randomness source inside the component.
+//! A [`Plan`] is compiled once per config version. Per request,
+//! [`Plan::choose`] picks a version (route pin, match rules, a running
+//! rollout's weights, the config's weights; sticky callers hash on their
+//! key) and skips versions whose circuit is open, then a target by the
+//! service's balancer, and says where retries and a shadow copy go.
+//! [`Plan::report`] counts each attempt, ejects failing targets and moves a
+//! rollout on when its analysis says so; [`Plan::allow_retry`] keeps
+//! retries within the route's budget.
+//!
+//! All live state (rollout state, ejected targets, balancer and budget
+//! counters, metrics) is in the key-value store behind [`Store`], laid out
+//! as [`upshift_config::keys`] documents, so every node decides alike. The
+//! plan caches only parsed documents and when it last analysed a rollout.
+//! Decisions hash the request id or a sticky key; there is no randomness.
 
+mod analysis;
+mod balancer;
+mod choose;
+mod engine;
+mod hash;
+mod health;
+mod live;
 mod plan;
+mod report;
+mod request;
+mod retry;
+mod store;
+mod window;
 
 #[cfg(target_arch = "wasm32")]
 mod bindings;
 
-pub use plan::{Plan, Selection, SplitError};
+pub use analysis::{Verdict, evaluate};
+pub use choose::{ChooseError, RetryPolicy, Selection, ShadowCopy, Upstream};
+pub use engine::{advance, step_stats};
+pub use live::Live;
+pub use plan::Plan;
+pub use report::{Attempt, Outcome};
+pub use request::Consumer;
+pub use store::{MemoryStore, Store, StoreError};

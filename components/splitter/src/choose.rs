@@ -1,0 +1,315 @@
+//! Where a request goes: the version (pin, match rule, rollout, weights,
+//! then the circuit), the target, where retries and a shadow copy go, and
+//! the headers the client gets.
+
+use crate::balancer::{self, Usable};
+use crate::hash::{hash, scale, unit, weighted_index};
+use crate::health::Health;
+use crate::live::Live;
+use crate::plan::{Plan, RolloutView, RoutePlan, ServicePlan};
+use crate::report;
+use crate::request::{Consumer, key_value, matches};
+use crate::retry;
+use crate::store::{Store, StoreError};
+use upshift_config::RequestHead;
+use upshift_config::metrics::{FAILURES, REQUESTS};
+
+/// One destination: a version of the service and one of its targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Upstream<'a> {
+    /// Version name.
+    pub version: &'a str,
+    /// Base URL of the target.
+    pub target: &'a str,
+}
+
+/// How the gateway retries a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryPolicy<'a> {
+    /// Further attempts allowed after the first.
+    pub attempts: u32,
+    /// Statuses that are retried (failures and timeouts always are).
+    pub retry_on: &'a [u16],
+    /// Timeout of each attempt, when shorter than the route's.
+    pub per_try_timeout_ms: Option<u32>,
+}
+
+/// A copy of the request for a shadow version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShadowCopy<'a> {
+    /// Where the copy goes.
+    pub upstream: Upstream<'a>,
+    /// How long the copy may take, in milliseconds.
+    pub timeout_ms: u32,
+}
+
+/// Where one request goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selection<'a> {
+    /// Service name.
+    pub service: &'a str,
+    /// The first attempt.
+    pub primary: Upstream<'a>,
+    /// Where retries go, in order: other usable targets of the version, then
+    /// the fallback version.
+    pub alternates: Vec<Upstream<'a>>,
+    /// Where a copy of the request goes.
+    pub shadow: Option<ShadowCopy<'a>>,
+    /// How to retry.
+    pub retry: RetryPolicy<'a>,
+    /// Headers for the client's response (deprecation of the version).
+    pub response_headers: &'a [(String, String)],
+    /// Why this version: `pinned`, `rule:<i>`, `rollout`, `sticky`,
+    /// `weight`, `only-version` or `circuit-open`.
+    pub reason: &'a str,
+}
+
+/// Why no selection could be made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChooseError {
+    /// The config has no such service.
+    #[error("service {0:?} is not defined")]
+    UnknownService(String),
+    /// The live state could not be read.
+    #[error("the split state could not be read: {0}")]
+    Store(#[from] StoreError),
+}
+
+impl ChooseError {
+    /// HTTP status to answer the request with.
+    pub fn status(&self) -> u16 {
+        match self {
+            ChooseError::UnknownService(_) => 500,
+            ChooseError::Store(_) => 503,
+        }
+    }
+
+    /// Stable error code for the response.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ChooseError::UnknownService(_) => "unknown_service",
+            ChooseError::Store(_) => "state_store_unavailable",
+        }
+    }
+}
+
+/// How the version was picked, which bounds where it may fall back to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Picked {
+    /// The request asked for this version (pin or rule): fall back only to
+    /// the route's explicit fallback.
+    Asked,
+    /// By a rollout's weights: any healthy version will do.
+    Rollout,
+    /// By the config's weights: any healthy version will do.
+    Weighted,
+}
+
+impl Plan {
+    /// Picks the version and target of `service` for a request of `route`:
+    /// reads the live state ([`Plan::live`]), then [`Plan::decide`]s.
+    pub fn choose<S: Store + ?Sized>(
+        &self,
+        store: &S,
+        route: &str,
+        service: &str,
+        head: &RequestHead,
+        consumer: Option<&Consumer>,
+        now_ms: u64,
+    ) -> Result<Selection<'_>, ChooseError> {
+        let live = self.live(store, service)?;
+        self.decide(store, &live, route, service, head, consumer, now_ms)
+    }
+
+    /// Reads the rollout state and ejected targets of `service`: one batch
+    /// read, parsed again only when the bytes changed.
+    pub fn live<S: Store + ?Sized>(&self, store: &S, service: &str) -> Result<Live, ChooseError> {
+        let plan = self.known(service)?;
+        Ok(self.live.read(store, plan)?)
+    }
+
+    /// Picks the version and target for a request, given the live state.
+    /// Touches the store only for balancer counters (`round_robin`,
+    /// `least_outstanding`) and to count a retryable request for the retry
+    /// budget, best effort.
+    #[allow(clippy::too_many_arguments)]
+    pub fn decide<S: Store + ?Sized>(
+        &self,
+        store: &S,
+        live: &Live,
+        route: &str,
+        service: &str,
+        head: &RequestHead,
+        consumer: Option<&Consumer>,
+        now_ms: u64,
+    ) -> Result<Selection<'_>, ChooseError> {
+        let plan = self.known(service)?;
+        let route_plan = self.route(route, plan);
+        let rollout = live
+            .rollout
+            .as_deref()
+            .and_then(|s| RolloutView::of(s, plan));
+        let health = &*live.health;
+        let open = |v: usize| health.all_ejected(plan.versions[v].urls(), now_ms);
+        // With every version's circuit open, ejections are ignored.
+        let respect = !(0..plan.versions.len()).all(open);
+        let circuit_open = |v: usize| respect && open(v);
+
+        let request_hash = hash(&[head.request_id.as_bytes()]);
+        let (mut version, mut reason, picked) =
+            pick_version(plan, route_plan, rollout, head, consumer, request_hash);
+        if circuit_open(version) {
+            let explicit = route_plan.and_then(|r| r.fallback);
+            let fallback = match picked {
+                Picked::Asked => explicit.filter(|f| !circuit_open(*f)),
+                Picked::Rollout | Picked::Weighted => explicit
+                    .into_iter()
+                    .chain(rollout.map(|r| r.stable))
+                    .find(|f| *f != version && !circuit_open(*f))
+                    .or_else(|| plan.heaviest(|v| v != version && !circuit_open(v))),
+            };
+            if let Some(fallback) = fallback {
+                if let (Picked::Rollout, Some(rollout)) = (picked, rollout) {
+                    // The rollout's side could not take its request: that
+                    // counts against it, so an ejected canary is rolled
+                    // back rather than starved of the data to judge it.
+                    let name = &plan.versions[version].name;
+                    report::count_step(store, rollout.state, name, &[(REQUESTS, 1), (FAILURES, 1)]);
+                }
+                version = fallback;
+                reason = "circuit-open";
+            }
+        }
+
+        let usable = Usable::new(&plan.versions[version], health, now_ms);
+        let hash_on = plan.hash_on(head, consumer);
+        let primary = balancer::pick(store, plan, &usable, request_hash, hash_on);
+        let name = plan.versions[version].name.as_str();
+        let mut alternates: Vec<Upstream<'_>> = usable
+            .version
+            .targets
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != primary && usable.allows(*i))
+            .map(|(_, t)| Upstream {
+                version: name,
+                target: &t.url,
+            })
+            .collect();
+        let fallback = route_plan
+            .and_then(|r| r.fallback)
+            .filter(|f| *f != version)
+            .or_else(|| rollout.filter(|r| r.canary == version).map(|r| r.stable))
+            .filter(|f| !circuit_open(*f));
+        if let Some(fallback) = fallback {
+            alternates.push(upstream(plan, fallback, health, now_ms, request_hash));
+        }
+
+        let retries = route_plan.map_or(&self.default_retries, |r| &r.retries);
+        let retryable = retries.methods.contains(&head.method);
+        let mut attempts = if retryable { retries.attempts } else { 0 };
+        if retryable && fallback.is_some() {
+            attempts = attempts.max(1);
+        }
+        if attempts > 0 {
+            // Best effort: a lost count only makes the budget a little looser.
+            let _ = retry::count_request(store, route, now_ms);
+        }
+
+        let shadow = route_plan
+            .and_then(|r| r.shadow.as_ref())
+            .filter(|s| s.version != version && !circuit_open(s.version))
+            .filter(|s| unit(hash(&[head.request_id.as_bytes(), b"shadow"])) * 100.0 < s.percent)
+            .map(|s| ShadowCopy {
+                upstream: upstream(plan, s.version, health, now_ms, request_hash),
+                timeout_ms: s.timeout_ms,
+            });
+
+        Ok(Selection {
+            service: &plan.name,
+            primary: Upstream {
+                version: name,
+                target: &usable.version.targets[primary].url,
+            },
+            alternates,
+            shadow,
+            retry: RetryPolicy {
+                attempts,
+                retry_on: &retries.retry_on,
+                per_try_timeout_ms: retries.per_try_timeout_ms,
+            },
+            response_headers: &plan.versions[version].headers,
+            reason,
+        })
+    }
+
+    fn known(&self, service: &str) -> Result<&ServicePlan, ChooseError> {
+        self.service(service)
+            .ok_or_else(|| ChooseError::UnknownService(service.to_owned()))
+    }
+}
+
+/// The version by pin, then match rules, then a rollout's weights, then the
+/// config's weights.
+fn pick_version<'p>(
+    plan: &'p ServicePlan,
+    route: Option<&'p RoutePlan>,
+    rollout: Option<RolloutView<'_>>,
+    head: &RequestHead,
+    consumer: Option<&Consumer>,
+    request_hash: u64,
+) -> (usize, &'p str, Picked) {
+    if let Some(route) = route {
+        if let Some(pinned) = route.pinned {
+            return (pinned, "pinned", Picked::Asked);
+        }
+        if let Some(rule) = route
+            .rules
+            .iter()
+            .find(|r| matches(&r.matches, head, consumer))
+        {
+            return (rule.version, &rule.reason, Picked::Asked);
+        }
+    }
+    // A sticky caller hashes the same whatever the request, so it keeps its
+    // version while the weights stay; when the canary's share grows, only
+    // callers in the grown part move (the canary's range ends at the top).
+    let sticky = route
+        .and_then(|r| r.sticky.as_ref())
+        .and_then(|key| key_value(key, head, consumer))
+        .map(|value| hash(&[plan.name.as_bytes(), value.as_bytes()]));
+    let point_hash = sticky.unwrap_or(request_hash);
+    if let Some(rollout) = rollout {
+        let (stable, canary) = rollout.state.weights();
+        let point = scale(point_hash, 100);
+        let version = match weighted_index(point, [u64::from(stable), u64::from(canary)]) {
+            Some(1) => rollout.canary,
+            _ => rollout.stable,
+        };
+        return (version, "rollout", Picked::Rollout);
+    }
+    if plan.single() {
+        let only = plan.weights.iter().position(|w| *w > 0).unwrap_or(0);
+        return (only, "only-version", Picked::Weighted);
+    }
+    let point = scale(point_hash, plan.total_weight);
+    let version = weighted_index(point, plan.weights.iter().map(|w| u64::from(*w))).unwrap_or(0);
+    let reason = if sticky.is_some() { "sticky" } else { "weight" };
+    (version, reason, Picked::Weighted)
+}
+
+/// A usable target of `version`, by weight.
+fn upstream<'p>(
+    plan: &'p ServicePlan,
+    version: usize,
+    health: &Health,
+    now_ms: u64,
+    request_hash: u64,
+) -> Upstream<'p> {
+    let usable = Usable::new(&plan.versions[version], health, now_ms);
+    let target = usable.weighted(request_hash.rotate_left(17));
+    Upstream {
+        version: &usable.version.name,
+        target: &usable.version.targets[target].url,
+    }
+}

@@ -1,0 +1,274 @@
+//! A config document compiled for splitting: services with their versions
+//! and targets, each route's split settings with version names resolved to
+//! indices, and the store keys a request touches, built once.
+
+use crate::hash::{NameMap, hash};
+use crate::live::LiveCache;
+use crate::request::{Consumer, key_value};
+use std::sync::Mutex;
+use upshift_config::rollout::RolloutState;
+use upshift_config::{
+    BalancePolicy, Config, Match, OutlierDetection, RequestHead, RequestKey, Retries, Route,
+    Service, keys,
+};
+
+/// Services and routes of one config version, ready to split requests,
+/// plus what this instance caches of the live state (parsed rollout state,
+/// when it last ran a rollout analysis). All live state is in the store.
+#[derive(Debug)]
+pub struct Plan {
+    pub(crate) services: NameMap<ServicePlan>,
+    pub(crate) routes: NameMap<RoutePlan>,
+    /// Retry settings of routes that set none.
+    pub(crate) default_retries: Retries,
+    pub(crate) live: LiveCache,
+    /// When this instance last analysed each service's rollout (its clock).
+    pub(crate) analysed_ms: Mutex<NameMap<u64>>,
+}
+
+impl Plan {
+    /// Compiles the services and routes of `config`. Settings that name
+    /// versions a service does not have are left out (validation reports
+    /// them before a document is stored).
+    pub fn new(config: &Config) -> Self {
+        let services: NameMap<ServicePlan> = config
+            .services
+            .iter()
+            .map(|s| (s.name.clone(), ServicePlan::new(s)))
+            .collect();
+        let routes = config
+            .routes
+            .iter()
+            .filter_map(|r| {
+                let service = services.get(r.service.as_deref()?)?;
+                Some((r.name.clone(), RoutePlan::new(r, service)))
+            })
+            .collect();
+        Plan {
+            services,
+            routes,
+            default_retries: Retries::default(),
+            live: LiveCache::default(),
+            analysed_ms: Mutex::default(),
+        }
+    }
+
+    pub(crate) fn service(&self, name: &str) -> Option<&ServicePlan> {
+        self.services.get(name)
+    }
+
+    /// The split settings of `route` when it serves `service`.
+    pub(crate) fn route(&self, route: &str, service: &ServicePlan) -> Option<&RoutePlan> {
+        self.routes.get(route).filter(|r| r.service == service.name)
+    }
+}
+
+/// One service, compiled.
+#[derive(Debug)]
+pub(crate) struct ServicePlan {
+    pub(crate) name: String,
+    pub(crate) versions: Vec<VersionPlan>,
+    /// Effective config weights: as written, or all to the first version
+    /// when none is written.
+    pub(crate) weights: Vec<u32>,
+    pub(crate) total_weight: u64,
+    pub(crate) policy: BalancePolicy,
+    pub(crate) hash_on: Option<RequestKey>,
+    pub(crate) outliers: OutlierDetection,
+    /// `[rollout state, health]`, read together on every request.
+    pub(crate) state_keys: [String; 2],
+}
+
+impl ServicePlan {
+    fn new(service: &Service) -> Self {
+        let any_weight = service.versions.iter().any(|v| v.weight.is_some());
+        let weights: Vec<u32> = service
+            .versions
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                if any_weight {
+                    v.weight.unwrap_or(0)
+                } else {
+                    u32::from(i == 0)
+                }
+            })
+            .collect();
+        ServicePlan {
+            name: service.name.clone(),
+            versions: service
+                .versions
+                .iter()
+                .map(|v| VersionPlan::new(&service.name, v))
+                .collect(),
+            total_weight: weights.iter().copied().map(u64::from).sum(),
+            weights,
+            policy: service.balancer.policy,
+            hash_on: service.balancer.hash_on.clone(),
+            outliers: service.outlier_detection.clone(),
+            state_keys: [
+                keys::rollout_state(&service.name),
+                keys::health(&service.name),
+            ],
+        }
+    }
+
+    pub(crate) fn version_index(&self, name: &str) -> Option<usize> {
+        self.versions.iter().position(|v| v.name == name)
+    }
+
+    /// Whether the weights leave a single version to choose.
+    pub(crate) fn single(&self) -> bool {
+        self.weights.iter().filter(|w| **w > 0).count() <= 1
+    }
+
+    /// The version with the most config weight among those `ok` accepts
+    /// (the first of equals).
+    pub(crate) fn heaviest(&self, ok: impl Fn(usize) -> bool) -> Option<usize> {
+        (0..self.versions.len())
+            .filter(|i| ok(*i))
+            .max_by_key(|i| (self.weights[*i], std::cmp::Reverse(*i)))
+    }
+
+    /// The hash the balancer's `hash_on` names, when the request has it.
+    pub(crate) fn hash_on(&self, head: &RequestHead, consumer: Option<&Consumer>) -> Option<u64> {
+        let value = key_value(self.hash_on.as_ref()?, head, consumer)?;
+        Some(hash(&[self.name.as_bytes(), value.as_bytes()]))
+    }
+}
+
+/// One version, compiled.
+#[derive(Debug)]
+pub(crate) struct VersionPlan {
+    pub(crate) name: String,
+    pub(crate) targets: Vec<TargetPlan>,
+    /// Headers for the client's response (deprecation).
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) round_robin_key: String,
+}
+
+impl VersionPlan {
+    fn new(service: &str, version: &upshift_config::Version) -> Self {
+        VersionPlan {
+            name: version.name.clone(),
+            targets: version
+                .targets
+                .iter()
+                .map(|t| TargetPlan {
+                    url: t.url.clone(),
+                    weight: t.weight,
+                    outstanding_key: keys::outstanding(service, &t.url),
+                })
+                .collect(),
+            headers: version
+                .deprecation
+                .as_ref()
+                .map(upshift_config::Deprecation::headers)
+                .unwrap_or_default(),
+            round_robin_key: keys::round_robin(service, &version.name),
+        }
+    }
+
+    pub(crate) fn urls(&self) -> impl Iterator<Item = &str> {
+        self.targets.iter().map(|t| t.url.as_str())
+    }
+
+    pub(crate) fn target_index(&self, url: &str) -> Option<usize> {
+        self.targets.iter().position(|t| t.url == url)
+    }
+}
+
+/// One target, compiled.
+#[derive(Debug)]
+pub(crate) struct TargetPlan {
+    pub(crate) url: String,
+    pub(crate) weight: u32,
+    pub(crate) outstanding_key: String,
+}
+
+/// One route's split settings over its service.
+#[derive(Debug)]
+pub(crate) struct RoutePlan {
+    pub(crate) service: String,
+    pub(crate) pinned: Option<usize>,
+    pub(crate) rules: Vec<RulePlan>,
+    pub(crate) sticky: Option<RequestKey>,
+    pub(crate) shadow: Option<ShadowPlan>,
+    pub(crate) fallback: Option<usize>,
+    pub(crate) retries: Retries,
+}
+
+impl RoutePlan {
+    fn new(route: &Route, service: &ServicePlan) -> Self {
+        let split = route.split.clone().unwrap_or_default();
+        let index = |name: &str| service.version_index(name);
+        RoutePlan {
+            service: service.name.clone(),
+            pinned: route.version.as_deref().and_then(index),
+            rules: split
+                .rules
+                .into_iter()
+                .enumerate()
+                .filter_map(|(i, rule)| {
+                    Some(RulePlan {
+                        version: index(&rule.version)?,
+                        matches: rule.matches,
+                        reason: format!("rule:{i}"),
+                    })
+                })
+                .collect(),
+            sticky: split.sticky.map(|s| s.on),
+            shadow: split.shadow.and_then(|s| {
+                Some(ShadowPlan {
+                    version: index(&s.version)?,
+                    percent: s.percent,
+                    timeout_ms: s.timeout_ms,
+                })
+            }),
+            fallback: split.fallback.as_deref().and_then(index),
+            retries: route.retries.clone().unwrap_or_default(),
+        }
+    }
+}
+
+/// A match rule and the version it picks.
+#[derive(Debug)]
+pub(crate) struct RulePlan {
+    pub(crate) matches: Match,
+    pub(crate) version: usize,
+    /// `rule:<index in the document>`.
+    pub(crate) reason: String,
+}
+
+/// Where shadow copies go.
+#[derive(Debug)]
+pub(crate) struct ShadowPlan {
+    pub(crate) version: usize,
+    pub(crate) percent: f64,
+    pub(crate) timeout_ms: u32,
+}
+
+/// A rollout whose versions the service has, by index.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RolloutView<'s> {
+    pub(crate) state: &'s RolloutState,
+    pub(crate) stable: usize,
+    pub(crate) canary: usize,
+}
+
+impl<'s> RolloutView<'s> {
+    /// `state` over `service`, if it is for this service and both its
+    /// versions still exist.
+    pub(crate) fn of(state: &'s RolloutState, service: &ServicePlan) -> Option<Self> {
+        if state.spec.service != service.name {
+            return None;
+        }
+        let stable = service.version_index(&state.spec.stable)?;
+        let canary = service.version_index(&state.spec.canary)?;
+        (stable != canary).then_some(RolloutView {
+            state,
+            stable,
+            canary,
+        })
+    }
+}

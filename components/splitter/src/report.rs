@@ -1,0 +1,200 @@
+//! What came of an attempt: metric counters per route and version, the
+//! rollout step's counters, outlier detection, the `least_outstanding`
+//! gauge, and a lazy look at whether the rollout moves on.
+//!
+//! Counters are best effort: a store error never fails the request, it only
+//! loses a count.
+
+use crate::choose::Upstream;
+use crate::engine;
+use crate::health;
+use crate::plan::{Plan, ServicePlan};
+use crate::store::Store;
+use upshift_config::BalancePolicy;
+use upshift_config::keys;
+use upshift_config::metrics::{
+    FAILURES, LATENCY_BUCKET_FIELDS, LATENCY_MS_SUM, REQUESTS, SHADOW_FAILURES, SHADOW_MISMATCHES,
+    SHADOW_REQUESTS, TIMEOUTS, latency_bucket, status_field,
+};
+use upshift_config::rollout::{Phase, RolloutState};
+
+/// How one attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A response head arrived with this status.
+    Status(u16),
+    /// No response: refused, reset, or a protocol error.
+    Failed,
+    /// No response head in time.
+    TimedOut,
+}
+
+impl Outcome {
+    /// Whether it counts against the target: a 5xx, a failure or a timeout.
+    pub fn is_error(self) -> bool {
+        !matches!(self, Outcome::Status(s) if s < 500)
+    }
+
+    fn field(self) -> &'static str {
+        match self {
+            Outcome::Status(status) => status_field(status),
+            Outcome::Failed => FAILURES,
+            Outcome::TimedOut => TIMEOUTS,
+        }
+    }
+}
+
+/// One attempt at an upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attempt<'a> {
+    /// Where it went.
+    pub upstream: Upstream<'a>,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Time to the response head (or to the failure), in milliseconds.
+    pub latency_ms: u32,
+}
+
+impl Plan {
+    /// Records an attempt of a `route` request to `service`.
+    pub fn report<S: Store + ?Sized>(
+        &self,
+        store: &S,
+        route: &str,
+        service: &str,
+        attempt: &Attempt<'_>,
+        now_ms: u64,
+    ) {
+        let latency = attempt.latency_ms;
+        let counts = [
+            (REQUESTS, 1),
+            (attempt.outcome.field(), 1),
+            (LATENCY_BUCKET_FIELDS[latency_bucket(latency)], 1),
+            (LATENCY_MS_SUM, i64::from(latency)),
+        ];
+        let version = attempt.upstream.version;
+        let target = attempt.upstream.target;
+        count(store, route, service, version, &counts);
+        let Some(plan) = self.service(service) else {
+            return;
+        };
+        let rollout = self.live.rollout(store, plan).ok().flatten();
+        if let Some(state) = &rollout {
+            count_step(store, state, version, &counts);
+        }
+        let known = plan
+            .versions
+            .iter()
+            .any(|v| v.target_index(target).is_some());
+        if known && attempt.outcome.is_error() && plan.outliers.failures > 0 {
+            let _ = health::count_error(store, service, target, &plan.outliers, now_ms);
+        }
+        if known && plan.policy == BalancePolicy::LeastOutstanding {
+            let key = keys::outstanding(service, target);
+            // Retries to alternates were never counted up; keep the gauge at 0.
+            if let Ok(n) = store.increment(&key, -1)
+                && n < 0
+            {
+                let _ = store.increment(&key, -n);
+            }
+        }
+        if let Some(state) = rollout {
+            self.analyse_if_due(store, plan, &state, now_ms);
+        }
+    }
+
+    /// Records a shadow copy of a `route` request to `service`, compared
+    /// with the primary attempt it mirrored: a mismatch is another status
+    /// class, or one side answered and the other did not.
+    pub fn report_shadow<S: Store + ?Sized>(
+        &self,
+        store: &S,
+        route: &str,
+        service: &str,
+        shadow: &Attempt<'_>,
+        primary: &Attempt<'_>,
+        now_ms: u64,
+    ) {
+        let mismatch = match (shadow.outcome, primary.outcome) {
+            (Outcome::Status(a), Outcome::Status(b)) => status_field(a) != status_field(b),
+            (Outcome::Status(_), _) | (_, Outcome::Status(_)) => true,
+            _ => false,
+        };
+        let failed = !matches!(shadow.outcome, Outcome::Status(_));
+        let counts: Vec<(&str, i64)> = [
+            Some((SHADOW_REQUESTS, 1)),
+            mismatch.then_some((SHADOW_MISMATCHES, 1)),
+            failed.then_some((SHADOW_FAILURES, 1)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let version = shadow.upstream.version;
+        count(store, route, service, version, &counts);
+        let Some(plan) = self.service(service) else {
+            return;
+        };
+        if let Ok(Some(state)) = self.live.rollout(store, plan) {
+            count_step(store, &state, version, &counts);
+            self.analyse_if_due(store, plan, &state, now_ms);
+        }
+    }
+
+    /// Analyses the rollout of `plan`, at most once per analysis interval on
+    /// this instance's clock, and writes the move it finds.
+    fn analyse_if_due<S: Store + ?Sized>(
+        &self,
+        store: &S,
+        plan: &ServicePlan,
+        state: &RolloutState,
+        now_ms: u64,
+    ) {
+        if state.phase != Phase::Progressing {
+            return;
+        }
+        let interval = u64::try_from(state.spec.analysis.interval.as_millis()).unwrap_or(u64::MAX);
+        {
+            let mut analysed = self.analysed_ms.lock().unwrap_or_else(|e| e.into_inner());
+            match analysed.get_mut(&plan.name) {
+                // A clock that went back counts as due.
+                Some(last) if now_ms >= *last && now_ms - *last < interval => return,
+                Some(last) => *last = now_ms,
+                None => {
+                    analysed.insert(plan.name.clone(), now_ms);
+                }
+            }
+        }
+        if let Ok(Some(proposal)) = engine::propose(store, &plan.name, now_ms) {
+            let _ = engine::commit(store, &plan.name, &proposal);
+        }
+    }
+}
+
+fn count<S: Store + ?Sized>(
+    store: &S,
+    route: &str,
+    service: &str,
+    version: &str,
+    counts: &[(&str, i64)],
+) {
+    for (field, n) in counts {
+        let _ = store.increment(&keys::metric(route, service, version, field), *n);
+    }
+}
+
+/// Counts into the step counters when `version` is a side of the active
+/// rollout `state`.
+pub(crate) fn count_step<S: Store + ?Sized>(
+    store: &S,
+    state: &RolloutState,
+    version: &str,
+    counts: &[(&str, i64)],
+) {
+    if !state.is_active() || (version != state.spec.stable && version != state.spec.canary) {
+        return;
+    }
+    for (field, n) in counts {
+        let key = keys::step_metric(&state.spec.service, &state.id, state.step, version, field);
+        let _ = store.increment(&key, *n);
+    }
+}

@@ -1,0 +1,552 @@
+//! Rollouts moving by themselves: the analysis of a step, the decisions it
+//! leads to, and nodes racing to write them.
+
+mod support;
+
+use std::cell::Cell;
+use support::*;
+use upshift_config::keys;
+use upshift_config::metrics::VersionStats;
+use upshift_config::rollout::{Actor, Analysis, Phase, RolloutSpec, RolloutState, Transition};
+use upshift_splitter::{
+    Attempt, MemoryStore, Outcome, Plan, Store, StoreError, Upstream, Verdict, advance, evaluate,
+};
+
+const T0: u64 = 1_800_000_000_000;
+
+/// `requests` requests with `errors` 5xx, all in the latency bucket ending at `p99_ms`.
+fn stats(requests: u64, errors: u64, p99_ms: u32) -> VersionStats {
+    let bucket = upshift_config::metrics::latency_bucket(p99_ms);
+    let mut stats = VersionStats {
+        requests,
+        ..VersionStats::default()
+    };
+    stats.by_class = [0, requests - errors, 0, 0, errors];
+    stats.latency_buckets[bucket] = requests;
+    stats
+}
+
+fn analysis(yaml: &str) -> Analysis {
+    let spec = RolloutSpec::parse(
+        &format!("{{service: orders, canary: v2, analysis: {yaml}}}"),
+        &config(ORDERS),
+    )
+    .unwrap();
+    spec.analysis
+}
+
+fn state(steps: &str, analysis: &str) -> RolloutState {
+    let spec = RolloutSpec::parse(
+        &format!("{{service: orders, canary: v2, steps: {steps}, analysis: {analysis}}}"),
+        &config(ORDERS),
+    )
+    .unwrap();
+    RolloutState::start(spec, "r1", T0).0
+}
+
+#[test]
+fn no_data_or_too_little_decides_nothing() {
+    let a = analysis("{min_requests: 100, max_error_rate: 0.05}");
+    let empty = VersionStats::default();
+    assert!(matches!(
+        evaluate(&a, &empty, &empty),
+        Verdict::InsufficientData(_)
+    ));
+    let v = evaluate(&a, &stats(1000, 0, 10), &stats(99, 50, 10));
+    assert_eq!(
+        v,
+        Verdict::InsufficientData("canary has 99 of 100 requests".into())
+    );
+    let s = state("[{weight: 10, pause: 1s}]", "{max_error_rate: 0.05}");
+    assert_eq!(advance(&s, T0 + 60_000, &empty, &empty), None);
+    assert_eq!(
+        advance(&s, T0 + 60_000, &stats(900, 0, 10), &stats(99, 99, 10)),
+        None
+    );
+}
+
+#[test]
+fn values_exactly_at_a_limit_pass() {
+    let a = analysis(
+        "{min_requests: 100, max_error_rate: 0.05, max_p99_ms: 250, max_error_rate_increase: 0.01, max_p99_ratio: 2.5}",
+    );
+    // 5% errors, p99 at the 250 ms bound, 1 point over the stable, 2.5 × its p99.
+    assert_eq!(
+        evaluate(&a, &stats(1000, 40, 100), &stats(100, 5, 250)),
+        Verdict::Pass
+    );
+    assert!(matches!(
+        evaluate(&a, &stats(1000, 40, 100), &stats(100, 6, 250)),
+        Verdict::Breach(_)
+    ));
+    assert!(matches!(
+        evaluate(&a, &stats(1000, 40, 100), &stats(100, 5, 251)),
+        Verdict::Breach(_)
+    ));
+}
+
+#[test]
+fn a_breach_rolls_back_at_once_naming_the_metric() {
+    let s = state(
+        "[{weight: 10, pause: 10m}, {weight: 50}]",
+        "{min_requests: 100, max_error_rate: 0.05}",
+    );
+    let (next, t) = advance(&s, T0 + 1, &stats(900, 9, 10), &stats(120, 12, 10)).unwrap();
+    assert_eq!(
+        (next.phase, next.step, next.revision),
+        (Phase::RolledBack, 0, 2)
+    );
+    assert_eq!(next.weights(), (100, 0));
+    assert_eq!(
+        t.reason,
+        "canary v2: error rate 10.00% > 5.00% over 120 requests"
+    );
+    assert_eq!(
+        (t.from_phase, t.to_phase, t.actor),
+        (Some(Phase::Progressing), Phase::RolledBack, Actor::Auto)
+    );
+
+    let latency = state("[{weight: 10}]", "{max_p99_ms: 100}");
+    let (_, t) = advance(&latency, T0, &stats(900, 0, 10), &stats(100, 0, 20_000)).unwrap();
+    assert_eq!(
+        t.reason,
+        "canary v2: p99 over 10000 ms > 100 ms over 100 requests"
+    );
+
+    let relative = state(
+        "[{weight: 10}]",
+        "{max_error_rate_increase: 0.02, max_p99_ratio: 1.5}",
+    );
+    let (_, t) = advance(&relative, T0, &stats(1000, 10, 100), &stats(100, 4, 250)).unwrap();
+    assert_eq!(
+        t.reason,
+        "canary v2: error rate 4.00% exceeds the stable's 1.00% by more than 2.00%; \
+         p99 250 ms is more than 1.5 × the stable's 100 ms"
+    );
+}
+
+#[test]
+fn a_failing_baseline_pauses_instead_of_blaming_the_canary() {
+    let s = state(
+        "[{weight: 10}]",
+        "{max_error_rate: 0.05, max_error_rate_increase: 0.02}",
+    );
+    // Both at ~10%: the canary is not worse than the stable by more than 2 points.
+    let (next, t) = advance(&s, T0 + 120_000, &stats(1000, 100, 10), &stats(100, 11, 10)).unwrap();
+    assert_eq!(next.phase, Phase::Paused);
+    assert_eq!(next.weights(), (90, 10), "the traffic stays as it was");
+    assert_eq!(
+        t.reason,
+        "baseline unhealthy: stable error rate 10.00% > 5.00% over 1000 requests (canary 11.00%)"
+    );
+    assert_eq!(
+        advance(&next, T0 + 240_000, &stats(1000, 0, 10), &stats(100, 0, 10)),
+        None,
+        "paused stays paused"
+    );
+    // Clearly worse than a failing baseline: still the canary's fault.
+    let (next, _) = advance(&s, T0, &stats(1000, 100, 10), &stats(100, 30, 10)).unwrap();
+    assert_eq!(next.phase, Phase::RolledBack);
+    // A baseline with too little data cannot excuse the canary.
+    let (next, _) = advance(&s, T0, &stats(50, 25, 10), &stats(100, 11, 10)).unwrap();
+    assert_eq!(next.phase, Phase::RolledBack);
+    // The same for latency, with the ratio as the margin.
+    let slow = state("[{weight: 10}]", "{max_p99_ms: 100, max_p99_ratio: 1.2}");
+    let (next, t) = advance(&slow, T0, &stats(1000, 0, 250), &stats(100, 0, 250)).unwrap();
+    assert_eq!(next.phase, Phase::Paused);
+    assert!(
+        t.reason
+            .starts_with("baseline unhealthy: stable p99 250 ms > 100 ms"),
+        "{}",
+        t.reason
+    );
+}
+
+#[test]
+fn a_passed_step_moves_on_only_after_its_pause_on_the_callers_clock() {
+    let s = state(
+        "[{weight: 10, pause: 30s}, {weight: 50, pause: 30s}]",
+        "{max_error_rate: 0.05}",
+    );
+    let (good_stable, good_canary) = (stats(900, 0, 10), stats(100, 0, 10));
+    // A node whose clock is behind the step's start: elapsed is zero, never negative.
+    assert_eq!(
+        advance(&s, T0 - 3_600_000, &good_stable, &good_canary),
+        None
+    );
+    assert_eq!(advance(&s, 0, &good_stable, &good_canary), None);
+    assert_eq!(advance(&s, T0 + 29_999, &good_stable, &good_canary), None);
+    let (next, t) = advance(&s, T0 + 30_000, &good_stable, &good_canary).unwrap();
+    assert_eq!(
+        (next.phase, next.step, next.step_started_ms),
+        (Phase::Progressing, 1, T0 + 30_000)
+    );
+    assert_eq!(next.weights(), (50, 50));
+    assert_eq!(
+        t.reason,
+        "step 1 of 2 (10%) passed: canary 0.00% errors, p99 10 ms over 100 requests; \
+         stable 0.00% errors, p99 10 ms over 900 requests"
+    );
+    // The last step promotes.
+    let (done, t) = advance(&next, T0 + 60_000, &good_stable, &good_canary).unwrap();
+    assert_eq!(
+        (done.phase, done.weights(), t.to_phase),
+        (Phase::Promoted, (0, 100), Phase::Promoted)
+    );
+    assert_eq!(
+        advance(&done, T0 + 90_000, &good_stable, &good_canary),
+        None,
+        "finished"
+    );
+    assert_eq!(
+        advance(&s, u64::MAX, &good_stable, &good_canary)
+            .unwrap()
+            .0
+            .step,
+        1,
+        "no overflow"
+    );
+}
+
+#[test]
+fn a_manual_step_waits_for_an_operator_but_can_still_roll_back() {
+    let mut s = state(
+        "[{weight: 10, pause: manual}, {weight: 100, pause: 0s}]",
+        "{max_error_rate: 0.05}",
+    );
+    assert_eq!(
+        advance(&s, T0 + 86_400_000, &stats(900, 0, 10), &stats(100, 0, 10)),
+        None
+    );
+    let (rolled_back, _) = advance(&s, T0 + 1, &stats(900, 0, 10), &stats(100, 50, 10)).unwrap();
+    assert_eq!(rolled_back.phase, Phase::RolledBack);
+    s.resume(T0 + 5).unwrap();
+    assert_eq!(s.step, 1);
+    // At 100%, the stable has no traffic: relative checks are skipped.
+    let relative = state(
+        "[{weight: 100, pause: 0s}]",
+        "{max_error_rate_increase: 0.01}",
+    );
+    let (done, _) = advance(&relative, T0, &VersionStats::default(), &stats(100, 0, 10)).unwrap();
+    assert_eq!(done.phase, Phase::Promoted);
+}
+
+#[test]
+fn a_dark_step_is_judged_on_its_shadow_copies() {
+    let mut shadowed = VersionStats {
+        shadow_requests: 100,
+        shadow_mismatches: 10,
+        ..VersionStats::default()
+    };
+    let dark = state(
+        "[{weight: 0, pause: 0s}, {weight: 50}]",
+        "{max_error_rate: 0.01, max_shadow_mismatch_rate: 0.05}",
+    );
+    let (next, t) = advance(&dark, T0, &stats(1000, 0, 10), &shadowed).unwrap();
+    assert_eq!(next.phase, Phase::RolledBack);
+    assert_eq!(
+        t.reason,
+        "canary v2: shadow mismatch rate 10.00% > 5.00% over 100 copies"
+    );
+    shadowed.shadow_mismatches = 5;
+    assert_eq!(
+        advance(&dark, T0, &stats(1000, 0, 10), &shadowed)
+            .unwrap()
+            .0
+            .step,
+        1
+    );
+    shadowed.shadow_requests = 99;
+    assert_eq!(advance(&dark, T0, &stats(1000, 0, 10), &shadowed), None);
+    // Without shadow checks a dark step has nothing to wait for.
+    let plain = state(
+        "[{weight: 0, pause: 0s}, {weight: 50}]",
+        "{max_error_rate: 0.01}",
+    );
+    assert_eq!(
+        advance(
+            &plain,
+            T0,
+            &VersionStats::default(),
+            &VersionStats::default()
+        )
+        .unwrap()
+        .0
+        .step,
+        1
+    );
+}
+
+const ROLLOUT_DOC: &str = "  - { name: orders, service: orders }\n";
+
+fn audit(store: &MemoryStore) -> Vec<Transition> {
+    let keys = store.keys(&keys::rollout_audit_prefix("orders"));
+    store
+        .get_many(&keys)
+        .unwrap()
+        .into_iter()
+        .map(|v| serde_json::from_slice(&v.unwrap()).unwrap())
+        .collect()
+}
+
+/// Sends `n` requests at `now` through `plan`, answering the canary with
+/// `canary_status` and everyone else with 200.
+fn traffic(plan: &Plan, store: &MemoryStore, n: usize, now: u64, canary_status: u16) {
+    for i in 0..n {
+        let s = plan
+            .choose(
+                store,
+                "orders",
+                "orders",
+                &head(format!("{now}-{i}")),
+                None,
+                now,
+            )
+            .unwrap();
+        let status = if s.primary.version == "v3" {
+            canary_status
+        } else {
+            200
+        };
+        let attempt = Attempt {
+            upstream: s.primary,
+            outcome: Outcome::Status(status),
+            latency_ms: 12,
+        };
+        plan.report(store, "orders", "orders", &attempt, now);
+    }
+}
+
+#[test]
+fn a_healthy_rollout_promotes_itself_step_by_step() {
+    let store = MemoryStore::new();
+    let doc = orders(ROLLOUT_DOC);
+    let p = plan(&doc);
+    start_rollout(
+        &store,
+        &doc,
+        "{service: orders, canary: v3, steps: [{weight: 20, pause: 10s}, {weight: 60, pause: 10s}, {weight: 100, pause: 10s}], \
+          analysis: {min_requests: 20, max_error_rate: 0.01, max_p99_ratio: 1.5}}",
+        T0,
+    );
+    let mut now = T0;
+    for _ in 0..5 {
+        now += 10_000;
+        traffic(&p, &store, 300, now, 200);
+    }
+    let state = rollout(&store, "orders");
+    assert_eq!(state.phase, Phase::Promoted);
+    let moves: Vec<(usize, Phase)> = audit(&store)
+        .iter()
+        .map(|t| (t.to_step, t.to_phase))
+        .collect();
+    assert_eq!(
+        moves,
+        [
+            (1, Phase::Progressing),
+            (2, Phase::Progressing),
+            (2, Phase::Promoted)
+        ]
+    );
+    assert!(audit(&store).iter().all(|t| t.actor == Actor::Auto));
+    // Step counters are kept per step.
+    let step0 = upshift_splitter::step_stats(
+        &store,
+        &RolloutState {
+            step: 0,
+            ..state.clone()
+        },
+        "v3",
+    )
+    .unwrap();
+    assert!(step0.requests >= 20, "{step0:?}");
+    // Promoted: all traffic on the canary.
+    traffic(&p, &store, 50, now + 1, 200);
+    assert!((0..50).all(|i| {
+        p.choose(&store, "orders", "orders", &head(i), None, now)
+            .unwrap()
+            .primary
+            .version
+            == "v3"
+    }));
+}
+
+#[test]
+fn a_failing_canary_is_rolled_back_by_the_traffic_itself() {
+    let store = MemoryStore::new();
+    let doc = orders(ROLLOUT_DOC);
+    let p = plan(&doc);
+    start_rollout(
+        &store,
+        &doc,
+        "{service: orders, canary: v3, steps: [{weight: 20}], analysis: {min_requests: 20, max_error_rate: 0.05}}",
+        T0,
+    );
+    traffic(&p, &store, 300, T0 + 1_000, 503);
+    // This instance analysed at its first report, before there was data;
+    // the next report after the interval sees the failures.
+    assert_eq!(rollout(&store, "orders").phase, Phase::Progressing);
+    traffic(&p, &store, 1, T0 + 2_000, 503);
+    let state = rollout(&store, "orders");
+    assert_eq!(state.phase, Phase::RolledBack);
+    assert!(
+        state
+            .reason
+            .starts_with("canary v3: error rate 100.00% > 5.00%"),
+        "{}",
+        state.reason
+    );
+    assert_eq!(audit(&store).len(), 1);
+    let s = p
+        .choose(&store, "orders", "orders", &head(1), None, T0 + 2_000)
+        .unwrap();
+    assert_eq!(s.primary.version, "v1");
+}
+
+#[test]
+fn analysis_runs_at_most_once_per_interval_per_instance() {
+    let store = MemoryStore::new();
+    let doc = orders(ROLLOUT_DOC);
+    let p = plan(&doc);
+    start_rollout(
+        &store,
+        &doc,
+        "{service: orders, canary: v3, steps: [{weight: 50}], analysis: {min_requests: 10, interval: 1m, max_error_rate: 0.05}}",
+        T0,
+    );
+    // The first report analyses (too little data); the failures after it
+    // wait for the next interval.
+    traffic(&p, &store, 200, T0 + 1, 503);
+    assert_eq!(rollout(&store, "orders").phase, Phase::Progressing);
+    traffic(&p, &store, 1, T0 + 60_000, 503);
+    assert_eq!(
+        rollout(&store, "orders").phase,
+        Phase::Progressing,
+        "1 ms early"
+    );
+    traffic(&p, &store, 1, T0 + 60_001, 503);
+    assert_eq!(rollout(&store, "orders").phase, Phase::RolledBack);
+}
+
+/// A store where another node moves the rollout between this node's read
+/// and its compare-and-swap.
+struct Racing<'a> {
+    inner: &'a MemoryStore,
+    rival: &'a Plan,
+    raced: Cell<bool>,
+    now: u64,
+}
+
+impl Store for Racing<'_> {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.get(key)
+    }
+    fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        self.inner.get_many(keys)
+    }
+    fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.inner.set(key, value)
+    }
+    fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.inner.delete(key)
+    }
+    fn increment(&self, key: &str, delta: i64) -> Result<i64, StoreError> {
+        self.inner.increment(key, delta)
+    }
+    fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        value: &[u8],
+    ) -> Result<bool, StoreError> {
+        if key == keys::rollout_state("orders") && !self.raced.replace(true) {
+            let attempt = Attempt {
+                upstream: Upstream {
+                    version: "v1",
+                    target: "http://v1-a",
+                },
+                outcome: Outcome::Status(200),
+                latency_ms: 1,
+            };
+            self.rival
+                .report(self.inner, "orders", "orders", &attempt, self.now);
+        }
+        self.inner.compare_and_swap(key, expected, value)
+    }
+}
+
+#[test]
+fn two_nodes_racing_move_the_rollout_once() {
+    let store = MemoryStore::new();
+    let doc = orders(ROLLOUT_DOC);
+    let (a, b) = (plan(&doc), plan(&doc));
+    start_rollout(
+        &store,
+        &doc,
+        "{service: orders, canary: v3, steps: [{weight: 50, pause: 0s}, {weight: 100}], analysis: {min_requests: 10}}",
+        T0,
+    );
+    // Both sides get enough traffic, without analysis yet (a third node).
+    let warm = plan(&doc);
+    traffic(&warm, &store, 100, T0, 200);
+    let before = rollout(&store, "orders");
+    assert_eq!(
+        before.step, 0,
+        "the warm-up node analysed before there was data"
+    );
+
+    let racing = Racing {
+        inner: &store,
+        rival: &b,
+        raced: Cell::new(false),
+        now: T0 + 5_000,
+    };
+    let attempt = Attempt {
+        upstream: Upstream {
+            version: "v3",
+            target: "http://v3-a",
+        },
+        outcome: Outcome::Status(200),
+        latency_ms: 1,
+    };
+    a.report(&racing, "orders", "orders", &attempt, T0 + 5_000);
+    assert!(racing.raced.get(), "node a tried to write");
+
+    let after = rollout(&store, "orders");
+    assert_eq!(
+        (after.step, after.revision),
+        (1, before.revision + 1),
+        "moved exactly once"
+    );
+    let moves = audit(&store);
+    assert_eq!(moves.len(), 1, "{moves:?}");
+    assert_eq!((moves[0].from_step, moves[0].to_step), (0, 1));
+}
+
+#[test]
+fn an_ejected_canary_counts_its_lost_requests_as_failures() {
+    let store = MemoryStore::new();
+    let doc = orders(ROLLOUT_DOC);
+    let p = plan(&doc);
+    let state = start_rollout(
+        &store,
+        &doc,
+        "{service: orders, canary: v3, steps: [{weight: 50}]}",
+        T0,
+    );
+    eject(&store, "orders", &["http://v3-a"], T0 + 60_000);
+    let diverted = (0..100)
+        .map(|i| {
+            p.choose(&store, "orders", "orders", &head(i), None, T0)
+                .unwrap()
+        })
+        .filter(|s| s.reason == "circuit-open")
+        .inspect(|s| assert_eq!(s.primary.version, "v1", "to the rollout's stable"))
+        .count();
+    assert!(diverted > 30, "{diverted}");
+    let canary = upshift_splitter::step_stats(&store, &state, "v3").unwrap();
+    assert_eq!(
+        (canary.requests, canary.failures),
+        (diverted as u64, diverted as u64)
+    );
+}

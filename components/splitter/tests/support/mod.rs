@@ -1,0 +1,102 @@
+//! Shared inputs of the splitter's tests.
+#![allow(dead_code)]
+
+use upshift_config::metrics::VersionStats;
+use upshift_config::rollout::{RolloutSpec, RolloutState};
+use upshift_config::{Config, RequestHead, keys};
+use upshift_splitter::{MemoryStore, Plan, Store};
+
+/// A config document with two versions of `orders` and a route `orders`;
+/// `routes` replaces the route list when given.
+pub const ORDERS: &str = r#"
+services:
+  - name: orders
+    versions:
+      - { name: v1, weight: 90, targets: [{ url: "http://v1-a" }, { url: "http://v1-b" }] }
+      - name: v2
+        weight: 10
+        targets: [{ url: "http://v2-a" }]
+        deprecation:
+          deprecated_at: "2026-03-01T00:00:00Z"
+          sunset: "2026-09-01T00:00:00Z"
+          link: https://example.com/v2
+      - { name: v3, weight: 0, targets: [{ url: "http://v3-a" }] }
+consumers:
+  - { name: alice, tenant: acme, tags: [beta], api_keys: [alice-key-0001] }
+  - { name: bob, tenant: globex, api_keys: [bob-key-00001] }
+"#;
+
+/// The parsed, validated config of `doc`.
+pub fn config(doc: &str) -> Config {
+    Config::parse(doc).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The plan of `doc`.
+pub fn plan(doc: &str) -> Plan {
+    Plan::new(&config(doc))
+}
+
+/// [`ORDERS`] with `routes` (YAML) added.
+pub fn orders(routes: &str) -> String {
+    format!("{ORDERS}routes:\n{routes}")
+}
+
+/// A GET request with id `req-<n>`.
+pub fn head(n: impl std::fmt::Display) -> RequestHead {
+    RequestHead {
+        method: "GET".into(),
+        scheme: "https".into(),
+        authority: "api.example.com".into(),
+        path: "/orders".into(),
+        request_id: format!("req-{n}"),
+        ..RequestHead::default()
+    }
+}
+
+/// `head` with one more header.
+pub fn with_header(mut head: RequestHead, name: &str, value: &str) -> RequestHead {
+    head.headers.push((name.into(), value.into()));
+    head
+}
+
+/// The metric counters of `version` of `service` on `route`.
+pub fn metrics(store: &MemoryStore, route: &str, service: &str, version: &str) -> VersionStats {
+    let prefix = keys::metric(route, service, version, "");
+    let keys = store.keys(&prefix);
+    let values = store.get_many(&keys).unwrap();
+    VersionStats::from_fields(keys.iter().zip(values).map(|(key, value)| {
+        let n = String::from_utf8(value.unwrap()).unwrap().parse().unwrap();
+        (key.strip_prefix(&prefix).unwrap(), n)
+    }))
+}
+
+/// Starts the rollout `spec` (YAML) of `doc`'s config at `now_ms`, as the
+/// admin API does, and returns its state.
+pub fn start_rollout(store: &MemoryStore, doc: &str, spec: &str, now_ms: u64) -> RolloutState {
+    let spec = RolloutSpec::parse(spec, &config(doc)).unwrap_or_else(|e| panic!("{e}"));
+    let (state, _) = RolloutState::start(spec, "r1", now_ms);
+    store
+        .set(
+            &keys::rollout_state(&state.spec.service),
+            &serde_json::to_vec(&state).unwrap(),
+        )
+        .unwrap();
+    state
+}
+
+/// The rollout state of `service` in the store.
+pub fn rollout(store: &MemoryStore, service: &str) -> RolloutState {
+    serde_json::from_slice(&store.get(&keys::rollout_state(service)).unwrap().unwrap()).unwrap()
+}
+
+/// Ejects `urls` of `service` until `until_ms`, as outlier detection does.
+pub fn eject(store: &MemoryStore, service: &str, urls: &[&str], until_ms: u64) {
+    let health: std::collections::BTreeMap<&str, u64> =
+        urls.iter().map(|u| (*u, until_ms)).collect();
+    store
+        .set(
+            &keys::health(service),
+            &serde_json::to_vec(&health).unwrap(),
+        )
+        .unwrap();
+}
