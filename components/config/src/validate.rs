@@ -5,7 +5,7 @@ use crate::{
     BalancePolicy, Config, ConfigError, Deprecation, Match, PathMatch, Problem, RequestKey,
     Retries, Route, RouteKind, Service, Split,
 };
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 /// Largest accepted route timeout: one hour.
 const MAX_TIMEOUT_MS: u32 = 3_600_000;
@@ -32,6 +32,14 @@ pub(crate) fn validate(config: &Config) -> Result<(), ConfigError> {
         check_service(service, &at, &mut report);
     }
 
+    let known = Known {
+        services: config
+            .services
+            .iter()
+            .map(|s| (s.name.as_str(), s))
+            .collect(),
+        consumers: config.consumers.iter().map(|c| c.name.as_str()).collect(),
+    };
     let mut names = HashSet::new();
     for (i, route) in config.routes.iter().enumerate() {
         let at = format!("routes[{i}]");
@@ -42,7 +50,7 @@ pub(crate) fn validate(config: &Config) -> Result<(), ConfigError> {
                 format!("duplicate route name {:?}", route.name),
             );
         }
-        check_route(route, config, &at, &mut report);
+        check_route(route, &known, &at, &mut report);
     }
 
     let mut names = HashSet::new();
@@ -96,6 +104,12 @@ pub(crate) fn validate(config: &Config) -> Result<(), ConfigError> {
 }
 
 type Report<'a> = dyn FnMut(String, String) + 'a;
+
+/// What routes may refer to, by name.
+struct Known<'c> {
+    services: HashMap<&'c str, &'c Service>,
+    consumers: HashSet<&'c str>,
+}
 
 fn check_name(name: &str, at: &str, report: &mut Report<'_>) {
     let valid = !name.is_empty()
@@ -274,16 +288,18 @@ fn check_target_url(url: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn check_route(route: &Route, config: &Config, at: &str, report: &mut Report<'_>) {
+fn check_route(route: &Route, known: &Known<'_>, at: &str, report: &mut Report<'_>) {
     match (route.kind, &route.service) {
         (RouteKind::Proxy, None) => report(
             format!("{at}.service"),
             "a proxy route needs a service".into(),
         ),
-        (RouteKind::Proxy, Some(service)) if config.service(service).is_none() => report(
-            format!("{at}.service"),
-            format!("unknown service {service:?}: define it under services"),
-        ),
+        (RouteKind::Proxy, Some(service)) if !known.services.contains_key(service.as_str()) => {
+            report(
+                format!("{at}.service"),
+                format!("unknown service {service:?}: define it under services"),
+            )
+        }
         (RouteKind::Ai, Some(_)) => report(
             format!("{at}.service"),
             "an ai route is served by the AI component and takes no service".into(),
@@ -355,7 +371,7 @@ fn check_route(route: &Route, config: &Config, at: &str, report: &mut Report<'_>
         }
         return;
     }
-    let service = route.service.as_deref().and_then(|s| config.service(s));
+    let service = route.service.as_deref().and_then(|s| known.services.get(s));
     let has_version = |field: String, version: &str, report: &mut Report<'_>| {
         if let Some(service) = service
             && !service.versions.iter().any(|v| v.name == version)
@@ -373,7 +389,7 @@ fn check_route(route: &Route, config: &Config, at: &str, report: &mut Report<'_>
         check_split(
             split,
             route,
-            config,
+            known,
             &format!("{at}.split"),
             &has_version,
             report,
@@ -387,7 +403,7 @@ fn check_route(route: &Route, config: &Config, at: &str, report: &mut Report<'_>
 fn check_split(
     split: &Split,
     route: &Route,
-    config: &Config,
+    known: &Known<'_>,
     at: &str,
     has_version: &dyn Fn(String, &str, &mut Report<'_>),
     report: &mut Report<'_>,
@@ -409,7 +425,7 @@ fn check_split(
     for (r, rule) in split.rules.iter().enumerate() {
         let at = format!("{at}.rules[{r}]");
         has_version(format!("{at}.version"), &rule.version, report);
-        check_match(&rule.matches, config, &format!("{at}.match"), report);
+        check_match(&rule.matches, known, &format!("{at}.match"), report);
     }
     if let Some(sticky) = &split.sticky {
         check_request_key(&sticky.on, &format!("{at}.sticky.on"), report);
@@ -446,7 +462,7 @@ fn check_split(
     }
 }
 
-fn check_match(rule: &Match, config: &Config, at: &str, report: &mut Report<'_>) {
+fn check_match(rule: &Match, known: &Known<'_>, at: &str, report: &mut Report<'_>) {
     if rule.is_empty() {
         report(at.to_owned(), "a rule needs at least one condition".into());
     }
@@ -465,7 +481,7 @@ fn check_match(rule: &Match, config: &Config, at: &str, report: &mut Report<'_>)
         }
     }
     for (c, consumer) in rule.consumers.iter().enumerate() {
-        if !config.consumers.iter().any(|known| known.name == *consumer) {
+        if !known.consumers.contains(consumer.as_str()) {
             report(
                 format!("{at}.consumers[{c}]"),
                 format!("unknown consumer {consumer:?}: define it under consumers"),
