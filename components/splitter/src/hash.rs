@@ -8,17 +8,22 @@ use std::hash::{BuildHasherDefault, Hasher};
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0100_0000_01b3;
 
-/// 64-bit FNV-1a over `parts` (each followed by a separator byte), with a
-/// final avalanche so that close inputs spread evenly.
+/// A 64-bit hash of `parts`: eight bytes at a time, each part's length
+/// mixed in after it, with a final avalanche so that close inputs spread
+/// evenly. Stable across builds and platforms, as every node must agree.
 pub(crate) fn hash(parts: &[&[u8]]) -> u64 {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut hash = FNV_OFFSET;
     for part in parts {
-        for b in *part {
-            hash ^= u64::from(*b);
-            hash = hash.wrapping_mul(FNV_PRIME);
+        let mut chunks = part.chunks_exact(8);
+        for chunk in &mut chunks {
+            let word = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+            hash = (hash.rotate_left(23) ^ word).wrapping_mul(K);
         }
-        hash ^= 0xff;
-        hash = hash.wrapping_mul(FNV_PRIME);
+        let mut tail = [0u8; 8];
+        tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+        hash = (hash.rotate_left(23) ^ u64::from_le_bytes(tail)).wrapping_mul(K);
+        hash = (hash.rotate_left(23) ^ part.len() as u64).wrapping_mul(K);
     }
     hash ^= hash >> 33;
     hash = hash.wrapping_mul(0xff51_afd7_ed55_8ccd);
@@ -90,6 +95,8 @@ mod tests {
     #[test]
     fn parts_are_separated_and_scaling_stays_in_range() {
         assert_ne!(hash(&[b"ab", b"c"]), hash(&[b"a", b"bc"]));
+        assert_ne!(hash(&[b"a"]), hash(&[b"a\0"]));
+        assert_ne!(hash(&[b"req-1"]), hash(&[b"req-2"]));
         assert_eq!(scale(u64::MAX, 100), 99);
         assert_eq!(scale(0, 100), 0);
         assert!(unit(u64::MAX) < 1.0);
