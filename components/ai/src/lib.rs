@@ -2,14 +2,36 @@
 //!
 //! A [`Catalog`] is compiled once per config version from the `ai` section:
 //! the model aliases clients may ask for.
+//!
+//! The translation core is plain Rust without I/O. Every dialect
+//! ([`Dialect`]: OpenAI Chat, OpenAI Responses, Anthropic Messages, Gemini)
+//! parses into and renders from one internal representation ([`ir`]),
+//! modeled on indexed content blocks, so any client dialect can be served
+//! by any provider dialect:
+//!
+//! - bodies: [`translate_request`], [`translate_response`], or
+//!   [`Dialect::parse_request`] / [`Dialect::render_request`] (and the
+//!   response pair) to look at or change the IR in between;
+//! - streams: a [`StreamTranslator`] per response turns upstream bytes into
+//!   downstream bytes as they arrive ([`sse`] parses and writes the event
+//!   stream);
+//! - errors: [`ApiError`] reads any provider's error body and writes it
+//!   with the status the client's dialect expects;
+//! - usage: normalized counts in [`ir::Usage`], estimates in [`usage`].
 
 mod catalog;
 pub mod dialect;
 pub mod errors;
 pub mod ir;
+pub mod sample;
 pub mod sse;
+mod translate;
+pub mod usage;
 
 #[cfg(target_arch = "wasm32")]
 mod bindings;
 
 pub use catalog::Catalog;
+pub use dialect::{Dialect, StreamOptions};
+pub use errors::{ApiError, ErrorKind, TranslateError};
+pub use translate::{StreamTranslator, translate_request, translate_response};

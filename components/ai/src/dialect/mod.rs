@@ -186,4 +186,13 @@ impl Encoder {
             Encoder::Gemini(e) => e.encode(event, out),
         }
     }
+
+    /// Called after the events of one upstream event: sends what an
+    /// encoder gathered (Gemini puts the parts of one upstream event in one
+    /// chunk).
+    pub fn flush(&mut self, out: &mut Vec<sse::Event>) {
+        if let Encoder::Gemini(e) = self {
+            e.flush(out);
+        }
+    }
 }

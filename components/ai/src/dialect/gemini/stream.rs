@@ -3,9 +3,10 @@
 //! event names and no end marker, the last chunk has the finish reason and
 //! the usage, and function calls arrive whole.
 
-use super::types::{
-    GenerateResponse, OutCandidate, OutContent, OutFunctionCall, OutPart, OutResponse, WireUsage,
-};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::types::{GenerateResponse, OutFunctionCall, OutPart, WireUsage};
 use super::{CallIds, finish_reason_in, finish_reason_out, part_in, usage_in, usage_out};
 use crate::dialect::{Dialect, wire};
 use crate::errors::{ApiError, ErrorKind, TranslateError};
@@ -204,7 +205,37 @@ enum Open {
     },
 }
 
-/// Writes IR events as Gemini chunks.
+/// A chunk, as written by the encoder.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Chunk<'a> {
+    candidates: [ChunkCandidate<'a>; 1],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage_metadata: Option<WireUsage>,
+    model_version: &'a str,
+    response_id: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ChunkCandidate<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content: Option<ChunkContent<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    finish_reason: Option<&'static str>,
+    index: u32,
+}
+
+#[derive(Serialize)]
+struct ChunkContent<'a> {
+    role: &'static str,
+    parts: &'a [Value],
+}
+
+/// Writes IR events as Gemini chunks: the parts one upstream event
+/// completes go out together in one chunk at [`Encoder::flush`]; parts
+/// completed after the stop reason ride on the final chunk with the finish
+/// reason and the usage, as Gemini sends them.
 #[derive(Debug, Default)]
 pub struct Encoder {
     id: String,
@@ -214,6 +245,8 @@ pub struct Encoder {
     open: Option<Open>,
     /// A bare signature waiting for the next part.
     signature: Option<String>,
+    /// Parts not sent yet.
+    parts: Vec<Value>,
     ended: bool,
 }
 
@@ -245,36 +278,27 @@ impl Encoder {
             StreamEvent::BlockDelta { delta, .. } => match (delta, &mut self.open) {
                 (Delta::Text(text), _) => {
                     let signature = self.signature.take();
-                    self.push_part(
-                        out,
-                        OutPart {
-                            text: Some(text),
-                            thought_signature: signature.as_deref(),
-                            ..OutPart::default()
-                        },
-                    );
+                    self.push_part(OutPart {
+                        text: Some(text),
+                        thought_signature: signature.as_deref(),
+                        ..OutPart::default()
+                    });
                 }
                 (Delta::Thinking(text), Some(Open::Thinking { shown })) => {
                     *shown = true;
-                    self.push_part(
-                        out,
-                        OutPart {
-                            text: Some(text),
-                            thought: true,
-                            ..OutPart::default()
-                        },
-                    );
+                    self.push_part(OutPart {
+                        text: Some(text),
+                        thought: true,
+                        ..OutPart::default()
+                    });
                 }
                 (Delta::Signature(signature), Some(Open::Thinking { shown: true })) => self
-                    .push_part(
-                        out,
-                        OutPart {
-                            text: Some(""),
-                            thought: true,
-                            thought_signature: Some(signature),
-                            ..OutPart::default()
-                        },
-                    ),
+                    .push_part(OutPart {
+                        text: Some(""),
+                        thought: true,
+                        thought_signature: Some(signature),
+                        ..OutPart::default()
+                    }),
                 (Delta::Signature(signature), _) => self
                     .signature
                     .get_or_insert_with(String::new)
@@ -294,17 +318,14 @@ impl Encoder {
                         }
                     };
                     let signature = self.signature.take();
-                    self.push_part(
-                        out,
-                        OutPart {
-                            function_call: Some(OutFunctionCall {
-                                name: &name,
-                                args: &arguments,
-                            }),
-                            thought_signature: signature.as_deref(),
-                            ..OutPart::default()
-                        },
-                    );
+                    self.push_part(OutPart {
+                        function_call: Some(OutFunctionCall {
+                            name: &name,
+                            args: &arguments,
+                        }),
+                        thought_signature: signature.as_deref(),
+                        ..OutPart::default()
+                    });
                 }
             }
             StreamEvent::MessageDelta {
@@ -316,20 +337,19 @@ impl Encoder {
                 }
             }
             StreamEvent::MessageStop => {
-                let signature = self.signature.take();
-                let content = signature.as_deref().map(|signature| OutContent {
-                    role: Some("model"),
-                    parts: vec![OutPart {
+                if let Some(signature) = self.signature.take() {
+                    self.push_part(OutPart {
                         text: Some(""),
-                        thought_signature: Some(signature),
+                        thought_signature: Some(&signature),
                         ..OutPart::default()
-                    }],
-                });
+                    });
+                }
                 let finish = finish_reason_out(self.stop_reason.unwrap_or(StopReason::EndTurn));
-                self.push(out, content, Some(finish), Some(usage_out(&self.usage)));
+                self.push(out, Some(finish), Some(usage_out(&self.usage)));
                 self.ended = true;
             }
             StreamEvent::Error(error) => {
+                self.push(out, None, None);
                 out.push(sse::Event::data(
                     error.to_value(Dialect::Gemini).to_string(),
                 ));
@@ -338,24 +358,36 @@ impl Encoder {
         }
     }
 
-    fn push_part(&self, out: &mut Vec<sse::Event>, part: OutPart) {
-        let content = OutContent {
-            role: Some("model"),
-            parts: vec![part],
-        };
-        self.push(out, Some(content), None, None);
+    /// Sends the parts completed so far, unless the stop reason is known:
+    /// then they wait for the final chunk.
+    pub fn flush(&mut self, out: &mut Vec<sse::Event>) {
+        if self.stop_reason.is_none() && !self.ended {
+            self.push(out, None, None);
+        }
     }
 
+    fn push_part(&mut self, part: OutPart) {
+        self.parts
+            .push(serde_json::to_value(part).expect("parts serialize"));
+    }
+
+    /// Sends a chunk with the pending parts (if any), and the finish reason
+    /// and usage if given; nothing when there is nothing to say.
     fn push(
-        &self,
+        &mut self,
         out: &mut Vec<sse::Event>,
-        content: Option<OutContent>,
         finish_reason: Option<&'static str>,
         usage_metadata: Option<WireUsage>,
     ) {
-        let chunk = OutResponse {
-            candidates: [OutCandidate {
-                content,
+        if self.parts.is_empty() && finish_reason.is_none() {
+            return;
+        }
+        let chunk = Chunk {
+            candidates: [ChunkCandidate {
+                content: (!self.parts.is_empty()).then_some(ChunkContent {
+                    role: "model",
+                    parts: &self.parts,
+                }),
                 finish_reason,
                 index: 0,
             }],
@@ -364,5 +396,6 @@ impl Encoder {
             response_id: &self.id,
         };
         out.push(sse::Event::data(wire::to_string(&chunk)));
+        self.parts.clear();
     }
 }

@@ -1,0 +1,191 @@
+//! Translation between dialects: whole bodies, and streams event by event.
+
+use crate::dialect::{Decoder, Dialect, Encoder, StreamOptions};
+use crate::errors::{ApiError, ErrorKind, TranslateError};
+use crate::ir::{Delta, StopReason, StreamEvent, Usage};
+use crate::sse;
+use crate::usage::TokenCounter;
+
+/// Translates a request body from one dialect to another.
+pub fn translate_request(
+    from: Dialect,
+    to: Dialect,
+    body: &[u8],
+) -> Result<Vec<u8>, TranslateError> {
+    to.render_request(&from.parse_request(body)?)
+}
+
+/// Translates a (non-streamed) response body from one dialect to another.
+/// OpenAI's `created` stays 0 when the upstream has none: use
+/// [`Dialect::parse_response`] and set [`crate::ir::Response::created`] to
+/// stamp it.
+pub fn translate_response(
+    from: Dialect,
+    to: Dialect,
+    body: &[u8],
+) -> Result<Vec<u8>, TranslateError> {
+    to.render_response(&from.parse_response(body)?)
+}
+
+/// Translates one response stream as it arrives: each upstream chunk
+/// yields the downstream chunks it completes, nothing is held back longer
+/// than the target dialect requires (a Gemini function call is sent whole;
+/// an Anthropic `message_delta` waits for the usage that follows the stop
+/// reason).
+///
+/// A malformed upstream event ends the stream with an error event in the
+/// downstream dialect; so does an upstream that closes before its end.
+#[derive(Debug)]
+pub struct StreamTranslator {
+    parser: sse::Parser,
+    decoder: Decoder,
+    encoder: Encoder,
+    upstream: Vec<sse::Event>,
+    ir: Vec<StreamEvent>,
+    downstream: Vec<sse::Event>,
+    usage: Usage,
+    stop_reason: Option<StopReason>,
+    output: TokenCounter,
+    error: Option<ApiError>,
+    done: bool,
+}
+
+impl StreamTranslator {
+    /// A translator from an upstream of dialect `from` to a client of
+    /// dialect `to`.
+    pub fn new(from: Dialect, to: Dialect, options: StreamOptions) -> Self {
+        StreamTranslator {
+            parser: sse::Parser::new(),
+            decoder: Decoder::new(from),
+            encoder: Encoder::new(to, options),
+            upstream: Vec::new(),
+            ir: Vec::new(),
+            downstream: Vec::new(),
+            usage: Usage::default(),
+            stop_reason: None,
+            output: TokenCounter::default(),
+            error: None,
+            done: false,
+        }
+    }
+
+    /// Feeds upstream bytes; appends the downstream bytes they complete.
+    pub fn push(&mut self, bytes: &[u8], out: &mut Vec<u8>) {
+        let mut upstream = std::mem::take(&mut self.upstream);
+        self.parser.push(bytes, &mut upstream);
+        let mut downstream = std::mem::take(&mut self.downstream);
+        for event in upstream.drain(..) {
+            self.push_event(&event, &mut downstream);
+        }
+        write_all(&mut downstream, out);
+        self.upstream = upstream;
+        self.downstream = downstream;
+    }
+
+    /// The upstream closed; appends what completes the downstream stream.
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        let mut upstream = std::mem::take(&mut self.upstream);
+        self.parser.finish(&mut upstream);
+        let mut downstream = std::mem::take(&mut self.downstream);
+        for event in upstream.drain(..) {
+            self.push_event(&event, &mut downstream);
+        }
+        self.finish_events(&mut downstream);
+        write_all(&mut downstream, out);
+        self.upstream = upstream;
+        self.downstream = downstream;
+    }
+
+    /// Translates one parsed upstream event.
+    pub fn push_event(&mut self, event: &sse::Event, out: &mut Vec<sse::Event>) {
+        if self.done {
+            return;
+        }
+        let mut ir = std::mem::take(&mut self.ir);
+        if let Err(error) = self.decoder.decode(event, &mut ir) {
+            ir.push(StreamEvent::Error(ApiError::new(
+                ErrorKind::Server,
+                format!("upstream stream: {error}"),
+            )));
+        }
+        self.emit(&mut ir, out);
+        self.ir = ir;
+    }
+
+    /// The upstream closed (event-level counterpart of [`Self::finish`]).
+    pub fn finish_events(&mut self, out: &mut Vec<sse::Event>) {
+        if self.done {
+            return;
+        }
+        let mut ir = std::mem::take(&mut self.ir);
+        self.decoder.finish(&mut ir);
+        self.emit(&mut ir, out);
+        self.ir = ir;
+    }
+
+    fn emit(&mut self, ir: &mut Vec<StreamEvent>, out: &mut Vec<sse::Event>) {
+        for event in ir.drain(..) {
+            match &event {
+                StreamEvent::MessageStart { usage, .. } => self.usage.merge(usage),
+                StreamEvent::BlockDelta { delta, .. } => match delta {
+                    Delta::Text(text) | Delta::Thinking(text) | Delta::Json(text) => {
+                        self.output.add(text)
+                    }
+                    Delta::Signature(_) => {}
+                },
+                StreamEvent::MessageDelta {
+                    stop_reason, usage, ..
+                } => {
+                    self.stop_reason = stop_reason.or(self.stop_reason);
+                    if let Some(usage) = usage {
+                        self.usage.merge(usage);
+                    }
+                }
+                StreamEvent::MessageStop => self.done = true,
+                StreamEvent::Error(error) => {
+                    self.error = Some(error.clone());
+                    self.done = true;
+                }
+                StreamEvent::BlockStart { .. } | StreamEvent::BlockStop { .. } => {}
+            }
+            self.encoder.encode(&event, out);
+            if self.done {
+                break;
+            }
+        }
+        ir.clear();
+        self.encoder.flush(out);
+    }
+
+    /// Usage as the upstream reported it so far.
+    pub fn usage(&self) -> Usage {
+        self.usage
+    }
+
+    /// Estimated output tokens of what streamed so far (for upstreams that
+    /// report no usage; see [`crate::usage`]).
+    pub fn estimated_output_tokens(&self) -> u64 {
+        self.output.tokens()
+    }
+
+    /// Why generation stopped, once known.
+    pub fn stop_reason(&self) -> Option<StopReason> {
+        self.stop_reason
+    }
+
+    /// The error that ended the stream, if one did.
+    pub fn error(&self) -> Option<&ApiError> {
+        self.error.as_ref()
+    }
+
+    /// Whether the stream is complete (stopped or failed).
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+}
+
+fn write_all(events: &mut Vec<sse::Event>, out: &mut Vec<u8>) {
+    for event in events.drain(..) {
+        event.write_to(out);
+    }
+}
