@@ -23,8 +23,10 @@ pub enum Command {
     Build(ManifestArgs),
     /// Apply a gateway configuration file (YAML or JSON) through the admin API.
     Apply(ApplyArgs),
-    /// Show configuration, routes or services from the admin API.
+    /// Show configuration, routes, services or metrics from the admin API.
     Get(GetArgs),
+    /// Start, follow and steer rollouts through the admin API.
+    Rollout(crate::rollout::RolloutArgs),
     /// Build, start two demo upstreams and the gateway, and apply the demo config.
     Demo(ManifestArgs),
 }
@@ -104,6 +106,8 @@ pub enum Resource {
     Routes,
     /// The services and their versions.
     Services,
+    /// Counters per route and version, in Prometheus text format.
+    Metrics,
 }
 
 /// Options of `upshift get`.

@@ -119,6 +119,7 @@ pub async fn get(args: GetArgs) -> anyhow::Result<ExitCode> {
         (Resource::Config, None) => "/admin/config".to_owned(),
         (Resource::Routes, _) => "/admin/routes".to_owned(),
         (Resource::Services, _) => "/admin/services".to_owned(),
+        (Resource::Metrics, _) => "/admin/metrics".to_owned(),
     };
     let client = AdminClient::new(&args.admin.admin, &args.admin.token);
     let response = client.send(Method::GET, &path, None).await?;

@@ -13,6 +13,7 @@ mod instances;
 mod kv;
 mod manifest;
 mod outbound;
+mod rollout;
 mod routes;
 mod runtime;
 mod server;
@@ -51,6 +52,7 @@ fn main() -> ExitCode {
             Command::Build(args) => commands::build(args),
             Command::Apply(args) => commands::apply(args).await,
             Command::Get(args) => commands::get(args).await,
+            Command::Rollout(args) => rollout::run(args).await,
             Command::Demo(args) => demo::run(args).await,
         }
     });

@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 pub mod redis;
+pub mod traffic;
 pub mod upstream;
 
 use serde_json::Value;

@@ -8,6 +8,8 @@
 //! - anything else: JSON echo of method, path, query and headers.
 //!
 //! Each answer carries `x-upstream: NAME` so tests see who answered.
+//! A [`Behavior`] other than `Normal` overrides all of that for every path,
+//! and every upstream counts the requests it received.
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -19,6 +21,8 @@ use hyper_util::server::conn::auto;
 use serde_json::json;
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::net::TcpListener;
 
 /// The byte at offset `i` of every generated body.
@@ -35,10 +39,24 @@ pub fn checksum(bytes: impl IntoIterator<Item = (u64, u8)>) -> u64 {
 
 type Body = BoxBody<Bytes, Infallible>;
 
+/// How an upstream answers every request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Behavior {
+    /// The paths described in the module docs.
+    Normal,
+    /// Status 500 on every n-th request (1-based), the echo otherwise.
+    FailEvery(u64),
+    /// Never answers.
+    Hang,
+    /// Always this status.
+    Status(u16),
+}
+
 /// A running upstream; stops when the test's runtime ends.
 pub struct Upstream {
     /// Where it listens.
     pub addr: SocketAddr,
+    hits: Arc<AtomicU64>,
 }
 
 impl Upstream {
@@ -57,24 +75,40 @@ impl Upstream {
         )
     }
 
+    /// Requests received so far.
+    pub fn hits(&self) -> u64 {
+        self.hits.load(Ordering::SeqCst)
+    }
+
     /// Starts an upstream called `name` on a free port.
     pub async fn start(name: &'static str) -> Upstream {
+        Upstream::start_with(name, Behavior::Normal).await
+    }
+
+    /// Starts an upstream called `name` that answers as `behavior` says.
+    pub async fn start_with(name: &'static str, behavior: Behavior) -> Upstream {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
+        let hits = Arc::new(AtomicU64::new(0));
+        let counter = hits.clone();
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     break;
                 };
+                let counter = counter.clone();
                 tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req| serve(name, req));
+                    let service = hyper::service::service_fn(move |req| {
+                        let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+                        respond(name, behavior, n, req)
+                    });
                     let _ = auto::Builder::new(TokioExecutor::new())
                         .serve_connection(TokioIo::new(stream), service)
                         .await;
                 });
             }
         });
-        Upstream { addr }
+        Upstream { addr, hits }
     }
 }
 
@@ -82,6 +116,26 @@ impl Upstream {
 pub async fn closed_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     listener.local_addr().expect("addr").port()
+}
+
+async fn respond(
+    name: &'static str,
+    behavior: Behavior,
+    n: u64,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    let status = match behavior {
+        Behavior::Normal => return serve(name, req).await,
+        Behavior::FailEvery(every) if n.is_multiple_of(every) => 500,
+        Behavior::FailEvery(_) => return serve(name, req).await,
+        Behavior::Hang => std::future::pending().await,
+        Behavior::Status(status) => status,
+    };
+    Ok(Response::builder()
+        .status(status)
+        .header("x-upstream", name)
+        .body(Full::new(Bytes::new()).boxed())
+        .expect("response"))
 }
 
 async fn serve(name: &'static str, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {

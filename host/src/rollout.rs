@@ -1,0 +1,231 @@
+//! `upshift rollout`: start a rollout, follow it, and steer it by hand
+//! through the admin API.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use bytes::Bytes;
+use clap::{Args, Subcommand};
+use http::Method;
+use serde_json::{Value, json};
+
+use crate::admin_client::{AdminClient, config_content_type};
+use crate::cli::AdminArgs;
+
+/// Options of `upshift rollout`.
+#[derive(Debug, Args)]
+pub struct RolloutArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: RolloutAction,
+}
+
+/// Rollout subcommands.
+#[derive(Debug, Subcommand)]
+pub enum RolloutAction {
+    /// Start a rollout from a plan file, or from flags.
+    Start(StartArgs),
+    /// Show phase, step, weights, the step's analysis and the audit trail.
+    Status(ServiceArgs),
+    /// Hold the rollout at its current step.
+    Pause(ReasonArgs),
+    /// Go on from a pause or a manual gate.
+    Resume(ServiceArgs),
+    /// Send all traffic to the canary now.
+    Promote(ServiceArgs),
+    /// Send all traffic back to the stable version.
+    Abort(ReasonArgs),
+}
+
+/// Options of `upshift rollout start`.
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// The plan (`.yaml`, `.yml` or `.json`); flags are ignored when given.
+    #[arg(short = 'f', long = "file", conflicts_with_all = ["service", "canary"])]
+    pub file: Option<PathBuf>,
+    /// The service to roll out.
+    #[arg(required_unless_present = "file")]
+    pub service: Option<String>,
+    /// The version to move traffic to.
+    #[arg(long, required_unless_present = "file")]
+    pub canary: Option<String>,
+    /// The version traffic comes from (default: the one with the most weight).
+    #[arg(long)]
+    pub stable: Option<String>,
+    /// Canary weights of the steps, in percent, e.g. `10,50,100`.
+    #[arg(long, value_delimiter = ',')]
+    pub steps: Vec<u8>,
+    /// How long each step lasts before it is analysed and left, e.g. `30s`,
+    /// or `manual` to wait for `resume`.
+    #[arg(long, default_value = "1m")]
+    pub pause: String,
+    /// Admin API location and credentials.
+    #[command(flatten)]
+    pub admin: AdminArgs,
+}
+
+/// A service and where its admin API is.
+#[derive(Debug, Args)]
+pub struct ServiceArgs {
+    /// The service whose rollout this is.
+    pub service: String,
+    /// Print the admin API's JSON instead of a summary.
+    #[arg(long)]
+    pub json: bool,
+    /// Admin API location and credentials.
+    #[command(flatten)]
+    pub admin: AdminArgs,
+}
+
+/// A service, a reason for the audit trail, and where its admin API is.
+#[derive(Debug, Args)]
+pub struct ReasonArgs {
+    /// The service whose rollout this is.
+    pub service: String,
+    /// Why, for the audit trail.
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Admin API location and credentials.
+    #[command(flatten)]
+    pub admin: AdminArgs,
+}
+
+/// `upshift rollout …`.
+pub async fn run(args: RolloutArgs) -> anyhow::Result<ExitCode> {
+    match args.action {
+        RolloutAction::Start(start) => {
+            let body = match &start.file {
+                Some(file) => (
+                    config_content_type(file),
+                    Bytes::from(
+                        std::fs::read(file)
+                            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?,
+                    ),
+                ),
+                None => (
+                    "application/json",
+                    Bytes::from(plan_from_flags(&start).to_string()),
+                ),
+            };
+            let client = AdminClient::new(&start.admin.admin, &start.admin.token);
+            let response = client
+                .send(Method::POST, "/admin/rollouts", Some(body))
+                .await?;
+            report(response.status.is_success(), &response.pretty_body())
+        }
+        RolloutAction::Status(target) => {
+            let client = AdminClient::new(&target.admin.admin, &target.admin.token);
+            let path = format!("/admin/rollouts/{}", target.service);
+            let response = client.send(Method::GET, &path, None).await?;
+            if !response.status.is_success() || target.json {
+                return report(response.status.is_success(), &response.pretty_body());
+            }
+            let status: Value = serde_json::from_slice(&response.body)?;
+            print!("{}", describe(&status));
+            Ok(ExitCode::SUCCESS)
+        }
+        RolloutAction::Pause(r) => act(&r.admin, &r.service, "pause", r.reason).await,
+        RolloutAction::Abort(r) => act(&r.admin, &r.service, "abort", r.reason).await,
+        RolloutAction::Resume(t) => act(&t.admin, &t.service, "resume", None).await,
+        RolloutAction::Promote(t) => act(&t.admin, &t.service, "promote", None).await,
+    }
+}
+
+async fn act(
+    admin: &AdminArgs,
+    service: &str,
+    action: &str,
+    reason: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    let client = AdminClient::new(&admin.admin, &admin.token);
+    let body = reason.map(|r| {
+        (
+            "application/json",
+            Bytes::from(json!({ "reason": r }).to_string()),
+        )
+    });
+    let path = format!("/admin/rollouts/{service}/{action}");
+    let response = client.send(Method::POST, &path, body).await?;
+    report(response.status.is_success(), &response.pretty_body())
+}
+
+fn report(ok: bool, body: &str) -> anyhow::Result<ExitCode> {
+    if ok {
+        println!("{body}");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("{body}");
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+/// The plan `upshift rollout start SERVICE --canary V …` describes.
+fn plan_from_flags(start: &StartArgs) -> Value {
+    let mut plan = json!({ "service": start.service, "canary": start.canary });
+    if let Some(stable) = &start.stable {
+        plan["stable"] = json!(stable);
+    }
+    if !start.steps.is_empty() {
+        plan["steps"] = start
+            .steps
+            .iter()
+            .map(|weight| json!({ "weight": weight, "pause": start.pause }))
+            .collect();
+    }
+    plan
+}
+
+/// A summary of `GET /admin/rollouts/{service}` for people.
+fn describe(status: &Value) -> String {
+    let rollout = &status["rollout"];
+    let spec = &rollout["spec"];
+    let (stable, canary) = (text(&spec["stable"]), text(&spec["canary"]));
+    let steps = spec["steps"].as_array().map_or(0, Vec::len);
+    let mut out = format!(
+        "rollout {} of {}: {stable} -> {canary}\n\
+         phase:   {} (step {} of {steps})\n\
+         weights: {stable} {}% / {canary} {}%\n\
+         reason:  {}\n",
+        text(&rollout["id"]),
+        text(&spec["service"]),
+        text(&rollout["phase"]),
+        rollout["step"].as_u64().unwrap_or(0) + 1,
+        status["weights"]["stable"],
+        status["weights"]["canary"],
+        text(&rollout["reason"]),
+    );
+    for (side, version) in [("canary", &canary), ("stable", &stable)] {
+        let s = &status["step"][side];
+        out.push_str(&format!(
+            "this step, {version}: {} requests, {} errors ({}), p99 {}\n",
+            s["requests"],
+            s["errors"],
+            s["error_rate"]
+                .as_f64()
+                .map_or("-".to_owned(), |r| format!("{:.1}%", r * 100.0)),
+            s["p99_ms"]
+                .as_u64()
+                .map_or("-".to_owned(), |ms| format!("<= {ms} ms")),
+        ));
+    }
+    out.push_str("history:\n");
+    for t in status["history"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "  {}  {:<5}  {} -> {} (step {} -> {})  {}\n",
+            t["at_ms"],
+            text(&t["actor"]),
+            text(&t["from_phase"]),
+            text(&t["to_phase"]),
+            t["from_step"],
+            t["to_step"],
+            text(&t["reason"]),
+        ));
+    }
+    out
+}
+
+fn text(value: &Value) -> String {
+    value
+        .as_str()
+        .map_or_else(|| value.to_string(), str::to_owned)
+}

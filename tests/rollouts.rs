@@ -1,0 +1,274 @@
+//! Rollouts end to end: a canary that fails rolls back by itself, a healthy
+//! one promotes itself, operators steer one through the CLI, a blue/green
+//! switch under load loses nothing, and the counters come out as
+//! Prometheus text.
+
+mod support;
+
+use serde_json::Value;
+use std::time::{Duration, Instant};
+use support::traffic::{Seen, admin_get, admin_post, send_many};
+use support::upstream::{Behavior, Upstream};
+use support::{Host, cli};
+
+/// Service `s`: `v1` on `stable` with all the weight, `v2` on `canary`.
+fn service(stable: &Upstream, canary: &Upstream) -> String {
+    format!(
+        "services:\n\
+         - name: s\n\
+         \x20 versions:\n\
+         \x20   - {{ name: v1, weight: 100, targets: [{{ url: '{}' }}] }}\n\
+         \x20   - {{ name: v2, weight: 0, targets: [{{ url: '{}' }}] }}\n\
+         routes: [{{ name: all, service: s }}]\n",
+        stable.url(),
+        canary.url()
+    )
+}
+
+async fn rollout(host: &Host) -> Value {
+    let (status, body) = admin_get(host, "/admin/rollouts/s").await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// Sends traffic in rounds until the rollout leaves `phase` or `limit` requests went out.
+async fn drive_while(host: &Host, phase: &str, limit: usize) -> (Vec<Seen>, Value) {
+    let mut seen = Vec::new();
+    while seen.len() < limit {
+        seen.extend(send_many(host, "/r", 50, 8, |_, r| r).await);
+        let status = rollout(host).await;
+        if status["rollout"]["phase"] != phase {
+            return (seen, status);
+        }
+    }
+    panic!(
+        "still {phase} after {limit} requests: {}",
+        rollout(host).await
+    );
+}
+
+/// The audit trail is one chain: each transition starts where the last ended.
+fn assert_chain(history: &[Value]) {
+    for pair in history.windows(2) {
+        assert_eq!(pair[0]["to_phase"], pair[1]["from_phase"], "{history:?}");
+        assert_eq!(pair[0]["to_step"], pair[1]["from_step"], "{history:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_failing_canary_rolls_back_by_itself() {
+    let stable = Upstream::start("stable").await;
+    let canary = Upstream::start_with("canary", Behavior::FailEvery(5)).await;
+    let state = tempfile::tempdir().unwrap();
+    let host = Host::start(state.path());
+    host.apply(&service(&stable, &canary)).await;
+    let (status, body) = admin_post(
+        &host,
+        "/admin/rollouts",
+        "service: s\ncanary: v2\n\
+         steps: [{ weight: 20, pause: 10m }, { weight: 50, pause: 10m }, { weight: 100, pause: 10m }]\n\
+         analysis: { min_requests: 40, max_error_rate: 0.05, interval: 100ms }\n",
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+
+    let (seen, status) = drive_while(&host, "progressing", 3_000).await;
+    assert_eq!(status["rollout"]["phase"], "rolled_back", "{status}");
+    assert_eq!(
+        status["rollout"]["step"], 0,
+        "rolled back at the first step"
+    );
+    let reason = status["rollout"]["reason"].as_str().unwrap();
+    assert!(reason.contains("error rate"), "{reason}");
+    assert_eq!(status["weights"]["canary"], 0);
+
+    // Only the first step's share of requests could meet the failing canary:
+    // about 20% of them went there and 20% of those failed.
+    let failed = seen.iter().filter(|s| s.status != 200).count();
+    let allowed = seen.len() as f64 * 0.2 * 0.2 * 1.5 + 5.0;
+    assert!(
+        (failed as f64) <= allowed,
+        "{failed} of {} requests failed",
+        seen.len()
+    );
+    let history = status["history"].as_array().unwrap();
+    assert_eq!(history.len(), 2, "start and rollback: {history:?}");
+    assert_eq!(history[1]["actor"], "auto");
+    assert_chain(history);
+
+    // Rolled back means all traffic on the stable version again.
+    let after = send_many(&host, "/r", 200, 8, |_, r| r).await;
+    assert!(after.iter().all(|s| s.status == 200 && s.version() == "v1"));
+}
+
+#[tokio::test]
+async fn a_healthy_canary_promotes_itself() {
+    let stable = Upstream::start("stable").await;
+    let canary = Upstream::start("canary").await;
+    let state = tempfile::tempdir().unwrap();
+    let host = Host::start(state.path());
+    host.apply(&service(&stable, &canary)).await;
+    let (status, body) = admin_post(
+        &host,
+        "/admin/rollouts",
+        "{\"service\": \"s\", \"canary\": \"v2\", \
+          \"steps\": [{\"weight\": 10, \"pause\": \"300ms\"}, {\"weight\": 50, \"pause\": \"300ms\"}], \
+          \"analysis\": {\"min_requests\": 20, \"max_error_rate\": 0.01, \"max_p99_ms\": 1000, \"interval\": \"100ms\"}}",
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let (seen, status) = drive_while(&host, "progressing", 5_000).await;
+    assert!(seen.iter().all(|s| s.status == 200));
+    assert_eq!(status["rollout"]["phase"], "promoted", "{status}");
+    let history = status["history"].as_array().unwrap();
+    assert_eq!(history.len(), 3, "start, step 2, promotion: {history:?}");
+    assert!(history[1..].iter().all(|t| t["actor"] == "auto"));
+    assert_chain(history);
+
+    let after = send_many(&host, "/r", 100, 8, |_, r| r).await;
+    assert!(after.iter().all(|s| s.status == 200 && s.version() == "v2"));
+    let metrics = support::client()
+        .get(format!("{}/admin/metrics", host.url))
+        .bearer_auth(support::ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        metrics.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = metrics.text().await.unwrap();
+    let count = |version: &str| -> u64 {
+        let prefix =
+            format!("upshift_requests_total{{route=\"all\",service=\"s\",version=\"{version}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    assert_eq!(
+        count("v1") + count("v2"),
+        (seen.len() + after.len()) as u64,
+        "{text}"
+    );
+    assert!(text.contains("upshift_upstream_latency_seconds_bucket{route=\"all\",service=\"s\",version=\"v2\",le=\"+Inf\"}"));
+    assert!(text.contains("upshift_rollout_canary_weight{service=\"s\",stable=\"v1\",canary=\"v2\",phase=\"promoted\"} 100"));
+}
+
+#[tokio::test]
+async fn operators_steer_a_rollout_from_the_cli() {
+    let stable = Upstream::start("stable").await;
+    let canary = Upstream::start("canary").await;
+    let state = tempfile::tempdir().unwrap();
+    let host = Host::start(state.path());
+    host.apply(&service(&stable, &canary)).await;
+    let admin = ["--admin", host.url.as_str()];
+    let run = |args: &[&str]| cli(&[args, &admin[..]].concat());
+
+    let (ok, out, err) = run(&[
+        "rollout", "start", "s", "--canary", "v2", "--steps", "30,100", "--pause", "manual",
+    ]);
+    assert!(ok, "{out}{err}");
+    let (ok, _, err) = run(&["rollout", "start", "s", "--canary", "v2"]);
+    assert!(!ok && err.contains("rollout_in_progress"), "{err}");
+
+    // A manual gate holds the step however much traffic passes.
+    let seen = send_many(&host, "/r", 300, 8, |_, r| r).await;
+    let on_canary = seen.iter().filter(|s| s.version() == "v2").count();
+    assert!(
+        (50..=130).contains(&on_canary),
+        "{on_canary} of 300 on the canary"
+    );
+    let (ok, out, _) = run(&["rollout", "status", "s"]);
+    assert!(ok);
+    assert!(out.contains("v1 70% / v2 30%"), "{out}");
+
+    let (ok, _, err) = run(&["rollout", "pause", "s", "--reason", "checking dashboards"]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = run(&["rollout", "resume", "s"]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        rollout(&host).await["weights"]["canary"],
+        30,
+        "resume from a pause keeps the step"
+    );
+    let (ok, _, err) = run(&["rollout", "resume", "s"]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        rollout(&host).await["weights"]["canary"],
+        100,
+        "resume passes the gate"
+    );
+    let (ok, _, err) = run(&["rollout", "abort", "s", "--reason", "customer report"]);
+    assert!(ok, "{err}");
+    let status = rollout(&host).await;
+    assert_eq!(status["rollout"]["phase"], "aborted");
+    assert_eq!(status["weights"]["canary"], 0);
+    let after = send_many(&host, "/r", 50, 8, |_, r| r).await;
+    assert!(after.iter().all(|s| s.version() == "v1"));
+
+    let (ok, out, _) = run(&["rollout", "status", "s"]);
+    assert!(ok);
+    for reason in ["checking dashboards", "customer report"] {
+        assert!(out.contains(reason), "{out}");
+    }
+    let history = status["history"].as_array().unwrap();
+    assert!(history.iter().all(|t| t["actor"] == "admin"), "{history:?}");
+    assert_chain(history);
+    // A finished rollout can be followed by a new one.
+    let (ok, out, err) = run(&["rollout", "promote", "s"]);
+    assert!(!ok, "promoting an aborted rollout: {out}");
+    let _ = err;
+    let (ok, out, err) = run(&["rollout", "start", "s", "--canary", "v2", "--steps", "100"]);
+    assert!(ok, "{out}{err}");
+}
+
+#[tokio::test]
+async fn a_blue_green_switch_under_load_loses_nothing() {
+    let blue = Upstream::start("blue").await;
+    let green = Upstream::start("green").await;
+    let state = tempfile::tempdir().unwrap();
+    let host = Host::start(state.path());
+    let doc = |weights: (u32, u32)| {
+        format!(
+            "services:\n\
+             - name: s\n\
+             \x20 versions:\n\
+             \x20   - {{ name: blue, weight: {}, targets: [{{ url: '{}' }}] }}\n\
+             \x20   - {{ name: green, weight: {}, targets: [{{ url: '{}' }}] }}\n\
+             routes: [{{ name: all, service: s }}]\n",
+            weights.0,
+            blue.url(),
+            weights.1,
+            green.url()
+        )
+    };
+    host.apply(&doc((100, 0))).await;
+    let load = send_many(&host, "/bg", 6_000, 32, |_, r| r);
+    let switch = async {
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        host.apply(&doc((0, 100))).await;
+        Instant::now()
+    };
+    let (seen, _) = tokio::join!(load, switch);
+    let failed: Vec<&Seen> = seen.iter().filter(|s| s.status != 200).collect();
+    assert!(
+        failed.is_empty(),
+        "{} failed: {:?}",
+        failed.len(),
+        &failed[..failed.len().min(5)]
+    );
+    let first_green = seen
+        .iter()
+        .position(|s| s.version() == "green")
+        .expect("green served");
+    assert!(first_green > 0 && seen[0].version() == "blue");
+    // After the switch (allowing for requests in flight), only green.
+    assert!(
+        seen[first_green + 64..]
+            .iter()
+            .all(|s| s.version() == "green")
+    );
+}

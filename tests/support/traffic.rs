@@ -1,0 +1,101 @@
+//! Traffic for the end-to-end tests: many requests through the host, and
+//! the admin API's JSON endpoints.
+
+use super::{ADMIN_TOKEN, Host, client};
+use futures::StreamExt;
+use serde_json::Value;
+
+/// What the client saw of one response.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    /// Status code.
+    pub status: u16,
+    /// `x-upshift-upstream`: `service@version` (empty if absent).
+    pub upstream: String,
+    /// `x-upstream`: which upstream server answered (empty if none did).
+    pub server: String,
+}
+
+impl Seen {
+    /// The version part of `x-upshift-upstream`.
+    pub fn version(&self) -> &str {
+        self.upstream.split('@').nth(1).unwrap_or_default()
+    }
+}
+
+/// Sends `n` GET requests to `path`, `concurrency` at a time; `decorate`
+/// adds per-request headers (it gets the request's index). Answers come
+/// back in request order.
+pub async fn send_many(
+    host: &Host,
+    path: &str,
+    n: usize,
+    concurrency: usize,
+    decorate: impl Fn(usize, reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+) -> Vec<Seen> {
+    let client = client();
+    let url = format!("{}{path}", host.url);
+    futures::stream::iter(0..n)
+        .map(|i| {
+            let request = decorate(i, client.get(&url));
+            async move {
+                let response = request.send().await.expect("the gateway answers");
+                let header = |name: &str| {
+                    response
+                        .headers()
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned()
+                };
+                let seen = Seen {
+                    status: response.status().as_u16(),
+                    upstream: header("x-upshift-upstream"),
+                    server: header("x-upstream"),
+                };
+                let _ = response.bytes().await;
+                seen
+            }
+        })
+        .buffered(concurrency)
+        .collect()
+        .await
+}
+
+/// `GET {host}{path}` on the admin API: status and JSON body.
+pub async fn admin_get(host: &Host, path: &str) -> (u16, Value) {
+    let response = client()
+        .get(format!("{}{path}", host.url))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("admin answers");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("admin answers JSON"))
+}
+
+/// `POST {host}{path}` on the admin API with a YAML or JSON body.
+pub async fn admin_post(host: &Host, path: &str, body: &str) -> (u16, Value) {
+    let response = client()
+        .post(format!("{}{path}", host.url))
+        .bearer_auth(ADMIN_TOKEN)
+        .body(body.to_owned())
+        .send()
+        .await
+        .expect("admin answers");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("admin answers JSON"))
+}
+
+/// The `/admin/stats` entry of `route`, `service`, `version`.
+pub async fn stats_of(host: &Host, route: &str, version: &str) -> Value {
+    let (status, body) = admin_get(host, "/admin/stats").await;
+    assert_eq!(status, 200, "{body}");
+    body["series"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|s| s["route"] == route && s["version"] == version)
+        .cloned()
+        .unwrap_or(Value::Null)
+}
