@@ -102,11 +102,11 @@ pub fn cache_out(cache: &Option<CacheControl>) -> Option<WireCacheControl> {
 /// Validates JSON text (a tool call's `arguments` string) and keeps it
 /// verbatim. An empty string, which some providers send for tools without
 /// parameters, stands for `{}`.
-pub fn json_text(text: &str) -> Result<Json, TranslateError> {
+pub fn json_text(text: String) -> Result<Json, TranslateError> {
     if text.trim().is_empty() {
         return Ok(empty_object());
     }
-    RawValue::from_string(text.to_owned())
+    RawValue::from_string(text)
         .map_err(|e| TranslateError::invalid(format!("tool arguments are not JSON: {e}")))
 }
 
@@ -130,7 +130,9 @@ pub fn parse_data_url(url: &str) -> Option<(&str, &str)> {
 
 /// Serializes a wire value to bytes.
 pub fn to_bytes<T: Serialize>(value: &T) -> Vec<u8> {
-    serde_json::to_vec(value).expect("wire types serialize")
+    let mut out = Vec::with_capacity(2048);
+    serde_json::to_writer(&mut out, value).expect("wire types serialize");
+    out
 }
 
 /// Serializes a wire value to a string (an SSE `data` payload).

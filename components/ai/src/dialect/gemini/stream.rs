@@ -310,7 +310,7 @@ impl Encoder {
             },
             StreamEvent::BlockStop { .. } => {
                 if let Some(Open::Tool { name, arguments }) = self.open.take() {
-                    let arguments = match wire::json_text(&arguments) {
+                    let arguments = match wire::json_text(arguments) {
                         Ok(arguments) => arguments,
                         Err(error) => {
                             let error = ApiError::new(ErrorKind::Server, error.to_string());

@@ -24,7 +24,7 @@ use crate::errors::TranslateError;
 use crate::ir::{Block, Image, ImageSource, StopReason, Text, Thinking, ToolUse, Usage};
 use types::{
     CompletionDetails, InImageUrl, InMessage, InPart, OutContent, OutFunctionCall, OutImageUrl,
-    OutMessage, OutPart, OutToolCall, PromptDetails, WireThinkingBlock, WireUsage,
+    OutMessage, OutPart, OutToolCall, PartKind, PromptDetails, WireThinkingBlock, WireUsage,
 };
 
 /// Separates a tool call id from a folded thought signature.
@@ -104,13 +104,13 @@ fn parts_in(content: Option<TextOr<InPart>>) -> Result<Vec<Block>, TranslateErro
 
 fn part_in(part: InPart) -> Result<Block, TranslateError> {
     let cache_control = part.cache_control.map(Into::into);
-    match part.kind.as_str() {
-        "text" => Ok(Block::Text(Text {
+    match part.kind {
+        PartKind::Text => Ok(Block::Text(Text {
             text: part.text.unwrap_or_default(),
             cache_control,
         })),
-        "refusal" => Ok(Block::Text(Text::plain(part.refusal.unwrap_or_default()))),
-        "image_url" => {
+        PartKind::Refusal => Ok(Block::Text(Text::plain(part.refusal.unwrap_or_default()))),
+        PartKind::ImageUrl => {
             let (url, detail) = match part.image_url {
                 Some(InImageUrl::Object { url, detail }) => (url, detail),
                 Some(InImageUrl::Url(url)) => (url, None),
@@ -132,9 +132,9 @@ fn part_in(part: InPart) -> Result<Block, TranslateError> {
                 cache_control,
             }))
         }
-        other => Err(TranslateError::unsupported(format!(
-            "OpenAI content part type `{other}`"
-        ))),
+        PartKind::InputAudio => Err(TranslateError::unsupported("audio input")),
+        PartKind::File => Err(TranslateError::unsupported("file input")),
+        PartKind::Other => Err(TranslateError::unsupported("unknown content part type")),
     }
 }
 
@@ -192,7 +192,7 @@ fn assistant_in(message: InMessage) -> Result<Vec<Block>, TranslateError> {
         blocks.push(Block::ToolUse(ToolUse {
             id,
             name: call.function.name,
-            input: wire::json_text(&call.function.arguments)?,
+            input: wire::json_text(call.function.arguments)?,
             cache_control: None,
         }));
     }

@@ -5,8 +5,8 @@ use std::borrow::Cow;
 use serde_json::{Value, json};
 
 use super::types::{
-    ChatRequest, OutFunction, OutJsonSchema, OutMessage, OutRequest, OutResponseFormat, OutTool,
-    StreamOptionsWire,
+    ChatRequest, InRole, OutFunction, OutJsonSchema, OutMessage, OutRequest, OutResponseFormat,
+    OutTool, StreamOptionsWire, ToolKind,
 };
 use super::{assistant_in, assistant_out, parts_in, parts_out, tool_call_id, unfold_id};
 use crate::dialect::wire::{self, TextOr};
@@ -27,8 +27,8 @@ pub fn parse_request(body: &[u8]) -> Result<Request, TranslateError> {
     let mut system = Vec::new();
     let mut messages: Vec<Message> = Vec::with_capacity(wire.messages.len());
     for message in wire.messages {
-        match message.role.as_str() {
-            "system" | "developer" => {
+        match message.role {
+            InRole::System | InRole::Developer => {
                 for block in parts_in(message.content)? {
                     match block {
                         Block::Text(text) => system.push(text),
@@ -36,15 +36,15 @@ pub fn parse_request(body: &[u8]) -> Result<Request, TranslateError> {
                     }
                 }
             }
-            "user" => messages.push(Message {
+            InRole::User => messages.push(Message {
                 role: Role::User,
                 content: parts_in(message.content)?,
             }),
-            "assistant" => messages.push(Message {
+            InRole::Assistant => messages.push(Message {
                 role: Role::Assistant,
                 content: assistant_in(message)?,
             }),
-            "tool" => {
+            InRole::Tool => {
                 let id = message
                     .tool_call_id
                     .ok_or_else(|| TranslateError::invalid("tool message without tool_call_id"))?;
@@ -70,9 +70,6 @@ pub fn parse_request(body: &[u8]) -> Result<Request, TranslateError> {
                     }),
                 }
             }
-            other => {
-                return Err(TranslateError::invalid(format!("unknown role `{other}`")));
-            }
         }
     }
 
@@ -80,11 +77,8 @@ pub fn parse_request(body: &[u8]) -> Result<Request, TranslateError> {
         .tools
         .into_iter()
         .map(|tool| {
-            if tool.kind != "function" {
-                return Err(TranslateError::unsupported(format!(
-                    "tool type `{}`",
-                    tool.kind
-                )));
+            if tool.kind != ToolKind::Function {
+                return Err(TranslateError::unsupported("tools other than functions"));
             }
             Ok(Tool {
                 name: tool.function.name,

@@ -54,10 +54,21 @@ pub struct ChatRequest {
     pub user: Option<String>,
 }
 
+/// Who speaks a message, as read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InRole {
+    System,
+    Developer,
+    User,
+    Assistant,
+    Tool,
+}
+
 /// Any message, as read (requests and response choices).
 #[derive(Debug, Deserialize)]
 pub struct InMessage {
-    pub role: String,
+    pub role: InRole,
     #[serde(default)]
     pub content: Option<TextOr<InPart>>,
     #[serde(default)]
@@ -72,11 +83,24 @@ pub struct InMessage {
     pub thinking_blocks: Option<Vec<WireThinkingBlock>>,
 }
 
+/// The type of a content part, as read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PartKind {
+    Text,
+    Refusal,
+    ImageUrl,
+    InputAudio,
+    File,
+    #[serde(other)]
+    Other,
+}
+
 /// A content part, as read.
 #[derive(Debug, Deserialize)]
 pub struct InPart {
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: PartKind,
     #[serde(default)]
     pub text: Option<String>,
     #[serde(default)]
@@ -127,11 +151,20 @@ pub struct WireThinkingBlock {
     pub data: Option<String>,
 }
 
+/// The type of a tool definition, as read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolKind {
+    Function,
+    #[serde(other)]
+    Other,
+}
+
 /// A tool definition, as read.
 #[derive(Debug, Deserialize)]
 pub struct InTool {
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: ToolKind,
     pub function: InFunction,
     #[serde(default)]
     pub cache_control: Option<WireCacheControl>,

@@ -98,7 +98,7 @@ fn output_item_in(item: InItem, kind: &str) -> Result<Vec<Block>, TranslateError
             name: item
                 .name
                 .ok_or_else(|| TranslateError::invalid("function_call without name"))?,
-            input: wire::json_text(item.arguments.as_deref().unwrap_or(""))?,
+            input: wire::json_text(item.arguments.unwrap_or_default())?,
             cache_control: None,
         })],
         "reasoning" => {
