@@ -189,19 +189,18 @@ fn block_out(block: &Block, in_request: bool) -> Option<OutBlock<'_>> {
 
 /// Writes content: a plain string for one uncached text block.
 fn content_out(blocks: &[Block], in_request: bool) -> OutContent<'_> {
+    let blocks: Vec<OutBlock> = blocks
+        .iter()
+        .filter_map(|b| block_out(b, in_request))
+        .collect();
     if let [
-        Block::Text(Text {
+        OutBlock::Text {
             text,
             cache_control: None,
-        }),
-    ] = blocks
+        },
+    ] = blocks.as_slice()
     {
         return OutContent::Text(text);
     }
-    OutContent::Blocks(
-        blocks
-            .iter()
-            .filter_map(|b| block_out(b, in_request))
-            .collect(),
-    )
+    OutContent::Blocks(blocks)
 }
