@@ -8,7 +8,7 @@ use crate::health::Health;
 use crate::live::Live;
 use crate::plan::{Plan, RolloutView, RoutePlan, ServicePlan};
 use crate::report;
-use crate::request::{Consumer, key_value, matches};
+use crate::request::{Consumer, key_value};
 use crate::retry;
 use crate::store::{Store, StoreError};
 use upshift_config::RequestHead;
@@ -117,8 +117,9 @@ impl Plan {
         consumer: Option<&Consumer>,
         now_ms: u64,
     ) -> Result<Selection<'_>, ChooseError> {
-        let live = self.live(store, service)?;
-        self.decide(store, &live, route, service, head, consumer, now_ms)
+        let plan = self.known(service)?;
+        let live = self.live.read(store, plan)?;
+        Ok(self.decide_for(store, &live, route, plan, head, consumer, now_ms))
     }
 
     /// Reads the rollout state and ejected targets of `service`: one batch
@@ -144,6 +145,20 @@ impl Plan {
         now_ms: u64,
     ) -> Result<Selection<'_>, ChooseError> {
         let plan = self.known(service)?;
+        Ok(self.decide_for(store, live, route, plan, head, consumer, now_ms))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn decide_for<'p, S: Store + ?Sized>(
+        &'p self,
+        store: &S,
+        live: &Live,
+        route: &str,
+        plan: &'p ServicePlan,
+        head: &RequestHead,
+        consumer: Option<&Consumer>,
+        now_ms: u64,
+    ) -> Selection<'p> {
         let route_plan = self.route(route, plan);
         let rollout = live
             .rollout
@@ -225,7 +240,7 @@ impl Plan {
                 timeout_ms: s.timeout_ms,
             });
 
-        Ok(Selection {
+        Selection {
             service: &plan.name,
             primary: Upstream {
                 version: name,
@@ -240,7 +255,7 @@ impl Plan {
             },
             response_headers: &plan.versions[version].headers,
             reason,
-        })
+        }
     }
 
     fn known(&self, service: &str) -> Result<&ServicePlan, ChooseError> {
@@ -266,7 +281,7 @@ fn pick_version<'p>(
         if let Some(rule) = route
             .rules
             .iter()
-            .find(|r| matches(&r.matches, head, consumer))
+            .find(|r| r.conditions.hold(head, consumer))
         {
             return (rule.version, &rule.reason, Picked::Asked);
         }

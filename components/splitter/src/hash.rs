@@ -7,12 +7,14 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0100_0000_01b3;
+/// Odd multiplier of the word-wise mix (2^64 / golden ratio).
+const MIX: u64 = 0x9e37_79b9_7f4a_7c15;
 
 /// A 64-bit hash of `parts`: eight bytes at a time, each part's length
 /// mixed in after it, with a final avalanche so that close inputs spread
 /// evenly. Stable across builds and platforms, as every node must agree.
 pub(crate) fn hash(parts: &[&[u8]]) -> u64 {
-    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    const K: u64 = MIX;
     let mut hash = FNV_OFFSET;
     for part in parts {
         let mut chunks = part.chunks_exact(8);
@@ -62,7 +64,7 @@ pub(crate) fn weighted_index(point: u64, weights: impl IntoIterator<Item = u64>)
     None
 }
 
-/// FNV-1a as a [`Hasher`]: fast on short keys. Only for keys from the
+/// A word-wise FNV-like [`Hasher`]: fast on short keys. Only for keys from the
 /// config document (service, route names), never for request data.
 pub(crate) struct NameHasher(u64);
 
@@ -74,9 +76,13 @@ impl Default for NameHasher {
 
 impl Hasher for NameHasher {
     fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 ^= u64::from(*b);
-            self.0 = self.0.wrapping_mul(FNV_PRIME);
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let word = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+            self.0 = (self.0.rotate_left(23) ^ word).wrapping_mul(MIX);
+        }
+        for b in chunks.remainder() {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(FNV_PRIME);
         }
     }
 

@@ -4,12 +4,11 @@
 
 use crate::hash::{NameMap, hash};
 use crate::live::LiveCache;
-use crate::request::{Consumer, key_value};
+use crate::request::{Conditions, Consumer, key_value};
 use std::sync::Mutex;
 use upshift_config::rollout::RolloutState;
 use upshift_config::{
-    BalancePolicy, Config, Match, OutlierDetection, RequestHead, RequestKey, Retries, Route,
-    Service, keys,
+    BalancePolicy, Config, OutlierDetection, RequestHead, RequestKey, Retries, Route, Service, keys,
 };
 
 /// Services and routes of one config version, ready to split requests,
@@ -212,7 +211,7 @@ impl RoutePlan {
                 .filter_map(|(i, rule)| {
                     Some(RulePlan {
                         version: index(&rule.version)?,
-                        matches: rule.matches,
+                        conditions: Conditions::from(&rule.matches),
                         reason: format!("rule:{i}"),
                     })
                 })
@@ -234,7 +233,7 @@ impl RoutePlan {
 /// A match rule and the version it picks.
 #[derive(Debug)]
 pub(crate) struct RulePlan {
-    pub(crate) matches: Match,
+    pub(crate) conditions: Conditions,
     pub(crate) version: usize,
     /// `rule:<index in the document>`.
     pub(crate) reason: String,

@@ -1,5 +1,5 @@
 //! What the splitter reads from a request: its caller, cookies, the value
-//! a sticky or hash key names, and whether a match rule holds.
+//! a sticky or hash key names, and whether a match rule's conditions hold.
 
 use upshift_config::{Match, RequestHead, RequestKey};
 
@@ -18,12 +18,43 @@ pub struct Consumer {
 pub(crate) fn cookie<'h>(head: &'h RequestHead, name: &str) -> Option<&'h str> {
     head.headers
         .iter()
-        .filter(|(n, _)| n == "cookie")
-        .flat_map(|(_, v)| v.split(';'))
-        .find_map(|pair| {
-            let (key, value) = pair.split_once('=')?;
-            (key.trim() == name).then(|| value.trim().trim_matches('"'))
-        })
+        .filter(|(n, _)| same(n, "cookie"))
+        .find_map(|(_, v)| cookie_in(v, name))
+}
+
+/// The value of cookie `name` in one `cookie` header value
+/// (`a=1; b="2"`), without quotes.
+fn cookie_in<'v>(header: &'v str, name: &str) -> Option<&'v str> {
+    let bytes = header.as_bytes();
+    let mut start = 0;
+    while start < bytes.len() {
+        let end = bytes[start..]
+            .iter()
+            .position(|b| *b == b';')
+            .map_or(bytes.len(), |n| start + n);
+        // `;` and whitespace are ASCII, so these are char boundaries.
+        let pair = header[start..end].trim_ascii_start();
+        if let Some(value) = pair
+            .strip_prefix(name)
+            .and_then(|after| after.trim_ascii_start().strip_prefix('='))
+        {
+            let value = value.trim_ascii();
+            return Some(
+                value
+                    .strip_prefix('"')
+                    .and_then(|v| v.strip_suffix('"'))
+                    .unwrap_or(value),
+            );
+        }
+        start = end + 1;
+    }
+    None
+}
+
+/// String equality that rejects on length and first byte before comparing
+/// the rest: most header names differ right there.
+pub(crate) fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.as_bytes().first() == b.as_bytes().first() && a == b
 }
 
 /// The value `key` names in this request, if present and not empty.
@@ -35,41 +66,68 @@ pub(crate) fn key_value<'a>(
     let value = match key {
         RequestKey::Consumer => consumer.map(|c| c.id.as_str()),
         RequestKey::ClientIp => head.client_ip.as_deref(),
-        RequestKey::Header(name) => head.header(name),
+        RequestKey::Header(name) => head
+            .headers
+            .iter()
+            .find(|(n, _)| same(n, name))
+            .map(|(_, v)| v.as_str()),
         RequestKey::Cookie(name) => cookie(head, name),
     };
     value.filter(|v| !v.is_empty())
 }
 
-/// Whether every condition of `rule` holds for this request.
-pub(crate) fn matches(rule: &Match, head: &RequestHead, consumer: Option<&Consumer>) -> bool {
-    let headers = rule
-        .headers
-        .iter()
-        .all(|(name, want)| head.headers.iter().any(|(n, v)| n == name && v == want));
-    let cookies = || {
-        rule.cookies
+/// The conditions of a match rule, compiled to flat lists.
+#[derive(Debug)]
+pub(crate) struct Conditions {
+    headers: Vec<(String, String)>,
+    cookies: Vec<(String, String)>,
+    query: Vec<(String, String)>,
+    consumers: Vec<String>,
+    tenants: Vec<String>,
+    tags: Vec<String>,
+}
+
+impl From<&Match> for Conditions {
+    fn from(rule: &Match) -> Self {
+        let pairs = |map: &std::collections::BTreeMap<String, String>| {
+            map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        };
+        Conditions {
+            headers: pairs(&rule.headers),
+            cookies: pairs(&rule.cookies),
+            query: pairs(&rule.query),
+            consumers: rule.consumers.clone(),
+            tenants: rule.tenants.clone(),
+            tags: rule.tags.clone(),
+        }
+    }
+}
+
+impl Conditions {
+    /// Whether every condition holds for this request: each header, cookie
+    /// and query parameter has its value; the consumer is one of
+    /// `consumers`, of one of `tenants`, with one of `tags`.
+    pub(crate) fn hold(&self, head: &RequestHead, consumer: Option<&Consumer>) -> bool {
+        self.headers
             .iter()
-            .all(|(name, want)| cookie(head, name) == Some(want.as_str()))
-    };
-    let query = || {
-        rule.query
-            .iter()
-            .all(|(name, want)| head.query_param(name) == Some(want.as_str()))
-    };
-    let consumers =
-        || rule.consumers.is_empty() || consumer.is_some_and(|c| rule.consumers.contains(&c.id));
-    let tenants = || {
-        rule.tenants.is_empty()
-            || consumer
-                .and_then(|c| c.tenant.as_ref())
-                .is_some_and(|t| rule.tenants.contains(t))
-    };
-    let tags = || {
-        rule.tags.is_empty()
-            || consumer.is_some_and(|c| c.tags.iter().any(|t| rule.tags.contains(t)))
-    };
-    headers && cookies() && query() && consumers() && tenants() && tags()
+            .all(|(name, want)| head.headers.iter().any(|(n, v)| n == name && v == want))
+            && self
+                .cookies
+                .iter()
+                .all(|(name, want)| cookie(head, name) == Some(want.as_str()))
+            && self
+                .query
+                .iter()
+                .all(|(name, want)| head.query_param(name) == Some(want.as_str()))
+            && (self.consumers.is_empty()
+                || consumer.is_some_and(|c| self.consumers.contains(&c.id)))
+            && (self.tenants.is_empty()
+                || consumer
+                    .and_then(|c| c.tenant.as_ref())
+                    .is_some_and(|t| self.tenants.contains(t)))
+            && (self.tags.is_empty()
+                || consumer.is_some_and(|c| c.tags.iter().any(|t| self.tags.contains(t))))
+    }
 }
 
 #[cfg(test)]
@@ -94,6 +152,11 @@ mod tests {
         assert_eq!(cookie(&h, "b"), Some("two"));
         assert_eq!(cookie(&h, "c"), Some("3"));
         assert_eq!(cookie(&h, "d"), None);
+        assert_eq!(cookie(&h, "\"two\""), None);
+        let spaced = head(&[("cookie", "ab=0;a = 1 ;c=")], None);
+        assert_eq!(cookie(&spaced, "a"), Some("1"));
+        assert_eq!(cookie(&spaced, "c"), Some(""));
+        assert_eq!(cookie(&spaced, "b"), None);
     }
 
     #[test]
@@ -143,23 +206,21 @@ mod tests {
             tags: vec!["staff".into()],
         };
         let h = head(&[("x-beta", "0"), ("x-beta", "1")], Some("a=b&v=2"));
-        assert!(matches(&rule, &h, Some(&staff)));
-        assert!(!matches(&rule, &h, None), "tags need a consumer");
-        assert!(!matches(
-            &rule,
-            &head(&[("x-beta", "1")], Some("v=3")),
-            Some(&staff)
-        ));
+        let rule = Conditions::from(&rule);
+        assert!(rule.hold(&h, Some(&staff)));
+        assert!(!rule.hold(&h, None), "tags need a consumer");
+        assert!(!rule.hold(&head(&[("x-beta", "1")], Some("v=3")), Some(&staff)));
         let tenants = Match {
             tenants: vec!["acme".into()],
             consumers: vec!["bob".into()],
             ..Match::default()
         };
-        assert!(matches(&tenants, &head(&[], None), Some(&staff)));
+        let tenants = Conditions::from(&tenants);
+        assert!(tenants.hold(&head(&[], None), Some(&staff)));
         let other = Consumer {
             tenant: None,
             ..staff
         };
-        assert!(!matches(&tenants, &head(&[], None), Some(&other)));
+        assert!(!tenants.hold(&head(&[], None), Some(&other)));
     }
 }
