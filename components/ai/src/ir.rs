@@ -37,7 +37,9 @@ pub struct Request {
     pub response_format: Option<ResponseFormat>,
     /// Whether the response streams.
     pub stream: bool,
-    /// Whether an OpenAI stream ends with a usage chunk (`stream_options`).
+    /// An OpenAI Chat client's `stream_options.include_usage`: whether its
+    /// stream ends with a usage chunk. (Requests to OpenAI upstreams always
+    /// ask for usage; other dialects always report it.)
     pub include_usage: bool,
     /// An end-user identifier for abuse monitoring.
     pub user: Option<String>,

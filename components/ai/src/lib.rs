@@ -34,4 +34,4 @@ mod bindings;
 pub use catalog::Catalog;
 pub use dialect::{Dialect, StreamOptions};
 pub use errors::{ApiError, ErrorKind, TranslateError};
-pub use translate::{StreamTranslator, translate_request, translate_response};
+pub use translate::{StreamTranslator, translate_error, translate_request, translate_response};

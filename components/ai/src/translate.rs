@@ -27,6 +27,12 @@ pub fn translate_response(
     to.render_response(&from.parse_response(body)?)
 }
 
+/// Translates a provider's error body of dialect `from`, returned with
+/// `status`, into the status and body a client of dialect `to` expects.
+pub fn translate_error(from: Dialect, to: Dialect, status: u16, body: &[u8]) -> (u16, Vec<u8>) {
+    ApiError::parse(from, status, body).render(to)
+}
+
 /// Translates one response stream as it arrives: each upstream chunk
 /// yields the downstream chunks it completes, nothing is held back longer
 /// than the target dialect requires (a Gemini function call is sent whole;

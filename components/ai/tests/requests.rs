@@ -162,3 +162,18 @@ fn gemini_schemas_are_sanitized_for_tools() {
         json!({"type": "OBJECT", "properties": {"a": {"type": "STRING", "nullable": true}}})
     );
 }
+
+#[test]
+fn streams_to_openai_upstreams_always_ask_for_usage() {
+    let body = json!({"model": "m", "max_tokens": 10, "stream": true,
+                      "messages": [{"role": "user", "content": "hi"}]});
+    let out = translate(Dialect::Anthropic, Dialect::OpenAiChat, body).unwrap();
+    assert_eq!(out["stream_options"], json!({"include_usage": true}));
+    let out = translate(
+        Dialect::OpenAiChat,
+        Dialect::OpenAiChat,
+        chat(json!({"stream": true})),
+    )
+    .unwrap();
+    assert_eq!(out["stream_options"], json!({"include_usage": true}));
+}

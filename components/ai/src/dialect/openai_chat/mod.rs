@@ -7,6 +7,10 @@
 //! to `functionCall` parts) is folded into that call's id as
 //! `<id>__thought__<signature>`: clients echo tool call ids verbatim, so the
 //! signature comes back with the call and its result.
+//!
+//! Prompt-cache breakpoints are read from content parts and tools
+//! (`cache_control`, LiteLLM's convention, so OpenAI clients can use
+//! Anthropic's cache) but not written: OpenAI caches by itself.
 
 mod request;
 mod response;

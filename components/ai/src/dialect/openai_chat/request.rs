@@ -188,7 +188,9 @@ pub fn parse_request(body: &[u8]) -> Result<Request, TranslateError> {
 
 /// Writes an OpenAI Chat request body. Tool results become `tool`
 /// messages; images in tool results, which Chat cannot carry there, follow
-/// in a user message.
+/// in a user message. A stream always asks for the final usage chunk: the
+/// gateway counts tokens whatever the client asked for (the client's wish
+/// is [`Request::include_usage`], for the downstream encoder).
 pub fn render_request(request: &Request) -> Result<Vec<u8>, TranslateError> {
     let mut messages = Vec::with_capacity(request.system.len() + request.messages.len());
     for text in &request.system {
@@ -295,7 +297,7 @@ pub fn render_request(request: &Request) -> Result<Vec<u8>, TranslateError> {
             .and_then(Reasoning::effort)
             .map(Effort::as_str),
         stream: request.stream,
-        stream_options: (request.stream && request.include_usage).then_some(StreamOptionsWire {
+        stream_options: request.stream.then_some(StreamOptionsWire {
             include_usage: true,
         }),
         user: request.user.as_deref(),
