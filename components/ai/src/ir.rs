@@ -420,11 +420,6 @@ impl Usage {
         self.cache_write_tokens = self.cache_write_tokens.max(later.cache_write_tokens);
         self.reasoning_tokens = self.reasoning_tokens.max(later.reasoning_tokens);
     }
-
-    /// Whether nothing was counted.
-    pub fn is_empty(&self) -> bool {
-        *self == Usage::default()
-    }
 }
 
 /// One normalized streaming event.

@@ -137,6 +137,10 @@ fn malformed_bodies_are_json_errors() {
     let error =
         translate_request(Dialect::OpenAiChat, Dialect::Anthropic, b"{\"model\":").unwrap_err();
     assert!(matches!(error, TranslateError::Json(_)));
+    let (status, body) = error.to_api_error().render(Dialect::Anthropic);
+    assert_eq!(status, 400);
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["error"]["type"], "invalid_request_error");
     let error = translate(
         Dialect::Anthropic,
         Dialect::OpenAiChat,
