@@ -34,8 +34,9 @@ fn cookie_in<'v>(header: &'v str, name: &str) -> Option<&'v str> {
             .map_or(bytes.len(), |n| start + n);
         // `;` and whitespace are ASCII, so these are char boundaries.
         let pair = header[start..end].trim_ascii_start();
-        if let Some(value) = pair
-            .strip_prefix(name)
+        if let Some(value) = Some(pair)
+            .filter(|p| p.as_bytes().first() == name.as_bytes().first())
+            .and_then(|p| p.strip_prefix(name))
             .and_then(|after| after.trim_ascii_start().strip_prefix('='))
         {
             let value = value.trim_ascii();

@@ -18,14 +18,19 @@ pub(crate) fn count_request<S: Store + ?Sized>(
 ) -> Result<(), StoreError> {
     let window = now_ms / WINDOW_MS;
     if store.increment(&keys::retry_requests(route, window), 1)? == 1 {
-        retire_older(store, &keys::retry_last_window(route), window, |w| {
-            vec![
-                keys::retry_requests(route, w),
-                keys::retry_retries(route, w),
-            ]
-        })?;
+        retire(store, route, window)?;
     }
     Ok(())
+}
+
+/// Called by whoever opened `window` of `route`: deletes the window before.
+fn retire<S: Store + ?Sized>(store: &S, route: &str, window: u64) -> Result<(), StoreError> {
+    retire_older(store, &keys::retry_last_window(route), window, |w| {
+        vec![
+            keys::retry_requests(route, w),
+            keys::retry_retries(route, w),
+        ]
+    })
 }
 
 impl Plan {
@@ -46,6 +51,10 @@ impl Plan {
             let key = keys::retry_retries(route, window);
             // Count first, then check, so that racing nodes never overshoot.
             let used = store.increment(&key, 1)?;
+            if used == 1 {
+                // A retry can open a window its requests were counted before.
+                retire(store, route, window)?;
+            }
             if used.unsigned_abs() <= budget(requests) {
                 return Ok(true);
             }

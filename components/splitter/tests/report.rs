@@ -234,4 +234,17 @@ fn the_retry_budget_has_a_floor_per_second_and_a_share_of_requests() {
         3,
         "requests, retries and the pointer"
     );
+
+    // A retry that opens a window (its request was counted in the one
+    // before) leaves nothing behind either.
+    assert!(p.allow_retry(&store, "orders", later + 10_000));
+    p.choose(&store, "orders", "orders", &head(2), None, later + 20_000)
+        .unwrap();
+    assert_eq!(
+        store.keys("retry/"),
+        [
+            keys::retry_requests("orders", window + 3),
+            keys::retry_last_window("orders"),
+        ]
+    );
 }
