@@ -30,20 +30,26 @@ fn typical_chat_request_translates_to_anthropic() {
     assert!(TYPICAL_CHAT_REQUEST.len() > 2000);
 }
 
-/// The target is under 20 µs per translation (release build). Debug
-/// builds and loaded machines are slower; the bound here only catches
-/// order-of-magnitude regressions, the benchmark measures.
+/// The target is under 20 µs per translation (release build). The best
+/// of several batches is reported, which shrugs off a busy machine; the
+/// bound here only catches order-of-magnitude regressions (debug builds
+/// are not checked), the benchmark measures.
 #[test]
 fn typical_chat_request_translates_quickly() {
-    let rounds = 2_000;
     for _ in 0..100 {
         translate_typical_chat_request().unwrap();
     }
-    let start = Instant::now();
-    for _ in 0..rounds {
-        std::hint::black_box(translate_typical_chat_request().unwrap());
-    }
-    let per_request = start.elapsed() / rounds;
+    let batch = 200;
+    let per_request = (0..20)
+        .map(|_| {
+            let start = Instant::now();
+            for _ in 0..batch {
+                std::hint::black_box(translate_typical_chat_request().unwrap());
+            }
+            start.elapsed() / batch
+        })
+        .min()
+        .unwrap();
     println!(
         "OpenAI Chat → Anthropic, {} bytes: {per_request:?} per request",
         TYPICAL_CHAT_REQUEST.len()
