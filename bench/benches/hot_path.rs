@@ -3,10 +3,10 @@
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
 use upshift_auth::Policy;
-use upshift_bench::{config_with_routes, request_for};
+use upshift_bench::{config_with_routes, request_for, split_config, split_request};
 use upshift_config::Config;
 use upshift_router::RouteTable;
-use upshift_splitter::Plan;
+use upshift_splitter::{Attempt, Consumer, MemoryStore, Outcome, Plan};
 
 fn route_matching(c: &mut Criterion) {
     let mut group = c.benchmark_group("route_match");
@@ -22,11 +22,74 @@ fn route_matching(c: &mut Criterion) {
 }
 
 fn split_decision(c: &mut Criterion) {
-    let plan = Plan::new(&config_with_routes(1_000));
-    let request = request_for(7);
-    c.bench_function("split_decision", |b| {
-        b.iter(|| black_box(plan.choose(black_box("svc7"), black_box(&request))))
+    let plan = Plan::new(&split_config());
+    let store = MemoryStore::new();
+    let request = split_request();
+    let consumer = Consumer {
+        id: "c7".into(),
+        tenant: Some("acme".into()),
+        tags: vec!["beta".into()],
+    };
+    let now = 1_800_000_000_000;
+    let selection = plan
+        .choose(&store, "orders", "orders", &request, Some(&consumer), now)
+        .unwrap();
+    assert_eq!(selection.reason, "sticky");
+    let mut group = c.benchmark_group("split");
+    // Reads the live state (one batch get) from the in-memory store, then decides.
+    group.bench_function("choose", |b| {
+        b.iter(|| {
+            black_box(plan.choose(
+                &store,
+                black_box("orders"),
+                black_box("orders"),
+                black_box(&request),
+                Some(&consumer),
+                now,
+            ))
+        })
     });
+    // The decision alone, over live state already read.
+    let live = plan.live(&store, "orders").unwrap();
+    group.bench_function("decide", |b| {
+        b.iter(|| {
+            black_box(plan.decide(
+                &store,
+                &live,
+                black_box("orders"),
+                black_box("orders"),
+                black_box(&request),
+                Some(&consumer),
+                now,
+            ))
+        })
+    });
+    // The floor: weights alone, no rules, no stickiness.
+    let weights_only = Plan::new(&config_with_routes(10));
+    let plain = request_for(7);
+    let plain_live = weights_only.live(&store, "svc7").unwrap();
+    group.bench_function("decide_weights_only", |b| {
+        b.iter(|| {
+            black_box(weights_only.decide(
+                &store,
+                &plain_live,
+                black_box("r7"),
+                black_box("svc7"),
+                black_box(&plain),
+                None,
+                now,
+            ))
+        })
+    });
+    let attempt = Attempt {
+        upstream: selection.primary,
+        outcome: Outcome::Status(200),
+        latency_ms: 12,
+    };
+    group.bench_function("report", |b| {
+        b.iter(|| plan.report(&store, "orders", "orders", black_box(&attempt), now))
+    });
+    group.finish();
 }
 
 fn api_key_lookup(c: &mut Criterion) {

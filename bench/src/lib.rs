@@ -53,3 +53,45 @@ pub fn request_for(i: usize) -> RequestHead {
         request_id: "8d1f0e9c-6a43-4b1e-9f4e-2b8c7c1d5a10".into(),
     }
 }
+
+/// A service in a canary release: weights 90/10, three match rules (header,
+/// cookie, consumer tag) and stickiness on a header, with a deprecated
+/// stable version and two targets each.
+pub fn split_config() -> Config {
+    Config::parse(
+        r#"
+services:
+  - name: orders
+    versions:
+      - name: v1
+        weight: 90
+        targets: [{ url: "http://10.0.0.1:8080" }, { url: "http://10.0.0.2:8080" }]
+        deprecation: { deprecated_at: "2026-03-01T00:00:00Z", sunset: "2026-09-01T00:00:00Z" }
+      - name: v2
+        weight: 10
+        targets: [{ url: "http://10.0.1.1:8080" }, { url: "http://10.0.1.2:8080" }]
+routes:
+  - name: orders
+    paths: [/orders]
+    service: orders
+    split:
+      rules:
+        - { match: { headers: { x-version: "2" } }, version: v2 }
+        - { match: { cookies: { canary: "always" } }, version: v2 }
+        - { match: { tags: [internal] }, version: v2 }
+      sticky: { on: "header:x-user" }
+"#,
+    )
+    .expect("split config is valid")
+}
+
+/// A request for the route of [`split_config`] that no rule matches, with
+/// the sticky header set.
+pub fn split_request() -> RequestHead {
+    let mut head = request_for(7);
+    head.path = "/orders/42".into();
+    head.headers
+        .push(("cookie".into(), "session=abc; theme=dark".into()));
+    head.headers.push(("x-user".into(), "user-4711".into()));
+    head
+}
