@@ -130,9 +130,10 @@ impl Plan {
     }
 
     /// Picks the version and target for a request, given the live state.
-    /// Touches the store only for balancer counters (`round_robin`,
-    /// `least_outstanding`) and to count a retryable request for the retry
-    /// budget, best effort.
+    /// Touches the store only to count, best effort: balancer counters
+    /// (`round_robin`, `least_outstanding`), a retryable request for the
+    /// retry budget, and a request a rollout side could not take because
+    /// its circuit is open (a failure in the step's counters).
     #[allow(clippy::too_many_arguments)]
     pub fn decide<S: Store + ?Sized>(
         &self,
