@@ -161,6 +161,35 @@ async fn outbound_requests_are_limited_to_allowed_hosts() {
     assert_eq!(body["error"]["code"], "upstream_not_allowed", "{body}");
 }
 
+#[test]
+fn dependencies_get_capabilities_only_when_the_manifest_says_so() {
+    let app = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    copy_app(app.path());
+    let manifest = app.path().join("spin.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    assert!(text.contains("dependencies_inherit_configuration = true"));
+    std::fs::write(
+        &manifest,
+        text.replace("dependencies_inherit_configuration = true", ""),
+    )
+    .unwrap();
+    let out = std::process::Command::new(support::upshift_bin())
+        .args(["up", "--listen", "127.0.0.1:0", "--manifest"])
+        .arg(&manifest)
+        .arg("--state-dir")
+        .arg(state.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("imports `wasi:keyvalue/")
+            && stderr.contains("dependencies_inherit_configuration = true"),
+        "{stderr}"
+    );
+}
+
 #[tokio::test]
 async fn variables_come_from_a_file_too() {
     let state = tempfile::tempdir().unwrap();

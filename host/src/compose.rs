@@ -3,7 +3,10 @@
 //!
 //! Each dependency is instantiated and the chosen export plugged into the main
 //! component's import of the same name. Whatever the dependencies import
-//! themselves (WASI, key-value, ...) becomes an import of the composition.
+//! themselves (WASI, key-value, ...) becomes an import of the composition,
+//! served with the main component's permissions. As in Spin, that needs
+//! `dependencies_inherit_configuration = true`: without it, a dependency that
+//! imports a capability (key-value, outbound HTTP, variables, ...) is refused.
 
 use wac_graph::types::{Package, are_semver_compatible};
 use wac_graph::{CompositionGraph, EncodeOptions};
@@ -30,6 +33,18 @@ pub enum ComposeError {
         /// The export that was looked for.
         export: String,
     },
+    /// A dependency imports a capability it would only get by inheriting the
+    /// main component's configuration, and the manifest does not allow that.
+    #[error(
+        "dependency for `{import}` imports `{capability}`; set \
+         `dependencies_inherit_configuration = true` on the component to grant it"
+    )]
+    NotInherited {
+        /// The import the dependency satisfies.
+        import: String,
+        /// The capability interface it imports.
+        capability: String,
+    },
     /// Building or encoding the graph failed (e.g. incompatible types).
     #[error("composing `{context}`")]
     Graph {
@@ -55,8 +70,20 @@ fn graph_error(context: impl Into<String>) -> impl FnOnce(anyhow::Error) -> Comp
     move |source| ComposeError::Graph { context, source }
 }
 
+/// Interfaces that carry the main component's configuration: its stores,
+/// outbound hosts, variables.
+const CAPABILITIES: [&str; 6] = [
+    "wasi:keyvalue/",
+    "spin:key-value/",
+    "wasi:http/",
+    "spin:variables/",
+    "wasi:config/",
+    "wasi:sockets/",
+];
+
 /// Composes `main` with `plugs`; returns `main` unchanged when there are none.
-pub fn compose(main: &[u8], plugs: &[Plug<'_>]) -> Result<Vec<u8>, ComposeError> {
+/// With `inherit` false, a dependency importing a capability is refused.
+pub fn compose(main: &[u8], plugs: &[Plug<'_>], inherit: bool) -> Result<Vec<u8>, ComposeError> {
     if plugs.is_empty() {
         return Ok(main.to_vec());
     }
@@ -96,7 +123,19 @@ pub fn compose(main: &[u8], plugs: &[Plug<'_>]) -> Result<Vec<u8>, ComposeError>
             &format!("upshift:dependency{index}"),
             plug.bytes,
         )?;
-        let export = graph.types()[graph[package].ty()]
+        let dependency = &graph.types()[graph[package].ty()];
+        if !inherit
+            && let Some(capability) = dependency
+                .imports
+                .keys()
+                .find(|name| CAPABILITIES.iter().any(|c| name.starts_with(c)))
+        {
+            return Err(ComposeError::NotInherited {
+                import: plug.import.to_owned(),
+                capability: capability.clone(),
+            });
+        }
+        let export = dependency
             .exports
             .keys()
             .find(|name| *name == plug.export || are_semver_compatible(name, plug.export))

@@ -121,6 +121,9 @@ pub struct ComponentDecl {
     /// `[component.NAME.dependencies]`: import name to dependency.
     #[serde(default)]
     pub dependencies: BTreeMap<String, Dependency>,
+    /// Whether dependencies get this component's stores, hosts and variables.
+    #[serde(default)]
+    pub dependencies_inherit_configuration: bool,
 }
 
 /// `[component.NAME.build]`.

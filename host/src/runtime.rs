@@ -177,7 +177,7 @@ fn prepare(
             bytes,
         })
         .collect();
-    let composed = compose(&main, &plugs)?;
+    let composed = compose(&main, &plugs, decl.dependencies_inherit_configuration)?;
     let component = load_component(engine, &composed, cache_dir)?;
     let pre = linker
         .instantiate_pre(&component)
