@@ -6,6 +6,7 @@
 //! as a numbered version in the key-value store. The policy components load
 //! the canonical form with [`Config::from_canonical_json`].
 
+pub mod ai;
 mod deprecation;
 mod error;
 mod glue;
@@ -18,6 +19,7 @@ pub mod keys;
 pub mod metrics;
 pub mod rollout;
 
+pub use ai::{Ai, ModelAlias, Price, Provider, ProviderKind};
 pub use error::{ConfigError, Problem};
 pub use head::RequestHead;
 pub use schema::*;

@@ -4,6 +4,7 @@
 //! versions and targets, routes that match requests and point at a service,
 //! consumers with credentials.
 
+use crate::ai::Ai;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -443,27 +444,6 @@ pub struct Consumer {
     /// API keys identifying this consumer.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub api_keys: Vec<String>,
-}
-
-/// The AI section: model aliases clients can ask for.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Ai {
-    /// Model aliases, e.g. `chat-default` → a provider's model.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub models: Vec<ModelAlias>,
-}
-
-/// A model name clients use, bound to a provider's model.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ModelAlias {
-    /// Name clients send as `model`.
-    pub alias: String,
-    /// Provider serving it, e.g. `openai`, `anthropic`.
-    pub provider: String,
-    /// The provider's model id.
-    pub model: String,
 }
 
 fn one() -> u32 {

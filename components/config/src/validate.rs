@@ -80,20 +80,7 @@ pub(crate) fn validate(config: &Config) -> Result<(), ConfigError> {
     }
 
     if let Some(ai) = &config.ai {
-        let mut aliases = HashSet::new();
-        for (i, model) in ai.models.iter().enumerate() {
-            let at = format!("ai.models[{i}]");
-            check_name(&model.alias, &format!("{at}.alias"), &mut report);
-            if !aliases.insert(model.alias.as_str()) {
-                report(
-                    format!("{at}.alias"),
-                    format!("duplicate model alias {:?}", model.alias),
-                );
-            }
-            if model.provider.is_empty() || model.model.is_empty() {
-                report(at, "provider and model must not be empty".into());
-            }
-        }
+        crate::ai::check(ai, &mut report);
     }
 
     if problems.is_empty() {
@@ -103,7 +90,7 @@ pub(crate) fn validate(config: &Config) -> Result<(), ConfigError> {
     }
 }
 
-type Report<'a> = dyn FnMut(String, String) + 'a;
+pub(crate) type Report<'a> = dyn FnMut(String, String) + 'a;
 
 /// What routes may refer to, by name.
 struct Known<'c> {
@@ -111,7 +98,7 @@ struct Known<'c> {
     consumers: HashSet<&'c str>,
 }
 
-fn check_name(name: &str, at: &str, report: &mut Report<'_>) {
+pub(crate) fn check_name(name: &str, at: &str, report: &mut Report<'_>) {
     let valid = !name.is_empty()
         && name.len() <= 128
         && name
@@ -265,7 +252,7 @@ fn check_cookie_name(name: &str, at: &str, report: &mut Report<'_>) {
     }
 }
 
-fn check_target_url(url: &str) -> Result<(), String> {
+pub(crate) fn check_target_url(url: &str) -> Result<(), String> {
     let uri: http::Uri = url
         .parse()
         .map_err(|e| format!("{url:?} is not a URL: {e}"))?;
