@@ -101,6 +101,7 @@ fn api_key_lookup(c: &mut Criterion) {
                 header: "x-api-key".into(),
                 query: None,
             }),
+            jwt: None,
         });
     }
     let policy = Policy::new(&config);

@@ -29,11 +29,20 @@
 //! retry/{route}/last-window                     the newest window counted, for cleanup
 //!
 //! metrics/{route}/{service}/{version}/{field}   counters per route and version (metric fields)
+//!
+//! ratelimit/routes/{route}/{subject}/{slot}     counter: a route's rate limit, per subject
+//! ratelimit/consumers/{consumer}/{slot}         counter: a consumer's own rate limit
 //! ```
 //!
 //! A window is `now_ms / window_ms`. When a counter opens a new window it
 //! deletes the one named by `last-window`, so only live windows remain.
 //! Metric fields are the names in [`crate::metrics`].
+//!
+//! Rate-limit counters are not deleted but reused: window `w` counts in slot
+//! `w % 2`, and the counter holds `(w mod 2^30) << 32 | count`, so a counter
+//! left by an older window reads as stale and the first request of the new
+//! window resets it (compare-and-swap). Each limited subject keeps two keys.
+//! Subjects are made by [`rate_limit_subject`].
 
 /// Key holding the number of the version in force, as decimal text.
 pub const CURRENT: &str = "config/current";
@@ -151,6 +160,41 @@ pub fn parse_metric(key: &str) -> Option<MetricKey> {
     next().is_none().then_some(parsed)
 }
 
+/// Counter of window `window` (in slot `window % 2`) of the rate limit of
+/// `route`, for `subject` (see [`rate_limit_subject`]).
+pub fn route_rate_limit(route: &str, subject: &str, window: u64) -> String {
+    format!("ratelimit/routes/{route}/{subject}/{}", window % 2)
+}
+
+/// Counter of window `window` (in slot `window % 2`) of the own rate limit
+/// of `consumer`.
+pub fn consumer_rate_limit(consumer: &str, window: u64) -> String {
+    format!("ratelimit/consumers/{consumer}/{}", window % 2)
+}
+
+/// Longest subject value kept as it is; longer ones are hashed.
+const MAX_SUBJECT_VALUE: usize = 64;
+
+/// What a route's rate limit counts by, as one key segment: `route`,
+/// `consumer:{name}`, `ip:{address}` or `header:{value}`. `kind` is
+/// `consumer`, `ip` or `header`; values are escaped like [`target`] (and
+/// `#` as `%23`), and values over 64 bytes are replaced by `#` and a 64-bit
+/// hash.
+pub fn rate_limit_subject(kind: &str, value: Option<&str>) -> String {
+    let Some(value) = value else {
+        return kind.to_owned();
+    };
+    if value.len() > MAX_SUBJECT_VALUE {
+        // FNV-1a: stable across builds and platforms.
+        let hash = value.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+        return format!("{kind}:#{hash:016x}");
+    }
+    let escaped = target(value).replace('#', "%23");
+    format!("{kind}:{escaped}")
+}
+
 /// A target URL as one key segment: `%` and `/` percent-encoded.
 pub fn target(url: &str) -> String {
     url.replace('%', "%25").replace('/', "%2F")
@@ -195,6 +239,43 @@ mod tests {
             step_metric("orders", "r1", 2, "v2", "requests"),
             "rollouts/orders/steps/r1/2/v2/requests"
         );
+    }
+
+    #[test]
+    fn rate_limit_keys_use_two_slots_per_subject() {
+        let alice = rate_limit_subject("consumer", Some("alice"));
+        assert_eq!(alice, "consumer:alice");
+        assert_eq!(
+            route_rate_limit("orders", &alice, 1_700_000_001),
+            "ratelimit/routes/orders/consumer:alice/1"
+        );
+        assert_eq!(
+            route_rate_limit("orders", &alice, 1_700_000_003),
+            route_rate_limit("orders", &alice, 1_700_000_001)
+        );
+        assert_ne!(
+            route_rate_limit("orders", &alice, 2),
+            route_rate_limit("orders", &alice, 3)
+        );
+        assert_eq!(
+            consumer_rate_limit("alice", 10),
+            "ratelimit/consumers/alice/0"
+        );
+        assert_eq!(rate_limit_subject("route", None), "route");
+        assert_eq!(
+            rate_limit_subject("ip", Some("2001:db8::1")),
+            "ip:2001:db8::1"
+        );
+        assert_eq!(
+            rate_limit_subject("header", Some("a/b%c")),
+            "header:a%2Fb%25c"
+        );
+        let long = "x".repeat(65);
+        let hashed = rate_limit_subject("header", Some(&long));
+        assert_eq!(hashed.len(), "header:#".len() + 16);
+        assert_ne!(hashed, rate_limit_subject("header", Some(&"y".repeat(65))));
+        assert_eq!(hashed, rate_limit_subject("header", Some(&long)));
+        assert_eq!(rate_limit_subject("header", Some("#1")), "header:%231");
     }
 
     #[test]

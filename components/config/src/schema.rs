@@ -269,6 +269,9 @@ pub struct Route {
     /// Whether and how failed attempts are retried.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retries: Option<Retries>,
+    /// How many requests the route serves per window, and per what.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimit>,
 }
 
 /// How a route's requests are split between versions, beyond the weights.
@@ -408,13 +411,197 @@ impl Default for Retries {
     }
 }
 
-/// Credentials a route requires.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Credentials a route requires. With both `api_key` and `jwt`, either is
+/// accepted.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteAuth {
     /// Accept a consumer's API key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_key: Option<ApiKeyAuth>,
+    /// Accept a JSON Web Token signed with one of a consumer's JWT credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwt: Option<JwtAuth>,
+}
+
+/// Where a route reads JSON Web Tokens from and what it requires of them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtAuth {
+    /// Header carrying the token; `authorization` takes `Bearer <token>`.
+    #[serde(
+        default = "default_jwt_header",
+        skip_serializing_if = "is_default_jwt_header"
+    )]
+    pub header: String,
+    /// Cookie carrying the token, tried when the header is absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cookie: Option<String>,
+    /// Which part of the token names the credential (and so the consumer).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub key_claim: JwtKeyClaim,
+    /// Required `iss` claim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// Required `aud` claim: the token's audience must be or contain it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+    /// Clock skew allowed when checking `exp` and `nbf`, in seconds.
+    #[serde(default = "default_leeway", skip_serializing_if = "is_default_leeway")]
+    pub leeway_s: u32,
+}
+
+/// The part of a token that selects the consumer's JWT credential.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JwtKeyClaim {
+    /// The `iss` claim of the payload.
+    #[default]
+    Iss,
+    /// The `kid` parameter of the header.
+    Kid,
+}
+
+/// A consumer's JWT credential: tokens naming `key` (as `iss` or `kid`) must
+/// be signed with `algorithm` and this secret or key pair.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtCredential {
+    /// The `iss` or `kid` value that selects this credential; unique.
+    pub key: String,
+    /// The one algorithm tokens of this credential may use.
+    pub algorithm: JwtAlgorithm,
+    /// Shared secret (HS256), at least 32 bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    /// Public key in PEM (RS256, ES256).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
+}
+
+/// A JWS algorithm a credential may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum JwtAlgorithm {
+    /// HMAC with SHA-256 over a shared secret.
+    #[serde(rename = "HS256")]
+    Hs256,
+    /// RSASSA-PKCS1-v1_5 with SHA-256.
+    #[serde(rename = "RS256")]
+    Rs256,
+    /// ECDSA on P-256 with SHA-256.
+    #[serde(rename = "ES256")]
+    Es256,
+}
+
+impl JwtAlgorithm {
+    /// The name tokens carry in their `alg` header.
+    pub fn name(self) -> &'static str {
+        match self {
+            JwtAlgorithm::Hs256 => "HS256",
+            JwtAlgorithm::Rs256 => "RS256",
+            JwtAlgorithm::Es256 => "ES256",
+        }
+    }
+}
+
+/// A request budget: `requests` per `per`, counted separately for each
+/// value of `by`, over a sliding window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    /// Requests allowed per window.
+    pub requests: u64,
+    /// Length of the window.
+    pub per: RatePeriod,
+    /// What requests are counted by (a consumer's own limit counts by consumer).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub by: RateLimitBy,
+}
+
+/// Length of a rate-limit window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RatePeriod {
+    /// One second.
+    #[serde(rename = "1s")]
+    Second,
+    /// One minute.
+    #[serde(rename = "1m")]
+    Minute,
+    /// One hour.
+    #[serde(rename = "1h")]
+    Hour,
+    /// One day.
+    #[serde(rename = "1d")]
+    Day,
+}
+
+impl RatePeriod {
+    /// Length in milliseconds.
+    pub fn millis(self) -> u64 {
+        match self {
+            RatePeriod::Second => 1_000,
+            RatePeriod::Minute => 60_000,
+            RatePeriod::Hour => 3_600_000,
+            RatePeriod::Day => 86_400_000,
+        }
+    }
+
+    /// Length in seconds.
+    pub fn seconds(self) -> u64 {
+        self.millis() / 1_000
+    }
+}
+
+/// What a rate limit counts requests by: `consumer`, `ip`, `route` or
+/// `header:<name>`. `consumer` and `header:<name>` count by the client's
+/// address when the request has no consumer or no such header.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum RateLimitBy {
+    /// The authenticated consumer.
+    #[default]
+    Consumer,
+    /// The address of the connecting peer.
+    Ip,
+    /// Nothing: all requests of the route share one budget.
+    Route,
+    /// The first value of a request header (lower-case name).
+    Header(String),
+}
+
+impl TryFrom<String> for RateLimitBy {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        match text.as_str() {
+            "consumer" => Ok(RateLimitBy::Consumer),
+            "ip" => Ok(RateLimitBy::Ip),
+            "route" => Ok(RateLimitBy::Route),
+            _ => match text.split_once(':') {
+                Some(("header", name)) if !name.is_empty() => Ok(RateLimitBy::Header(name.into())),
+                _ => Err(format!(
+                    "{text:?} is not consumer, ip, route or header:<name>"
+                )),
+            },
+        }
+    }
+}
+
+impl From<RateLimitBy> for String {
+    fn from(by: RateLimitBy) -> String {
+        by.to_string()
+    }
+}
+
+impl fmt::Display for RateLimitBy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RateLimitBy::Consumer => f.write_str("consumer"),
+            RateLimitBy::Ip => f.write_str("ip"),
+            RateLimitBy::Route => f.write_str("route"),
+            RateLimitBy::Header(name) => write!(f, "header:{name}"),
+        }
+    }
 }
 
 /// Where a route reads API keys from.
@@ -444,6 +631,12 @@ pub struct Consumer {
     /// API keys identifying this consumer.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub api_keys: Vec<String>,
+    /// JWT credentials identifying this consumer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub jwt: Vec<JwtCredential>,
+    /// The consumer's request budget over all routes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimit>,
 }
 
 fn one() -> u32 {
@@ -518,6 +711,25 @@ fn is_default_min_per_second(n: &u32) -> bool {
 
 fn default_key_header() -> String {
     "x-api-key".to_owned()
+}
+
+/// Default clock skew allowed on `exp` and `nbf`.
+pub const DEFAULT_JWT_LEEWAY_S: u32 = 30;
+
+fn default_jwt_header() -> String {
+    "authorization".to_owned()
+}
+
+fn is_default_jwt_header(header: &str) -> bool {
+    header == "authorization"
+}
+
+fn default_leeway() -> u32 {
+    DEFAULT_JWT_LEEWAY_S
+}
+
+fn is_default_leeway(n: &u32) -> bool {
+    *n == DEFAULT_JWT_LEEWAY_S
 }
 
 fn is_default<T: Default + PartialEq>(value: &T) -> bool {

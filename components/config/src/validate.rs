@@ -2,8 +2,9 @@
 
 use crate::time::parse_rfc3339;
 use crate::{
-    BalancePolicy, Config, ConfigError, Deprecation, Match, PathMatch, Problem, RequestKey,
-    Retries, Route, RouteKind, Service, Split,
+    BalancePolicy, Config, ConfigError, Deprecation, JwtAlgorithm, JwtAuth, JwtCredential, Match,
+    PathMatch, Problem, RateLimit, RateLimitBy, RequestKey, Retries, Route, RouteKind, Service,
+    Split,
 };
 use std::collections::{HashMap, HashSet};
 
@@ -12,6 +13,15 @@ const MAX_TIMEOUT_MS: u32 = 3_600_000;
 
 /// Most retries a route may ask for.
 const MAX_RETRY_ATTEMPTS: u32 = 10;
+
+/// Largest rate limit: requests per window.
+const MAX_RATE_LIMIT: u64 = 1_000_000_000;
+
+/// Largest clock skew allowed on JWT times: one hour.
+const MAX_JWT_LEEWAY_S: u32 = 3_600;
+
+/// Shortest HS256 secret (RFC 7518 §3.2: at least the hash's 256 bits).
+const MIN_HMAC_SECRET: usize = 32;
 
 /// Checks everything a well-formed document can still get wrong, collecting
 /// every problem rather than stopping at the first.
@@ -55,6 +65,7 @@ pub(crate) fn validate(config: &Config) -> Result<(), ConfigError> {
 
     let mut names = HashSet::new();
     let mut keys = HashSet::new();
+    let mut jwt_keys = HashSet::new();
     for (i, consumer) in config.consumers.iter().enumerate() {
         let at = format!("consumers[{i}]");
         check_name(&consumer.name, &format!("{at}.name"), &mut report);
@@ -74,6 +85,26 @@ pub(crate) fn validate(config: &Config) -> Result<(), ConfigError> {
                 report(
                     format!("{at}.api_keys[{k}]"),
                     "API key is used by another consumer".into(),
+                );
+            }
+        }
+        for (k, credential) in consumer.jwt.iter().enumerate() {
+            let at = format!("{at}.jwt[{k}]");
+            check_jwt_credential(credential, &at, &mut report);
+            if !jwt_keys.insert(credential.key.as_str()) {
+                report(
+                    format!("{at}.key"),
+                    format!("JWT key {:?} is used by another credential", credential.key),
+                );
+            }
+        }
+        if let Some(limit) = &consumer.rate_limit {
+            let at = format!("{at}.rate_limit");
+            check_rate_limit(limit, &at, &mut report);
+            if limit.by != RateLimitBy::Consumer {
+                report(
+                    format!("{at}.by"),
+                    "a consumer's own limit counts by consumer; set `by` on a route's limit".into(),
                 );
             }
         }
@@ -343,6 +374,12 @@ fn check_route(route: &Route, known: &Known<'_>, at: &str, report: &mut Report<'
     if let Some(key) = route.auth.as_ref().and_then(|a| a.api_key.as_ref()) {
         check_header_name(&key.header, &format!("{at}.auth.api_key.header"), report);
     }
+    if let Some(jwt) = route.auth.as_ref().and_then(|a| a.jwt.as_ref()) {
+        check_jwt_auth(jwt, &format!("{at}.auth.jwt"), report);
+    }
+    if let Some(limit) = &route.rate_limit {
+        check_rate_limit(limit, &format!("{at}.rate_limit"), report);
+    }
     if route.kind == RouteKind::Ai {
         for (field, set) in [
             ("version", route.version.is_some()),
@@ -523,6 +560,108 @@ fn check_retries(retries: &Retries, route_timeout_ms: u32, at: &str, report: &mu
     }
 }
 
+fn check_jwt_auth(jwt: &JwtAuth, at: &str, report: &mut Report<'_>) {
+    check_header_name(&jwt.header, &format!("{at}.header"), report);
+    if let Some(cookie) = &jwt.cookie {
+        check_cookie_name(cookie, &format!("{at}.cookie"), report);
+    }
+    for (field, value) in [("issuer", &jwt.issuer), ("audience", &jwt.audience)] {
+        if value.as_ref().is_some_and(String::is_empty) {
+            report(format!("{at}.{field}"), "must not be empty".into());
+        }
+    }
+    if jwt.leeway_s > MAX_JWT_LEEWAY_S {
+        report(
+            format!("{at}.leeway_s"),
+            format!("must be at most {MAX_JWT_LEEWAY_S}"),
+        );
+    }
+}
+
+fn check_jwt_credential(credential: &JwtCredential, at: &str, report: &mut Report<'_>) {
+    if credential.key.is_empty() {
+        report(format!("{at}.key"), "must not be empty".into());
+    }
+    let algorithm = credential.algorithm.name();
+    match credential.algorithm {
+        JwtAlgorithm::Hs256 => {
+            match &credential.secret {
+                None => report(
+                    format!("{at}.secret"),
+                    format!("{algorithm} needs a secret"),
+                ),
+                Some(secret) if secret.len() < MIN_HMAC_SECRET => report(
+                    format!("{at}.secret"),
+                    format!("{algorithm} secrets need at least {MIN_HMAC_SECRET} bytes"),
+                ),
+                Some(_) => {}
+            }
+            if credential.public_key.is_some() {
+                report(
+                    format!("{at}.public_key"),
+                    format!("{algorithm} uses a secret, not a public key"),
+                );
+            }
+        }
+        JwtAlgorithm::Rs256 | JwtAlgorithm::Es256 => {
+            let labels: &[&str] = if credential.algorithm == JwtAlgorithm::Rs256 {
+                &["PUBLIC KEY", "RSA PUBLIC KEY"]
+            } else {
+                &["PUBLIC KEY"]
+            };
+            match &credential.public_key {
+                None => report(
+                    format!("{at}.public_key"),
+                    format!("{algorithm} needs a public_key in PEM"),
+                ),
+                Some(pem) if !is_pem(pem, labels) => report(
+                    format!("{at}.public_key"),
+                    format!(
+                        "not a PEM public key: expected -----BEGIN {}-----",
+                        labels.join("----- or -----BEGIN ")
+                    ),
+                ),
+                Some(_) => {}
+            }
+            if credential.secret.is_some() {
+                report(
+                    format!("{at}.secret"),
+                    format!("{algorithm} uses a public key, not a secret"),
+                );
+            }
+        }
+    }
+}
+
+/// Whether `text` is one PEM block with one of `labels` and a base64 body.
+fn is_pem(text: &str, labels: &[&str]) -> bool {
+    let text = text.trim();
+    labels.iter().any(|label| {
+        let body = text
+            .strip_prefix(&format!("-----BEGIN {label}-----"))
+            .and_then(|rest| rest.strip_suffix(&format!("-----END {label}-----")));
+        body.is_some_and(|body| {
+            let body = body.trim();
+            !body.is_empty()
+                && body.bytes().all(|b| {
+                    b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'\r' | b'\n')
+                })
+        })
+    })
+}
+
+fn check_rate_limit(limit: &RateLimit, at: &str, report: &mut Report<'_>) {
+    if limit.requests == 0 || limit.requests > MAX_RATE_LIMIT {
+        report(
+            format!("{at}.requests"),
+            format!("must be between 1 and {MAX_RATE_LIMIT}"),
+        );
+    }
+    if let RateLimitBy::Header(name) = &limit.by {
+        check_header_name(name, &format!("{at}.by"), report);
+    }
+}
+
 fn valid_host_pattern(host: &str) -> bool {
     let name = host.strip_prefix("*.").unwrap_or(host);
     !name.is_empty()
@@ -533,4 +672,118 @@ fn valid_host_pattern(host: &str) -> bool {
                     .bytes()
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Config, JwtAlgorithm, JwtKeyClaim, RateLimitBy, RatePeriod};
+
+    const PEM: &str = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----\n";
+
+    fn problems(doc: &str) -> Vec<String> {
+        match Config::parse(doc) {
+            Ok(_) => Vec::new(),
+            Err(e) => e
+                .problems()
+                .iter()
+                .map(|p| format!("{}: {}", p.path, p.message))
+                .collect(),
+        }
+    }
+
+    fn with(routes: &str, consumers: &str) -> String {
+        format!(
+            "services: [{{ name: s, versions: [{{ name: v, targets: [{{ url: 'http://a' }}] }}] }}]\n\
+             routes:\n{routes}\nconsumers:\n{consumers}\n"
+        )
+    }
+
+    #[test]
+    fn jwt_and_rate_limit_fields_parse_with_defaults() {
+        let doc = with(
+            "  - name: r\n    service: s\n    auth: { jwt: { audience: api, cookie: session } }\n    rate_limit: { requests: 20, per: 1s }\n  - name: h\n    service: s\n    paths: [/h]\n    rate_limit: { requests: 5, per: 1d, by: 'header:x-tenant' }",
+            &format!(
+                "  - name: alice\n    jwt:\n      - {{ key: alice-iss, algorithm: HS256, secret: 0123456789abcdef0123456789abcdef }}\n      - {{ key: k2, algorithm: ES256, public_key: {PEM:?} }}\n    rate_limit: {{ requests: 100, per: 1m }}"
+            ),
+        );
+        let config = Config::parse(&doc).expect("valid");
+        let jwt = config.routes[0]
+            .auth
+            .as_ref()
+            .unwrap()
+            .jwt
+            .as_ref()
+            .unwrap();
+        assert_eq!(jwt.header, "authorization");
+        assert_eq!(jwt.key_claim, JwtKeyClaim::Iss);
+        assert_eq!(jwt.leeway_s, 30);
+        assert_eq!(jwt.audience.as_deref(), Some("api"));
+        let limit = config.routes[0].rate_limit.as_ref().unwrap();
+        assert_eq!(
+            (limit.requests, limit.per, &limit.by),
+            (20, RatePeriod::Second, &RateLimitBy::Consumer)
+        );
+        assert_eq!(
+            config.routes[1].rate_limit.as_ref().unwrap().by,
+            RateLimitBy::Header("x-tenant".into())
+        );
+        let alice = &config.consumers[0];
+        assert_eq!(alice.jwt[1].algorithm, JwtAlgorithm::Es256);
+        assert_eq!(alice.rate_limit.as_ref().unwrap().per.millis(), 60_000);
+        // The canonical form round-trips, defaults left out.
+        let canonical = config.to_canonical_json();
+        assert!(
+            !canonical.contains("leeway_s") && !canonical.contains("\"consumer\""),
+            "{canonical}"
+        );
+        assert_eq!(Config::from_canonical_json(&canonical).unwrap(), config);
+    }
+
+    #[test]
+    fn bad_credentials_and_limits_are_reported_with_their_paths() {
+        let doc = with(
+            "  - name: r\n    service: s\n    auth: { jwt: { header: X-Token, cookie: 'a b', issuer: '', leeway_s: 7200 } }\n    rate_limit: { requests: 0, per: 1m, by: 'header:Bad Name' }",
+            &format!(
+                "  - name: alice\n    jwt:\n      - {{ key: dup, algorithm: HS256, secret: short }}\n      - {{ key: k2, algorithm: RS256, secret: 0123456789abcdef0123456789abcdef }}\n      - {{ key: k3, algorithm: ES256, public_key: 'not a pem' }}\n    rate_limit: {{ requests: 1, per: 1s, by: ip }}\n  - name: bob\n    jwt: [{{ key: dup, algorithm: HS256, public_key: {PEM:?}, secret: 0123456789abcdef0123456789abcdef }}]"
+            ),
+        );
+        let found = problems(&doc);
+        for expected in [
+            "routes[0].auth.jwt.header:",
+            "routes[0].auth.jwt.cookie:",
+            "routes[0].auth.jwt.issuer: must not be empty",
+            "routes[0].auth.jwt.leeway_s:",
+            "routes[0].rate_limit.requests:",
+            "routes[0].rate_limit.by:",
+            "consumers[0].jwt[0].secret: HS256 secrets need at least 32 bytes",
+            "consumers[0].jwt[1].public_key: RS256 needs a public_key in PEM",
+            "consumers[0].jwt[1].secret: RS256 uses a public key, not a secret",
+            "consumers[0].jwt[2].public_key: not a PEM public key",
+            "consumers[0].rate_limit.by:",
+            "consumers[1].jwt[0].key: JWT key \"dup\" is used by another credential",
+            "consumers[1].jwt[0].public_key: HS256 uses a secret, not a public key",
+        ] {
+            assert!(
+                found.iter().any(|p| p.starts_with(expected)),
+                "{expected} not in {found:#?}"
+            );
+        }
+        assert_eq!(found.len(), 13, "{found:#?}");
+    }
+
+    #[test]
+    fn unknown_periods_algorithms_and_keys_are_syntax_errors() {
+        for (field, value) in [("per", "per: 2s"), ("by", "per: 1s, by: cookie")] {
+            let doc = with(
+                &format!("  - {{ name: r, service: s, rate_limit: {{ requests: 1, {value} }} }}"),
+                "  - { name: a }",
+            );
+            assert!(Config::parse(&doc).is_err(), "{field}");
+        }
+        let doc = with(
+            "  - { name: r, service: s }",
+            "  - { name: a, jwt: [{ key: k, algorithm: none, secret: x }] }",
+        );
+        assert!(Config::parse(&doc).is_err());
+    }
 }
