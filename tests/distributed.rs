@@ -363,3 +363,101 @@ async fn labels_the_app_does_not_use_are_reported() {
     // Its file is relative to the runtime config file.
     assert!(dir.path().join("sessions.redb").exists());
 }
+
+/// The state and audit trail of the rollout of `service`.
+async fn rollout_of(host: &Host, service: &str) -> Value {
+    let (status, body) =
+        support::traffic::admin_get(host, &format!("/admin/rollouts/{service}")).await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+#[tokio::test]
+async fn rollouts_move_exactly_once_when_nodes_race() {
+    use support::traffic::{admin_post, send_many};
+    use support::upstream::Behavior;
+
+    let cluster = Cluster::new();
+    let (state_a, state_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = node(state_a.path(), &cluster.config);
+    let b = node(state_b.path(), &cluster.config);
+    let stable = Upstream::start("stable").await;
+    let healthy = Upstream::start("healthy").await;
+    let failing = Upstream::start_with("failing", Behavior::FailEvery(5)).await;
+    let version = |name: &str, weight: u32, up: &Upstream| {
+        format!(
+            "{{ name: {name}, weight: {weight}, targets: [{{ url: '{}' }}] }}",
+            up.url()
+        )
+    };
+    a.apply(&format!(
+        "services:\n\
+         - {{ name: good, versions: [{}, {}] }}\n\
+         - {{ name: bad, versions: [{}, {}] }}\n\
+         routes:\n\
+         - {{ name: good, paths: [/good], service: good }}\n\
+         - {{ name: bad, paths: [/bad], service: bad }}\n",
+        version("v1", 100, &stable),
+        version("v2", 0, &healthy),
+        version("v1", 100, &stable),
+        version("v2", 0, &failing),
+    ))
+    .await;
+    // Both nodes check every 20 ms, so nearly every request races to move.
+    for service in ["good", "bad"] {
+        let plan = format!(
+            "{{\"service\": \"{service}\", \"canary\": \"v2\", \"steps\": [\
+              {{\"weight\": 30, \"pause\": \"200ms\"}}, {{\"weight\": 60, \"pause\": \"200ms\"}}, \
+              {{\"weight\": 90, \"pause\": \"200ms\"}}], \
+              \"analysis\": {{\"min_requests\": 30, \"max_error_rate\": 0.05, \"interval\": \"20ms\"}}}}"
+        );
+        let (status, body) = admin_post(&a, "/admin/rollouts", &plan).await;
+        assert_eq!(status, 201, "{body}");
+    }
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut sent = 0;
+    loop {
+        let (ga, gb, ba, bb) = tokio::join!(
+            send_many(&a, "/good", 40, 8, |_, r| r),
+            send_many(&b, "/good", 40, 8, |_, r| r),
+            send_many(&a, "/bad", 40, 8, |_, r| r),
+            send_many(&b, "/bad", 40, 8, |_, r| r),
+        );
+        sent += ga.len() + gb.len() + ba.len() + bb.len();
+        let (good, bad) = (rollout_of(&b, "good").await, rollout_of(&a, "bad").await);
+        if good["rollout"]["phase"] != "progressing" && bad["rollout"]["phase"] != "progressing" {
+            assert_eq!(good["rollout"]["phase"], "promoted", "{good}");
+            assert_eq!(bad["rollout"]["phase"], "rolled_back", "{bad}");
+            // One transition per move, each starting where the last ended.
+            let chain = |status: &Value, expected: usize| {
+                let history = status["history"].as_array().unwrap().clone();
+                assert_eq!(history.len(), expected, "{history:#?}");
+                for pair in history.windows(2) {
+                    assert_eq!(pair[0]["to_phase"], pair[1]["from_phase"]);
+                    assert_eq!(pair[0]["to_step"], pair[1]["from_step"]);
+                }
+            };
+            chain(&good, 4); // start, step 2, step 3, promoted
+            chain(&bad, 2); // start, rolled back
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "after {sent} requests: {good} {bad}"
+        );
+    }
+    // Both nodes' attempts are in the same counters.
+    let (status, stats) = support::traffic::admin_get(&b, "/admin/stats").await;
+    assert_eq!(status, 200);
+    let counted: u64 = stats["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["requests"].as_u64().unwrap())
+        .sum();
+    assert!(
+        counted >= sent as u64,
+        "{counted} attempts counted for {sent} requests"
+    );
+}

@@ -217,12 +217,23 @@ async fn operators_steer_a_rollout_from_the_cli() {
     let history = status["history"].as_array().unwrap();
     assert!(history.iter().all(|t| t["actor"] == "admin"), "{history:?}");
     assert_chain(history);
-    // A finished rollout can be followed by a new one.
-    let (ok, out, err) = run(&["rollout", "promote", "s"]);
+    let (ok, out, _) = run(&["rollout", "promote", "s"]);
     assert!(!ok, "promoting an aborted rollout: {out}");
-    let _ = err;
+    // A finished rollout can be followed by a new one, or cleared so that
+    // the config's weights rule again.
     let (ok, out, err) = run(&["rollout", "start", "s", "--canary", "v2", "--steps", "100"]);
     assert!(ok, "{out}{err}");
+    let (ok, _, err) = run(&["rollout", "clear", "s"]);
+    assert!(!ok && err.contains("rollout_in_progress"), "{err}");
+    let (ok, _, err) = run(&["rollout", "promote", "s"]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = run(&["rollout", "clear", "s"]);
+    assert!(ok, "{err}");
+    let after = send_many(&host, "/r", 50, 8, |_, r| r).await;
+    assert!(
+        after.iter().all(|s| s.version() == "v1"),
+        "config weights again"
+    );
 }
 
 #[tokio::test]

@@ -35,6 +35,8 @@ pub enum RolloutAction {
     Promote(ServiceArgs),
     /// Send all traffic back to the stable version.
     Abort(ReasonArgs),
+    /// Forget a finished rollout, so the config's weights rule again.
+    Clear(ServiceArgs),
 }
 
 /// Options of `upshift rollout start`.
@@ -128,6 +130,12 @@ pub async fn run(args: RolloutArgs) -> anyhow::Result<ExitCode> {
         RolloutAction::Abort(r) => act(&r.admin, &r.service, "abort", r.reason).await,
         RolloutAction::Resume(t) => act(&t.admin, &t.service, "resume", None).await,
         RolloutAction::Promote(t) => act(&t.admin, &t.service, "promote", None).await,
+        RolloutAction::Clear(t) => {
+            let client = AdminClient::new(&t.admin.admin, &t.admin.token);
+            let path = format!("/admin/rollouts/{}", t.service);
+            let response = client.send(Method::DELETE, &path, None).await?;
+            report(response.status.is_success(), &response.pretty_body())
+        }
     }
 }
 

@@ -111,6 +111,7 @@ pub fn handle(request: &AdminRequest<'_>, store: &impl ConfigStore) -> AdminResp
             .and_then(|v| load(store, v))
             .and_then(|config| rollouts::start(store, &config, request.body, request.now_ms)),
         ("GET", ["admin", "rollouts", service]) => rollouts::status(store, service),
+        ("DELETE", ["admin", "rollouts", service]) => rollouts::clear(store, service),
         ("POST", ["admin", "rollouts", service, action]) => {
             rollouts::act(store, service, action, request.body, request.now_ms)
         }
@@ -124,9 +125,9 @@ pub fn handle(request: &AdminRequest<'_>, store: &impl ConfigStore) -> AdminResp
             | ["admin", "routes"]
             | ["admin", "services"]
             | ["admin", "metrics"]
-            | ["admin", "stats"]
-            | ["admin", "rollouts", _],
+            | ["admin", "stats"],
         ) => Err(not_allowed("GET")),
+        (_, ["admin", "rollouts", _]) => Err(not_allowed("GET, DELETE")),
         (_, ["admin", "rollouts"]) => Err(not_allowed("GET, POST")),
         (_, ["admin", "rollouts", _, _]) => Err(not_allowed("POST")),
         _ => Err(AdminResponse::error(

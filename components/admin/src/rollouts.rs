@@ -34,9 +34,7 @@ pub fn start(
             "rollout_in_progress",
             format!(
                 "rollout {} of {} is {}; promote or abort it first",
-                state.id,
-                state.spec.service,
-                phase_name(&state)
+                state.id, state.spec.service, state.phase
             ),
         ));
     }
@@ -115,6 +113,31 @@ pub fn status(store: &impl ConfigStore, service: &str) -> Result<AdminResponse, 
             "step": step,
             "history": history,
         }),
+    ))
+}
+
+/// `DELETE /admin/rollouts/{service}`: forgets a finished rollout, so the
+/// config's weights rule the service again (the audit trail stays). A
+/// finished rollout keeps its outcome in force until then: apply a config
+/// whose weights match the outcome first.
+pub fn clear(store: &impl ConfigStore, service: &str) -> Result<AdminResponse, AdminResponse> {
+    let key = keys::rollout_state(service);
+    let bytes = store.get(&key)?.ok_or_else(|| no_rollout(service))?;
+    let state = decode(&bytes)?;
+    if state.is_active() {
+        return Err(AdminResponse::error(
+            409,
+            "rollout_in_progress",
+            format!(
+                "rollout {} is {}; promote or abort it first",
+                state.id, state.phase
+            ),
+        ));
+    }
+    store.delete(&key)?;
+    Ok(AdminResponse::ok(
+        200,
+        json!({ "cleared": state.id, "service": service }),
     ))
 }
 
@@ -201,13 +224,6 @@ fn decode(bytes: &[u8]) -> Result<RolloutState, AdminResponse> {
             format!("stored rollout state: {e}"),
         )
     })
-}
-
-fn phase_name(state: &RolloutState) -> String {
-    serde_json::to_value(state.phase)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
 }
 
 fn no_rollout(service: &str) -> AdminResponse {
@@ -327,13 +343,25 @@ mod tests {
         assert_eq!(history.len(), 4, "{reasons:?}");
         assert_eq!(reasons[1], "dashboards");
         assert!(history[1..].iter().all(|t| t["actor"] == "admin"));
-        // A finished rollout can be replaced by a new one.
+        // A finished rollout can be cleared (not a running one) or replaced.
+        assert_eq!(
+            call(&store, "DELETE", "/admin/rollouts/s", "", 6_500).status,
+            200
+        );
+        assert_eq!(
+            call(&store, "GET", "/admin/rollouts/s", "", 6_600).status,
+            404
+        );
         assert_eq!(
             call(&store, "POST", "/admin/rollouts", PLAN, 7_000).status,
             201
         );
         let list = call(&store, "GET", "/admin/rollouts", "", 7_000);
         assert_eq!(list.body["rollouts"].as_array().unwrap().len(), 1);
+        assert_eq!(
+            call(&store, "DELETE", "/admin/rollouts/s", "", 7_500).status,
+            409
+        );
     }
 
     #[test]

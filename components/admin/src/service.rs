@@ -117,6 +117,10 @@ impl ConfigStore for KeyValue {
         self.0.set(key, value).map_err(failed)
     }
 
+    fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.0.delete(key).map_err(failed)
+    }
+
     fn keys(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         let mut keys = Vec::new();
         let mut cursor = None;

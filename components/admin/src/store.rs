@@ -14,6 +14,8 @@ pub trait ConfigStore {
     fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError>;
     /// Writes `value` at `key`.
     fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError>;
+    /// Removes `key`; removing a missing key is not an error.
+    fn delete(&self, key: &str) -> Result<(), StoreError>;
     /// Every key that starts with `prefix`, in order.
     fn keys(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
     /// Atomically adds `delta` to the counter at `key` and returns the new value.
@@ -48,6 +50,10 @@ pub mod memory {
         }
         fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
             self.0.borrow_mut().insert(key.into(), value.into());
+            Ok(())
+        }
+        fn delete(&self, key: &str) -> Result<(), StoreError> {
+            self.0.borrow_mut().remove(key);
             Ok(())
         }
         fn keys(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
