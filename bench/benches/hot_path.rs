@@ -2,8 +2,11 @@
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
-use upshift_auth::Policy;
-use upshift_bench::{config_with_routes, request_for, split_config, split_request};
+use upshift_auth::{MemoryStore as AuthStore, Policy, decide};
+use upshift_bench::{
+    JWT_NOW_MS, JWT_TOKENS, config_with_routes, jwt_config, jwt_request, rate_limited_config,
+    request_for, split_config, split_request,
+};
 use upshift_config::Config;
 use upshift_router::RouteTable;
 use upshift_splitter::{Attempt, Consumer, MemoryStore, Outcome, Plan};
@@ -106,10 +109,53 @@ fn api_key_lookup(c: &mut Criterion) {
     }
     let policy = Policy::new(&config);
     let request = request_for(500);
-    assert!(policy.authenticate("r500", &request).unwrap().is_some());
+    assert!(policy.identify("r500", &request, 0).unwrap().is_some());
     c.bench_function("api_key_lookup_1000_consumers", |b| {
-        b.iter(|| black_box(policy.authenticate(black_box("r500"), black_box(&request))))
+        b.iter(|| black_box(policy.identify(black_box("r500"), black_box(&request), 0)))
     });
+}
+
+fn jwt_verification(c: &mut Criterion) {
+    let policy = Policy::new(&jwt_config());
+    let mut group = c.benchmark_group("jwt_verify");
+    for (alg, token) in JWT_TOKENS {
+        let request = jwt_request(token);
+        let who = policy.identify("api", &request, JWT_NOW_MS).unwrap();
+        assert_eq!(who.unwrap().name, alg.to_ascii_lowercase()[..2]);
+        group.bench_with_input(BenchmarkId::from_parameter(alg), &request, |b, r| {
+            b.iter(|| black_box(policy.identify(black_box("api"), black_box(r), JWT_NOW_MS)))
+        });
+    }
+    group.finish();
+}
+
+fn rate_limit_decision(c: &mut Criterion) {
+    let mut group = c.benchmark_group("rate_limit");
+    // The decision alone, over counts already read.
+    group.bench_function("decide", |b| {
+        b.iter(|| {
+            black_box(decide(
+                black_box(1_000),
+                black_box(60_000),
+                black_box(1_772_323_215_000),
+                black_box(640),
+                black_box(512),
+            ))
+        })
+    });
+    // Identification, counting in an in-memory store and deciding.
+    let policy = Policy::new(&rate_limited_config());
+    let store = AuthStore::new();
+    let request = request_for(1);
+    let mut now = 1_772_323_200_000_u64;
+    assert!(policy.authenticate(&store, "api", &request, now).is_ok());
+    group.bench_function("authenticate_and_count", |b| {
+        b.iter(|| {
+            now += 1;
+            black_box(policy.authenticate(&store, black_box("api"), black_box(&request), now))
+        })
+    });
+    group.finish();
 }
 
 fn config_parse(c: &mut Criterion) {
@@ -128,6 +174,8 @@ criterion_group!(
     route_matching,
     split_decision,
     api_key_lookup,
+    jwt_verification,
+    rate_limit_decision,
     config_parse
 );
 criterion_main!(benches);

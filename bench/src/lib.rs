@@ -95,3 +95,66 @@ pub fn split_request() -> RequestHead {
     head.headers.push(("x-user".into(), "user-4711".into()));
     head
 }
+
+/// When the JWT benchmarks run, as far as the tokens can tell
+/// (2026-03-01T00:00:00Z); the tokens expire in 2100.
+pub const JWT_NOW_MS: u64 = 1_772_323_200_000;
+
+/// Tokens of [`jwt_config`]'s three credentials, signed once with the test
+/// keys in `components/auth/testdata` (claims `iss`, `sub`, `aud`, `iat`, `exp`).
+pub const JWT_TOKENS: [(&str, &str); 3] = [
+    (
+        "HS256",
+        "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJhdWQiOiJvcmRlcnMtYXBpIiwiZXhwIjo0MTAyNDQ0ODAwLCJpYXQiOjE3NzIzMjMyMDAsImlzcyI6ImJlbmNoLWhzIiwic3ViIjoidXNlci0xMjM0In0.2gTP1AX2skTEivH2AnxfEYNljqRW5ePrgDVRP_jdF7I",
+    ),
+    (
+        "RS256",
+        "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJvcmRlcnMtYXBpIiwiZXhwIjo0MTAyNDQ0ODAwLCJpYXQiOjE3NzIzMjMyMDAsImlzcyI6ImJlbmNoLXJzIiwic3ViIjoidXNlci0xMjM0In0.YpT9_BrAeQfXznb9QEnIuYSn30-oF0s7jovnWXrN_P3LMag_1pDQBPMXJgsD7IhjnObxsL5TJYppqQ_Xkjgmz5zUXqnm7LKslEBnYF2rZkwsE_BeW8NhRxug_abU-4VJRwzFAL165aDhmkyZM7Exut2GQvLbkrlt16I4E8SbPTfqcac9CIv-q46Tx8KdBluDPVCwmgm_tCcelLiOZtgsiMju6DuBrlDhh0kgfMYpauZuFJKEDtWOMi1oSfDmy0tRzxZOG9Faiy1fEYcFtIiM44vw2zhBkyZXI9royWmgbk4PmcyMRE1CX9osOmf6AER85xJ_BhpaAkUXbbOT8FWEMg",
+    ),
+    (
+        "ES256",
+        "eyJ0eXAiOiJKV1QiLCJhbGciOiJFUzI1NiJ9.eyJhdWQiOiJvcmRlcnMtYXBpIiwiZXhwIjo0MTAyNDQ0ODAwLCJpYXQiOjE3NzIzMjMyMDAsImlzcyI6ImJlbmNoLWVzIiwic3ViIjoidXNlci0xMjM0In0.ec79gNbADJ1clg3LRtcyDO4NSbFFh9-XXFFXpYmbo5u-yKH7Bp39rxT7JP_M2kmLWAekEIbtR03hmyONzYNpOw",
+    ),
+];
+
+/// A route `api` taking JWTs with audience `orders-api`, with 100
+/// consumers of which three hold the credentials of [`JWT_TOKENS`].
+pub fn jwt_config() -> Config {
+    let mut doc = String::from(
+        "services: [{ name: s, versions: [{ name: v, targets: [{ url: 'http://10.0.0.1:8080' }] }] }]\n\
+         routes:\n  - { name: api, service: s, auth: { jwt: { audience: orders-api } } }\n\
+         consumers:\n",
+    );
+    for i in 0..97 {
+        doc.push_str(&format!(
+            "  - {{ name: c{i}, jwt: [{{ key: issuer-{i}, algorithm: HS256, secret: secret-{i:04}-0123456789abcdef0123456789 }}] }}\n"
+        ));
+    }
+    doc.push_str(&format!(
+        "  - {{ name: hs, jwt: [{{ key: bench-hs, algorithm: HS256, secret: bench-secret-0123456789abcdef0123456789 }}] }}\n\
+         \x20 - {{ name: rs, jwt: [{{ key: bench-rs, algorithm: RS256, public_key: {:?} }}] }}\n\
+         \x20 - {{ name: es, jwt: [{{ key: bench-es, algorithm: ES256, public_key: {:?} }}] }}\n",
+        include_str!("../../components/auth/testdata/rsa-public.pem"),
+        include_str!("../../components/auth/testdata/ec-public.pem"),
+    ));
+    Config::parse(&doc).expect("JWT config is valid")
+}
+
+/// A request for [`jwt_config`]'s route carrying `token`.
+pub fn jwt_request(token: &str) -> RequestHead {
+    let mut head = request_for(1);
+    head.headers
+        .push(("authorization".into(), format!("Bearer {token}")));
+    head
+}
+
+/// A route `api` for API-key consumers, limited per consumer per minute
+/// (high enough never to refuse while benchmarking).
+pub fn rate_limited_config() -> Config {
+    Config::parse(
+        "services: [{ name: s, versions: [{ name: v, targets: [{ url: 'http://10.0.0.1:8080' }] }] }]\n\
+         routes:\n  - { name: api, service: s, auth: { api_key: {} }, rate_limit: { requests: 1000000000, per: 1m } }\n\
+         consumers:\n  - { name: c1, api_keys: [key-00000001-secret] }\n",
+    )
+    .expect("rate-limited config is valid")
+}

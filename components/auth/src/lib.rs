@@ -1,11 +1,19 @@
-//! Consumer authentication for the Upshift gateway.
+//! Consumer authentication and rate limiting for the Upshift gateway.
 //!
 //! A [`Policy`] is compiled once per config version: which routes require
-//! credentials and which consumer each API key belongs to.
+//! credentials (API keys, JSON Web Tokens), which consumer each credential
+//! belongs to, and the rate limits of routes and consumers. Rate-limit
+//! counters live in the key-value store behind [`Store`].
 
+mod jwt;
 mod policy;
+mod ratelimit;
+mod store;
 
 #[cfg(target_arch = "wasm32")]
 mod bindings;
 
-pub use policy::{Denial, Policy};
+pub use jwt::TokenError;
+pub use policy::{Authenticated, Denial, Policy};
+pub use ratelimit::{Decision, decide};
+pub use store::{MemoryStore, Store, StoreError};

@@ -1,51 +1,124 @@
-//! API-key authentication per route.
+//! Authentication per route (API keys, JSON Web Tokens) and rate limits
+//! per route and per consumer.
 
+use crate::jwt::{self, Credentials, TokenError};
+use crate::ratelimit::{self, Applied, Decision, Limit};
+use crate::store::Store;
 use std::collections::HashMap;
-use upshift_config::{ApiKeyAuth, Config, Consumer, RequestHead};
+use upshift_config::{ApiKeyAuth, Config, Consumer, JwtAuth, RequestHead};
+
+/// The `www-authenticate` challenge of API-key routes.
+const API_KEY_CHALLENGE: &str = "ApiKey realm=\"upshift\"";
+/// The `www-authenticate` challenge of JWT routes without a token.
+const BEARER_CHALLENGE: &str = "Bearer realm=\"upshift\"";
+/// The `www-authenticate` challenge for a token that was refused (RFC 6750 §3).
+const INVALID_TOKEN_CHALLENGE: &str = "Bearer realm=\"upshift\", error=\"invalid_token\"";
 
 /// Why a request was refused: rendered by the gateway as a JSON error.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Denial {
     /// The route needs credentials and none were sent.
-    #[error("this route requires an API key")]
-    MissingCredentials,
+    #[error("this route requires {}", accepted(*.api_key, *.jwt))]
+    MissingCredentials {
+        /// The route accepts API keys.
+        api_key: bool,
+        /// The route accepts JSON Web Tokens.
+        jwt: bool,
+    },
     /// The credentials sent belong to no consumer.
     #[error("the API key is not valid")]
     InvalidApiKey,
+    /// The token sent was refused.
+    #[error("invalid token: {}", .0.reason())]
+    InvalidToken(TokenError),
+    /// A rate limit was reached.
+    #[error("rate limit of {} requests per {} s reached; retry in {} s", .0.limit, .0.window_s, .0.reset_s)]
+    RateLimited(Decision),
+}
+
+fn accepted(api_key: bool, jwt: bool) -> &'static str {
+    match (api_key, jwt) {
+        (true, true) => "an API key or a bearer token",
+        (false, true) => "a bearer token",
+        _ => "an API key",
+    }
 }
 
 impl Denial {
     /// HTTP status to answer with.
     pub fn status(&self) -> u16 {
-        401
+        match self {
+            Denial::RateLimited(_) => 429,
+            _ => 401,
+        }
     }
 
     /// Stable machine-readable code.
     pub fn code(&self) -> &'static str {
         match self {
-            Denial::MissingCredentials => "missing_credentials",
+            Denial::MissingCredentials { .. } => "missing_credentials",
             Denial::InvalidApiKey => "invalid_api_key",
+            Denial::InvalidToken(_) => "invalid_token",
+            Denial::RateLimited(_) => "rate_limited",
         }
     }
 
-    /// The `www-authenticate` challenge to send with the error.
-    pub fn challenge(&self) -> &'static str {
-        "ApiKey realm=\"upshift\""
+    /// The response headers to send with the error: `www-authenticate`
+    /// challenges, or the rate-limit fields and `retry-after`.
+    pub fn headers(&self) -> Vec<(String, String)> {
+        let challenge = |c: &str| ("www-authenticate".to_owned(), c.to_owned());
+        match self {
+            Denial::MissingCredentials { api_key, jwt } => {
+                let mut headers = Vec::new();
+                if *api_key || !*jwt {
+                    headers.push(challenge(API_KEY_CHALLENGE));
+                }
+                if *jwt {
+                    headers.push(challenge(BEARER_CHALLENGE));
+                }
+                headers
+            }
+            Denial::InvalidApiKey => vec![challenge(API_KEY_CHALLENGE)],
+            Denial::InvalidToken(_) => vec![challenge(INVALID_TOKEN_CHALLENGE)],
+            Denial::RateLimited(decision) => decision.headers(),
+        }
     }
 }
 
-/// Consumers and route auth settings of one config version.
+/// What a request may pass with: who it is, and the headers for its
+/// response (the rate-limit fields).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Authenticated<'p> {
+    /// The consumer; `None` on public routes.
+    pub consumer: Option<&'p Consumer>,
+    /// Headers for the client's response.
+    pub response_headers: Vec<(String, String)>,
+}
+
+/// Auth and rate-limit settings of one route.
+#[derive(Debug, Default)]
+struct RoutePolicy {
+    api_key: Option<ApiKeyAuth>,
+    jwt: Option<JwtAuth>,
+    limit: Option<Limit>,
+}
+
+/// Consumers, credentials and route settings of one config version.
 #[derive(Debug, Default)]
 pub struct Policy {
     consumers: Vec<Consumer>,
     /// API key → index into `consumers`.
     keys: HashMap<String, usize>,
-    /// Route name → where that route reads API keys from.
-    routes: HashMap<String, ApiKeyAuth>,
+    /// JWT credentials by their `iss`/`kid` value.
+    credentials: Credentials,
+    /// Each consumer's own limit, by index.
+    consumer_limits: Vec<Option<Limit>>,
+    /// Route name → its settings (routes with neither auth nor limit are absent).
+    routes: HashMap<String, RoutePolicy>,
 }
 
 impl Policy {
-    /// Compiles the consumers and route auth settings of `config`.
+    /// Compiles the consumers and route settings of `config`.
     pub fn new(config: &Config) -> Self {
         let keys = config
             .consumers
@@ -57,31 +130,143 @@ impl Policy {
             .routes
             .iter()
             .filter_map(|r| {
-                let key = r.auth.as_ref()?.api_key.as_ref()?;
-                Some((r.name.clone(), key.clone()))
+                let auth = r.auth.as_ref();
+                let policy = RoutePolicy {
+                    api_key: auth.and_then(|a| a.api_key.clone()),
+                    jwt: auth.and_then(|a| a.jwt.clone()),
+                    limit: r.rate_limit.as_ref().map(Limit::from),
+                };
+                let relevant =
+                    policy.api_key.is_some() || policy.jwt.is_some() || policy.limit.is_some();
+                relevant.then(|| (r.name.clone(), policy))
             })
             .collect();
         Policy {
             consumers: config.consumers.clone(),
             keys,
+            credentials: Credentials::new(config),
+            consumer_limits: config
+                .consumers
+                .iter()
+                .map(|c| c.rate_limit.as_ref().map(Limit::from))
+                .collect(),
             routes,
         }
     }
 
-    /// The consumer `head` authenticates as on `route`: `None` for public
-    /// routes, an error when the route needs credentials that are missing or
-    /// unknown.
-    pub fn authenticate(
+    /// The consumer `head` authenticates as on `route` at `now_ms`: `None`
+    /// for public routes, an error when the route needs credentials that
+    /// are missing or refused. Rate limits are not looked at.
+    pub fn identify(
         &self,
         route: &str,
         head: &RequestHead,
+        now_ms: u64,
     ) -> Result<Option<&Consumer>, Denial> {
         let Some(settings) = self.routes.get(route) else {
             return Ok(None);
         };
-        let key = presented_key(settings, head).ok_or(Denial::MissingCredentials)?;
-        let index = self.keys.get(key).ok_or(Denial::InvalidApiKey)?;
-        Ok(Some(&self.consumers[*index]))
+        Ok(self
+            .identify_index(settings, head, now_ms)?
+            .map(|i| &self.consumers[i]))
+    }
+
+    fn identify_index(
+        &self,
+        settings: &RoutePolicy,
+        head: &RequestHead,
+        now_ms: u64,
+    ) -> Result<Option<usize>, Denial> {
+        if settings.api_key.is_none() && settings.jwt.is_none() {
+            return Ok(None);
+        }
+        let token = settings
+            .jwt
+            .as_ref()
+            .and_then(|jwt| Some((jwt, jwt::presented_token(jwt, head)?)));
+        // A token shaped like a JWT is one, even where API keys are accepted too.
+        if let Some((jwt, token)) = token
+            && (jwt::looks_like_jwt(token) || settings.api_key.is_none())
+        {
+            return self
+                .credentials
+                .verify(jwt, token, now_ms)
+                .map(Some)
+                .map_err(Denial::InvalidToken);
+        }
+        if let Some(key) = settings
+            .api_key
+            .as_ref()
+            .and_then(|settings| presented_key(settings, head))
+        {
+            return self
+                .keys
+                .get(key)
+                .map(|i| Some(*i))
+                .ok_or(Denial::InvalidApiKey);
+        }
+        Err(Denial::MissingCredentials {
+            api_key: settings.api_key.is_some(),
+            jwt: settings.jwt.is_some(),
+        })
+    }
+
+    /// Identifies the caller of `route` (see [`Policy::identify`]), then
+    /// counts the request against the route's and the consumer's rate
+    /// limits in `store`. When the store fails, the request passes
+    /// without rate-limit headers: limits fail open.
+    pub fn authenticate<S: Store + ?Sized>(
+        &self,
+        store: &S,
+        route: &str,
+        head: &RequestHead,
+        now_ms: u64,
+    ) -> Result<Authenticated<'_>, Denial> {
+        self.authenticate_with(|| Some(store), route, head, now_ms)
+    }
+
+    /// [`Policy::authenticate`] with a store opened only when a limit applies.
+    pub fn authenticate_with<'s, S: Store + ?Sized + 's>(
+        &self,
+        store: impl FnOnce() -> Option<&'s S>,
+        route: &str,
+        head: &RequestHead,
+        now_ms: u64,
+    ) -> Result<Authenticated<'_>, Denial> {
+        let Some(settings) = self.routes.get(route) else {
+            // Public and unlimited: no consumer, so no consumer limit either.
+            return Ok(Authenticated {
+                consumer: None,
+                response_headers: Vec::new(),
+            });
+        };
+        let consumer = self.identify_index(settings, head, now_ms)?;
+        let mut applied = Vec::with_capacity(2);
+        if let Some(limit) = &settings.limit {
+            let name = consumer.map(|i| self.consumers[i].name.as_str());
+            applied.push(Applied::route(limit, route, name, head, now_ms));
+        }
+        if let Some(i) = consumer
+            && let Some(limit) = &self.consumer_limits[i]
+        {
+            applied.push(Applied::consumer(limit, &self.consumers[i].name, now_ms));
+        }
+        let consumer = consumer.map(|i| &self.consumers[i]);
+        let decision = if applied.is_empty() {
+            Ok(None)
+        } else {
+            // Fail open: without a store, or when it fails, the request passes.
+            store().map_or(Ok(None), |store| {
+                ratelimit::check(store, &applied, now_ms).unwrap_or(Ok(None))
+            })
+        };
+        match decision {
+            Ok(decision) => Ok(Authenticated {
+                consumer,
+                response_headers: decision.map(|d| d.headers()).unwrap_or_default(),
+            }),
+            Err(refusal) => Err(Denial::RateLimited(refusal)),
+        }
     }
 }
 
@@ -103,20 +288,49 @@ fn presented_key<'h>(settings: &ApiKeyAuth, head: &'h RequestHead) -> Option<&'h
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::MemoryStore;
+    use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+    use serde_json::{Value, json};
+
+    /// 2026-03-01T00:00:00Z.
+    const NOW_S: u64 = 1_772_323_200;
+    const NOW: u64 = NOW_S * 1000;
+    const SECRET: &str = "alice-secret-0123456789abcdef0123456789";
 
     fn policy() -> Policy {
-        let config = Config::parse(
+        let config = Config::parse(&format!(
             r#"
-services: [{ name: s, versions: [{ name: v, targets: [{ url: "http://a" }] }] }]
+services: [{{ name: s, versions: [{{ name: v, targets: [{{ url: "http://a" }}] }}] }}]
 routes:
-  - { name: open, service: s, paths: [/open] }
-  - { name: keyed, service: s, auth: { api_key: { header: x-api-key, query: apikey } } }
-  - { name: bearer, service: s, paths: [/b], auth: { api_key: { header: authorization } } }
+  - {{ name: open, service: s, paths: [/open] }}
+  - {{ name: keyed, service: s, auth: {{ api_key: {{ header: x-api-key, query: apikey }} }} }}
+  - {{ name: bearer, service: s, paths: [/b], auth: {{ api_key: {{ header: authorization }} }} }}
+  - {{ name: jwt, service: s, paths: [/j], auth: {{ jwt: {{ cookie: session }} }} }}
+  - name: strict
+    service: s
+    paths: [/strict]
+    auth: {{ jwt: {{ issuer: alice-iss, audience: orders-api, leeway_s: 0 }} }}
+  - {{ name: by-kid, service: s, paths: [/kid], auth: {{ jwt: {{ key_claim: kid, header: x-token }} }} }}
+  - name: either
+    service: s
+    paths: [/e]
+    auth: {{ api_key: {{ header: authorization }}, jwt: {{}} }}
 consumers:
-  - { name: alice, tenant: acme, api_keys: [alice-key-1, alice-key-2] }
-  - { name: bob, api_keys: [bob-key-123] }
+  - name: alice
+    tenant: acme
+    api_keys: [alice-key-1, alice-key-2]
+    jwt:
+      - {{ key: alice-iss, algorithm: HS256, secret: {SECRET} }}
+      - {{ key: rsa-kid, algorithm: RS256, public_key: {rsa:?} }}
+  - name: bob
+    api_keys: [bob-key-123]
+    jwt:
+      - {{ key: bob-iss, algorithm: ES256, public_key: {ec:?} }}
+      - {{ key: rsa-iss, algorithm: RS256, public_key: {rsa:?} }}
 "#,
-        )
+            rsa = include_str!("../testdata/rsa-public.pem"),
+            ec = include_str!("../testdata/ec-public.pem"),
+        ))
         .expect("valid");
         Policy::new(&config)
     }
@@ -128,32 +342,68 @@ consumers:
                 .map(|(n, v)| ((*n).into(), (*v).into()))
                 .collect(),
             query: query.map(Into::into),
+            client_ip: Some("192.0.2.7".into()),
             ..RequestHead::default()
+        }
+    }
+
+    fn who(p: &Policy, route: &str, h: &RequestHead) -> Result<Option<String>, Denial> {
+        p.identify(route, h, NOW).map(|c| c.map(|c| c.name.clone()))
+    }
+
+    /// A token for `claims`, signed with `alg` and `key`, with header `kid`.
+    fn token(alg: Algorithm, kid: Option<&str>, claims: &Value) -> String {
+        let key = match alg {
+            Algorithm::HS256 => EncodingKey::from_secret(SECRET.as_bytes()),
+            Algorithm::RS256 => {
+                EncodingKey::from_rsa_pem(include_bytes!("../testdata/rsa-private.pem")).unwrap()
+            }
+            Algorithm::ES256 => {
+                EncodingKey::from_ec_pem(include_bytes!("../testdata/ec-private.pem")).unwrap()
+            }
+            _ => unreachable!(),
+        };
+        let mut header = Header::new(alg);
+        header.kid = kid.map(Into::into);
+        encode(&header, claims, &key).unwrap()
+    }
+
+    fn bearer(token: &str) -> RequestHead {
+        head(&[("authorization", &format!("Bearer {token}"))], None)
+    }
+
+    fn claims(iss: &str) -> Value {
+        json!({ "iss": iss, "sub": "someone", "exp": NOW_S + 600, "iat": NOW_S })
+    }
+
+    fn refused(p: &Policy, route: &str, h: &RequestHead) -> TokenError {
+        match who(p, route, h) {
+            Err(Denial::InvalidToken(e)) => e,
+            other => panic!("expected an invalid token, got {other:?}"),
         }
     }
 
     #[test]
     fn public_routes_need_nothing() {
-        assert_eq!(policy().authenticate("open", &head(&[], None)), Ok(None));
+        assert_eq!(who(&policy(), "open", &head(&[], None)), Ok(None));
     }
 
     #[test]
     fn keys_identify_consumers() {
         let p = policy();
-        let who =
-            |h: &RequestHead, route| p.authenticate(route, h).map(|c| c.map(|c| c.name.clone()));
         assert_eq!(
-            who(&head(&[("x-api-key", "alice-key-2")], None), "keyed"),
+            who(&p, "keyed", &head(&[("x-api-key", "alice-key-2")], None)),
             Ok(Some("alice".into()))
         );
         assert_eq!(
-            who(&head(&[], Some("a=1&apikey=bob-key-123")), "keyed"),
+            who(&p, "keyed", &head(&[], Some("a=1&apikey=bob-key-123"))),
             Ok(Some("bob".into()))
         );
         assert_eq!(
             who(
-                &head(&[("authorization", "Bearer bob-key-123")], None),
-                "bearer"
+                &p,
+                "bearer",
+                &head(&[("authorization", "Bearer bob-key-123")], None)
             ),
             Ok(Some("bob".into()))
         );
@@ -162,17 +412,422 @@ consumers:
     #[test]
     fn missing_and_unknown_keys_are_refused() {
         let p = policy();
+        let missing_key = Err(Denial::MissingCredentials {
+            api_key: true,
+            jwt: false,
+        });
+        assert_eq!(who(&p, "keyed", &head(&[], None)), missing_key);
         assert_eq!(
-            p.authenticate("keyed", &head(&[], None)),
-            Err(Denial::MissingCredentials)
-        );
-        assert_eq!(
-            p.authenticate("keyed", &head(&[("x-api-key", "nope-nope")], None)),
+            who(&p, "keyed", &head(&[("x-api-key", "nope-nope")], None)),
             Err(Denial::InvalidApiKey)
         );
         assert_eq!(
-            p.authenticate("bearer", &head(&[("x-api-key", "alice-key-1")], None)),
-            Err(Denial::MissingCredentials)
+            who(&p, "bearer", &head(&[("x-api-key", "alice-key-1")], None)),
+            missing_key
         );
+    }
+
+    #[test]
+    fn good_tokens_of_each_algorithm_identify_their_consumer() {
+        let p = policy();
+        let hs = token(Algorithm::HS256, None, &claims("alice-iss"));
+        assert_eq!(who(&p, "jwt", &bearer(&hs)), Ok(Some("alice".into())));
+        let rs = token(Algorithm::RS256, None, &claims("rsa-iss"));
+        assert_eq!(who(&p, "jwt", &bearer(&rs)), Ok(Some("bob".into())));
+        let es = token(Algorithm::ES256, None, &claims("bob-iss"));
+        assert_eq!(who(&p, "jwt", &bearer(&es)), Ok(Some("bob".into())));
+        // The scheme is case-insensitive; the cookie works when the header is absent.
+        let lower = head(&[("authorization", &format!("bearer {hs}"))], None);
+        assert_eq!(who(&p, "jwt", &lower), Ok(Some("alice".into())));
+        let cookie = head(&[("cookie", &format!("theme=dark; session={es}"))], None);
+        assert_eq!(who(&p, "jwt", &cookie), Ok(Some("bob".into())));
+        // By `kid`, from a header of the route's choosing, without the scheme.
+        let rs_kid = token(
+            Algorithm::RS256,
+            Some("rsa-kid"),
+            &json!({ "exp": NOW_S + 5 }),
+        );
+        let by_kid = head(&[("x-token", rs_kid.as_str())], None);
+        assert_eq!(who(&p, "by-kid", &by_kid), Ok(Some("alice".into())));
+    }
+
+    #[test]
+    fn expired_and_early_tokens_are_refused_beyond_the_leeway() {
+        let p = policy();
+        let at = |exp: i64, nbf: Option<i64>| {
+            let mut c = json!({ "iss": "alice-iss", "exp": NOW_S as i64 + exp });
+            if let Some(nbf) = nbf {
+                c["nbf"] = json!(NOW_S as i64 + nbf);
+            }
+            bearer(&token(Algorithm::HS256, None, &c))
+        };
+        // Default leeway 30 s.
+        assert!(who(&p, "jwt", &at(-29, None)).is_ok());
+        assert_eq!(refused(&p, "jwt", &at(-30, None)), TokenError::Expired);
+        assert_eq!(refused(&p, "jwt", &at(-3600, None)), TokenError::Expired);
+        assert!(who(&p, "jwt", &at(600, Some(30))).is_ok());
+        assert_eq!(
+            refused(&p, "jwt", &at(600, Some(31))),
+            TokenError::NotYetValid
+        );
+        // No leeway on `strict`.
+        let strict = |exp: i64| {
+            let c = json!({ "iss": "alice-iss", "aud": ["x", "orders-api"], "exp": NOW_S as i64 + exp });
+            bearer(&token(Algorithm::HS256, None, &c))
+        };
+        assert!(who(&p, "strict", &strict(1)).is_ok());
+        assert_eq!(refused(&p, "strict", &strict(0)), TokenError::Expired);
+        // Each algorithm checks times alike.
+        for (alg, iss) in [(Algorithm::RS256, "rsa-iss"), (Algorithm::ES256, "bob-iss")] {
+            let old = json!({ "iss": iss, "exp": NOW_S - 3600 });
+            assert_eq!(
+                refused(&p, "jwt", &bearer(&token(alg, None, &old))),
+                TokenError::Expired
+            );
+            let early = json!({ "iss": iss, "nbf": NOW_S + 3600 });
+            assert_eq!(
+                refused(&p, "jwt", &bearer(&token(alg, None, &early))),
+                TokenError::NotYetValid
+            );
+        }
+    }
+
+    #[test]
+    fn tampered_and_foreign_signatures_are_refused() {
+        let p = policy();
+        for (alg, iss) in [
+            (Algorithm::HS256, "alice-iss"),
+            (Algorithm::RS256, "rsa-iss"),
+            (Algorithm::ES256, "bob-iss"),
+        ] {
+            let good = token(alg, None, &claims(iss));
+            // Another payload under the same signature.
+            let (_, rest) = good.split_once('.').unwrap();
+            let (_, signature) = rest.split_once('.').unwrap();
+            let forged_claims = base64::Engine::encode(
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                claims(iss).to_string().replace("someone", "admin"),
+            );
+            let header = good.split('.').next().unwrap();
+            let forged = format!("{header}.{forged_claims}.{signature}");
+            assert_eq!(
+                refused(&p, "jwt", &bearer(&forged)),
+                TokenError::BadSignature,
+                "{alg:?}"
+            );
+        }
+        // Signed with other keys of the right kind.
+        let other_hs = encode(
+            &Header::new(Algorithm::HS256),
+            &claims("alice-iss"),
+            &EncodingKey::from_secret(b"another-secret-0123456789abcdef0123456789"),
+        )
+        .unwrap();
+        assert_eq!(
+            refused(&p, "jwt", &bearer(&other_hs)),
+            TokenError::BadSignature
+        );
+        let other_rs = encode(
+            &Header::new(Algorithm::RS256),
+            &claims("rsa-iss"),
+            &EncodingKey::from_rsa_pem(include_bytes!("../testdata/rsa-other-private.pem"))
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            refused(&p, "jwt", &bearer(&other_rs)),
+            TokenError::BadSignature
+        );
+        let other_es = encode(
+            &Header::new(Algorithm::ES256),
+            &claims("bob-iss"),
+            &EncodingKey::from_ec_pem(include_bytes!("../testdata/ec-other-private.pem")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            refused(&p, "jwt", &bearer(&other_es)),
+            TokenError::BadSignature
+        );
+    }
+
+    #[test]
+    fn algorithms_other_than_the_credentials_are_refused() {
+        let p = policy();
+        // An RS256 credential's tokens signed as HS256 with the public key
+        // as the secret: the classic confusion.
+        let confused = encode(
+            &Header::new(Algorithm::HS256),
+            &claims("rsa-iss"),
+            &EncodingKey::from_secret(include_bytes!("../testdata/rsa-public.pem")),
+        )
+        .unwrap();
+        assert_eq!(
+            refused(&p, "jwt", &bearer(&confused)),
+            TokenError::AlgorithmNotAllowed
+        );
+        // ES256 token for an HS256 credential.
+        let es = token(Algorithm::ES256, None, &claims("alice-iss"));
+        assert_eq!(
+            refused(&p, "jwt", &bearer(&es)),
+            TokenError::AlgorithmNotAllowed
+        );
+        // `alg: none` with an empty signature, and with the HS256 one kept.
+        let b64 = |v: &Value| {
+            base64::Engine::encode(
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                v.to_string(),
+            )
+        };
+        let payload = b64(&claims("alice-iss"));
+        for alg in ["none", "None", "hs256", "HS512"] {
+            let header = b64(&json!({ "alg": alg, "typ": "JWT" }));
+            let unsigned = format!("{header}.{payload}.");
+            assert_eq!(
+                refused(&p, "jwt", &bearer(&unsigned)),
+                TokenError::AlgorithmNotAllowed,
+                "{alg}"
+            );
+        }
+        let good = token(Algorithm::HS256, None, &claims("alice-iss"));
+        let signature = good.rsplit('.').next().unwrap();
+        let none = format!("{}.{payload}.{signature}", b64(&json!({ "alg": "none" })));
+        assert_eq!(
+            refused(&p, "jwt", &bearer(&none)),
+            TokenError::AlgorithmNotAllowed
+        );
+    }
+
+    #[test]
+    fn unknown_keys_claims_and_shapes_are_refused() {
+        let p = policy();
+        let unknown = token(Algorithm::HS256, None, &claims("mallory-iss"));
+        assert_eq!(
+            refused(&p, "jwt", &bearer(&unknown)),
+            TokenError::UnknownKey
+        );
+        let no_iss = token(Algorithm::HS256, None, &json!({ "sub": "x" }));
+        assert_eq!(refused(&p, "jwt", &bearer(&no_iss)), TokenError::UnknownKey);
+        // `kid` routes ignore `iss`.
+        let by_iss = token(Algorithm::RS256, None, &claims("rsa-iss"));
+        assert_eq!(
+            refused(&p, "by-kid", &head(&[("x-token", by_iss.as_str())], None)),
+            TokenError::UnknownKey
+        );
+        for bad in [
+            "a.b.c",
+            "not-a-token",
+            "a.b",
+            "....",
+            "eyJhbGciOiJIUzI1NiJ9.e30",
+        ] {
+            assert_eq!(
+                refused(&p, "jwt", &bearer(bad)),
+                TokenError::Malformed,
+                "{bad}"
+            );
+        }
+        let strange_exp = token(
+            Algorithm::HS256,
+            None,
+            &json!({ "iss": "alice-iss", "exp": "soon" }),
+        );
+        assert_eq!(
+            refused(&p, "jwt", &bearer(&strange_exp)),
+            TokenError::Malformed
+        );
+        // Issuer and audience required by `strict`.
+        let aud = |iss: &str, aud: Value| {
+            let c = json!({ "iss": iss, "aud": aud, "exp": NOW_S + 60 });
+            bearer(&token(Algorithm::HS256, None, &c))
+        };
+        assert!(who(&p, "strict", &aud("alice-iss", json!("orders-api"))).is_ok());
+        assert_eq!(
+            refused(&p, "strict", &aud("alice-iss", json!("billing"))),
+            TokenError::WrongAudience
+        );
+        assert_eq!(
+            refused(&p, "strict", &aud("alice-iss", json!(["a", "b"]))),
+            TokenError::WrongAudience
+        );
+        let rsa = json!({ "iss": "rsa-iss", "aud": "orders-api", "exp": NOW_S + 60 });
+        assert_eq!(
+            refused(&p, "strict", &bearer(&token(Algorithm::RS256, None, &rsa))),
+            TokenError::WrongIssuer
+        );
+    }
+
+    #[test]
+    fn missing_tokens_and_either_credential() {
+        let p = policy();
+        let missing = |api_key, jwt| Err(Denial::MissingCredentials { api_key, jwt });
+        assert_eq!(who(&p, "jwt", &head(&[], None)), missing(false, true));
+        assert_eq!(
+            who(&p, "jwt", &head(&[("authorization", "Basic YTpi")], None)),
+            missing(false, true)
+        );
+        assert_eq!(who(&p, "either", &head(&[], None)), missing(true, true));
+        // On `either`, a JWT is verified as one and anything else is an API key.
+        let hs = token(Algorithm::HS256, None, &claims("alice-iss"));
+        assert_eq!(who(&p, "either", &bearer(&hs)), Ok(Some("alice".into())));
+        assert_eq!(
+            who(&p, "either", &bearer("bob-key-123")),
+            Ok(Some("bob".into()))
+        );
+        assert_eq!(
+            who(&p, "either", &bearer("nope-nope")),
+            Err(Denial::InvalidApiKey)
+        );
+        let expired = token(
+            Algorithm::HS256,
+            None,
+            &json!({ "iss": "alice-iss", "exp": 1 }),
+        );
+        assert_eq!(
+            refused(&p, "either", &bearer(&expired)),
+            TokenError::Expired
+        );
+        // On a JWT-only route, anything in the header is a token.
+        assert_eq!(
+            refused(&p, "jwt", &bearer("bob-key-123")),
+            TokenError::Malformed
+        );
+    }
+
+    #[test]
+    fn refusals_carry_status_code_and_challenge() {
+        let challenge = |d: &Denial| -> Vec<String> {
+            d.headers()
+                .into_iter()
+                .filter(|(n, _)| n == "www-authenticate")
+                .map(|(_, v)| v)
+                .collect()
+        };
+        let expired = Denial::InvalidToken(TokenError::Expired);
+        assert_eq!((expired.status(), expired.code()), (401, "invalid_token"));
+        assert_eq!(expired.to_string(), "invalid token: expired");
+        assert_eq!(
+            challenge(&expired),
+            ["Bearer realm=\"upshift\", error=\"invalid_token\""]
+        );
+        let both = Denial::MissingCredentials {
+            api_key: true,
+            jwt: true,
+        };
+        assert_eq!(both.code(), "missing_credentials");
+        assert_eq!(
+            challenge(&both),
+            ["ApiKey realm=\"upshift\"", "Bearer realm=\"upshift\""]
+        );
+        assert_eq!(
+            both.to_string(),
+            "this route requires an API key or a bearer token"
+        );
+    }
+
+    fn limited() -> Policy {
+        let config = Config::parse(
+            r#"
+services: [{ name: s, versions: [{ name: v, targets: [{ url: "http://a" }] }] }]
+routes:
+  - name: limited
+    service: s
+    auth: { api_key: {} }
+    rate_limit: { requests: 3, per: 1s }
+  - { name: by-ip, service: s, paths: [/ip], rate_limit: { requests: 1, per: 1m, by: ip } }
+  - { name: keyed, service: s, paths: [/k], auth: { api_key: {} } }
+consumers:
+  - { name: alice, api_keys: [alice-key-1] }
+  - { name: bob, api_keys: [bob-key-123], rate_limit: { requests: 2, per: 1h } }
+"#,
+        )
+        .expect("valid");
+        Policy::new(&config)
+    }
+
+    #[test]
+    fn rate_limits_count_per_consumer_and_advertise_what_is_left() {
+        let (p, store) = (limited(), MemoryStore::new());
+        let alice = head(&[("x-api-key", "alice-key-1")], None);
+        let at = NOW + 100;
+        for left in [2, 1, 0] {
+            let ok = p.authenticate(&store, "limited", &alice, at).unwrap();
+            assert_eq!(ok.consumer.unwrap().name, "alice");
+            assert!(
+                ok.response_headers
+                    .contains(&("ratelimit-remaining".into(), left.to_string())),
+                "{:?}",
+                ok.response_headers
+            );
+        }
+        let Err(Denial::RateLimited(d)) = p.authenticate(&store, "limited", &alice, at) else {
+            panic!("the fourth request is limited");
+        };
+        let denial = Denial::RateLimited(d);
+        assert_eq!((denial.status(), denial.code()), (429, "rate_limited"));
+        // Full on its own: in the next window at 334 ms, 3 × 0.666 + 1 ≤ 3.
+        assert!(
+            denial
+                .headers()
+                .contains(&("retry-after".into(), "2".into()))
+        );
+        // Bob has his own budget on the route, and his own limit of 2 an hour everywhere.
+        let bob = head(&[("x-api-key", "bob-key-123")], None);
+        assert!(p.authenticate(&store, "limited", &bob, at).is_ok());
+        let ok = p.authenticate(&store, "keyed", &bob, at).unwrap();
+        assert!(
+            ok.response_headers
+                .contains(&("ratelimit-limit".into(), "2".into()))
+        );
+        assert!(p.authenticate(&store, "keyed", &bob, at).is_err());
+        // A second later Alice is served again (3 × 0.9 + 1 > 3, at 1.9 s: 3 × 0.1 + 1 ≤ 3).
+        assert!(
+            p.authenticate(&store, "limited", &alice, NOW + 1_100)
+                .is_err()
+        );
+        assert!(
+            p.authenticate(&store, "limited", &alice, NOW + 1_900)
+                .is_ok()
+        );
+        // Unlimited routes never look at the store.
+        let unlimited = p
+            .authenticate_with(
+                || -> Option<&MemoryStore> { panic!("opened") },
+                "keyed",
+                &alice,
+                at,
+            )
+            .unwrap();
+        assert!(unlimited.response_headers.is_empty());
+    }
+
+    #[test]
+    fn rate_limits_fail_open_when_the_store_fails() {
+        let p = limited();
+        let broken = MemoryStore::broken();
+        for _ in 0..10 {
+            let ok = p
+                .authenticate(&broken, "by-ip", &head(&[], None), NOW)
+                .unwrap();
+            assert!(ok.response_headers.is_empty());
+        }
+        // Identification still holds.
+        assert!(
+            p.authenticate(&broken, "limited", &head(&[], None), NOW)
+                .is_err()
+        );
+        let store = MemoryStore::new();
+        assert!(
+            p.authenticate(&store, "by-ip", &head(&[], None), NOW)
+                .is_ok()
+        );
+        assert!(
+            p.authenticate(&store, "by-ip", &head(&[], None), NOW)
+                .is_err()
+        );
+        let elsewhere = RequestHead {
+            client_ip: Some("198.51.100.1".into()),
+            ..RequestHead::default()
+        };
+        assert!(p.authenticate(&store, "by-ip", &elsewhere, NOW).is_ok());
     }
 }

@@ -51,10 +51,11 @@ async fn proxy(
     let Some(matched) = config.routes.resolve(&head) else {
         return Err(no_route(&config, &head));
     };
-    let consumer = config
+    let passed = config
         .auth
-        .authenticate(&matched.route, &head)
+        .authenticate(&matched.route, &head, attempts::now_ms())
         .map_err(Refusal::from)?;
+    let consumer = passed.consumer;
     if matched.kind == RouteKind::Ai {
         return ai(&config, &head, &matched.upstream_path);
     }
@@ -97,6 +98,7 @@ async fn proxy(
         selection
             .response_headers
             .into_iter()
+            .chain(passed.response_headers)
             .map(|(name, value)| (name, value.into_bytes())),
     );
     back.push(("x-upshift-route".into(), matched.route.into_bytes()));

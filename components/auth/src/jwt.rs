@@ -1,0 +1,277 @@
+//! JSON Web Tokens (RFC 7519) signed with HS256, RS256 or ES256.
+//!
+//! A token names its credential by its `iss` claim or its `kid` header
+//! (per route); the credential fixes the one algorithm and key its tokens
+//! may use, so `none` and algorithm confusion (an RSA public key used as an
+//! HMAC secret) are refused before any signature is checked. Times are the
+//! caller's clock, so every node and every test decides alike.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, DecodingKey};
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+use std::borrow::Cow;
+use std::collections::HashMap;
+use upshift_config::{Config, JwtAlgorithm, JwtAuth, JwtKeyClaim, RequestHead};
+
+/// Why a token was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenError {
+    /// Not three base64url parts of JSON, or claims of the wrong type.
+    Malformed,
+    /// No credential has the token's `iss` (or `kid`).
+    UnknownKey,
+    /// The token's `alg` is not its credential's (`none` included).
+    AlgorithmNotAllowed,
+    /// The signature does not verify with the credential's key.
+    BadSignature,
+    /// `exp` has passed (beyond the leeway).
+    Expired,
+    /// `nbf` has not come yet (beyond the leeway).
+    NotYetValid,
+    /// `iss` is not the route's issuer.
+    WrongIssuer,
+    /// `aud` does not name the route's audience.
+    WrongAudience,
+    /// The credential's public key could not be read.
+    UnusableKey,
+}
+
+impl TokenError {
+    /// A short reason, for the error message.
+    pub fn reason(self) -> &'static str {
+        match self {
+            TokenError::Malformed => "malformed",
+            TokenError::UnknownKey => "unknown key",
+            TokenError::AlgorithmNotAllowed => "algorithm not allowed",
+            TokenError::BadSignature => "bad signature",
+            TokenError::Expired => "expired",
+            TokenError::NotYetValid => "not yet valid",
+            TokenError::WrongIssuer => "wrong issuer",
+            TokenError::WrongAudience => "wrong audience",
+            TokenError::UnusableKey => "unusable key",
+        }
+    }
+}
+
+/// One consumer's credential, ready to verify with.
+struct Credential {
+    consumer: usize,
+    algorithm: Algorithm,
+    /// `None` when the configured key could not be read.
+    key: Option<DecodingKey>,
+}
+
+/// Every consumer's JWT credentials, by the `iss`/`kid` value naming them.
+#[derive(Default)]
+pub struct Credentials(HashMap<String, Credential>);
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
+
+impl Credentials {
+    /// The JWT credentials of `config`'s consumers.
+    pub fn new(config: &Config) -> Self {
+        let mut credentials = HashMap::new();
+        for (consumer, c) in config.consumers.iter().enumerate() {
+            for credential in &c.jwt {
+                let (algorithm, key) = match credential.algorithm {
+                    JwtAlgorithm::Hs256 => (
+                        Algorithm::HS256,
+                        credential
+                            .secret
+                            .as_ref()
+                            .map(|s| DecodingKey::from_secret(s.as_bytes())),
+                    ),
+                    JwtAlgorithm::Rs256 => (
+                        Algorithm::RS256,
+                        pem(credential.public_key.as_deref(), DecodingKey::from_rsa_pem),
+                    ),
+                    JwtAlgorithm::Es256 => (
+                        Algorithm::ES256,
+                        pem(credential.public_key.as_deref(), DecodingKey::from_ec_pem),
+                    ),
+                };
+                credentials
+                    .entry(credential.key.clone())
+                    .or_insert(Credential {
+                        consumer,
+                        algorithm,
+                        key,
+                    });
+            }
+        }
+        Credentials(credentials)
+    }
+
+    /// The consumer (index into the config's consumers) that `token` was
+    /// issued to, if it is valid for `route` at `now_ms`.
+    pub fn verify(&self, route: &JwtAuth, token: &str, now_ms: u64) -> Result<usize, TokenError> {
+        let (message, signature) = token.rsplit_once('.').ok_or(TokenError::Malformed)?;
+        let (header, payload) = message.split_once('.').ok_or(TokenError::Malformed)?;
+        let header = decode_part(header)?;
+        let header: Header<'_> =
+            serde_json::from_slice(&header).map_err(|_| TokenError::Malformed)?;
+        if header.crit.is_some() {
+            // No extension is understood, so none can be critical (RFC 7515 §4.1.11).
+            return Err(TokenError::Malformed);
+        }
+        let payload = decode_part(payload)?;
+        let claims: Claims<'_> =
+            serde_json::from_slice(&payload).map_err(|_| TokenError::Malformed)?;
+        let name = match route.key_claim {
+            JwtKeyClaim::Iss => claims.iss.as_deref(),
+            JwtKeyClaim::Kid => header.kid.as_deref(),
+        };
+        let credential = name
+            .and_then(|name| self.0.get(name))
+            .ok_or(TokenError::UnknownKey)?;
+        if header.alg != algorithm_name(credential.algorithm) {
+            return Err(TokenError::AlgorithmNotAllowed);
+        }
+        let key = credential.key.as_ref().ok_or(TokenError::UnusableKey)?;
+        let verified =
+            jsonwebtoken::crypto::verify(signature, message.as_bytes(), key, credential.algorithm)
+                .map_err(|_| TokenError::BadSignature)?;
+        if !verified {
+            return Err(TokenError::BadSignature);
+        }
+        claims.check_times(now_ms, route.leeway_s)?;
+        if let Some(issuer) = &route.issuer
+            && claims.iss.as_deref() != Some(issuer.as_str())
+        {
+            return Err(TokenError::WrongIssuer);
+        }
+        if let Some(audience) = &route.audience {
+            let named = match &claims.aud {
+                Some(Audience::One(aud)) => aud == audience,
+                Some(Audience::Many(auds)) => auds.iter().any(|a| a == audience),
+                None => false,
+            };
+            if !named {
+                return Err(TokenError::WrongAudience);
+            }
+        }
+        Ok(credential.consumer)
+    }
+}
+
+fn pem(
+    text: Option<&str>,
+    read: fn(&[u8]) -> jsonwebtoken::errors::Result<DecodingKey>,
+) -> Option<DecodingKey> {
+    read(text?.trim().as_bytes()).ok()
+}
+
+fn algorithm_name(algorithm: Algorithm) -> &'static str {
+    match algorithm {
+        Algorithm::HS256 => "HS256",
+        Algorithm::RS256 => "RS256",
+        Algorithm::ES256 => "ES256",
+        // Credentials are made with the three above only.
+        _ => "",
+    }
+}
+
+fn decode_part(part: &str) -> Result<Vec<u8>, TokenError> {
+    URL_SAFE_NO_PAD
+        .decode(part)
+        .map_err(|_| TokenError::Malformed)
+}
+
+/// The JOSE header fields looked at.
+#[derive(Deserialize)]
+struct Header<'a> {
+    #[serde(borrow)]
+    alg: Cow<'a, str>,
+    #[serde(default, borrow)]
+    kid: Option<Cow<'a, str>>,
+    #[serde(default)]
+    crit: Option<IgnoredAny>,
+}
+
+/// The registered claims looked at; others are ignored.
+#[derive(Deserialize)]
+struct Claims<'a> {
+    #[serde(default, borrow)]
+    iss: Option<Cow<'a, str>>,
+    #[serde(default)]
+    aud: Option<Audience>,
+    /// NumericDate: seconds, possibly fractional.
+    #[serde(default)]
+    exp: Option<f64>,
+    #[serde(default)]
+    nbf: Option<f64>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Claims<'_> {
+    /// `exp` and `nbf`, when present, with `leeway_s` either way.
+    fn check_times(&self, now_ms: u64, leeway_s: u32) -> Result<(), TokenError> {
+        let now = now_ms as f64 / 1000.0;
+        let leeway = f64::from(leeway_s);
+        if let Some(exp) = self.exp
+            && now >= exp + leeway
+        {
+            return Err(TokenError::Expired);
+        }
+        if let Some(nbf) = self.nbf
+            && now + leeway < nbf
+        {
+            return Err(TokenError::NotYetValid);
+        }
+        Ok(())
+    }
+}
+
+/// The token `head` carries for a route with `settings`: a bearer token in
+/// the configured header, else the configured cookie.
+pub fn presented_token<'h>(settings: &JwtAuth, head: &'h RequestHead) -> Option<&'h str> {
+    let from_header = head.header(&settings.header).and_then(|value| {
+        let value = value.trim();
+        match bearer(value) {
+            Some(token) => Some(token),
+            // `authorization` carries other schemes too; other headers carry the bare token.
+            None if settings.header == "authorization" => None,
+            None => Some(value),
+        }
+    });
+    from_header.filter(|t| !t.is_empty()).or_else(|| {
+        let name = settings.cookie.as_deref()?;
+        cookie(head, name).filter(|t| !t.is_empty())
+    })
+}
+
+/// The credentials of `Bearer <credentials>` (the scheme is case-insensitive).
+pub(crate) fn bearer(value: &str) -> Option<&str> {
+    let (scheme, rest) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+}
+
+/// The value of cookie `name`, from any `cookie` header.
+fn cookie<'h>(head: &'h RequestHead, name: &str) -> Option<&'h str> {
+    head.headers
+        .iter()
+        .filter(|(n, _)| n == "cookie")
+        .flat_map(|(_, v)| v.split(';'))
+        .find_map(|pair| {
+            let (n, v) = pair.trim().split_once('=')?;
+            (n == name).then(|| v.trim_matches('"'))
+        })
+}
+
+/// Whether `token` has the shape of a JWS compact serialization: three
+/// dot-separated parts.
+pub fn looks_like_jwt(token: &str) -> bool {
+    token.bytes().filter(|b| *b == b'.').count() == 2
+}
