@@ -1,16 +1,30 @@
-//! The WIT face of the AI API: `upshift:gateway/ai` over [`Catalog`].
+//! The WIT face of the AI API: `upshift:gateway/ai` over [`Catalog`] and
+//! [`Call`], with usage counted in `wasi:keyvalue` (bucket `default`).
 
-use crate::Catalog;
-use exports::upshift::gateway::ai::{self as wit, Guest, GuestCatalog};
-use upshift::gateway::types::ConfigError;
+use std::cell::RefCell;
+use std::rc::Rc;
 
-wit_bindgen::generate!({ path: "../../wit", world: "ai-component" });
+use crate::{Call, Caller, Catalog, Counters, Incoming, Plan, Reply, Stream};
+use exports::upshift::gateway::ai::{self as wit, Guest, GuestCall, GuestCatalog, GuestTranslator};
+use upshift::gateway::types::{ConfigError, Consumer};
+use wasi::keyvalue::{atomics, store};
+
+wit_bindgen::generate!({
+    path: "../../wit",
+    world: "ai-component",
+    generate_all,
+});
 upshift_config::wit_glue!();
+
+/// The key-value store every node of the gateway shares.
+const BUCKET: &str = "default";
 
 struct Component;
 
 impl Guest for Component {
     type Catalog = Compiled;
+    type Call = Planned;
+    type Translator = Translating;
 }
 
 /// A compiled model catalog behind a WIT resource.
@@ -24,6 +38,150 @@ impl GuestCatalog for Compiled {
 
     fn list_models(&self) -> String {
         self.0.list_models()
+    }
+
+    fn plan(
+        &self,
+        method: String,
+        path: String,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+        consumer: Option<Consumer>,
+        now_ms: u64,
+    ) -> wit::Plan {
+        let caller = consumer.map_or_else(Caller::default, |c| Caller {
+            consumer: Some(c.id),
+            tenant: c.tenant,
+        });
+        let incoming = Incoming {
+            method: &method,
+            path: &path,
+            headers: &headers,
+            body: &body,
+            now_ms,
+        };
+        match self.0.plan(&incoming, caller) {
+            Plan::Reply(reply) => wit::Plan::Reply(wit_reply(reply)),
+            Plan::Call(call) => wit::Plan::Call(wit::Call::new(Planned(Rc::from(call)))),
+        }
+    }
+
+    fn refuse(&self, path: String, status: u16, code: String, message: String) -> wit::Reply {
+        wit_reply(Reply::refusal(
+            crate::error_dialect(&path),
+            status,
+            &code,
+            &message,
+        ))
+    }
+}
+
+/// A planned call behind a WIT resource.
+struct Planned(Rc<Call>);
+
+impl GuestCall for Planned {
+    fn streaming(&self) -> bool {
+        self.0.streaming()
+    }
+
+    fn attempts(&self) -> Vec<wit::Attempt> {
+        self.0
+            .attempts()
+            .iter()
+            .map(|a| wit::Attempt {
+                alias: a.alias.clone(),
+                provider: a.provider.clone(),
+                model: a.model.clone(),
+                method: a.method.to_owned(),
+                url: a.url.clone(),
+                headers: a.headers.clone(),
+                credential: a.credential.as_ref().map(|c| wit::Credential {
+                    variable: c.variable.clone(),
+                    header: c.header.to_owned(),
+                    prefix: c.prefix.to_owned(),
+                }),
+                body: a.body.clone(),
+            })
+            .collect()
+    }
+
+    fn respond(&self, index: u32, status: u16, body: Vec<u8>) -> wit::Reply {
+        wit_reply(self.0.respond(index as usize, status, &body, &KeyValue))
+    }
+
+    fn unavailable(&self, status: u16, code: String, message: String) -> wit::Reply {
+        wit_reply(self.0.unavailable(status, &code, &message))
+    }
+
+    fn stream(&self, index: u32) -> wit::Translator {
+        wit::Translator::new(Translating {
+            call: self.0.clone(),
+            stream: RefCell::new(self.0.stream(index as usize)),
+        })
+    }
+}
+
+/// A stream translator behind a WIT resource.
+struct Translating {
+    call: Rc<Call>,
+    stream: RefCell<Stream>,
+}
+
+impl GuestTranslator for Translating {
+    fn headers(&self) -> Vec<(String, String)> {
+        Stream::headers()
+    }
+
+    fn push(&self, bytes: Vec<u8>) -> Vec<u8> {
+        let mut out = Vec::with_capacity(bytes.len() + 256);
+        self.stream.borrow_mut().push(&bytes, &mut out);
+        out
+    }
+
+    fn finish(&self, complete: bool) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.stream
+            .borrow_mut()
+            .finish(&self.call, complete, &mut out, &KeyValue);
+        out
+    }
+}
+
+fn wit_reply(reply: Reply) -> wit::Reply {
+    wit::Reply {
+        status: reply.status,
+        headers: reply.headers,
+        body: reply.body,
+    }
+}
+
+thread_local! {
+    static OPENED: RefCell<Option<Rc<store::Bucket>>> = const { RefCell::new(None) };
+}
+
+fn bucket() -> Result<Rc<store::Bucket>, store::Error> {
+    OPENED.with(|opened| {
+        if let Some(bucket) = &*opened.borrow() {
+            return Ok(bucket.clone());
+        }
+        let bucket = Rc::new(store::open(BUCKET)?);
+        *opened.borrow_mut() = Some(bucket.clone());
+        Ok(bucket)
+    })
+}
+
+/// The usage counters in `wasi:keyvalue`. A store that fails loses the
+/// count, never the response; the failure goes to stderr (the host's log).
+struct KeyValue;
+
+impl Counters for KeyValue {
+    fn add(&self, key: &str, delta: u64) {
+        let result = bucket().and_then(|bucket| {
+            atomics::increment(&bucket, key, i64::try_from(delta).unwrap_or(i64::MAX))
+        });
+        if let Err(error) = result {
+            eprintln!("ai: usage counter {key} not counted: {error:?}");
+        }
     }
 }
 

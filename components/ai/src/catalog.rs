@@ -1,7 +1,16 @@
-//! Model aliases and the OpenAI `GET /v1/models` listing.
+//! The AI API of one config version: model aliases, their providers and
+//! fallbacks; the OpenAI `GET /v1/models` listing, and the plan of each
+//! call.
+
+use std::cell::OnceCell;
 
 use serde::Serialize;
-use upshift_config::Config;
+use upshift_config::{Config, Price};
+
+use crate::Dialect;
+use crate::call::{self, Attempt, Call, Caller, Head, Reply};
+use crate::errors::{ApiError, ErrorKind};
+use crate::provider::Endpoint;
 
 /// One entry of OpenAI's model list.
 #[derive(Debug, Serialize)]
@@ -19,23 +28,123 @@ struct List<'a> {
     data: Vec<Model<'a>>,
 }
 
+/// A model alias, resolved.
+#[derive(Debug)]
+struct Alias {
+    alias: String,
+    /// Index into [`Catalog::endpoints`].
+    endpoint: usize,
+    model: String,
+    /// Indices into [`Catalog::aliases`].
+    fallbacks: Vec<usize>,
+    price: Option<Price>,
+}
+
 /// The model aliases of one config version.
 #[derive(Debug, Default)]
 pub struct Catalog {
-    /// `(alias, provider)` in document order.
-    models: Vec<(String, String)>,
+    /// In document order.
+    aliases: Vec<Alias>,
+    endpoints: Vec<Endpoint>,
+}
+
+/// An AI API request as the gateway hands it over.
+#[derive(Debug, Clone, Copy)]
+pub struct Incoming<'a> {
+    /// Upper-case method.
+    pub method: &'a str,
+    /// Path after the route's rewrite, without the query.
+    pub path: &'a str,
+    /// Request headers, lower-case names.
+    pub headers: &'a [(String, String)],
+    /// The whole body.
+    pub body: &'a [u8],
+    /// Unix milliseconds.
+    pub now_ms: u64,
+}
+
+/// What to do with a request.
+#[derive(Debug)]
+pub enum Plan {
+    /// Answer at once.
+    Reply(Reply),
+    /// Call providers.
+    Call(Box<Call>),
+}
+
+/// An endpoint of the AI API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiEndpoint {
+    /// `GET …/models`.
+    Models,
+    /// A chat endpoint of this dialect.
+    Chat(Dialect),
+}
+
+/// The endpoint `method path` names: by its last segments, so routes may
+/// mount the API under any prefix.
+pub fn endpoint(method: &str, path: &str) -> Option<ApiEndpoint> {
+    let path = path.trim_end_matches('/');
+    match method {
+        "GET" if path.ends_with("/models") || path == "models" => Some(ApiEndpoint::Models),
+        "POST" if path.ends_with("/chat/completions") => {
+            Some(ApiEndpoint::Chat(Dialect::OpenAiChat))
+        }
+        "POST" if path.ends_with("/messages") => Some(ApiEndpoint::Chat(Dialect::Anthropic)),
+        "POST" if path.ends_with("/responses") => Some(ApiEndpoint::Chat(Dialect::OpenAiResponses)),
+        _ => None,
+    }
+}
+
+/// The dialect errors about `path` are written in: Anthropic's for
+/// `…/messages`, OpenAI's otherwise.
+pub fn error_dialect(path: &str) -> Dialect {
+    match endpoint("POST", path) {
+        Some(ApiEndpoint::Chat(dialect)) => dialect,
+        _ => Dialect::OpenAiChat,
+    }
 }
 
 impl Catalog {
-    /// Compiles the `ai` section of `config`.
+    /// Compiles the `ai` section of `config` (validated: every provider and
+    /// fallback exists).
     pub fn new(config: &Config) -> Self {
-        let models = config
-            .ai
-            .iter()
-            .flat_map(|ai| &ai.models)
-            .map(|m| (m.alias.clone(), m.provider.clone()))
-            .collect();
-        Catalog { models }
+        let Some(ai) = &config.ai else {
+            return Catalog::default();
+        };
+        let mut endpoints: Vec<Endpoint> = Vec::new();
+        let mut aliases = Vec::with_capacity(ai.models.len());
+        for model in &ai.models {
+            let Some(provider) = ai.provider(&model.provider) else {
+                continue;
+            };
+            let endpoint = match endpoints.iter().position(|e| e.name == provider.name) {
+                Some(i) => i,
+                None => {
+                    endpoints.push(Endpoint::new(&provider));
+                    endpoints.len() - 1
+                }
+            };
+            aliases.push(Alias {
+                alias: model.alias.clone(),
+                endpoint,
+                model: model.model.clone(),
+                fallbacks: Vec::new(),
+                price: model.price,
+            });
+        }
+        for model in &ai.models {
+            let Some(position) = aliases.iter().position(|a| a.alias == model.alias) else {
+                continue;
+            };
+            let fallbacks = model
+                .fallbacks
+                .iter()
+                .filter_map(|name| aliases.iter().position(|a| &a.alias == name))
+                .collect();
+            aliases[position].fallbacks = fallbacks;
+        }
+        Catalog { aliases, endpoints }
     }
 
     /// The JSON body of OpenAI's `GET /v1/models`, one entry per alias.
@@ -43,17 +152,146 @@ impl Catalog {
         let list = List {
             object: "list",
             data: self
-                .models
+                .aliases
                 .iter()
-                .map(|(alias, provider)| Model {
-                    id: alias,
+                .map(|alias| Model {
+                    id: &alias.alias,
                     object: "model",
                     created: 0,
-                    owned_by: provider,
+                    owned_by: &self.endpoints[alias.endpoint].name,
                 })
                 .collect(),
         };
         serde_json::to_string(&list).expect("model list serializes")
+    }
+
+    /// Plans `request` for `caller`: the model list, a call of the alias's
+    /// model and its fallbacks, or an error in the client's dialect.
+    pub fn plan(&self, request: &Incoming<'_>, caller: Caller) -> Plan {
+        let ingress = match endpoint(request.method, request.path) {
+            Some(ApiEndpoint::Models) => {
+                return Plan::Reply(Reply::json(200, self.list_models().into_bytes()));
+            }
+            Some(ApiEndpoint::Chat(dialect)) => dialect,
+            None => {
+                return Plan::Reply(Reply::error(
+                    error_dialect(request.path),
+                    &ApiError {
+                        kind: ErrorKind::NotFound,
+                        message: format!(
+                            "no AI endpoint for {} {}: use POST /v1/chat/completions, \
+                             POST /v1/messages, POST /v1/responses or GET /v1/models",
+                            request.method, request.path
+                        ),
+                        code: Some("unknown_endpoint".to_owned()),
+                        param: None,
+                    },
+                ));
+            }
+        };
+        let refuse = |kind, code: &str, message: String, param: Option<&str>| {
+            Plan::Reply(Reply::error(
+                ingress,
+                &ApiError {
+                    kind,
+                    message,
+                    code: Some(code.to_owned()),
+                    param: param.map(str::to_owned),
+                },
+            ))
+        };
+        let head: Head = match serde_json::from_slice(request.body) {
+            Ok(head) => head,
+            Err(error) => {
+                return refuse(
+                    ErrorKind::InvalidRequest,
+                    "invalid_json",
+                    format!("the request body is not a JSON object: {error}"),
+                    None,
+                );
+            }
+        };
+        let Some(name) = head.model.filter(|m| !m.is_empty()) else {
+            return refuse(
+                ErrorKind::InvalidRequest,
+                "missing_model",
+                "the request names no model".to_owned(),
+                Some("model"),
+            );
+        };
+        let Some(primary) = self.aliases.iter().position(|a| a.alias == name) else {
+            return refuse(
+                ErrorKind::NotFound,
+                "model_not_found",
+                format!("the model `{name}` does not exist; GET /v1/models lists the models"),
+                Some("model"),
+            );
+        };
+        let stream = head.stream.unwrap_or(false);
+        let mut call = Call {
+            ingress,
+            stream,
+            include_usage: head
+                .stream_options
+                .and_then(|o| o.include_usage)
+                .unwrap_or(false),
+            body: request.body.to_vec(),
+            ir: OnceCell::new(),
+            attempts: Vec::new(),
+            caller,
+            now_ms: request.now_ms,
+        };
+        let chain = std::iter::once(primary).chain(self.aliases[primary].fallbacks.iter().copied());
+        for (n, index) in chain.enumerate() {
+            match self.attempt(&call, index, request.headers) {
+                Ok(attempt) => call.attempts.push(attempt),
+                // A fallback that cannot take this request is left out; the
+                // first choice failing is the client's error.
+                Err(error) if n == 0 => {
+                    return Plan::Reply(Reply::error(ingress, &error.to_api_error()));
+                }
+                Err(_) => {}
+            }
+        }
+        Plan::Call(Box::new(call))
+    }
+
+    fn attempt(
+        &self,
+        call: &Call,
+        index: usize,
+        headers: &[(String, String)],
+    ) -> Result<Attempt, crate::TranslateError> {
+        let alias = &self.aliases[index];
+        let endpoint = &self.endpoints[alias.endpoint];
+        let dialect = endpoint.dialect(call.ingress);
+        let body = if dialect == call.ingress {
+            call::passthrough_body(dialect, &call.body, &alias.model, call.stream)?
+        } else {
+            let Some(request) = call.request() else {
+                // Parse again for the error message.
+                return Err(call
+                    .ingress
+                    .parse_request(&call.body)
+                    .err()
+                    .unwrap_or_else(|| crate::TranslateError::invalid("unreadable request")));
+            };
+            let mut request = request.clone();
+            request.model = alias.model.clone();
+            dialect.render_request(&request)?
+        };
+        Ok(Attempt {
+            alias: alias.alias.clone(),
+            provider: endpoint.name.clone(),
+            model: alias.model.clone(),
+            dialect,
+            method: "POST",
+            url: endpoint.url(dialect, &alias.model, call.stream),
+            headers: endpoint.headers(call.stream, headers),
+            credential: endpoint.credential(),
+            body,
+            price: alias.price,
+        })
     }
 }
 
@@ -75,5 +313,24 @@ mod tests {
         assert_eq!(body["data"][0]["object"], "model");
         assert_eq!(body["data"][0]["owned_by"], "anthropic");
         assert_eq!(body["data"][1]["id"], "embed");
+    }
+
+    #[test]
+    fn endpoints_are_named_by_their_last_segments() {
+        assert_eq!(endpoint("GET", "/v1/models"), Some(ApiEndpoint::Models));
+        assert_eq!(
+            endpoint("POST", "/v1/chat/completions"),
+            Some(ApiEndpoint::Chat(Dialect::OpenAiChat))
+        );
+        assert_eq!(
+            endpoint("POST", "/ai/v1/messages"),
+            Some(ApiEndpoint::Chat(Dialect::Anthropic))
+        );
+        assert_eq!(
+            endpoint("POST", "/v1/responses"),
+            Some(ApiEndpoint::Chat(Dialect::OpenAiResponses))
+        );
+        assert_eq!(endpoint("GET", "/v1/chat/completions"), None);
+        assert_eq!(endpoint("POST", "/v1/completions"), None);
     }
 }

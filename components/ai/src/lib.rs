@@ -1,7 +1,11 @@
 //! The AI API of the Upshift gateway.
 //!
 //! A [`Catalog`] is compiled once per config version from the `ai` section:
-//! the model aliases clients may ask for.
+//! the model aliases clients may ask for, their providers and fallbacks.
+//! [`Catalog::plan`] turns a client request into a [`Call`]: the provider
+//! requests to try in order (URL, headers, body; the key stays with the
+//! gateway), and the translation of what comes back ([`Call::respond`],
+//! [`Call::stream`]) with its usage counted ([`Counters`]).
 //!
 //! The translation core is plain Rust without I/O. Every dialect
 //! ([`Dialect`]: OpenAI Chat, OpenAI Responses, Anthropic Messages, Gemini)
@@ -19,10 +23,12 @@
 //!   with the status the client's dialect expects;
 //! - usage: normalized counts in [`ir::Usage`], estimates in [`usage`].
 
+mod call;
 mod catalog;
 pub mod dialect;
 pub mod errors;
 pub mod ir;
+pub mod provider;
 pub mod sample;
 pub mod sse;
 mod translate;
@@ -31,7 +37,8 @@ pub mod usage;
 #[cfg(target_arch = "wasm32")]
 mod bindings;
 
-pub use catalog::Catalog;
+pub use call::{Attempt, Call, Caller, Counters, Reply, Stream};
+pub use catalog::{ApiEndpoint, Catalog, Incoming, Plan, endpoint, error_dialect};
 pub use dialect::{Dialect, StreamOptions};
 pub use errors::{ApiError, ErrorKind, TranslateError};
 pub use translate::{StreamTranslator, translate_error, translate_request, translate_response};

@@ -9,6 +9,10 @@
 //! to the client. Only when the route retries or mirrors the request is a
 //! body of up to 1 MiB held in memory, so it can be sent again.
 //!
+//! AI routes go to the AI component instead: it plans each call (provider
+//! URL, headers and body, then the fallbacks) and translates the answer,
+//! which the gateway streams back chunk by chunk (see `ai_proxy`).
+//!
 //! The header and error logic is plain Rust, tested natively; the Spin
 //! handler and the WIT imports exist only in the wasm build.
 
@@ -16,6 +20,8 @@ pub mod errors;
 pub mod forwarding;
 pub mod request_id;
 
+#[cfg(target_arch = "wasm32")]
+mod ai_proxy;
 #[cfg(target_arch = "wasm32")]
 mod attempts;
 #[cfg(target_arch = "wasm32")]

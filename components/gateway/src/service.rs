@@ -1,5 +1,6 @@
 //! The HTTP handler: one request through router, auth, splitter and upstream.
 
+use crate::ai_proxy;
 use crate::attempts::{self, Forward};
 use crate::bindings::router::RouteKind;
 use crate::bindings::types::RequestHead;
@@ -57,7 +58,7 @@ async fn proxy(
         .map_err(Refusal::from)?;
     let consumer = passed.consumer;
     if matched.kind == RouteKind::Ai {
-        return ai(&config, &head, &matched.upstream_path);
+        return ai_proxy::serve(&config, &head, &matched, consumer.as_ref(), raw).await;
     }
     let selection = config
         .splitter
@@ -108,27 +109,6 @@ async fn proxy(
     ));
     upstream::stream_back(answer.status, &back, answer.response)
         .map_err(|e| Refusal::new(502, upstream::UNAVAILABLE, format!("{e:?}")))
-}
-
-/// The AI routes: `GET …/models` lists the configured model aliases.
-fn ai(config: &Loaded, head: &RequestHead, path: &str) -> Result<Response, Refusal> {
-    let path = path.split('?').next().unwrap_or(path);
-    if head.method == "GET" && path.ends_with("/models") {
-        let response = http::Response::builder()
-            .status(200)
-            .header("content-type", "application/json")
-            .header("x-request-id", &head.request_id)
-            .body(config.ai.list_models())
-            .map_err(|e| Refusal::new(500, "internal", e.to_string()))?;
-        return response
-            .into_response()
-            .map_err(|e| Refusal::new(500, "internal", format!("{e:?}")));
-    }
-    Err(Refusal::new(
-        404,
-        "ai_endpoint_not_found",
-        format!("no AI endpoint for {} {path}", head.method),
-    ))
 }
 
 fn no_route(config: &Loaded, head: &RequestHead) -> Refusal {

@@ -1,0 +1,504 @@
+//! One client request to the AI API: planned into provider requests (the
+//! model alias first, then its fallbacks), and the provider's answer
+//! translated back, whole or as a stream, with its usage counted.
+//!
+//! Two lanes: when the provider speaks the client's dialect the body
+//! passes through (only `model` is replaced, and OpenAI streams are asked
+//! for their usage chunk), and the answer comes back as the provider sent
+//! it, its usage read on the way (a tap); otherwise the request and the
+//! answer are translated through the [IR](crate::ir).
+//!
+//! The plan names where the provider key goes ([`Credential`]) but never
+//! holds the key: the gateway reads it from its variables.
+
+use std::cell::OnceCell;
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+use serde_json::value::RawValue;
+use upshift_config::Price;
+use upshift_config::ai::usage_keys;
+
+use crate::dialect::{Decoder, Encoder};
+use crate::errors::{ApiError, ErrorKind, TranslateError};
+use crate::ir::{Delta, Request, StreamEvent, Usage};
+use crate::provider::Credential;
+use crate::usage::{self, TokenCounter};
+use crate::{Dialect, StreamOptions, StreamTranslator, sse};
+
+/// An answer ready to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// HTTP status.
+    pub status: u16,
+    /// Response headers.
+    pub headers: Vec<(String, String)>,
+    /// Response body.
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    /// A JSON reply.
+    pub fn json(status: u16, body: Vec<u8>) -> Self {
+        Reply {
+            status,
+            headers: vec![("content-type".to_owned(), "application/json".to_owned())],
+            body,
+        }
+    }
+
+    /// `error` as a client of `dialect` expects it.
+    pub fn error(dialect: Dialect, error: &ApiError) -> Self {
+        let (status, body) = error.render(dialect);
+        Reply::json(status, body)
+    }
+
+    /// The gateway's own refusal (`status`, a stable `code`, a message) in
+    /// the error shape of `dialect`, keeping the status as it is.
+    pub fn refusal(dialect: Dialect, status: u16, code: &str, message: &str) -> Self {
+        let error = ApiError {
+            kind: ErrorKind::from_status(status),
+            message: message.to_owned(),
+            code: Some(code.to_owned()),
+            param: None,
+        };
+        Reply {
+            status,
+            ..Reply::error(dialect, &error)
+        }
+    }
+}
+
+/// Who is calling, for the usage counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Caller {
+    /// The consumer's name, if the route authenticated one.
+    pub consumer: Option<String>,
+    /// The consumer's tenant.
+    pub tenant: Option<String>,
+}
+
+/// Where usage is counted: atomic increments of key-value counters.
+pub trait Counters {
+    /// Adds `delta` to the counter `key`. Failures are the implementation's
+    /// to report; counting never fails a response.
+    fn add(&self, key: &str, delta: u64);
+}
+
+/// One provider request of a call.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    /// The alias this attempt serves (a fallback's own, for a fallback).
+    pub alias: String,
+    /// The provider's name.
+    pub provider: String,
+    /// The provider's model id.
+    pub model: String,
+    /// The provider's dialect.
+    pub dialect: Dialect,
+    /// Always `POST`.
+    pub method: &'static str,
+    /// The whole URL.
+    pub url: String,
+    /// Request headers without the key.
+    pub headers: Vec<(String, String)>,
+    /// Where the key goes, if the provider takes one.
+    pub credential: Option<Credential>,
+    /// The body in the provider's dialect.
+    pub body: Vec<u8>,
+    /// The model's price, for the cost counter.
+    pub price: Option<Price>,
+}
+
+impl Attempt {
+    /// Whether the body passed through untranslated.
+    pub fn passthrough(&self, ingress: Dialect) -> bool {
+        self.dialect == ingress
+    }
+}
+
+/// What the client asked for, read before the body is translated.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Head {
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub stream: Option<bool>,
+    #[serde(default)]
+    pub stream_options: Option<HeadStreamOptions>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct HeadStreamOptions {
+    #[serde(default)]
+    pub include_usage: Option<bool>,
+}
+
+/// A client request planned into provider requests.
+#[derive(Debug)]
+pub struct Call {
+    pub(crate) ingress: Dialect,
+    pub(crate) stream: bool,
+    pub(crate) include_usage: bool,
+    pub(crate) body: Vec<u8>,
+    pub(crate) ir: OnceCell<Option<Request>>,
+    pub(crate) attempts: Vec<Attempt>,
+    pub(crate) caller: Caller,
+    pub(crate) now_ms: u64,
+}
+
+impl Call {
+    /// The client's dialect.
+    pub fn ingress(&self) -> Dialect {
+        self.ingress
+    }
+
+    /// Whether the client asked for a stream.
+    pub fn streaming(&self) -> bool {
+        self.stream
+    }
+
+    /// The provider requests, in the order to try them.
+    pub fn attempts(&self) -> &[Attempt] {
+        &self.attempts
+    }
+
+    /// The client's request in the IR (parsed once, when needed).
+    pub(crate) fn request(&self) -> Option<&Request> {
+        self.ir
+            .get_or_init(|| self.ingress.parse_request(&self.body).ok())
+            .as_ref()
+    }
+
+    fn created(&self) -> u64 {
+        self.now_ms / 1000
+    }
+
+    /// The client's answer to a complete provider response of attempt
+    /// `index` with `status` and `body`: a success translated (its usage
+    /// counted), or the provider's error in the client's dialect.
+    pub fn respond(
+        &self,
+        index: usize,
+        status: u16,
+        body: &[u8],
+        counters: &dyn Counters,
+    ) -> Reply {
+        let Some(attempt) = self.attempts.get(index) else {
+            return Reply::error(
+                self.ingress,
+                &ApiError::new(ErrorKind::Server, format!("no attempt {index}")),
+            );
+        };
+        let passthrough = attempt.passthrough(self.ingress);
+        if !(200..300).contains(&status) {
+            if passthrough && !body.is_empty() {
+                return Reply::json(status, body.to_vec());
+            }
+            let (status, body) =
+                crate::translate_error(attempt.dialect, self.ingress, status, body);
+            return Reply::json(status, body);
+        }
+        let parsed = attempt.dialect.parse_response(body);
+        let (reply, reported, output) = match (passthrough, parsed) {
+            (true, Ok(response)) => (
+                Reply::json(status, body.to_vec()),
+                response.usage,
+                usage::estimate_output(&response.content),
+            ),
+            (true, Err(_)) => (
+                Reply::json(status, body.to_vec()),
+                Usage::default(),
+                usage::estimate_text(&String::from_utf8_lossy(body)),
+            ),
+            (false, Ok(mut response)) => {
+                if response.created == 0 {
+                    response.created = self.created();
+                }
+                let output = usage::estimate_output(&response.content);
+                match self.ingress.render_response(&response) {
+                    Ok(rendered) => (Reply::json(200, rendered), response.usage, output),
+                    Err(error) => return self.bad_upstream(attempt, &error),
+                }
+            }
+            (false, Err(error)) => return self.bad_upstream(attempt, &error),
+        };
+        self.record(attempt, reported, output, counters);
+        reply
+    }
+
+    fn bad_upstream(&self, attempt: &Attempt, error: &TranslateError) -> Reply {
+        Reply::error(
+            self.ingress,
+            &ApiError {
+                kind: ErrorKind::Server,
+                message: format!(
+                    "provider {} answered with a body that cannot be read: {error}",
+                    attempt.provider
+                ),
+                code: Some("bad_provider_response".to_owned()),
+                param: None,
+            },
+        )
+    }
+
+    /// The client's answer when no provider answered: `status` (502, 504)
+    /// with a stable `code` and a message, in the client's dialect.
+    pub fn unavailable(&self, status: u16, code: &str, message: &str) -> Reply {
+        Reply::refusal(self.ingress, status, code, message)
+    }
+
+    /// A translator for the streamed success response of attempt `index`.
+    pub fn stream(&self, index: usize) -> Stream {
+        let attempt = self.attempts.get(index).unwrap_or(&self.attempts[0]);
+        let options = StreamOptions {
+            include_usage: self.include_usage,
+            created: self.created(),
+        };
+        let lane = if attempt.passthrough(self.ingress) {
+            Lane::Tap(Box::new(Tap::new(
+                self.ingress,
+                self.ingress == Dialect::OpenAiChat && !self.include_usage,
+                options,
+            )))
+        } else {
+            Lane::Translate(Box::new(StreamTranslator::new(
+                attempt.dialect,
+                self.ingress,
+                options,
+            )))
+        };
+        Stream {
+            lane,
+            attempt: index,
+        }
+    }
+
+    /// Counts a completed call of `attempt`: the reported counts, estimates
+    /// where the provider gave none.
+    fn record(&self, attempt: &Attempt, reported: Usage, output: u64, counters: &dyn Counters) {
+        let input = match reported.input_tokens {
+            0 => self.request().map_or_else(
+                || usage::estimate_text(&String::from_utf8_lossy(&self.body)),
+                usage::estimate_request,
+            ),
+            n => n,
+        };
+        let output = match reported.output_tokens {
+            0 => output,
+            n => n,
+        };
+        let caller = &self.caller;
+        let key = |field| {
+            usage_keys::usage(
+                caller.tenant.as_deref(),
+                caller.consumer.as_deref(),
+                &attempt.alias,
+                field,
+            )
+        };
+        counters.add(&key(usage_keys::REQUESTS), 1);
+        for (field, delta) in [
+            (usage_keys::INPUT_TOKENS, input),
+            (usage_keys::OUTPUT_TOKENS, output),
+            (
+                usage_keys::COST_NANOUSD,
+                attempt.price.map_or(0, |p| p.cost_nanousd(input, output)),
+            ),
+        ] {
+            if delta > 0 {
+                counters.add(&key(field), delta);
+            }
+        }
+    }
+}
+
+/// One streamed response on its way to the client.
+#[derive(Debug)]
+pub struct Stream {
+    lane: Lane,
+    attempt: usize,
+}
+
+#[derive(Debug)]
+enum Lane {
+    Translate(Box<StreamTranslator>),
+    Tap(Box<Tap>),
+}
+
+impl Stream {
+    /// Response headers for the client.
+    pub fn headers() -> Vec<(String, String)> {
+        vec![
+            ("content-type".to_owned(), "text/event-stream".to_owned()),
+            ("cache-control".to_owned(), "no-cache".to_owned()),
+        ]
+    }
+
+    /// Feeds upstream bytes; appends the client bytes they complete.
+    pub fn push(&mut self, bytes: &[u8], out: &mut Vec<u8>) {
+        match &mut self.lane {
+            Lane::Translate(translator) => translator.push(bytes, out),
+            Lane::Tap(tap) => tap.push(bytes, out),
+        }
+    }
+
+    /// The upstream body ended, cleanly or not (`complete`); appends what
+    /// ends the client's stream and counts the usage of `call`.
+    pub fn finish(
+        &mut self,
+        call: &Call,
+        complete: bool,
+        out: &mut Vec<u8>,
+        counters: &dyn Counters,
+    ) {
+        let (usage, output) = match &mut self.lane {
+            Lane::Translate(translator) => {
+                translator.finish(out);
+                (translator.usage(), translator.estimated_output_tokens())
+            }
+            Lane::Tap(tap) => {
+                tap.finish(complete, out);
+                (tap.usage, tap.output.tokens())
+            }
+        };
+        if let Some(attempt) = call.attempts.get(self.attempt) {
+            call.record(attempt, usage, output, counters);
+        }
+    }
+}
+
+/// The passthrough lane of a stream: events go to the client as the
+/// provider sent them, read on the way for their usage. An OpenAI client
+/// that did not ask for the usage chunk does not get the one the gateway
+/// asked for.
+#[derive(Debug)]
+struct Tap {
+    parser: sse::Parser,
+    decoder: Decoder,
+    dialect: Dialect,
+    drop_usage_chunk: bool,
+    options: StreamOptions,
+    usage: Usage,
+    output: TokenCounter,
+    done: bool,
+    events: Vec<sse::Event>,
+    ir: Vec<StreamEvent>,
+}
+
+impl Tap {
+    fn new(dialect: Dialect, drop_usage_chunk: bool, options: StreamOptions) -> Self {
+        Tap {
+            parser: sse::Parser::new(),
+            decoder: Decoder::new(dialect),
+            dialect,
+            drop_usage_chunk,
+            options,
+            usage: Usage::default(),
+            output: TokenCounter::default(),
+            done: false,
+            events: Vec::new(),
+            ir: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, bytes: &[u8], out: &mut Vec<u8>) {
+        let mut events = std::mem::take(&mut self.events);
+        self.parser.push(bytes, &mut events);
+        self.pass(&mut events, out);
+        self.events = events;
+    }
+
+    fn finish(&mut self, complete: bool, out: &mut Vec<u8>) {
+        let mut events = std::mem::take(&mut self.events);
+        self.parser.finish(&mut events);
+        self.pass(&mut events, out);
+        if !self.done && !complete {
+            let mut encoder = Encoder::new(self.dialect, self.options);
+            let mut closing = Vec::new();
+            encoder.encode(
+                &StreamEvent::Error(ApiError::new(
+                    ErrorKind::Server,
+                    "the provider's stream broke off",
+                )),
+                &mut closing,
+            );
+            for event in closing {
+                event.write_to(out);
+            }
+        }
+    }
+
+    fn pass(&mut self, events: &mut Vec<sse::Event>, out: &mut Vec<u8>) {
+        for event in events.drain(..) {
+            self.observe(&event);
+            if self.drop_usage_chunk && is_usage_chunk(&event) {
+                continue;
+            }
+            event.write_to(out);
+        }
+    }
+
+    fn observe(&mut self, event: &sse::Event) {
+        let mut ir = std::mem::take(&mut self.ir);
+        // The client gets the event either way; one the decoder cannot read
+        // only goes uncounted.
+        let _ = self.decoder.decode(event, &mut ir);
+        for event in ir.drain(..) {
+            match event {
+                StreamEvent::MessageStart { usage, .. } => self.usage.merge(&usage),
+                StreamEvent::MessageDelta {
+                    usage: Some(usage), ..
+                } => self.usage.merge(&usage),
+                StreamEvent::BlockDelta {
+                    delta: Delta::Text(text) | Delta::Thinking(text) | Delta::Json(text),
+                    ..
+                } => self.output.add(&text),
+                StreamEvent::MessageStop | StreamEvent::Error(_) => self.done = true,
+                _ => {}
+            }
+        }
+        self.ir = ir;
+    }
+}
+
+/// An OpenAI Chat chunk that only carries usage (`choices` empty).
+fn is_usage_chunk(event: &sse::Event) -> bool {
+    #[derive(Deserialize)]
+    struct Chunk {
+        #[serde(default)]
+        choices: Option<Vec<IgnoredAny>>,
+        #[serde(default)]
+        usage: Option<IgnoredAny>,
+    }
+    match serde_json::from_str::<Chunk>(&event.data) {
+        Ok(chunk) => chunk.usage.is_some() && chunk.choices.is_none_or(|c| c.is_empty()),
+        Err(_) => false,
+    }
+}
+
+/// The client's body for a provider of the same dialect: `model` replaced,
+/// and a streamed OpenAI Chat request asks for the usage chunk.
+pub(crate) fn passthrough_body(
+    dialect: Dialect,
+    body: &[u8],
+    model: &str,
+    stream: bool,
+) -> Result<Vec<u8>, TranslateError> {
+    let mut fields: BTreeMap<String, Box<RawValue>> = serde_json::from_slice(body)
+        .map_err(|e| TranslateError::invalid(format!("the body is not a JSON object: {e}")))?;
+    let json = |value: serde_json::Value| {
+        serde_json::value::to_raw_value(&value).expect("JSON values serialize")
+    };
+    if dialect != Dialect::Gemini {
+        fields.insert("model".to_owned(), json(model.into()));
+    }
+    if dialect == Dialect::OpenAiChat && stream {
+        fields.insert(
+            "stream_options".to_owned(),
+            json(serde_json::json!({"include_usage": true})),
+        );
+    }
+    Ok(serde_json::to_vec(&fields).expect("JSON values serialize"))
+}

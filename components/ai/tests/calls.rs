@@ -1,0 +1,409 @@
+//! Calls of the AI API as the gateway makes them: plans (provider URL,
+//! headers, body, fallbacks), answers and streams translated back, and the
+//! usage counted.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+use upshift_ai::{Call, Caller, Catalog, Counters, Incoming, Plan, Reply};
+use upshift_config::Config;
+
+#[derive(Default)]
+struct Memory(RefCell<BTreeMap<String, u64>>);
+
+impl Counters for Memory {
+    fn add(&self, key: &str, delta: u64) {
+        *self.0.borrow_mut().entry(key.to_owned()).or_default() += delta;
+    }
+}
+
+impl Memory {
+    fn get(&self, key: &str) -> u64 {
+        self.0.borrow().get(key).copied().unwrap_or(0)
+    }
+}
+
+const CONFIG: &str = "
+ai:
+  providers:
+    - { name: claude, kind: anthropic, base_url: 'http://127.0.0.1:9001', api_key_variable: claude_key }
+    - { name: local, kind: openai_compatible, base_url: 'http://127.0.0.1:9002/v1' }
+    - { name: gem, kind: gemini, base_url: 'http://127.0.0.1:9003', api_key_variable: gem_key }
+  models:
+    - { alias: chat, provider: claude, model: claude-x, fallbacks: [fast, flash],
+        price: { input_per_mtok: 3, output_per_mtok: 15 } }
+    - { alias: fast, provider: local, model: llama-3 }
+    - { alias: flash, provider: gem, model: gemini-2.5-flash }
+";
+
+fn catalog() -> Catalog {
+    Catalog::new(&Config::parse(CONFIG).unwrap())
+}
+
+fn alice() -> Caller {
+    Caller {
+        consumer: Some("alice".into()),
+        tenant: Some("acme".into()),
+    }
+}
+
+fn plan(catalog: &Catalog, method: &str, path: &str, body: &Value) -> Plan {
+    let body = serde_json::to_vec(body).unwrap();
+    catalog.plan(
+        &Incoming {
+            method,
+            path,
+            headers: &[],
+            body: &body,
+            now_ms: 1_700_000_000_123,
+        },
+        alice(),
+    )
+}
+
+fn call(catalog: &Catalog, body: &Value) -> Call {
+    match plan(catalog, "POST", "/v1/chat/completions", body) {
+        Plan::Call(call) => *call,
+        Plan::Reply(reply) => panic!("no call: {}", String::from_utf8_lossy(&reply.body)),
+    }
+}
+
+fn reply(plan: Plan) -> (u16, Value) {
+    match plan {
+        Plan::Reply(Reply { status, body, .. }) => (status, serde_json::from_slice(&body).unwrap()),
+        Plan::Call(_) => panic!("expected a reply"),
+    }
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+fn chat(stream: bool) -> Value {
+    json!({
+        "model": "chat",
+        "messages": [
+            {"role": "system", "content": "Be terse."},
+            {"role": "user", "content": "Weather in Paris?"}
+        ],
+        "tools": [{"type": "function", "function": {"name": "get_weather",
+                   "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}],
+        "max_tokens": 100,
+        "stream": stream
+    })
+}
+
+#[test]
+fn plans_the_alias_then_its_fallbacks_each_in_its_providers_dialect() {
+    let catalog = catalog();
+    let call = call(&catalog, &chat(false));
+    let attempts = call.attempts();
+    assert_eq!(attempts.len(), 3);
+
+    let first = &attempts[0];
+    assert_eq!(
+        (first.alias.as_str(), first.provider.as_str()),
+        ("chat", "claude")
+    );
+    assert_eq!(first.url, "http://127.0.0.1:9001/v1/messages");
+    assert_eq!(
+        header(&first.headers, "anthropic-version"),
+        Some("2023-06-01")
+    );
+    let credential = first.credential.as_ref().unwrap();
+    assert_eq!(
+        (
+            credential.variable.as_str(),
+            credential.header,
+            credential.prefix
+        ),
+        ("claude_key", "x-api-key", "")
+    );
+    let body: Value = serde_json::from_slice(&first.body).unwrap();
+    assert_eq!(body["model"], "claude-x");
+    assert_eq!(body["system"], "Be terse.");
+    assert_eq!(body["max_tokens"], 100);
+    assert_eq!(
+        body["messages"],
+        json!([{"role": "user", "content": "Weather in Paris?"}])
+    );
+    assert_eq!(body["tools"][0]["name"], "get_weather");
+    assert_eq!(
+        body["tools"][0]["input_schema"]["properties"]["city"]["type"],
+        "string"
+    );
+
+    let second = &attempts[1];
+    assert_eq!(second.url, "http://127.0.0.1:9002/v1/chat/completions");
+    assert!(second.credential.is_none());
+    let body: Value = serde_json::from_slice(&second.body).unwrap();
+    let mut expected = chat(false);
+    expected["model"] = "llama-3".into();
+    assert_eq!(body, expected, "same dialect: only the model changes");
+
+    let third = &attempts[2];
+    assert_eq!(
+        third.url,
+        "http://127.0.0.1:9003/v1beta/models/gemini-2.5-flash:generateContent"
+    );
+    assert_eq!(third.credential.as_ref().unwrap().header, "x-goog-api-key");
+    let body: Value = serde_json::from_slice(&third.body).unwrap();
+    assert_eq!(body["systemInstruction"]["parts"][0]["text"], "Be terse.");
+}
+
+#[test]
+fn streamed_passthrough_asks_openai_upstreams_for_usage() {
+    let catalog = Catalog::new(
+        &Config::parse(
+            "ai: {providers: [{name: local, kind: openai_compatible, base_url: 'http://h/v1'}],\
+                  models: [{alias: chat, provider: local, model: llama-3}]}",
+        )
+        .unwrap(),
+    );
+    let call = call(&catalog, &chat(true));
+    assert!(call.streaming());
+    let body: Value = serde_json::from_slice(&call.attempts()[0].body).unwrap();
+    assert_eq!(body["stream_options"], json!({"include_usage": true}));
+    assert_eq!(
+        header(&call.attempts()[0].headers, "accept"),
+        Some("text/event-stream")
+    );
+}
+
+#[test]
+fn refuses_in_the_clients_dialect() {
+    let catalog = catalog();
+    let (status, body) = reply(plan(
+        &catalog,
+        "POST",
+        "/v1/chat/completions",
+        &json!({"model": "nope", "messages": []}),
+    ));
+    assert_eq!(status, 404);
+    assert_eq!(body["error"]["code"], "model_not_found");
+    assert_eq!(body["error"]["param"], "model");
+
+    let (status, body) = reply(plan(
+        &catalog,
+        "POST",
+        "/v1/messages",
+        &json!({"messages": [], "max_tokens": 5}),
+    ));
+    assert_eq!(status, 400);
+    assert_eq!(body["type"], "error", "Anthropic's error shape: {body}");
+    assert_eq!(body["error"]["type"], "invalid_request_error");
+
+    let (status, body) = reply(plan(&catalog, "POST", "/v1/chat/completions", &json!("x")));
+    assert_eq!(status, 400);
+    assert!(body["error"]["message"].as_str().unwrap().contains("JSON"));
+
+    let (status, body) = reply(plan(&catalog, "GET", "/v1/models", &json!({})));
+    assert_eq!(status, 200);
+    assert_eq!(body["data"][2]["id"], "flash");
+}
+
+#[test]
+fn anthropic_answers_reach_openai_clients_with_usage_and_cost_counted() {
+    let catalog = catalog();
+    let call = call(&catalog, &chat(false));
+    let counters = Memory::default();
+    let upstream = json!({
+        "id": "msg_01", "type": "message", "role": "assistant", "model": "claude-x",
+        "content": [{"type": "text", "text": "Checking."},
+                    {"type": "tool_use", "id": "toolu_01", "name": "get_weather", "input": {"city": "Paris"}}],
+        "stop_reason": "tool_use", "stop_sequence": null,
+        "usage": {"input_tokens": 412, "output_tokens": 57}
+    });
+    let reply = call.respond(0, 200, &serde_json::to_vec(&upstream).unwrap(), &counters);
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        header(&reply.headers, "content-type"),
+        Some("application/json")
+    );
+    let body: Value = serde_json::from_slice(&reply.body).unwrap();
+    assert_eq!(body["object"], "chat.completion");
+    assert_eq!(body["created"], 1_700_000_000);
+    assert_eq!(body["choices"][0]["finish_reason"], "tool_calls");
+    assert_eq!(body["choices"][0]["message"]["content"], "Checking.");
+    let call0 = &body["choices"][0]["message"]["tool_calls"][0];
+    assert_eq!(call0["id"], "toolu_01");
+    assert_eq!(call0["function"]["arguments"], "{\"city\":\"Paris\"}");
+    assert_eq!(body["usage"]["prompt_tokens"], 412);
+    assert_eq!(body["usage"]["completion_tokens"], 57);
+
+    assert_eq!(counters.get("ai/usage/acme/alice/chat/requests"), 1);
+    assert_eq!(counters.get("ai/usage/acme/alice/chat/input_tokens"), 412);
+    assert_eq!(counters.get("ai/usage/acme/alice/chat/output_tokens"), 57);
+    // 412 × 3000 + 57 × 15000 nano-USD.
+    assert_eq!(
+        counters.get("ai/usage/acme/alice/chat/cost_nanousd"),
+        2_091_000
+    );
+}
+
+#[test]
+fn provider_errors_become_openai_errors() {
+    let catalog = catalog();
+    let call = call(&catalog, &chat(false));
+    let counters = Memory::default();
+    let overloaded =
+        br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#;
+    let reply = call.respond(0, 529, overloaded, &counters);
+    assert_eq!(reply.status, 503);
+    let body: Value = serde_json::from_slice(&reply.body).unwrap();
+    assert_eq!(body["error"]["message"], "Overloaded");
+    assert_eq!(body["error"]["type"], "server_error");
+    assert!(counters.0.borrow().is_empty(), "failures count no usage");
+
+    let limited = br#"{"error":{"message":"slow down","type":"rate_limit_error"}}"#;
+    let reply = call.respond(1, 429, limited, &counters);
+    assert_eq!(reply.status, 429);
+    assert_eq!(
+        reply.body, limited,
+        "same dialect: the error passes as it is"
+    );
+
+    let reply = call.unavailable(504, "upstream_timeout", "no answer within 100 ms");
+    assert_eq!(reply.status, 504);
+    let body: Value = serde_json::from_slice(&reply.body).unwrap();
+    assert_eq!(body["error"]["code"], "upstream_timeout");
+}
+
+const ANTHROPIC_STREAM: &str = "event: message_start
+data: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_01\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"model\":\"claude-x\",\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":412,\"output_tokens\":1}}}
+
+event: content_block_start
+data: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}
+
+event: ping
+data: {\"type\":\"ping\"}
+
+event: content_block_delta
+data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Checking.\"}}
+
+event: content_block_stop
+data: {\"type\":\"content_block_stop\",\"index\":0}
+
+event: content_block_start
+data: {\"type\":\"content_block_start\",\"index\":1,\"content_block\":{\"type\":\"tool_use\",\"id\":\"toolu_01\",\"name\":\"get_weather\",\"input\":{}}}
+
+event: content_block_delta
+data: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{\\\"city\\\": \\\"Pa\"}}
+
+event: content_block_delta
+data: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"ris\\\"}\"}}
+
+event: content_block_stop
+data: {\"type\":\"content_block_stop\",\"index\":1}
+
+event: message_delta
+data: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"tool_use\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":57}}
+
+event: message_stop
+data: {\"type\":\"message_stop\"}
+
+";
+
+fn data_events(bytes: &[u8]) -> Vec<String> {
+    String::from_utf8(bytes.to_vec())
+        .unwrap()
+        .split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: ").map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn anthropic_streams_reach_openai_clients_chunk_by_chunk() {
+    let catalog = catalog();
+    let mut request = chat(true);
+    request["stream_options"] = json!({"include_usage": true});
+    let call = call(&catalog, &request);
+    let counters = Memory::default();
+    let mut stream = call.stream(0);
+    let mut out = Vec::new();
+    let mut chunks_out = 0;
+    for piece in ANTHROPIC_STREAM.as_bytes().chunks(37) {
+        let before = out.len();
+        stream.push(piece, &mut out);
+        chunks_out += usize::from(out.len() > before);
+    }
+    assert!(chunks_out > 5, "output follows the input");
+    stream.finish(&call, true, &mut out, &counters);
+    let events = data_events(&out);
+    assert_eq!(events.last().unwrap(), "[DONE]");
+    let chunks: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str(e).unwrap())
+        .collect();
+    let text: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(text, "Checking.");
+    let arguments: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"].as_str())
+        .collect();
+    assert_eq!(arguments, "{\"city\": \"Paris\"}");
+    let usage = &chunks.last().unwrap()["usage"];
+    assert_eq!(
+        (
+            usage["prompt_tokens"].as_u64(),
+            usage["completion_tokens"].as_u64()
+        ),
+        (Some(412), Some(57))
+    );
+    assert_eq!(counters.get("ai/usage/acme/alice/chat/input_tokens"), 412);
+    assert_eq!(counters.get("ai/usage/acme/alice/chat/output_tokens"), 57);
+    assert_eq!(counters.get("ai/usage/acme/alice/chat/requests"), 1);
+}
+
+#[test]
+fn passthrough_streams_keep_events_and_drop_only_the_usage_chunk_nobody_asked_for() {
+    let catalog = catalog();
+    let call = call(&catalog, &chat(true));
+    let counters = Memory::default();
+    let upstream = "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":5,\"model\":\"llama-3\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"Hi\"},\"finish_reason\":null}],\"usage\":null}\n\n\
+                    data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":5,\"model\":\"llama-3\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],\"usage\":null}\n\n\
+                    data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":5,\"model\":\"llama-3\",\"choices\":[],\"usage\":{\"prompt_tokens\":20,\"completion_tokens\":2,\"total_tokens\":22}}\n\n\
+                    data: [DONE]\n\n";
+    let mut stream = call.stream(1);
+    let mut out = Vec::new();
+    stream.push(upstream.as_bytes(), &mut out);
+    stream.finish(&call, true, &mut out, &counters);
+    let events = data_events(&out);
+    assert_eq!(events.len(), 3, "{events:?}");
+    assert!(events[0].contains("\"content\":\"Hi\""));
+    assert_eq!(events[2], "[DONE]");
+    assert_eq!(counters.get("ai/usage/acme/alice/fast/input_tokens"), 20);
+    assert_eq!(counters.get("ai/usage/acme/alice/fast/output_tokens"), 2);
+    assert_eq!(
+        counters.get("ai/usage/acme/alice/fast/cost_nanousd"),
+        0,
+        "no price"
+    );
+}
+
+#[test]
+fn a_broken_stream_ends_with_an_error_and_counts_estimates() {
+    let catalog = catalog();
+    let call = call(&catalog, &chat(true));
+    let counters = Memory::default();
+    let mut stream = call.stream(1);
+    let mut out = Vec::new();
+    stream.push(
+        b"data: {\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hello there\"}}]}\n\n",
+        &mut out,
+    );
+    stream.finish(&call, false, &mut out, &counters);
+    let events = data_events(&out);
+    assert_eq!(events.len(), 2, "{events:?}");
+    let error: Value = serde_json::from_str(&events[1]).unwrap();
+    assert!(error["error"]["message"].is_string(), "{error}");
+    assert_eq!(counters.get("ai/usage/acme/alice/fast/output_tokens"), 3);
+    assert!(counters.get("ai/usage/acme/alice/fast/input_tokens") > 0);
+}

@@ -1,0 +1,392 @@
+//! The AI routes: the request goes to the AI component to be planned, then
+//! to the providers it names, in order, until one answers; the answer comes
+//! back translated, whole or streamed chunk by chunk.
+//!
+//! - The request body is read whole (up to [`BODY_LIMIT`], else 413): the
+//!   AI component translates it, and fallbacks send it again.
+//! - Provider keys are read from the gateway's variables, by the name the
+//!   plan gives; they never cross into the AI component or the logs.
+//! - An attempt falls back to the next one on 429, a 5xx, a timeout, a
+//!   refused connection, or a connection closed before the first byte of
+//!   the answer. A stream that has started is the client's.
+
+use crate::attempts;
+use crate::bindings::ai::{Attempt, Call, Plan, Reply, Translator};
+use crate::bindings::router::RouteMatch;
+use crate::bindings::types::{Consumer, RequestHead};
+use crate::body::Contents;
+use crate::config::Loaded;
+use crate::errors::Refusal;
+use crate::forwarding::Header;
+use crate::upstream::{self, Outgoing};
+use spin_sdk::wasip3::http::types::{ErrorCode, Fields, Method, Request, Response};
+use spin_sdk::wasip3::wit_bindgen::{self, StreamReader, StreamResult};
+use spin_sdk::wasip3::{wit_future, wit_stream};
+
+/// Largest request body an AI route takes.
+pub const BODY_LIMIT: usize = 10 << 20;
+
+/// Largest non-streamed provider answer read.
+const ANSWER_LIMIT: usize = 64 << 20;
+
+/// Read size of bodies.
+const CHUNK: usize = 16 * 1024;
+
+/// Serves a request of an AI route.
+pub async fn serve(
+    config: &Loaded,
+    head: &RequestHead,
+    matched: &RouteMatch,
+    consumer: Option<&Consumer>,
+    raw: Request,
+) -> Result<Response, Refusal> {
+    let path = matched.upstream_path.split('?').next().unwrap_or_default();
+    let body = match read_request(raw).await {
+        Ok(body) => body,
+        Err(refusal) => {
+            let reply = config
+                .ai
+                .refuse(path, refusal.status, &refusal.code, &refusal.message);
+            return send_reply(reply, head, &matched.route, None);
+        }
+    };
+    let client_headers: Vec<(String, String)> = head
+        .headers
+        .iter()
+        .filter(|(name, _)| name.starts_with("anthropic-"))
+        .cloned()
+        .collect();
+    let plan = config.ai.plan(
+        &head.method,
+        path,
+        &client_headers,
+        &body,
+        consumer,
+        attempts::now_ms(),
+    );
+    match plan {
+        Plan::Reply(reply) => send_reply(reply, head, &matched.route, None),
+        Plan::Call(call) => run(&call, head, matched).await,
+    }
+}
+
+/// Tries the call's attempts in order.
+async fn run(call: &Call, head: &RequestHead, matched: &RouteMatch) -> Result<Response, Refusal> {
+    let attempts = call.attempts();
+    let streaming = call.streaming();
+    let mut failure = None;
+    for (index, attempt) in attempts.iter().enumerate() {
+        let last = index + 1 == attempts.len();
+        let served_by = Some(attempt);
+        let headers = match provider_headers(attempt, &head.request_id).await {
+            Ok(headers) => headers,
+            Err((code, message)) => {
+                failure = Some(call.unavailable(502, &code, &message));
+                continue;
+            }
+        };
+        let sent = send(attempt, headers, matched.timeout_ms).await;
+        let (status, response) = match sent {
+            Ok(answer) => answer,
+            Err(refusal) => {
+                failure = Some(call.unavailable(refusal.status, &refusal.code, &refusal.message));
+                continue;
+            }
+        };
+        let (body, trailers) = Response::consume_body(response, wit_future::new(|| Ok(())).1);
+        if streaming && (200..300).contains(&status) {
+            match first_bytes(body).await {
+                Some((first, rest)) => {
+                    let translator = call.stream(index as u32);
+                    return stream_back(translator, first, rest, trailers, head, matched, attempt);
+                }
+                None => {
+                    failure = Some(call.unavailable(
+                        502,
+                        upstream::UNAVAILABLE,
+                        &format!(
+                            "provider {} closed the stream before its first byte",
+                            attempt.provider
+                        ),
+                    ));
+                    continue;
+                }
+            }
+        }
+        let answer = match read_answer(body, trailers).await {
+            Ok(answer) => answer,
+            Err(message) => {
+                let message = format!("provider {}: {message}", attempt.provider);
+                failure = Some(call.unavailable(502, upstream::UNAVAILABLE, &message));
+                continue;
+            }
+        };
+        if falls_back(status) && !last {
+            continue;
+        }
+        let reply = call.respond(index as u32, status, &answer);
+        return send_reply(reply, head, &matched.route, served_by);
+    }
+    let reply = failure.unwrap_or_else(|| {
+        call.unavailable(
+            502,
+            upstream::UNAVAILABLE,
+            "no provider could take the request",
+        )
+    });
+    send_reply(reply, head, &matched.route, None)
+}
+
+/// Whether a provider's status sends the request to the next attempt.
+fn falls_back(status: u16) -> bool {
+    status == 429 || status >= 500
+}
+
+/// The attempt's headers with its key, read from the variable it names.
+async fn provider_headers(
+    attempt: &Attempt,
+    request_id: &str,
+) -> Result<Vec<Header>, (String, String)> {
+    let mut headers: Vec<Header> = attempt
+        .headers
+        .iter()
+        .map(|(name, value)| (name.clone(), value.clone().into_bytes()))
+        .collect();
+    headers.push(("x-request-id".into(), request_id.as_bytes().to_vec()));
+    if let Some(credential) = &attempt.credential {
+        let key = spin_sdk::variables::get(&credential.variable)
+            .await
+            .ok()
+            .filter(|key| !key.is_empty())
+            .ok_or_else(|| {
+                (
+                    "provider_key_missing".to_owned(),
+                    format!(
+                        "the key of provider {} is not set: give the variable `{}` a value",
+                        attempt.provider, credential.variable
+                    ),
+                )
+            })?;
+        let mut value = credential.prefix.clone().into_bytes();
+        value.extend_from_slice(key.as_bytes());
+        headers.push((credential.header.clone(), value));
+    }
+    Ok(headers)
+}
+
+/// Sends one attempt; the answer's head, its body still streaming.
+async fn send(
+    attempt: &Attempt,
+    headers: Vec<Header>,
+    timeout_ms: u32,
+) -> Result<(u16, Response), Refusal> {
+    let url: http::Uri = attempt.url.parse().map_err(|_| {
+        Refusal::new(
+            502,
+            "bad_target",
+            format!("provider URL {:?} is not a URL", attempt.url),
+        )
+    })?;
+    let target = format!(
+        "{}://{}",
+        url.scheme_str().unwrap_or("http"),
+        url.authority().map(|a| a.as_str()).unwrap_or_default()
+    );
+    let path_and_query = url.path_and_query().map_or("/", |p| p.as_str());
+    let method = match attempt.method.as_str() {
+        "GET" => Method::Get,
+        _ => Method::Post,
+    };
+    let (mut writer, stream) = wit_stream::new::<u8>();
+    let body = attempt.body.clone();
+    wit_bindgen::spawn(async move {
+        writer.write_all(body).await;
+    });
+    let contents = Contents {
+        stream,
+        trailers: wit_future::new(|| Ok(None)).1,
+        done: None,
+    };
+    let outgoing = Outgoing {
+        method,
+        target: &target,
+        path_and_query,
+        headers,
+        timeout_ms,
+    };
+    let (status, _, response) = upstream::send(contents, outgoing).await?;
+    Ok((status, response))
+}
+
+/// The first bytes of a body and the rest of it; `None` when the body
+/// ended or failed before its first byte.
+async fn first_bytes(mut body: StreamReader<u8>) -> Option<(Vec<u8>, StreamReader<u8>)> {
+    loop {
+        let (status, chunk) = body.read(Vec::with_capacity(CHUNK)).await;
+        if !chunk.is_empty() {
+            return Some((chunk, body));
+        }
+        if matches!(status, StreamResult::Dropped | StreamResult::Cancelled) {
+            return None;
+        }
+    }
+}
+
+type Trailers = spin_sdk::wasip3::wit_bindgen::FutureReader<
+    Result<Option<spin_sdk::wasip3::http::types::Trailers>, ErrorCode>,
+>;
+
+/// A whole provider answer; an error when it broke off or is too long.
+async fn read_answer(mut body: StreamReader<u8>, trailers: Trailers) -> Result<Vec<u8>, String> {
+    let mut bytes = Vec::new();
+    loop {
+        let (status, chunk) = body.read(Vec::with_capacity(CHUNK)).await;
+        bytes.extend_from_slice(&chunk);
+        if bytes.len() > ANSWER_LIMIT {
+            return Err(format!("the answer is over {ANSWER_LIMIT} bytes"));
+        }
+        if matches!(status, StreamResult::Dropped | StreamResult::Cancelled) {
+            break;
+        }
+    }
+    match trailers.await {
+        Ok(_) => Ok(bytes),
+        Err(error) => Err(format!("the answer broke off: {error:?}")),
+    }
+}
+
+/// Reads the client's request body, refusing one over [`BODY_LIMIT`].
+async fn read_request(request: Request) -> Result<Vec<u8>, Refusal> {
+    let too_large = || {
+        Refusal::new(
+            413,
+            "request_too_large",
+            format!("AI requests are limited to {BODY_LIMIT} bytes"),
+        )
+    };
+    let declared = request
+        .get_headers()
+        .get("content-length")
+        .first()
+        .and_then(|v| std::str::from_utf8(v).ok()?.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
+        return Err(too_large());
+    }
+    let (done, result) = wit_future::new(|| Ok(()));
+    let (mut stream, trailers) = Request::consume_body(request, result);
+    let mut bytes = Vec::new();
+    loop {
+        let (status, chunk) = stream.read(Vec::with_capacity(64 * 1024)).await;
+        bytes.extend_from_slice(&chunk);
+        if bytes.len() > BODY_LIMIT {
+            let _ = done.write(Ok(())).await;
+            return Err(too_large());
+        }
+        if matches!(status, StreamResult::Dropped | StreamResult::Cancelled) {
+            break;
+        }
+    }
+    if let Err(error) = trailers.await {
+        let message = format!("the request body could not be read: {error:?}");
+        let _ = done.write(Err(error)).await;
+        return Err(Refusal::new(400, "bad_request_body", message));
+    }
+    let _ = done.write(Ok(())).await;
+    Ok(bytes)
+}
+
+/// The headers every AI answer carries.
+fn answer_headers(
+    mut headers: Vec<(String, String)>,
+    head: &RequestHead,
+    route: &str,
+    served_by: Option<&Attempt>,
+) -> Vec<Header> {
+    headers.push(("x-request-id".into(), head.request_id.clone()));
+    headers.push(("x-upshift-route".into(), route.to_owned()));
+    if let Some(attempt) = served_by {
+        headers.push((
+            "x-upshift-upstream".into(),
+            format!("{}@{}", attempt.provider, attempt.model),
+        ));
+        headers.push(("x-upshift-model".into(), attempt.alias.clone()));
+    }
+    headers
+        .into_iter()
+        .map(|(name, value)| (name, value.into_bytes()))
+        .collect()
+}
+
+fn send_reply(
+    reply: Reply,
+    head: &RequestHead,
+    route: &str,
+    served_by: Option<&Attempt>,
+) -> Result<Response, Refusal> {
+    let headers = answer_headers(reply.headers, head, route, served_by);
+    let headers =
+        Fields::from_list(&headers).map_err(|e| Refusal::new(500, "internal", format!("{e:?}")))?;
+    let (mut writer, body) = wit_stream::new::<u8>();
+    let bytes = reply.body;
+    wit_bindgen::spawn(async move {
+        writer.write_all(bytes).await;
+    });
+    let (response, sent) = Response::new(headers, Some(body), wit_future::new(|| Ok(None)).1);
+    response
+        .set_status_code(reply.status)
+        .map_err(|()| Refusal::new(500, "internal", format!("status {} refused", reply.status)))?;
+    wit_bindgen::spawn(async move {
+        let _ = sent.await;
+    });
+    Ok(response)
+}
+
+/// Answers with the translated stream: each upstream chunk is translated
+/// and written as it arrives.
+fn stream_back(
+    translator: Translator,
+    first: Vec<u8>,
+    mut rest: StreamReader<u8>,
+    trailers: Trailers,
+    head: &RequestHead,
+    matched: &RouteMatch,
+    attempt: &Attempt,
+) -> Result<Response, Refusal> {
+    let headers = answer_headers(translator.headers(), head, &matched.route, Some(attempt));
+    let headers =
+        Fields::from_list(&headers).map_err(|e| Refusal::new(500, "internal", format!("{e:?}")))?;
+    let (mut writer, body) = wit_stream::new::<u8>();
+    let (response, sent) = Response::new(headers, Some(body), wit_future::new(|| Ok(None)).1);
+    response
+        .set_status_code(200)
+        .map_err(|()| Refusal::new(500, "internal", "status 200 refused"))?;
+    wit_bindgen::spawn(async move {
+        let _ = sent.await;
+    });
+    wit_bindgen::spawn(async move {
+        let mut client_gone = false;
+        let out = translator.push(&first);
+        if !out.is_empty() {
+            client_gone = !writer.write_all(out).await.is_empty();
+        }
+        while !client_gone {
+            let (status, chunk) = rest.read(Vec::with_capacity(CHUNK)).await;
+            if !chunk.is_empty() {
+                let out = translator.push(&chunk);
+                if !out.is_empty() {
+                    client_gone = !writer.write_all(out).await.is_empty();
+                }
+            }
+            if matches!(status, StreamResult::Dropped | StreamResult::Cancelled) {
+                break;
+            }
+        }
+        drop(rest);
+        let complete = !client_gone && trailers.await.is_ok();
+        let tail = translator.finish(complete);
+        if !client_gone && !tail.is_empty() {
+            writer.write_all(tail).await;
+        }
+    });
+    Ok(response)
+}
