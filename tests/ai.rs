@@ -1,0 +1,823 @@
+//! The AI gateway end to end: the real host and components, fake providers
+//! on 127.0.0.1 that speak OpenAI's and Anthropic's wire formats, and real
+//! clients (reqwest, and the official `openai` Python package).
+//!
+//! OpenAI clients reach Anthropic upstreams (translated both ways, field by
+//! field, whole and streamed chunk by chunk, tool calls included) and
+//! OpenAI upstreams (passed through); Anthropic clients reach OpenAI
+//! upstreams; a model falls back to the next when its provider answers 429
+//! or closes the connection before the first byte; usage counters are exact.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use futures::StreamExt;
+use serde_json::{Value, json};
+use support::providers::{Answer, Kind, Provider, ToolCall};
+use support::redis::Redis;
+use support::{Host, client, repo};
+
+const ALICE_KEY: &str = "alice-key-0001";
+const ANTHROPIC_KEY: &str = "test-anthropic-key";
+const OPENAI_KEY: &str = "test-openai-key";
+
+/// A host whose provider-key variables are set (`anthropic_api_key`,
+/// `openai_api_key`), with `extra` arguments.
+fn host_with(state: &Path, extra: &[&str]) -> Host {
+    let variables = state.join("variables.toml");
+    std::fs::write(
+        &variables,
+        format!("anthropic_api_key = \"{ANTHROPIC_KEY}\"\nopenai_api_key = \"{OPENAI_KEY}\"\n"),
+    )
+    .unwrap();
+    let mut args = vec!["--variables-file", variables.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    Host::start_with(&repo().join("spin.toml"), state, &args)
+}
+
+/// An AI route under `/v1` for consumer alice (tenant acme), providers
+/// `claude` (Anthropic) and `oai` (OpenAI), and `models` (YAML flow list).
+fn config(claude: &Provider, oai: &Provider, models: &str) -> String {
+    format!(
+        "routes:
+  - {{ name: ai, kind: ai, paths: [/v1], timeout_ms: 5000,
+      auth: {{ api_key: {{ header: authorization }} }} }}
+consumers:
+  - {{ name: alice, tenant: acme, api_keys: [{ALICE_KEY}] }}
+ai:
+  providers:
+    - {{ name: claude, kind: anthropic, base_url: '{}', api_key_variable: anthropic_api_key }}
+    - {{ name: oai, kind: openai, base_url: '{}', api_key_variable: openai_api_key }}
+  models: {models}
+",
+        claude.base_url(),
+        oai.base_url()
+    )
+}
+
+/// `chat` on Claude falling back to `backup` on OpenAI.
+const MODELS: &str = "[
+    { alias: chat, provider: claude, model: claude-sonnet-4-5, fallbacks: [backup],
+      price: { input_per_mtok: 3, output_per_mtok: 15 } },
+    { alias: backup, provider: oai, model: gpt-4o-mini,
+      price: { input_per_mtok: 0.15, output_per_mtok: 0.6 } } ]";
+
+fn weather_tool() -> ToolCall {
+    ToolCall {
+        id: "toolu_01",
+        name: "get_weather",
+        fragments: vec!["{\"city\": \"Pa", "ris\"}"],
+    }
+}
+
+fn with_tool(input_tokens: u64, output_tokens: u64) -> Answer {
+    Answer::Complete {
+        text: vec!["Check", "ing."],
+        tools: vec![weather_tool()],
+        input_tokens,
+        output_tokens,
+    }
+}
+
+/// An OpenAI Chat request with a system prompt, a tool and `stream`.
+fn chat_request(model: &str, stream: bool) -> Value {
+    json!({
+        "model": model,
+        "messages": [
+            {"role": "system", "content": "You are terse."},
+            {"role": "user", "content": "Weather in Paris?"}
+        ],
+        "tools": [{"type": "function", "function": {
+            "name": "get_weather", "description": "Current weather",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                           "required": ["city"]}}}],
+        "tool_choice": "auto",
+        "max_tokens": 256,
+        "temperature": 0.2,
+        "stream": stream
+    })
+}
+
+/// POSTs `body` to `path` as alice: status, headers, JSON body.
+async fn post(host: &Host, path: &str, body: &Value) -> (u16, reqwest::header::HeaderMap, Value) {
+    let response = client()
+        .post(format!("{}{path}", host.url))
+        .bearer_auth(ALICE_KEY)
+        .json(body)
+        .send()
+        .await
+        .expect("the host answers");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let text = response.text().await.unwrap();
+    let json = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"));
+    (status, headers, json)
+}
+
+/// The `data:` payloads of an event stream.
+fn data_of(stream: &str) -> Vec<String> {
+    stream
+        .split("\n\n")
+        .filter(|e| !e.trim().is_empty())
+        .flat_map(|event| {
+            event
+                .lines()
+                .filter_map(|l| l.strip_prefix("data: "))
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// The OpenAI chunks of a stream (without `[DONE]`), and whether it ended
+/// with `[DONE]`.
+fn chunks_of(stream: &str) -> (Vec<Value>, bool) {
+    let data = data_of(stream);
+    let done = data.last().is_some_and(|d| d == "[DONE]");
+    let chunks = data
+        .iter()
+        .filter(|d| *d != "[DONE]")
+        .map(|d| serde_json::from_str(d).unwrap_or_else(|_| panic!("bad chunk {d}")))
+        .collect();
+    (chunks, done)
+}
+
+fn header<'a>(headers: &'a reqwest::header::HeaderMap, name: &str) -> &'a str {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn openai_clients_get_anthropic_answers_translated_field_by_field() {
+    let claude = Provider::start(Kind::Anthropic, vec![with_tool(412, 57)]).await;
+    let oai = Provider::start(Kind::OpenAi, vec![Answer::text(&["unused"], 1, 1)]).await;
+    let state = tempfile::tempdir().unwrap();
+    let host = host_with(state.path(), &[]);
+    host.apply(&config(&claude, &oai, MODELS)).await;
+
+    let (status, headers, body) =
+        post(&host, "/v1/chat/completions", &chat_request("chat", false)).await;
+    assert_eq!(status, 200, "{body}");
+
+    // The request, as Anthropic documents it.
+    let received = claude.received();
+    assert_eq!(received.len(), 1);
+    let sent = &received[0];
+    assert_eq!(sent.path, "/v1/messages");
+    assert_eq!(sent.header("x-api-key"), Some(ANTHROPIC_KEY));
+    assert_eq!(sent.header("anthropic-version"), Some("2023-06-01"));
+    assert_eq!(
+        sent.header("authorization"),
+        None,
+        "the client's key stays behind"
+    );
+    assert_eq!(
+        sent.body,
+        json!({
+            "model": "claude-sonnet-4-5",
+            "system": "You are terse.",
+            "messages": [{"role": "user", "content": "Weather in Paris?"}],
+            "tools": [{"name": "get_weather", "description": "Current weather",
+                       "input_schema": {"type": "object",
+                                        "properties": {"city": {"type": "string"}},
+                                        "required": ["city"]}}],
+            "tool_choice": {"type": "auto"},
+            "max_tokens": 256,
+            "temperature": 0.2
+        })
+    );
+    assert!(oai.received().is_empty());
+
+    // The answer, as OpenAI documents it.
+    assert_eq!(header(&headers, "content-type"), "application/json");
+    assert_eq!(
+        header(&headers, "x-upshift-upstream"),
+        "claude@claude-sonnet-4-5"
+    );
+    assert_eq!(header(&headers, "x-upshift-model"), "chat");
+    assert_eq!(body["id"], "msg_fake1");
+    assert_eq!(body["object"], "chat.completion");
+    assert!(body["created"].as_u64().unwrap() > 1_700_000_000);
+    assert_eq!(body["model"], "claude-sonnet-4-5");
+    let choice = &body["choices"][0];
+    assert_eq!(choice["index"], 0);
+    assert_eq!(choice["finish_reason"], "tool_calls");
+    assert_eq!(choice["message"]["role"], "assistant");
+    assert_eq!(choice["message"]["content"], "Checking.");
+    assert_eq!(
+        choice["message"]["tool_calls"],
+        json!([{"id": "toolu_01", "type": "function",
+                "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}])
+    );
+    assert_eq!(body["usage"]["prompt_tokens"], 412);
+    assert_eq!(body["usage"]["completion_tokens"], 57);
+    assert_eq!(body["usage"]["total_tokens"], 469);
+}
+
+#[tokio::test]
+async fn anthropic_streams_reach_openai_clients_chunk_by_chunk() {
+    let claude = Provider::start(Kind::Anthropic, vec![with_tool(412, 57)]).await;
+    let gate = claude.hold_streams();
+    let oai = Provider::start(Kind::OpenAi, vec![Answer::text(&["unused"], 1, 1)]).await;
+    let state = tempfile::tempdir().unwrap();
+    let host = host_with(state.path(), &[]);
+    host.apply(&config(&claude, &oai, MODELS)).await;
+
+    let mut request = chat_request("chat", true);
+    request["stream_options"] = json!({"include_usage": true});
+    let response = client()
+        .post(format!("{}/v1/chat/completions", host.url))
+        .bearer_auth(ALICE_KEY)
+        .json(&request)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        header(response.headers(), "content-type"),
+        "text/event-stream"
+    );
+    let mut body = response.bytes_stream();
+
+    // The provider holds the rest of its stream until the client has what
+    // was sent so far: the role chunk and the first piece of text.
+    let mut received = String::new();
+    while !received.contains("\"content\":\"Check\"") {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), body.next())
+            .await
+            .expect("the first chunks arrive while the provider holds the rest")
+            .expect("the stream goes on")
+            .unwrap();
+        received.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+    assert!(!received.contains("[DONE]"));
+    gate.open();
+    while let Some(chunk) = body.next().await {
+        received.push_str(std::str::from_utf8(&chunk.unwrap()).unwrap());
+    }
+
+    let sent = &claude.received()[0];
+    assert_eq!(sent.body["stream"], true);
+    assert_eq!(sent.header("accept"), Some("text/event-stream"));
+
+    let (chunks, done) = chunks_of(&received);
+    assert!(done, "the stream ends with [DONE]: {received}");
+    for chunk in &chunks {
+        assert_eq!(chunk["object"], "chat.completion.chunk");
+        assert_eq!(chunk["id"], "msg_fake1");
+    }
+    assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
+    let text: Vec<&str> = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .filter(|t| !t.is_empty())
+        .collect();
+    assert_eq!(text, ["Check", "ing."], "one chunk per provider delta");
+    let calls: Vec<&Value> = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"].get("tool_calls"))
+        .collect();
+    assert_eq!(calls[0][0]["index"], 0);
+    assert_eq!(calls[0][0]["id"], "toolu_01");
+    assert_eq!(calls[0][0]["type"], "function");
+    assert_eq!(calls[0][0]["function"]["name"], "get_weather");
+    let arguments: String = calls
+        .iter()
+        .filter_map(|c| c[0]["function"]["arguments"].as_str())
+        .collect();
+    assert_eq!(arguments, "{\"city\": \"Paris\"}");
+    let finish: Vec<&str> = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["finish_reason"].as_str())
+        .collect();
+    assert_eq!(finish, ["tool_calls"]);
+    let last = chunks.last().unwrap();
+    assert_eq!(last["choices"], json!([]));
+    assert_eq!(last["usage"]["prompt_tokens"], 412);
+    assert_eq!(last["usage"]["completion_tokens"], 57);
+}
+
+#[tokio::test]
+async fn openai_upstreams_get_the_clients_request_as_it_is() {
+    let claude = Provider::start(Kind::Anthropic, vec![with_tool(1, 1)]).await;
+    let oai = Provider::start(
+        Kind::OpenAi,
+        vec![
+            Answer::Complete {
+                text: vec!["Checking."],
+                tools: vec![weather_tool()],
+                input_tokens: 30,
+                output_tokens: 12,
+            },
+            Answer::text(&["Sunny", " and ", "warm."], 30, 4),
+        ],
+    )
+    .await;
+    let state = tempfile::tempdir().unwrap();
+    let host = host_with(state.path(), &[]);
+    host.apply(&config(&claude, &oai, MODELS)).await;
+
+    let mut request = chat_request("backup", false);
+    request["logprobs"] = json!(false);
+    request["n"] = json!(1);
+    let (status, headers, body) = post(&host, "/v1/chat/completions", &request).await;
+    assert_eq!(status, 200, "{body}");
+    let sent = &oai.received()[0];
+    assert_eq!(sent.path, "/v1/chat/completions");
+    assert_eq!(
+        sent.header("authorization"),
+        Some(&*format!("Bearer {OPENAI_KEY}"))
+    );
+    let mut expected = request.clone();
+    expected["model"] = json!("gpt-4o-mini");
+    assert_eq!(
+        sent.body, expected,
+        "only the model changes, unknown fields pass"
+    );
+    assert_eq!(header(&headers, "x-upshift-upstream"), "oai@gpt-4o-mini");
+    assert_eq!(body["id"], "chatcmpl-fake1");
+    assert_eq!(
+        body["system_fingerprint"], "fp_fake",
+        "the answer passes as it is"
+    );
+    assert_eq!(
+        body["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"],
+        "{\"city\": \"Paris\"}"
+    );
+
+    // Streamed, without asking for usage: the gateway asks for it upstream
+    // (for its counters) and keeps the usage chunk from the client.
+    let response = client()
+        .post(format!("{}/v1/chat/completions", host.url))
+        .bearer_auth(ALICE_KEY)
+        .json(&chat_request("backup", true))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.unwrap();
+    let sent = &oai.received()[1];
+    assert_eq!(sent.body["stream_options"], json!({"include_usage": true}));
+    let (chunks, done) = chunks_of(&text);
+    assert!(done);
+    let content: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(content, "Sunny and warm.");
+    assert!(
+        chunks.iter().all(|c| c["choices"] != json!([])),
+        "no usage chunk the client did not ask for: {text}"
+    );
+}
+
+#[tokio::test]
+async fn a_model_falls_back_when_its_provider_answers_429() {
+    let claude = Provider::start(
+        Kind::Anthropic,
+        vec![Answer::Error {
+            status: 429,
+            kind: "rate_limit_error",
+            message: "Number of request tokens has exceeded your per-minute rate limit",
+        }],
+    )
+    .await;
+    let oai = Provider::start(
+        Kind::OpenAi,
+        vec![Answer::text(&["From ", "backup."], 20, 3)],
+    )
+    .await;
+    let state = tempfile::tempdir().unwrap();
+    let host = host_with(state.path(), &[]);
+    host.apply(&config(&claude, &oai, MODELS)).await;
+
+    let (status, headers, body) =
+        post(&host, "/v1/chat/completions", &chat_request("chat", false)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(header(&headers, "x-upshift-model"), "backup");
+    assert_eq!(header(&headers, "x-upshift-upstream"), "oai@gpt-4o-mini");
+    assert_eq!(body["choices"][0]["message"]["content"], "From backup.");
+    assert_eq!(claude.received().len(), 1);
+    assert_eq!(oai.received()[0].body["model"], "gpt-4o-mini");
+
+    let response = client()
+        .post(format!("{}/v1/chat/completions", host.url))
+        .bearer_auth(ALICE_KEY)
+        .json(&chat_request("chat", true))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(header(response.headers(), "x-upshift-model"), "backup");
+    let (chunks, done) = chunks_of(&response.text().await.unwrap());
+    assert!(done);
+    let content: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(content, "From backup.");
+    assert_eq!(claude.received().len(), 2);
+
+    // Without a fallback left, the provider's error reaches the client as
+    // an OpenAI error with the status it stands for.
+    let models = "[{ alias: chat, provider: claude, model: claude-sonnet-4-5 }]";
+    host.apply(&config(&claude, &oai, models)).await;
+    let (status, _, body) = post(&host, "/v1/chat/completions", &chat_request("chat", false)).await;
+    assert_eq!(status, 429);
+    assert_eq!(body["error"]["type"], "rate_limit_error");
+    assert_eq!(
+        body["error"]["message"],
+        "Number of request tokens has exceeded your per-minute rate limit"
+    );
+}
+
+#[tokio::test]
+async fn a_model_falls_back_when_its_provider_closes_before_the_first_byte() {
+    let claude = Provider::start(Kind::Anthropic, vec![Answer::Close]).await;
+    let oai = Provider::start(
+        Kind::OpenAi,
+        vec![Answer::text(&["Still ", "here."], 20, 3)],
+    )
+    .await;
+    let state = tempfile::tempdir().unwrap();
+    let host = host_with(state.path(), &[]);
+    host.apply(&config(&claude, &oai, MODELS)).await;
+
+    for stream in [false, true] {
+        let response = client()
+            .post(format!("{}/v1/chat/completions", host.url))
+            .bearer_auth(ALICE_KEY)
+            .json(&chat_request("chat", stream))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "stream: {stream}");
+        assert_eq!(header(response.headers(), "x-upshift-model"), "backup");
+        let text = response.text().await.unwrap();
+        let content: String = if stream {
+            chunks_of(&text)
+                .0
+                .iter()
+                .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+                .collect()
+        } else {
+            let body: Value = serde_json::from_str(&text).unwrap();
+            body["choices"][0]["message"]["content"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        };
+        assert_eq!(content, "Still here.", "stream: {stream}");
+    }
+    assert_eq!(claude.received().len(), 2);
+
+    // Nobody left to ask: a 502 in OpenAI's shape.
+    let models = "[{ alias: chat, provider: claude, model: claude-sonnet-4-5 }]";
+    host.apply(&config(&claude, &oai, models)).await;
+    let (status, _, body) = post(&host, "/v1/chat/completions", &chat_request("chat", false)).await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(body["error"]["code"], "upstream_unavailable");
+    assert!(body["error"]["message"].is_string());
+}
+
+#[tokio::test]
+async fn anthropic_clients_reach_openai_upstreams() {
+    let claude = Provider::start(Kind::Anthropic, vec![with_tool(1, 1)]).await;
+    let oai = Provider::start(
+        Kind::OpenAi,
+        vec![
+            Answer::Complete {
+                text: vec!["Checking."],
+                tools: vec![weather_tool()],
+                input_tokens: 30,
+                output_tokens: 12,
+            },
+            Answer::text(&["Sunny", "."], 30, 2),
+        ],
+    )
+    .await;
+    let state = tempfile::tempdir().unwrap();
+    let host = host_with(state.path(), &[]);
+    host.apply(&config(&claude, &oai, MODELS)).await;
+
+    let request = json!({
+        "model": "backup", "max_tokens": 100,
+        "system": "You are terse.",
+        "messages": [{"role": "user", "content": "Weather in Paris?"}],
+        "tools": [{"name": "get_weather", "input_schema": {"type": "object",
+                   "properties": {"city": {"type": "string"}}}}]
+    });
+    let (status, _, body) = post(&host, "/v1/messages", &request).await;
+    assert_eq!(status, 200, "{body}");
+    let sent = &oai.received()[0];
+    assert_eq!(sent.body["model"], "gpt-4o-mini");
+    assert_eq!(
+        sent.body["messages"],
+        json!([{"role": "system", "content": "You are terse."},
+               {"role": "user", "content": "Weather in Paris?"}])
+    );
+    assert_eq!(sent.body["tools"][0]["function"]["name"], "get_weather");
+    assert_eq!(body["type"], "message");
+    assert_eq!(body["role"], "assistant");
+    assert_eq!(body["stop_reason"], "tool_use");
+    assert_eq!(
+        body["content"],
+        json!([{"type": "text", "text": "Checking."},
+               {"type": "tool_use", "id": "toolu_01", "name": "get_weather",
+                "input": {"city": "Paris"}}])
+    );
+    assert_eq!(body["usage"]["input_tokens"], 30);
+    assert_eq!(body["usage"]["output_tokens"], 12);
+
+    let mut streamed = request.clone();
+    streamed["stream"] = json!(true);
+    let response = client()
+        .post(format!("{}/v1/messages", host.url))
+        .bearer_auth(ALICE_KEY)
+        .json(&streamed)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.unwrap();
+    let names: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("event: "))
+        .collect();
+    assert_eq!(names.first(), Some(&"message_start"));
+    assert_eq!(names.last(), Some(&"message_stop"));
+    let deltas: String = data_of(&text)
+        .iter()
+        .map(|d| serde_json::from_str::<Value>(d).unwrap())
+        .filter_map(|e| e["delta"]["text"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(deltas, "Sunny.");
+}
+
+#[tokio::test]
+async fn usage_counters_are_exact_per_consumer_tenant_and_model() {
+    let redis = Redis::start();
+    let claude = Provider::start(
+        Kind::Anthropic,
+        vec![
+            with_tool(412, 57),
+            Answer::text(&["Hi"], 100, 7),
+            Answer::Error {
+                status: 529,
+                kind: "overloaded_error",
+                message: "Overloaded",
+            },
+        ],
+    )
+    .await;
+    let oai = Provider::start(Kind::OpenAi, vec![Answer::text(&["Backup."], 90, 5)]).await;
+    let state = tempfile::tempdir().unwrap();
+    let runtime_config = redis.runtime_config_file(state.path());
+    let host = host_with(
+        state.path(),
+        &["--runtime-config-file", runtime_config.to_str().unwrap()],
+    );
+    host.apply(&config(&claude, &oai, MODELS)).await;
+
+    let (status, _, _) = post(&host, "/v1/chat/completions", &chat_request("chat", false)).await;
+    assert_eq!(status, 200);
+    let mut streamed = chat_request("chat", true);
+    streamed["stream_options"] = json!({"include_usage": true});
+    let response = client()
+        .post(format!("{}/v1/chat/completions", host.url))
+        .bearer_auth(ALICE_KEY)
+        .json(&streamed)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.text().await.unwrap();
+    // Overloaded: served by the fallback, counted under its alias.
+    let (status, headers, _) =
+        post(&host, "/v1/chat/completions", &chat_request("chat", false)).await;
+    assert_eq!(
+        (status, header(&headers, "x-upshift-model")),
+        (200, "backup")
+    );
+
+    let counter = |alias: &str, field: &str| {
+        redis
+            .get(&format!("ai/usage/acme/alice/{alias}/{field}"))
+            .map(|v| v.parse::<u64>().unwrap())
+    };
+    // The stream's usage is counted when it ends, after the client has it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while counter("chat", "requests") != Some(2) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(counter("chat", "requests"), Some(2));
+    assert_eq!(counter("chat", "input_tokens"), Some(412 + 100));
+    assert_eq!(counter("chat", "output_tokens"), Some(57 + 7));
+    // $3 and $15 per million: 512 × 3000 + 64 × 15000 nano-USD.
+    assert_eq!(
+        counter("chat", "cost_nanousd"),
+        Some(512 * 3_000 + 64 * 15_000)
+    );
+    assert_eq!(counter("backup", "requests"), Some(1));
+    assert_eq!(counter("backup", "input_tokens"), Some(90));
+    assert_eq!(counter("backup", "output_tokens"), Some(5));
+    // $0.15 and $0.60 per million: 90 × 150 + 5 × 600 nano-USD.
+    assert_eq!(counter("backup", "cost_nanousd"), Some(90 * 150 + 5 * 600));
+}
+
+#[tokio::test]
+async fn requests_the_gateway_refuses_get_openai_errors() {
+    let claude = Provider::start(Kind::Anthropic, vec![with_tool(1, 1)]).await;
+    let oai = Provider::start(Kind::OpenAi, vec![Answer::text(&["x"], 1, 1)]).await;
+    let state = tempfile::tempdir().unwrap();
+    // No provider keys set.
+    let host = Host::start(state.path());
+    host.apply(&config(&claude, &oai, MODELS)).await;
+
+    let (status, _, body) =
+        post(&host, "/v1/chat/completions", &chat_request("gpt-5", false)).await;
+    assert_eq!(status, 404);
+    assert_eq!(body["error"]["code"], "model_not_found");
+
+    let (status, _, body) = post(&host, "/v1/chat/completions", &chat_request("chat", false)).await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(body["error"]["code"], "provider_key_missing");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("openai_api_key"), "{message}");
+    assert!(claude.received().is_empty() && oai.received().is_empty());
+
+    let huge = vec![b' '; 11 << 20];
+    let response = client()
+        .post(format!("{}/v1/chat/completions", host.url))
+        .bearer_auth(ALICE_KEY)
+        .header("content-type", "application/json")
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "request_too_large");
+
+    let response = client()
+        .get(format!("{}/v1/models", host.url))
+        .bearer_auth(ALICE_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    let ids: Vec<&str> = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["chat", "backup"]);
+}
+
+/// The official `openai` Python package, installed with pip when missing.
+fn python_with_openai() -> &'static str {
+    let has = |python: &str| {
+        Command::new(python)
+            .args(["-c", "import openai"])
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !has("python3") {
+        let installed = Command::new("python3")
+            .args(["-m", "pip", "install", "--quiet", "openai"])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            installed && has("python3"),
+            "the openai Python package is needed: pip install openai"
+        );
+    }
+    "python3"
+}
+
+const PYTHON_CLIENT: &str = r#"
+import json, sys
+import openai
+from openai import OpenAI
+
+client = OpenAI(base_url=sys.argv[1], api_key=sys.argv[2], max_retries=0)
+out = {}
+messages = [{"role": "user", "content": "Weather in Paris?"}]
+tools = [{"type": "function", "function": {"name": "get_weather",
+          "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]
+
+r = client.chat.completions.create(model="chat", messages=messages)
+out["text"] = [r.choices[0].message.content, r.choices[0].finish_reason,
+               r.usage.prompt_tokens, r.usage.completion_tokens, r.model]
+
+r = client.chat.completions.create(model="chat", messages=messages, tools=tools)
+call = r.choices[0].message.tool_calls[0]
+out["tool"] = [call.id, call.function.name, json.loads(call.function.arguments),
+               r.choices[0].finish_reason]
+
+pieces, finish, usage = [], None, None
+stream = client.chat.completions.create(model="chat", messages=messages, stream=True,
+                                        stream_options={"include_usage": True})
+for chunk in stream:
+    if chunk.choices:
+        if chunk.choices[0].delta.content:
+            pieces.append(chunk.choices[0].delta.content)
+        if chunk.choices[0].finish_reason:
+            finish = chunk.choices[0].finish_reason
+    if chunk.usage:
+        usage = [chunk.usage.prompt_tokens, chunk.usage.completion_tokens]
+out["stream"] = [pieces, finish, usage]
+
+try:
+    client.chat.completions.create(model="limited", messages=messages)
+    out["error"] = None
+except openai.RateLimitError as e:
+    out["error"] = [e.status_code, e.message]
+
+print(json.dumps(out))
+"#;
+
+#[tokio::test]
+async fn the_official_openai_python_client_works_against_an_anthropic_upstream() {
+    let python = python_with_openai();
+    let claude = Provider::start(
+        Kind::Anthropic,
+        vec![
+            Answer::text(&["Sunny in ", "Paris."], 11, 5),
+            Answer::Complete {
+                text: vec![],
+                tools: vec![weather_tool()],
+                input_tokens: 40,
+                output_tokens: 9,
+            },
+            Answer::text(&["Sun", "ny", "."], 11, 3),
+        ],
+    )
+    .await;
+    let limited = Provider::start(
+        Kind::Anthropic,
+        vec![Answer::Error {
+            status: 429,
+            kind: "rate_limit_error",
+            message: "Slow down",
+        }],
+    )
+    .await;
+    let oai = Provider::start(Kind::OpenAi, vec![Answer::text(&["x"], 1, 1)]).await;
+    let state = tempfile::tempdir().unwrap();
+    let host = host_with(state.path(), &[]);
+    let document = config(
+        &claude,
+        &oai,
+        "[{ alias: chat, provider: claude, model: claude-sonnet-4-5 },
+          { alias: limited, provider: limited, model: claude-haiku }]",
+    )
+    .replace(
+        "  models:",
+        &format!(
+            "    - {{ name: limited, kind: anthropic, base_url: '{}', api_key_variable: anthropic_api_key }}\n  models:",
+            limited.base_url()
+        ),
+    );
+    host.apply(&document).await;
+
+    let output = tokio::task::spawn_blocking({
+        let url = format!("{}/v1", host.url);
+        move || {
+            Command::new(python)
+                .args(["-c", PYTHON_CLIENT, &url, ALICE_KEY])
+                .output()
+                .expect("python runs")
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let out: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        out["text"],
+        json!(["Sunny in Paris.", "stop", 11, 5, "claude-sonnet-4-5"])
+    );
+    assert_eq!(
+        out["tool"],
+        json!(["toolu_01", "get_weather", {"city": "Paris"}, "tool_calls"])
+    );
+    assert_eq!(out["stream"], json!([["Sun", "ny", "."], "stop", [11, 3]]));
+    assert_eq!(out["error"][0], 429);
+    assert!(
+        out["error"][1].as_str().unwrap().contains("Slow down"),
+        "{out}"
+    );
+    assert_eq!(claude.received().len(), 3);
+}
