@@ -128,3 +128,35 @@ async fn oversized_documents_are_refused() {
     assert_eq!(status, 413, "{body}");
     assert_eq!(body["error"]["code"], "document_too_large");
 }
+
+#[tokio::test]
+async fn the_demo_config_is_valid_and_serves_what_the_demo_promises() {
+    let (v1, v2) = (Upstream::start("v1").await, Upstream::start("v2").await);
+    let state = tempfile::tempdir().unwrap();
+    let host = Host::start(state.path());
+    let template = std::fs::read_to_string(support::repo().join("host/demo/upshift.yaml")).unwrap();
+    host.apply(
+        &template
+            .replace("${V1_PORT}", &v1.addr.port().to_string())
+            .replace("${V2_PORT}", &v2.addr.port().to_string()),
+    )
+    .await;
+    let get = |path: &str, header: Option<(&str, &str)>| {
+        let mut request = client().get(format!("{}{path}", host.url));
+        if let Some((name, value)) = header {
+            request = request.header(name, value);
+        }
+        request.send()
+    };
+    let tester = get("/orders", Some(("x-version", "v2"))).await.unwrap();
+    assert_eq!(tester.headers()["x-upstream"], "v2");
+    let legacy = get("/legacy/orders", None).await.unwrap();
+    assert_eq!(legacy.headers()["x-upstream"], "v1");
+    assert!(legacy.headers().contains_key("deprecation"));
+    assert!(legacy.headers().contains_key("sunset"));
+    assert_eq!(get("/api/items", None).await.unwrap().status(), 401);
+    let keyed = get("/api/items", Some(("x-api-key", "demo-key-123456")))
+        .await
+        .unwrap();
+    assert_eq!(keyed.status(), 200);
+}

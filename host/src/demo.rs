@@ -75,12 +75,19 @@ pub async fn run(args: ManifestArgs) -> anyhow::Result<ExitCode> {
     }
     println!("Demo config applied:\n{}\n", response.pretty_body());
     println!("Try:");
-    println!("  curl -i http://{GATEWAY}/orders                # 90% v1, 10% v2 (x-demo-upstream)");
+    println!(
+        "  curl -i http://{GATEWAY}/orders                # 90% v1, 10% v2 (x-upshift-upstream)"
+    );
     println!("  curl -i -H 'x-version: v2' http://{GATEWAY}/orders  # testers reach v2");
+    println!("  curl -i -H 'x-user: ada' http://{GATEWAY}/orders    # ada stays on one version");
+    println!("  curl -i http://{GATEWAY}/legacy/orders         # v1 with Deprecation and Sunset");
     println!("  curl -i -H 'x-api-key: demo-key-123456' http://{GATEWAY}/api/items");
     println!("  curl -i http://{GATEWAY}/api/items             # 401 without a key");
     println!("  curl -s http://{GATEWAY}/v1/models");
     println!("  upshift get routes; upshift get services; upshift get config");
+    println!("  upshift rollout start orders --canary v2 --steps 25,50,100 --pause 20s");
+    println!("  upshift rollout status orders                  # while traffic flows");
+    println!("  curl -s -H 'authorization: Bearer {token}' http://{GATEWAY}/admin/metrics");
     println!("Press Ctrl-C to stop.");
 
     gateway.await??;
