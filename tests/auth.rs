@@ -1,0 +1,413 @@
+//! Authentication with JSON Web Tokens and rate limits, end to end: tokens
+//! signed here (HS256, RS256, ES256) accepted or refused by the real host,
+//! and rate limits counted exactly in the key-value store, per consumer,
+//! across the window's end and across a restart.
+
+mod support;
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+use serde_json::{Value, json};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use support::upstream::Upstream;
+use support::{Host, client};
+
+const HS_SECRET: &str = "alice-secret-0123456789abcdef0123456789";
+const RSA_PUBLIC: &str = include_str!("../components/auth/testdata/rsa-public.pem");
+const RSA_PRIVATE: &[u8] = include_bytes!("../components/auth/testdata/rsa-private.pem");
+const EC_PUBLIC: &str = include_str!("../components/auth/testdata/ec-public.pem");
+const EC_PRIVATE: &[u8] = include_bytes!("../components/auth/testdata/ec-private.pem");
+const EC_OTHER_PRIVATE: &[u8] = include_bytes!("../components/auth/testdata/ec-other-private.pem");
+
+fn now_s() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// A token with `claims`, signed with `alg` and the matching test key.
+fn sign(alg: Algorithm, claims: &Value) -> String {
+    let key = match alg {
+        Algorithm::HS256 => EncodingKey::from_secret(HS_SECRET.as_bytes()),
+        Algorithm::RS256 => EncodingKey::from_rsa_pem(RSA_PRIVATE).unwrap(),
+        Algorithm::ES256 => EncodingKey::from_ec_pem(EC_PRIVATE).unwrap(),
+        _ => unreachable!(),
+    };
+    encode(&Header::new(alg), claims, &key).unwrap()
+}
+
+/// Service `s`: v1 on `one`, v2 on `two`; consumers named `bob…` go to v2,
+/// so the answering version tells who the gateway took the caller for.
+fn document(one: &Upstream, two: &Upstream, routes: &str, consumers: &str) -> String {
+    format!(
+        "services:\n\
+         - name: s\n\
+         \x20 versions:\n\
+         \x20   - {{ name: v1, targets: [{{ url: '{}' }}] }}\n\
+         \x20   - {{ name: v2, targets: [{{ url: '{}' }}] }}\n\
+         routes:\n{routes}\
+         consumers:\n{consumers}",
+        one.url(),
+        two.url()
+    )
+}
+
+/// What the client saw of one response.
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    body: Value,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    fn version(&self) -> &str {
+        self.header("x-upshift-upstream")
+            .and_then(|u| u.split('@').nth(1))
+            .unwrap_or_default()
+    }
+
+    fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or_default()
+    }
+}
+
+async fn get(host: &Host, path: &str, headers: &[(&str, &str)]) -> Answer {
+    let mut request = client().get(format!("{}{path}", host.url));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.expect("the gateway answers");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response.json().await.unwrap_or(Value::Null);
+    Answer {
+        status,
+        headers,
+        body,
+    }
+}
+
+async fn with_token(host: &Host, path: &str, token: &str) -> Answer {
+    get(host, path, &[("authorization", &format!("Bearer {token}"))]).await
+}
+
+#[tokio::test]
+async fn tokens_of_each_algorithm_are_verified_over_http() {
+    let (one, two) = (Upstream::start("one").await, Upstream::start("two").await);
+    let state = tempfile::tempdir().unwrap();
+    let host = Host::start(state.path());
+    let routes = "- name: api\n\
+                  \x20 paths: [/api]\n\
+                  \x20 service: s\n\
+                  \x20 auth: { jwt: { cookie: session } }\n\
+                  \x20 split: { rules: [{ match: { consumers: [bob] }, version: v2 }] }\n\
+                  - name: strict\n\
+                  \x20 paths: [/strict]\n\
+                  \x20 service: s\n\
+                  \x20 auth: { jwt: { issuer: alice-iss, audience: orders-api, leeway_s: 0 } }\n\
+                  - name: either\n\
+                  \x20 paths: [/either]\n\
+                  \x20 service: s\n\
+                  \x20 auth: { api_key: { header: authorization }, jwt: {} }\n\
+                  \x20 split: { rules: [{ match: { consumers: [bob] }, version: v2 }] }\n";
+    let consumers = format!(
+        "- name: alice\n\
+         \x20 jwt: [{{ key: alice-iss, algorithm: HS256, secret: {HS_SECRET} }}]\n\
+         - name: bob\n\
+         \x20 api_keys: [bob-key-123]\n\
+         \x20 jwt:\n\
+         \x20   - {{ key: bob-rsa, algorithm: RS256, public_key: {RSA_PUBLIC:?} }}\n\
+         \x20   - {{ key: bob-ec, algorithm: ES256, public_key: {EC_PUBLIC:?} }}\n"
+    );
+    host.apply(&document(&one, &two, routes, &consumers)).await;
+    let claims = |iss: &str| json!({ "iss": iss, "sub": "u1", "exp": now_s() + 600 });
+
+    // Good tokens: each algorithm, and the consumer its credential names.
+    for (alg, iss, version) in [
+        (Algorithm::HS256, "alice-iss", "v1"),
+        (Algorithm::RS256, "bob-rsa", "v2"),
+        (Algorithm::ES256, "bob-ec", "v2"),
+    ] {
+        let answer = with_token(&host, "/api/x", &sign(alg, &claims(iss))).await;
+        assert_eq!(answer.status, 200, "{alg:?}: {:?}", answer.body);
+        assert_eq!(answer.version(), version, "{alg:?}");
+    }
+    let cookie = format!(
+        "theme=dark; session={}",
+        sign(Algorithm::ES256, &claims("bob-ec"))
+    );
+    let answer = get(&host, "/api/x", &[("cookie", &cookie)]).await;
+    assert_eq!((answer.status, answer.version()), (200, "v2"));
+
+    // Refusals: 401 invalid_token with the reason and the RFC 6750 challenge.
+    let b64 = |v: Value| base64_url(v.to_string().as_bytes());
+    let expired = sign(
+        Algorithm::HS256,
+        &json!({ "iss": "alice-iss", "exp": now_s() - 3600 }),
+    );
+    let early = sign(
+        Algorithm::RS256,
+        &json!({ "iss": "bob-rsa", "nbf": now_s() + 3600 }),
+    );
+    let foreign = encode(
+        &Header::new(Algorithm::ES256),
+        &claims("bob-ec"),
+        &EncodingKey::from_ec_pem(EC_OTHER_PRIVATE).unwrap(),
+    )
+    .unwrap();
+    let good = sign(Algorithm::HS256, &claims("alice-iss"));
+    let tampered = {
+        let parts: Vec<&str> = good.split('.').collect();
+        let admin = b64(json!({ "iss": "alice-iss", "sub": "admin", "exp": now_s() + 600 }));
+        format!("{}.{admin}.{}", parts[0], parts[2])
+    };
+    let unknown = sign(Algorithm::HS256, &claims("mallory"));
+    let none = format!(
+        "{}.{}.",
+        b64(json!({ "alg": "none", "typ": "JWT" })),
+        b64(claims("alice-iss"))
+    );
+    let confused = encode(
+        &Header::new(Algorithm::HS256),
+        &claims("bob-rsa"),
+        &EncodingKey::from_secret(RSA_PUBLIC.as_bytes()),
+    )
+    .unwrap();
+    for (token, reason) in [
+        (expired, "expired"),
+        (early, "not yet valid"),
+        (foreign, "bad signature"),
+        (tampered, "bad signature"),
+        (unknown, "unknown key"),
+        (none, "algorithm not allowed"),
+        (confused, "algorithm not allowed"),
+        ("not.a.jwt".to_owned(), "malformed"),
+    ] {
+        let answer = with_token(&host, "/api/x", &token).await;
+        assert_eq!(
+            (answer.status, answer.code()),
+            (401, "invalid_token"),
+            "{reason}: {:?}",
+            answer.body
+        );
+        assert_eq!(
+            answer.body["error"]["message"],
+            format!("invalid token: {reason}")
+        );
+        assert_eq!(
+            answer.header("www-authenticate"),
+            Some("Bearer realm=\"upshift\", error=\"invalid_token\""),
+            "{reason}"
+        );
+    }
+    assert_eq!(
+        one.hits() + two.hits(),
+        4,
+        "refused requests never reach upstream"
+    );
+
+    // No token at all.
+    let answer = get(&host, "/api/x", &[]).await;
+    assert_eq!((answer.status, answer.code()), (401, "missing_credentials"));
+    assert_eq!(
+        answer.header("www-authenticate"),
+        Some("Bearer realm=\"upshift\"")
+    );
+
+    // Issuer and audience, without leeway.
+    let strict =
+        |iss: &str, aud: &str, exp: i64| json!({ "iss": iss, "aud": aud, "exp": now_s() + exp });
+    let answer = with_token(
+        &host,
+        "/strict",
+        &sign(Algorithm::HS256, &strict("alice-iss", "orders-api", 60)),
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{:?}", answer.body);
+    let answer = with_token(
+        &host,
+        "/strict",
+        &sign(Algorithm::HS256, &strict("alice-iss", "billing", 60)),
+    )
+    .await;
+    assert_eq!(
+        answer.body["error"]["message"],
+        "invalid token: wrong audience"
+    );
+    let answer = with_token(
+        &host,
+        "/strict",
+        &sign(Algorithm::RS256, &strict("bob-rsa", "orders-api", 60)),
+    )
+    .await;
+    assert_eq!(
+        answer.body["error"]["message"],
+        "invalid token: wrong issuer"
+    );
+    let answer = with_token(
+        &host,
+        "/strict",
+        &sign(Algorithm::HS256, &strict("alice-iss", "orders-api", -2)),
+    )
+    .await;
+    assert_eq!(answer.body["error"]["message"], "invalid token: expired");
+
+    // A route taking either: a JWT or an API key in the same header.
+    let answer = with_token(&host, "/either", &good).await;
+    assert_eq!((answer.status, answer.version()), (200, "v1"));
+    let answer = with_token(&host, "/either", "bob-key-123").await;
+    assert_eq!((answer.status, answer.version()), (200, "v2"));
+    let answer = with_token(&host, "/either", "wrong-key-0").await;
+    assert_eq!((answer.status, answer.code()), (401, "invalid_api_key"));
+    let answer = get(&host, "/either", &[]).await;
+    let challenges: Vec<&str> = answer
+        .headers
+        .get_all("www-authenticate")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert_eq!(
+        challenges,
+        ["ApiKey realm=\"upshift\"", "Bearer realm=\"upshift\""]
+    );
+}
+
+fn base64_url(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Waits until the start of the next second, so a burst fits in one window.
+async fn start_of_a_second() {
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_millis();
+    tokio::time::sleep(Duration::from_millis(u64::from(1_000 - ms) + 5)).await;
+}
+
+/// Sends `n` requests as `key`, 6 at a time.
+async fn burst(host: &Host, path: &str, key: &str, n: usize) -> Vec<Answer> {
+    use futures::StreamExt;
+    futures::stream::iter(0..n)
+        .map(|_| async move { get(host, path, &[("x-api-key", key)]).await })
+        .buffer_unordered(6)
+        .collect()
+        .await
+}
+
+#[tokio::test]
+async fn rate_limits_pass_exactly_the_limit_per_consumer_and_recover() {
+    let (one, two) = (Upstream::start("one").await, Upstream::start("two").await);
+    let state = tempfile::tempdir().unwrap();
+    let host = Host::start(state.path());
+    let routes = "- name: api\n\
+                  \x20 paths: [/api]\n\
+                  \x20 service: s\n\
+                  \x20 auth: { api_key: {} }\n\
+                  \x20 rate_limit: { requests: 20, per: 1s, by: consumer }\n\
+                  - { name: public, paths: [/public], service: s, rate_limit: { requests: 3, per: 1m, by: route } }\n";
+    let consumers = "- { name: alice, api_keys: [alice-key-1] }\n\
+                     - { name: bob, api_keys: [bob-key-123] }\n";
+    host.apply(&document(&one, &two, routes, consumers)).await;
+    // Warm the instances up, outside the measured window.
+    let warm = futures::future::join_all((0..6).map(|_| get(&host, "/nowhere", &[]))).await;
+    assert!(warm.iter().all(|a| a.status == 404));
+
+    start_of_a_second().await;
+    let started = SystemTime::now();
+    let answers = burst(&host, "/api/x", "alice-key-1", 30).await;
+    let bob = burst(&host, "/api/x", "bob-key-123", 5).await;
+    let took = started.elapsed().unwrap();
+    assert!(
+        took < Duration::from_millis(900),
+        "the burst must fit in one window; took {took:?}"
+    );
+    let served: Vec<&Answer> = answers.iter().filter(|a| a.status == 200).collect();
+    let limited: Vec<&Answer> = answers.iter().filter(|a| a.status == 429).collect();
+    assert_eq!((served.len(), limited.len()), (20, 10), "{answers:#?}");
+    let mut remaining: Vec<u64> = served
+        .iter()
+        .map(|a| {
+            assert_eq!(a.header("ratelimit-limit"), Some("20"));
+            a.header("ratelimit-remaining").unwrap().parse().unwrap()
+        })
+        .collect();
+    remaining.sort_unstable();
+    assert_eq!(remaining, (0..20).collect::<Vec<u64>>());
+    let mut retry_after = 0;
+    for answer in &limited {
+        assert_eq!(answer.code(), "rate_limited", "{:?}", answer.body);
+        assert_eq!(answer.header("ratelimit-remaining"), Some("0"));
+        let seconds: u64 = answer.header("retry-after").unwrap().parse().unwrap();
+        assert!((1..=2).contains(&seconds), "retry-after {seconds}");
+        assert_eq!(
+            answer.header("ratelimit-reset"),
+            answer.header("retry-after")
+        );
+        retry_after = retry_after.max(seconds);
+    }
+    // Bob has his own budget.
+    assert!(bob.iter().all(|a| a.status == 200), "{bob:#?}");
+    assert_eq!(one.hits(), 25, "refused requests never reach upstream");
+
+    // After the wait it names, Alice is served again.
+    tokio::time::sleep(Duration::from_secs(retry_after)).await;
+    let again = get(&host, "/api/x", &[("x-api-key", "alice-key-1")]).await;
+    assert_eq!(again.status, 200, "{:?}", again.body);
+
+    // A public route limited as a whole.
+    let public = burst(&host, "/public", "-", 5).await;
+    let statuses: Vec<u16> = public.iter().map(|a| a.status).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        3,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        2,
+        "{statuses:?}"
+    );
+}
+
+#[tokio::test]
+async fn rate_limits_hold_across_a_restart() {
+    let (one, two) = (Upstream::start("one").await, Upstream::start("two").await);
+    let state = tempfile::tempdir().unwrap();
+    let routes = "- { name: api, paths: [/api], service: s, auth: { api_key: {} } }\n";
+    let consumers = "- { name: alice, api_keys: [alice-key-1], rate_limit: { requests: 5, per: 1m } }\n\
+                     - { name: bob, api_keys: [bob-key-123], rate_limit: { requests: 5, per: 1m } }\n";
+    {
+        let host = Host::start(state.path());
+        host.apply(&document(&one, &two, routes, consumers)).await;
+        for left in (0..5).rev() {
+            let answer = get(&host, "/api/x", &[("x-api-key", "alice-key-1")]).await;
+            assert_eq!(answer.status, 200, "{:?}", answer.body);
+            assert_eq!(
+                answer.header("ratelimit-remaining"),
+                Some(left.to_string().as_str())
+            );
+        }
+        // The embedded store syncs counters within 100 ms; the host is then killed.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // A new host process: new instances, the same store.
+    let host = Host::start(state.path());
+    let answer = get(&host, "/api/x", &[("x-api-key", "alice-key-1")]).await;
+    assert_eq!(
+        (answer.status, answer.code()),
+        (429, "rate_limited"),
+        "{:?}",
+        answer.body
+    );
+    assert!(answer.header("retry-after").is_some());
+    let answer = get(&host, "/api/x", &[("x-api-key", "bob-key-123")]).await;
+    assert_eq!(answer.status, 200, "{:?}", answer.body);
+    assert_eq!(answer.header("ratelimit-remaining"), Some("4"));
+}
