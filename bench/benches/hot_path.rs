@@ -169,6 +169,74 @@ fn config_parse(c: &mut Criterion) {
     });
 }
 
+/// OpenAI ↔ Anthropic: a typical 2 KB chat request both ways, a response,
+/// and one streamed text delta through a stream already under way.
+fn ai_translation(c: &mut Criterion) {
+    use upshift_ai::sample::TYPICAL_CHAT_REQUEST;
+    use upshift_ai::{Dialect, StreamOptions, StreamTranslator};
+    let conformance = |file: &str| {
+        let path = format!(
+            "{}/../tests/ai-conformance/anthropic/{file}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    };
+    let mut group = c.benchmark_group("ai_translation");
+    let openai = TYPICAL_CHAT_REQUEST.as_bytes();
+    let anthropic =
+        upshift_ai::translate_request(Dialect::OpenAiChat, Dialect::Anthropic, openai).unwrap();
+    group.bench_function("request_openai_to_anthropic_2kb", |b| {
+        b.iter(|| {
+            upshift_ai::translate_request(
+                Dialect::OpenAiChat,
+                Dialect::Anthropic,
+                black_box(openai),
+            )
+        })
+    });
+    group.bench_function("request_anthropic_to_openai_2kb", |b| {
+        b.iter(|| {
+            upshift_ai::translate_request(
+                Dialect::Anthropic,
+                Dialect::OpenAiChat,
+                black_box(&anthropic),
+            )
+        })
+    });
+    let response = conformance("tools/anthropic.response.json");
+    group.bench_function("response_anthropic_to_openai", |b| {
+        b.iter(|| {
+            upshift_ai::translate_response(
+                Dialect::Anthropic,
+                Dialect::OpenAiChat,
+                black_box(&response),
+            )
+        })
+    });
+    let stream = String::from_utf8(conformance("text/anthropic.stream.sse")).unwrap();
+    let opening = &stream[..stream.find("event: content_block_delta").unwrap()];
+    let delta = "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\
+                 \"delta\":{\"type\":\"text_delta\",\"text\":\"Hello, world\"}}\n\n";
+    let mut translator = StreamTranslator::new(
+        Dialect::Anthropic,
+        Dialect::OpenAiChat,
+        StreamOptions {
+            include_usage: true,
+            created: 0,
+        },
+    );
+    let mut out = Vec::new();
+    translator.push(opening.as_bytes(), &mut out);
+    group.bench_function("stream_chunk_anthropic_to_openai", |b| {
+        b.iter(|| {
+            out.clear();
+            translator.push(black_box(delta.as_bytes()), &mut out);
+            black_box(out.len())
+        })
+    });
+    group.finish();
+}
+
 criterion_group!(
     benches,
     route_matching,
@@ -176,6 +244,7 @@ criterion_group!(
     api_key_lookup,
     jwt_verification,
     rate_limit_decision,
+    ai_translation,
     config_parse
 );
 criterion_main!(benches);
