@@ -821,3 +821,133 @@ async fn the_official_openai_python_client_works_against_an_anthropic_upstream()
     );
     assert_eq!(claude.received().len(), 3);
 }
+
+/// `chat` on Claude, with `extra` under `ai:` (budgets, cache).
+fn config_with(claude: &Provider, oai: &Provider, extra: &str) -> String {
+    format!(
+        "{}{extra}",
+        config(
+            claude,
+            oai,
+            "[{ alias: chat, provider: claude, model: claude-sonnet-4-5 }]"
+        )
+    )
+}
+
+#[tokio::test]
+async fn token_budgets_refuse_calls_once_the_days_tokens_are_used() {
+    let claude = Provider::start(
+        Kind::Anthropic,
+        vec![with_tool(412, 57), Answer::text(&["Hi"], 100, 7)],
+    )
+    .await;
+    let oai = Provider::start(Kind::OpenAi, vec![Answer::text(&["x"], 1, 1)]).await;
+    let state = tempfile::tempdir().unwrap();
+    let host = host_with(state.path(), &[]);
+    host.apply(&config_with(
+        &claude,
+        &oai,
+        "  budgets: [{ consumer: alice, tokens_per_day: 500 }]\n",
+    ))
+    .await;
+
+    // 469 tokens, then 107 more: the call that crosses the budget completes.
+    let (status, _, body) = post(&host, "/v1/chat/completions", &chat_request("chat", false)).await;
+    assert_eq!(status, 200, "{body}");
+    let streamed = chat_request("chat", true);
+    let response = client()
+        .post(format!("{}/v1/chat/completions", host.url))
+        .bearer_auth(ALICE_KEY)
+        .json(&streamed)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.text().await.unwrap();
+
+    // The streamed call is counted when it ends, just after the client has it.
+    let mut refused = None;
+    for _ in 0..100 {
+        let response = client()
+            .post(format!("{}/v1/chat/completions", host.url))
+            .bearer_auth(ALICE_KEY)
+            .json(&chat_request("chat", false))
+            .send()
+            .await
+            .unwrap();
+        if response.status() == 429 {
+            refused = Some(response);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let refused = refused.expect("the budget is used up");
+    let retry_after: u64 = header(refused.headers(), "retry-after").parse().unwrap();
+    assert!((1..=86_400).contains(&retry_after), "{retry_after}");
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "budget_exceeded");
+    assert_eq!(body["error"]["type"], "rate_limit_error");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("consumer alice has used 576 of its 500 tokens for "),
+        "{message}"
+    );
+    assert_eq!(
+        claude.received().len(),
+        2,
+        "a refused call reaches no provider"
+    );
+}
+
+#[tokio::test]
+async fn identical_requests_are_answered_from_the_cache_until_it_expires() {
+    let claude = Provider::start(
+        Kind::Anthropic,
+        vec![
+            Answer::text(&["First."], 10, 2),
+            Answer::text(&["Second."], 10, 2),
+            Answer::text(&["Third."], 10, 2),
+        ],
+    )
+    .await;
+    let oai = Provider::start(Kind::OpenAi, vec![Answer::text(&["x"], 1, 1)]).await;
+    let state = tempfile::tempdir().unwrap();
+    let host = host_with(state.path(), &[]);
+    host.apply(&config_with(&claude, &oai, "  cache: { ttl_s: 2 }\n"))
+        .await;
+
+    let ask = |cache_control: Option<&'static str>| {
+        let mut request = client()
+            .post(format!("{}/v1/chat/completions", host.url))
+            .bearer_auth(ALICE_KEY)
+            .json(&chat_request("chat", false));
+        if let Some(value) = cache_control {
+            request = request.header("cache-control", value);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            let cache = header(response.headers(), "x-upshift-cache").to_owned();
+            let body: Value = response.json().await.unwrap();
+            let text = body["choices"][0]["message"]["content"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            (cache, text)
+        }
+    };
+    assert_eq!(ask(None).await, ("miss".to_owned(), "First.".to_owned()));
+    assert_eq!(ask(None).await, ("hit".to_owned(), "First.".to_owned()));
+    assert_eq!(claude.received().len(), 1);
+    assert_eq!(
+        ask(Some("no-store")).await,
+        ("bypass".to_owned(), "Second.".to_owned())
+    );
+    assert_eq!(
+        ask(None).await,
+        ("hit".to_owned(), "First.".to_owned()),
+        "no-store keeps nothing"
+    );
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    assert_eq!(ask(None).await, ("miss".to_owned(), "Third.".to_owned()));
+    assert_eq!(claude.received().len(), 3);
+}

@@ -4,7 +4,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use crate::{Call, Caller, Catalog, Counters, Incoming, Plan, Reply, Stream};
+use crate::{Call, Caller, Catalog, Incoming, Plan, Reply, Store, Stream};
 use exports::upshift::gateway::ai::{self as wit, Guest, GuestCall, GuestCatalog, GuestTranslator};
 use upshift::gateway::types::{ConfigError, Consumer};
 use wasi::keyvalue::{atomics, store};
@@ -60,7 +60,7 @@ impl GuestCatalog for Compiled {
             body: &body,
             now_ms,
         };
-        match self.0.plan(&incoming, caller) {
+        match self.0.plan(&incoming, caller, &KeyValue) {
             Plan::Reply(reply) => wit::Plan::Reply(wit_reply(reply)),
             Plan::Call(call) => wit::Plan::Call(wit::Call::new(Planned(Rc::from(call)))),
         }
@@ -170,17 +170,34 @@ fn bucket() -> Result<Rc<store::Bucket>, store::Error> {
     })
 }
 
-/// The usage counters in `wasi:keyvalue`. A store that fails loses the
-/// count, never the response; the failure goes to stderr (the host's log).
+/// The usage counters, budgets and cached answers in `wasi:keyvalue`. A
+/// store that fails loses a count or a cached answer, never the response;
+/// the failure goes to stderr (the host's log).
 struct KeyValue;
 
-impl Counters for KeyValue {
+impl Store for KeyValue {
     fn add(&self, key: &str, delta: u64) {
         let result = bucket().and_then(|bucket| {
             atomics::increment(&bucket, key, i64::try_from(delta).unwrap_or(i64::MAX))
         });
         if let Err(error) = result {
-            eprintln!("ai: usage counter {key} not counted: {error:?}");
+            eprintln!("ai: counter {key} not counted: {error:?}");
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<Vec<u8>> {
+        match bucket().and_then(|bucket| bucket.get(key)) {
+            Ok(value) => value,
+            Err(error) => {
+                eprintln!("ai: {key} not read: {error:?}");
+                None
+            }
+        }
+    }
+
+    fn set(&self, key: &str, value: &[u8]) {
+        if let Err(error) = bucket().and_then(|bucket| bucket.set(key, value)) {
+            eprintln!("ai: {key} not written: {error:?}");
         }
     }
 }

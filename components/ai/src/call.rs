@@ -79,11 +79,78 @@ pub struct Caller {
     pub tenant: Option<String>,
 }
 
-/// Where usage is counted: atomic increments of key-value counters.
-pub trait Counters {
-    /// Adds `delta` to the counter `key`. Failures are the implementation's
-    /// to report; counting never fails a response.
+/// The key-value store usage, budgets and cached answers live in. Failures
+/// are the implementation's to report: a store that fails loses a count or
+/// a cached answer, never a response.
+pub trait Store {
+    /// Adds `delta` to the counter `key` (atomically).
     fn add(&self, key: &str, delta: u64);
+    /// The value of `key`, if any.
+    fn get(&self, key: &str) -> Option<Vec<u8>>;
+    /// Sets `key` to `value`.
+    fn set(&self, key: &str, value: &[u8]);
+}
+
+/// The number a counter key holds (decimal text), 0 when absent.
+pub(crate) fn counter(store: &dyn Store, key: &str) -> u64 {
+    store
+        .get(key)
+        .and_then(|v| std::str::from_utf8(&v).ok()?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Where a call's answer is cached.
+#[derive(Debug, Clone)]
+pub(crate) struct CacheSlot {
+    /// The key of the answer.
+    pub key: String,
+    /// How long it is served, in milliseconds.
+    pub ttl_ms: u64,
+}
+
+/// A cached answer: its expiry, who served it, the client's body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Cached {
+    pub expires_ms: u64,
+    pub alias: String,
+    pub upstream: String,
+    pub body: Vec<u8>,
+}
+
+impl Cached {
+    /// `{expires_ms}\t{alias}\t{provider@model}\n{body}`.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out =
+            format!("{}\t{}\t{}\n", self.expires_ms, self.alias, self.upstream).into_bytes();
+        out.extend_from_slice(&self.body);
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Option<Cached> {
+        let newline = bytes.iter().position(|&b| b == b'\n')?;
+        let head = std::str::from_utf8(&bytes[..newline]).ok()?;
+        let mut fields = head.split('\t');
+        let expires_ms = fields.next()?.parse().ok()?;
+        let alias = fields.next()?.to_owned();
+        let upstream = fields.next()?.to_owned();
+        Some(Cached {
+            expires_ms,
+            alias,
+            upstream,
+            body: bytes[newline + 1..].to_vec(),
+        })
+    }
+
+    /// The reply to a client.
+    pub fn reply(self) -> Reply {
+        let mut reply = Reply::json(200, self.body);
+        reply.headers.extend([
+            ("x-upshift-cache".to_owned(), "hit".to_owned()),
+            ("x-upshift-model".to_owned(), self.alias),
+            ("x-upshift-upstream".to_owned(), self.upstream),
+        ]);
+        reply
+    }
 }
 
 /// One provider request of a call.
@@ -146,6 +213,12 @@ pub struct Call {
     pub(crate) attempts: Vec<Attempt>,
     pub(crate) caller: Caller,
     pub(crate) now_ms: u64,
+    /// Budget counters every answered call adds its tokens to.
+    pub(crate) budget_keys: Vec<String>,
+    /// Where the answer is cached, for a cacheable call.
+    pub(crate) cache: Option<CacheSlot>,
+    /// The `x-upshift-cache` header of the answer, when the cache is on.
+    pub(crate) cache_status: Option<&'static str>,
 }
 
 impl Call {
@@ -178,13 +251,7 @@ impl Call {
     /// The client's answer to a complete provider response of attempt
     /// `index` with `status` and `body`: a success translated (its usage
     /// counted), or the provider's error in the client's dialect.
-    pub fn respond(
-        &self,
-        index: usize,
-        status: u16,
-        body: &[u8],
-        counters: &dyn Counters,
-    ) -> Reply {
+    pub fn respond(&self, index: usize, status: u16, body: &[u8], store: &dyn Store) -> Reply {
         let Some(attempt) = self.attempts.get(index) else {
             return Reply::error(
                 self.ingress,
@@ -224,7 +291,22 @@ impl Call {
             }
             (false, Err(error)) => return self.bad_upstream(attempt, &error),
         };
-        self.record(attempt, reported, output, counters);
+        self.record(attempt, reported, output, store);
+        let mut reply = reply;
+        if let Some(slot) = &self.cache {
+            let cached = Cached {
+                expires_ms: self.now_ms + slot.ttl_ms,
+                alias: attempt.alias.clone(),
+                upstream: format!("{}@{}", attempt.provider, attempt.model),
+                body: reply.body.clone(),
+            };
+            store.set(&slot.key, &cached.encode());
+        }
+        if let Some(status) = self.cache_status {
+            reply
+                .headers
+                .push(("x-upshift-cache".to_owned(), status.to_owned()));
+        }
         reply
     }
 
@@ -277,7 +359,7 @@ impl Call {
 
     /// Counts a completed call of `attempt`: the reported counts, estimates
     /// where the provider gave none.
-    fn record(&self, attempt: &Attempt, reported: Usage, output: u64, counters: &dyn Counters) {
+    fn record(&self, attempt: &Attempt, reported: Usage, output: u64, store: &dyn Store) {
         let input = match reported.input_tokens {
             0 => self.request().map_or_else(
                 || usage::estimate_text(&String::from_utf8_lossy(&self.body)),
@@ -298,7 +380,7 @@ impl Call {
                 field,
             )
         };
-        counters.add(&key(usage_keys::REQUESTS), 1);
+        store.add(&key(usage_keys::REQUESTS), 1);
         for (field, delta) in [
             (usage_keys::INPUT_TOKENS, input),
             (usage_keys::OUTPUT_TOKENS, output),
@@ -308,7 +390,12 @@ impl Call {
             ),
         ] {
             if delta > 0 {
-                counters.add(&key(field), delta);
+                store.add(&key(field), delta);
+            }
+        }
+        if input + output > 0 {
+            for budget in &self.budget_keys {
+                store.add(budget, input + output);
             }
         }
     }
@@ -346,13 +433,7 @@ impl Stream {
 
     /// The upstream body ended, cleanly or not (`complete`); appends what
     /// ends the client's stream and counts the usage of `call`.
-    pub fn finish(
-        &mut self,
-        call: &Call,
-        complete: bool,
-        out: &mut Vec<u8>,
-        counters: &dyn Counters,
-    ) {
+    pub fn finish(&mut self, call: &Call, complete: bool, out: &mut Vec<u8>, store: &dyn Store) {
         let (usage, output) = match &mut self.lane {
             Lane::Translate(translator) => {
                 translator.finish(out);
@@ -364,7 +445,7 @@ impl Stream {
             }
         };
         if let Some(attempt) = call.attempts.get(self.attempt) {
-            call.record(attempt, usage, output, counters);
+            call.record(attempt, usage, output, store);
         }
     }
 }

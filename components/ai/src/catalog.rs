@@ -5,10 +5,13 @@
 use std::cell::OnceCell;
 
 use serde::Serialize;
-use upshift_config::{Config, Price};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use upshift_config::ai::usage_keys;
+use upshift_config::{Config, Period, Price};
 
 use crate::Dialect;
-use crate::call::{self, Attempt, Call, Caller, Head, Reply};
+use crate::call::{self, Attempt, CacheSlot, Cached, Call, Caller, Head, Reply, Store};
 use crate::errors::{ApiError, ErrorKind};
 use crate::provider::Endpoint;
 
@@ -40,12 +43,31 @@ struct Alias {
     price: Option<Price>,
 }
 
+/// A token budget, compiled.
+#[derive(Debug)]
+struct Budget {
+    /// `consumer` or `tenant`.
+    scope: Scope,
+    name: String,
+    per_day: Option<u64>,
+    per_month: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    Consumer,
+    Tenant,
+}
+
 /// The model aliases of one config version.
 #[derive(Debug, Default)]
 pub struct Catalog {
     /// In document order.
     aliases: Vec<Alias>,
     endpoints: Vec<Endpoint>,
+    budgets: Vec<Budget>,
+    /// Cache lifetime in milliseconds; no cache when absent.
+    cache_ttl_ms: Option<u64>,
 }
 
 /// An AI API request as the gateway hands it over.
@@ -144,7 +166,29 @@ impl Catalog {
                 .collect();
             aliases[position].fallbacks = fallbacks;
         }
-        Catalog { aliases, endpoints }
+        let budgets = ai
+            .budgets
+            .iter()
+            .filter_map(|b| {
+                let (scope, name) = match (&b.consumer, &b.tenant) {
+                    (Some(consumer), _) => (Scope::Consumer, consumer),
+                    (None, Some(tenant)) => (Scope::Tenant, tenant),
+                    (None, None) => return None,
+                };
+                Some(Budget {
+                    scope,
+                    name: name.clone(),
+                    per_day: b.tokens_per_day,
+                    per_month: b.tokens_per_month,
+                })
+            })
+            .collect();
+        Catalog {
+            aliases,
+            endpoints,
+            budgets,
+            cache_ttl_ms: ai.cache.map(|c| u64::from(c.ttl_s) * 1000),
+        }
     }
 
     /// The JSON body of OpenAI's `GET /v1/models`, one entry per alias.
@@ -166,8 +210,9 @@ impl Catalog {
     }
 
     /// Plans `request` for `caller`: the model list, a call of the alias's
-    /// model and its fallbacks, or an error in the client's dialect.
-    pub fn plan(&self, request: &Incoming<'_>, caller: Caller) -> Plan {
+    /// model and its fallbacks, or an answer at once: an error in the
+    /// client's dialect (a budget used up among them) or a cached answer.
+    pub fn plan(&self, request: &Incoming<'_>, caller: Caller, store: &dyn Store) -> Plan {
         let ingress = match endpoint(request.method, request.path) {
             Some(ApiEndpoint::Models) => {
                 return Plan::Reply(Reply::json(200, self.list_models().into_bytes()));
@@ -227,7 +272,36 @@ impl Catalog {
                 Some("model"),
             );
         };
+        let budget_keys = match self.budget_keys(ingress, &caller, request.now_ms, store) {
+            Ok(keys) => keys,
+            Err(reply) => return Plan::Reply(reply),
+        };
         let stream = head.stream.unwrap_or(false);
+        let (cache, cache_status) = match self.cache_ttl_ms {
+            Some(ttl_ms) if !stream => {
+                let directives = cache_control(request.headers);
+                if directives.no_store {
+                    (None, Some("bypass"))
+                } else {
+                    let key = usage_keys::cache(&cache_digest(ingress, &caller, request.body));
+                    if !directives.no_cache
+                        && let Some(cached) = store.get(&key).and_then(|v| Cached::decode(&v))
+                        && cached.expires_ms > request.now_ms
+                    {
+                        let counted = usage_keys::usage(
+                            caller.tenant.as_deref(),
+                            caller.consumer.as_deref(),
+                            &cached.alias,
+                            usage_keys::CACHE_HITS,
+                        );
+                        store.add(&counted, 1);
+                        return Plan::Reply(cached.reply());
+                    }
+                    (Some(CacheSlot { key, ttl_ms }), Some("miss"))
+                }
+            }
+            _ => (None, None),
+        };
         let mut call = Call {
             ingress,
             stream,
@@ -240,6 +314,9 @@ impl Catalog {
             attempts: Vec::new(),
             caller,
             now_ms: request.now_ms,
+            budget_keys,
+            cache,
+            cache_status,
         };
         let chain = std::iter::once(primary).chain(self.aliases[primary].fallbacks.iter().copied());
         for (n, index) in chain.enumerate() {
@@ -254,6 +331,60 @@ impl Catalog {
             }
         }
         Plan::Call(Box::new(call))
+    }
+
+    /// The budget counters of `caller`'s budgets, or the refusal when one
+    /// is used up.
+    fn budget_keys(
+        &self,
+        ingress: Dialect,
+        caller: &Caller,
+        now_ms: u64,
+        store: &dyn Store,
+    ) -> Result<Vec<String>, Reply> {
+        let mut keys = Vec::new();
+        for budget in &self.budgets {
+            let subject = match budget.scope {
+                Scope::Consumer => caller.consumer.as_deref(),
+                Scope::Tenant => caller.tenant.as_deref(),
+            };
+            if subject != Some(budget.name.as_str()) {
+                continue;
+            }
+            for (period, limit) in [
+                (Period::Day, budget.per_day),
+                (Period::Month, budget.per_month),
+            ] {
+                let Some(limit) = limit else { continue };
+                let (name, left_s) = period.at(now_ms);
+                let key = match budget.scope {
+                    Scope::Consumer => usage_keys::consumer_budget(&budget.name, &name),
+                    Scope::Tenant => usage_keys::tenant_budget(&budget.name, &name),
+                };
+                let used = call::counter(store, &key);
+                if used >= limit {
+                    let who = match budget.scope {
+                        Scope::Consumer => "consumer",
+                        Scope::Tenant => "tenant",
+                    };
+                    let mut reply = Reply::refusal(
+                        ingress,
+                        429,
+                        "budget_exceeded",
+                        &format!(
+                            "{who} {} has used {used} of its {limit} tokens for {name}",
+                            budget.name
+                        ),
+                    );
+                    reply
+                        .headers
+                        .push(("retry-after".to_owned(), left_s.to_string()));
+                    return Err(reply);
+                }
+                keys.push(key);
+            }
+        }
+        Ok(keys)
     }
 
     fn attempt(
@@ -292,6 +423,78 @@ impl Catalog {
             body,
             price: alias.price,
         })
+    }
+}
+
+/// The `cache-control` directives the cache follows.
+#[derive(Debug, Default)]
+struct CacheControl {
+    no_store: bool,
+    no_cache: bool,
+}
+
+fn cache_control(headers: &[(String, String)]) -> CacheControl {
+    let mut directives = CacheControl::default();
+    for (_, value) in headers.iter().filter(|(name, _)| name == "cache-control") {
+        for directive in value.split(',').map(|d| d.trim().to_ascii_lowercase()) {
+            match directive.as_str() {
+                "no-store" => directives.no_store = true,
+                "no-cache" => directives.no_cache = true,
+                _ => {}
+            }
+        }
+    }
+    directives
+}
+
+/// What identifies a cacheable request: the client's dialect, its tenant
+/// (answers are not shared between tenants), and its body with object keys
+/// sorted and whitespace dropped; SHA-256 in hex.
+fn cache_digest(ingress: Dialect, caller: &Caller, body: &[u8]) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(ingress.name().as_bytes());
+    hasher.update([0]);
+    hasher.update(caller.tenant.as_deref().unwrap_or("~").as_bytes());
+    hasher.update([0]);
+    match serde_json::from_slice::<Value>(body) {
+        Ok(value) => write_sorted(&value, &mut hasher),
+        Err(_) => hasher.update(body),
+    }
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Writes `value` as compact JSON with object keys in sorted order.
+fn write_sorted(value: &Value, hasher: &mut Sha256) {
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<_> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            hasher.update(b"{");
+            for (i, (key, value)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    hasher.update(b",");
+                }
+                hasher.update(Value::String(key.clone()).to_string().as_bytes());
+                hasher.update(b":");
+                write_sorted(value, hasher);
+            }
+            hasher.update(b"}");
+        }
+        Value::Array(items) => {
+            hasher.update(b"[");
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    hasher.update(b",");
+                }
+                write_sorted(item, hasher);
+            }
+            hasher.update(b"]");
+        }
+        other => hasher.update(other.to_string().as_bytes()),
     }
 }
 

@@ -5,7 +5,8 @@
 //! [`Catalog::plan`] turns a client request into a [`Call`]: the provider
 //! requests to try in order (URL, headers, body; the key stays with the
 //! gateway), and the translation of what comes back ([`Call::respond`],
-//! [`Call::stream`]) with its usage counted ([`Counters`]).
+//! [`Call::stream`]) with its usage counted, budgets kept and answers
+//! cached in a key-value [`Store`].
 //!
 //! The translation core is plain Rust without I/O. Every dialect
 //! ([`Dialect`]: OpenAI Chat, OpenAI Responses, Anthropic Messages, Gemini)
@@ -37,7 +38,7 @@ pub mod usage;
 #[cfg(target_arch = "wasm32")]
 mod bindings;
 
-pub use call::{Attempt, Call, Caller, Counters, Reply, Stream};
+pub use call::{Attempt, Call, Caller, Reply, Store, Stream};
 pub use catalog::{ApiEndpoint, Catalog, Incoming, Plan, endpoint, error_dialect};
 pub use dialect::{Dialect, StreamOptions};
 pub use errors::{ApiError, ErrorKind, TranslateError};

@@ -6,21 +6,33 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
-use upshift_ai::{Call, Caller, Catalog, Counters, Incoming, Plan, Reply};
+use upshift_ai::{Call, Caller, Catalog, Incoming, Plan, Reply, Store};
 use upshift_config::Config;
 
 #[derive(Default)]
-struct Memory(RefCell<BTreeMap<String, u64>>);
+struct Memory(RefCell<BTreeMap<String, Vec<u8>>>);
 
-impl Counters for Memory {
+impl Store for Memory {
     fn add(&self, key: &str, delta: u64) {
-        *self.0.borrow_mut().entry(key.to_owned()).or_default() += delta;
+        let now = self.get(key) + delta;
+        self.0
+            .borrow_mut()
+            .insert(key.to_owned(), now.to_string().into_bytes());
+    }
+
+    fn get(&self, key: &str) -> Option<Vec<u8>> {
+        self.0.borrow().get(key).cloned()
+    }
+
+    fn set(&self, key: &str, value: &[u8]) {
+        self.0.borrow_mut().insert(key.to_owned(), value.to_vec());
     }
 }
 
 impl Memory {
+    /// The counter `key`.
     fn get(&self, key: &str) -> u64 {
-        self.0.borrow().get(key).copied().unwrap_or(0)
+        Store::get(self, key).map_or(0, |v| String::from_utf8(v).unwrap().parse().unwrap())
     }
 }
 
@@ -49,16 +61,30 @@ fn alice() -> Caller {
 }
 
 fn plan(catalog: &Catalog, method: &str, path: &str, body: &Value) -> Plan {
+    plan_in(catalog, &Memory::default(), &[], method, path, body)
+}
+
+const NOW_MS: u64 = 1_700_000_000_123;
+
+fn plan_in(
+    catalog: &Catalog,
+    store: &Memory,
+    headers: &[(String, String)],
+    method: &str,
+    path: &str,
+    body: &Value,
+) -> Plan {
     let body = serde_json::to_vec(body).unwrap();
     catalog.plan(
         &Incoming {
             method,
             path,
-            headers: &[],
+            headers,
             body: &body,
-            now_ms: 1_700_000_000_123,
+            now_ms: NOW_MS,
         },
         alice(),
+        store,
     )
 }
 
@@ -406,4 +432,155 @@ fn a_broken_stream_ends_with_an_error_and_counts_estimates() {
     assert!(error["error"]["message"].is_string(), "{error}");
     assert_eq!(counters.get("ai/usage/acme/alice/fast/output_tokens"), 3);
     assert!(counters.get("ai/usage/acme/alice/fast/input_tokens") > 0);
+}
+
+const WITH_BUDGETS_AND_CACHE: &str = "
+consumers: [{ name: alice, tenant: acme, api_keys: [alice-key-0001] }]
+ai:
+  providers:
+    - { name: claude, kind: anthropic, base_url: 'http://127.0.0.1:9001', api_key_variable: claude_key }
+  models:
+    - { alias: chat, provider: claude, model: claude-x }
+  budgets:
+    - { consumer: alice, tokens_per_day: 500 }
+    - { tenant: acme, tokens_per_month: 10000 }
+  cache: { ttl_s: 60 }
+";
+
+fn anthropic_answer(input_tokens: u64, output_tokens: u64) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "id": "msg_01", "type": "message", "role": "assistant", "model": "claude-x",
+        "content": [{"type": "text", "text": "Hi"}], "stop_reason": "end_turn",
+        "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens}
+    }))
+    .unwrap()
+}
+
+#[test]
+fn budgets_refuse_calls_once_the_days_tokens_are_used() {
+    let catalog = Catalog::new(&Config::parse(WITH_BUDGETS_AND_CACHE).unwrap());
+    let store = Memory::default();
+    let mut request = chat(false);
+    let no_store = [("cache-control".to_owned(), "no-store".to_owned())];
+    for (n, (input, output)) in [(300, 100), (80, 20)].into_iter().enumerate() {
+        request["messages"][1]["content"] = format!("question {n}").into();
+        let Plan::Call(call) = plan_in(
+            &catalog,
+            &store,
+            &no_store,
+            "POST",
+            "/v1/chat/completions",
+            &request,
+        ) else {
+            panic!("call {n} is refused");
+        };
+        assert_eq!(
+            call.respond(0, 200, &anthropic_answer(input, output), &store)
+                .status,
+            200
+        );
+    }
+    // 2023-11-14 (UTC) is the day of NOW_MS.
+    assert_eq!(store.get("ai/budget/consumers/alice/2023-11-14"), 500);
+    assert_eq!(store.get("ai/budget/tenants/acme/2023-11"), 500);
+    let Plan::Reply(reply) = plan_in(
+        &catalog,
+        &store,
+        &no_store,
+        "POST",
+        "/v1/chat/completions",
+        &request,
+    ) else {
+        panic!("the budget is used up");
+    };
+    assert_eq!(reply.status, 429);
+    let body: Value = serde_json::from_slice(&reply.body).unwrap();
+    assert_eq!(body["error"]["code"], "budget_exceeded");
+    assert_eq!(
+        body["error"]["message"],
+        "consumer alice has used 500 of its 500 tokens for 2023-11-14"
+    );
+    // NOW_MS is 22:13:20.123 UTC: 6400 s are left of the day.
+    assert_eq!(header(&reply.headers, "retry-after"), Some("6400"));
+}
+
+#[test]
+fn identical_requests_are_answered_from_the_cache() {
+    let catalog = Catalog::new(&Config::parse(WITH_BUDGETS_AND_CACHE).unwrap());
+    let store = Memory::default();
+    let request = chat(false);
+    let Plan::Call(call) = plan_in(
+        &catalog,
+        &store,
+        &[],
+        "POST",
+        "/v1/chat/completions",
+        &request,
+    ) else {
+        panic!("a miss calls the provider");
+    };
+    let answer = call.respond(0, 200, &anthropic_answer(10, 2), &store);
+    assert_eq!(header(&answer.headers, "x-upshift-cache"), Some("miss"));
+
+    // The same body with its keys in another order and other spacing.
+    let reordered: Value = serde_json::from_str(&format!(
+        "{{ \"stream\": false, \"max_tokens\": 100, \"tools\": {}, \"messages\": {}, \"model\": \"chat\" }}",
+        request["tools"], request["messages"]
+    ))
+    .unwrap();
+    let Plan::Reply(hit) = plan_in(
+        &catalog,
+        &store,
+        &[],
+        "POST",
+        "/v1/chat/completions",
+        &reordered,
+    ) else {
+        panic!("a hit answers at once");
+    };
+    assert_eq!(hit.status, 200);
+    assert_eq!(hit.body, answer.body);
+    assert_eq!(header(&hit.headers, "x-upshift-cache"), Some("hit"));
+    assert_eq!(header(&hit.headers, "x-upshift-model"), Some("chat"));
+    assert_eq!(
+        header(&hit.headers, "x-upshift-upstream"),
+        Some("claude@claude-x")
+    );
+    assert_eq!(store.get("ai/usage/acme/alice/chat/cache_hits"), 1);
+    assert_eq!(
+        store.get("ai/usage/acme/alice/chat/requests"),
+        1,
+        "hits use no tokens"
+    );
+
+    for directive in ["no-store", "no-cache"] {
+        let headers = [("cache-control".to_owned(), directive.to_owned())];
+        assert!(
+            matches!(
+                plan_in(
+                    &catalog,
+                    &store,
+                    &headers,
+                    "POST",
+                    "/v1/chat/completions",
+                    &request
+                ),
+                Plan::Call(_)
+            ),
+            "{directive} skips the lookup"
+        );
+    }
+    let mut streamed = request.clone();
+    streamed["stream"] = true.into();
+    assert!(matches!(
+        plan_in(
+            &catalog,
+            &store,
+            &[],
+            "POST",
+            "/v1/chat/completions",
+            &streamed
+        ),
+        Plan::Call(_)
+    ));
 }

@@ -35,7 +35,49 @@ pub struct Ai {
     /// Model aliases, e.g. `chat-default` → a provider's model.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub models: Vec<ModelAlias>,
+    /// Token budgets of consumers and tenants, enforced before each call.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub budgets: Vec<Budget>,
+    /// The exact-match cache of non-streamed answers; off when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<Cache>,
 }
+
+/// Tokens (prompt plus completion) a consumer or a tenant may use per UTC
+/// day and/or calendar month. A call is refused (429 `budget_exceeded`)
+/// once the period's count has reached the budget; the call that crosses
+/// it completes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Budget {
+    /// The consumer it applies to (or `tenant`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consumer: Option<String>,
+    /// The tenant it applies to, all its consumers together (or `consumer`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// Tokens per UTC day.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_per_day: Option<u64>,
+    /// Tokens per calendar month (UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_per_month: Option<u64>,
+}
+
+/// The exact-match answer cache: a non-streamed request whose body (keys
+/// sorted, whitespace dropped) and tenant match an answered one within
+/// `ttl_s` gets the same answer without a provider call. Requests with
+/// `cache-control: no-store` are neither answered from nor kept in it;
+/// `no-cache` skips the lookup but keeps the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cache {
+    /// How long an answer is served from the cache, in seconds.
+    pub ttl_s: u32,
+}
+
+/// Longest cache lifetime: a week.
+const MAX_CACHE_TTL_S: u32 = 7 * 24 * 3600;
 
 /// A provider endpoint.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -193,8 +235,9 @@ pub fn is_variable_name(name: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
-/// Checks the AI section.
-pub(crate) fn check(ai: &Ai, report: &mut Report<'_>) {
+/// Checks the AI section of `config`.
+pub(crate) fn check(config: &crate::Config, ai: &Ai, report: &mut Report<'_>) {
+    check_budgets(config, ai, report);
     let mut names = HashSet::new();
     for (i, provider) in ai.providers.iter().enumerate() {
         let at = format!("ai.providers[{i}]");
@@ -309,17 +352,81 @@ pub(crate) fn check(ai: &Ai, report: &mut Report<'_>) {
     }
 }
 
-/// Key layout of the AI usage counters (bucket `default`).
+fn check_budgets(config: &crate::Config, ai: &Ai, report: &mut Report<'_>) {
+    let consumers: HashSet<&str> = config.consumers.iter().map(|c| c.name.as_str()).collect();
+    let tenants: HashSet<&str> = config
+        .consumers
+        .iter()
+        .filter_map(|c| c.tenant.as_deref())
+        .collect();
+    let mut seen = HashSet::new();
+    for (i, budget) in ai.budgets.iter().enumerate() {
+        let at = format!("ai.budgets[{i}]");
+        match (&budget.consumer, &budget.tenant) {
+            (Some(consumer), None) => {
+                if !consumers.contains(consumer.as_str()) {
+                    report(
+                        format!("{at}.consumer"),
+                        format!("unknown consumer {consumer:?}"),
+                    );
+                } else if !seen.insert(("consumer", consumer.as_str())) {
+                    report(
+                        format!("{at}.consumer"),
+                        format!("consumer {consumer:?} has another budget"),
+                    );
+                }
+            }
+            (None, Some(tenant)) => {
+                if !tenants.contains(tenant.as_str()) {
+                    report(
+                        format!("{at}.tenant"),
+                        format!("no consumer belongs to tenant {tenant:?}"),
+                    );
+                } else if !seen.insert(("tenant", tenant.as_str())) {
+                    report(
+                        format!("{at}.tenant"),
+                        format!("tenant {tenant:?} has another budget"),
+                    );
+                }
+            }
+            _ => report(at.clone(), "name exactly one of consumer or tenant".into()),
+        }
+        match (budget.tokens_per_day, budget.tokens_per_month) {
+            (None, None) => report(at, "set tokens_per_day, tokens_per_month or both".into()),
+            (day, month) => {
+                for (field, value) in [("tokens_per_day", day), ("tokens_per_month", month)] {
+                    if value == Some(0) {
+                        report(format!("{at}.{field}"), "must be above 0".into());
+                    }
+                }
+            }
+        }
+    }
+    if let Some(cache) = &ai.cache
+        && (cache.ttl_s == 0 || cache.ttl_s > MAX_CACHE_TTL_S)
+    {
+        report(
+            "ai.cache.ttl_s".into(),
+            format!("must be between 1 and {MAX_CACHE_TTL_S}"),
+        );
+    }
+}
+
+/// Key layout of the AI counters and cache (bucket `default`).
 ///
 /// ```text
 /// ai/usage/{tenant}/{consumer}/{alias}/{field}   counters per tenant, consumer and model alias
+/// ai/budget/consumers/{consumer}/{period}        counter: a consumer's tokens in a period
+/// ai/budget/tenants/{tenant}/{period}            counter: a tenant's tokens in a period
+/// ai/cache/{sha256}                              a cached answer (expiry, then the body)
 /// ```
 ///
 /// `{alias}` is the alias that served the call (a fallback's, when one
 /// did). A request without a consumer counts as consumer `~`, a consumer
 /// without a tenant as tenant `~` (neither is a valid name). Tenants are
 /// escaped like target URLs (`%` and `/` percent-encoded). Fields are
-/// [`USAGE_FIELDS`].
+/// [`USAGE_FIELDS`]. A period is a UTC day (`2025-11-25`) or month
+/// (`2025-11`): budget counters are kept, one key per subject and period.
 pub mod usage_keys {
     use crate::keys;
 
@@ -337,9 +444,17 @@ pub mod usage_keys {
     pub const OUTPUT_TOKENS: &str = "output_tokens";
     /// Counter of cost, in nano-USD (10⁻⁹ USD), for models with a price.
     pub const COST_NANOUSD: &str = "cost_nanousd";
+    /// Counter of requests answered from the cache (no tokens counted).
+    pub const CACHE_HITS: &str = "cache_hits";
 
     /// Every usage field.
-    pub const USAGE_FIELDS: [&str; 4] = [REQUESTS, INPUT_TOKENS, OUTPUT_TOKENS, COST_NANOUSD];
+    pub const USAGE_FIELDS: [&str; 5] = [
+        REQUESTS,
+        INPUT_TOKENS,
+        OUTPUT_TOKENS,
+        COST_NANOUSD,
+        CACHE_HITS,
+    ];
 
     /// Counter `field` of `consumer` of `tenant` on `alias`.
     pub fn usage(tenant: Option<&str>, consumer: Option<&str>, alias: &str, field: &str) -> String {
@@ -347,6 +462,81 @@ pub mod usage_keys {
         let consumer = consumer.unwrap_or(NONE);
         format!("{PREFIX}{tenant}/{consumer}/{alias}/{field}")
     }
+
+    /// Counter of the tokens of `consumer` in `period`.
+    pub fn consumer_budget(consumer: &str, period: &str) -> String {
+        format!("ai/budget/consumers/{consumer}/{period}")
+    }
+
+    /// Counter of the tokens of `tenant` in `period`.
+    pub fn tenant_budget(tenant: &str, period: &str) -> String {
+        format!("ai/budget/tenants/{}/{period}", keys::target(tenant))
+    }
+
+    /// Key of a cached answer, by the hex digest of what it answers.
+    pub fn cache(digest: &str) -> String {
+        format!("ai/cache/{digest}")
+    }
+}
+
+/// A budget period: a UTC day or calendar month.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Period {
+    /// The UTC day.
+    Day,
+    /// The UTC calendar month.
+    Month,
+}
+
+impl Period {
+    /// The period containing `now_ms` (Unix milliseconds), as a key
+    /// segment, and the seconds left until it ends.
+    pub fn at(self, now_ms: u64) -> (String, u64) {
+        let now_s = now_ms / 1000;
+        let days = now_s / 86_400;
+        let (year, month, day) = civil_from_days(days);
+        match self {
+            Period::Day => (
+                format!("{year:04}-{month:02}-{day:02}"),
+                (days + 1) * 86_400 - now_s,
+            ),
+            Period::Month => {
+                let (next_year, next_month) = if month == 12 {
+                    (year + 1, 1)
+                } else {
+                    (year, month + 1)
+                };
+                let end = days_from_civil(next_year, next_month, 1) * 86_400;
+                (format!("{year:04}-{month:02}"), end - now_s)
+            }
+        }
+    }
+}
+
+/// `(year, month, day)` of a count of days since 1970-01-01 (Howard
+/// Hinnant's algorithm, for dates from 1970 on).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    (year, month, day)
+}
+
+/// Days since 1970-01-01 of a date from 1970 on.
+fn days_from_civil(year: u64, month: u64, day: u64) -> u64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year / 400;
+    let yoe = year - era * 400;
+    let mp = if month > 2 { month - 3 } else { month + 9 };
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
 }
 
 pub use usage_keys::USAGE_FIELDS;
@@ -446,6 +636,58 @@ mod tests {
     }
 
     #[test]
+    fn periods_are_utc_days_and_months() {
+        // 2025-11-25T23:59:30Z
+        let now_ms = 1_764_115_170_000;
+        assert_eq!(Period::Day.at(now_ms), ("2025-11-25".to_owned(), 30));
+        assert_eq!(
+            Period::Month.at(now_ms),
+            ("2025-11".to_owned(), 5 * 86_400 + 30)
+        );
+        // 2024-02-29T00:00:00Z, a leap day; the month ends with it.
+        let leap = 1_709_164_800_000;
+        assert_eq!(Period::Day.at(leap).0, "2024-02-29");
+        assert_eq!(Period::Month.at(leap), ("2024-02".to_owned(), 86_400));
+        // December rolls into the next year.
+        assert_eq!(
+            Period::Month.at(1_735_603_200_000),
+            ("2024-12".to_owned(), 86_400)
+        );
+    }
+
+    #[test]
+    fn budgets_and_cache_are_checked() {
+        let found = problems(
+            "consumers: [{name: alice, tenant: acme, api_keys: [alice-key-0001]}]
+ai:
+  budgets:
+    - { consumer: alice, tokens_per_day: 1000 }
+    - { consumer: alice, tokens_per_month: 10 }
+    - { consumer: bob, tokens_per_day: 5 }
+    - { tenant: acme, tokens_per_day: 0 }
+    - { tenant: nobody, consumer: alice, tokens_per_day: 5 }
+    - { tenant: acme }
+  cache: { ttl_s: 0 }",
+        );
+        let expected = [
+            "ai.budgets[1].consumer: consumer \"alice\" has another budget",
+            "ai.budgets[2].consumer: unknown consumer \"bob\"",
+            "ai.budgets[3].tokens_per_day: must be above 0",
+            "ai.budgets[4]: name exactly one of consumer or tenant",
+            "ai.budgets[5].tenant: tenant \"acme\" has another budget",
+            "ai.budgets[5]: set tokens_per_day, tokens_per_month or both",
+            "ai.cache.ttl_s: must be between 1 and",
+        ];
+        for want in expected {
+            assert!(
+                found.iter().any(|p| p.starts_with(want)),
+                "missing {want:?} in {found:#?}"
+            );
+        }
+        assert_eq!(found.len(), expected.len(), "{found:#?}");
+    }
+
+    #[test]
     fn usage_keys_name_tenant_consumer_and_alias() {
         assert_eq!(
             usage_keys::usage(Some("acme/eu"), Some("alice"), "chat", "input_tokens"),
@@ -454,6 +696,14 @@ mod tests {
         assert_eq!(
             usage_keys::usage(None, None, "chat", "requests"),
             "ai/usage/~/~/chat/requests"
+        );
+        assert_eq!(
+            usage_keys::tenant_budget("acme/eu", "2025-11"),
+            "ai/budget/tenants/acme%2Feu/2025-11"
+        );
+        assert_eq!(
+            usage_keys::consumer_budget("alice", "2025-11-25"),
+            "ai/budget/consumers/alice/2025-11-25"
         );
     }
 }

@@ -19,7 +19,7 @@ pub mod keys;
 pub mod metrics;
 pub mod rollout;
 
-pub use ai::{Ai, ModelAlias, Price, Provider, ProviderKind};
+pub use ai::{Ai, Budget, Cache, ModelAlias, Period, Price, Provider, ProviderKind};
 pub use error::{ConfigError, Problem};
 pub use head::RequestHead;
 pub use schema::*;

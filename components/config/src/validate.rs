@@ -111,7 +111,7 @@ pub(crate) fn validate(config: &Config) -> Result<(), ConfigError> {
     }
 
     if let Some(ai) = &config.ai {
-        crate::ai::check(ai, &mut report);
+        crate::ai::check(config, ai, &mut report);
     }
 
     if problems.is_empty() {

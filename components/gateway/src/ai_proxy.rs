@@ -26,6 +26,9 @@ use spin_sdk::wasip3::{wit_future, wit_stream};
 /// Largest request body an AI route takes.
 pub const BODY_LIMIT: usize = 10 << 20;
 
+/// Most of an oversized request body read (and dropped) before refusing it.
+const DRAIN_LIMIT: usize = 4 * BODY_LIMIT;
+
 /// Largest non-streamed provider answer read.
 const ANSWER_LIMIT: usize = 64 << 20;
 
@@ -53,7 +56,7 @@ pub async fn serve(
     let client_headers: Vec<(String, String)> = head
         .headers
         .iter()
-        .filter(|(name, _)| name.starts_with("anthropic-"))
+        .filter(|(name, _)| name.starts_with("anthropic-") || name == "cache-control")
         .cloned()
         .collect();
     let plan = config.ai.plan(
@@ -255,7 +258,10 @@ async fn read_answer(mut body: StreamReader<u8>, trailers: Trailers) -> Result<V
     }
 }
 
-/// Reads the client's request body, refusing one over [`BODY_LIMIT`].
+/// Reads the client's request body, refusing one over [`BODY_LIMIT`]. The
+/// rest of a body a little over the limit is read and dropped, so the
+/// client, still sending, gets the refusal; one declared far over it is
+/// refused at once.
 async fn read_request(request: Request) -> Result<Vec<u8>, Refusal> {
     let too_large = || {
         Refusal::new(
@@ -269,22 +275,29 @@ async fn read_request(request: Request) -> Result<Vec<u8>, Refusal> {
         .get("content-length")
         .first()
         .and_then(|v| std::str::from_utf8(v).ok()?.trim().parse::<u64>().ok());
-    if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
+    if declared.is_some_and(|n| n > DRAIN_LIMIT as u64) {
         return Err(too_large());
     }
     let (done, result) = wit_future::new(|| Ok(()));
     let (mut stream, trailers) = Request::consume_body(request, result);
     let mut bytes = Vec::new();
+    let mut total = 0;
     loop {
         let (status, chunk) = stream.read(Vec::with_capacity(64 * 1024)).await;
-        bytes.extend_from_slice(&chunk);
-        if bytes.len() > BODY_LIMIT {
-            let _ = done.write(Ok(())).await;
-            return Err(too_large());
+        total += chunk.len();
+        if total <= BODY_LIMIT {
+            bytes.extend_from_slice(&chunk);
+        } else if !bytes.is_empty() {
+            bytes = Vec::new();
         }
-        if matches!(status, StreamResult::Dropped | StreamResult::Cancelled) {
+        if total > DRAIN_LIMIT || matches!(status, StreamResult::Dropped | StreamResult::Cancelled)
+        {
             break;
         }
+    }
+    if total > BODY_LIMIT {
+        let _ = done.write(Ok(())).await;
+        return Err(too_large());
     }
     if let Err(error) = trailers.await {
         let message = format!("the request body could not be read: {error:?}");
