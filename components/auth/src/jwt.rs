@@ -5,15 +5,24 @@
 //! may use, so `none` and algorithm confusion (an RSA public key used as an
 //! HMAC secret) are refused before any signature is checked. Times are the
 //! caller's clock, so every node and every test decides alike.
+//!
+//! Signatures are checked with the RustCrypto crates (`hmac`, `rsa`,
+//! `p256`), pure Rust for wasm32-wasip2, over keys parsed once per config
+//! version.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{Algorithm, DecodingKey};
+use hmac::{Hmac, Mac};
+use p256::ecdsa::signature::Verifier;
+use rsa::pkcs1::DecodeRsaPublicKey;
+use rsa::pkcs8::DecodePublicKey;
+use rsa::{Pkcs1v15Sign, RsaPublicKey};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
+use sha2::{Digest, Sha256};
 use std::borrow::Cow;
 use std::collections::HashMap;
-use upshift_config::{Config, JwtAlgorithm, JwtAuth, JwtKeyClaim, RequestHead};
+use upshift_config::{Config, JwtAlgorithm, JwtAuth, JwtCredential, JwtKeyClaim, RequestHead};
 
 /// Why a token was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,9 +67,58 @@ impl TokenError {
 /// One consumer's credential, ready to verify with.
 struct Credential {
     consumer: usize,
-    algorithm: Algorithm,
+    /// The one `alg` its tokens may carry.
+    algorithm: JwtAlgorithm,
     /// `None` when the configured key could not be read.
-    key: Option<DecodingKey>,
+    key: Option<Key>,
+}
+
+/// A credential's key, parsed once per config version.
+enum Key {
+    Hmac(Vec<u8>),
+    Rsa(Box<RsaPublicKey>),
+    Ec(Box<p256::ecdsa::VerifyingKey>),
+}
+
+impl Key {
+    fn read(credential: &JwtCredential) -> Option<Key> {
+        match credential.algorithm {
+            JwtAlgorithm::Hs256 => Some(Key::Hmac(credential.secret.as_ref()?.as_bytes().to_vec())),
+            JwtAlgorithm::Rs256 => {
+                let pem = credential.public_key.as_deref()?.trim();
+                RsaPublicKey::from_public_key_pem(pem)
+                    .or_else(|_| RsaPublicKey::from_pkcs1_pem(pem))
+                    .ok()
+                    .map(|key| Key::Rsa(Box::new(key)))
+            }
+            JwtAlgorithm::Es256 => {
+                let pem = credential.public_key.as_deref()?.trim();
+                p256::ecdsa::VerifyingKey::from_public_key_pem(pem)
+                    .ok()
+                    .map(|key| Key::Ec(Box::new(key)))
+            }
+        }
+    }
+
+    /// Whether `signature` signs `message` under this key.
+    fn verifies(&self, message: &[u8], signature: &[u8]) -> bool {
+        match self {
+            Key::Hmac(secret) => Hmac::<Sha256>::new_from_slice(secret).is_ok_and(|mut mac| {
+                mac.update(message);
+                mac.verify_slice(signature).is_ok()
+            }),
+            Key::Rsa(key) => key
+                .verify(
+                    Pkcs1v15Sign::new::<Sha256>(),
+                    &Sha256::digest(message),
+                    signature,
+                )
+                .is_ok(),
+            // JWS carries ECDSA signatures as r ‖ s (RFC 7518 §3.4).
+            Key::Ec(key) => p256::ecdsa::Signature::from_slice(signature)
+                .is_ok_and(|signature| key.verify(message, &signature).is_ok()),
+        }
+    }
 }
 
 /// Every consumer's JWT credentials, by the `iss`/`kid` value naming them.
@@ -79,29 +137,12 @@ impl Credentials {
         let mut credentials = HashMap::new();
         for (consumer, c) in config.consumers.iter().enumerate() {
             for credential in &c.jwt {
-                let (algorithm, key) = match credential.algorithm {
-                    JwtAlgorithm::Hs256 => (
-                        Algorithm::HS256,
-                        credential
-                            .secret
-                            .as_ref()
-                            .map(|s| DecodingKey::from_secret(s.as_bytes())),
-                    ),
-                    JwtAlgorithm::Rs256 => (
-                        Algorithm::RS256,
-                        pem(credential.public_key.as_deref(), DecodingKey::from_rsa_pem),
-                    ),
-                    JwtAlgorithm::Es256 => (
-                        Algorithm::ES256,
-                        pem(credential.public_key.as_deref(), DecodingKey::from_ec_pem),
-                    ),
-                };
                 credentials
                     .entry(credential.key.clone())
-                    .or_insert(Credential {
+                    .or_insert_with(|| Credential {
                         consumer,
-                        algorithm,
-                        key,
+                        algorithm: credential.algorithm,
+                        key: Key::read(credential),
                     });
             }
         }
@@ -130,14 +171,14 @@ impl Credentials {
         let credential = name
             .and_then(|name| self.0.get(name))
             .ok_or(TokenError::UnknownKey)?;
-        if header.alg != algorithm_name(credential.algorithm) {
+        if header.alg != credential.algorithm.name() {
             return Err(TokenError::AlgorithmNotAllowed);
         }
         let key = credential.key.as_ref().ok_or(TokenError::UnusableKey)?;
-        let verified =
-            jsonwebtoken::crypto::verify(signature, message.as_bytes(), key, credential.algorithm)
-                .map_err(|_| TokenError::BadSignature)?;
-        if !verified {
+        let signature = URL_SAFE_NO_PAD
+            .decode(signature)
+            .map_err(|_| TokenError::BadSignature)?;
+        if !key.verifies(message.as_bytes(), &signature) {
             return Err(TokenError::BadSignature);
         }
         claims.check_times(now_ms, route.leeway_s)?;
@@ -157,23 +198,6 @@ impl Credentials {
             }
         }
         Ok(credential.consumer)
-    }
-}
-
-fn pem(
-    text: Option<&str>,
-    read: fn(&[u8]) -> jsonwebtoken::errors::Result<DecodingKey>,
-) -> Option<DecodingKey> {
-    read(text?.trim().as_bytes()).ok()
-}
-
-fn algorithm_name(algorithm: Algorithm) -> &'static str {
-    match algorithm {
-        Algorithm::HS256 => "HS256",
-        Algorithm::RS256 => "RS256",
-        Algorithm::ES256 => "ES256",
-        // Credentials are made with the three above only.
-        _ => "",
     }
 }
 

@@ -657,6 +657,23 @@ consumers:
     }
 
     #[test]
+    fn keys_that_cannot_be_read_refuse_their_tokens() {
+        let config = Config::parse(
+            r#"
+services: [{ name: s, versions: [{ name: v, targets: [{ url: "http://a" }] }] }]
+routes: [{ name: jwt, service: s, auth: { jwt: {} } }]
+consumers:
+  - name: carol
+    jwt: [{ key: carol-rsa, algorithm: RS256, public_key: "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----" }]
+"#,
+        )
+        .expect("the armor is right, the key is not");
+        let p = Policy::new(&config);
+        let rs = token(Algorithm::RS256, None, &claims("carol-rsa"));
+        assert_eq!(refused(&p, "jwt", &bearer(&rs)), TokenError::UnusableKey);
+    }
+
+    #[test]
     fn missing_tokens_and_either_credential() {
         let p = policy();
         let missing = |api_key, jwt| Err(Denial::MissingCredentials { api_key, jwt });
