@@ -12,6 +12,7 @@ mod support;
 
 use std::path::Path;
 use std::process::Command;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -24,6 +25,16 @@ const ALICE_KEY: &str = "alice-key-0001";
 const ANTHROPIC_KEY: &str = "test-anthropic-key";
 const OPENAI_KEY: &str = "test-openai-key";
 
+/// Hosts of this file start one at a time: each compiles the components
+/// on its first start, and two compiling at once on a busy machine can
+/// miss the harness's start-up deadline.
+static STARTING: Mutex<()> = Mutex::new(());
+
+fn start(state: &Path, args: &[&str]) -> Host {
+    let _one_at_a_time = STARTING.lock().unwrap_or_else(|e| e.into_inner());
+    Host::start_with(&repo().join("spin.toml"), state, args)
+}
+
 /// A host whose provider-key variables are set (`anthropic_api_key`,
 /// `openai_api_key`), with `extra` arguments.
 fn host_with(state: &Path, extra: &[&str]) -> Host {
@@ -35,7 +46,7 @@ fn host_with(state: &Path, extra: &[&str]) -> Host {
     .unwrap();
     let mut args = vec!["--variables-file", variables.to_str().unwrap()];
     args.extend_from_slice(extra);
-    Host::start_with(&repo().join("spin.toml"), state, &args)
+    start(state, &args)
 }
 
 /// An AI route under `/v1` for consumer alice (tenant acme), providers
@@ -636,7 +647,7 @@ async fn requests_the_gateway_refuses_get_openai_errors() {
     let oai = Provider::start(Kind::OpenAi, vec![Answer::text(&["x"], 1, 1)]).await;
     let state = tempfile::tempdir().unwrap();
     // No provider keys set.
-    let host = Host::start(state.path());
+    let host = start(state.path(), &[]);
     host.apply(&config(&claude, &oai, MODELS)).await;
 
     let (status, _, body) =
@@ -950,4 +961,50 @@ async fn identical_requests_are_answered_from_the_cache_until_it_expires() {
     tokio::time::sleep(Duration::from_millis(2_100)).await;
     assert_eq!(ask(None).await, ("miss".to_owned(), "Third.".to_owned()));
     assert_eq!(claude.received().len(), 3);
+}
+
+#[tokio::test]
+async fn embeddings_reach_openai_format_providers() {
+    let claude = Provider::start(Kind::Anthropic, vec![with_tool(1, 1)]).await;
+    let oai = Provider::start(Kind::OpenAi, vec![Answer::text(&["x"], 1, 1)]).await;
+    let state = tempfile::tempdir().unwrap();
+    let host = host_with(state.path(), &[]);
+    host.apply(&config(
+        &claude,
+        &oai,
+        "[{ alias: embed, provider: oai, model: text-embedding-3-small },
+          { alias: chat, provider: claude, model: claude-sonnet-4-5 }]",
+    ))
+    .await;
+
+    let request = json!({"model": "embed", "input": ["hello world", "bye"]});
+    let (status, headers, body) = post(&host, "/v1/embeddings", &request).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        header(&headers, "x-upshift-upstream"),
+        "oai@text-embedding-3-small"
+    );
+    let sent = &oai.received()[0];
+    assert_eq!(sent.path, "/v1/embeddings");
+    assert_eq!(
+        sent.body,
+        json!({"model": "text-embedding-3-small", "input": ["hello world", "bye"]})
+    );
+    assert_eq!(
+        sent.header("authorization"),
+        Some(&*format!("Bearer {OPENAI_KEY}"))
+    );
+    assert_eq!(body["object"], "list");
+    assert_eq!(body["data"][1]["index"], 1);
+    assert_eq!(body["data"][0]["embedding"], json!([11.0, 5.5, 0.5]));
+    assert_eq!(body["usage"]["prompt_tokens"], 3);
+
+    let (status, _, body) = post(
+        &host,
+        "/v1/embeddings",
+        &json!({"model": "chat", "input": "hello"}),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["type"], "invalid_request_error");
 }

@@ -2,7 +2,7 @@
 //! wire format (see `AI-WIRE-FORMATS.md`): OpenAI Chat Completions
 //! (`POST …/chat/completions`) and Anthropic Messages (`POST /v1/messages`),
 //! whole or streamed as server-sent events, with text and tool calls, and
-//! their error bodies.
+//! their error bodies; OpenAI's `POST …/embeddings` too.
 //!
 //! Each provider records every request it gets (path, headers, JSON body)
 //! and answers with the next [`Answer`] of its script (the last one
@@ -229,6 +229,9 @@ async fn handle(
         let answer = state.script[n.min(state.script.len() - 1)].clone();
         (state.kind, answer, state.gate.clone())
     };
+    if kind == Kind::OpenAi && path.ends_with("/embeddings") {
+        return Ok(json_response(200, embeddings(&body)));
+    }
     let expected = match kind {
         Kind::OpenAi => path.ends_with("/chat/completions"),
         Kind::Anthropic => path == "/v1/messages",
@@ -313,6 +316,27 @@ fn sse_response(events: Vec<String>, gate: Option<(Gate, usize)>) -> Response<Bo
         .header("cache-control", "no-cache")
         .body(BodyExt::boxed(StreamBody::new(stream)))
         .expect("response")
+}
+
+/// OpenAI's embeddings answer: one three-number vector per input (a string
+/// or a list of strings), a token per input word.
+fn embeddings(request: &Value) -> Value {
+    let inputs: Vec<&str> = match &request["input"] {
+        Value::String(text) => vec![text.as_str()],
+        Value::Array(items) => items.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    let tokens: usize = inputs.iter().map(|i| i.split_whitespace().count()).sum();
+    let data: Vec<Value> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            let n = text.len() as f64;
+            json!({"object": "embedding", "index": i, "embedding": [n, n / 2.0, 0.5]})
+        })
+        .collect();
+    json!({"object": "list", "data": data, "model": request["model"],
+           "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
 }
 
 fn error_body(kind: Kind, error_kind: &str, message: &str) -> Value {

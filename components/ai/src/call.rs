@@ -211,6 +211,8 @@ pub struct Call {
     pub(crate) body: Vec<u8>,
     pub(crate) ir: OnceCell<Option<Request>>,
     pub(crate) attempts: Vec<Attempt>,
+    /// An embeddings call (OpenAI's shape, passed through).
+    pub(crate) embeddings: bool,
     pub(crate) caller: Caller,
     pub(crate) now_ms: u64,
     /// Budget counters every answered call adds its tokens to.
@@ -267,6 +269,9 @@ impl Call {
                 crate::translate_error(attempt.dialect, self.ingress, status, body);
             return Reply::json(status, body);
         }
+        if self.embeddings {
+            return self.embedded(attempt, status, body, store);
+        }
         let parsed = attempt.dialect.parse_response(body);
         let (reply, reported, output) = match (passthrough, parsed) {
             (true, Ok(response)) => (
@@ -292,7 +297,36 @@ impl Call {
             (false, Err(error)) => return self.bad_upstream(attempt, &error),
         };
         self.record(attempt, reported, output, store);
-        let mut reply = reply;
+        self.keep(attempt, reply, store)
+    }
+
+    /// The answer of an embeddings call: as the provider sent it, its
+    /// prompt tokens counted.
+    fn embedded(&self, attempt: &Attempt, status: u16, body: &[u8], store: &dyn Store) -> Reply {
+        #[derive(Deserialize)]
+        struct Answer {
+            #[serde(default)]
+            usage: Option<EmbeddingUsage>,
+        }
+        #[derive(Deserialize)]
+        struct EmbeddingUsage {
+            #[serde(default)]
+            prompt_tokens: u64,
+        }
+        let input_tokens = serde_json::from_slice::<Answer>(body)
+            .ok()
+            .and_then(|a| a.usage)
+            .map_or(0, |u| u.prompt_tokens);
+        let reported = Usage {
+            input_tokens,
+            ..Usage::default()
+        };
+        self.record(attempt, reported, 0, store);
+        self.keep(attempt, Reply::json(status, body.to_vec()), store)
+    }
+
+    /// Caches a successful `reply` when the cache is on, and says so.
+    fn keep(&self, attempt: &Attempt, mut reply: Reply, store: &dyn Store) -> Reply {
         if let Some(slot) = &self.cache {
             let cached = Cached {
                 expires_ms: self.now_ms + slot.ttl_ms,
@@ -361,6 +395,7 @@ impl Call {
     /// where the provider gave none.
     fn record(&self, attempt: &Attempt, reported: Usage, output: u64, store: &dyn Store) {
         let input = match reported.input_tokens {
+            0 if self.embeddings => usage::estimate_text(&String::from_utf8_lossy(&self.body)),
             0 => self.request().map_or_else(
                 || usage::estimate_text(&String::from_utf8_lossy(&self.body)),
                 usage::estimate_request,

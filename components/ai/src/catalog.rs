@@ -101,6 +101,8 @@ pub enum ApiEndpoint {
     Models,
     /// A chat endpoint of this dialect.
     Chat(Dialect),
+    /// `POST …/embeddings` (OpenAI's shape).
+    Embeddings,
 }
 
 /// The endpoint `method path` names: by its last segments, so routes may
@@ -114,6 +116,7 @@ pub fn endpoint(method: &str, path: &str) -> Option<ApiEndpoint> {
         }
         "POST" if path.ends_with("/messages") => Some(ApiEndpoint::Chat(Dialect::Anthropic)),
         "POST" if path.ends_with("/responses") => Some(ApiEndpoint::Chat(Dialect::OpenAiResponses)),
+        "POST" if path.ends_with("/embeddings") => Some(ApiEndpoint::Embeddings),
         _ => None,
     }
 }
@@ -213,11 +216,14 @@ impl Catalog {
     /// model and its fallbacks, or an answer at once: an error in the
     /// client's dialect (a budget used up among them) or a cached answer.
     pub fn plan(&self, request: &Incoming<'_>, caller: Caller, store: &dyn Store) -> Plan {
-        let ingress = match endpoint(request.method, request.path) {
+        let api = endpoint(request.method, request.path);
+        let embeddings = api == Some(ApiEndpoint::Embeddings);
+        let ingress = match api {
             Some(ApiEndpoint::Models) => {
                 return Plan::Reply(Reply::json(200, self.list_models().into_bytes()));
             }
             Some(ApiEndpoint::Chat(dialect)) => dialect,
+            Some(ApiEndpoint::Embeddings) => Dialect::OpenAiChat,
             None => {
                 return Plan::Reply(Reply::error(
                     error_dialect(request.path),
@@ -225,7 +231,8 @@ impl Catalog {
                         kind: ErrorKind::NotFound,
                         message: format!(
                             "no AI endpoint for {} {}: use POST /v1/chat/completions, \
-                             POST /v1/messages, POST /v1/responses or GET /v1/models",
+                             POST /v1/messages, POST /v1/responses, POST /v1/embeddings \
+                             or GET /v1/models",
                             request.method, request.path
                         ),
                         code: Some("unknown_endpoint".to_owned()),
@@ -276,14 +283,19 @@ impl Catalog {
             Ok(keys) => keys,
             Err(reply) => return Plan::Reply(reply),
         };
-        let stream = head.stream.unwrap_or(false);
+        let stream = head.stream.unwrap_or(false) && !embeddings;
         let (cache, cache_status) = match self.cache_ttl_ms {
             Some(ttl_ms) if !stream => {
                 let directives = cache_control(request.headers);
                 if directives.no_store {
                     (None, Some("bypass"))
                 } else {
-                    let key = usage_keys::cache(&cache_digest(ingress, &caller, request.body));
+                    let label = if embeddings {
+                        "embeddings"
+                    } else {
+                        ingress.name()
+                    };
+                    let key = usage_keys::cache(&cache_digest(label, &caller, request.body));
                     if !directives.no_cache
                         && let Some(cached) = store.get(&key).and_then(|v| Cached::decode(&v))
                         && cached.expires_ms > request.now_ms
@@ -312,6 +324,7 @@ impl Catalog {
             body: request.body.to_vec(),
             ir: OnceCell::new(),
             attempts: Vec::new(),
+            embeddings,
             caller,
             now_ms: request.now_ms,
             budget_keys,
@@ -395,6 +408,28 @@ impl Catalog {
     ) -> Result<Attempt, crate::TranslateError> {
         let alias = &self.aliases[index];
         let endpoint = &self.endpoints[alias.endpoint];
+        if call.embeddings {
+            let url = endpoint.embeddings_url(&alias.model).ok_or_else(|| {
+                crate::TranslateError::unsupported(format!(
+                    "model {} ({} provider {}) serves no embeddings",
+                    alias.alias,
+                    endpoint.kind.name(),
+                    endpoint.name
+                ))
+            })?;
+            return Ok(Attempt {
+                alias: alias.alias.clone(),
+                provider: endpoint.name.clone(),
+                model: alias.model.clone(),
+                dialect: Dialect::OpenAiChat,
+                method: "POST",
+                url,
+                headers: endpoint.headers(false, headers),
+                credential: endpoint.credential(),
+                body: call::passthrough_body(Dialect::OpenAiChat, &call.body, &alias.model, false)?,
+                price: alias.price,
+            });
+        }
         let dialect = endpoint.dialect(call.ingress);
         let body = if dialect == call.ingress {
             call::passthrough_body(dialect, &call.body, &alias.model, call.stream)?
@@ -447,12 +482,13 @@ fn cache_control(headers: &[(String, String)]) -> CacheControl {
     directives
 }
 
-/// What identifies a cacheable request: the client's dialect, its tenant
+/// What identifies a cacheable request: its endpoint (the client's dialect,
+/// or embeddings), its tenant
 /// (answers are not shared between tenants), and its body with object keys
 /// sorted and whitespace dropped; SHA-256 in hex.
-fn cache_digest(ingress: Dialect, caller: &Caller, body: &[u8]) -> String {
+fn cache_digest(endpoint: &str, caller: &Caller, body: &[u8]) -> String {
     let mut hasher = Sha256::new();
-    hasher.update(ingress.name().as_bytes());
+    hasher.update(endpoint.as_bytes());
     hasher.update([0]);
     hasher.update(caller.tenant.as_deref().unwrap_or("~").as_bytes());
     hasher.update([0]);
@@ -532,6 +568,10 @@ mod tests {
         assert_eq!(
             endpoint("POST", "/v1/responses"),
             Some(ApiEndpoint::Chat(Dialect::OpenAiResponses))
+        );
+        assert_eq!(
+            endpoint("POST", "/v1/embeddings"),
+            Some(ApiEndpoint::Embeddings)
         );
         assert_eq!(endpoint("GET", "/v1/chat/completions"), None);
         assert_eq!(endpoint("POST", "/v1/completions"), None);

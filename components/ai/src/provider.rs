@@ -78,6 +78,23 @@ impl Endpoint {
         }
     }
 
+    /// The URL of OpenAI's embeddings endpoint for `model`, for the
+    /// providers that speak it.
+    pub fn embeddings_url(&self, model: &str) -> Option<String> {
+        let base = &self.base_url;
+        match self.kind {
+            ProviderKind::Openai | ProviderKind::OpenaiCompatible => {
+                Some(format!("{base}/embeddings"))
+            }
+            ProviderKind::Azure => Some(format!(
+                "{base}/openai/deployments/{}/embeddings?api-version={}",
+                segment(model),
+                self.api_version.as_deref().unwrap_or_default()
+            )),
+            ProviderKind::Anthropic | ProviderKind::Gemini => None,
+        }
+    }
+
     /// Where the key goes, if the provider has one.
     pub fn credential(&self) -> Option<Credential> {
         let variable = self.api_key_variable.clone()?;

@@ -584,3 +584,47 @@ fn identical_requests_are_answered_from_the_cache() {
         Plan::Call(_)
     ));
 }
+
+#[test]
+fn embeddings_pass_to_openai_format_providers_with_their_tokens_counted() {
+    let catalog = catalog();
+    let request = json!({"model": "fast", "input": ["one", "two"], "encoding_format": "float"});
+    let Plan::Call(call) = plan(&catalog, "POST", "/v1/embeddings", &request) else {
+        panic!("embeddings call the provider");
+    };
+    assert!(!call.streaming());
+    let attempt = &call.attempts()[0];
+    assert_eq!(attempt.url, "http://127.0.0.1:9002/v1/embeddings");
+    let body: Value = serde_json::from_slice(&attempt.body).unwrap();
+    assert_eq!(
+        body,
+        json!({"model": "llama-3", "input": ["one", "two"], "encoding_format": "float"})
+    );
+    let store = Memory::default();
+    let answer = json!({"object": "list", "model": "llama-3",
+        "data": [{"object": "embedding", "index": 0, "embedding": [0.1, 0.2]},
+                 {"object": "embedding", "index": 1, "embedding": [0.3, 0.4]}],
+        "usage": {"prompt_tokens": 4, "total_tokens": 4}});
+    let answered = call.respond(0, 200, &serde_json::to_vec(&answer).unwrap(), &store);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&answered.body).unwrap(),
+        answer
+    );
+    assert_eq!(store.get("ai/usage/acme/alice/fast/input_tokens"), 4);
+    assert_eq!(store.get("ai/usage/acme/alice/fast/requests"), 1);
+
+    // Anthropic has no embeddings: the alias is refused, a fallback skipped.
+    let (status, body) = reply(plan(
+        &catalog,
+        "POST",
+        "/v1/embeddings",
+        &json!({"model": "chat", "input": "x"}),
+    ));
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("serves no embeddings")
+    );
+}
