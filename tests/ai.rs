@@ -862,37 +862,21 @@ async fn token_budgets_refuse_calls_once_the_days_tokens_are_used() {
     ))
     .await;
 
-    // 469 tokens, then 107 more: the call that crosses the budget completes.
-    let (status, _, body) = post(&host, "/v1/chat/completions", &chat_request("chat", false)).await;
-    assert_eq!(status, 200, "{body}");
-    let streamed = chat_request("chat", true);
-    let response = client()
+    // 469 tokens, then 107 more: a whole answer that crosses the budget
+    // completes (a stream would be cut, see below).
+    for _ in 0..2 {
+        let (status, _, body) =
+            post(&host, "/v1/chat/completions", &chat_request("chat", false)).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let refused = client()
         .post(format!("{}/v1/chat/completions", host.url))
         .bearer_auth(ALICE_KEY)
-        .json(&streamed)
+        .json(&chat_request("chat", true))
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 200);
-    response.text().await.unwrap();
-
-    // The streamed call is counted when it ends, just after the client has it.
-    let mut refused = None;
-    for _ in 0..100 {
-        let response = client()
-            .post(format!("{}/v1/chat/completions", host.url))
-            .bearer_auth(ALICE_KEY)
-            .json(&chat_request("chat", false))
-            .send()
-            .await
-            .unwrap();
-        if response.status() == 429 {
-            refused = Some(response);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let refused = refused.expect("the budget is used up");
+    assert_eq!(refused.status(), 429);
     let retry_after: u64 = header(refused.headers(), "retry-after").parse().unwrap();
     assert!((1..=86_400).contains(&retry_after), "{retry_after}");
     let body: Value = refused.json().await.unwrap();
@@ -1007,4 +991,50 @@ async fn embeddings_reach_openai_format_providers() {
     .await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"]["type"], "invalid_request_error");
+}
+
+#[tokio::test]
+async fn a_stream_ends_cleanly_when_the_budget_runs_out_mid_way() {
+    let claude =
+        Provider::start(Kind::Anthropic, vec![Answer::text(&["word"; 200], 10, 200)]).await;
+    let oai = Provider::start(Kind::OpenAi, vec![Answer::text(&["x"], 1, 1)]).await;
+    let state = tempfile::tempdir().unwrap();
+    let host = host_with(state.path(), &[]);
+    host.apply(&config_with(
+        &claude,
+        &oai,
+        "  budgets: [{ consumer: alice, tokens_per_day: 60 }]\n",
+    ))
+    .await;
+
+    let mut request = chat_request("chat", true);
+    request["stream_options"] = json!({"include_usage": true});
+    let response = client()
+        .post(format!("{}/v1/chat/completions", host.url))
+        .bearer_auth(ALICE_KEY)
+        .json(&request)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let (chunks, done) = chunks_of(&response.text().await.unwrap());
+    assert!(done, "the stream ends with [DONE]");
+    // 10 prompt tokens, then one token per word until 60.
+    let words = chunks
+        .iter()
+        .filter(|c| c["choices"][0]["delta"]["content"] == "word")
+        .count();
+    assert_eq!(words, 50);
+    let finish: Vec<&str> = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["finish_reason"].as_str())
+        .collect();
+    assert_eq!(finish, ["length"]);
+    let usage = &chunks.last().unwrap()["usage"];
+    assert_eq!(usage["prompt_tokens"], 10);
+    assert_eq!(usage["completion_tokens"], 50);
+
+    let (status, _, body) = post(&host, "/v1/chat/completions", &chat_request("chat", false)).await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["error"]["code"], "budget_exceeded");
 }

@@ -138,6 +138,10 @@ impl GuestTranslator for Translating {
         out
     }
 
+    fn done(&self) -> bool {
+        self.stream.borrow().is_done()
+    }
+
     fn finish(&self, complete: bool) -> Vec<u8> {
         let mut out = Vec::new();
         self.stream

@@ -22,7 +22,7 @@ use upshift_config::ai::usage_keys;
 
 use crate::dialect::{Decoder, Encoder};
 use crate::errors::{ApiError, ErrorKind, TranslateError};
-use crate::ir::{Delta, Request, StreamEvent, Usage};
+use crate::ir::{Delta, Request, StopReason, StreamEvent, Usage};
 use crate::provider::Credential;
 use crate::usage::{self, TokenCounter};
 use crate::{Dialect, StreamOptions, StreamTranslator, sse};
@@ -217,6 +217,9 @@ pub struct Call {
     pub(crate) now_ms: u64,
     /// Budget counters every answered call adds its tokens to.
     pub(crate) budget_keys: Vec<String>,
+    /// Tokens left in the caller's tightest budget: a stream is cut when
+    /// they run out.
+    pub(crate) allowance: Option<u64>,
     /// Where the answer is cached, for a cacheable call.
     pub(crate) cache: Option<CacheSlot>,
     /// The `x-upshift-cache` header of the answer, when the cache is on.
@@ -377,6 +380,7 @@ impl Call {
                 self.ingress,
                 self.ingress == Dialect::OpenAiChat && !self.include_usage,
                 options,
+                self.allowance.is_some(),
             )))
         } else {
             Lane::Translate(Box::new(StreamTranslator::new(
@@ -385,9 +389,16 @@ impl Call {
                 options,
             )))
         };
+        let input_estimate = match self.allowance {
+            Some(_) => self.request().map_or(0, usage::estimate_request),
+            None => 0,
+        };
         Stream {
             lane,
             attempt: index,
+            allowance: self.allowance,
+            input_estimate,
+            cut: false,
         }
     }
 
@@ -441,6 +452,12 @@ impl Call {
 pub struct Stream {
     lane: Lane,
     attempt: usize,
+    /// Tokens the stream may use before it is cut.
+    allowance: Option<u64>,
+    /// Prompt tokens estimated, until the provider reports its count.
+    input_estimate: u64,
+    /// Whether the budget cut the stream.
+    cut: bool,
 }
 
 #[derive(Debug)]
@@ -458,27 +475,73 @@ impl Stream {
         ]
     }
 
-    /// Feeds upstream bytes; appends the client bytes they complete.
+    /// Feeds upstream bytes; appends the client bytes they complete. When
+    /// the caller's budget runs out, the client's stream ends there,
+    /// cleanly (stop reason: length), and [`Stream::is_done`] turns true.
     pub fn push(&mut self, bytes: &[u8], out: &mut Vec<u8>) {
         match &mut self.lane {
             Lane::Translate(translator) => translator.push(bytes, out),
             Lane::Tap(tap) => tap.push(bytes, out),
+        }
+        if let Some(allowance) = self.allowance
+            && !self.is_done()
+            && self.spent() >= allowance
+        {
+            self.cut = true;
+            match &mut self.lane {
+                Lane::Translate(translator) => translator.cut(StopReason::MaxTokens, out),
+                Lane::Tap(tap) => tap.cut(StopReason::MaxTokens, out),
+            }
+        }
+    }
+
+    /// Whether the client's stream is complete: the provider ended it, it
+    /// failed, or the budget cut it. The upstream need not be read further.
+    pub fn is_done(&self) -> bool {
+        match &self.lane {
+            Lane::Translate(translator) => translator.is_done(),
+            Lane::Tap(tap) => tap.done,
+        }
+    }
+
+    /// Whether the budget cut the stream.
+    pub fn was_cut(&self) -> bool {
+        self.cut
+    }
+
+    /// Tokens used so far: the prompt (reported, or estimated) and the
+    /// output (the larger of reported and estimated).
+    fn spent(&self) -> u64 {
+        let (usage, output) = self.usage();
+        let input = match usage.input_tokens {
+            0 => self.input_estimate,
+            n => n,
+        };
+        input + usage.output_tokens.max(output)
+    }
+
+    /// Usage reported so far, and the output tokens estimated.
+    fn usage(&self) -> (Usage, u64) {
+        match &self.lane {
+            Lane::Translate(translator) => {
+                (translator.usage(), translator.estimated_output_tokens())
+            }
+            Lane::Tap(tap) => (tap.usage, tap.output.tokens()),
         }
     }
 
     /// The upstream body ended, cleanly or not (`complete`); appends what
     /// ends the client's stream and counts the usage of `call`.
     pub fn finish(&mut self, call: &Call, complete: bool, out: &mut Vec<u8>, store: &dyn Store) {
-        let (usage, output) = match &mut self.lane {
-            Lane::Translate(translator) => {
-                translator.finish(out);
-                (translator.usage(), translator.estimated_output_tokens())
-            }
-            Lane::Tap(tap) => {
-                tap.finish(complete, out);
-                (tap.usage, tap.output.tokens())
-            }
-        };
+        match &mut self.lane {
+            Lane::Translate(translator) => translator.finish(out),
+            Lane::Tap(tap) => tap.finish(complete, out),
+        }
+        let (mut usage, output) = self.usage();
+        if self.cut {
+            // The provider's count stopped where the client's stream did not.
+            usage.output_tokens = usage.output_tokens.max(output);
+        }
         if let Some(attempt) = call.attempts.get(self.attempt) {
             call.record(attempt, usage, output, store);
         }
@@ -501,10 +564,20 @@ struct Tap {
     done: bool,
     events: Vec<sse::Event>,
     ir: Vec<StreamEvent>,
+    /// An encoder fed what passed, its output dropped, so that a cut can
+    /// end the stream in the state the client's stream is in.
+    shadow: Option<Encoder>,
+    open: Option<usize>,
+    started: bool,
 }
 
 impl Tap {
-    fn new(dialect: Dialect, drop_usage_chunk: bool, options: StreamOptions) -> Self {
+    fn new(
+        dialect: Dialect,
+        drop_usage_chunk: bool,
+        options: StreamOptions,
+        cuttable: bool,
+    ) -> Self {
         Tap {
             parser: sse::Parser::new(),
             decoder: Decoder::new(dialect),
@@ -516,7 +589,43 @@ impl Tap {
             done: false,
             events: Vec::new(),
             ir: Vec::new(),
+            shadow: cuttable.then(|| Encoder::new(dialect, options)),
+            open: None,
+            started: false,
         }
+    }
+
+    /// Ends the client's stream now, as [`StreamTranslator::cut`] does.
+    fn cut(&mut self, stop_reason: StopReason, out: &mut Vec<u8>) {
+        let Some(encoder) = &mut self.shadow else {
+            return;
+        };
+        if self.done {
+            return;
+        }
+        let mut ir = Vec::with_capacity(3);
+        if let Some(index) = self.open {
+            ir.push(StreamEvent::BlockStop { index });
+        }
+        let mut usage = self.usage;
+        usage.output_tokens = usage.output_tokens.max(self.output.tokens());
+        ir.push(StreamEvent::MessageDelta {
+            stop_reason: Some(stop_reason),
+            stop_sequence: None,
+            usage: Some(usage),
+        });
+        ir.push(StreamEvent::MessageStop);
+        let mut closing = Vec::new();
+        if self.started {
+            for event in &ir {
+                encoder.encode(event, &mut closing);
+            }
+            encoder.flush(&mut closing);
+        }
+        for event in closing {
+            event.write_to(out);
+        }
+        self.done = true;
     }
 
     fn push(&mut self, bytes: &[u8], out: &mut Vec<u8>) {
@@ -547,6 +656,11 @@ impl Tap {
     }
 
     fn pass(&mut self, events: &mut Vec<sse::Event>, out: &mut Vec<u8>) {
+        if self.done && self.shadow.is_some() {
+            // Cut: nothing more reaches the client.
+            events.clear();
+            return;
+        }
         for event in events.drain(..) {
             self.observe(&event);
             if self.drop_usage_chunk && is_usage_chunk(&event) {
@@ -561,9 +675,21 @@ impl Tap {
         // The client gets the event either way; one the decoder cannot read
         // only goes uncounted.
         let _ = self.decoder.decode(event, &mut ir);
+        if let Some(shadow) = &mut self.shadow {
+            let mut dropped = Vec::new();
+            for event in &ir {
+                shadow.encode(event, &mut dropped);
+            }
+            shadow.flush(&mut dropped);
+        }
         for event in ir.drain(..) {
             match event {
-                StreamEvent::MessageStart { usage, .. } => self.usage.merge(&usage),
+                StreamEvent::MessageStart { usage, .. } => {
+                    self.started = true;
+                    self.usage.merge(&usage);
+                }
+                StreamEvent::BlockStart { index, .. } => self.open = Some(index),
+                StreamEvent::BlockStop { .. } => self.open = None,
                 StreamEvent::MessageDelta {
                     usage: Some(usage), ..
                 } => self.usage.merge(&usage),

@@ -279,10 +279,11 @@ impl Catalog {
                 Some("model"),
             );
         };
-        let budget_keys = match self.budget_keys(ingress, &caller, request.now_ms, store) {
-            Ok(keys) => keys,
-            Err(reply) => return Plan::Reply(reply),
-        };
+        let (budget_keys, allowance) =
+            match self.budget_keys(ingress, &caller, request.now_ms, store) {
+                Ok(found) => found,
+                Err(reply) => return Plan::Reply(reply),
+            };
         let stream = head.stream.unwrap_or(false) && !embeddings;
         let (cache, cache_status) = match self.cache_ttl_ms {
             Some(ttl_ms) if !stream => {
@@ -328,6 +329,7 @@ impl Catalog {
             caller,
             now_ms: request.now_ms,
             budget_keys,
+            allowance,
             cache,
             cache_status,
         };
@@ -346,16 +348,17 @@ impl Catalog {
         Plan::Call(Box::new(call))
     }
 
-    /// The budget counters of `caller`'s budgets, or the refusal when one
-    /// is used up.
+    /// The budget counters of `caller`'s budgets and the tokens left in the
+    /// tightest, or the refusal when one is used up.
     fn budget_keys(
         &self,
         ingress: Dialect,
         caller: &Caller,
         now_ms: u64,
         store: &dyn Store,
-    ) -> Result<Vec<String>, Reply> {
+    ) -> Result<(Vec<String>, Option<u64>), Reply> {
         let mut keys = Vec::new();
+        let mut allowance: Option<u64> = None;
         for budget in &self.budgets {
             let subject = match budget.scope {
                 Scope::Consumer => caller.consumer.as_deref(),
@@ -395,9 +398,10 @@ impl Catalog {
                     return Err(reply);
                 }
                 keys.push(key);
+                allowance = Some(allowance.map_or(limit - used, |a| a.min(limit - used)));
             }
         }
-        Ok(keys)
+        Ok((keys, allowance))
     }
 
     fn attempt(

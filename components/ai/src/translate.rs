@@ -53,6 +53,9 @@ pub struct StreamTranslator {
     stop_reason: Option<StopReason>,
     output: TokenCounter,
     error: Option<ApiError>,
+    /// The block open downstream, if any.
+    open: Option<usize>,
+    started: bool,
     done: bool,
 }
 
@@ -71,6 +74,8 @@ impl StreamTranslator {
             stop_reason: None,
             output: TokenCounter::default(),
             error: None,
+            open: None,
+            started: false,
             done: false,
         }
     }
@@ -132,7 +137,12 @@ impl StreamTranslator {
     fn emit(&mut self, ir: &mut Vec<StreamEvent>, out: &mut Vec<sse::Event>) {
         for event in ir.drain(..) {
             match &event {
-                StreamEvent::MessageStart { usage, .. } => self.usage.merge(usage),
+                StreamEvent::MessageStart { usage, .. } => {
+                    self.started = true;
+                    self.usage.merge(usage);
+                }
+                StreamEvent::BlockStart { index, .. } => self.open = Some(*index),
+                StreamEvent::BlockStop { .. } => self.open = None,
                 StreamEvent::BlockDelta { delta, .. } => match delta {
                     Delta::Text(text) | Delta::Thinking(text) | Delta::Json(text) => {
                         self.output.add(text)
@@ -152,7 +162,6 @@ impl StreamTranslator {
                     self.error = Some(error.clone());
                     self.done = true;
                 }
-                StreamEvent::BlockStart { .. } | StreamEvent::BlockStop { .. } => {}
             }
             self.encoder.encode(&event, out);
             if self.done {
@@ -161,6 +170,41 @@ impl StreamTranslator {
         }
         ir.clear();
         self.encoder.flush(out);
+    }
+
+    /// Ends the downstream stream cleanly before the upstream has: the open
+    /// block closes and the message stops with `stop_reason` (the client
+    /// sees a normal end, e.g. OpenAI's `finish_reason: "length"` and
+    /// `[DONE]`). Nothing more is translated afterwards.
+    pub fn cut(&mut self, stop_reason: StopReason, out: &mut Vec<u8>) {
+        if self.done {
+            return;
+        }
+        let mut ir = Vec::with_capacity(3);
+        if !self.started {
+            ir.push(StreamEvent::MessageStart {
+                id: String::new(),
+                model: String::new(),
+                created: 0,
+                usage: Usage::default(),
+            });
+        }
+        if let Some(index) = self.open {
+            ir.push(StreamEvent::BlockStop { index });
+        }
+        let mut usage = self.usage;
+        usage.output_tokens = usage.output_tokens.max(self.output.tokens());
+        ir.push(StreamEvent::MessageDelta {
+            stop_reason: Some(stop_reason),
+            stop_sequence: None,
+            usage: Some(usage),
+        });
+        ir.push(StreamEvent::MessageStop);
+        let mut downstream = std::mem::take(&mut self.downstream);
+        self.emit(&mut ir, &mut downstream);
+        write_all(&mut downstream, out);
+        self.downstream = downstream;
+        self.done = true;
     }
 
     /// Usage as the upstream reported it so far.

@@ -628,3 +628,132 @@ fn embeddings_pass_to_openai_format_providers_with_their_tokens_counted() {
             .contains("serves no embeddings")
     );
 }
+
+/// An Anthropic stream of `pieces` four-letter words after a 10-token prompt.
+fn long_anthropic_stream(pieces: usize) -> Vec<String> {
+    let mut events = vec![
+        "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_02\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"model\":\"claude-x\",\"usage\":{\"input_tokens\":10,\"output_tokens\":1}}}\n\n".to_owned(),
+        "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n".to_owned(),
+    ];
+    for _ in 0..pieces {
+        events.push("event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"word\"}}\n\n".to_owned());
+    }
+    events.push(
+        "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n"
+            .to_owned(),
+    );
+    events.push("event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":40}}\n\n".to_owned());
+    events.push("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n".to_owned());
+    events
+}
+
+#[test]
+fn a_stream_ends_cleanly_when_the_budget_runs_out() {
+    let catalog = Catalog::new(&Config::parse(WITH_BUDGETS_AND_CACHE).unwrap());
+    let store = Memory::default();
+    // 470 of alice's 500 tokens of the day are used: 30 are left.
+    store.add("ai/budget/consumers/alice/2023-11-14", 470);
+    let mut request = chat(true);
+    request["stream_options"] = json!({"include_usage": true});
+    let Plan::Call(call) = plan_in(
+        &catalog,
+        &store,
+        &[],
+        "POST",
+        "/v1/chat/completions",
+        &request,
+    ) else {
+        panic!("30 tokens are left");
+    };
+    let mut stream = call.stream(0);
+    let mut out = Vec::new();
+    let mut pushed = 0;
+    for event in long_anthropic_stream(40) {
+        if stream.is_done() {
+            break;
+        }
+        stream.push(event.as_bytes(), &mut out);
+        pushed += 1;
+    }
+    assert!(stream.was_cut());
+    // message_start, block start, then 20 words: 10 + 20 tokens.
+    assert_eq!(pushed, 22);
+    stream.finish(&call, true, &mut out, &store);
+    let events = data_events(&out);
+    assert_eq!(events.last().unwrap(), "[DONE]");
+    let chunks: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str(e).unwrap())
+        .collect();
+    let words = chunks
+        .iter()
+        .filter(|c| c["choices"][0]["delta"]["content"] == "word")
+        .count();
+    assert_eq!(words, 20);
+    let finish: Vec<&str> = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["finish_reason"].as_str())
+        .collect();
+    assert_eq!(finish, ["length"]);
+    let usage = &chunks.last().unwrap()["usage"];
+    assert_eq!(
+        (
+            usage["prompt_tokens"].as_u64(),
+            usage["completion_tokens"].as_u64()
+        ),
+        (Some(10), Some(20))
+    );
+    assert_eq!(store.get("ai/usage/acme/alice/chat/output_tokens"), 20);
+    assert_eq!(store.get("ai/budget/consumers/alice/2023-11-14"), 500);
+}
+
+#[test]
+fn a_passthrough_stream_ends_cleanly_when_the_budget_runs_out() {
+    let catalog = Catalog::new(
+        &Config::parse(
+            "consumers: [{ name: alice, tenant: acme, api_keys: [alice-key-0001] }]
+ai:
+  providers: [{ name: local, kind: openai_compatible, base_url: 'http://h/v1' }]
+  models: [{ alias: chat, provider: local, model: llama-3 }]
+  budgets: [{ tenant: acme, tokens_per_month: 1000 }]",
+        )
+        .unwrap(),
+    );
+    let store = Memory::default();
+    store.add("ai/budget/tenants/acme/2023-11", 990);
+    let Plan::Call(call) = plan_in(
+        &catalog,
+        &store,
+        &[],
+        "POST",
+        "/v1/chat/completions",
+        &chat(true),
+    ) else {
+        panic!("10 tokens are left");
+    };
+    let mut stream = call.stream(0);
+    let mut out = Vec::new();
+    let chunk = |delta: &str| {
+        format!(
+            "data: {{\"id\":\"c9\",\"object\":\"chat.completion.chunk\",\"created\":5,\"model\":\"llama-3\",\"choices\":[{{\"index\":0,\"delta\":{delta},\"finish_reason\":null}}]}}\n\n"
+        )
+    };
+    stream.push(
+        chunk("{\"role\":\"assistant\",\"content\":\"\"}").as_bytes(),
+        &mut out,
+    );
+    // The prompt is estimated (the provider reports usage only at the end).
+    let mut words = 0;
+    while !stream.is_done() && words < 100 {
+        stream.push(chunk("{\"content\":\"word\"}").as_bytes(), &mut out);
+        words += 1;
+    }
+    assert!(stream.was_cut() && words < 10, "{words}");
+    stream.finish(&call, true, &mut out, &store);
+    let events = data_events(&out);
+    assert_eq!(events.last().unwrap(), "[DONE]");
+    let last: Value = serde_json::from_str(&events[events.len() - 2]).unwrap();
+    assert_eq!(last["id"], "c9");
+    assert_eq!(last["choices"][0]["finish_reason"], "length");
+    assert!(store.get("ai/budget/tenants/acme/2023-11") >= 1000);
+}

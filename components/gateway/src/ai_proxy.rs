@@ -9,6 +9,9 @@
 //! - An attempt falls back to the next one on 429, a 5xx, a timeout, a
 //!   refused connection, or a connection closed before the first byte of
 //!   the answer. A stream that has started is the client's.
+//! - A stream ends when the translator says the client's stream is
+//!   complete, which may be before the upstream's (a token budget ran out):
+//!   the rest of the upstream is not read.
 
 use crate::attempts;
 use crate::bindings::ai::{Attempt, Call, Plan, Reply, Translator};
@@ -382,20 +385,24 @@ fn stream_back(
         if !out.is_empty() {
             client_gone = !writer.write_all(out).await.is_empty();
         }
-        while !client_gone {
+        // The client's stream may be complete before the upstream's: the
+        // budget ran out, or the provider sent its end and lingers.
+        let mut ended = translator.done();
+        while !client_gone && !ended {
             let (status, chunk) = rest.read(Vec::with_capacity(CHUNK)).await;
             if !chunk.is_empty() {
                 let out = translator.push(&chunk);
                 if !out.is_empty() {
                     client_gone = !writer.write_all(out).await.is_empty();
                 }
+                ended = translator.done();
             }
             if matches!(status, StreamResult::Dropped | StreamResult::Cancelled) {
                 break;
             }
         }
         drop(rest);
-        let complete = !client_gone && trailers.await.is_ok();
+        let complete = ended || (!client_gone && trailers.await.is_ok());
         let tail = translator.finish(complete);
         if !client_gone && !tail.is_empty() {
             writer.write_all(tail).await;
