@@ -44,13 +44,20 @@ pub enum KvError {
 ///
 /// Methods block: writes may sync to disk, a network backend waits for its
 /// server. The bindings therefore run every call on the blocking thread pool,
-/// except reads of a store whose backend says they are answered locally
-/// within microseconds ([`KvBackend::reads_inline`]), which run in place.
+/// except reads and increments of a store whose backend says they are
+/// answered locally within microseconds ([`KvBackend::reads_inline`],
+/// [`KvBackend::increments_inline`]), which run in place.
 pub trait KvBackend: Send + Sync + 'static {
     /// Whether reads (`get`, `exists`, `keys`, `get_many`) of `store` are
     /// fast enough to run on the async executor threads. Backends that wait
     /// on anything (a network, a lock held across I/O) keep the default, `false`.
     fn reads_inline(&self, store: &str) -> bool {
+        let _ = store;
+        false
+    }
+    /// Whether `increment` of `store` is fast enough to run on the async
+    /// executor threads (it never waits for I/O). Default: `false`.
+    fn increments_inline(&self, store: &str) -> bool {
         let _ = store;
         false
     }

@@ -1,15 +1,22 @@
 //! The default [`KvBackend`]: an embedded, persistent `redb` database.
 //!
-//! Each store label is a table and every operation one transaction, so
-//! increments and compare-and-swap are atomic. Writes are durable when they
-//! return, except increments (counters, hit on every request): they commit
-//! without syncing, and are made durable by the next durable write, by a
-//! flush every [`FLUSH_INTERVAL`], or when the store is dropped. A crash can
-//! thus lose at most the last moments of counter updates.
+//! Each store label is a table. Writes are one transaction each and durable
+//! when they return. Counters (incremented on every request) are kept in
+//! memory instead: an increment updates the in-memory value (reading the
+//! stored one first if there is none) and the values are written to the
+//! database, durably, every [`FLUSH_INTERVAL`] and when the store is dropped.
+//! Reads, writes and compare-and-swap see the in-memory values, so the store
+//! behaves as one; a crash can lose at most the last moments of counter
+//! updates. An increment thus costs a map update rather than a write
+//! transaction, and never waits for a disk sync: it runs in place on the
+//! async threads ([`KvBackend::increments_inline`]).
+//!
+//! Lock order: a write transaction first, then the counters' lock, which is
+//! never held across a disk sync.
 
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use redb::{
@@ -19,18 +26,29 @@ use redb::{
 
 use super::{KvBackend, KvError};
 
-/// How often non-durable increments are synced to disk.
+/// How often counters are written to disk.
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
 
 /// A `redb` database holding all stores.
 pub struct RedbStore {
     db: Arc<Database>,
-    /// Set when a non-durable commit has not been synced yet.
-    unsynced: Arc<AtomicBool>,
+    counters: Arc<Counters>,
     /// Tells the flusher thread to stop.
     stop: Arc<(Mutex<bool>, Condvar)>,
     flusher: Option<std::thread::JoinHandle<()>>,
 }
+
+/// Counter values not yet written to the database, by store and key.
+#[derive(Default)]
+struct Counters(Mutex<HashMap<String, HashMap<String, i64>>>);
+
+impl Counters {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, HashMap<String, i64>>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+type Table<'txn> = redb::Table<'txn, &'static str, &'static [u8]>;
 
 fn table(store: &str) -> String {
     format!("kv/{store}")
@@ -40,16 +58,57 @@ fn backend(error: impl Into<redb::Error>) -> KvError {
     KvError::Backend(error.into().to_string())
 }
 
+fn parse_counter(key: &str, value: &[u8]) -> Result<i64, KvError> {
+    std::str::from_utf8(value)
+        .ok()
+        .and_then(|s| s.trim().parse::<i64>().ok())
+        .ok_or_else(|| KvError::NotAnInteger(key.to_owned()))
+}
+
+fn counter_bytes(value: i64) -> Vec<u8> {
+    value.to_string().into_bytes()
+}
+
+/// The pending counters of one store, as a write transaction changes them:
+/// what it takes out is put back if the transaction does not commit.
+struct Pending<'a> {
+    values: Option<&'a mut HashMap<String, i64>>,
+    taken: Vec<(String, i64)>,
+}
+
+impl Pending<'_> {
+    /// The pending value of `key`, if any.
+    fn get(&self, key: &str) -> Option<i64> {
+        self.values.as_ref()?.get(key).copied()
+    }
+
+    /// Drops the pending value of `key`: the transaction replaces it.
+    fn take(&mut self, key: &str) {
+        if let Some(values) = self.values.as_mut()
+            && let Some((key, value)) = values.remove_entry(key)
+        {
+            self.taken.push((key, value));
+        }
+    }
+
+    /// Puts back what [`Pending::take`] took.
+    fn restore(self) {
+        if let Some(values) = self.values {
+            values.extend(self.taken);
+        }
+    }
+}
+
 impl RedbStore {
     /// Opens (or creates) the database file at `path`.
     pub fn open(path: &Path) -> Result<Self, KvError> {
         let db = Arc::new(Database::create(path).map_err(backend)?);
-        let unsynced = Arc::new(AtomicBool::new(false));
+        let counters = Arc::new(Counters::default());
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let flusher = std::thread::Builder::new()
             .name("kv-flusher".into())
             .spawn({
-                let (db, unsynced, stop) = (db.clone(), unsynced.clone(), stop.clone());
+                let (db, counters, stop) = (db.clone(), counters.clone(), stop.clone());
                 move || {
                     let (lock, condvar) = &*stop;
                     let mut stopped = lock.lock().unwrap_or_else(|e| e.into_inner());
@@ -58,7 +117,7 @@ impl RedbStore {
                             .wait_timeout(stopped, FLUSH_INTERVAL)
                             .unwrap_or_else(|e| e.into_inner())
                             .0;
-                        if let Err(error) = sync(&db, &unsynced) {
+                        if let Err(error) = flush(&db, &counters) {
                             tracing::warn!("key-value flush failed: {error}");
                         }
                     }
@@ -67,48 +126,50 @@ impl RedbStore {
             .map_err(|e| KvError::Backend(e.to_string()))?;
         Ok(Self {
             db,
-            unsynced,
+            counters,
             stop,
             flusher: Some(flusher),
         })
     }
 
-    /// Runs `f` in a durable write transaction on the store's table and commits.
+    /// Runs `f` in a write transaction on the store's table, with the
+    /// store's pending counters, and commits durably.
+    ///
+    /// The counters' lock is held from `f` to a commit without sync, so no
+    /// increment reads the table in between; a second, empty commit then
+    /// syncs it without the lock.
     fn write<R>(
         &self,
         store: &str,
-        f: impl FnOnce(&mut redb::Table<'_, &str, &[u8]>) -> Result<R, KvError>,
-    ) -> Result<R, KvError> {
-        self.write_with(Durability::Immediate, store, f)
-    }
-
-    /// Runs `f` in a write transaction with the given durability and commits.
-    fn write_with<R>(
-        &self,
-        durability: Durability,
-        store: &str,
-        f: impl FnOnce(&mut redb::Table<'_, &str, &[u8]>) -> Result<R, KvError>,
+        f: impl FnOnce(&mut Table<'_>, &mut Pending<'_>) -> Result<R, KvError>,
     ) -> Result<R, KvError> {
         let name = table(store);
         let mut txn: WriteTransaction = self.db.begin_write().map_err(backend)?;
-        txn.set_durability(durability)
+        txn.set_durability(Durability::None)
             .map_err(|e| KvError::Backend(e.to_string()))?;
-        let result = {
-            let mut table = txn
+        {
+            let mut counters = self.counters.lock();
+            let mut pending = Pending {
+                values: counters.get_mut(store),
+                taken: Vec::new(),
+            };
+            let result = txn
                 .open_table(TableDefinition::<&str, &[u8]>::new(&name))
-                .map_err(backend)?;
-            f(&mut table)?
-        };
-        // A durable commit also syncs every earlier non-durable one.
-        let durable = matches!(durability, Durability::Immediate);
-        if !durable {
-            self.unsynced.store(true, Ordering::Release);
+                .map_err(backend)
+                .and_then(|mut table| f(&mut table, &mut pending));
+            let result = match result {
+                Ok(result) => txn.commit().map_err(backend).map(|()| result),
+                Err(error) => Err(error),
+            };
+            if result.is_err() {
+                pending.restore();
+            }
+            result
         }
-        txn.commit().map_err(backend)?;
-        if durable {
-            self.unsynced.store(false, Ordering::Release);
-        }
-        Ok(result)
+        .and_then(|result| {
+            sync(&self.db)?;
+            Ok(result)
+        })
     }
 
     /// Runs `f` on the store's table in a read transaction; `None` if the table
@@ -126,15 +187,60 @@ impl RedbStore {
             Err(e) => Err(backend(e)),
         }
     }
+
+    fn get_stored(&self, store: &str, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+        Ok(self
+            .read(store, |table| {
+                Ok(table.get(key).map_err(backend)?.map(|v| v.value().to_vec()))
+            })?
+            .flatten())
+    }
 }
 
-/// Makes pending non-durable commits durable.
-fn sync(db: &Database, unsynced: &AtomicBool) -> Result<(), KvError> {
-    if unsynced.swap(false, Ordering::AcqRel) {
-        let mut txn = db.begin_write().map_err(backend)?;
-        txn.set_durability(Durability::Immediate)
-            .map_err(|e| KvError::Backend(e.to_string()))?;
-        txn.commit().map_err(backend)?;
+/// Makes every commit so far durable.
+fn sync(db: &Database) -> Result<(), KvError> {
+    let mut txn = db.begin_write().map_err(backend)?;
+    txn.set_durability(Durability::Immediate)
+        .map_err(|e| KvError::Backend(e.to_string()))?;
+    txn.commit().map_err(backend)
+}
+
+/// Writes the pending counters durably, then forgets those that did not
+/// change meanwhile (the database now holds their values).
+fn flush(db: &Database, counters: &Counters) -> Result<(), KvError> {
+    if counters.lock().is_empty() {
+        return Ok(());
+    }
+    let mut txn = db.begin_write().map_err(backend)?;
+    txn.set_durability(Durability::Immediate)
+        .map_err(|e| KvError::Backend(e.to_string()))?;
+    // Taken after the write transaction began: no other write can slip in
+    // between this snapshot and the commit.
+    let snapshot = counters.lock().clone();
+    for (store, values) in &snapshot {
+        let name = table(store);
+        let mut table = txn
+            .open_table(TableDefinition::<&str, &[u8]>::new(&name))
+            .map_err(backend)?;
+        for (key, value) in values {
+            table
+                .insert(key.as_str(), counter_bytes(*value).as_slice())
+                .map_err(backend)?;
+        }
+    }
+    txn.commit().map_err(backend)?;
+    let mut pending = counters.lock();
+    for (store, written) in snapshot {
+        if let Some(values) = pending.get_mut(&store) {
+            for (key, value) in written {
+                if values.get(&key) == Some(&value) {
+                    values.remove(&key);
+                }
+            }
+            if values.is_empty() {
+                pending.remove(&store);
+            }
+        }
     }
     Ok(())
 }
@@ -147,7 +253,7 @@ impl Drop for RedbStore {
         if let Some(flusher) = self.flusher.take() {
             let _ = flusher.join();
         }
-        if let Err(error) = sync(&self.db, &self.unsynced) {
+        if let Err(error) = flush(&self.db, &self.counters) {
             tracing::warn!("key-value flush on close failed: {error}");
         }
     }
@@ -160,30 +266,42 @@ impl KvBackend for RedbStore {
         true
     }
 
+    /// Increments update memory (and read the table on a counter's first use).
+    fn increments_inline(&self, _store: &str) -> bool {
+        true
+    }
+
     fn get(&self, store: &str, key: &str) -> Result<Option<Vec<u8>>, KvError> {
-        Ok(self
-            .read(store, |table| {
-                Ok(table.get(key).map_err(backend)?.map(|v| v.value().to_vec()))
-            })?
-            .flatten())
+        let counters = self.counters.lock();
+        if let Some(value) = counters.get(store).and_then(|values| values.get(key)) {
+            return Ok(Some(counter_bytes(*value)));
+        }
+        self.get_stored(store, key)
     }
 
     fn set(&self, store: &str, key: &str, value: &[u8]) -> Result<(), KvError> {
-        self.write(store, |table| {
+        self.write(store, |table, pending| {
             table.insert(key, value).map_err(backend)?;
+            pending.take(key);
             Ok(())
         })
     }
 
     fn delete(&self, store: &str, key: &str) -> Result<(), KvError> {
-        self.write(store, |table| {
+        self.write(store, |table, pending| {
             table.remove(key).map_err(backend)?;
+            pending.take(key);
             Ok(())
         })
     }
 
+    fn exists(&self, store: &str, key: &str) -> Result<bool, KvError> {
+        Ok(self.get(store, key)?.is_some())
+    }
+
     fn keys(&self, store: &str) -> Result<Vec<String>, KvError> {
-        Ok(self
+        let counters = self.counters.lock();
+        let mut keys: Vec<String> = self
             .read(store, |table| {
                 table
                     .iter()
@@ -191,26 +309,38 @@ impl KvBackend for RedbStore {
                     .map(|entry| entry.map(|(k, _)| k.value().to_owned()).map_err(backend))
                     .collect()
             })?
-            .unwrap_or_default())
+            .unwrap_or_default();
+        if let Some(values) = counters.get(store) {
+            keys.extend(values.keys().cloned());
+            keys.sort_unstable();
+            keys.dedup();
+        }
+        Ok(keys)
     }
 
     fn increment(&self, store: &str, key: &str, delta: i64) -> Result<i64, KvError> {
-        self.write_with(Durability::None, store, |table| {
-            let current = match table.get(key).map_err(backend)? {
-                Some(value) => std::str::from_utf8(value.value())
-                    .ok()
-                    .and_then(|s| s.trim().parse::<i64>().ok())
-                    .ok_or_else(|| KvError::NotAnInteger(key.to_owned()))?,
-                None => 0,
-            };
-            let next = current
+        let mut counters = self.counters.lock();
+        let pending = counters
+            .get_mut(store)
+            .and_then(|values| values.get_mut(key));
+        if let Some(value) = pending {
+            *value = value
                 .checked_add(delta)
                 .ok_or_else(|| KvError::Overflow(key.to_owned()))?;
-            table
-                .insert(key, next.to_string().as_bytes())
-                .map_err(backend)?;
-            Ok(next)
-        })
+            return Ok(*value);
+        }
+        let current = match self.get_stored(store, key)? {
+            Some(bytes) => parse_counter(key, &bytes)?,
+            None => 0,
+        };
+        let next = current
+            .checked_add(delta)
+            .ok_or_else(|| KvError::Overflow(key.to_owned()))?;
+        counters
+            .entry(store.to_owned())
+            .or_default()
+            .insert(key.to_owned(), next);
+        Ok(next)
     }
 
     fn compare_and_swap(
@@ -220,23 +350,32 @@ impl KvBackend for RedbStore {
         expected: Option<&[u8]>,
         value: &[u8],
     ) -> Result<bool, KvError> {
-        self.write(store, |table| {
-            let matches = {
-                let current = table.get(key).map_err(backend)?;
-                current.as_ref().map(|v| v.value()) == expected
+        self.write(store, |table, pending| {
+            let matches = match pending.get(key) {
+                Some(current) => expected == Some(counter_bytes(current).as_slice()),
+                None => {
+                    let current = table.get(key).map_err(backend)?;
+                    current.as_ref().map(|v| v.value()) == expected
+                }
             };
             if matches {
                 table.insert(key, value).map_err(backend)?;
+                pending.take(key);
             }
             Ok(matches)
         })
     }
 
     fn get_many(&self, store: &str, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, KvError> {
+        let counters = self.counters.lock();
+        let pending = counters.get(store);
         Ok(self
             .read(store, |table| {
                 keys.iter()
                     .map(|key| {
+                        if let Some(value) = pending.and_then(|values| values.get(key)) {
+                            return Ok(Some(counter_bytes(*value)));
+                        }
                         Ok(table
                             .get(key.as_str())
                             .map_err(backend)?
@@ -244,24 +383,34 @@ impl KvBackend for RedbStore {
                     })
                     .collect()
             })?
-            .unwrap_or_else(|| vec![None; keys.len()]))
+            .unwrap_or_else(|| {
+                keys.iter()
+                    .map(|key| {
+                        pending
+                            .and_then(|values| values.get(key))
+                            .map(|value| counter_bytes(*value))
+                    })
+                    .collect()
+            }))
     }
 
     fn set_many(&self, store: &str, entries: &[(String, Vec<u8>)]) -> Result<(), KvError> {
-        self.write(store, |table| {
+        self.write(store, |table, pending| {
             for (key, value) in entries {
                 table
                     .insert(key.as_str(), value.as_slice())
                     .map_err(backend)?;
+                pending.take(key);
             }
             Ok(())
         })
     }
 
     fn delete_many(&self, store: &str, keys: &[String]) -> Result<(), KvError> {
-        self.write(store, |table| {
+        self.write(store, |table, pending| {
             for key in keys {
                 table.remove(key.as_str()).map_err(backend)?;
+                pending.take(key);
             }
             Ok(())
         })
@@ -349,6 +498,94 @@ mod tests {
             store.get("default", "k").unwrap().as_deref(),
             Some(&b"2"[..])
         );
+    }
+
+    #[test]
+    fn counters_are_seen_before_and_after_they_are_written() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = open(&dir);
+            store.set("default", "n", b"40").unwrap();
+            assert_eq!(store.increment("default", "n", 1).unwrap(), 41);
+            assert_eq!(store.increment("default", "m", 5).unwrap(), 5);
+            assert_eq!(
+                store.get("default", "n").unwrap().as_deref(),
+                Some(&b"41"[..])
+            );
+            assert!(store.exists("default", "m").unwrap());
+            assert_eq!(store.keys("default").unwrap(), ["m", "n"]);
+            assert_eq!(
+                store
+                    .get_many("default", &["m".into(), "x".into(), "n".into()])
+                    .unwrap(),
+                [Some(b"5".to_vec()), None, Some(b"41".to_vec())]
+            );
+            assert_eq!(store.get_many("empty", &["c".into()]).unwrap(), [None]);
+            assert_eq!(store.increment("empty", "c", 2).unwrap(), 2);
+            assert_eq!(
+                store.get_many("empty", &["c".into()]).unwrap(),
+                [Some(b"2".to_vec())]
+            );
+            flush(&store.db, &store.counters).unwrap();
+            assert!(store.counters.lock().is_empty());
+            assert_eq!(store.increment("default", "n", 1).unwrap(), 42);
+        }
+        // Dropping the store writes what is still pending.
+        let store = open(&dir);
+        assert_eq!(
+            store.get("default", "n").unwrap().as_deref(),
+            Some(&b"42"[..])
+        );
+        assert_eq!(store.get("empty", "c").unwrap().as_deref(), Some(&b"2"[..]));
+    }
+
+    #[test]
+    fn writes_replace_pending_counters() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir);
+        store.increment("default", "a", 3).unwrap();
+        store.set("default", "a", b"text").unwrap();
+        assert_eq!(
+            store.get("default", "a").unwrap().as_deref(),
+            Some(&b"text"[..])
+        );
+        assert!(matches!(
+            store.increment("default", "a", 1),
+            Err(KvError::NotAnInteger(_))
+        ));
+        store.increment("default", "b", 3).unwrap();
+        store.delete("default", "b").unwrap();
+        assert_eq!(store.get("default", "b").unwrap(), None);
+        assert_eq!(store.increment("default", "b", 1).unwrap(), 1);
+        store.delete_many("default", &["b".into()]).unwrap();
+        store.increment("default", "c", 1).unwrap();
+        store
+            .set_many("default", &[("c".into(), b"10".to_vec())])
+            .unwrap();
+        assert_eq!(store.increment("default", "c", 1).unwrap(), 11);
+        flush(&store.db, &store.counters).unwrap();
+        assert_eq!(store.keys("default").unwrap(), ["a", "c"]);
+    }
+
+    #[test]
+    fn compare_and_swap_sees_pending_counters() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir);
+        store.increment("default", "n", 7).unwrap();
+        assert!(!store.compare_and_swap("default", "n", None, b"1").unwrap());
+        assert!(
+            !store
+                .compare_and_swap("default", "n", Some(b"6"), b"1")
+                .unwrap()
+        );
+        // A failed swap keeps the counter.
+        assert_eq!(store.increment("default", "n", 1).unwrap(), 8);
+        assert!(
+            store
+                .compare_and_swap("default", "n", Some(b"8"), b"1")
+                .unwrap()
+        );
+        assert_eq!(store.increment("default", "n", 1).unwrap(), 2);
     }
 
     #[test]

@@ -128,6 +128,9 @@ impl atomics::Host for KvView<'_> {
         delta: i64,
     ) -> wasmtime::Result<Result<i64, Error>> {
         let (backend, label) = self.bucket(&bucket)?;
+        if backend.increments_inline(&label) {
+            return Ok(backend.increment(&label, &key, delta).map_err(Error::from));
+        }
         Ok(blocking(move || backend.increment(&label, &key, delta))
             .await
             .map_err(Error::from))
