@@ -2,11 +2,13 @@
 //! on 127.0.0.1 that speak OpenAI's and Anthropic's wire formats, and real
 //! clients (reqwest, and the official `openai` Python package).
 //!
-//! OpenAI clients reach Anthropic upstreams (translated both ways, field by
-//! field, whole and streamed chunk by chunk, tool calls included) and
-//! OpenAI upstreams (passed through); Anthropic clients reach OpenAI
-//! upstreams; a model falls back to the next when its provider answers 429
-//! or closes the connection before the first byte; usage counters are exact.
+//! OpenAI clients reach Anthropic and Gemini upstreams (translated both
+//! ways, field by field, whole and streamed chunk by chunk, tool calls
+//! included) and OpenAI upstreams (passed through); Anthropic clients reach
+//! OpenAI upstreams; a model falls back to the next when its provider
+//! answers 429 or closes the connection before the first byte; usage
+//! counters are exact; budgets refuse calls and cut streams; identical
+//! requests are answered from the cache.
 
 mod support;
 
@@ -24,6 +26,7 @@ use support::{Host, client, repo};
 const ALICE_KEY: &str = "alice-key-0001";
 const ANTHROPIC_KEY: &str = "test-anthropic-key";
 const OPENAI_KEY: &str = "test-openai-key";
+const GEMINI_KEY: &str = "test-gemini-key";
 
 /// Hosts of this file start one at a time: each compiles the components
 /// on its first start, and two compiling at once on a busy machine can
@@ -41,7 +44,10 @@ fn host_with(state: &Path, extra: &[&str]) -> Host {
     let variables = state.join("variables.toml");
     std::fs::write(
         &variables,
-        format!("anthropic_api_key = \"{ANTHROPIC_KEY}\"\nopenai_api_key = \"{OPENAI_KEY}\"\n"),
+        format!(
+            "anthropic_api_key = \"{ANTHROPIC_KEY}\"\nopenai_api_key = \"{OPENAI_KEY}\"\n\
+             gemini_api_key = \"{GEMINI_KEY}\"\n"
+        ),
     )
     .unwrap();
     let mut args = vec!["--variables-file", variables.to_str().unwrap()];
@@ -1037,4 +1043,126 @@ async fn a_stream_ends_cleanly_when_the_budget_runs_out_mid_way() {
     let (status, _, body) = post(&host, "/v1/chat/completions", &chat_request("chat", false)).await;
     assert_eq!(status, 429, "{body}");
     assert_eq!(body["error"]["code"], "budget_exceeded");
+}
+
+#[tokio::test]
+async fn openai_clients_reach_gemini_with_function_calls_and_streams() {
+    let gemini = Provider::start(
+        Kind::Gemini,
+        vec![
+            Answer::Complete {
+                text: vec!["Checking."],
+                tools: vec![weather_tool()],
+                input_tokens: 21,
+                output_tokens: 8,
+            },
+            Answer::text(&["Sunny", " in Paris."], 21, 4),
+        ],
+    )
+    .await;
+    let gate = gemini.hold_streams();
+    let oai = Provider::start(Kind::OpenAi, vec![Answer::text(&["x"], 1, 1)]).await;
+    let state = tempfile::tempdir().unwrap();
+    let host = host_with(state.path(), &[]);
+    // The built-in `gemini` provider, pointed at the fake one.
+    let document = config(
+        &oai,
+        &oai,
+        "[{ alias: flash, provider: gemini, model: gemini-2.5-flash }]",
+    )
+    .replace(
+        "  models:",
+        &format!(
+            "    - {{ name: gemini, kind: gemini, base_url: '{}', api_key_variable: gemini_api_key }}\n  models:",
+            gemini.base_url()
+        ),
+    );
+    host.apply(&document).await;
+
+    let (status, _, body) =
+        post(&host, "/v1/chat/completions", &chat_request("flash", false)).await;
+    assert_eq!(status, 200, "{body}");
+    let sent = &gemini.received()[0];
+    assert_eq!(sent.path, "/v1beta/models/gemini-2.5-flash:generateContent");
+    assert_eq!(sent.header("x-goog-api-key"), Some(GEMINI_KEY));
+    assert_eq!(sent.header("authorization"), None);
+    assert_eq!(
+        sent.body["systemInstruction"],
+        json!({"parts": [{"text": "You are terse."}]})
+    );
+    assert_eq!(
+        sent.body["contents"],
+        json!([{"role": "user", "parts": [{"text": "Weather in Paris?"}]}])
+    );
+    let declaration = &sent.body["tools"][0]["functionDeclarations"][0];
+    assert_eq!(declaration["name"], "get_weather");
+    assert_eq!(declaration["description"], "Current weather");
+    assert_eq!(
+        declaration["parameters"]["properties"]["city"]["type"]
+            .as_str()
+            .map(str::to_ascii_lowercase)
+            .as_deref(),
+        Some("string")
+    );
+    assert_eq!(
+        sent.body["toolConfig"]["functionCallingConfig"]["mode"],
+        "AUTO"
+    );
+    assert_eq!(sent.body["generationConfig"]["maxOutputTokens"], 256);
+    assert_eq!(sent.body["generationConfig"]["temperature"], 0.2);
+
+    let choice = &body["choices"][0];
+    assert_eq!(choice["finish_reason"], "tool_calls");
+    assert_eq!(choice["message"]["content"], "Checking.");
+    let call = &choice["message"]["tool_calls"][0];
+    assert_eq!(call["function"]["name"], "get_weather");
+    assert_eq!(
+        serde_json::from_str::<Value>(call["function"]["arguments"].as_str().unwrap()).unwrap(),
+        json!({"city": "Paris"})
+    );
+    assert!(
+        !call["id"].as_str().unwrap().is_empty(),
+        "Gemini calls get an id"
+    );
+    assert_eq!(body["usage"]["prompt_tokens"], 21);
+    assert_eq!(body["usage"]["completion_tokens"], 8);
+
+    let response = client()
+        .post(format!("{}/v1/chat/completions", host.url))
+        .bearer_auth(ALICE_KEY)
+        .json(&chat_request("flash", true))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut stream = response.bytes_stream();
+    let mut received = String::new();
+    while !received.contains("\"content\":\"Sunny\"") {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), stream.next())
+            .await
+            .expect("the first chunk arrives while the provider holds the rest")
+            .expect("the stream goes on")
+            .unwrap();
+        received.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+    gate.open();
+    while let Some(chunk) = stream.next().await {
+        received.push_str(std::str::from_utf8(&chunk.unwrap()).unwrap());
+    }
+    assert_eq!(
+        gemini.received()[1].path,
+        "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
+    );
+    let (chunks, done) = chunks_of(&received);
+    assert!(done, "{received}");
+    let text: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(text, "Sunny in Paris.");
+    let finish: Vec<&str> = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["finish_reason"].as_str())
+        .collect();
+    assert_eq!(finish, ["stop"]);
 }

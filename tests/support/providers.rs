@@ -2,7 +2,9 @@
 //! wire format (see `AI-WIRE-FORMATS.md`): OpenAI Chat Completions
 //! (`POST …/chat/completions`) and Anthropic Messages (`POST /v1/messages`),
 //! whole or streamed as server-sent events, with text and tool calls, and
-//! their error bodies; OpenAI's `POST …/embeddings` too.
+//! their error bodies; OpenAI's `POST …/embeddings` too; and Google
+//! Gemini (`POST /v1beta/models/{model}:generateContent`, or
+//! `:streamGenerateContent?alt=sse`).
 //!
 //! Each provider records every request it gets (path, headers, JSON body)
 //! and answers with the next [`Answer`] of its script (the last one
@@ -33,6 +35,8 @@ pub enum Kind {
     OpenAi,
     /// Anthropic Messages.
     Anthropic,
+    /// Google Gemini `generateContent`.
+    Gemini,
 }
 
 /// A tool call a provider makes.
@@ -174,7 +178,7 @@ impl Provider {
     pub fn base_url(&self) -> String {
         match self.state.lock().unwrap().kind {
             Kind::OpenAi => format!("http://{}/v1", self.addr),
-            Kind::Anthropic => format!("http://{}", self.addr),
+            Kind::Anthropic | Kind::Gemini => format!("http://{}", self.addr),
         }
     }
 
@@ -232,9 +236,18 @@ async fn handle(
     if kind == Kind::OpenAi && path.ends_with("/embeddings") {
         return Ok(json_response(200, embeddings(&body)));
     }
+    // Gemini names the model and whether to stream in the path.
+    let gemini = path
+        .strip_prefix("/v1beta/models/")
+        .and_then(|rest| match rest.split_once(':') {
+            Some((model, "generateContent")) => Some((model.to_owned(), false)),
+            Some((model, "streamGenerateContent?alt=sse")) => Some((model.to_owned(), true)),
+            _ => None,
+        });
     let expected = match kind {
         Kind::OpenAi => path.ends_with("/chat/completions"),
         Kind::Anthropic => path == "/v1/messages",
+        Kind::Gemini => gemini.is_some(),
     };
     if !expected {
         return Ok(json_response(
@@ -242,8 +255,13 @@ async fn handle(
             json!({"error": {"message": format!("no route {path}")}}),
         ));
     }
-    let stream = body["stream"].as_bool().unwrap_or(false);
-    let model = body["model"].as_str().unwrap_or_default().to_owned();
+    let (model, stream) = match gemini {
+        Some(found) => found,
+        None => (
+            body["model"].as_str().unwrap_or_default().to_owned(),
+            body["stream"].as_bool().unwrap_or(false),
+        ),
+    };
     match answer {
         // An error from the service makes hyper close the connection
         // without a response.
@@ -275,6 +293,7 @@ async fn handle(
             let hold_at = match kind {
                 Kind::OpenAi => 2,
                 Kind::Anthropic => 4,
+                Kind::Gemini => 1,
             };
             let events = events(kind, &model, &text, &tools, usage, include_usage);
             Ok(sse_response(events, gate.map(|g| (g, hold_at))))
@@ -343,6 +362,14 @@ fn error_body(kind: Kind, error_kind: &str, message: &str) -> Value {
     match kind {
         Kind::OpenAi => json!({"error": {"message": message, "type": error_kind,
                                          "param": null, "code": null}}),
+        Kind::Gemini => {
+            let status = match error_kind {
+                "rate_limit_error" => "RESOURCE_EXHAUSTED",
+                "overloaded_error" => "UNAVAILABLE",
+                _ => "INTERNAL",
+            };
+            json!({"error": {"code": 0, "message": message, "status": status}})
+        }
         Kind::Anthropic => json!({"type": "error",
                                   "error": {"type": error_kind, "message": message}}),
     }
@@ -371,6 +398,23 @@ fn whole(kind: Kind, model: &str, text: &[&str], tools: &[ToolCall], usage: (u64
                              "finish_reason": if tools.is_empty() { "stop" } else { "tool_calls" }}],
                 "usage": {"prompt_tokens": usage.0, "completion_tokens": usage.1,
                           "total_tokens": usage.0 + usage.1}
+            })
+        }
+        Kind::Gemini => {
+            let mut parts = Vec::new();
+            if !text.is_empty() {
+                parts.push(json!({"text": text}));
+            }
+            for t in tools {
+                let args: Value = serde_json::from_str(&t.arguments()).expect("tool args");
+                parts.push(json!({"functionCall": {"name": t.name, "args": args}}));
+            }
+            json!({
+                "candidates": [{"content": {"role": "model", "parts": parts},
+                                "finishReason": "STOP", "index": 0}],
+                "usageMetadata": {"promptTokenCount": usage.0, "candidatesTokenCount": usage.1,
+                                  "totalTokenCount": usage.0 + usage.1},
+                "modelVersion": model, "responseId": "resp-fake1"
             })
         }
         Kind::Anthropic => {
@@ -453,6 +497,34 @@ fn events(
                 ));
             }
             out.push("data: [DONE]\n\n".to_owned());
+        }
+        Kind::Gemini => {
+            // New parts only in each chunk; calls arrive whole; the last
+            // chunk also has the finish reason and the usage. No end marker.
+            let chunk = |parts: Value, last: bool| {
+                let mut candidate =
+                    json!({"content": {"role": "model", "parts": parts}, "index": 0});
+                let mut chunk = json!({"modelVersion": model, "responseId": "resp-fake1"});
+                if last {
+                    candidate["finishReason"] = "STOP".into();
+                    chunk["usageMetadata"] = json!({"promptTokenCount": usage.0,
+                        "candidatesTokenCount": usage.1, "totalTokenCount": usage.0 + usage.1});
+                }
+                chunk["candidates"] = json!([candidate]);
+                chunk
+            };
+            let mut parts: Vec<Value> = text.iter().map(|piece| json!([{"text": piece}])).collect();
+            for t in tools {
+                let args: Value = serde_json::from_str(&t.arguments()).expect("tool args");
+                parts.push(json!([{"functionCall": {"name": t.name, "args": args}}]));
+            }
+            if parts.is_empty() {
+                parts.push(json!([]));
+            }
+            let last = parts.len() - 1;
+            for (i, part) in parts.into_iter().enumerate() {
+                out.push(data(chunk(part, i == last)));
+            }
         }
         Kind::Anthropic => {
             out.push(named(
