@@ -1166,3 +1166,100 @@ async fn openai_clients_reach_gemini_with_function_calls_and_streams() {
         .collect();
     assert_eq!(finish, ["stop"]);
 }
+
+#[tokio::test]
+async fn responses_clients_reach_anthropic_upstreams() {
+    let claude = Provider::start(
+        Kind::Anthropic,
+        vec![
+            with_tool(30, 12),
+            Answer::text(&["Sunny", " in Rome."], 40, 4),
+        ],
+    )
+    .await;
+    let oai = Provider::start(Kind::OpenAi, vec![Answer::text(&["x"], 1, 1)]).await;
+    let state = tempfile::tempdir().unwrap();
+    let host = host_with(state.path(), &[]);
+    host.apply(&config(&claude, &oai, MODELS)).await;
+
+    let request = json!({
+        "model": "chat",
+        "instructions": "You are terse.",
+        "input": [
+            {"role": "user", "content": "What's the weather in Paris?"},
+            {"type": "function_call", "call_id": "call_abc", "name": "get_weather",
+             "arguments": "{\"city\":\"Paris\"}"},
+            {"type": "function_call_output", "call_id": "call_abc", "output": "{\"temp_c\":21}"},
+            {"role": "user", "content": "And in Rome?"}
+        ],
+        "tools": [{"type": "function", "name": "get_weather",
+                   "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}],
+        "max_output_tokens": 300
+    });
+    let (status, headers, body) = post(&host, "/v1/responses", &request).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        header(&headers, "x-upshift-upstream"),
+        "claude@claude-sonnet-4-5"
+    );
+    let sent = &claude.received()[0];
+    assert_eq!(sent.body["system"], "You are terse.");
+    assert_eq!(sent.body["max_tokens"], 300);
+    assert_eq!(
+        sent.body["messages"],
+        json!([
+            {"role": "user", "content": "What's the weather in Paris?"},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "call_abc",
+              "name": "get_weather", "input": {"city": "Paris"}}]},
+            {"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": "call_abc", "content": "{\"temp_c\":21}"}]},
+            // A user turn after tool results (Anthropic joins consecutive turns).
+            {"role": "user", "content": "And in Rome?"}
+        ])
+    );
+    assert_eq!(body["object"], "response");
+    assert_eq!(body["status"], "completed");
+    let output = body["output"].as_array().unwrap();
+    let message = output.iter().find(|o| o["type"] == "message").unwrap();
+    assert_eq!(message["content"][0]["text"], "Checking.");
+    let call = output
+        .iter()
+        .find(|o| o["type"] == "function_call")
+        .unwrap();
+    assert_eq!(call["call_id"], "toolu_01");
+    assert_eq!(call["name"], "get_weather");
+    assert_eq!(call["arguments"], "{\"city\":\"Paris\"}");
+    assert_eq!(body["usage"]["input_tokens"], 30);
+    assert_eq!(body["usage"]["output_tokens"], 12);
+
+    let mut streamed = request.clone();
+    streamed["stream"] = json!(true);
+    let response = client()
+        .post(format!("{}/v1/responses", host.url))
+        .bearer_auth(ALICE_KEY)
+        .json(&streamed)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.unwrap();
+    let names: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("event: "))
+        .collect();
+    assert_eq!(names.first(), Some(&"response.created"));
+    assert_eq!(names.last(), Some(&"response.completed"));
+    let events: Vec<Value> = data_of(&text)
+        .iter()
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    let deltas: String = events
+        .iter()
+        .filter(|e| e["type"] == "response.output_text.delta")
+        .filter_map(|e| e["delta"].as_str())
+        .collect();
+    assert_eq!(deltas, "Sunny in Rome.");
+    let completed = events.last().unwrap();
+    assert_eq!(completed["response"]["usage"]["input_tokens"], 40);
+    assert_eq!(completed["response"]["usage"]["output_tokens"], 4);
+}
