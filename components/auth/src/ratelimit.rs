@@ -4,8 +4,8 @@
 //! included, and is served while that is at most the limit.
 //!
 //! Counts are in the key-value store (see [`upshift_config::keys`]): one
-//! atomic increment of the current window's counter and one read of the
-//! previous window's per limit and request. A refused request takes its
+//! read of both windows' counters and one atomic increment of the current
+//! window's per limit and request. A refused request takes its
 //! increment back, so refused requests do not count. The arithmetic is in
 //! integers, so the decision at window edges is exact.
 
@@ -118,35 +118,43 @@ fn decode(value: i64, window: u64) -> Option<u64> {
     (value >> COUNT_BITS == window % (1 << TAG_BITS) && count < MAX_COUNT).then_some(count)
 }
 
-/// The count of `window` in a stored counter (0 when absent or stale).
-fn stored_count(bytes: Option<&[u8]>, window: u64) -> u64 {
+/// The count of `window` in a stored counter; `None` when absent or stale.
+fn window_count(bytes: Option<&[u8]>, window: u64) -> Option<u64> {
     bytes
         .and_then(|b| std::str::from_utf8(b).ok())
         .and_then(|s| s.trim().parse::<i64>().ok())
         .and_then(|v| decode(v, window))
-        .unwrap_or(0)
 }
 
-/// Counts one request in `window` at `key` and returns the window's count,
-/// resetting a counter left by an older window.
-fn count_one<S: Store + ?Sized>(store: &S, key: &str, window: u64) -> Result<u64, StoreError> {
+/// The count of `window` in a stored counter (0 when absent or stale).
+fn stored_count(bytes: Option<&[u8]>, window: u64) -> u64 {
+    window_count(bytes, window).unwrap_or(0)
+}
+
+/// Counts one request in `window` at `key`, which held `held` when read,
+/// and returns the window's count. A counter left by an older window is
+/// first reset to zero by compare-and-swap (one of the requests that find
+/// it stale wins; the others read it again), so no request's count is lost
+/// to a reset. A counter that a request of a later window reset meanwhile
+/// is an error: this request is a window late.
+fn count_one<S: Store + ?Sized>(
+    store: &S,
+    key: &str,
+    window: u64,
+    held: Option<Vec<u8>>,
+) -> Result<u64, StoreError> {
+    let mut held = held;
     for _ in 0..RESET_ATTEMPTS {
+        if window_count(held.as_deref(), window).is_none() {
+            let zero = encode(window, 0).to_string();
+            if !store.compare_and_swap(key, held.as_deref(), zero.as_bytes())? {
+                held = store.get_many(&[key.to_owned()])?.pop().flatten();
+                continue;
+            }
+        }
         let value = store.increment(key, 1)?;
-        if let Some(count) = decode(value, window) {
-            return Ok(count);
-        }
-        // Stale: the first request of this window resets it.
-        let held = store.get_many(&[key.to_owned()])?.pop().flatten();
-        if held
-            .as_deref()
-            .is_some_and(|b| stored_count(Some(b), window) > 0)
-        {
-            continue; // another request reset it meanwhile: count again
-        }
-        let fresh = encode(window, 1).to_string();
-        if store.compare_and_swap(key, held.as_deref(), fresh.as_bytes())? {
-            return Ok(1);
-        }
+        return decode(value, window)
+            .ok_or_else(|| StoreError(format!("{key}: reset by a later window")));
     }
     Err(StoreError(format!("{key}: could not reset the counter")))
 }
@@ -218,21 +226,25 @@ pub fn check<S: Store + ?Sized>(
     if applied.is_empty() {
         return Ok(Ok(None));
     }
-    let mut current = Vec::with_capacity(applied.len());
-    for a in applied {
-        current.push(count_one(store, &a.current_key, a.window)?);
-    }
-    let previous_keys: Vec<String> = applied.iter().map(|a| a.previous_key.clone()).collect();
-    let previous = store.get_many(&previous_keys)?;
-    let decisions: Vec<Decision> = applied
+    // One read for both windows of every limit.
+    let keys: Vec<String> = applied
         .iter()
-        .zip(current)
-        .zip(previous)
-        .map(|((a, current), previous)| {
-            let previous = stored_count(previous.as_deref(), a.window.wrapping_sub(1));
-            decide(a.limit.requests, a.limit.per_ms, now_ms, previous, current)
-        })
+        .flat_map(|a| [a.current_key.clone(), a.previous_key.clone()])
         .collect();
+    let mut held = store.get_many(&keys)?.into_iter();
+    let mut decisions = Vec::with_capacity(applied.len());
+    for a in applied {
+        let (current, previous) = (held.next().flatten(), held.next().flatten());
+        let current = count_one(store, &a.current_key, a.window, current)?;
+        let previous = stored_count(previous.as_deref(), a.window.wrapping_sub(1));
+        decisions.push(decide(
+            a.limit.requests,
+            a.limit.per_ms,
+            now_ms,
+            previous,
+            current,
+        ));
+    }
     if let Some(refusal) = decisions
         .iter()
         .filter(|d| !d.allowed)
@@ -366,6 +378,45 @@ mod tests {
             .clone()
             .unwrap();
         assert_eq!(stored_count(Some(&value), 9), 1);
+    }
+
+    #[test]
+    fn concurrent_requests_on_a_stale_slot_pass_exactly_the_limit() {
+        let limit = Limit {
+            requests: 3,
+            per_ms: 60_000,
+            by: RateLimitBy::Route,
+        };
+        let head = RequestHead::default();
+        for round in 0..50_u64 {
+            let store = MemoryStore::new();
+            // The slot holds an old window's count.
+            let stale = encode(round, 7).to_string();
+            let key = Applied::route(&limit, "r", None, &head, 0).current_key;
+            assert!(
+                store
+                    .compare_and_swap(&key, None, stale.as_bytes())
+                    .unwrap()
+            );
+            let now = 60_000 * (round + 2);
+            let barrier = std::sync::Barrier::new(8);
+            let served = std::thread::scope(|scope| {
+                let runs: Vec<_> = (0..8)
+                    .map(|_| {
+                        scope.spawn(|| {
+                            barrier.wait();
+                            let applied = [Applied::route(&limit, "r", None, &head, now)];
+                            check(&store, &applied, now).unwrap().is_ok()
+                        })
+                    })
+                    .collect();
+                runs.into_iter()
+                    .map(|r| r.join().unwrap())
+                    .filter(|&ok| ok)
+                    .count()
+            });
+            assert_eq!(served, 3, "round {round}");
+        }
     }
 
     #[test]
