@@ -1263,3 +1263,52 @@ async fn responses_clients_reach_anthropic_upstreams() {
     assert_eq!(completed["response"]["usage"]["input_tokens"], 40);
     assert_eq!(completed["response"]["usage"]["output_tokens"], 4);
 }
+
+#[tokio::test]
+async fn rules_route_requests_by_header_and_tenant() {
+    let claude =
+        Provider::start(Kind::Anthropic, vec![Answer::text(&["From claude."], 5, 2)]).await;
+    let oai = Provider::start(Kind::OpenAi, vec![Answer::text(&["From openai."], 5, 2)]).await;
+    let state = tempfile::tempdir().unwrap();
+    let host = host_with(state.path(), &[]);
+    host.apply(&config(
+        &claude,
+        &oai,
+        "[{ alias: chat, provider: claude, model: claude-sonnet-4-5,
+            rules: [{ match: { tenants: [acme], headers: { x-tier: free } }, use: backup }] },
+          { alias: backup, provider: oai, model: gpt-4o-mini }]",
+    ))
+    .await;
+
+    let ask = |tier: &'static str| {
+        let request = client()
+            .post(format!("{}/v1/chat/completions", host.url))
+            .bearer_auth(ALICE_KEY)
+            .header("x-tier", tier)
+            .json(&chat_request("chat", false));
+        async move {
+            let response = request.send().await.unwrap();
+            let model = header(response.headers(), "x-upshift-model").to_owned();
+            let body: Value = response.json().await.unwrap();
+            let text = body["choices"][0]["message"]["content"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            (model, text)
+        }
+    };
+    assert_eq!(
+        ask("paid").await,
+        ("chat".to_owned(), "From claude.".to_owned())
+    );
+    assert_eq!(
+        ask("free").await,
+        ("backup".to_owned(), "From openai.".to_owned())
+    );
+    assert_eq!(oai.received()[0].body["model"], "gpt-4o-mini");
+    assert_eq!(
+        oai.received()[0].header("x-tier"),
+        None,
+        "client headers are not forwarded to providers"
+    );
+}

@@ -14,6 +14,7 @@ use crate::Dialect;
 use crate::call::{self, Attempt, CacheSlot, Cached, Call, Caller, Head, Reply, Store};
 use crate::errors::{ApiError, ErrorKind};
 use crate::provider::Endpoint;
+use crate::usage;
 
 /// One entry of OpenAI's model list.
 #[derive(Debug, Serialize)]
@@ -41,6 +42,40 @@ struct Alias {
     /// Indices into [`Catalog::aliases`].
     fallbacks: Vec<usize>,
     price: Option<Price>,
+    rules: Vec<Rule>,
+}
+
+/// A routing rule of an alias, compiled.
+#[derive(Debug)]
+struct Rule {
+    consumers: Vec<String>,
+    tenants: Vec<String>,
+    headers: Vec<(String, String)>,
+    min_prompt_tokens: Option<u64>,
+    /// Index into [`Catalog::aliases`].
+    target: usize,
+}
+
+impl Rule {
+    fn matches(
+        &self,
+        caller: &Caller,
+        headers: &[(String, String)],
+        prompt_tokens: &mut dyn FnMut() -> u64,
+    ) -> bool {
+        let one_of = |list: &[String], value: Option<&String>| {
+            list.is_empty() || value.is_some_and(|v| list.contains(v))
+        };
+        one_of(&self.consumers, caller.consumer.as_ref())
+            && one_of(&self.tenants, caller.tenant.as_ref())
+            && self
+                .headers
+                .iter()
+                .all(|wanted| headers.iter().any(|h| h == wanted))
+            && self
+                .min_prompt_tokens
+                .is_none_or(|min| prompt_tokens() >= min)
+    }
 }
 
 /// A token budget, compiled.
@@ -156,6 +191,7 @@ impl Catalog {
                 model: model.model.clone(),
                 fallbacks: Vec::new(),
                 price: model.price,
+                rules: Vec::new(),
             });
         }
         for model in &ai.models {
@@ -167,7 +203,21 @@ impl Catalog {
                 .iter()
                 .filter_map(|name| aliases.iter().position(|a| &a.alias == name))
                 .collect();
+            let rules = model
+                .rules
+                .iter()
+                .filter_map(|rule| {
+                    Some(Rule {
+                        consumers: rule.when.consumers.clone(),
+                        tenants: rule.when.tenants.clone(),
+                        headers: rule.when.headers.clone().into_iter().collect(),
+                        min_prompt_tokens: rule.when.min_prompt_tokens,
+                        target: aliases.iter().position(|a| a.alias == rule.alias)?,
+                    })
+                })
+                .collect();
             aliases[position].fallbacks = fallbacks;
+            aliases[position].rules = rules;
         }
         let budgets = ai
             .budgets
@@ -271,7 +321,7 @@ impl Catalog {
                 Some("model"),
             );
         };
-        let Some(primary) = self.aliases.iter().position(|a| a.alias == name) else {
+        let Some(asked) = self.aliases.iter().position(|a| a.alias == name) else {
             return refuse(
                 ErrorKind::NotFound,
                 "model_not_found",
@@ -279,6 +329,19 @@ impl Catalog {
                 Some("model"),
             );
         };
+        // The client's request in the IR, parsed once if a rule or a
+        // translation needs it.
+        let ir = OnceCell::new();
+        let mut prompt_tokens = || match ir.get_or_init(|| ingress.parse_request(request.body).ok())
+        {
+            Some(parsed) if !embeddings => usage::estimate_request(parsed),
+            _ => usage::estimate_text(&String::from_utf8_lossy(request.body)),
+        };
+        let primary = self.aliases[asked]
+            .rules
+            .iter()
+            .find(|rule| rule.matches(&caller, request.headers, &mut prompt_tokens))
+            .map_or(asked, |rule| rule.target);
         let (budget_keys, allowance) =
             match self.budget_keys(ingress, &caller, request.now_ms, store) {
                 Ok(found) => found,
@@ -296,7 +359,9 @@ impl Catalog {
                     } else {
                         ingress.name()
                     };
-                    let key = usage_keys::cache(&cache_digest(label, &caller, request.body));
+                    let digest =
+                        cache_digest(label, &self.aliases[primary].alias, &caller, request.body);
+                    let key = usage_keys::cache(&digest);
                     if !directives.no_cache
                         && let Some(cached) = store.get(&key).and_then(|v| Cached::decode(&v))
                         && cached.expires_ms > request.now_ms
@@ -323,7 +388,7 @@ impl Catalog {
                 .and_then(|o| o.include_usage)
                 .unwrap_or(false),
             body: request.body.to_vec(),
-            ir: OnceCell::new(),
+            ir,
             attempts: Vec::new(),
             embeddings,
             caller,
@@ -487,12 +552,14 @@ fn cache_control(headers: &[(String, String)]) -> CacheControl {
 }
 
 /// What identifies a cacheable request: its endpoint (the client's dialect,
-/// or embeddings), its tenant
+/// or embeddings), the alias its rules chose, its tenant
 /// (answers are not shared between tenants), and its body with object keys
 /// sorted and whitespace dropped; SHA-256 in hex.
-fn cache_digest(endpoint: &str, caller: &Caller, body: &[u8]) -> String {
+fn cache_digest(endpoint: &str, alias: &str, caller: &Caller, body: &[u8]) -> String {
     let mut hasher = Sha256::new();
     hasher.update(endpoint.as_bytes());
+    hasher.update([0]);
+    hasher.update(alias.as_bytes());
     hasher.update([0]);
     hasher.update(caller.tenant.as_deref().unwrap_or("~").as_bytes());
     hasher.update([0]);

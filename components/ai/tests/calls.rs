@@ -757,3 +757,58 @@ ai:
     assert_eq!(last["choices"][0]["finish_reason"], "length");
     assert!(store.get("ai/budget/tenants/acme/2023-11") >= 1000);
 }
+
+#[test]
+fn rules_send_some_requests_to_another_alias() {
+    let catalog = Catalog::new(
+        &Config::parse(
+            "consumers: [{ name: alice, tenant: acme, api_keys: [alice-key-0001] }]
+ai:
+  providers:
+    - { name: claude, kind: anthropic, base_url: 'http://127.0.0.1:9001' }
+    - { name: local, kind: openai_compatible, base_url: 'http://127.0.0.1:9002/v1' }
+  models:
+    - alias: chat
+      provider: claude
+      model: claude-x
+      fallbacks: [fast]
+      rules:
+        - { match: { tenants: [acme], headers: { x-tier: free } }, use: fast }
+        - { match: { min_prompt_tokens: 1000 }, use: long }
+    - { alias: fast, provider: local, model: llama-3 }
+    - { alias: long, provider: claude, model: claude-long, fallbacks: [fast] }",
+        )
+        .unwrap(),
+    );
+    let store = Memory::default();
+    let aliases = |headers: &[(String, String)], request: &Value| match plan_in(
+        &catalog,
+        &store,
+        headers,
+        "POST",
+        "/v1/chat/completions",
+        request,
+    ) {
+        Plan::Call(call) => call
+            .attempts()
+            .iter()
+            .map(|a| a.alias.clone())
+            .collect::<Vec<_>>(),
+        Plan::Reply(reply) => panic!("{}", String::from_utf8_lossy(&reply.body)),
+    };
+    let free = [("x-tier".to_owned(), "free".to_owned())];
+    assert_eq!(aliases(&[], &chat(false)), ["chat", "fast"]);
+    assert_eq!(
+        aliases(&free, &chat(false)),
+        ["fast"],
+        "the rule's own fallbacks"
+    );
+    let mut long = chat(false);
+    long["messages"][1]["content"] = "word ".repeat(1000).into();
+    assert_eq!(aliases(&[], &long), ["long", "fast"]);
+    assert_eq!(
+        aliases(&free, &long),
+        ["fast"],
+        "the first rule that matches"
+    );
+}

@@ -167,6 +167,51 @@ pub struct ModelAlias {
     /// What a million tokens cost, for the cost counters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub price: Option<Price>,
+    /// Rules that send some requests for this alias to another alias, tried
+    /// in order; the first that matches wins. The other alias's own rules
+    /// are not followed; its fallbacks are.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<ModelRule>,
+}
+
+/// Requests matching `match` use alias `use` instead.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelRule {
+    /// What the request must be; every condition given must hold.
+    #[serde(rename = "match")]
+    pub when: ModelMatch,
+    /// The alias that serves matching requests.
+    #[serde(rename = "use")]
+    pub alias: String,
+}
+
+/// Conditions on a request for a model.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelMatch {
+    /// The consumer is one of these.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub consumers: Vec<String>,
+    /// The consumer's tenant is one of these.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tenants: Vec<String>,
+    /// Request headers with exactly these values (lower-case names).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub headers: std::collections::BTreeMap<String, String>,
+    /// The prompt is estimated at this many tokens or more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_prompt_tokens: Option<u64>,
+}
+
+impl ModelMatch {
+    /// Whether no condition is given.
+    pub fn is_empty(&self) -> bool {
+        self.consumers.is_empty()
+            && self.tenants.is_empty()
+            && self.headers.is_empty()
+            && self.min_prompt_tokens.is_none()
+    }
 }
 
 /// Prices in USD per million tokens.
@@ -334,6 +379,52 @@ pub(crate) fn check(config: &crate::Config, ai: &Ai, report: &mut Report<'_>) {
                 report(at, format!("unknown model alias {fallback:?}"));
             } else if !fallbacks.insert(fallback.as_str()) {
                 report(at, format!("{fallback:?} is listed twice"));
+            }
+        }
+        for (r, rule) in model.rules.iter().enumerate() {
+            let at = format!("{at}.rules[{r}]");
+            if rule.alias == model.alias {
+                report(
+                    format!("{at}.use"),
+                    "a rule cannot use its own alias".into(),
+                );
+            } else if !aliases.contains(rule.alias.as_str()) {
+                report(
+                    format!("{at}.use"),
+                    format!("unknown model alias {:?}", rule.alias),
+                );
+            }
+            if rule.when.is_empty() {
+                report(
+                    format!("{at}.match"),
+                    "give at least one of consumers, tenants, headers, min_prompt_tokens".into(),
+                );
+            }
+            for (c, consumer) in rule.when.consumers.iter().enumerate() {
+                if !config.consumers.iter().any(|known| &known.name == consumer) {
+                    report(
+                        format!("{at}.match.consumers[{c}]"),
+                        format!("unknown consumer {consumer:?}"),
+                    );
+                }
+            }
+            for name in rule.when.headers.keys() {
+                let valid = !name.is_empty()
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+                if !valid {
+                    report(
+                        format!("{at}.match.headers.{name}"),
+                        format!("{name:?} is not a lower-case header name"),
+                    );
+                }
+            }
+            if rule.when.min_prompt_tokens == Some(0) {
+                report(
+                    format!("{at}.match.min_prompt_tokens"),
+                    "must be above 0".into(),
+                );
             }
         }
         if let Some(price) = &model.price {
@@ -615,6 +706,39 @@ mod tests {
             "ai.models[1].model: the provider's model id must not be empty",
             "ai.models[1].price.input_per_mtok: must be a price",
             "ai.models[2].alias: duplicate model alias \"b\"",
+        ];
+        for want in expected {
+            assert!(
+                found.iter().any(|p| p.starts_with(want)),
+                "missing {want:?} in {found:#?}"
+            );
+        }
+        assert_eq!(found.len(), expected.len(), "{found:#?}");
+    }
+
+    #[test]
+    fn model_rules_are_checked() {
+        let found = problems(
+            "consumers: [{name: alice, api_keys: [alice-key-0001]}]
+ai:
+  models:
+    - alias: chat
+      provider: openai
+      model: gpt
+      rules:
+        - { match: { tenants: [acme] }, use: long }
+        - { match: { consumers: [bob], headers: { X-Tier: free } }, use: chat }
+        - { match: {}, use: nowhere }
+        - { match: { min_prompt_tokens: 0 }, use: long }
+    - { alias: long, provider: anthropic, model: claude }",
+        );
+        let expected = [
+            "ai.models[0].rules[1].use: a rule cannot use its own alias",
+            "ai.models[0].rules[1].match.consumers[0]: unknown consumer \"bob\"",
+            "ai.models[0].rules[1].match.headers.X-Tier: \"X-Tier\" is not a lower-case header name",
+            "ai.models[0].rules[2].use: unknown model alias \"nowhere\"",
+            "ai.models[0].rules[2].match: give at least one of",
+            "ai.models[0].rules[3].match.min_prompt_tokens: must be above 0",
         ];
         for want in expected {
             assert!(

@@ -19,7 +19,9 @@ pub mod keys;
 pub mod metrics;
 pub mod rollout;
 
-pub use ai::{Ai, Budget, Cache, ModelAlias, Period, Price, Provider, ProviderKind};
+pub use ai::{
+    Ai, Budget, Cache, ModelAlias, ModelMatch, ModelRule, Period, Price, Provider, ProviderKind,
+};
 pub use error::{ConfigError, Problem};
 pub use head::RequestHead;
 pub use schema::*;

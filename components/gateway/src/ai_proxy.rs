@@ -35,6 +35,14 @@ const DRAIN_LIMIT: usize = 4 * BODY_LIMIT;
 /// Largest non-streamed provider answer read.
 const ANSWER_LIMIT: usize = 64 << 20;
 
+/// Request headers that carry credentials.
+const CREDENTIALS: [&str; 4] = [
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "x-api-key",
+];
+
 /// Read size of bodies.
 const CHUNK: usize = 16 * 1024;
 
@@ -56,10 +64,12 @@ pub async fn serve(
             return send_reply(reply, head, &matched.route, None);
         }
     };
+    // The AI component sees the client's headers (for model rules, the
+    // cache and Anthropic's version headers), never its credentials.
     let client_headers: Vec<(String, String)> = head
         .headers
         .iter()
-        .filter(|(name, _)| name.starts_with("anthropic-") || name == "cache-control")
+        .filter(|(name, _)| !CREDENTIALS.contains(&name.as_str()))
         .cloned()
         .collect();
     let plan = config.ai.plan(
