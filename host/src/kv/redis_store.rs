@@ -399,7 +399,8 @@ mod tests {
                 .expect("redis-server is installed (apt-get install redis-server)");
             self.child = Some(child);
             let deadline = Instant::now() + Duration::from_secs(10);
-            while !self.socket().exists() {
+            // The socket file appears at bind, before redis accepts on it.
+            while std::os::unix::net::UnixStream::connect(self.socket()).is_err() {
                 assert!(Instant::now() < deadline, "redis-server did not start");
                 std::thread::sleep(Duration::from_millis(10));
             }
