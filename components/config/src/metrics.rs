@@ -47,6 +47,9 @@ pub const LATENCY_BUCKET_FIELDS: [&str; LATENCY_BUCKETS] = [
     "latency_bucket_10",
     "latency_bucket_11",
 ];
+/// Sum of what the attempts cost, in billionths of a US dollar (AI
+/// versions, from the model's price).
+pub const COST_NANOUSD_SUM: &str = "cost_nanousd_sum";
 /// Shadow copies sent to this version.
 pub const SHADOW_REQUESTS: &str = "shadow_requests";
 /// Shadow copies whose outcome differed from the primary's: another status
@@ -56,7 +59,7 @@ pub const SHADOW_MISMATCHES: &str = "shadow_mismatches";
 pub const SHADOW_FAILURES: &str = "shadow_failures";
 
 /// Every field, in the order [`VersionStats::fields`] lists them.
-pub const FIELDS: [&str; 24] = [
+pub const FIELDS: [&str; 25] = [
     REQUESTS,
     STATUS_CLASSES[0],
     STATUS_CLASSES[1],
@@ -78,6 +81,7 @@ pub const FIELDS: [&str; 24] = [
     LATENCY_BUCKET_FIELDS[9],
     LATENCY_BUCKET_FIELDS[10],
     LATENCY_BUCKET_FIELDS[11],
+    COST_NANOUSD_SUM,
     SHADOW_REQUESTS,
     SHADOW_MISMATCHES,
     SHADOW_FAILURES,
@@ -109,6 +113,8 @@ pub struct VersionStats {
     pub latency_buckets: [u64; LATENCY_BUCKETS],
     /// Sum of latencies, in milliseconds.
     pub latency_ms_sum: u64,
+    /// Sum of costs, in billionths of a US dollar.
+    pub cost_nanousd: u64,
     /// Shadow copies received.
     pub shadow_requests: u64,
     /// Shadow copies whose outcome differed from the primary's.
@@ -139,6 +145,7 @@ impl VersionStats {
         fields.push((TIMEOUTS, self.timeouts));
         fields.push((LATENCY_MS_SUM, self.latency_ms_sum));
         fields.extend(LATENCY_BUCKET_FIELDS.into_iter().zip(self.latency_buckets));
+        fields.push((COST_NANOUSD_SUM, self.cost_nanousd));
         fields.push((SHADOW_REQUESTS, self.shadow_requests));
         fields.push((SHADOW_MISMATCHES, self.shadow_mismatches));
         fields.push((SHADOW_FAILURES, self.shadow_failures));
@@ -151,6 +158,7 @@ impl VersionStats {
             FAILURES => &mut self.failures,
             TIMEOUTS => &mut self.timeouts,
             LATENCY_MS_SUM => &mut self.latency_ms_sum,
+            COST_NANOUSD_SUM => &mut self.cost_nanousd,
             SHADOW_REQUESTS => &mut self.shadow_requests,
             SHADOW_MISMATCHES => &mut self.shadow_mismatches,
             SHADOW_FAILURES => &mut self.shadow_failures,
@@ -197,6 +205,11 @@ impl VersionStats {
         Some(u32::MAX)
     }
 
+    /// Cost per request in US dollars; `None` without requests.
+    pub fn cost_per_request(&self) -> Option<f64> {
+        ratio(self.cost_nanousd, self.requests).map(|nano| nano / 1e9)
+    }
+
     /// Shadow mismatches per shadow copy; `None` without copies.
     pub fn shadow_mismatch_rate(&self) -> Option<f64> {
         ratio(self.shadow_mismatches, self.shadow_requests)
@@ -232,6 +245,7 @@ mod tests {
             failures: 1,
             timeouts: 2,
             latency_ms_sum: 1234,
+            cost_nanousd: 50_000_000,
             shadow_requests: 4,
             shadow_mismatches: 1,
             shadow_failures: 1,
@@ -248,6 +262,7 @@ mod tests {
         assert_eq!(again.errors(), 4);
         assert_eq!(again.error_rate(), Some(0.4));
         assert_eq!(again.shadow_mismatch_rate(), Some(0.25));
+        assert_eq!(again.cost_per_request(), Some(0.005));
     }
 
     #[test]

@@ -114,6 +114,13 @@ pub struct Analysis {
     /// Highest share of the canary's shadow copies that differ from the primary.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_shadow_mismatch_rate: Option<f64>,
+    /// Highest cost per request of the canary, in US dollars (model
+    /// canaries: from the models' prices).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_cost_per_request: Option<f64>,
+    /// Highest ratio of the canary's cost per request to the stable's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_cost_per_request_ratio: Option<f64>,
 }
 
 impl Default for Analysis {
@@ -126,6 +133,8 @@ impl Default for Analysis {
             max_error_rate_increase: None,
             max_p99_ratio: None,
             max_shadow_mismatch_rate: None,
+            max_cost_per_request: None,
+            max_cost_per_request_ratio: None,
         }
     }
 }
@@ -145,7 +154,7 @@ impl RolloutSpec {
                 "service",
                 format!("unknown service {:?}", spec.service),
             )),
-            Some(service) => spec.check_versions(service, &mut problems),
+            Some(service) => spec.check_versions(&service, &mut problems),
         }
         spec.check_steps(&mut problems);
         spec.analysis.check(&mut problems);
@@ -229,13 +238,22 @@ impl Analysis {
                 ));
             }
         }
-        if let Some(ratio) = self.max_p99_ratio
-            && !(ratio.is_finite() && ratio > 0.0)
-        {
-            problems.push(Problem::new(
-                "analysis.max_p99_ratio",
-                "must be a number above 0",
-            ));
+        for (field, value) in [
+            ("max_p99_ratio", self.max_p99_ratio),
+            ("max_cost_per_request", self.max_cost_per_request),
+            (
+                "max_cost_per_request_ratio",
+                self.max_cost_per_request_ratio,
+            ),
+        ] {
+            if let Some(number) = value
+                && !(number.is_finite() && number > 0.0)
+            {
+                problems.push(Problem::new(
+                    format!("analysis.{field}"),
+                    "must be a number above 0",
+                ));
+            }
         }
     }
 }

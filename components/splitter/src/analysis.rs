@@ -28,9 +28,13 @@ pub enum Verdict {
 /// at once, whatever else still waits for data. Limits are inclusive.
 pub fn evaluate(analysis: &Analysis, stable: &VersionStats, canary: &VersionStats) -> Verdict {
     let min = analysis.min_requests;
-    let relative = analysis.max_error_rate_increase.is_some() || analysis.max_p99_ratio.is_some();
-    let request_checks =
-        relative || analysis.max_error_rate.is_some() || analysis.max_p99_ms.is_some();
+    let relative = analysis.max_error_rate_increase.is_some()
+        || analysis.max_p99_ratio.is_some()
+        || analysis.max_cost_per_request_ratio.is_some();
+    let request_checks = relative
+        || analysis.max_error_rate.is_some()
+        || analysis.max_p99_ms.is_some()
+        || analysis.max_cost_per_request.is_some();
     let (mut breaches, mut baseline, mut waiting) = (Vec::new(), Vec::new(), Vec::new());
 
     let canary_ready = canary.requests >= min;
@@ -43,6 +47,18 @@ pub fn evaluate(analysis: &Analysis, stable: &VersionStats, canary: &VersionStat
         let stable_rate = stable.error_rate().unwrap_or(0.0);
         let p99 = canary.quantile_ms(0.99).unwrap_or(0);
         let stable_p99 = stable.quantile_ms(0.99).unwrap_or(0);
+        let cost = canary.cost_per_request().unwrap_or(0.0);
+        let stable_cost = stable.cost_per_request().unwrap_or(0.0);
+        if let Some(max) = analysis.max_cost_per_request
+            && above(cost, max)
+        {
+            breaches.push(format!(
+                "cost per request {} > {} over {} requests",
+                dollars(cost),
+                dollars(max),
+                canary.requests
+            ));
+        }
         if let Some(max) = analysis.max_error_rate
             && above(rate, max)
         {
@@ -109,6 +125,15 @@ pub fn evaluate(analysis: &Analysis, stable: &VersionStats, canary: &VersionStat
                     millis(stable_p99)
                 ));
             }
+            if let Some(ratio) = analysis.max_cost_per_request_ratio
+                && above(cost, ratio * stable_cost)
+            {
+                breaches.push(format!(
+                    "cost per request {} is more than {ratio} × the stable's {}",
+                    dollars(cost),
+                    dollars(stable_cost)
+                ));
+            }
         }
     }
     if let Some(max) = analysis.max_shadow_mismatch_rate {
@@ -159,6 +184,10 @@ fn above(value: f64, limit: f64) -> bool {
 
 fn percent(rate: f64) -> String {
     format!("{:.2}%", rate * 100.0)
+}
+
+fn dollars(usd: f64) -> String {
+    format!("${usd:.6}")
 }
 
 fn millis(ms: u32) -> String {

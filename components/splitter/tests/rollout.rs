@@ -86,6 +86,42 @@ fn values_exactly_at_a_limit_pass() {
 }
 
 #[test]
+fn cost_per_request_is_judged_absolutely_and_against_the_stable() {
+    let a = analysis(
+        "{min_requests: 100, max_cost_per_request: 0.002, max_cost_per_request_ratio: 1.5}",
+    );
+    let costing = |requests, usd_each: f64| VersionStats {
+        cost_nanousd: (usd_each * 1e9) as u64 * requests,
+        ..stats(requests, 0, 100)
+    };
+    // $0.001 against $0.001: pass; at exactly 1.5 × the stable: pass.
+    assert_eq!(
+        evaluate(&a, &costing(200, 0.001), &costing(100, 0.001)),
+        Verdict::Pass
+    );
+    assert_eq!(
+        evaluate(&a, &costing(200, 0.001), &costing(100, 0.0015)),
+        Verdict::Pass
+    );
+    assert_eq!(
+        evaluate(&a, &costing(200, 0.001), &costing(100, 0.0016)),
+        Verdict::Breach(
+            "cost per request $0.001600 is more than 1.5 × the stable's $0.001000".into()
+        )
+    );
+    // Over the absolute limit, whatever the stable costs.
+    assert_eq!(
+        evaluate(&a, &costing(200, 0.003), &costing(100, 0.0025)),
+        Verdict::Breach("cost per request $0.002500 > $0.002000 over 100 requests".into())
+    );
+    // The ratio needs the stable's requests.
+    assert_eq!(
+        evaluate(&a, &costing(50, 0.001), &costing(100, 0.001)),
+        Verdict::InsufficientData("stable has 50 of 100 requests".into())
+    );
+}
+
+#[test]
 fn a_breach_rolls_back_at_once_naming_the_metric() {
     let s = state(
         "[{weight: 10, pause: 10m}, {weight: 50}]",
