@@ -21,6 +21,7 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 use support::providers::{Answer, Kind, Provider, ToolCall};
 use support::redis::Redis;
+use support::traffic::{admin_get, admin_post};
 use support::{Host, client, repo};
 
 const ALICE_KEY: &str = "alice-key-0001";
@@ -1311,4 +1312,204 @@ async fn rules_route_requests_by_header_and_tenant() {
         None,
         "client headers are not forwarded to providers"
     );
+}
+
+/// Sends `chat_request(model)` `limit` times, or until the rollout of
+/// `service` (if given) leaves `progressing`; the versions that answered.
+async fn drive_rollout(
+    host: &Host,
+    service: Option<&str>,
+    model: &str,
+    limit: usize,
+) -> Vec<String> {
+    let mut versions = Vec::new();
+    for n in 0..limit {
+        let (status, headers, body) =
+            post(host, "/v1/chat/completions", &chat_request(model, false)).await;
+        assert_eq!(status, 200, "{body}");
+        versions.push(header(&headers, "x-upshift-version").to_owned());
+        if let Some(service) = service
+            && n % 10 == 9
+        {
+            let (_, state) = admin_get(host, &format!("/admin/rollouts/{service}")).await;
+            if state["rollout"]["phase"] != "progressing" {
+                break;
+            }
+        }
+    }
+    versions
+}
+
+#[tokio::test]
+async fn a_model_canary_that_costs_too_much_rolls_back_by_itself() {
+    let claude = Provider::start(
+        Kind::Anthropic,
+        vec![Answer::text(&["From claude."], 100, 20)],
+    )
+    .await;
+    let oai = Provider::start(Kind::OpenAi, vec![Answer::text(&["From openai."], 100, 20)]).await;
+    let state = tempfile::tempdir().unwrap();
+    let host = host_with(state.path(), &[]);
+    host.apply(&config(
+        &claude,
+        &oai,
+        "[{ alias: chat, provider: claude, model: claude-sonnet-4-5,
+            split: [{ use: chat-next, weight: 0 }],
+            price: { input_per_mtok: 1, output_per_mtok: 5 } },
+          { alias: chat-next, provider: oai, model: gpt-next,
+            price: { input_per_mtok: 10, output_per_mtok: 50 } }]",
+    ))
+    .await;
+    let versions = drive_rollout(&host, None, "chat", 5).await;
+    assert_eq!(
+        versions, ["chat"; 5],
+        "the split gives the canary nothing yet"
+    );
+
+    let (status, body) = admin_post(
+        &host,
+        "/admin/rollouts",
+        "service: 'model:chat'\ncanary: chat-next\n\
+         steps: [{ weight: 50, pause: 10m }, { weight: 100, pause: 10m }]\n\
+         analysis: { min_requests: 10, max_error_rate: 0.05, max_cost_per_request_ratio: 2, interval: 50ms }\n",
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let versions = drive_rollout(&host, Some("model:chat"), "chat", 300).await;
+    let on_canary = versions.iter().filter(|v| *v == "chat-next").count();
+    assert!(
+        on_canary >= 10 && on_canary < versions.len(),
+        "both versions served during the step: {on_canary} of {}",
+        versions.len()
+    );
+
+    // Ten times the price per token is ten times the cost per request.
+    let (_, status) = admin_get(&host, "/admin/rollouts/model:chat").await;
+    assert_eq!(status["rollout"]["phase"], "rolled_back", "{status}");
+    assert_eq!(status["rollout"]["step"], 0, "{status}");
+    let reason = status["rollout"]["reason"].as_str().unwrap();
+    assert!(reason.contains("cost per request"), "{reason}");
+    assert_eq!(status["history"][1]["actor"], "auto", "{status}");
+
+    // Every request is back on the stable model, and the canary's calls
+    // were real calls to its provider, in its model's name.
+    let after = drive_rollout(&host, None, "chat", 20).await;
+    assert_eq!(after, ["chat"; 20]);
+    let sent = oai.received();
+    assert_eq!(sent.len(), on_canary);
+    assert!(sent.iter().all(|r| r.body["model"] == "gpt-next"));
+    let metrics = client()
+        .get(format!("{}/admin/metrics", host.url))
+        .bearer_auth(support::ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("service=\"model:chat\",version=\"chat-next\""),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn prompt_templates_are_endpoints_whose_versions_roll_out_like_upstreams() {
+    let claude = Provider::start(
+        Kind::Anthropic,
+        vec![Answer::text(&["From claude."], 30, 4)],
+    )
+    .await;
+    let oai = Provider::start(Kind::OpenAi, vec![Answer::text(&["From openai."], 30, 4)]).await;
+    let state = tempfile::tempdir().unwrap();
+    let host = host_with(state.path(), &[]);
+    let document = config(
+        &claude,
+        &oai,
+        &format!(
+            "{MODELS}
+  prompts:
+    - name: summarize
+      versions:
+        - {{ name: v1, model: chat, weight: 100, max_tokens: 200, messages: [
+            {{ role: system, content: 'Summarize in {{{{words}}}} words.' }},
+            {{ role: user, content: '{{{{ text }}}}' }} ] }}
+        - {{ name: v2, model: backup, weight: 0, temperature: 0.5, messages: [
+            {{ role: user, content: 'TL;DR ({{{{words}}}} words): {{{{text}}}}' }} ] }}"
+        ),
+    )
+    .replace("paths: [/v1]", "paths: [/v1, /prompts]");
+    host.apply(&document).await;
+    let variables = json!({"variables": {"text": "A long text.", "words": 12}});
+
+    let (status, headers, body) = post(&host, "/prompts/summarize", &variables).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(header(&headers, "x-upshift-version"), "v1");
+    assert_eq!(body["object"], "chat.completion");
+    assert_eq!(body["choices"][0]["message"]["content"], "From claude.");
+    let sent = &claude.received()[0].body;
+    assert_eq!(sent["model"], "claude-sonnet-4-5");
+    assert_eq!(sent["system"], "Summarize in 12 words.", "{sent}");
+    assert_eq!(sent["max_tokens"], 200);
+    assert!(
+        sent["messages"][0]["content"]
+            .to_string()
+            .contains("A long text."),
+        "{sent}"
+    );
+
+    // Bad calls are clear.
+    let (status, _, body) = post(
+        &host,
+        "/prompts/summarize",
+        &json!({"variables": {"text": "x"}}),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "missing_variable");
+    assert_eq!(body["error"]["param"], "variables.words");
+    let (status, _, body) = post(&host, "/prompts/translate", &variables).await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["error"]["code"], "prompt_not_found");
+
+    // v2 is rolled out like any upstream version: half, then all of it.
+    let (status, body) = admin_post(
+        &host,
+        "/admin/rollouts",
+        "service: 'prompt:summarize'\ncanary: v2\nsteps: [{ weight: 50, pause: manual }]\n",
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let mut seen = Vec::new();
+    for _ in 0..40 {
+        let (status, headers, body) = post(&host, "/prompts/summarize", &variables).await;
+        assert_eq!(status, 200, "{body}");
+        seen.push(header(&headers, "x-upshift-version").to_owned());
+    }
+    let on_v2 = seen.iter().filter(|v| *v == "v2").count();
+    assert!((8..=32).contains(&on_v2), "{on_v2} of 40 on v2");
+    let (status, body) = admin_post(&host, "/admin/rollouts/prompt:summarize/promote", "").await;
+    assert_eq!(status, 200, "{body}");
+    for _ in 0..10 {
+        let (status, headers, body) = post(&host, "/prompts/summarize", &variables).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(header(&headers, "x-upshift-version"), "v2");
+        assert_eq!(body["choices"][0]["message"]["content"], "From openai.");
+    }
+    let last = oai.received().pop().unwrap().body;
+    assert_eq!(last["model"], "gpt-4o-mini");
+    assert_eq!(last["temperature"], 0.5);
+    assert_eq!(
+        last["messages"],
+        json!([{"role": "user", "content": "TL;DR (12 words): A long text."}])
+    );
+    let (_, stats) = admin_get(&host, "/admin/stats").await;
+    let v2 = stats["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["service"] == "prompt:summarize" && s["version"] == "v2")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(v2["requests"], on_v2 + 10, "{stats}");
 }

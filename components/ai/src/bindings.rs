@@ -84,6 +84,18 @@ impl GuestCall for Planned {
         self.0.streaming()
     }
 
+    fn split(&self) -> Option<String> {
+        self.0.split().map(str::to_owned)
+    }
+
+    fn choose(&self, version: String) -> bool {
+        self.0.choose(&version)
+    }
+
+    fn cost_nano_usd(&self) -> u64 {
+        self.0.cost_nanousd()
+    }
+
     fn attempts(&self) -> Vec<wit::Attempt> {
         self.0
             .attempts()

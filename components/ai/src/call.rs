@@ -11,7 +11,7 @@
 //! The plan names where the provider key goes ([`Credential`]) but never
 //! holds the key: the gateway reads it from its variables.
 
-use std::cell::OnceCell;
+use std::cell::{Cell, OnceCell};
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
@@ -208,9 +208,13 @@ pub struct Call {
     pub(crate) ingress: Dialect,
     pub(crate) stream: bool,
     pub(crate) include_usage: bool,
-    pub(crate) body: Vec<u8>,
-    pub(crate) ir: OnceCell<Option<Request>>,
-    pub(crate) attempts: Vec<Attempt>,
+    /// What the call may send: one variant, or one per version of the
+    /// splitter service [`Call::split`] names.
+    pub(crate) variants: Vec<Variant>,
+    /// The variant in force (the first until [`Call::choose`]).
+    pub(crate) chosen: Cell<usize>,
+    /// The splitter service that picks the variant, if any.
+    pub(crate) split: Option<String>,
     /// An embeddings call (OpenAI's shape, passed through).
     pub(crate) embeddings: bool,
     pub(crate) caller: Caller,
@@ -224,6 +228,31 @@ pub struct Call {
     pub(crate) cache: Option<CacheSlot>,
     /// The `x-upshift-cache` header of the answer, when the cache is on.
     pub(crate) cache_status: Option<&'static str>,
+    /// What the answered attempts cost so far, in billionths of a USD.
+    pub(crate) spent: Cell<u64>,
+}
+
+/// One version of what a call sends: the client's body (or a prompt
+/// template's, filled in) and the provider requests made of it.
+#[derive(Debug)]
+pub struct Variant {
+    /// The splitter version it is (the alias, or the prompt's version).
+    pub(crate) version: String,
+    /// The request body in the client's dialect.
+    pub(crate) body: Vec<u8>,
+    /// The body in the IR, parsed once when needed.
+    pub(crate) ir: OnceCell<Option<Request>>,
+    /// The provider requests: the model, then its fallbacks.
+    pub(crate) attempts: Vec<Attempt>,
+}
+
+impl Variant {
+    /// The body in the IR, read as `ingress`.
+    pub(crate) fn request(&self, ingress: Dialect) -> Option<&Request> {
+        self.ir
+            .get_or_init(|| ingress.parse_request(&self.body).ok())
+            .as_ref()
+    }
 }
 
 impl Call {
@@ -237,16 +266,43 @@ impl Call {
         self.stream
     }
 
-    /// The provider requests, in the order to try them.
+    /// The provider requests of the variant in force, in the order to try them.
     pub fn attempts(&self) -> &[Attempt] {
-        &self.attempts
+        &self.variant().attempts
+    }
+
+    /// The splitter service whose version picks what this call sends:
+    /// `model:{alias}` for an alias with a split, `prompt:{name}` for a
+    /// prompt template; `None` when there is nothing to pick.
+    pub fn split(&self) -> Option<&str> {
+        self.split.as_deref()
+    }
+
+    /// Sends the variant of `version` (of the [`Call::split`] service);
+    /// `false`, leaving the first in force, when there is none.
+    pub fn choose(&self, version: &str) -> bool {
+        match self.variants.iter().position(|v| v.version == version) {
+            Some(index) => {
+                self.chosen.set(index);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// What the call's answered attempts cost, in billionths of a USD
+    /// (from the models' prices; 0 without prices).
+    pub fn cost_nanousd(&self) -> u64 {
+        self.spent.get()
+    }
+
+    fn variant(&self) -> &Variant {
+        &self.variants[self.chosen.get()]
     }
 
     /// The client's request in the IR (parsed once, when needed).
     pub(crate) fn request(&self) -> Option<&Request> {
-        self.ir
-            .get_or_init(|| self.ingress.parse_request(&self.body).ok())
-            .as_ref()
+        self.variant().request(self.ingress)
     }
 
     fn created(&self) -> u64 {
@@ -257,7 +313,7 @@ impl Call {
     /// `index` with `status` and `body`: a success translated (its usage
     /// counted), or the provider's error in the client's dialect.
     pub fn respond(&self, index: usize, status: u16, body: &[u8], store: &dyn Store) -> Reply {
-        let Some(attempt) = self.attempts.get(index) else {
+        let Some(attempt) = self.attempts().get(index) else {
             return Reply::error(
                 self.ingress,
                 &ApiError::new(ErrorKind::Server, format!("no attempt {index}")),
@@ -370,7 +426,8 @@ impl Call {
 
     /// A translator for the streamed success response of attempt `index`.
     pub fn stream(&self, index: usize) -> Stream {
-        let attempt = self.attempts.get(index).unwrap_or(&self.attempts[0]);
+        let attempts = self.attempts();
+        let attempt = attempts.get(index).unwrap_or(&attempts[0]);
         let options = StreamOptions {
             include_usage: self.include_usage,
             created: self.created(),
@@ -406,9 +463,11 @@ impl Call {
     /// where the provider gave none.
     fn record(&self, attempt: &Attempt, reported: Usage, output: u64, store: &dyn Store) {
         let input = match reported.input_tokens {
-            0 if self.embeddings => usage::estimate_text(&String::from_utf8_lossy(&self.body)),
+            0 if self.embeddings => {
+                usage::estimate_text(&String::from_utf8_lossy(&self.variant().body))
+            }
             0 => self.request().map_or_else(
-                || usage::estimate_text(&String::from_utf8_lossy(&self.body)),
+                || usage::estimate_text(&String::from_utf8_lossy(&self.variant().body)),
                 usage::estimate_request,
             ),
             n => n,
@@ -427,13 +486,12 @@ impl Call {
             )
         };
         store.add(&key(usage_keys::REQUESTS), 1);
+        let cost = attempt.price.map_or(0, |p| p.cost_nanousd(input, output));
+        self.spent.set(self.spent.get().saturating_add(cost));
         for (field, delta) in [
             (usage_keys::INPUT_TOKENS, input),
             (usage_keys::OUTPUT_TOKENS, output),
-            (
-                usage_keys::COST_NANOUSD,
-                attempt.price.map_or(0, |p| p.cost_nanousd(input, output)),
-            ),
+            (usage_keys::COST_NANOUSD, cost),
         ] {
             if delta > 0 {
                 store.add(&key(field), delta);
@@ -542,7 +600,7 @@ impl Stream {
             // The provider's count stopped where the client's stream did not.
             usage.output_tokens = usage.output_tokens.max(output);
         }
-        if let Some(attempt) = call.attempts.get(self.attempt) {
+        if let Some(attempt) = call.attempts().get(self.attempt) {
             call.record(attempt, usage, output, store);
         }
     }

@@ -2,16 +2,18 @@
 //! fallbacks; the OpenAI `GET /v1/models` listing, and the plan of each
 //! call.
 
-use std::cell::OnceCell;
+use std::cell::{Cell, OnceCell};
 
-use serde::Serialize;
-use serde_json::Value;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
-use upshift_config::ai::usage_keys;
-use upshift_config::{Config, Period, Price};
+use upshift_config::ai::{self as config_ai, usage_keys};
+use upshift_config::{Config, Period, Price, PromptMessage};
 
 use crate::Dialect;
-use crate::call::{self, Attempt, CacheSlot, Cached, Call, Caller, Head, Reply, Store};
+use crate::call::{
+    self, Attempt, CacheSlot, Cached, Call, Caller, Head, HeadStreamOptions, Reply, Store, Variant,
+};
 use crate::errors::{ApiError, ErrorKind};
 use crate::provider::Endpoint;
 use crate::usage;
@@ -43,6 +45,60 @@ struct Alias {
     fallbacks: Vec<usize>,
     price: Option<Price>,
     rules: Vec<Rule>,
+    /// Aliases that take a share of this one's requests, by index; the
+    /// splitter service `model:{alias}` picks among them and this one.
+    split: Vec<usize>,
+}
+
+/// A prompt template, compiled.
+#[derive(Debug)]
+struct Prompt {
+    name: String,
+    versions: Vec<PromptVersion>,
+}
+
+/// One version of a prompt template.
+#[derive(Debug)]
+struct PromptVersion {
+    name: String,
+    /// Index into [`Catalog::aliases`].
+    alias: usize,
+    messages: Vec<PromptMessage>,
+    max_tokens: Option<u32>,
+    temperature: Option<f64>,
+}
+
+/// What a call's variant is made of, before its attempts are planned.
+struct Draft {
+    version: String,
+    body: Vec<u8>,
+    ir: OnceCell<Option<crate::ir::Request>>,
+    /// Index into [`Catalog::aliases`] of the model that answers.
+    alias: usize,
+}
+
+/// What every variant of a call shares.
+struct Setup<'a> {
+    ingress: Dialect,
+    stream: bool,
+    include_usage: bool,
+    embeddings: bool,
+    split: Option<String>,
+    /// What the cache key is made of besides the body: the endpoint and
+    /// the alias (or prompt) asked for.
+    cache_scope: [&'a str; 2],
+}
+
+/// The body of `POST /prompts/{name}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PromptRequest {
+    #[serde(default)]
+    variables: Map<String, Value>,
+    #[serde(default)]
+    stream: bool,
+    #[serde(default)]
+    stream_options: Option<HeadStreamOptions>,
 }
 
 /// A routing rule of an alias, compiled.
@@ -103,6 +159,7 @@ pub struct Catalog {
     budgets: Vec<Budget>,
     /// Cache lifetime in milliseconds; no cache when absent.
     cache_ttl_ms: Option<u64>,
+    prompts: Vec<Prompt>,
 }
 
 /// An AI API request as the gateway hands it over.
@@ -138,6 +195,8 @@ pub enum ApiEndpoint {
     Chat(Dialect),
     /// `POST …/embeddings` (OpenAI's shape).
     Embeddings,
+    /// `POST …/prompts/{name}`: a prompt template.
+    Prompt,
 }
 
 /// The endpoint `method path` names: by its last segments, so routes may
@@ -152,8 +211,36 @@ pub fn endpoint(method: &str, path: &str) -> Option<ApiEndpoint> {
         "POST" if path.ends_with("/messages") => Some(ApiEndpoint::Chat(Dialect::Anthropic)),
         "POST" if path.ends_with("/responses") => Some(ApiEndpoint::Chat(Dialect::OpenAiResponses)),
         "POST" if path.ends_with("/embeddings") => Some(ApiEndpoint::Embeddings),
+        "POST" if prompt_name(path).is_some() => Some(ApiEndpoint::Prompt),
         _ => None,
     }
+}
+
+/// An error answer in `dialect`.
+fn refusal(
+    dialect: Dialect,
+    kind: ErrorKind,
+    code: &str,
+    message: String,
+    param: Option<&str>,
+) -> Plan {
+    Plan::Reply(Reply::error(
+        dialect,
+        &ApiError {
+            kind,
+            message,
+            code: Some(code.to_owned()),
+            param: param.map(str::to_owned),
+        },
+    ))
+}
+
+/// The prompt a `…/prompts/{name}` path names.
+fn prompt_name(path: &str) -> Option<&str> {
+    let (before, name) = path.trim_end_matches('/').rsplit_once('/')?;
+    (before.ends_with("/prompts") || before == "prompts")
+        .then_some(name)
+        .filter(|n| !n.is_empty())
 }
 
 /// The dialect errors about `path` are written in: Anthropic's for
@@ -192,6 +279,7 @@ impl Catalog {
                 fallbacks: Vec::new(),
                 price: model.price,
                 rules: Vec::new(),
+                split: Vec::new(),
             });
         }
         for model in &ai.models {
@@ -216,9 +304,35 @@ impl Catalog {
                     })
                 })
                 .collect();
+            let split = model
+                .split
+                .iter()
+                .filter_map(|share| aliases.iter().position(|a| a.alias == share.alias))
+                .collect();
             aliases[position].fallbacks = fallbacks;
             aliases[position].rules = rules;
+            aliases[position].split = split;
         }
+        let prompts = ai
+            .prompts
+            .iter()
+            .map(|prompt| Prompt {
+                name: prompt.name.clone(),
+                versions: prompt
+                    .versions
+                    .iter()
+                    .filter_map(|v| {
+                        Some(PromptVersion {
+                            name: v.name.clone(),
+                            alias: aliases.iter().position(|a| a.alias == v.model)?,
+                            messages: v.messages.clone(),
+                            max_tokens: v.max_tokens,
+                            temperature: v.temperature,
+                        })
+                    })
+                    .collect(),
+            })
+            .collect();
         let budgets = ai
             .budgets
             .iter()
@@ -241,6 +355,7 @@ impl Catalog {
             endpoints,
             budgets,
             cache_ttl_ms: ai.cache.map(|c| u64::from(c.ttl_s) * 1000),
+            prompts,
         }
     }
 
@@ -274,6 +389,7 @@ impl Catalog {
             }
             Some(ApiEndpoint::Chat(dialect)) => dialect,
             Some(ApiEndpoint::Embeddings) => Dialect::OpenAiChat,
+            Some(ApiEndpoint::Prompt) => return self.plan_prompt(request, caller, store),
             None => {
                 return Plan::Reply(Reply::error(
                     error_dialect(request.path),
@@ -281,8 +397,8 @@ impl Catalog {
                         kind: ErrorKind::NotFound,
                         message: format!(
                             "no AI endpoint for {} {}: use POST /v1/chat/completions, \
-                             POST /v1/messages, POST /v1/responses, POST /v1/embeddings \
-                             or GET /v1/models",
+                             POST /v1/messages, POST /v1/responses, POST /v1/embeddings, \
+                             POST /prompts/{{name}} or GET /v1/models",
                             request.method, request.path
                         ),
                         code: Some("unknown_endpoint".to_owned()),
@@ -292,15 +408,7 @@ impl Catalog {
             }
         };
         let refuse = |kind, code: &str, message: String, param: Option<&str>| {
-            Plan::Reply(Reply::error(
-                ingress,
-                &ApiError {
-                    kind,
-                    message,
-                    code: Some(code.to_owned()),
-                    param: param.map(str::to_owned),
-                },
-            ))
+            refusal(ingress, kind, code, message, param)
         };
         let head: Head = match serde_json::from_slice(request.body) {
             Ok(head) => head,
@@ -342,25 +450,163 @@ impl Catalog {
             .iter()
             .find(|rule| rule.matches(&caller, request.headers, &mut prompt_tokens))
             .map_or(asked, |rule| rule.target);
+        let stream = head.stream.unwrap_or(false) && !embeddings;
+        let alias = &self.aliases[primary];
+        let drafts = std::iter::once(primary)
+            .chain(alias.split.iter().copied())
+            .map(|index| Draft {
+                version: self.aliases[index].alias.clone(),
+                body: request.body.to_vec(),
+                ir: ir.clone(),
+                alias: index,
+            })
+            .collect();
+        let setup = Setup {
+            ingress,
+            stream,
+            include_usage: head
+                .stream_options
+                .and_then(|o| o.include_usage)
+                .unwrap_or(false),
+            embeddings,
+            split: (!alias.split.is_empty()).then(|| config_ai::model_service(&alias.alias)),
+            cache_scope: [
+                if embeddings {
+                    "embeddings"
+                } else {
+                    ingress.name()
+                },
+                &alias.alias,
+            ],
+        };
+        self.call(&setup, drafts, request, caller, store)
+    }
+
+    /// Plans `POST …/prompts/{name}`: each version's messages filled in
+    /// with the request's `variables`, as an OpenAI chat completion of the
+    /// version's model; the splitter service `prompt:{name}` picks the
+    /// version.
+    fn plan_prompt(&self, request: &Incoming<'_>, caller: Caller, store: &dyn Store) -> Plan {
+        let ingress = Dialect::OpenAiChat;
+        let name = prompt_name(request.path).unwrap_or_default();
+        let Some(prompt) = self.prompts.iter().find(|p| p.name == name) else {
+            return refusal(
+                ingress,
+                ErrorKind::NotFound,
+                "prompt_not_found",
+                format!("there is no prompt `{name}`"),
+                None,
+            );
+        };
+        let asked: PromptRequest = match serde_json::from_slice(request.body) {
+            Ok(asked) => asked,
+            Err(error) => {
+                return refusal(
+                    ingress,
+                    ErrorKind::InvalidRequest,
+                    "invalid_json",
+                    format!(
+                        "a prompt takes {{\"variables\": {{...}}, \"stream\": false}}: {error}"
+                    ),
+                    None,
+                );
+            }
+        };
+        let value = |name: &str| {
+            asked.variables.get(name).map(|v| match v {
+                Value::String(text) => text.clone(),
+                other => other.to_string(),
+            })
+        };
+        let mut drafts = Vec::with_capacity(prompt.versions.len());
+        for version in &prompt.versions {
+            let body = match self.prompt_body(version, asked.stream, &value) {
+                Ok(body) => body,
+                Err(missing) => {
+                    return refusal(
+                        ingress,
+                        ErrorKind::InvalidRequest,
+                        "missing_variable",
+                        format!("the prompt `{name}` needs the variable `{missing}`"),
+                        Some(&format!("variables.{missing}")),
+                    );
+                }
+            };
+            drafts.push(Draft {
+                version: version.name.clone(),
+                body,
+                ir: OnceCell::new(),
+                alias: version.alias,
+            });
+        }
+        let setup = Setup {
+            ingress,
+            stream: asked.stream,
+            include_usage: asked
+                .stream_options
+                .and_then(|o| o.include_usage)
+                .unwrap_or(false),
+            embeddings: false,
+            split: Some(config_ai::prompt_service(&prompt.name)),
+            cache_scope: ["prompt", &prompt.name],
+        };
+        self.call(&setup, drafts, request, caller, store)
+    }
+
+    /// A prompt version as an OpenAI chat request; `Err` names a variable
+    /// without a value.
+    fn prompt_body(
+        &self,
+        version: &PromptVersion,
+        stream: bool,
+        value: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Vec<u8>, String> {
+        let messages = version
+            .messages
+            .iter()
+            .map(|m| {
+                let content = config_ai::render(&m.content, value)?;
+                Ok(json!({ "role": m.role.name(), "content": content }))
+            })
+            .collect::<Result<Vec<Value>, String>>()?;
+        let mut body = json!({
+            "model": self.aliases[version.alias].alias,
+            "messages": messages,
+            "stream": stream,
+        });
+        if let Some(max_tokens) = version.max_tokens {
+            body["max_tokens"] = max_tokens.into();
+        }
+        if let Some(temperature) = version.temperature {
+            body["temperature"] = temperature.into();
+        }
+        Ok(serde_json::to_vec(&body).expect("a JSON value serializes"))
+    }
+
+    /// The call of `drafts` (the variants a split picks from; one without):
+    /// refused when a budget is used up, answered from the cache when it
+    /// holds the answer, else each variant's model and its fallbacks.
+    fn call(
+        &self,
+        setup: &Setup<'_>,
+        drafts: Vec<Draft>,
+        request: &Incoming<'_>,
+        caller: Caller,
+        store: &dyn Store,
+    ) -> Plan {
+        let ingress = setup.ingress;
         let (budget_keys, allowance) =
             match self.budget_keys(ingress, &caller, request.now_ms, store) {
                 Ok(found) => found,
                 Err(reply) => return Plan::Reply(reply),
             };
-        let stream = head.stream.unwrap_or(false) && !embeddings;
         let (cache, cache_status) = match self.cache_ttl_ms {
-            Some(ttl_ms) if !stream => {
+            Some(ttl_ms) if !setup.stream => {
                 let directives = cache_control(request.headers);
                 if directives.no_store {
                     (None, Some("bypass"))
                 } else {
-                    let label = if embeddings {
-                        "embeddings"
-                    } else {
-                        ingress.name()
-                    };
-                    let digest =
-                        cache_digest(label, &self.aliases[primary].alias, &caller, request.body);
+                    let digest = cache_digest(setup.cache_scope, &caller, request.body);
                     let key = usage_keys::cache(&digest);
                     if !directives.no_cache
                         && let Some(cached) = store.get(&key).and_then(|v| Cached::decode(&v))
@@ -382,32 +628,43 @@ impl Catalog {
         };
         let mut call = Call {
             ingress,
-            stream,
-            include_usage: head
-                .stream_options
-                .and_then(|o| o.include_usage)
-                .unwrap_or(false),
-            body: request.body.to_vec(),
-            ir,
-            attempts: Vec::new(),
-            embeddings,
+            stream: setup.stream,
+            include_usage: setup.include_usage,
+            variants: Vec::with_capacity(drafts.len()),
+            chosen: Cell::new(0),
+            split: setup.split.clone(),
+            embeddings: setup.embeddings,
             caller,
             now_ms: request.now_ms,
             budget_keys,
             allowance,
             cache,
             cache_status,
+            spent: Cell::new(0),
         };
-        let chain = std::iter::once(primary).chain(self.aliases[primary].fallbacks.iter().copied());
-        for (n, index) in chain.enumerate() {
-            match self.attempt(&call, index, request.headers) {
-                Ok(attempt) => call.attempts.push(attempt),
-                // A fallback that cannot take this request is left out; the
-                // first choice failing is the client's error.
-                Err(error) if n == 0 => {
-                    return Plan::Reply(Reply::error(ingress, &error.to_api_error()));
+        for (v, draft) in drafts.into_iter().enumerate() {
+            let mut variant = Variant {
+                version: draft.version,
+                body: draft.body,
+                ir: draft.ir,
+                attempts: Vec::new(),
+            };
+            let chain = std::iter::once(draft.alias)
+                .chain(self.aliases[draft.alias].fallbacks.iter().copied());
+            for (n, index) in chain.enumerate() {
+                match self.attempt(&call, &variant, index, request.headers) {
+                    Ok(attempt) => variant.attempts.push(attempt),
+                    // The first choice failing is the client's error; a
+                    // fallback (or another variant) that cannot take this
+                    // request is left out.
+                    Err(error) if n == 0 && v == 0 => {
+                        return Plan::Reply(Reply::error(ingress, &error.to_api_error()));
+                    }
+                    Err(_) => {}
                 }
-                Err(_) => {}
+            }
+            if !variant.attempts.is_empty() {
+                call.variants.push(variant);
             }
         }
         Plan::Call(Box::new(call))
@@ -472,6 +729,7 @@ impl Catalog {
     fn attempt(
         &self,
         call: &Call,
+        variant: &Variant,
         index: usize,
         headers: &[(String, String)],
     ) -> Result<Attempt, crate::TranslateError> {
@@ -495,19 +753,24 @@ impl Catalog {
                 url,
                 headers: endpoint.headers(false, headers),
                 credential: endpoint.credential(),
-                body: call::passthrough_body(Dialect::OpenAiChat, &call.body, &alias.model, false)?,
+                body: call::passthrough_body(
+                    Dialect::OpenAiChat,
+                    &variant.body,
+                    &alias.model,
+                    false,
+                )?,
                 price: alias.price,
             });
         }
         let dialect = endpoint.dialect(call.ingress);
         let body = if dialect == call.ingress {
-            call::passthrough_body(dialect, &call.body, &alias.model, call.stream)?
+            call::passthrough_body(dialect, &variant.body, &alias.model, call.stream)?
         } else {
-            let Some(request) = call.request() else {
+            let Some(request) = variant.request(call.ingress) else {
                 // Parse again for the error message.
                 return Err(call
                     .ingress
-                    .parse_request(&call.body)
+                    .parse_request(&variant.body)
                     .err()
                     .unwrap_or_else(|| crate::TranslateError::invalid("unreadable request")));
             };
@@ -552,15 +815,15 @@ fn cache_control(headers: &[(String, String)]) -> CacheControl {
 }
 
 /// What identifies a cacheable request: its endpoint (the client's dialect,
-/// or embeddings), the alias its rules chose, its tenant
-/// (answers are not shared between tenants), and its body with object keys
-/// sorted and whitespace dropped; SHA-256 in hex.
-fn cache_digest(endpoint: &str, alias: &str, caller: &Caller, body: &[u8]) -> String {
+/// embeddings, or prompt) and the alias its rules chose (or the prompt),
+/// its tenant (answers are not shared between tenants), and its body with
+/// object keys sorted and whitespace dropped; SHA-256 in hex.
+fn cache_digest(scope: [&str; 2], caller: &Caller, body: &[u8]) -> String {
     let mut hasher = Sha256::new();
-    hasher.update(endpoint.as_bytes());
-    hasher.update([0]);
-    hasher.update(alias.as_bytes());
-    hasher.update([0]);
+    for part in scope {
+        hasher.update(part.as_bytes());
+        hasher.update([0]);
+    }
     hasher.update(caller.tenant.as_deref().unwrap_or("~").as_bytes());
     hasher.update([0]);
     match serde_json::from_slice::<Value>(body) {

@@ -41,6 +41,185 @@ pub struct Ai {
     /// The exact-match cache of non-streamed answers; off when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache: Option<Cache>,
+    /// Prompt templates served at `POST /prompts/{name}`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prompts: Vec<Prompt>,
+}
+
+/// A prompt template served as its own endpoint, `POST /prompts/{name}`
+/// with `{"variables": {...}}`: its messages, with `{{variable}}` filled
+/// in, go to a model as a chat completion. Its versions are the versions of
+/// the splitter service `prompt:{name}`, so a new version can be split or
+/// rolled out like any upstream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Prompt {
+    /// The endpoint's last path segment.
+    pub name: String,
+    /// The template's versions; without weights the first takes all requests.
+    pub versions: Vec<PromptVersion>,
+}
+
+/// One version of a prompt template.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PromptVersion {
+    /// Version name, e.g. `v2`.
+    pub name: String,
+    /// Share of the prompt's requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u32>,
+    /// The model alias that answers (its rules and split are not followed;
+    /// its fallbacks are).
+    pub model: String,
+    /// The messages, with `{{variable}}` placeholders.
+    pub messages: Vec<PromptMessage>,
+    /// Most tokens the answer may have.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u32>,
+    /// Sampling temperature.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f64>,
+}
+
+/// One message of a prompt template.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PromptMessage {
+    /// `system`, `user` or `assistant`.
+    pub role: PromptRole,
+    /// The text, with `{{variable}}` placeholders.
+    pub content: String,
+}
+
+/// Who speaks a prompt message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PromptRole {
+    /// Instructions.
+    System,
+    /// The user's turn.
+    User,
+    /// An example answer.
+    Assistant,
+}
+
+impl PromptRole {
+    /// The role's name in OpenAI's chat format.
+    pub fn name(self) -> &'static str {
+        match self {
+            PromptRole::System => "system",
+            PromptRole::User => "user",
+            PromptRole::Assistant => "assistant",
+        }
+    }
+}
+
+/// The `{{variable}}` placeholders of a template text, in order; `Err`
+/// with the offending text when a placeholder is not closed or its name is
+/// not made of letters, digits and `_`.
+pub fn placeholders(text: &str) -> Result<Vec<&str>, String> {
+    let mut found = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("{{") {
+        let after = &rest[start + 2..];
+        let end = after
+            .find("}}")
+            .ok_or_else(|| format!("{:?} is not closed with }}}}", &rest[start..]))?;
+        let name = after[..end].trim();
+        let valid =
+            !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !valid {
+            return Err(format!(
+                "{:?} is not a variable name (letters, digits and _)",
+                &after[..end]
+            ));
+        }
+        found.push(name);
+        rest = &after[end + 2..];
+    }
+    Ok(found)
+}
+
+/// Fills the `{{variable}}` placeholders of `text` with `value(name)`;
+/// `Err` with the first name it has no value for. The text must have passed
+/// [`placeholders`].
+pub fn render(text: &str, value: impl Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("}}") else {
+            break;
+        };
+        let name = after[..end].trim();
+        out.push_str(&value(name).ok_or_else(|| name.to_owned())?);
+        rest = &after[end + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// The splitter service of a model alias with a split: `model:{alias}`.
+pub fn model_service(alias: &str) -> String {
+    format!("model:{alias}")
+}
+
+/// The splitter service of a prompt template: `prompt:{name}`.
+pub fn prompt_service(prompt: &str) -> String {
+    format!("prompt:{prompt}")
+}
+
+impl Ai {
+    /// The services the splitter sees for the AI section: `model:{alias}`
+    /// for each alias with a split (versions: the alias itself, with what
+    /// the split leaves, and each alias of its split), and `prompt:{name}`
+    /// for each prompt template (versions: its versions). Each version has
+    /// one pseudo-target (`model://…`, `prompt://…`) that is never called,
+    /// and outlier detection is off: fallbacks handle failing providers.
+    pub fn services(&self) -> Vec<crate::Service> {
+        let version = |name: &str, weight: Option<u32>, url: String| crate::Version {
+            name: name.to_owned(),
+            weight,
+            targets: vec![crate::Target { url, weight: 1 }],
+            deprecation: None,
+        };
+        let service = |name: String, versions| crate::Service {
+            name,
+            versions,
+            balancer: crate::Balancer::default(),
+            outlier_detection: crate::OutlierDetection {
+                failures: 0,
+                ..crate::OutlierDetection::default()
+            },
+        };
+        let models = self.models.iter().filter(|m| !m.split.is_empty()).map(|m| {
+            let shared: u32 = m.split.iter().map(|s| s.weight).sum();
+            let own = version(
+                &m.alias,
+                Some(100_u32.saturating_sub(shared)),
+                format!("model://{}", m.alias),
+            );
+            let others = m
+                .split
+                .iter()
+                .map(|s| version(&s.alias, Some(s.weight), format!("model://{}", s.alias)));
+            service(
+                model_service(&m.alias),
+                std::iter::once(own).chain(others).collect(),
+            )
+        });
+        let prompts = self.prompts.iter().map(|p| {
+            let versions = p
+                .versions
+                .iter()
+                .map(|v| version(&v.name, v.weight, format!("prompt://{}/{}", p.name, v.name)))
+                .collect();
+            service(prompt_service(&p.name), versions)
+        });
+        models.chain(prompts).collect()
+    }
 }
 
 /// Tokens (prompt plus completion) a consumer or a tenant may use per UTC
@@ -172,6 +351,25 @@ pub struct ModelAlias {
     /// are not followed; its fallbacks are.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rules: Vec<ModelRule>,
+    /// Other aliases that take a share of this alias's requests (percent;
+    /// the alias keeps the rest): a model canary or an A/B test. The alias
+    /// and these are the versions of the splitter service `model:{alias}`,
+    /// so a rollout can move the shares and judge them (errors, latency,
+    /// cost per request). The other aliases' own rules and splits are not
+    /// followed; their fallbacks are.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub split: Vec<ModelShare>,
+}
+
+/// A share of an alias's requests that another alias serves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelShare {
+    /// The alias that serves the share.
+    #[serde(rename = "use")]
+    pub alias: String,
+    /// Percent of the requests, 0–100.
+    pub weight: u32,
 }
 
 /// Requests matching `match` use alias `use` instead.
@@ -439,6 +637,107 @@ pub(crate) fn check(config: &crate::Config, ai: &Ai, report: &mut Report<'_>) {
                     );
                 }
             }
+        }
+        check_split(model, &aliases, &at, report);
+    }
+    check_prompts(ai, &aliases, report);
+}
+
+/// An alias's split: other known aliases, each once, at most 100% in all.
+fn check_split(model: &ModelAlias, aliases: &HashSet<&str>, at: &str, report: &mut Report<'_>) {
+    let mut seen = HashSet::new();
+    for (s, share) in model.split.iter().enumerate() {
+        let at = format!("{at}.split[{s}]");
+        if share.alias == model.alias {
+            report(
+                format!("{at}.use"),
+                "an alias keeps what its split leaves; name other aliases".into(),
+            );
+        } else if !aliases.contains(share.alias.as_str()) {
+            report(
+                format!("{at}.use"),
+                format!("unknown model alias {:?}", share.alias),
+            );
+        } else if !seen.insert(share.alias.as_str()) {
+            report(
+                format!("{at}.use"),
+                format!("{:?} is listed twice", share.alias),
+            );
+        }
+    }
+    let total: u64 = model.split.iter().map(|s| u64::from(s.weight)).sum();
+    if total > 100 {
+        report(
+            format!("{at}.split"),
+            format!("the shares add up to {total}%, over 100%"),
+        );
+    }
+}
+
+/// Prompt templates: unique names, versions with known models, messages
+/// whose placeholders read, sensible sampling settings.
+fn check_prompts(ai: &Ai, aliases: &HashSet<&str>, report: &mut Report<'_>) {
+    let mut names = HashSet::new();
+    for (p, prompt) in ai.prompts.iter().enumerate() {
+        let at = format!("ai.prompts[{p}]");
+        check_name(&prompt.name, &format!("{at}.name"), report);
+        if !names.insert(prompt.name.as_str()) {
+            report(
+                format!("{at}.name"),
+                format!("duplicate prompt name {:?}", prompt.name),
+            );
+        }
+        if prompt.versions.is_empty() {
+            report(format!("{at}.versions"), "a prompt needs a version".into());
+        }
+        let mut versions = HashSet::new();
+        for (v, version) in prompt.versions.iter().enumerate() {
+            let at = format!("{at}.versions[{v}]");
+            check_name(&version.name, &format!("{at}.name"), report);
+            if !versions.insert(version.name.as_str()) {
+                report(
+                    format!("{at}.name"),
+                    format!("duplicate version name {:?}", version.name),
+                );
+            }
+            if !aliases.contains(version.model.as_str()) {
+                report(
+                    format!("{at}.model"),
+                    format!("unknown model alias {:?}", version.model),
+                );
+            }
+            if version.weight.is_some_and(|w| w > 100) {
+                report(format!("{at}.weight"), "must be between 0 and 100".into());
+            }
+            if version.messages.is_empty() {
+                report(
+                    format!("{at}.messages"),
+                    "a prompt needs at least one message".into(),
+                );
+            }
+            for (m, message) in version.messages.iter().enumerate() {
+                if let Err(problem) = placeholders(&message.content) {
+                    report(format!("{at}.messages[{m}].content"), problem);
+                }
+            }
+            if version.max_tokens == Some(0) {
+                report(format!("{at}.max_tokens"), "must be at least 1".into());
+            }
+            if let Some(t) = version.temperature
+                && !(t.is_finite() && (0.0..=2.0).contains(&t))
+            {
+                report(
+                    format!("{at}.temperature"),
+                    "must be between 0 and 2".into(),
+                );
+            }
+        }
+        let weights: Vec<u32> = prompt.versions.iter().filter_map(|v| v.weight).collect();
+        if !weights.is_empty() && weights.iter().all(|w| *w == 0) {
+            report(
+                format!("{at}.versions"),
+                "the weights leave no version to serve".into(),
+            );
         }
     }
 }
@@ -747,6 +1046,96 @@ ai:
             );
         }
         assert_eq!(found.len(), expected.len(), "{found:#?}");
+    }
+
+    #[test]
+    fn splits_and_prompts_are_checked() {
+        let found = problems(
+            "ai:
+  models:
+    - alias: chat
+      provider: openai
+      model: gpt
+      split: [{ use: chat, weight: 10 }, { use: next, weight: 60 }, { use: next, weight: 50 }, { use: nope, weight: 1 }]
+    - { alias: next, provider: anthropic, model: claude }
+  prompts:
+    - name: summarize
+      versions:
+        - { name: v1, model: chat, messages: [{ role: user, content: 'Sum up {{text}}' }] }
+        - { name: v1, model: gone, max_tokens: 0, temperature: 3, messages: [{ role: user, content: 'Hi {{ bad name }} and {{open' }] }
+    - { name: empty, versions: [] }",
+        );
+        let expected = [
+            "ai.models[0].split[0].use: an alias keeps what its split leaves",
+            "ai.models[0].split[2].use: \"next\" is listed twice",
+            "ai.models[0].split[3].use: unknown model alias \"nope\"",
+            "ai.models[0].split: the shares add up to 121%, over 100%",
+            "ai.prompts[0].versions[1].name: duplicate version name \"v1\"",
+            "ai.prompts[0].versions[1].model: unknown model alias \"gone\"",
+            "ai.prompts[0].versions[1].messages[0].content: \" bad name \" is not a variable name",
+            "ai.prompts[0].versions[1].max_tokens: must be at least 1",
+            "ai.prompts[0].versions[1].temperature: must be between 0 and 2",
+            "ai.prompts[1].versions: a prompt needs a version",
+        ];
+        for want in expected {
+            assert!(
+                found.iter().any(|p| p.starts_with(want)),
+                "missing {want:?} in {found:#?}"
+            );
+        }
+        assert_eq!(found.len(), expected.len(), "{found:#?}");
+    }
+
+    #[test]
+    fn templates_fill_their_placeholders() {
+        assert_eq!(
+            placeholders("Sum up {{text}} in {{ words }} words"),
+            Ok(vec!["text", "words"])
+        );
+        assert!(placeholders("{{open").is_err());
+        let value = |name: &str| (name == "text").then(|| "a {{text}} b".to_owned());
+        assert_eq!(
+            render("<{{ text }}>", value).as_deref(),
+            Ok("<a {{text}} b>"),
+            "values are not templates"
+        );
+        assert_eq!(render("{{text}} {{words}}", value), Err("words".to_owned()));
+    }
+
+    #[test]
+    fn splits_and_prompts_are_splitter_services() {
+        let config = crate::Config::parse(
+            "ai:
+  models:
+    - { alias: chat, provider: openai, model: gpt, split: [{ use: next, weight: 10 }] }
+    - { alias: next, provider: anthropic, model: claude }
+  prompts:
+    - name: summarize
+      versions:
+        - { name: v1, model: chat, weight: 100, messages: [{ role: user, content: '{{text}}' }] }
+        - { name: v2, model: next, weight: 0, messages: [{ role: user, content: '{{text}}' }] }",
+        )
+        .unwrap();
+        let model = config.service("model:chat").unwrap();
+        let versions: Vec<(&str, Option<u32>, &str)> = model
+            .versions
+            .iter()
+            .map(|v| (v.name.as_str(), v.weight, v.targets[0].url.as_str()))
+            .collect();
+        assert_eq!(
+            versions,
+            [
+                ("chat", Some(90), "model://chat"),
+                ("next", Some(10), "model://next")
+            ]
+        );
+        assert_eq!(model.outlier_detection.failures, 0);
+        let prompt = config.service("prompt:summarize").unwrap();
+        assert_eq!(prompt.versions[1].name, "v2");
+        assert!(
+            config.service("model:next").is_none(),
+            "no split, no service"
+        );
     }
 
     #[test]

@@ -20,7 +20,8 @@ pub mod metrics;
 pub mod rollout;
 
 pub use ai::{
-    Ai, Budget, Cache, ModelAlias, ModelMatch, ModelRule, Period, Price, Provider, ProviderKind,
+    Ai, Budget, Cache, ModelAlias, ModelMatch, ModelRule, ModelShare, Period, Price, Prompt,
+    PromptMessage, PromptRole, PromptVersion, Provider, ProviderKind,
 };
 pub use error::{ConfigError, Problem};
 pub use head::RequestHead;
@@ -48,8 +49,20 @@ impl Config {
         serde_json::to_string(self).expect("config serializes to JSON")
     }
 
-    /// The service called `name`, if defined.
-    pub fn service(&self, name: &str) -> Option<&Service> {
-        self.services.iter().find(|s| s.name == name)
+    /// The service called `name`: defined under `services`, or derived
+    /// from the AI section (see [`Ai::services`]).
+    pub fn service(&self, name: &str) -> Option<std::borrow::Cow<'_, Service>> {
+        if let Some(service) = self.services.iter().find(|s| s.name == name) {
+            return Some(std::borrow::Cow::Borrowed(service));
+        }
+        self.derived_services()
+            .into_iter()
+            .find(|s| s.name == name)
+            .map(std::borrow::Cow::Owned)
+    }
+
+    /// The services derived from the AI section (see [`Ai::services`]).
+    pub fn derived_services(&self) -> Vec<Service> {
+        self.ai.as_ref().map(Ai::services).unwrap_or_default()
     }
 }

@@ -12,10 +12,18 @@
 //! - A stream ends when the translator says the client's stream is
 //!   complete, which may be before the upstream's (a token budget ran out):
 //!   the rest of the upstream is not read.
+//! - A call with a split (a model alias with a split, a prompt template)
+//!   asks the splitter for its version first, then reports the first
+//!   attempt and, once the answer is counted, its cost: a rollout judges
+//!   model versions on errors, latency and cost per request.
+
+use std::rc::Rc;
+use std::time::Instant;
 
 use crate::attempts;
 use crate::bindings::ai::{Attempt, Call, Plan, Reply, Translator};
 use crate::bindings::router::RouteMatch;
+use crate::bindings::splitter::{self, Outcome, Upstream};
 use crate::bindings::types::{Consumer, RequestHead};
 use crate::body::Contents;
 use crate::config::Loaded;
@@ -46,9 +54,64 @@ const CREDENTIALS: [&str; 4] = [
 /// Read size of bodies.
 const CHUNK: usize = 16 * 1024;
 
+/// The version of a split call, as the splitter picked it.
+struct Picked {
+    config: Rc<Loaded>,
+    route: String,
+    service: String,
+    upstream: Upstream,
+}
+
+impl Picked {
+    /// Asks the splitter which version of `call`'s split serves it, and
+    /// makes it the call's; `None` without a split, or when the splitter
+    /// has no answer (the call keeps its default).
+    fn of(
+        config: &Rc<Loaded>,
+        call: &Call,
+        head: &RequestHead,
+        matched: &RouteMatch,
+        consumer: Option<&Consumer>,
+    ) -> Option<Picked> {
+        let service = call.split()?;
+        let selection = config
+            .splitter
+            .choose(&matched.route, &service, head, consumer, attempts::now_ms())
+            .ok()?;
+        call.choose(&selection.primary.version).then(|| Picked {
+            config: Rc::clone(config),
+            route: matched.route.clone(),
+            service,
+            upstream: selection.primary,
+        })
+    }
+
+    /// Reports how the version's first attempt went.
+    fn attempt(&self, outcome: Outcome, started: Instant) {
+        let attempt = splitter::Attempt {
+            upstream: self.upstream.clone(),
+            outcome,
+            latency_ms: attempts::millis(started),
+        };
+        self.config
+            .splitter
+            .report(&self.route, &self.service, &attempt, attempts::now_ms());
+    }
+
+    /// Reports what the call cost.
+    fn cost(&self, call: &Call) {
+        self.config.splitter.report_cost(
+            &self.route,
+            &self.service,
+            &self.upstream.version,
+            call.cost_nano_usd(),
+        );
+    }
+}
+
 /// Serves a request of an AI route.
 pub async fn serve(
-    config: &Loaded,
+    config: &Rc<Loaded>,
     head: &RequestHead,
     matched: &RouteMatch,
     consumer: Option<&Consumer>,
@@ -61,7 +124,7 @@ pub async fn serve(
             let reply = config
                 .ai
                 .refuse(path, refusal.status, &refusal.code, &refusal.message);
-            return send_reply(reply, head, &matched.route, None);
+            return send_reply(reply, head, &matched.route, None, None);
         }
     };
     // The AI component sees the client's headers (for model rules, the
@@ -81,15 +144,25 @@ pub async fn serve(
         attempts::now_ms(),
     );
     match plan {
-        Plan::Reply(reply) => send_reply(reply, head, &matched.route, None),
-        Plan::Call(call) => run(&call, head, matched).await,
+        Plan::Reply(reply) => send_reply(reply, head, &matched.route, None, None),
+        Plan::Call(call) => {
+            let picked = Picked::of(config, &call, head, matched, consumer);
+            run(call, head, matched, picked).await
+        }
     }
 }
 
 /// Tries the call's attempts in order.
-async fn run(call: &Call, head: &RequestHead, matched: &RouteMatch) -> Result<Response, Refusal> {
+async fn run(
+    call: Call,
+    head: &RequestHead,
+    matched: &RouteMatch,
+    picked: Option<Picked>,
+) -> Result<Response, Refusal> {
     let attempts = call.attempts();
     let streaming = call.streaming();
+    let picked_version = picked.as_ref().map(|p| p.upstream.version.clone());
+    let version = picked_version.as_deref();
     let mut failure = None;
     for (index, attempt) in attempts.iter().enumerate() {
         let last = index + 1 == attempts.len();
@@ -101,7 +174,19 @@ async fn run(call: &Call, head: &RequestHead, matched: &RouteMatch) -> Result<Re
                 continue;
             }
         };
+        let started = Instant::now();
         let sent = send(attempt, headers, matched.timeout_ms).await;
+        if index == 0
+            && let Some(picked) = &picked
+        {
+            let outcome = match &sent {
+                Ok((status, _)) => Some(Outcome::Status(*status)),
+                Err(refusal) => attempts::outcome_of(refusal),
+            };
+            if let Some(outcome) = outcome {
+                picked.attempt(outcome, started);
+            }
+        }
         let (status, response) = match sent {
             Ok(answer) => answer,
             Err(refusal) => {
@@ -114,7 +199,18 @@ async fn run(call: &Call, head: &RequestHead, matched: &RouteMatch) -> Result<Re
             match first_bytes(body).await {
                 Some((first, rest)) => {
                     let translator = call.stream(index as u32);
-                    return stream_back(translator, first, rest, trailers, head, matched, attempt);
+                    let answer = Answer {
+                        head,
+                        route: &matched.route,
+                        attempt,
+                        version,
+                    };
+                    let upstream = Streamed {
+                        first,
+                        rest,
+                        trailers,
+                    };
+                    return stream_back(translator, upstream, answer, call_done(call, picked));
                 }
                 None => {
                     failure = Some(call.unavailable(
@@ -141,7 +237,9 @@ async fn run(call: &Call, head: &RequestHead, matched: &RouteMatch) -> Result<Re
             continue;
         }
         let reply = call.respond(index as u32, status, &answer);
-        return send_reply(reply, head, &matched.route, served_by);
+        let response = send_reply(reply, head, &matched.route, served_by, version);
+        call_done(call, picked)();
+        return response;
     }
     let reply = failure.unwrap_or_else(|| {
         call.unavailable(
@@ -150,7 +248,17 @@ async fn run(call: &Call, head: &RequestHead, matched: &RouteMatch) -> Result<Re
             "no provider could take the request",
         )
     });
-    send_reply(reply, head, &matched.route, None)
+    send_reply(reply, head, &matched.route, None, version)
+}
+
+/// What to do once the call's answer is counted: report its cost for the
+/// picked version.
+fn call_done(call: Call, picked: Option<Picked>) -> impl FnOnce() + 'static {
+    move || {
+        if let Some(picked) = picked {
+            picked.cost(&call);
+        }
+    }
 }
 
 /// Whether a provider's status sends the request to the next attempt.
@@ -327,9 +435,13 @@ fn answer_headers(
     head: &RequestHead,
     route: &str,
     served_by: Option<&Attempt>,
+    version: Option<&str>,
 ) -> Vec<Header> {
     headers.push(("x-request-id".into(), head.request_id.clone()));
     headers.push(("x-upshift-route".into(), route.to_owned()));
+    if let Some(version) = version {
+        headers.push(("x-upshift-version".into(), version.to_owned()));
+    }
     if let Some(attempt) = served_by {
         headers.push((
             "x-upshift-upstream".into(),
@@ -348,8 +460,9 @@ fn send_reply(
     head: &RequestHead,
     route: &str,
     served_by: Option<&Attempt>,
+    version: Option<&str>,
 ) -> Result<Response, Refusal> {
-    let headers = answer_headers(reply.headers, head, route, served_by);
+    let headers = answer_headers(reply.headers, head, route, served_by, version);
     let headers =
         Fields::from_list(&headers).map_err(|e| Refusal::new(500, "internal", format!("{e:?}")))?;
     let (mut writer, body) = wit_stream::new::<u8>();
@@ -367,18 +480,42 @@ fn send_reply(
     Ok(response)
 }
 
+/// A provider's streamed answer: its first bytes, the rest, its end.
+struct Streamed {
+    first: Vec<u8>,
+    rest: StreamReader<u8>,
+    trailers: Trailers,
+}
+
+/// Who the answer is for and who served it.
+struct Answer<'a> {
+    head: &'a RequestHead,
+    route: &'a str,
+    attempt: &'a Attempt,
+    version: Option<&'a str>,
+}
+
 /// Answers with the translated stream: each upstream chunk is translated
-/// and written as it arrives.
+/// and written as it arrives; `done` runs once the stream's usage is
+/// counted.
 fn stream_back(
     translator: Translator,
-    first: Vec<u8>,
-    mut rest: StreamReader<u8>,
-    trailers: Trailers,
-    head: &RequestHead,
-    matched: &RouteMatch,
-    attempt: &Attempt,
+    upstream: Streamed,
+    answer: Answer<'_>,
+    done: impl FnOnce() + 'static,
 ) -> Result<Response, Refusal> {
-    let headers = answer_headers(translator.headers(), head, &matched.route, Some(attempt));
+    let Streamed {
+        first,
+        mut rest,
+        trailers,
+    } = upstream;
+    let headers = answer_headers(
+        translator.headers(),
+        answer.head,
+        answer.route,
+        Some(answer.attempt),
+        answer.version,
+    );
     let headers =
         Fields::from_list(&headers).map_err(|e| Refusal::new(500, "internal", format!("{e:?}")))?;
     let (mut writer, body) = wit_stream::new::<u8>();
@@ -414,6 +551,7 @@ fn stream_back(
         drop(rest);
         let complete = ended || (!client_gone && trailers.await.is_ok());
         let tail = translator.finish(complete);
+        done();
         if !client_gone && !tail.is_empty() {
             writer.write_all(tail).await;
         }

@@ -86,6 +86,13 @@ impl GuestPlan for Compiled {
         }
     }
 
+    fn report_cost(&self, route: String, service: String, version: String, nano_usd: u64) {
+        if let Ok(bucket) = bucket() {
+            self.0
+                .report_cost(&*bucket, &route, &service, &version, nano_usd);
+        }
+    }
+
     fn report_shadow(
         &self,
         route: String,

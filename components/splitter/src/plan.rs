@@ -26,13 +26,15 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Compiles the services and routes of `config`. Settings that name
-    /// versions a service does not have are left out (validation reports
-    /// them before a document is stored).
+    /// Compiles the services (those the AI section derives among them) and
+    /// routes of `config`. Settings that name versions a service does not
+    /// have are left out (validation reports them before a document is
+    /// stored).
     pub fn new(config: &Config) -> Self {
         let services: NameMap<ServicePlan> = config
             .services
             .iter()
+            .chain(&config.derived_services())
             .map(|s| (s.name.clone(), ServicePlan::new(s)))
             .collect();
         let routes = config

@@ -13,8 +13,8 @@ use crate::store::Store;
 use upshift_config::BalancePolicy;
 use upshift_config::keys;
 use upshift_config::metrics::{
-    FAILURES, LATENCY_BUCKET_FIELDS, LATENCY_MS_SUM, REQUESTS, SHADOW_FAILURES, SHADOW_MISMATCHES,
-    SHADOW_REQUESTS, TIMEOUTS, latency_bucket, status_field,
+    COST_NANOUSD_SUM, FAILURES, LATENCY_BUCKET_FIELDS, LATENCY_MS_SUM, REQUESTS, SHADOW_FAILURES,
+    SHADOW_MISMATCHES, SHADOW_REQUESTS, TIMEOUTS, latency_bucket, status_field,
 };
 use upshift_config::rollout::{Phase, RolloutState};
 
@@ -100,6 +100,33 @@ impl Plan {
         }
         if let Some(state) = rollout {
             self.analyse_if_due(store, plan, &state, now_ms);
+        }
+    }
+
+    /// Adds what a `route` request to `version` of `service` cost (AI
+    /// calls, in billionths of a USD) to its counters and, when `version`
+    /// is a side of the running rollout, to the step's. The attempt itself
+    /// was reported with [`Plan::report`].
+    pub fn report_cost<S: Store + ?Sized>(
+        &self,
+        store: &S,
+        route: &str,
+        service: &str,
+        version: &str,
+        nano_usd: u64,
+    ) {
+        if nano_usd == 0 {
+            return;
+        }
+        let counts = [(
+            COST_NANOUSD_SUM,
+            i64::try_from(nano_usd).unwrap_or(i64::MAX),
+        )];
+        count(store, route, service, version, &counts);
+        if let Some(plan) = self.service(service)
+            && let Ok(Some(state)) = self.live.rollout(store, plan)
+        {
+            count_step(store, &state, version, &counts);
         }
     }
 
