@@ -7,7 +7,8 @@
 //! database, durably, every [`FLUSH_INTERVAL`] and when the store is dropped.
 //! Reads, writes and compare-and-swap see the in-memory values, so the store
 //! behaves as one; a crash can lose at most the last moments of counter
-//! updates. An increment thus costs a map update rather than a write
+//! updates, and never one that a later durable write (a set, a delete, a
+//! compare-and-swap) followed: those write every pending counter with them. An increment thus costs a map update rather than a write
 //! transaction, and never waits for a disk sync: it runs in place on the
 //! async threads ([`KvBackend::increments_inline`]).
 //!
@@ -90,13 +91,6 @@ impl Pending<'_> {
             self.taken.push((key, value));
         }
     }
-
-    /// Puts back what [`Pending::take`] took.
-    fn restore(self) {
-        if let Some(values) = self.values {
-            values.extend(self.taken);
-        }
-    }
 }
 
 impl RedbStore {
@@ -133,11 +127,13 @@ impl RedbStore {
     }
 
     /// Runs `f` in a write transaction on the store's table, with the
-    /// store's pending counters, and commits durably.
+    /// store's pending counters, and commits durably together with every
+    /// pending counter: a durable write never refers to a counter value
+    /// the store could forget (a config version number, an audit sequence).
     ///
     /// The counters' lock is held from `f` to a commit without sync, so no
-    /// increment reads the table in between; a second, empty commit then
-    /// syncs it without the lock.
+    /// increment runs in between; a second, empty commit then syncs it
+    /// without the lock.
     fn write<R>(
         &self,
         store: &str,
@@ -157,12 +153,17 @@ impl RedbStore {
                 .open_table(TableDefinition::<&str, &[u8]>::new(&name))
                 .map_err(backend)
                 .and_then(|mut table| f(&mut table, &mut pending));
-            let result = match result {
-                Ok(result) => txn.commit().map_err(backend).map(|()| result),
-                Err(error) => Err(error),
-            };
-            if result.is_err() {
-                pending.restore();
+            let taken = pending.taken;
+            let result = result
+                .and_then(|result| write_counters(&txn, &counters).map(|()| result))
+                .and_then(|result| txn.commit().map_err(backend).map(|()| result));
+            match &result {
+                Ok(_) => counters.clear(),
+                Err(_) => {
+                    if let Some(values) = counters.get_mut(store) {
+                        values.extend(taken);
+                    }
+                }
             }
             result
         }
@@ -205,6 +206,25 @@ fn sync(db: &Database) -> Result<(), KvError> {
     txn.commit().map_err(backend)
 }
 
+/// Writes `counters` (by store and key) into their tables in `txn`.
+fn write_counters(
+    txn: &WriteTransaction,
+    counters: &HashMap<String, HashMap<String, i64>>,
+) -> Result<(), KvError> {
+    for (store, values) in counters {
+        let name = table(store);
+        let mut table = txn
+            .open_table(TableDefinition::<&str, &[u8]>::new(&name))
+            .map_err(backend)?;
+        for (key, value) in values {
+            table
+                .insert(key.as_str(), counter_bytes(*value).as_slice())
+                .map_err(backend)?;
+        }
+    }
+    Ok(())
+}
+
 /// Writes the pending counters durably, then forgets those that did not
 /// change meanwhile (the database now holds their values).
 fn flush(db: &Database, counters: &Counters) -> Result<(), KvError> {
@@ -217,17 +237,7 @@ fn flush(db: &Database, counters: &Counters) -> Result<(), KvError> {
     // Taken after the write transaction began: no other write can slip in
     // between this snapshot and the commit.
     let snapshot = counters.lock().clone();
-    for (store, values) in &snapshot {
-        let name = table(store);
-        let mut table = txn
-            .open_table(TableDefinition::<&str, &[u8]>::new(&name))
-            .map_err(backend)?;
-        for (key, value) in values {
-            table
-                .insert(key.as_str(), counter_bytes(*value).as_slice())
-                .map_err(backend)?;
-        }
-    }
+    write_counters(&txn, &snapshot)?;
     txn.commit().map_err(backend)?;
     let mut pending = counters.lock();
     for (store, written) in snapshot {
@@ -537,6 +547,36 @@ mod tests {
             Some(&b"42"[..])
         );
         assert_eq!(store.get("empty", "c").unwrap().as_deref(), Some(&b"2"[..]));
+    }
+
+    #[test]
+    fn durable_writes_take_every_pending_counter_with_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir);
+        // A version number drawn, then the document stored under it.
+        assert_eq!(store.increment("default", "seq", 1).unwrap(), 1);
+        store.increment("metrics", "hits", 5).unwrap();
+        store.set("default", "doc/1", b"{}").unwrap();
+        assert!(store.counters.lock().is_empty(), "nothing left to flush");
+        assert_eq!(
+            store.get_stored("default", "seq").unwrap().as_deref(),
+            Some(&b"1"[..])
+        );
+        assert_eq!(
+            store.get_stored("metrics", "hits").unwrap().as_deref(),
+            Some(&b"5"[..])
+        );
+        // A failed compare-and-swap writes nothing, counters included.
+        store.increment("default", "seq", 1).unwrap();
+        assert!(
+            !store
+                .compare_and_swap("default", "doc/1", None, b"x")
+                .unwrap()
+        );
+        assert_eq!(
+            store.get("default", "seq").unwrap().as_deref(),
+            Some(&b"2"[..])
+        );
     }
 
     #[test]
