@@ -2,7 +2,8 @@
 # Load benchmark on 127.0.0.1: the same wrk settings against
 #   1. a fixed upstream (nginx `return 200`) directly,
 #   2. nginx `proxy_pass` to it,
-#   3. Upshift with the full chain (route + API-key auth + weighted split).
+#   3. Upshift with the full chain (route + API-key auth + rate limit +
+#      weighted split).
 # Servers are pinned to CPU 0 and wrk to CPU 1. Also reports the host's
 # memory under load and its cold start (process start to first response,
 # with precompiled components). Prints a Markdown table.
@@ -84,7 +85,9 @@ services:
       - { name: v1, weight: 90, targets: [{ url: "http://127.0.0.1:$upstream_port" }] }
       - { name: v2, weight: 10, targets: [{ url: "http://127.0.0.1:$upstream_port" }] }
 routes:
-  - { name: bench, paths: [/bench], service: fixed, auth: { api_key: { header: x-api-key } } }
+  # The limit is counted on every request and never reached.
+  - { name: bench, paths: [/bench], service: fixed, auth: { api_key: { header: x-api-key } },
+      rate_limit: { requests: 100000000, per: 1m, by: consumer } }
 consumers:
   - { name: bench, api_keys: [bench-key-0001] }
 EOF
@@ -125,7 +128,7 @@ wrk -t1 -c$connections -d${duration}s, servers on CPU 0, wrk on CPU 1 ($(nproc) 
 |---|---:|---:|---:|
 | upstream direct (nginx return 200) | $direct_rps | $direct_p50 | $direct_p99 |
 | nginx proxy_pass | $nginx_rps | $nginx_p50 | $nginx_p99 |
-| Upshift: route + API key + weighted split | $up_rps | $up_p50 | $up_p99 |
+| Upshift: route + API key + rate limit + weighted split | $up_rps | $up_p50 | $up_p99 |
 
 - Upshift / nginx proxy_pass throughput: ${ratio}×
 - Upshift p99 added over direct: ${added} ms
