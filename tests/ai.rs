@@ -1513,3 +1513,67 @@ async fn prompt_templates_are_endpoints_whose_versions_roll_out_like_upstreams()
         .unwrap_or_default();
     assert_eq!(v2["requests"], on_v2 + 10, "{stats}");
 }
+
+#[tokio::test]
+async fn a_model_retries_its_provider_with_backoff_before_falling_back() {
+    let error = |status, kind| Answer::Error {
+        status,
+        kind,
+        message: "try again later",
+    };
+    let claude = Provider::start(
+        Kind::Anthropic,
+        vec![
+            error(429, "rate_limit_error"),
+            error(529, "overloaded_error"),
+            Answer::text(&["Third time lucky."], 20, 4),
+            error(503, "api_error"),
+        ],
+    )
+    .await;
+    let oai = Provider::start(Kind::OpenAi, vec![Answer::text(&["From backup."], 20, 3)]).await;
+    let state = tempfile::tempdir().unwrap();
+    let host = host_with(state.path(), &[]);
+    host.apply(&config(
+        &claude,
+        &oai,
+        "[{ alias: chat, provider: claude, model: claude-sonnet-4-5, fallbacks: [backup],
+            retries: { attempts: 2, backoff_ms: 200 } },
+          { alias: backup, provider: oai, model: gpt-4o-mini }]",
+    ))
+    .await;
+
+    // 429, then 529: two pauses, 200 and 400 ms, then the answer.
+    let started = std::time::Instant::now();
+    let (status, headers, body) =
+        post(&host, "/v1/chat/completions", &chat_request("chat", false)).await;
+    let took = started.elapsed();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(header(&headers, "x-upshift-model"), "chat");
+    assert_eq!(
+        body["choices"][0]["message"]["content"],
+        "Third time lucky."
+    );
+    assert_eq!(claude.received().len(), 3);
+    assert!(took >= Duration::from_millis(600), "{took:?}");
+    assert!(oai.received().is_empty());
+
+    // Three 503s use the retries up; the fallback answers, streamed too.
+    let (status, headers, body) =
+        post(&host, "/v1/chat/completions", &chat_request("chat", false)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(header(&headers, "x-upshift-model"), "backup");
+    assert_eq!(claude.received().len(), 6);
+    let response = client()
+        .post(format!("{}/v1/chat/completions", host.url))
+        .bearer_auth(ALICE_KEY)
+        .json(&chat_request("chat", true))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(header(response.headers(), "x-upshift-model"), "backup");
+    let (_, done) = chunks_of(&response.text().await.unwrap());
+    assert!(done);
+    assert_eq!(claude.received().len(), 9);
+    assert_eq!(oai.received().len(), 2);
+}

@@ -113,6 +113,8 @@ impl GuestCall for Planned {
                     prefix: c.prefix.to_owned(),
                 }),
                 body: a.body.clone(),
+                retries: a.retries.map_or(0, |r| r.attempts),
+                backoff_ms: a.retries.map_or(0, |r| r.backoff_ms),
             })
             .collect()
     }
@@ -214,6 +216,12 @@ impl Store for KeyValue {
     fn set(&self, key: &str, value: &[u8]) {
         if let Err(error) = bucket().and_then(|bucket| bucket.set(key, value)) {
             eprintln!("ai: {key} not written: {error:?}");
+        }
+    }
+
+    fn delete(&self, key: &str) {
+        if let Err(error) = bucket().and_then(|bucket| bucket.delete(key)) {
+            eprintln!("ai: {key} not deleted: {error:?}");
         }
     }
 }

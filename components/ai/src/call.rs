@@ -17,8 +17,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
-use upshift_config::Price;
 use upshift_config::ai::usage_keys;
+use upshift_config::{ModelRetries, Price};
 
 use crate::dialect::{Decoder, Encoder};
 use crate::errors::{ApiError, ErrorKind, TranslateError};
@@ -89,6 +89,8 @@ pub trait Store {
     fn get(&self, key: &str) -> Option<Vec<u8>>;
     /// Sets `key` to `value`.
     fn set(&self, key: &str, value: &[u8]);
+    /// Removes `key`.
+    fn delete(&self, key: &str);
 }
 
 /// The number a counter key holds (decimal text), 0 when absent.
@@ -176,6 +178,9 @@ pub struct Attempt {
     pub body: Vec<u8>,
     /// The model's price, for the cost counter.
     pub price: Option<Price>,
+    /// Tries of this attempt again before the next one, and the first
+    /// pause between tries (doubling), in milliseconds.
+    pub retries: Option<ModelRetries>,
 }
 
 impl Attempt {
@@ -221,6 +226,8 @@ pub struct Call {
     pub(crate) now_ms: u64,
     /// Budget counters every answered call adds its tokens to.
     pub(crate) budget_keys: Vec<String>,
+    /// Counters of minutes past, removed when the call is counted.
+    pub(crate) stale_keys: Vec<String>,
     /// Tokens left in the caller's tightest budget: a stream is cut when
     /// they run out.
     pub(crate) allowance: Option<u64>,
@@ -500,6 +507,9 @@ impl Call {
         if input + output > 0 {
             for budget in &self.budget_keys {
                 store.add(budget, input + output);
+            }
+            for stale in &self.stale_keys {
+                store.delete(stale);
             }
         }
     }

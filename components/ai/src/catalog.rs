@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use upshift_config::ai::{self as config_ai, usage_keys};
-use upshift_config::{Config, Period, Price, PromptMessage};
+use upshift_config::{Config, ModelRetries, Period, Price, PromptMessage};
 
 use crate::Dialect;
 use crate::call::{
@@ -44,6 +44,7 @@ struct Alias {
     /// Indices into [`Catalog::aliases`].
     fallbacks: Vec<usize>,
     price: Option<Price>,
+    retries: Option<ModelRetries>,
     rules: Vec<Rule>,
     /// Aliases that take a share of this one's requests, by index; the
     /// splitter service `model:{alias}` picks among them and this one.
@@ -75,6 +76,15 @@ struct Draft {
     ir: OnceCell<Option<crate::ir::Request>>,
     /// Index into [`Catalog::aliases`] of the model that answers.
     alias: usize,
+}
+
+/// The budget counters a call adds its tokens to.
+struct Budgets {
+    keys: Vec<String>,
+    /// Counters of the minute before, removed once the call is counted.
+    stale: Vec<String>,
+    /// Tokens left in the tightest budget.
+    allowance: Option<u64>,
 }
 
 /// What every variant of a call shares.
@@ -140,6 +150,7 @@ struct Budget {
     /// `consumer` or `tenant`.
     scope: Scope,
     name: String,
+    per_minute: Option<u64>,
     per_day: Option<u64>,
     per_month: Option<u64>,
 }
@@ -278,6 +289,7 @@ impl Catalog {
                 model: model.model.clone(),
                 fallbacks: Vec::new(),
                 price: model.price,
+                retries: model.retries,
                 rules: Vec::new(),
                 split: Vec::new(),
             });
@@ -345,6 +357,7 @@ impl Catalog {
                 Some(Budget {
                     scope,
                     name: name.clone(),
+                    per_minute: b.tokens_per_minute,
                     per_day: b.tokens_per_day,
                     per_month: b.tokens_per_month,
                 })
@@ -595,11 +608,10 @@ impl Catalog {
         store: &dyn Store,
     ) -> Plan {
         let ingress = setup.ingress;
-        let (budget_keys, allowance) =
-            match self.budget_keys(ingress, &caller, request.now_ms, store) {
-                Ok(found) => found,
-                Err(reply) => return Plan::Reply(reply),
-            };
+        let budgets = match self.budget_keys(ingress, &caller, request.now_ms, store) {
+            Ok(found) => found,
+            Err(reply) => return Plan::Reply(reply),
+        };
         let (cache, cache_status) = match self.cache_ttl_ms {
             Some(ttl_ms) if !setup.stream => {
                 let directives = cache_control(request.headers);
@@ -636,8 +648,9 @@ impl Catalog {
             embeddings: setup.embeddings,
             caller,
             now_ms: request.now_ms,
-            budget_keys,
-            allowance,
+            budget_keys: budgets.keys,
+            stale_keys: budgets.stale,
+            allowance: budgets.allowance,
             cache,
             cache_status,
             spent: Cell::new(0),
@@ -670,16 +683,18 @@ impl Catalog {
         Plan::Call(Box::new(call))
     }
 
-    /// The budget counters of `caller`'s budgets and the tokens left in the
-    /// tightest, or the refusal when one is used up.
+    /// The budget counters of `caller`'s budgets, those of the minute
+    /// before (to remove once the call is counted), and the tokens left in
+    /// the tightest; or the refusal when one is used up.
     fn budget_keys(
         &self,
         ingress: Dialect,
         caller: &Caller,
         now_ms: u64,
         store: &dyn Store,
-    ) -> Result<(Vec<String>, Option<u64>), Reply> {
+    ) -> Result<Budgets, Reply> {
         let mut keys = Vec::new();
+        let mut stale = Vec::new();
         let mut allowance: Option<u64> = None;
         for budget in &self.budgets {
             let subject = match budget.scope {
@@ -689,16 +704,21 @@ impl Catalog {
             if subject != Some(budget.name.as_str()) {
                 continue;
             }
+            let key = |period: &str| match budget.scope {
+                Scope::Consumer => usage_keys::consumer_budget(&budget.name, period),
+                Scope::Tenant => usage_keys::tenant_budget(&budget.name, period),
+            };
             for (period, limit) in [
+                (Period::Minute, budget.per_minute),
                 (Period::Day, budget.per_day),
                 (Period::Month, budget.per_month),
             ] {
                 let Some(limit) = limit else { continue };
                 let (name, left_s) = period.at(now_ms);
-                let key = match budget.scope {
-                    Scope::Consumer => usage_keys::consumer_budget(&budget.name, &name),
-                    Scope::Tenant => usage_keys::tenant_budget(&budget.name, &name),
-                };
+                if period == Period::Minute {
+                    stale.push(key(&period.at(now_ms.saturating_sub(60_000)).0));
+                }
+                let key = key(&name);
                 let used = call::counter(store, &key);
                 if used >= limit {
                     let who = match budget.scope {
@@ -723,7 +743,11 @@ impl Catalog {
                 allowance = Some(allowance.map_or(limit - used, |a| a.min(limit - used)));
             }
         }
-        Ok((keys, allowance))
+        Ok(Budgets {
+            keys,
+            stale,
+            allowance,
+        })
     }
 
     fn attempt(
@@ -760,6 +784,7 @@ impl Catalog {
                     false,
                 )?,
                 price: alias.price,
+                retries: alias.retries,
             });
         }
         let dialect = endpoint.dialect(call.ingress);
@@ -789,6 +814,7 @@ impl Catalog {
             credential: endpoint.credential(),
             body,
             price: alias.price,
+            retries: alias.retries,
         })
     }
 }

@@ -27,6 +27,10 @@ impl Store for Memory {
     fn set(&self, key: &str, value: &[u8]) {
         self.0.borrow_mut().insert(key.to_owned(), value.to_vec());
     }
+
+    fn delete(&self, key: &str) {
+        self.0.borrow_mut().remove(key);
+    }
 }
 
 impl Memory {
@@ -811,4 +815,65 @@ ai:
         ["fast"],
         "the first rule that matches"
     );
+}
+
+#[test]
+fn tokens_per_minute_refuse_until_the_minute_ends_and_old_minutes_are_removed() {
+    let catalog = Catalog::new(
+        &Config::parse(
+            "consumers: [{ name: alice, tenant: acme, api_keys: [alice-key-0001] }]
+ai:
+  providers:
+    - { name: claude, kind: anthropic, base_url: 'http://127.0.0.1:9001', api_key_variable: claude_key }
+  models:
+    - { alias: chat, provider: claude, model: claude-x }
+  budgets:
+    - { consumer: alice, tokens_per_minute: 150, tokens_per_day: 10000 }",
+        )
+        .unwrap(),
+    );
+    let store = Memory::default();
+    let body = serde_json::to_vec(&chat(false)).unwrap();
+    // 2023-11-14T22:13:20Z, then 40 s later, then in the next minute.
+    let at = |now_ms| {
+        catalog.plan(
+            &Incoming {
+                method: "POST",
+                path: "/v1/chat/completions",
+                headers: &[],
+                body: &body,
+                now_ms,
+            },
+            alice(),
+            &store,
+        )
+    };
+    let Plan::Call(call) = at(NOW_MS) else {
+        panic!("the minute has tokens");
+    };
+    call.respond(0, 200, &anthropic_answer(120, 40), &store);
+    assert_eq!(store.get("ai/budget/consumers/alice/2023-11-14T22:13"), 160);
+    let Plan::Reply(reply) = at(NOW_MS + 20_000) else {
+        panic!("160 of 150 tokens are used");
+    };
+    assert_eq!(reply.status, 429);
+    let body_json: Value = serde_json::from_slice(&reply.body).unwrap();
+    assert_eq!(
+        body_json["error"]["message"],
+        "consumer alice has used 160 of its 150 tokens for 2023-11-14T22:13"
+    );
+    // 20 s into the minute, then 20 s more: 20 s left.
+    assert_eq!(header(&reply.headers, "retry-after"), Some("20"));
+
+    let Plan::Call(call) = at(NOW_MS + 40_000) else {
+        panic!("a new minute has its tokens again");
+    };
+    call.respond(0, 200, &anthropic_answer(10, 5), &store);
+    assert_eq!(store.get("ai/budget/consumers/alice/2023-11-14T22:14"), 15);
+    assert_eq!(
+        Store::get(&store, "ai/budget/consumers/alice/2023-11-14T22:13"),
+        None,
+        "the minute before is removed"
+    );
+    assert_eq!(store.get("ai/budget/consumers/alice/2023-11-14"), 175);
 }

@@ -222,8 +222,8 @@ impl Ai {
     }
 }
 
-/// Tokens (prompt plus completion) a consumer or a tenant may use per UTC
-/// day and/or calendar month. A call is refused (429 `budget_exceeded`)
+/// Tokens (prompt plus completion) a consumer or a tenant may use per
+/// minute, UTC day and/or calendar month. A call is refused (429 `budget_exceeded`)
 /// once the period's count has reached the budget; the call that crosses
 /// it completes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -235,6 +235,9 @@ pub struct Budget {
     /// The tenant it applies to, all its consumers together (or `consumer`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant: Option<String>,
+    /// Tokens per clock minute (UTC): a tokens-per-minute limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_per_minute: Option<u64>,
     /// Tokens per UTC day.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokens_per_day: Option<u64>,
@@ -359,6 +362,30 @@ pub struct ModelAlias {
     /// followed; their fallbacks are.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub split: Vec<ModelShare>,
+    /// Tries of this alias's provider again, after a pause, before its
+    /// fallbacks, on the failures that fall back. Off by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<ModelRetries>,
+}
+
+/// Retries of a model's provider with exponential backoff.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelRetries {
+    /// Tries after the first, 1–5.
+    pub attempts: u32,
+    /// The first pause in milliseconds; each next one doubles. A
+    /// provider's `retry-after` that asks for longer is waited instead, up
+    /// to [`MAX_RETRY_WAIT_MS`]; one asking for more is not retried.
+    #[serde(default = "default_backoff_ms")]
+    pub backoff_ms: u32,
+}
+
+/// The longest a retry of a model waits.
+pub const MAX_RETRY_WAIT_MS: u32 = 10_000;
+
+fn default_backoff_ms() -> u32 {
+    250
 }
 
 /// A share of an alias's requests that another alias serves.
@@ -639,6 +666,20 @@ pub(crate) fn check(config: &crate::Config, ai: &Ai, report: &mut Report<'_>) {
             }
         }
         check_split(model, &aliases, &at, report);
+        if let Some(retries) = model.retries {
+            if !(1..=5).contains(&retries.attempts) {
+                report(
+                    format!("{at}.retries.attempts"),
+                    "must be between 1 and 5".into(),
+                );
+            }
+            if !(1..=MAX_RETRY_WAIT_MS).contains(&retries.backoff_ms) {
+                report(
+                    format!("{at}.retries.backoff_ms"),
+                    format!("must be between 1 and {MAX_RETRY_WAIT_MS}"),
+                );
+            }
+        }
     }
     check_prompts(ai, &aliases, report);
 }
@@ -781,14 +822,20 @@ fn check_budgets(config: &crate::Config, ai: &Ai, report: &mut Report<'_>) {
             }
             _ => report(at.clone(), "name exactly one of consumer or tenant".into()),
         }
-        match (budget.tokens_per_day, budget.tokens_per_month) {
-            (None, None) => report(at, "set tokens_per_day, tokens_per_month or both".into()),
-            (day, month) => {
-                for (field, value) in [("tokens_per_day", day), ("tokens_per_month", month)] {
-                    if value == Some(0) {
-                        report(format!("{at}.{field}"), "must be above 0".into());
-                    }
-                }
+        let limits = [
+            ("tokens_per_minute", budget.tokens_per_minute),
+            ("tokens_per_day", budget.tokens_per_day),
+            ("tokens_per_month", budget.tokens_per_month),
+        ];
+        if limits.iter().all(|(_, value)| value.is_none()) {
+            report(
+                at.clone(),
+                "set tokens_per_minute, tokens_per_day, tokens_per_month or several".into(),
+            );
+        }
+        for (field, value) in limits {
+            if value == Some(0) {
+                report(format!("{at}.{field}"), "must be above 0".into());
             }
         }
     }
@@ -869,9 +916,11 @@ pub mod usage_keys {
     }
 }
 
-/// A budget period: a UTC day or calendar month.
+/// A budget period: a clock minute, a UTC day or a calendar month.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Period {
+    /// The clock minute (UTC).
+    Minute,
     /// The UTC day.
     Day,
     /// The UTC calendar month.
@@ -886,6 +935,14 @@ impl Period {
         let days = now_s / 86_400;
         let (year, month, day) = civil_from_days(days);
         match self {
+            Period::Minute => (
+                format!(
+                    "{year:04}-{month:02}-{day:02}T{:02}:{:02}",
+                    now_s % 86_400 / 3_600,
+                    now_s % 3_600 / 60
+                ),
+                60 - now_s % 60,
+            ),
             Period::Day => (
                 format!("{year:04}-{month:02}-{day:02}"),
                 (days + 1) * 86_400 - now_s,
@@ -1057,6 +1114,7 @@ ai:
       provider: openai
       model: gpt
       split: [{ use: chat, weight: 10 }, { use: next, weight: 60 }, { use: next, weight: 50 }, { use: nope, weight: 1 }]
+      retries: { attempts: 6, backoff_ms: 0 }
     - { alias: next, provider: anthropic, model: claude }
   prompts:
     - name: summarize
@@ -1070,6 +1128,8 @@ ai:
             "ai.models[0].split[2].use: \"next\" is listed twice",
             "ai.models[0].split[3].use: unknown model alias \"nope\"",
             "ai.models[0].split: the shares add up to 121%, over 100%",
+            "ai.models[0].retries.attempts: must be between 1 and 5",
+            "ai.models[0].retries.backoff_ms: must be between 1 and 10000",
             "ai.prompts[0].versions[1].name: duplicate version name \"v1\"",
             "ai.prompts[0].versions[1].model: unknown model alias \"gone\"",
             "ai.prompts[0].versions[1].messages[0].content: \" bad name \" is not a variable name",
@@ -1154,6 +1214,14 @@ ai:
         let now_ms = 1_764_115_170_000;
         assert_eq!(Period::Day.at(now_ms), ("2025-11-25".to_owned(), 30));
         assert_eq!(
+            Period::Minute.at(now_ms),
+            ("2025-11-25T23:59".to_owned(), 30)
+        );
+        assert_eq!(
+            Period::Minute.at(now_ms + 30_000),
+            ("2025-11-26T00:00".to_owned(), 60)
+        );
+        assert_eq!(
             Period::Month.at(now_ms),
             ("2025-11".to_owned(), 5 * 86_400 + 30)
         );
@@ -1188,7 +1256,7 @@ ai:
             "ai.budgets[3].tokens_per_day: must be above 0",
             "ai.budgets[4]: name exactly one of consumer or tenant",
             "ai.budgets[5].tenant: tenant \"acme\" has another budget",
-            "ai.budgets[5]: set tokens_per_day, tokens_per_month or both",
+            "ai.budgets[5]: set tokens_per_minute, tokens_per_day, tokens_per_month or several",
             "ai.cache.ttl_s: must be between 1 and",
         ];
         for want in expected {

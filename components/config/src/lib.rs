@@ -20,8 +20,8 @@ pub mod metrics;
 pub mod rollout;
 
 pub use ai::{
-    Ai, Budget, Cache, ModelAlias, ModelMatch, ModelRule, ModelShare, Period, Price, Prompt,
-    PromptMessage, PromptRole, PromptVersion, Provider, ProviderKind,
+    Ai, Budget, Cache, ModelAlias, ModelMatch, ModelRetries, ModelRule, ModelShare, Period, Price,
+    Prompt, PromptMessage, PromptRole, PromptVersion, Provider, ProviderKind,
 };
 pub use error::{ConfigError, Problem};
 pub use head::RequestHead;

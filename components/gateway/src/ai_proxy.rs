@@ -8,7 +8,9 @@
 //!   plan gives; they never cross into the AI component or the logs.
 //! - An attempt falls back to the next one on 429, a 5xx, a timeout, a
 //!   refused connection, or a connection closed before the first byte of
-//!   the answer. A stream that has started is the client's.
+//!   the answer, after the retries its model allows (with exponential
+//!   backoff, or the provider's `retry-after`). A stream that has started
+//!   is the client's.
 //! - A stream ends when the translator says the client's stream is
 //!   complete, which may be before the upstream's (a token budget ran out):
 //!   the rest of the upstream is not read.
@@ -18,7 +20,9 @@
 //!   model versions on errors, latency and cost per request.
 
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use upshift_config::ai::MAX_RETRY_WAIT_MS;
 
 use crate::attempts;
 use crate::bindings::ai::{Attempt, Call, Plan, Reply, Translator};
@@ -152,7 +156,7 @@ pub async fn serve(
     }
 }
 
-/// Tries the call's attempts in order.
+/// Tries the call's attempts in order, each as often as its retries allow.
 async fn run(
     call: Call,
     head: &RequestHead,
@@ -160,95 +164,163 @@ async fn run(
     picked: Option<Picked>,
 ) -> Result<Response, Refusal> {
     let attempts = call.attempts();
-    let streaming = call.streaming();
     let picked_version = picked.as_ref().map(|p| p.upstream.version.clone());
     let version = picked_version.as_deref();
     let mut failure = None;
     for (index, attempt) in attempts.iter().enumerate() {
-        let last = index + 1 == attempts.len();
-        let served_by = Some(attempt);
         let headers = match provider_headers(attempt, &head.request_id).await {
             Ok(headers) => headers,
             Err((code, message)) => {
-                failure = Some(call.unavailable(502, &code, &message));
+                failure = Some((call.unavailable(502, &code, &message), None));
                 continue;
             }
         };
-        let started = Instant::now();
-        let sent = send(attempt, headers, matched.timeout_ms).await;
-        if index == 0
-            && let Some(picked) = &picked
-        {
-            let outcome = match &sent {
-                Ok((status, _)) => Some(Outcome::Status(*status)),
-                Err(refusal) => attempts::outcome_of(refusal),
-            };
-            if let Some(outcome) = outcome {
-                picked.attempt(outcome, started);
-            }
-        }
-        let (status, response) = match sent {
-            Ok(answer) => answer,
-            Err(refusal) => {
-                failure = Some(call.unavailable(refusal.status, &refusal.code, &refusal.message));
+        let mut tries = 0;
+        let tried = loop {
+            // The splitter judges a version by its first try.
+            let report = picked.as_ref().filter(|_| index == 0 && tries == 0);
+            let tried = try_once(&call, index, attempt, headers.clone(), matched, report).await;
+            if let Tried::Failed { retry_after, .. } = &tried
+                && let Some(wait) = backoff(attempt, tries, *retry_after)
+            {
+                spin_sdk::time::sleep(wait).await;
+                tries += 1;
                 continue;
             }
+            break tried;
         };
-        let (body, trailers) = Response::consume_body(response, wit_future::new(|| Ok(())).1);
-        if streaming && (200..300).contains(&status) {
-            match first_bytes(body).await {
-                Some((first, rest)) => {
-                    let translator = call.stream(index as u32);
-                    let answer = Answer {
-                        head,
-                        route: &matched.route,
-                        attempt,
-                        version,
-                    };
-                    let upstream = Streamed {
-                        first,
-                        rest,
-                        trailers,
-                    };
-                    return stream_back(translator, upstream, answer, call_done(call, picked));
-                }
-                None => {
-                    failure = Some(call.unavailable(
-                        502,
-                        upstream::UNAVAILABLE,
-                        &format!(
-                            "provider {} closed the stream before its first byte",
-                            attempt.provider
-                        ),
-                    ));
-                    continue;
-                }
+        match tried {
+            Tried::Answer { status, body } => {
+                let reply = call.respond(index as u32, status, &body);
+                let response = send_reply(reply, head, &matched.route, Some(attempt), version);
+                call_done(call, picked)();
+                return response;
             }
-        }
-        let answer = match read_answer(body, trailers).await {
-            Ok(answer) => answer,
-            Err(message) => {
-                let message = format!("provider {}: {message}", attempt.provider);
-                failure = Some(call.unavailable(502, upstream::UNAVAILABLE, &message));
-                continue;
+            Tried::Stream(streamed) => {
+                let translator = call.stream(index as u32);
+                let answer = Answer {
+                    head,
+                    route: &matched.route,
+                    attempt,
+                    version,
+                };
+                return stream_back(translator, streamed, answer, call_done(call, picked));
             }
-        };
-        if falls_back(status) && !last {
-            continue;
+            Tried::Failed {
+                reply, answered, ..
+            } => failure = Some((reply, answered.then_some(attempt))),
         }
-        let reply = call.respond(index as u32, status, &answer);
-        let response = send_reply(reply, head, &matched.route, served_by, version);
-        call_done(call, picked)();
-        return response;
     }
-    let reply = failure.unwrap_or_else(|| {
-        call.unavailable(
+    let (reply, served_by) = failure.unwrap_or_else(|| {
+        let reply = call.unavailable(
             502,
             upstream::UNAVAILABLE,
             "no provider could take the request",
-        )
+        );
+        (reply, None)
     });
-    send_reply(reply, head, &matched.route, None, version)
+    send_reply(reply, head, &matched.route, served_by, version)
+}
+
+/// How one try of an attempt ended.
+enum Tried {
+    /// A whole answer for the client: a success, or an error that does
+    /// not fall back.
+    Answer { status: u16, body: Vec<u8> },
+    /// A stream that has begun.
+    Stream(Streamed),
+    /// A failure that falls back: the client's answer if nothing later
+    /// serves, whether the provider answered it, and the seconds its
+    /// `retry-after` asked for.
+    Failed {
+        reply: Reply,
+        answered: bool,
+        retry_after: Option<u64>,
+    },
+}
+
+/// Sends attempt `index` of `call` once, reporting its outcome for the
+/// picked version when asked to.
+async fn try_once(
+    call: &Call,
+    index: usize,
+    attempt: &Attempt,
+    headers: Vec<Header>,
+    matched: &RouteMatch,
+    report: Option<&Picked>,
+) -> Tried {
+    let failed = |status, code: &str, message: &str| Tried::Failed {
+        reply: call.unavailable(status, code, message),
+        answered: false,
+        retry_after: None,
+    };
+    let started = Instant::now();
+    let sent = send(attempt, headers, matched.timeout_ms).await;
+    if let Some(picked) = report {
+        let outcome = match &sent {
+            Ok((status, _)) => Some(Outcome::Status(*status)),
+            Err(refusal) => attempts::outcome_of(refusal),
+        };
+        if let Some(outcome) = outcome {
+            picked.attempt(outcome, started);
+        }
+    }
+    let (status, response) = match sent {
+        Ok(answer) => answer,
+        Err(refusal) => return failed(refusal.status, &refusal.code, &refusal.message),
+    };
+    let retry_after = response
+        .get_headers()
+        .get("retry-after")
+        .first()
+        .and_then(|v| std::str::from_utf8(v).ok()?.trim().parse::<u64>().ok());
+    let (body, trailers) = Response::consume_body(response, wit_future::new(|| Ok(())).1);
+    if call.streaming() && (200..300).contains(&status) {
+        return match first_bytes(body).await {
+            Some((first, rest)) => Tried::Stream(Streamed {
+                first,
+                rest,
+                trailers,
+            }),
+            None => failed(
+                502,
+                upstream::UNAVAILABLE,
+                &format!(
+                    "provider {} closed the stream before its first byte",
+                    attempt.provider
+                ),
+            ),
+        };
+    }
+    let body = match read_answer(body, trailers).await {
+        Ok(body) => body,
+        Err(message) => {
+            let message = format!("provider {}: {message}", attempt.provider);
+            return failed(502, upstream::UNAVAILABLE, &message);
+        }
+    };
+    if falls_back(status) {
+        return Tried::Failed {
+            reply: call.respond(index as u32, status, &body),
+            answered: true,
+            retry_after,
+        };
+    }
+    Tried::Answer { status, body }
+}
+
+/// The pause before another try of `attempt` after `tries` retries, if
+/// it has one left: its backoff, doubled per retry, or what the provider's
+/// `retry-after` asks when that is longer. A provider asking for more than
+/// [`MAX_RETRY_WAIT_MS`] is not retried.
+fn backoff(attempt: &Attempt, tries: u32, retry_after_s: Option<u64>) -> Option<Duration> {
+    if tries >= attempt.retries {
+        return None;
+    }
+    let max = u64::from(MAX_RETRY_WAIT_MS);
+    let base = (u64::from(attempt.backoff_ms) << tries.min(16)).min(max);
+    let asked = retry_after_s.map_or(0, |s| s.saturating_mul(1000));
+    (asked <= max).then(|| Duration::from_millis(asked.max(base)))
 }
 
 /// What to do once the call's answer is counted: report its cost for the
