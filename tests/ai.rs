@@ -4,11 +4,14 @@
 //!
 //! OpenAI clients reach Anthropic and Gemini upstreams (translated both
 //! ways, field by field, whole and streamed chunk by chunk, tool calls
-//! included) and OpenAI upstreams (passed through); Anthropic clients reach
-//! OpenAI upstreams; a model falls back to the next when its provider
-//! answers 429 or closes the connection before the first byte; usage
-//! counters are exact; budgets refuse calls and cut streams; identical
-//! requests are answered from the cache.
+//! included) and OpenAI and Azure upstreams (passed through); Anthropic
+//! clients reach OpenAI upstreams; a model is retried with backoff, then
+//! falls back to the next when its provider answers 429 or closes the
+//! connection before the first byte; usage counters are exact; budgets
+//! refuse calls and cut streams; identical requests are answered from the
+//! cache; rules route by header and tenant; a model canary that costs too
+//! much rolls back by itself; prompt templates are endpoints whose versions
+//! roll out like upstream versions.
 
 mod support;
 
@@ -1576,4 +1579,63 @@ async fn a_model_retries_its_provider_with_backoff_before_falling_back() {
     assert!(done);
     assert_eq!(claude.received().len(), 9);
     assert_eq!(oai.received().len(), 2);
+}
+
+#[tokio::test]
+async fn azure_deployments_are_called_by_their_urls_with_an_api_key_header() {
+    let azure = Provider::start(
+        Kind::OpenAi,
+        vec![Answer::text(&["From ", "Azure."], 12, 3)],
+    )
+    .await;
+    let state = tempfile::tempdir().unwrap();
+    let host = host_with(state.path(), &[]);
+    host.apply(&format!(
+        "routes:
+  - {{ name: ai, kind: ai, paths: [/v1], auth: {{ api_key: {{ header: authorization }} }} }}
+consumers:
+  - {{ name: alice, tenant: acme, api_keys: [{ALICE_KEY}] }}
+ai:
+  providers:
+    - {{ name: azure-eu, kind: azure, base_url: 'http://{}', api_version: '2024-10-21',
+        api_key_variable: openai_api_key }}
+  models:
+    - {{ alias: chat, provider: azure-eu, model: gpt4o-prod }}
+",
+        azure.addr
+    ))
+    .await;
+
+    let (status, headers, body) =
+        post(&host, "/v1/chat/completions", &chat_request("chat", false)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        header(&headers, "x-upshift-upstream"),
+        "azure-eu@gpt4o-prod"
+    );
+    assert_eq!(body["choices"][0]["message"]["content"], "From Azure.");
+    let response = client()
+        .post(format!("{}/v1/chat/completions", host.url))
+        .bearer_auth(ALICE_KEY)
+        .json(&chat_request("chat", true))
+        .send()
+        .await
+        .unwrap();
+    let (chunks, done) = chunks_of(&response.text().await.unwrap());
+    assert!(done);
+    let content: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(content, "From Azure.");
+
+    for sent in azure.received() {
+        assert_eq!(
+            sent.path,
+            "/openai/deployments/gpt4o-prod/chat/completions?api-version=2024-10-21"
+        );
+        assert_eq!(sent.header("api-key"), Some(OPENAI_KEY));
+        assert_eq!(sent.header("authorization"), None, "the client's key stays");
+    }
+    assert_eq!(azure.received().len(), 2);
 }

@@ -245,7 +245,11 @@ async fn handle(
             _ => None,
         });
     let expected = match kind {
-        Kind::OpenAi => path.ends_with("/chat/completions"),
+        // Azure deployments: `…/chat/completions?api-version=…`.
+        Kind::OpenAi => path
+            .split('?')
+            .next()
+            .is_some_and(|p| p.ends_with("/chat/completions")),
         Kind::Anthropic => path == "/v1/messages",
         Kind::Gemini => gemini.is_some(),
     };
