@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::collections::HashSet;
 
+use crate::time::{civil_from_days, days_from_civil};
 use crate::validate::{Report, check_name, check_target_url};
 
 /// The AI section: who serves which model alias.
@@ -933,7 +934,7 @@ impl Period {
     pub fn at(self, now_ms: u64) -> (String, u64) {
         let now_s = now_ms / 1000;
         let days = now_s / 86_400;
-        let (year, month, day) = civil_from_days(days);
+        let (year, month, day) = civil_from_days(i64::try_from(days).unwrap_or(i64::MAX));
         match self {
             Period::Minute => (
                 format!(
@@ -954,36 +955,11 @@ impl Period {
                     (year, month + 1)
                 };
                 let end = days_from_civil(next_year, next_month, 1) * 86_400;
+                let end = u64::try_from(end).unwrap_or(u64::MAX);
                 (format!("{year:04}-{month:02}"), end - now_s)
             }
         }
     }
-}
-
-/// `(year, month, day)` of a count of days since 1970-01-01 (Howard
-/// Hinnant's algorithm, for dates from 1970 on).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (year, month, day)
-}
-
-/// Days since 1970-01-01 of a date from 1970 on.
-fn days_from_civil(year: u64, month: u64, day: u64) -> u64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year / 400;
-    let yoe = year - era * 400;
-    let mp = if month > 2 { month - 3 } else { month + 9 };
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 pub use usage_keys::USAGE_FIELDS;
