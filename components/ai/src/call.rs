@@ -24,6 +24,7 @@ use crate::dialect::{Decoder, Encoder};
 use crate::errors::{ApiError, ErrorKind, TranslateError};
 use crate::ir::{Delta, Request, StopReason, StreamEvent, Usage};
 use crate::provider::Credential;
+use crate::translate::closing_events;
 use crate::usage::{self, TokenCounter};
 use crate::{Dialect, StreamOptions, StreamTranslator, sse};
 
@@ -671,18 +672,8 @@ impl Tap {
         if self.done {
             return;
         }
-        let mut ir = Vec::with_capacity(3);
-        if let Some(index) = self.open {
-            ir.push(StreamEvent::BlockStop { index });
-        }
-        let mut usage = self.usage;
-        usage.output_tokens = usage.output_tokens.max(self.output.tokens());
-        ir.push(StreamEvent::MessageDelta {
-            stop_reason: Some(stop_reason),
-            stop_sequence: None,
-            usage: Some(usage),
-        });
-        ir.push(StreamEvent::MessageStop);
+        let ir: Vec<StreamEvent> =
+            closing_events(self.open, self.usage, &self.output, stop_reason).collect();
         let mut closing = Vec::new();
         if self.started {
             for event in &ir {

@@ -189,17 +189,12 @@ impl StreamTranslator {
                 usage: Usage::default(),
             });
         }
-        if let Some(index) = self.open {
-            ir.push(StreamEvent::BlockStop { index });
-        }
-        let mut usage = self.usage;
-        usage.output_tokens = usage.output_tokens.max(self.output.tokens());
-        ir.push(StreamEvent::MessageDelta {
-            stop_reason: Some(stop_reason),
-            stop_sequence: None,
-            usage: Some(usage),
-        });
-        ir.push(StreamEvent::MessageStop);
+        ir.extend(closing_events(
+            self.open,
+            self.usage,
+            &self.output,
+            stop_reason,
+        ));
         let mut downstream = std::mem::take(&mut self.downstream);
         self.emit(&mut ir, &mut downstream);
         write_all(&mut downstream, out);
@@ -232,6 +227,26 @@ impl StreamTranslator {
     pub fn is_done(&self) -> bool {
         self.done
     }
+}
+
+/// The events that end a stream early, cleanly: the open block closes and
+/// the message stops with `stop_reason` and the usage so far (the output
+/// tokens at least those counted on the way).
+pub(crate) fn closing_events(
+    open: Option<usize>,
+    mut usage: Usage,
+    output: &TokenCounter,
+    stop_reason: StopReason,
+) -> impl Iterator<Item = StreamEvent> {
+    usage.output_tokens = usage.output_tokens.max(output.tokens());
+    let delta = StreamEvent::MessageDelta {
+        stop_reason: Some(stop_reason),
+        stop_sequence: None,
+        usage: Some(usage),
+    };
+    open.map(|index| StreamEvent::BlockStop { index })
+        .into_iter()
+        .chain([delta, StreamEvent::MessageStop])
 }
 
 fn write_all(events: &mut Vec<sse::Event>, out: &mut Vec<u8>) {
