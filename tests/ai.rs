@@ -122,15 +122,20 @@ fn chat_request(model: &str, stream: bool) -> Value {
     })
 }
 
-/// POSTs `body` to `path` as alice: status, headers, JSON body.
-async fn post(host: &Host, path: &str, body: &Value) -> (u16, reqwest::header::HeaderMap, Value) {
-    let response = client()
+/// POSTs `body` to `path` as alice; the response, its body unread.
+async fn send(host: &Host, path: &str, body: &Value) -> reqwest::Response {
+    client()
         .post(format!("{}{path}", host.url))
         .bearer_auth(ALICE_KEY)
         .json(body)
         .send()
         .await
-        .expect("the host answers");
+        .expect("the host answers")
+}
+
+/// POSTs `body` to `path` as alice: status, headers, JSON body.
+async fn post(host: &Host, path: &str, body: &Value) -> (u16, reqwest::header::HeaderMap, Value) {
+    let response = send(host, path, body).await;
     let status = response.status().as_u16();
     let headers = response.headers().clone();
     let text = response.text().await.unwrap();
@@ -251,13 +256,7 @@ async fn anthropic_streams_reach_openai_clients_chunk_by_chunk() {
 
     let mut request = chat_request("chat", true);
     request["stream_options"] = json!({"include_usage": true});
-    let response = client()
-        .post(format!("{}/v1/chat/completions", host.url))
-        .bearer_auth(ALICE_KEY)
-        .json(&request)
-        .send()
-        .await
-        .unwrap();
+    let response = send(&host, "/v1/chat/completions", &request).await;
     assert_eq!(response.status(), 200);
     assert_eq!(
         header(response.headers(), "content-type"),
@@ -373,13 +372,7 @@ async fn openai_upstreams_get_the_clients_request_as_it_is() {
 
     // Streamed, without asking for usage: the gateway asks for it upstream
     // (for its counters) and keeps the usage chunk from the client.
-    let response = client()
-        .post(format!("{}/v1/chat/completions", host.url))
-        .bearer_auth(ALICE_KEY)
-        .json(&chat_request("backup", true))
-        .send()
-        .await
-        .unwrap();
+    let response = send(&host, "/v1/chat/completions", &chat_request("backup", true)).await;
     assert_eq!(response.status(), 200);
     let text = response.text().await.unwrap();
     let sent = &oai.received()[1];
@@ -426,13 +419,7 @@ async fn a_model_falls_back_when_its_provider_answers_429() {
     assert_eq!(claude.received().len(), 1);
     assert_eq!(oai.received()[0].body["model"], "gpt-4o-mini");
 
-    let response = client()
-        .post(format!("{}/v1/chat/completions", host.url))
-        .bearer_auth(ALICE_KEY)
-        .json(&chat_request("chat", true))
-        .send()
-        .await
-        .unwrap();
+    let response = send(&host, "/v1/chat/completions", &chat_request("chat", true)).await;
     assert_eq!(response.status(), 200);
     assert_eq!(header(response.headers(), "x-upshift-model"), "backup");
     let (chunks, done) = chunks_of(&response.text().await.unwrap());
@@ -470,13 +457,7 @@ async fn a_model_falls_back_when_its_provider_closes_before_the_first_byte() {
     host.apply(&config(&claude, &oai, MODELS)).await;
 
     for stream in [false, true] {
-        let response = client()
-            .post(format!("{}/v1/chat/completions", host.url))
-            .bearer_auth(ALICE_KEY)
-            .json(&chat_request("chat", stream))
-            .send()
-            .await
-            .unwrap();
+        let response = send(&host, "/v1/chat/completions", &chat_request("chat", stream)).await;
         assert_eq!(response.status(), 200, "stream: {stream}");
         assert_eq!(header(response.headers(), "x-upshift-model"), "backup");
         let text = response.text().await.unwrap();
@@ -557,13 +538,7 @@ async fn anthropic_clients_reach_openai_upstreams() {
 
     let mut streamed = request.clone();
     streamed["stream"] = json!(true);
-    let response = client()
-        .post(format!("{}/v1/messages", host.url))
-        .bearer_auth(ALICE_KEY)
-        .json(&streamed)
-        .send()
-        .await
-        .unwrap();
+    let response = send(&host, "/v1/messages", &streamed).await;
     assert_eq!(response.status(), 200);
     let text = response.text().await.unwrap();
     let names: Vec<&str> = text
@@ -609,13 +584,7 @@ async fn usage_counters_are_exact_per_consumer_tenant_and_model() {
     assert_eq!(status, 200);
     let mut streamed = chat_request("chat", true);
     streamed["stream_options"] = json!({"include_usage": true});
-    let response = client()
-        .post(format!("{}/v1/chat/completions", host.url))
-        .bearer_auth(ALICE_KEY)
-        .json(&streamed)
-        .send()
-        .await
-        .unwrap();
+    let response = send(&host, "/v1/chat/completions", &streamed).await;
     assert_eq!(response.status(), 200);
     response.text().await.unwrap();
     // Overloaded: served by the fallback, counted under its alias.
@@ -879,13 +848,7 @@ async fn token_budgets_refuse_calls_once_the_days_tokens_are_used() {
             post(&host, "/v1/chat/completions", &chat_request("chat", false)).await;
         assert_eq!(status, 200, "{body}");
     }
-    let refused = client()
-        .post(format!("{}/v1/chat/completions", host.url))
-        .bearer_auth(ALICE_KEY)
-        .json(&chat_request("chat", true))
-        .send()
-        .await
-        .unwrap();
+    let refused = send(&host, "/v1/chat/completions", &chat_request("chat", true)).await;
     assert_eq!(refused.status(), 429);
     let retry_after: u64 = header(refused.headers(), "retry-after").parse().unwrap();
     assert!((1..=86_400).contains(&retry_after), "{retry_after}");
@@ -900,6 +863,48 @@ async fn token_budgets_refuse_calls_once_the_days_tokens_are_used() {
     assert_eq!(
         claude.received().len(),
         2,
+        "a refused call reaches no provider"
+    );
+}
+
+#[tokio::test]
+async fn tokens_per_minute_refuse_calls_until_the_minute_ends() {
+    let claude = Provider::start(Kind::Anthropic, vec![Answer::text(&["Hi"], 100, 20)]).await;
+    let oai = Provider::start(Kind::OpenAi, vec![Answer::text(&["x"], 1, 1)]).await;
+    let state = tempfile::tempdir().unwrap();
+    let host = host_with(state.path(), &[]);
+    host.apply(&config_with(
+        &claude,
+        &oai,
+        "  budgets: [{ tenant: acme, tokens_per_minute: 100 }]\n",
+    ))
+    .await;
+
+    // Both calls fall in one clock minute.
+    let second = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        % 60;
+    if second >= 50 {
+        tokio::time::sleep(Duration::from_secs(61 - second)).await;
+    }
+    let (status, _, body) = post(&host, "/v1/chat/completions", &chat_request("chat", false)).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, headers, body) =
+        post(&host, "/v1/chat/completions", &chat_request("chat", false)).await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["error"]["code"], "budget_exceeded");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("tenant acme has used 120 of its 100 tokens for 20"),
+        "{message}"
+    );
+    let retry_after: u64 = header(&headers, "retry-after").parse().unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    assert_eq!(
+        claude.received().len(),
+        1,
         "a refused call reaches no provider"
     );
 }
@@ -1019,13 +1024,7 @@ async fn a_stream_ends_cleanly_when_the_budget_runs_out_mid_way() {
 
     let mut request = chat_request("chat", true);
     request["stream_options"] = json!({"include_usage": true});
-    let response = client()
-        .post(format!("{}/v1/chat/completions", host.url))
-        .bearer_auth(ALICE_KEY)
-        .json(&request)
-        .send()
-        .await
-        .unwrap();
+    let response = send(&host, "/v1/chat/completions", &request).await;
     assert_eq!(response.status(), 200);
     let (chunks, done) = chunks_of(&response.text().await.unwrap());
     assert!(done, "the stream ends with [DONE]");
@@ -1131,13 +1130,7 @@ async fn openai_clients_reach_gemini_with_function_calls_and_streams() {
     assert_eq!(body["usage"]["prompt_tokens"], 21);
     assert_eq!(body["usage"]["completion_tokens"], 8);
 
-    let response = client()
-        .post(format!("{}/v1/chat/completions", host.url))
-        .bearer_auth(ALICE_KEY)
-        .json(&chat_request("flash", true))
-        .send()
-        .await
-        .unwrap();
+    let response = send(&host, "/v1/chat/completions", &chat_request("flash", true)).await;
     assert_eq!(response.status(), 200);
     let mut stream = response.bytes_stream();
     let mut received = String::new();
@@ -1238,13 +1231,7 @@ async fn responses_clients_reach_anthropic_upstreams() {
 
     let mut streamed = request.clone();
     streamed["stream"] = json!(true);
-    let response = client()
-        .post(format!("{}/v1/responses", host.url))
-        .bearer_auth(ALICE_KEY)
-        .json(&streamed)
-        .send()
-        .await
-        .unwrap();
+    let response = send(&host, "/v1/responses", &streamed).await;
     assert_eq!(response.status(), 200);
     let text = response.text().await.unwrap();
     let names: Vec<&str> = text
@@ -1462,6 +1449,19 @@ async fn prompt_templates_are_endpoints_whose_versions_roll_out_like_upstreams()
     );
 
     // Bad calls are clear.
+    let mut streamed = variables.clone();
+    streamed["stream"] = json!(true);
+    let response = send(&host, "/prompts/summarize", &streamed).await;
+    assert_eq!(header(response.headers(), "x-upshift-version"), "v1");
+    let (chunks, done) = chunks_of(&response.text().await.unwrap());
+    assert!(done);
+    let content: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(content, "From claude.");
+    assert_eq!(claude.received()[1].body["stream"], true);
+
     let (status, _, body) = post(
         &host,
         "/prompts/summarize",
@@ -1567,13 +1567,7 @@ async fn a_model_retries_its_provider_with_backoff_before_falling_back() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(header(&headers, "x-upshift-model"), "backup");
     assert_eq!(claude.received().len(), 6);
-    let response = client()
-        .post(format!("{}/v1/chat/completions", host.url))
-        .bearer_auth(ALICE_KEY)
-        .json(&chat_request("chat", true))
-        .send()
-        .await
-        .unwrap();
+    let response = send(&host, "/v1/chat/completions", &chat_request("chat", true)).await;
     assert_eq!(header(response.headers(), "x-upshift-model"), "backup");
     let (_, done) = chunks_of(&response.text().await.unwrap());
     assert!(done);
@@ -1614,13 +1608,7 @@ ai:
         "azure-eu@gpt4o-prod"
     );
     assert_eq!(body["choices"][0]["message"]["content"], "From Azure.");
-    let response = client()
-        .post(format!("{}/v1/chat/completions", host.url))
-        .bearer_auth(ALICE_KEY)
-        .json(&chat_request("chat", true))
-        .send()
-        .await
-        .unwrap();
+    let response = send(&host, "/v1/chat/completions", &chat_request("chat", true)).await;
     let (chunks, done) = chunks_of(&response.text().await.unwrap());
     assert!(done);
     let content: String = chunks
