@@ -139,3 +139,55 @@ async fn a_100_mb_upload_and_download_stream_through() {
         "host memory peak grew by {grown_mib} MiB while moving 200 MiB"
     );
 }
+
+/// With `--instance-concurrency`, requests waiting on upstreams share
+/// instances: each still gets its own answer, whole, with its own id.
+#[tokio::test]
+async fn requests_sharing_an_instance_keep_their_own_answers() {
+    let up = Upstream::start("up").await;
+    let state = tempfile::tempdir().unwrap();
+    let host = Host::start_with(
+        &support::repo().join("spin.toml"),
+        state.path(),
+        &["--instance-concurrency", "8", "--max-concurrency", "1"],
+    );
+    host.apply(&up.only_route()).await;
+
+    let requests = (0..48u64).map(|i| {
+        let url = host.url.clone();
+        async move {
+            let id = format!("shared-{i}");
+            if i % 2 == 0 {
+                let size = 100_000 + i * 4_099;
+                let response = client()
+                    .get(format!("{url}/bytes/{size}"))
+                    .header("x-request-id", &id)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), 200, "{id}");
+                assert_eq!(response.headers()["x-request-id"], id.as_str());
+                let body = response.bytes().await.unwrap();
+                assert_eq!(body.len() as u64, size, "{id}");
+                assert!(
+                    body.iter()
+                        .enumerate()
+                        .all(|(o, b)| *b == pattern(o as u64)),
+                    "{id}: body differs"
+                );
+            } else {
+                let response = client()
+                    .get(format!("{url}/echo/{i}?n={i}"))
+                    .header("x-request-id", &id)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), 200, "{id}");
+                let echo: Value = response.json().await.unwrap();
+                assert_eq!(echo["path"], format!("/echo/{i}"), "{id}");
+                assert_eq!(echoed_header(&echo, "x-request-id"), [id.as_str()]);
+            }
+        }
+    });
+    futures::future::join_all(requests).await;
+}

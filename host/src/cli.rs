@@ -68,6 +68,12 @@ pub struct UpArgs {
     /// Requests running inside components at once (default: 2 per CPU core).
     #[arg(long)]
     pub max_concurrency: Option<usize>,
+    /// Requests one component instance may serve side by side. 1 isolates
+    /// every request: a trap fails that request alone. More lets requests
+    /// that wait on upstreams share an instance (less memory, more
+    /// throughput), and a trap then fails every request of that instance.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub instance_concurrency: u16,
 }
 
 /// How to reach the admin API.

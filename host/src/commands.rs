@@ -31,6 +31,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         variables_file: args.variables_file,
         runtime_config_file: args.runtime_config_file,
         request_timeout: Duration::from_secs(args.request_timeout.max(1)),
+        instance_concurrency: usize::from(args.instance_concurrency),
     };
     let runtime = tokio::task::spawn_blocking(move || Runtime::load(&app, &options)).await??;
     let listener = TcpListener::bind(args.listen)

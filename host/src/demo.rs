@@ -45,6 +45,7 @@ pub async fn run(args: ManifestArgs) -> anyhow::Result<ExitCode> {
         variables_file: None,
         runtime_config_file: None,
         request_timeout: Duration::from_secs(30),
+        instance_concurrency: 1,
     };
     let runtime = tokio::task::spawn_blocking(move || Runtime::load(&app, &options)).await??;
     let listener = TcpListener::bind(GATEWAY)

@@ -19,8 +19,9 @@ use crate::engine::{EPOCH_TICK, HostState, new_store};
 use crate::kv::{KvAccess, KvBackend, KvCtx};
 use crate::outbound::{AllowedHosts, OutboundClients, OutboundHttp};
 
-/// Requests served by one instance before it is replaced.
-const MAX_REQUESTS_PER_INSTANCE: usize = 128;
+/// Requests served by one instance before it is replaced (which bounds
+/// what a guest may leak or cache).
+const MAX_REQUESTS_PER_INSTANCE: usize = 1024;
 
 /// How long an idle instance is kept for reuse.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -49,6 +50,8 @@ pub struct ComponentInstances {
     pub variables: Arc<HashMap<String, String>>,
     /// Execution budget of one request.
     pub request_timeout: Duration,
+    /// Requests one instance may serve side by side.
+    pub instance_concurrency: usize,
 }
 
 impl HandlerState for ComponentInstances {
@@ -79,16 +82,19 @@ impl HandlerState for ComponentInstances {
             state: Worker {
                 name: self.name.clone(),
                 request_timeout: self.request_timeout,
+                concurrency: self.instance_concurrency.max(1),
             },
         })
     }
 }
 
-/// Per-instance policy: one request at a time (so a trap fails only that
-/// request), a bounded number of requests per instance, a per-request budget.
+/// Per-instance policy: a bounded number of requests at a time (one by
+/// default, so that a trap fails only that request) and in total, and a
+/// per-request budget.
 pub struct Worker {
     name: Arc<str>,
     request_timeout: Duration,
+    concurrency: usize,
 }
 
 impl WorkerState for Worker {
@@ -99,7 +105,7 @@ impl WorkerState for Worker {
     fn should_accept_request(&self, concurrent_count: usize, total_count: usize) -> ShouldAccept {
         if total_count >= MAX_REQUESTS_PER_INSTANCE {
             ShouldAccept::Never
-        } else if concurrent_count > 0 {
+        } else if concurrent_count >= self.concurrency {
             ShouldAccept::No
         } else {
             ShouldAccept::Yes
@@ -172,5 +178,49 @@ impl WorkerExpiration for Expiration {
             this.armed_for = Some((state, start));
         }
         this.timer.as_mut().poll(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn worker(concurrency: usize) -> Worker {
+        Worker {
+            name: "gateway".into(),
+            request_timeout: Duration::from_secs(1),
+            concurrency,
+        }
+    }
+
+    fn accepts(worker: &Worker, concurrent: usize, total: usize) -> &'static str {
+        match worker.should_accept_request(concurrent, total) {
+            ShouldAccept::Yes => "yes",
+            ShouldAccept::No => "no",
+            ShouldAccept::Never => "never",
+        }
+    }
+
+    #[test]
+    fn one_request_at_a_time_by_default() {
+        let single = worker(1);
+        assert_eq!(accepts(&single, 0, 5), "yes");
+        assert_eq!(accepts(&single, 1, 5), "no");
+    }
+
+    #[test]
+    fn concurrent_instances_take_requests_up_to_their_limit() {
+        let shared = worker(8);
+        assert_eq!(accepts(&shared, 7, 100), "yes");
+        assert_eq!(accepts(&shared, 8, 100), "no");
+    }
+
+    #[test]
+    fn instances_retire_after_their_request_quota() {
+        for concurrency in [1, 8] {
+            let w = worker(concurrency);
+            assert_eq!(accepts(&w, 0, MAX_REQUESTS_PER_INSTANCE - 1), "yes");
+            assert_eq!(accepts(&w, 0, MAX_REQUESTS_PER_INSTANCE), "never");
+        }
     }
 }

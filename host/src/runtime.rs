@@ -34,6 +34,8 @@ pub struct RuntimeOptions {
     pub runtime_config_file: Option<PathBuf>,
     /// Execution budget of one request.
     pub request_timeout: Duration,
+    /// Requests one instance may serve side by side (at least 1).
+    pub instance_concurrency: usize,
 }
 
 /// A trigger component ready to handle requests.
@@ -127,6 +129,7 @@ impl Runtime {
                         ),
                         variables: variables.for_component(&name),
                         request_timeout: options.request_timeout,
+                        instance_concurrency: options.instance_concurrency,
                     };
                     let service = Arc::new(ComponentService {
                         name,
