@@ -297,7 +297,7 @@ fn summary(config: &Config) -> Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::memory::MemoryStore;
+    use upshift_config::store::{MemoryStore, Store};
 
     const GOOD: &str = "services: [{name: s, versions: [{name: v1, targets: [{url: 'http://127.0.0.1:9'}]}]}]\n\
                         routes: [{name: r, service: s}]";

@@ -226,9 +226,9 @@ fn rollout_gauges(out: &mut String, rollouts: &[RolloutState]) {
 #[cfg(test)]
 mod tests {
     use crate::api::{AdminRequest, handle};
-    use crate::store::ConfigStore;
-    use crate::store::memory::MemoryStore;
+    use crate::store::Store;
     use upshift_config::keys;
+    use upshift_config::store::MemoryStore;
 
     fn get(store: &MemoryStore, path: &str) -> crate::AdminResponse {
         handle(

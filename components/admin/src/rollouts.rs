@@ -237,9 +237,9 @@ fn no_rollout(service: &str) -> AdminResponse {
 #[cfg(test)]
 mod tests {
     use crate::api::{AdminRequest, AdminResponse, handle};
-    use crate::store::ConfigStore;
-    use crate::store::memory::MemoryStore;
+    use crate::store::Store;
     use upshift_config::keys;
+    use upshift_config::store::MemoryStore;
 
     const CONFIG: &str = "services: [{name: s, versions: [\
         {name: v1, weight: 100, targets: [{url: 'http://127.0.0.1:9'}]},\

@@ -2,7 +2,7 @@
 
 use crate::api::{self, AdminRequest, AdminResponse, MAX_DOCUMENT_BYTES};
 use crate::store::{ConfigStore, StoreError};
-use bindings::wasi::keyvalue::{atomics, batch, store};
+use bindings::wasi;
 use http_body_util::{BodyExt, Limited};
 use spin_sdk::http::{IntoResponse, Request};
 use spin_sdk::wasip3::http::types::{ErrorCode, Response};
@@ -70,7 +70,7 @@ async fn serve(
             },
         )?
         .to_bytes();
-    let store = KeyValue::open()?;
+    let store = bucket()?;
     let request = AdminRequest {
         method: parts.method.as_str(),
         path: parts.uri.path(),
@@ -80,47 +80,12 @@ async fn serve(
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
     };
-    Ok(api::handle(&request, &store))
+    Ok(api::handle(&request, &*store))
 }
 
-/// [`ConfigStore`] over a `wasi:keyvalue` bucket.
-struct KeyValue(store::Bucket);
-
-impl KeyValue {
-    fn open() -> Result<Self, AdminResponse> {
-        store::open(STORE_LABEL)
-            .map(KeyValue)
-            .map_err(|e| StoreError(format!("{e:?}")).into())
-    }
-}
-
-fn failed(e: store::Error) -> StoreError {
-    StoreError(format!("{e:?}"))
-}
+upshift_config::keyvalue_store!(STORE_LABEL);
 
 impl ConfigStore for KeyValue {
-    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.0.get(key).map_err(failed)
-    }
-
-    fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        let found = batch::get_many(&self.0, keys).map_err(failed)?;
-        let mut by_key: std::collections::HashMap<String, Option<Vec<u8>>> =
-            found.into_iter().collect();
-        Ok(keys.iter().map(|k| by_key.remove(k).flatten()).collect())
-    }
-
-    fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
-        self.0.set(key, value).map_err(failed)
-    }
-
-    fn delete(&self, key: &str) -> Result<(), StoreError> {
-        self.0.delete(key).map_err(failed)
-    }
-
     fn keys(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         let mut keys = Vec::new();
         let mut cursor = None;
@@ -134,26 +99,5 @@ impl ConfigStore for KeyValue {
         }
         keys.sort();
         Ok(keys)
-    }
-
-    fn increment(&self, key: &str, delta: i64) -> Result<i64, StoreError> {
-        atomics::increment(&self.0, key, delta).map_err(failed)
-    }
-
-    fn compare_and_swap(
-        &self,
-        key: &str,
-        expected: Option<&[u8]>,
-        value: &[u8],
-    ) -> Result<bool, StoreError> {
-        let cas = atomics::Cas::new(&self.0, key).map_err(failed)?;
-        if cas.current().map_err(failed)?.as_deref() != expected {
-            return Ok(false);
-        }
-        match atomics::swap(cas, value) {
-            Ok(()) => Ok(true),
-            Err(atomics::CasError::CasFailed(_)) => Ok(false),
-            Err(atomics::CasError::StoreError(e)) => Err(failed(e)),
-        }
     }
 }

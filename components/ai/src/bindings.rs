@@ -7,7 +7,7 @@ use std::rc::Rc;
 use crate::{Call, Caller, Catalog, Incoming, Plan, Reply, Store, Stream};
 use exports::upshift::gateway::ai::{self as wit, Guest, GuestCall, GuestCatalog, GuestTranslator};
 use upshift::gateway::types::{ConfigError, Consumer};
-use wasi::keyvalue::{atomics, store};
+use upshift_config::store::Store as KvStore;
 
 wit_bindgen::generate!({
     path: "../../wit",
@@ -60,7 +60,7 @@ impl GuestCatalog for Compiled {
             body: &body,
             now_ms,
         };
-        match self.0.plan(&incoming, caller, &KeyValue) {
+        match self.0.plan(&incoming, caller, &BestEffort) {
             Plan::Reply(reply) => wit::Plan::Reply(wit_reply(reply)),
             Plan::Call(call) => wit::Plan::Call(wit::Call::new(Planned(Rc::from(call)))),
         }
@@ -120,7 +120,7 @@ impl GuestCall for Planned {
     }
 
     fn respond(&self, index: u32, status: u16, body: Vec<u8>) -> wit::Reply {
-        wit_reply(self.0.respond(index as usize, status, &body, &KeyValue))
+        wit_reply(self.0.respond(index as usize, status, &body, &BestEffort))
     }
 
     fn unavailable(&self, status: u16, code: String, message: String) -> wit::Reply {
@@ -160,7 +160,7 @@ impl GuestTranslator for Translating {
         let mut out = Vec::new();
         self.stream
             .borrow_mut()
-            .finish(&self.call, complete, &mut out, &KeyValue);
+            .finish(&self.call, complete, &mut out, &BestEffort);
         out
     }
 }
@@ -173,55 +173,40 @@ fn wit_reply(reply: Reply) -> wit::Reply {
     }
 }
 
-thread_local! {
-    static OPENED: RefCell<Option<Rc<store::Bucket>>> = const { RefCell::new(None) };
-}
-
-fn bucket() -> Result<Rc<store::Bucket>, store::Error> {
-    OPENED.with(|opened| {
-        if let Some(bucket) = &*opened.borrow() {
-            return Ok(bucket.clone());
-        }
-        let bucket = Rc::new(store::open(BUCKET)?);
-        *opened.borrow_mut() = Some(bucket.clone());
-        Ok(bucket)
-    })
-}
+upshift_config::keyvalue_store!(BUCKET);
 
 /// The usage counters, budgets and cached answers in `wasi:keyvalue`. A
 /// store that fails loses a count or a cached answer, never the response;
 /// the failure goes to stderr (the host's log).
-struct KeyValue;
+struct BestEffort;
 
-impl Store for KeyValue {
+impl Store for BestEffort {
     fn add(&self, key: &str, delta: u64) {
-        let result = bucket().and_then(|bucket| {
-            atomics::increment(&bucket, key, i64::try_from(delta).unwrap_or(i64::MAX))
-        });
-        if let Err(error) = result {
-            eprintln!("ai: counter {key} not counted: {error:?}");
+        let delta = i64::try_from(delta).unwrap_or(i64::MAX);
+        if let Err(error) = bucket().and_then(|bucket| bucket.increment(key, delta)) {
+            eprintln!("ai: counter {key} not counted: {error}");
         }
     }
 
     fn get(&self, key: &str) -> Option<Vec<u8>> {
-        match bucket().and_then(|bucket| bucket.get(key)) {
+        match bucket().and_then(|bucket| KvStore::get(&*bucket, key)) {
             Ok(value) => value,
             Err(error) => {
-                eprintln!("ai: {key} not read: {error:?}");
+                eprintln!("ai: {key} not read: {error}");
                 None
             }
         }
     }
 
     fn set(&self, key: &str, value: &[u8]) {
-        if let Err(error) = bucket().and_then(|bucket| bucket.set(key, value)) {
-            eprintln!("ai: {key} not written: {error:?}");
+        if let Err(error) = bucket().and_then(|bucket| KvStore::set(&*bucket, key, value)) {
+            eprintln!("ai: {key} not written: {error}");
         }
     }
 
     fn delete(&self, key: &str) {
-        if let Err(error) = bucket().and_then(|bucket| bucket.delete(key)) {
-            eprintln!("ai: {key} not deleted: {error:?}");
+        if let Err(error) = bucket().and_then(|bucket| KvStore::delete(&*bucket, key)) {
+            eprintln!("ai: {key} not deleted: {error}");
         }
     }
 }

@@ -8,7 +8,6 @@
 mod jwt;
 mod policy;
 mod ratelimit;
-mod store;
 
 #[cfg(target_arch = "wasm32")]
 mod bindings;
@@ -16,4 +15,6 @@ mod bindings;
 pub use jwt::TokenError;
 pub use policy::{Authenticated, Denial, Policy};
 pub use ratelimit::{Decision, decide};
+use upshift_config::store;
+
 pub use store::{MemoryStore, Store, StoreError};

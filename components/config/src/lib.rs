@@ -18,6 +18,7 @@ mod validate;
 pub mod keys;
 pub mod metrics;
 pub mod rollout;
+pub mod store;
 
 pub use ai::{
     Ai, Budget, Cache, ModelAlias, ModelMatch, ModelRetries, ModelRule, ModelShare, Period, Price,

@@ -1,12 +1,9 @@
 //! The WIT face of the splitter: `upshift:gateway/splitter` over [`Plan`],
 //! with the live state in `wasi:keyvalue` (bucket `default`).
 
-use crate::{Attempt, ChooseError, Outcome, Plan, Store, StoreError, Upstream};
+use crate::{Attempt, ChooseError, Outcome, Plan, Upstream};
 use exports::upshift::gateway::splitter::{self as wit, Guest, GuestPlan};
-use std::cell::RefCell;
-use std::rc::Rc;
 use upshift::gateway::types::{ConfigError, Consumer, GatewayError, RequestHead};
-use wasi::keyvalue::{atomics, batch, store};
 
 wit_bindgen::generate!({
     path: "../../wit",
@@ -145,78 +142,6 @@ fn refusal(error: &ChooseError) -> GatewayError {
     }
 }
 
-thread_local! {
-    /// The bucket, opened once per instance (again after a failed open).
-    static OPENED: RefCell<Option<Rc<KeyValue>>> = const { RefCell::new(None) };
-}
-
-fn bucket() -> Result<Rc<KeyValue>, StoreError> {
-    OPENED.with(|opened| {
-        if let Some(bucket) = &*opened.borrow() {
-            return Ok(bucket.clone());
-        }
-        let bucket = Rc::new(KeyValue(store::open(BUCKET).map_err(failed)?));
-        *opened.borrow_mut() = Some(bucket.clone());
-        Ok(bucket)
-    })
-}
-
-/// `wasi:keyvalue` as a [`Store`].
-struct KeyValue(store::Bucket);
-
-fn failed(e: store::Error) -> StoreError {
-    StoreError(format!("{e:?}"))
-}
-
-impl Store for KeyValue {
-    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.0.get(key).map_err(failed)
-    }
-
-    fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
-        let mut found = batch::get_many(&self.0, keys).map_err(failed)?;
-        // Answers may come in any order; match them to the keys asked for.
-        Ok(keys
-            .iter()
-            .enumerate()
-            .map(|(i, key)| match found.get_mut(i) {
-                Some((k, value)) if k == key => value.take(),
-                _ => found
-                    .iter_mut()
-                    .find(|(k, _)| k == key)
-                    .and_then(|(_, value)| value.take()),
-            })
-            .collect())
-    }
-
-    fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
-        self.0.set(key, value).map_err(failed)
-    }
-
-    fn delete(&self, key: &str) -> Result<(), StoreError> {
-        self.0.delete(key).map_err(failed)
-    }
-
-    fn increment(&self, key: &str, delta: i64) -> Result<i64, StoreError> {
-        atomics::increment(&self.0, key, delta).map_err(failed)
-    }
-
-    fn compare_and_swap(
-        &self,
-        key: &str,
-        expected: Option<&[u8]>,
-        value: &[u8],
-    ) -> Result<bool, StoreError> {
-        let cas = atomics::Cas::new(&self.0, key).map_err(failed)?;
-        if cas.current().map_err(failed)?.as_deref() != expected {
-            return Ok(false);
-        }
-        match atomics::swap(cas, value) {
-            Ok(()) => Ok(true),
-            Err(atomics::CasError::CasFailed(_)) => Ok(false),
-            Err(atomics::CasError::StoreError(e)) => Err(failed(e)),
-        }
-    }
-}
+upshift_config::keyvalue_store!(BUCKET);
 
 export!(Component);

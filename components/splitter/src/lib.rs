@@ -27,7 +27,6 @@ mod plan;
 mod report;
 mod request;
 mod retry;
-mod store;
 mod window;
 
 #[cfg(target_arch = "wasm32")]
@@ -40,4 +39,6 @@ pub use live::Live;
 pub use plan::Plan;
 pub use report::{Attempt, Outcome};
 pub use request::Consumer;
+use upshift_config::store;
+
 pub use store::{MemoryStore, Store, StoreError};

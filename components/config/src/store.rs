@@ -1,0 +1,269 @@
+//! The key-value contract the policy components keep their live state in
+//! (rate-limit windows, rollout state, ejected targets, counters), and an
+//! in-memory store for tests and benchmarks.
+//!
+//! Every piece of live state goes through [`Store`], so that every node
+//! sharing the store decides alike. Counters are decimal text, as the
+//! stores' atomic increment writes them. In a component, [`keyvalue_store!`]
+//! implements the trait over `wasi:keyvalue`.
+//!
+//! [`keyvalue_store!`]: crate::keyvalue_store
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// A failed store operation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("key-value store: {0}")]
+pub struct StoreError(pub String);
+
+/// The key-value operations the policy components are built on.
+pub trait Store {
+    /// The value at `key`, if any.
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// The values at `keys`, in the same order.
+    fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError>;
+    /// Writes `value` at `key`.
+    fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError>;
+    /// Removes `key` (absent keys are fine).
+    fn delete(&self, key: &str) -> Result<(), StoreError>;
+    /// Atomically adds `delta` to the counter at `key` (absent: 0) and
+    /// returns the new value.
+    fn increment(&self, key: &str, delta: i64) -> Result<i64, StoreError>;
+    /// Writes `value` at `key` only if the key still holds `expected`
+    /// (`None`: absent). Returns whether it wrote.
+    fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        value: &[u8],
+    ) -> Result<bool, StoreError>;
+}
+
+/// The value of a counter, 0 when absent, unreadable or negative.
+pub fn counter(value: Option<&[u8]>) -> u64 {
+    value
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .and_then(|s| s.trim().parse::<i64>().ok())
+        .map_or(0, |n| n.max(0).unsigned_abs())
+}
+
+/// A store in process memory, shared by whoever holds a reference.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    entries: Mutex<HashMap<String, Vec<u8>>>,
+    /// When set, every operation fails (to test failing open).
+    broken: bool,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A store whose every operation fails.
+    pub fn broken() -> Self {
+        MemoryStore {
+            broken: true,
+            ..Self::default()
+        }
+    }
+
+    /// Keys starting with `prefix`, sorted (none when broken).
+    pub fn keys(&self, prefix: &str) -> Vec<String> {
+        let Ok(entries) = self.lock() else {
+            return Vec::new();
+        };
+        let mut keys: Vec<String> = entries
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .cloned()
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, Vec<u8>>>, StoreError> {
+        if self.broken {
+            return Err(StoreError("unavailable".into()));
+        }
+        Ok(self.entries.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+impl Store for MemoryStore {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.lock()?.get(key).cloned())
+    }
+
+    fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        let entries = self.lock()?;
+        Ok(keys.iter().map(|k| entries.get(k).cloned()).collect())
+    }
+
+    fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.lock()?.insert(key.to_owned(), value.to_vec());
+        Ok(())
+    }
+
+    fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.lock()?.remove(key);
+        Ok(())
+    }
+
+    fn increment(&self, key: &str, delta: i64) -> Result<i64, StoreError> {
+        let mut entries = self.lock()?;
+        let current = match entries.get(key) {
+            None => 0,
+            Some(value) => std::str::from_utf8(value)
+                .ok()
+                .and_then(|s| s.trim().parse::<i64>().ok())
+                .ok_or_else(|| StoreError(format!("{key} does not hold an integer")))?,
+        };
+        let next = current
+            .checked_add(delta)
+            .ok_or_else(|| StoreError(format!("{key} overflows")))?;
+        entries.insert(key.to_owned(), next.to_string().into_bytes());
+        Ok(next)
+    }
+
+    fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        value: &[u8],
+    ) -> Result<bool, StoreError> {
+        let mut entries = self.lock()?;
+        if entries.get(key).map(Vec::as_slice) != expected {
+            return Ok(false);
+        }
+        entries.insert(key.to_owned(), value.to_vec());
+        Ok(true)
+    }
+}
+
+/// Expands, inside a component's binding module, `KeyValue`: bucket
+/// `$bucket` of `wasi:keyvalue` as a [`Store`], and `bucket()`, which opens
+/// it once per instance (again after a failed open). The generated modules
+/// `wasi::keyvalue::{store, atomics, batch}` must be in scope.
+#[macro_export]
+macro_rules! keyvalue_store {
+    ($bucket:expr) => {
+        thread_local! {
+            static OPENED: ::std::cell::RefCell<Option<::std::rc::Rc<KeyValue>>> =
+                const { ::std::cell::RefCell::new(None) };
+        }
+
+        fn bucket() -> Result<::std::rc::Rc<KeyValue>, $crate::store::StoreError> {
+            OPENED.with(|opened| {
+                if let Some(bucket) = &*opened.borrow() {
+                    return Ok(bucket.clone());
+                }
+                let bucket = ::std::rc::Rc::new(KeyValue(
+                    wasi::keyvalue::store::open($bucket).map_err(failed)?,
+                ));
+                *opened.borrow_mut() = Some(bucket.clone());
+                Ok(bucket)
+            })
+        }
+
+        /// `wasi:keyvalue` as a [`Store`](upshift_config::store::Store).
+        struct KeyValue(wasi::keyvalue::store::Bucket);
+
+        fn failed(e: wasi::keyvalue::store::Error) -> $crate::store::StoreError {
+            $crate::store::StoreError(format!("{e:?}"))
+        }
+
+        impl $crate::store::Store for KeyValue {
+            fn get(&self, key: &str) -> Result<Option<Vec<u8>>, $crate::store::StoreError> {
+                self.0.get(key).map_err(failed)
+            }
+
+            fn get_many(
+                &self,
+                keys: &[String],
+            ) -> Result<Vec<Option<Vec<u8>>>, $crate::store::StoreError> {
+                if let [key] = keys {
+                    return Ok(vec![self.0.get(key).map_err(failed)?]);
+                }
+                let mut found = wasi::keyvalue::batch::get_many(&self.0, keys).map_err(failed)?;
+                // Answers may come in any order; match them to the keys asked for.
+                Ok(keys
+                    .iter()
+                    .enumerate()
+                    .map(|(i, key)| match found.get_mut(i) {
+                        Some((k, value)) if k == key => value.take(),
+                        _ => found
+                            .iter_mut()
+                            .find(|(k, _)| k == key)
+                            .and_then(|(_, value)| value.take()),
+                    })
+                    .collect())
+            }
+
+            fn set(&self, key: &str, value: &[u8]) -> Result<(), $crate::store::StoreError> {
+                self.0.set(key, value).map_err(failed)
+            }
+
+            fn delete(&self, key: &str) -> Result<(), $crate::store::StoreError> {
+                self.0.delete(key).map_err(failed)
+            }
+
+            fn increment(&self, key: &str, delta: i64) -> Result<i64, $crate::store::StoreError> {
+                wasi::keyvalue::atomics::increment(&self.0, key, delta).map_err(failed)
+            }
+
+            fn compare_and_swap(
+                &self,
+                key: &str,
+                expected: Option<&[u8]>,
+                value: &[u8],
+            ) -> Result<bool, $crate::store::StoreError> {
+                use wasi::keyvalue::atomics;
+                let cas = atomics::Cas::new(&self.0, key).map_err(failed)?;
+                if cas.current().map_err(failed)?.as_deref() != expected {
+                    return Ok(false);
+                }
+                match atomics::swap(cas, value) {
+                    Ok(()) => Ok(true),
+                    Err(atomics::CasError::CasFailed(_)) => Ok(false),
+                    Err(atomics::CasError::StoreError(e)) => Err(failed(e)),
+                }
+            }
+        }
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_and_compare_and_swap() {
+        let store = MemoryStore::new();
+        assert_eq!(store.increment("n", 2).unwrap(), 2);
+        assert_eq!(store.increment("n", -5).unwrap(), -3);
+        assert_eq!(counter(store.get("n").unwrap().as_deref()), 0);
+        store.set("t", b"text").unwrap();
+        assert!(store.increment("t", 1).is_err());
+        assert!(!store.compare_and_swap("k", Some(b"x"), b"y").unwrap());
+        assert!(store.compare_and_swap("k", None, b"y").unwrap());
+        assert!(store.compare_and_swap("k", Some(b"y"), b"z").unwrap());
+        assert_eq!(
+            store.get_many(&["k".into(), "none".into()]).unwrap(),
+            [Some(b"z".to_vec()), None]
+        );
+        store.delete("k").unwrap();
+        assert_eq!(store.keys(""), ["n", "t"]);
+    }
+
+    #[test]
+    fn a_broken_store_fails_every_operation() {
+        let broken = MemoryStore::broken();
+        assert!(broken.increment("n", 1).is_err());
+        assert!(broken.get("n").is_err());
+        assert!(broken.set("n", b"1").is_err());
+        assert!(broken.keys("").is_empty());
+    }
+}
