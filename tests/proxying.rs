@@ -1,11 +1,14 @@
 //! What crosses the gateway: request ids, forwarding and hop-by-hop headers,
-//! and large bodies streamed both ways without being held in memory.
+//! large bodies streamed both ways without being held in memory, concurrent
+//! requests sharing instances, and `https` upstreams.
 
 mod support;
 
 use bytes::Bytes;
 use futures::StreamExt;
 use serde_json::Value;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use support::upstream::{Upstream, checksum, echoed_header, pattern};
 use support::{Host, client, peak_rss_kib};
 
@@ -190,4 +193,128 @@ async fn requests_sharing_an_instance_keep_their_own_answers() {
         }
     });
     futures::future::join_all(requests).await;
+}
+
+/// A TLS upstream on 127.0.0.1 with a certificate for `localhost` from its
+/// own certificate authority (written to `ca.pem` in `dir`): it echoes the
+/// path and counts the connections it accepts.
+async fn tls_upstream(dir: &std::path::Path) -> (u16, Arc<AtomicU64>) {
+    use tokio_rustls::rustls;
+
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
+    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![leaf.der().clone()],
+        rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+    )
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let connections = Arc::new(AtomicU64::new(0));
+    let counted = connections.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(stream) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let service = hyper::service::service_fn(|request: hyper::Request<_>| {
+                    let body = serde_json::json!({ "path": request.uri().path() }).to_string();
+                    async move {
+                        Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                            http_body_util::Full::new(Bytes::from(body)),
+                        ))
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (port, connections)
+}
+
+/// `https` upstreams: connections are pooled across requests, and the
+/// certificate is checked against the Mozilla roots, or against the roots a
+/// runtime config file's `[[client_tls]]` names for the component and host.
+#[tokio::test]
+async fn https_upstreams_are_pooled_and_checked_against_the_configured_roots() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, connections) = tls_upstream(dir.path()).await;
+    let routes = format!(
+        "services: [{{ name: s, versions: [{{ name: v1, targets: [{{ url: 'https://localhost:{port}' }}] }}] }}]\n\
+         routes: [{{ name: all, service: s }}]"
+    );
+
+    // Trusting the upstream's certificate authority: every answer comes
+    // back over one connection.
+    let runtime_config = dir.path().join("runtime-config.toml");
+    std::fs::write(
+        &runtime_config,
+        format!(
+            "[[client_tls]]\ncomponent_ids = [\"gateway\"]\nhosts = [\"localhost:{port}\"]\n\
+             ca_roots_file = \"ca.pem\"\nca_use_webpki_roots = false\n"
+        ),
+    )
+    .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let host = Host::start_with(
+        &support::repo().join("spin.toml"),
+        state.path(),
+        &["--runtime-config-file", runtime_config.to_str().unwrap()],
+    );
+    host.apply(&routes).await;
+    for i in 0..20 {
+        let response = client()
+            .get(format!("{}/tls/{i}", host.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "request {i}");
+        let echo: Value = response.json().await.unwrap();
+        assert_eq!(echo["path"], format!("/tls/{i}"));
+    }
+    let opened = connections.load(Ordering::SeqCst);
+    assert!(
+        opened <= 2,
+        "20 requests opened {opened} TLS connections to the upstream"
+    );
+
+    // With the default roots, the private authority is not trusted.
+    let state = tempfile::tempdir().unwrap();
+    let host = Host::start(state.path());
+    host.apply(&routes).await;
+    let response = client()
+        .get(format!("{}/tls/untrusted", host.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 502);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "upstream_unavailable", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("TlsCertificateError")),
+        "{body}"
+    );
 }

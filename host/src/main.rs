@@ -16,7 +16,9 @@ mod outbound;
 mod rollout;
 mod routes;
 mod runtime;
+mod runtime_config;
 mod server;
+mod tls;
 mod variables;
 
 use std::io::IsTerminal as _;

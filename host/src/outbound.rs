@@ -8,9 +8,11 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use crate::concurrency::RequestSlot;
+use crate::tls::TlsConfigs;
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -182,26 +184,54 @@ fn parse_rule(entry: &str) -> Result<HostRule, &'static str> {
     Ok(HostRule { scheme, host, port })
 }
 
-/// A pooled HTTP/1 client for guest requests.
-type PooledClient = Client<HttpConnector, WasiBody>;
+/// A pooled HTTP/1 client for guest requests, `http` and `https`.
+type PooledClient = Client<HttpsConnector<HttpConnector>, WasiBody>;
 
-/// Pooled HTTP/1 clients for plain-`http` upstreams, shared by all instances
-/// so connections are reused across requests. There is one client per
-/// connect timeout a guest asked for (in practice very few).
-#[derive(Clone, Default)]
+/// What a pooled client is for: a connect timeout and a TLS setting's id.
+type ClientKey = (Option<Duration>, usize);
+
+/// Pooled HTTP/1 clients for upstreams, shared by all instances so that
+/// connections (and TLS sessions) are reused across requests. There is one
+/// client per connect timeout a guest asked for and TLS setting (in practice
+/// very few).
+#[derive(Clone)]
 pub struct OutboundClients {
-    clients: Arc<Mutex<HashMap<Option<Duration>, PooledClient>>>,
+    tls: Arc<TlsConfigs>,
+    clients: Arc<Mutex<HashMap<ClientKey, PooledClient>>>,
 }
 
 impl OutboundClients {
-    fn client(&self, connect_timeout: Option<Duration>) -> PooledClient {
+    /// Clients checking `https` upstreams as `tls` says.
+    pub fn new(tls: TlsConfigs) -> Self {
+        Self {
+            tls: Arc::new(tls),
+            clients: Arc::default(),
+        }
+    }
+
+    /// The client for `component` sending to `uri`.
+    fn client(
+        &self,
+        component: &str,
+        uri: &http::Uri,
+        connect_timeout: Option<Duration>,
+    ) -> PooledClient {
+        let host = uri.host().unwrap_or_default();
+        let port = uri.port_u16().unwrap_or(443);
+        let (tls_id, tls) = self.tls.lookup(component, host, port);
         let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
         clients
-            .entry(connect_timeout)
+            .entry((connect_timeout, tls_id))
             .or_insert_with(|| {
                 let mut connector = HttpConnector::new();
                 connector.set_nodelay(true);
                 connector.set_connect_timeout(connect_timeout);
+                connector.enforce_http(false);
+                let connector = HttpsConnectorBuilder::new()
+                    .with_tls_config((*tls).clone())
+                    .https_or_http()
+                    .enable_http1()
+                    .wrap_connector(connector);
                 Client::builder(TokioExecutor::new()).build(connector)
             })
             .clone()
@@ -212,10 +242,9 @@ impl OutboundClients {
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// `wasi:http` hooks for one component: requests to hosts outside its
-/// `allowed_outbound_hosts` fail with `HTTP-request-denied`. Plain-`http`
-/// requests go through the shared connection pool; `https` ones through
-/// wasmtime-wasi-http's default client (a new connection each). Both honor the
-/// guest's connect, first-byte and between-bytes timeouts.
+/// `allowed_outbound_hosts` fail with `HTTP-request-denied`; the others go
+/// through the shared connection pool, with the guest's connect, first-byte
+/// and between-bytes timeouts.
 pub struct OutboundHttp {
     allowed: Arc<AllowedHosts>,
     component: Arc<str>,
@@ -262,20 +291,12 @@ impl WasiHttpHooks for OutboundHttp {
             );
             return Box::new(async { Err(HttpError::HttpRequestDenied) });
         }
-        let send: Pin<Box<dyn Future<Output = SendResult> + Send>> =
-            if request.uri().scheme() == Some(&http::uri::Scheme::HTTP) {
-                let client = self.clients.client(options.and_then(|o| o.connect_timeout));
-                Box::pin(send_pooled(client, request, options))
-            } else {
-                Box::pin(async move {
-                    let (response, io) =
-                        wasmtime_wasi_http::default_send_request(request, options).await?;
-                    Ok((
-                        response.map(BodyExt::boxed_unsync),
-                        Box::new(io) as Box<dyn Future<Output = _> + Send>,
-                    ))
-                })
-            };
+        let client = self.clients.client(
+            &self.component,
+            request.uri(),
+            options.and_then(|o| o.connect_timeout),
+        );
+        let send = send_pooled(client, request, options);
         match self.slot.clone() {
             Some(slot) => Box::new(slot.while_waiting(send)),
             None => Box::new(send),
@@ -312,17 +333,36 @@ async fn send_pooled(
 
 /// Maps a pooled-client error to the error wasi:http reports to the guest.
 fn client_error(error: hyper_util::client::legacy::Error) -> HttpError {
-    let mut source = std::error::Error::source(&error);
+    use std::error::Error as _;
+    // I/O errors may wrap others (a TLS failure is wrapped twice), and
+    // `io::Error::source` skips the wrapped error itself: look inside.
+    let mut outermost_io = None;
+    let mut source = error.source();
     while let Some(cause) = source {
-        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
-            let io = std::io::Error::new(io.kind(), io.to_string());
-            return if io.kind() == std::io::ErrorKind::TimedOut {
-                HttpError::ConnectionTimeout
-            } else {
-                HttpError::Connect(io)
+        if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
+            return match tls {
+                rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented => {
+                    HttpError::TlsCertificateError
+                }
+                _ => HttpError::TlsProtocolError,
             };
         }
-        source = cause.source();
+        source = match cause.downcast_ref::<std::io::Error>() {
+            Some(io) if io.kind() == std::io::ErrorKind::TimedOut => {
+                return HttpError::ConnectionTimeout;
+            }
+            Some(io) => {
+                outermost_io.get_or_insert(io);
+                match io.get_ref() {
+                    Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+                    None => cause.source(),
+                }
+            }
+            None => cause.source(),
+        };
+    }
+    if let Some(io) = outermost_io {
+        return HttpError::Connect(std::io::Error::new(io.kind(), io.to_string()));
     }
     if error.is_connect() {
         HttpError::ConnectionRefused

@@ -17,10 +17,12 @@ use wasmtime_wasi_http::p3::bindings::ServicePre;
 use crate::compose::{Plug, compose};
 use crate::engine::{EpochTicker, HostState, load_component, new_engine, new_linker};
 use crate::instances::ComponentInstances;
-use crate::kv::{KvAccess, KvBackend, RuntimeConfig, open_stores};
+use crate::kv::{KvAccess, KvBackend, open_stores};
 use crate::manifest::App;
 use crate::outbound::{AllowedHosts, OutboundClients};
 use crate::routes::Router;
+use crate::runtime_config::RuntimeConfig;
+use crate::tls::TlsConfigs;
 use crate::variables::ComponentVariables;
 
 /// Settings for [`Runtime::load`].
@@ -99,7 +101,7 @@ impl Runtime {
         let engine = new_engine()?;
         let linker = new_linker(&engine)?;
         let cache_dir = options.state_dir.join("compiled");
-        let outbound_clients = OutboundClients::default();
+        let outbound_clients = OutboundClients::new(TlsConfigs::new(&runtime_config.client_tls)?);
         let mut services: HashMap<String, Arc<ComponentService>> = HashMap::new();
         let mut routes = Vec::new();
         for (route, name) in &app.routes {

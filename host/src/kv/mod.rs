@@ -3,12 +3,12 @@
 //! A store is identified by its label (Spin's `key_value_stores` entry, the
 //! bucket identifier in `wasi:keyvalue`). Backends implement [`KvBackend`]:
 //! the default is [`RedbStore`], embedded and persistent; [`RedisStore`]
-//! shares stores between nodes. A runtime config file ([`RuntimeConfig`])
+//! shares stores between nodes. A runtime config file
+//! ([`RuntimeConfig`](crate::runtime_config::RuntimeConfig))
 //! says which label uses which, and [`open_stores`] opens them.
 
 mod redb_store;
 mod redis_store;
-mod runtime_config;
 mod spin_kv;
 mod stores;
 mod wasi_kv;
@@ -20,7 +20,6 @@ use wasmtime::component::{HasData, ResourceTable};
 
 pub use redb_store::RedbStore;
 pub use redis_store::RedisStore;
-pub use runtime_config::{RuntimeConfig, StoreConfig};
 pub use stores::open_stores;
 
 /// Errors raised by a key-value backend.

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 
-use super::{KvBackend, KvError, RedbStore, RedisStore, RuntimeConfig, StoreConfig};
+use super::{KvBackend, KvError, RedbStore, RedisStore};
+use crate::runtime_config::{RuntimeConfig, StoreConfig};
 
 /// Store labels on their backends; labels not listed use the default one.
 struct Stores {
@@ -175,6 +176,7 @@ mod tests {
                 ),
                 ("local".to_owned(), StoreConfig::Embedded { path: None }),
             ]),
+            ..RuntimeConfig::default()
         };
         {
             let stores = open_stores(&config, &default_path).unwrap();
@@ -208,6 +210,7 @@ mod tests {
                     url: format!("unix://{}", dir.path().join("none.sock").display()),
                 },
             )]),
+            ..RuntimeConfig::default()
         };
         let stores = open_stores(&config, &dir.path().join("kv.redb")).unwrap();
         assert!(!stores.reads_inline("default"));

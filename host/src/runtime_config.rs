@@ -1,7 +1,10 @@
-//! The key-value part of a Spin runtime config file (`--runtime-config-file`).
+//! A Spin runtime config file (`--runtime-config-file`): where key-value
+//! stores keep their data, and which root certificates outbound `https`
+//! checks (see [`crate::tls`]).
 //!
 //! The file format is Spin's: one `[key_value_store.<label>]` table per store
-//! label that does not use the embedded default store.
+//! label that does not use the embedded default store, and `[[client_tls]]`
+//! tables.
 //!
 //! ```toml
 //! # Every node that points `default` at the same Redis shares its data.
@@ -18,12 +21,14 @@
 //! Labels the file does not list stay on the embedded store in the state
 //! directory. Unlike Spin, a `type = "spin"` store without `path` is that
 //! persistent embedded store rather than an in-memory one. Anything else in
-//! the file (other top-level tables, other store types, unknown fields) is a
-//! startup error naming the file and the field.
+//! the file (other top-level tables, other store types, unknown fields,
+//! client certificates) is a startup error naming the file and the field.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+
+use crate::tls::ClientTls;
 
 /// Where one store label keeps its data.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,11 +46,13 @@ pub enum StoreConfig {
     },
 }
 
-/// The key-value stores configured by a runtime config file.
+/// What a runtime config file configures.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RuntimeConfig {
     /// Store label → where it keeps its data.
     pub key_value_stores: BTreeMap<String, StoreConfig>,
+    /// Outbound TLS settings for some components and hosts, in file order.
+    pub client_tls: Vec<ClientTls>,
 }
 
 /// A problem with a runtime config file: the file, the field and what is wrong.
@@ -97,10 +104,26 @@ impl RuntimeConfig {
             toml::from_str(text).map_err(|e| (String::new(), format!("is not valid TOML: {e}")))?;
         let mut config = RuntimeConfig::default();
         for (key, value) in &table {
+            if key == "client_tls" {
+                let tables = value.as_array().ok_or_else(|| {
+                    (
+                        key.clone(),
+                        "must be an array of tables (`[[client_tls]]`)".to_owned(),
+                    )
+                })?;
+                for (index, entry) in tables.iter().enumerate() {
+                    let field = format!("client_tls[{index}]");
+                    config
+                        .client_tls
+                        .push(parse_client_tls(&field, entry, base)?);
+                }
+                continue;
+            }
             if key != "key_value_store" {
                 return Err((
                     key.clone(),
-                    "is not supported by upshift (it reads `[key_value_store.<label>]` tables only)"
+                    "is not supported by upshift (it reads `[key_value_store.<label>]` \
+                     and `[[client_tls]]` tables)"
                         .to_owned(),
                 ));
             }
@@ -115,6 +138,81 @@ impl RuntimeConfig {
         }
         Ok(config)
     }
+}
+
+/// One `[[client_tls]]` table.
+fn parse_client_tls(
+    field: &str,
+    value: &toml::Value,
+    base: &Path,
+) -> Result<ClientTls, (String, String)> {
+    let table = value
+        .as_table()
+        .ok_or_else(|| (field.to_owned(), "must be a table".to_owned()))?;
+    const FIELDS: [&str; 4] = [
+        "component_ids",
+        "hosts",
+        "ca_use_webpki_roots",
+        "ca_roots_file",
+    ];
+    if let Some(key) = table.keys().find(|k| !FIELDS.contains(&k.as_str())) {
+        let message = if key.starts_with("client_") {
+            "is not supported by upshift (client certificates)".to_owned()
+        } else {
+            format!(
+                "unknown field (expected {})",
+                FIELDS.map(|f| format!("`{f}`")).join(", ")
+            )
+        };
+        return Err((format!("{field}.{key}"), message));
+    }
+    let strings = |name: &str| -> Result<Vec<String>, (String, String)> {
+        let wrong = || {
+            (
+                format!("{field}.{name}"),
+                "must be a list of strings".to_owned(),
+            )
+        };
+        let list = table
+            .get(name)
+            .ok_or_else(|| (format!("{field}.{name}"), "is missing".to_owned()))?
+            .as_array()
+            .ok_or_else(wrong)?;
+        let list: Vec<String> = list
+            .iter()
+            .map(|v| v.as_str().map(str::to_owned).ok_or_else(wrong))
+            .collect::<Result<_, _>>()?;
+        if list.is_empty() {
+            return Err((format!("{field}.{name}"), "must not be empty".to_owned()));
+        }
+        Ok(list)
+    };
+    let use_webpki_roots = match table.get("ca_use_webpki_roots") {
+        None => true,
+        Some(toml::Value::Boolean(b)) => *b,
+        Some(_) => {
+            return Err((
+                format!("{field}.ca_use_webpki_roots"),
+                "must be true or false".to_owned(),
+            ));
+        }
+    };
+    let ca_roots_file = match table.get("ca_roots_file") {
+        None => None,
+        Some(toml::Value::String(path)) if !path.is_empty() => Some(base.join(path)),
+        Some(_) => {
+            return Err((
+                format!("{field}.ca_roots_file"),
+                "must be a file path".to_owned(),
+            ));
+        }
+    };
+    Ok(ClientTls {
+        component_ids: strings("component_ids")?,
+        hosts: strings("hosts")?,
+        use_webpki_roots,
+        ca_roots_file,
+    })
 }
 
 /// One `[key_value_store.<label>]` table.
@@ -170,7 +268,7 @@ fn parse_store(
                     "is missing (e.g. `redis://127.0.0.1:6379`)".to_owned(),
                 )
             })?;
-            super::RedisStore::check_url(url)
+            crate::kv::RedisStore::check_url(url)
                 .map_err(|message| (format!("{field}.url"), message))?;
             Ok(StoreConfig::Redis {
                 url: url.to_owned(),
@@ -324,5 +422,63 @@ mod tests {
                 path: Some(dir.path().join("c.redb"))
             }
         );
+    }
+
+    #[test]
+    fn reads_client_tls_tables() {
+        let config = parse(
+            r#"
+            [[client_tls]]
+            component_ids = ["gateway"]
+            hosts = ["payments.internal:8443", "ledger"]
+            ca_roots_file = "certs/ca.pem"
+            ca_use_webpki_roots = false
+
+            [[client_tls]]
+            component_ids = ["gateway", "admin"]
+            hosts = ["api.example.com"]
+            "#,
+        )
+        .unwrap();
+        assert_eq!(
+            config.client_tls,
+            [
+                ClientTls {
+                    component_ids: vec!["gateway".into()],
+                    hosts: vec!["payments.internal:8443".into(), "ledger".into()],
+                    use_webpki_roots: false,
+                    ca_roots_file: Some("/etc/upshift/certs/ca.pem".into()),
+                },
+                ClientTls {
+                    component_ids: vec!["gateway".into(), "admin".into()],
+                    hosts: vec!["api.example.com".into()],
+                    use_webpki_roots: true,
+                    ca_roots_file: None,
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn client_tls_problems_are_named() {
+        let case = |text: &str| parse(text).unwrap_err();
+        let (field, message) = case(
+            "[[client_tls]]\ncomponent_ids = [\"gateway\"]\nhosts = [\"a\"]\nclient_cert_file = \"c.pem\"\n",
+        );
+        assert_eq!(field, "client_tls[0].client_cert_file");
+        assert!(message.contains("client certificates"), "{message}");
+        let (field, message) = case("[[client_tls]]\nhosts = [\"a\"]\n");
+        assert_eq!(
+            (field.as_str(), message.as_str()),
+            ("client_tls[0].component_ids", "is missing")
+        );
+        let (field, _) = case("[[client_tls]]\ncomponent_ids = [\"g\"]\nhosts = []\n");
+        assert_eq!(field, "client_tls[0].hosts");
+        let (field, _) = case(
+            "[[client_tls]]\ncomponent_ids = [\"g\"]\nhosts = [\"a\"]\nca_use_webpki_roots = \"no\"\n",
+        );
+        assert_eq!(field, "client_tls[0].ca_use_webpki_roots");
+        let (field, _) = case("[client_tls]\ncomponent_ids = [\"g\"]\n");
+        assert_eq!(field, "client_tls");
     }
 }
