@@ -310,11 +310,11 @@ async fn https_upstreams_are_pooled_and_checked_against_the_configured_roots() {
         .unwrap();
     assert_eq!(response.status(), 502);
     let body: Value = response.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "upstream_unavailable", "{body}");
+    assert_eq!(body["error"]["code"], "upstream_tls_failed", "{body}");
     assert!(
         body["error"]["message"]
             .as_str()
-            .is_some_and(|m| m.contains("TlsCertificateError")),
+            .is_some_and(|m| m.contains("TlsCertificateError") && m.contains("[[client_tls]]")),
         "{body}"
     );
 }

@@ -100,7 +100,7 @@ pub async fn run(
 pub fn outcome_of(refusal: &Refusal) -> Option<Outcome> {
     match refusal.code.as_str() {
         upstream::TIMEOUT => Some(Outcome::TimedOut),
-        upstream::UNAVAILABLE => Some(Outcome::Failed),
+        upstream::UNAVAILABLE | upstream::TLS_FAILED => Some(Outcome::Failed),
         _ => None,
     }
 }

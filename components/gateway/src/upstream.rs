@@ -15,6 +15,10 @@ pub const TIMEOUT: &str = "upstream_timeout";
 /// Refusal code of an upstream that could not be reached or broke off.
 pub const UNAVAILABLE: &str = "upstream_unavailable";
 
+/// Refusal code of an `https` upstream whose TLS handshake failed (most
+/// often: a certificate the gateway does not trust).
+pub const TLS_FAILED: &str = "upstream_tls_failed";
+
 /// The head of the request to send upstream.
 pub struct Outgoing<'a> {
     /// Method to use.
@@ -137,6 +141,17 @@ fn upstream_failed(error: &ErrorCode, target: &str, timeout_ms: u32) -> Refusal 
             504,
             TIMEOUT,
             format!("upstream {target} did not answer within {timeout_ms} ms"),
+        ),
+        ErrorCode::TlsCertificateError
+        | ErrorCode::TlsProtocolError
+        | ErrorCode::TlsAlertReceived(_) => Refusal::new(
+            502,
+            TLS_FAILED,
+            format!(
+                "upstream {target}: the TLS handshake failed ({error:?}); a certificate \
+                 from a private authority needs its roots in the runtime config's \
+                 [[client_tls]]"
+            ),
         ),
         ErrorCode::HttpRequestDenied => Refusal::new(
             502,
