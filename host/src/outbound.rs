@@ -216,9 +216,13 @@ impl OutboundClients {
         uri: &http::Uri,
         connect_timeout: Option<Duration>,
     ) -> PooledClient {
-        let host = uri.host().unwrap_or_default();
-        let port = uri.port_u16().unwrap_or(443);
-        let (tls_id, tls) = self.tls.lookup(component, host, port);
+        let (tls_id, tls) = if uri.scheme() == Some(&http::uri::Scheme::HTTPS) {
+            let host = uri.host().unwrap_or_default();
+            self.tls
+                .lookup(component, host, uri.port_u16().unwrap_or(443))
+        } else {
+            self.tls.default()
+        };
         let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
         clients
             .entry((connect_timeout, tls_id))

@@ -95,12 +95,20 @@ impl TlsConfigs {
 
     /// The settings for `component` calling `host:port`, with their id.
     pub fn lookup(&self, component: &str, host: &str, port: u16) -> (usize, Arc<ClientConfig>) {
+        if self.rules.is_empty() {
+            return self.default();
+        }
         let id = self
             .rules
             .get(&(component.to_owned(), host.to_owned(), port))
             .copied()
             .unwrap_or(0);
         (id, self.configs[id].clone())
+    }
+
+    /// The default settings (the Mozilla roots), with their id.
+    pub fn default(&self) -> (usize, Arc<ClientConfig>) {
+        (0, self.configs[0].clone())
     }
 }
 

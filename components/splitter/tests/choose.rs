@@ -6,7 +6,7 @@ mod support;
 use std::collections::HashMap;
 use support::*;
 use upshift_config::keys;
-use upshift_splitter::{ChooseError, Consumer, MemoryStore, Plan, Store, StoreError};
+use upshift_splitter::{ChooseError, Consumer, MemoryStore, Plan, Store};
 
 const NOW: u64 = 1_800_000_000_000;
 
@@ -87,39 +87,14 @@ fn unknown_services_and_unreadable_state_are_refused() {
         .unwrap_err();
     assert_eq!((err.status(), err.code()), (500, "unknown_service"));
 
-    struct Down;
-    impl Store for Down {
-        fn get(&self, _: &str) -> Result<Option<Vec<u8>>, StoreError> {
-            Err(StoreError("down".into()))
-        }
-        fn get_many(&self, _: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
-            Err(StoreError("down".into()))
-        }
-        fn set(&self, _: &str, _: &[u8]) -> Result<(), StoreError> {
-            Err(StoreError("down".into()))
-        }
-        fn delete(&self, _: &str) -> Result<(), StoreError> {
-            Err(StoreError("down".into()))
-        }
-        fn increment(&self, _: &str, _: i64) -> Result<i64, StoreError> {
-            Err(StoreError("down".into()))
-        }
-        fn compare_and_swap(
-            &self,
-            _: &str,
-            _: Option<&[u8]>,
-            _: &[u8],
-        ) -> Result<bool, StoreError> {
-            Err(StoreError("down".into()))
-        }
-    }
+    let down = MemoryStore::broken();
     let err = p
-        .choose(&Down, "r", "orders", &head(1), None, NOW)
+        .choose(&down, "r", "orders", &head(1), None, NOW)
         .unwrap_err();
     assert!(matches!(err, ChooseError::Store(_)));
     assert_eq!((err.status(), err.code()), (503, "state_store_unavailable"));
     // Reporting and retry checks never fail a request.
-    assert!(!p.allow_retry(&Down, "r", NOW));
+    assert!(!p.allow_retry(&down, "r", NOW));
 }
 
 fn sticky_version(p: &Plan, store: &MemoryStore, user: usize, request: usize) -> String {
