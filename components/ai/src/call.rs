@@ -319,7 +319,9 @@ impl Call {
 
     /// The client's answer to a complete provider response of attempt
     /// `index` with `status` and `body`: a success translated (its usage
-    /// counted), or the provider's error in the client's dialect.
+    /// counted), or the provider's error in the client's dialect. A body
+    /// that is not JSON (a proxy's error page, say) is an error whatever
+    /// its status ([`ApiError::not_json`]).
     pub fn respond(&self, index: usize, status: u16, body: &[u8], store: &dyn Store) -> Reply {
         let Some(attempt) = self.attempts().get(index) else {
             return Reply::error(
@@ -327,9 +329,15 @@ impl Call {
                 &ApiError::new(ErrorKind::Server, format!("no attempt {index}")),
             );
         };
+        if let Some((status, error)) = ApiError::not_json(&attempt.provider, status, body) {
+            return Reply {
+                status,
+                ..Reply::error(self.ingress, &error)
+            };
+        }
         let passthrough = attempt.passthrough(self.ingress);
         if !(200..300).contains(&status) {
-            if passthrough && !body.is_empty() {
+            if passthrough {
                 return Reply::json(status, body.to_vec());
             }
             let (status, body) =
@@ -411,19 +419,14 @@ impl Call {
         reply
     }
 
+    /// A success the gateway cannot read is a bad gateway (502), as one
+    /// that is not JSON at all is.
     fn bad_upstream(&self, attempt: &Attempt, error: &TranslateError) -> Reply {
-        Reply::error(
-            self.ingress,
-            &ApiError {
-                kind: ErrorKind::Server,
-                message: format!(
-                    "provider {} answered with a body that cannot be read: {error}",
-                    attempt.provider
-                ),
-                code: Some("bad_provider_response".to_owned()),
-                param: None,
-            },
-        )
+        let message = format!(
+            "provider {} answered with a body that cannot be read: {error}",
+            attempt.provider
+        );
+        Reply::refusal(self.ingress, 502, "bad_provider_response", &message)
     }
 
     /// The client's answer when no provider answered: `status` (502, 504)

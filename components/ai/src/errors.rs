@@ -7,6 +7,7 @@
 //! `overloaded_error` (529) becomes 503 for OpenAI and Gemini clients and
 //! 529 again for Anthropic clients.
 
+use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -187,8 +188,9 @@ pub struct ApiError {
     pub param: Option<String>,
 }
 
-/// The longest non-JSON error body kept as a message.
-const MAX_RAW_MESSAGE: usize = 512;
+/// The most characters of a body that is not a JSON error kept in a
+/// message: enough for a proxy's headline, not its whole page.
+const MAX_EXCERPT: usize = 200;
 
 impl ApiError {
     /// An error of `kind` with `message`.
@@ -215,20 +217,50 @@ impl ApiError {
         parsed
             .or_else(|| parse_any(body, fallback))
             .unwrap_or_else(|| {
-                let text = String::from_utf8_lossy(body);
-                let mut message = text.trim().to_owned();
-                if message.len() > MAX_RAW_MESSAGE {
-                    let mut end = MAX_RAW_MESSAGE;
-                    while !message.is_char_boundary(end) {
-                        end -= 1;
-                    }
-                    message.truncate(end);
-                }
+                let mut message = excerpt(body);
                 if message.is_empty() {
                     message = format!("upstream returned status {status}");
                 }
                 ApiError::new(fallback, message)
             })
+    }
+
+    /// The error for a provider answer whose body is not JSON at all: an
+    /// HTML page from a load balancer, plain text, nothing. `None` when the
+    /// body is JSON. The status the client gets comes with it: the one the
+    /// answer had when that was an error, 502 when a success cannot be read
+    /// (`bad_provider_response`). The message names the provider, the
+    /// status and what the body said, e.g. `provider openai answered 502
+    /// with a text/html body: Bad Gateway`.
+    ///
+    /// The body is parsed rather than its content type trusted: proxies
+    /// label their pages loosely, and the type is not always at hand.
+    pub fn not_json(provider: &str, status: u16, body: &[u8]) -> Option<(u16, Self)> {
+        if serde_json::from_slice::<IgnoredAny>(body).is_ok() {
+            return None;
+        }
+        let text = excerpt(body);
+        let message = if text.is_empty() {
+            format!("provider {provider} answered {status} with an empty body")
+        } else {
+            let media_type = if is_markup(body) {
+                "text/html"
+            } else {
+                "text/plain"
+            };
+            format!("provider {provider} answered {status} with a {media_type} body: {text}")
+        };
+        let (client_status, code) = match status {
+            400..=599 => (status, None),
+            _ => (502, Some("bad_provider_response".to_owned())),
+        };
+        let error = ApiError {
+            kind: ErrorKind::from_status(client_status),
+            message,
+            code,
+            param: None,
+        };
+        Some((client_status, error))
     }
 
     /// The status code and JSON body a client of `dialect` gets.
@@ -376,6 +408,74 @@ fn parse_gemini(body: &[u8], fallback: ErrorKind) -> Option<ApiError> {
     })
 }
 
+/// Whether a body is markup (an HTML or XML page) rather than plain text.
+fn is_markup(body: &[u8]) -> bool {
+    body.trim_ascii_start().starts_with(b"<")
+}
+
+/// What a body that is not a JSON error says, readably: markup without its
+/// tags (and without scripts and styles, which say nothing to a reader),
+/// whitespace collapsed, cut at [`MAX_EXCERPT`] characters.
+fn excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let text = if is_markup(body) {
+        strip_tags(&text)
+    } else {
+        text.into_owned()
+    };
+    let collapsed = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match collapsed.char_indices().nth(MAX_EXCERPT) {
+        Some((end, _)) => format!("{}…", &collapsed[..end]),
+        None => collapsed,
+    }
+}
+
+/// The text of markup: tags, comments, scripts and styles become spaces,
+/// and the common entities their characters.
+fn strip_tags(markup: &str) -> String {
+    let mut text = String::with_capacity(markup.len());
+    let mut rest = markup;
+    while let Some(open) = rest.find('<') {
+        text.push_str(&rest[..open]);
+        text.push(' ');
+        let tag = &rest[open..];
+        let end = if tag.starts_with("<!--") {
+            tag.find("-->").map(|end| end + 3)
+        } else if let Some(element) = ["script", "style"]
+            .into_iter()
+            .find(|element| starts_with_ignore_case(&tag[1..], element))
+        {
+            let close = format!("</{element}");
+            tag.as_bytes()
+                .windows(close.len())
+                .position(|window| window.eq_ignore_ascii_case(close.as_bytes()))
+                .and_then(|at| tag[at..].find('>').map(|end| at + end + 1))
+        } else {
+            tag.find('>').map(|end| end + 1)
+        };
+        rest = &tag[end.unwrap_or(tag.len())..];
+    }
+    text.push_str(rest);
+    [
+        ("&nbsp;", " "),
+        ("&lt;", "<"),
+        ("&gt;", ">"),
+        ("&quot;", "\""),
+        ("&#39;", "'"),
+        ("&amp;", "&"),
+    ]
+    .into_iter()
+    .fold(text, |text, (entity, character)| {
+        text.replace(entity, character)
+    })
+}
+
+fn starts_with_ignore_case(text: &str, prefix: &str) -> bool {
+    text.as_bytes()
+        .get(..prefix.len())
+        .is_some_and(|start| start.eq_ignore_ascii_case(prefix.as_bytes()))
+}
+
 /// Any of the three shapes, for providers that answer in a dialect other
 /// than the one they were asked in (OpenAI-compatible fronts of others).
 fn parse_any(body: &[u8], fallback: ErrorKind) -> Option<ApiError> {
@@ -428,10 +528,68 @@ mod tests {
     fn non_json_bodies_keep_their_text_and_take_the_status() {
         let error = ApiError::parse(Dialect::Anthropic, 502, b"<html>Bad Gateway</html>");
         assert_eq!(error.kind, ErrorKind::Server);
-        assert_eq!(error.message, "<html>Bad Gateway</html>");
+        assert_eq!(error.message, "Bad Gateway");
         let error = ApiError::parse(Dialect::Gemini, 504, b"");
         assert_eq!(error.kind, ErrorKind::Timeout);
         assert_eq!(error.message, "upstream returned status 504");
+    }
+
+    #[test]
+    fn pages_read_as_their_text() {
+        let page = b"<!DOCTYPE html>\r\n<html><head><title>502 Bad Gateway</title>\
+            <style>body { color: red }</style><SCRIPT>var x = 1 < 2;</SCRIPT></head>\
+            <body><!-- edge 7 --><h1>Bad&nbsp;Gateway</h1>\n\n  <p>Tom &amp; Jerry&#39;s   proxy</p>\
+            </body></html>";
+        assert_eq!(
+            excerpt(page),
+            "502 Bad Gateway Bad Gateway Tom & Jerry's proxy"
+        );
+        assert_eq!(
+            excerpt(b"  upstream\nconnect error  "),
+            "upstream connect error"
+        );
+        assert_eq!(excerpt(b"<p>unclosed <b"), "unclosed");
+        let long = "é".repeat(300);
+        let cut = excerpt(long.as_bytes());
+        assert_eq!(cut.chars().count(), MAX_EXCERPT + 1);
+        assert!(cut.ends_with("é…"));
+    }
+
+    #[test]
+    fn answers_that_are_not_json_say_who_answered_what() {
+        let (status, error) =
+            ApiError::not_json("openai", 502, b"<html><h1>Bad Gateway</h1></html>").unwrap();
+        assert_eq!(status, 502);
+        assert_eq!(error.kind, ErrorKind::Server);
+        assert_eq!(
+            error.message,
+            "provider openai answered 502 with a text/html body: Bad Gateway"
+        );
+        assert_eq!(error.code, None);
+
+        let (status, error) = ApiError::not_json("groq", 503, b"no healthy upstream").unwrap();
+        assert_eq!((status, error.kind), (503, ErrorKind::Overloaded));
+        assert_eq!(
+            error.message,
+            "provider groq answered 503 with a text/plain body: no healthy upstream"
+        );
+
+        let (status, error) = ApiError::not_json("claude", 500, b" \n").unwrap();
+        assert_eq!(status, 500);
+        assert_eq!(
+            error.message,
+            "provider claude answered 500 with an empty body"
+        );
+
+        let (status, error) = ApiError::not_json("gem", 200, b"<html>Sign in</html>").unwrap();
+        assert_eq!((status, error.kind), (502, ErrorKind::Server));
+        assert_eq!(error.code.as_deref(), Some("bad_provider_response"));
+
+        assert_eq!(
+            ApiError::not_json("openai", 502, br#"{"detail":"x"}"#),
+            None
+        );
+        assert_eq!(ApiError::not_json("openai", 200, b"null"), None);
     }
 
     #[test]
