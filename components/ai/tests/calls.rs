@@ -2,43 +2,12 @@
 //! headers, body, fallbacks), answers and streams translated back, and the
 //! usage counted.
 
-use std::cell::RefCell;
-use std::collections::BTreeMap;
+mod common;
 
+use common::{Memory, header};
 use serde_json::{Value, json};
 use upshift_ai::{Call, Caller, Catalog, Incoming, Plan, Reply, Store};
 use upshift_config::Config;
-
-#[derive(Default)]
-struct Memory(RefCell<BTreeMap<String, Vec<u8>>>);
-
-impl Store for Memory {
-    fn add(&self, key: &str, delta: u64) {
-        let now = self.get(key) + delta;
-        self.0
-            .borrow_mut()
-            .insert(key.to_owned(), now.to_string().into_bytes());
-    }
-
-    fn get(&self, key: &str) -> Option<Vec<u8>> {
-        self.0.borrow().get(key).cloned()
-    }
-
-    fn set(&self, key: &str, value: &[u8]) {
-        self.0.borrow_mut().insert(key.to_owned(), value.to_vec());
-    }
-
-    fn delete(&self, key: &str) {
-        self.0.borrow_mut().remove(key);
-    }
-}
-
-impl Memory {
-    /// The counter `key`.
-    fn get(&self, key: &str) -> u64 {
-        Store::get(self, key).map_or(0, |v| String::from_utf8(v).unwrap().parse().unwrap())
-    }
-}
 
 const CONFIG: &str = "
 ai:
@@ -104,13 +73,6 @@ fn reply(plan: Plan) -> (u16, Value) {
         Plan::Reply(Reply { status, body, .. }) => (status, serde_json::from_slice(&body).unwrap()),
         Plan::Call(_) => panic!("expected a reply"),
     }
-}
-
-fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, v)| v.as_str())
 }
 
 fn chat(stream: bool) -> Value {
