@@ -24,7 +24,7 @@ use crate::dialect::{Decoder, Encoder};
 use crate::errors::{ApiError, ErrorKind, TranslateError};
 use crate::ir::{Delta, Request, StopReason, StreamEvent, Usage};
 use crate::provider::Credential;
-use crate::translate::closing_events;
+use crate::translate::{self, closing_events};
 use crate::usage::{self, TokenCounter};
 use crate::{Dialect, StreamOptions, StreamTranslator, sse};
 
@@ -45,6 +45,15 @@ impl Reply {
         Reply {
             status,
             headers: vec![("content-type".to_owned(), "application/json".to_owned())],
+            body,
+        }
+    }
+
+    /// A complete event stream (`body`), for a client that asked for one.
+    pub fn event_stream(body: Vec<u8>) -> Self {
+        Reply {
+            status: 200,
+            headers: Stream::headers(),
             body,
         }
     }
@@ -317,11 +326,24 @@ impl Call {
         self.now_ms / 1000
     }
 
+    /// What the client's stream is written with.
+    fn stream_options(&self) -> StreamOptions {
+        StreamOptions {
+            include_usage: self.include_usage,
+            created: self.created(),
+        }
+    }
+
     /// The client's answer to a complete provider response of attempt
     /// `index` with `status` and `body`: a success translated (its usage
     /// counted), or the provider's error in the client's dialect. A body
     /// that is not JSON (a proxy's error page, say) is an error whatever
     /// its status ([`ApiError::not_json`]).
+    ///
+    /// A streaming call's success is the client's whole event stream
+    /// (`text/event-stream`): this is the answer to a provider that was
+    /// asked to stream and answered whole instead. Like any whole answer it
+    /// is counted once, here, and is not cut by the budget.
     pub fn respond(&self, index: usize, status: u16, body: &[u8], store: &dyn Store) -> Reply {
         let Some(attempt) = self.attempts().get(index) else {
             return Reply::error(
@@ -348,18 +370,27 @@ impl Call {
             return self.embedded(attempt, status, body, store);
         }
         let parsed = attempt.dialect.parse_response(body);
-        let (reply, reported, output) = match (passthrough, parsed) {
-            (true, Ok(response)) => (
+        let (reply, reported, output) = match (self.stream, passthrough, parsed) {
+            // The provider (or a proxy before it) did not stream: the
+            // client still gets the stream it asked for.
+            (true, _, Ok(response)) => {
+                let output = usage::estimate_output(&response.content);
+                match translate::stream_response(self.ingress, &response, self.stream_options()) {
+                    Ok(events) => (Reply::event_stream(events), response.usage, output),
+                    Err(error) => return self.not_streaming(attempt, &error),
+                }
+            }
+            (false, true, Ok(response)) => (
                 Reply::json(status, body.to_vec()),
                 response.usage,
                 usage::estimate_output(&response.content),
             ),
-            (true, Err(_)) => (
+            (false, true, Err(_)) => (
                 Reply::json(status, body.to_vec()),
                 Usage::default(),
                 usage::estimate_text(&String::from_utf8_lossy(body)),
             ),
-            (false, Ok(mut response)) => {
+            (false, false, Ok(mut response)) => {
                 if response.created == 0 {
                     response.created = self.created();
                 }
@@ -369,7 +400,7 @@ impl Call {
                     Err(error) => return self.bad_upstream(attempt, &error),
                 }
             }
-            (false, Err(error)) => return self.bad_upstream(attempt, &error),
+            (_, _, Err(error)) => return self.bad_upstream(attempt, &error),
         };
         self.record(attempt, reported, output, store);
         self.keep(attempt, reply, store)
@@ -429,6 +460,15 @@ impl Call {
         Reply::refusal(self.ingress, 502, "bad_provider_response", &message)
     }
 
+    /// A whole answer to a streamed request that no stream can carry.
+    fn not_streaming(&self, attempt: &Attempt, error: &TranslateError) -> Reply {
+        let message = format!(
+            "provider {} answered a streamed request whole, and its answer cannot be streamed: {error}",
+            attempt.provider
+        );
+        Reply::refusal(self.ingress, 502, "provider_not_streaming", &message)
+    }
+
     /// The client's answer when no provider answered: `status` (502, 504)
     /// with a stable `code` and a message, in the client's dialect.
     pub fn unavailable(&self, status: u16, code: &str, message: &str) -> Reply {
@@ -439,10 +479,7 @@ impl Call {
     pub fn stream(&self, index: usize) -> Stream {
         let attempts = self.attempts();
         let attempt = attempts.get(index).unwrap_or(&attempts[0]);
-        let options = StreamOptions {
-            include_usage: self.include_usage,
-            created: self.created(),
-        };
+        let options = self.stream_options();
         let lane = if attempt.passthrough(self.ingress) {
             Lane::Tap(Box::new(Tap::new(
                 self.ingress,

@@ -508,3 +508,14 @@ pub enum Delta {
     /// The thinking block's signature.
     Signature(String),
 }
+
+impl Delta {
+    /// Whether it appends nothing.
+    pub fn is_empty(&self) -> bool {
+        match self {
+            Delta::Text(s) | Delta::Json(s) | Delta::Thinking(s) | Delta::Signature(s) => {
+                s.is_empty()
+            }
+        }
+    }
+}

@@ -19,7 +19,7 @@
 //!   response pair) to look at or change the IR in between;
 //! - streams: a [`StreamTranslator`] per response turns upstream bytes into
 //!   downstream bytes as they arrive ([`sse`] parses and writes the event
-//!   stream);
+//!   stream); [`stream_response`] writes a whole response as a stream;
 //! - errors: [`ApiError`] reads any provider's error body and writes it
 //!   with the status the client's dialect expects;
 //! - usage: normalized counts in [`ir::Usage`], estimates in [`usage`].
@@ -42,4 +42,6 @@ pub use call::{Attempt, Call, Caller, Reply, Store, Stream};
 pub use catalog::{ApiEndpoint, Catalog, Incoming, Plan, endpoint, error_dialect};
 pub use dialect::{Dialect, StreamOptions};
 pub use errors::{ApiError, ErrorKind, TranslateError};
-pub use translate::{StreamTranslator, translate_error, translate_request, translate_response};
+pub use translate::{
+    StreamTranslator, stream_response, translate_error, translate_request, translate_response,
+};

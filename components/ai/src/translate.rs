@@ -2,7 +2,7 @@
 
 use crate::dialect::{Decoder, Dialect, Encoder, StreamOptions};
 use crate::errors::{ApiError, ErrorKind, TranslateError};
-use crate::ir::{Delta, StopReason, StreamEvent, Usage};
+use crate::ir::{Block, BlockStart, Delta, Response, StopReason, StreamEvent, Usage};
 use crate::sse;
 use crate::usage::TokenCounter;
 
@@ -25,6 +25,91 @@ pub fn translate_response(
     body: &[u8],
 ) -> Result<Vec<u8>, TranslateError> {
     to.render_response(&from.parse_response(body)?)
+}
+
+/// Writes a complete response as the stream a client of dialect `to` reads:
+/// for a provider that answered a streamed request whole. The events are
+/// those a stream of the same answer carries, through the same encoder a
+/// translated stream uses. A response with blocks no stream carries (an
+/// image, a tool result) cannot be written.
+pub fn stream_response(
+    to: Dialect,
+    response: &Response,
+    options: StreamOptions,
+) -> Result<Vec<u8>, TranslateError> {
+    let mut encoder = Encoder::new(to, options);
+    let mut downstream = Vec::new();
+    for event in response_events(response)? {
+        encoder.encode(&event, &mut downstream);
+    }
+    encoder.flush(&mut downstream);
+    let mut out = Vec::new();
+    write_all(&mut downstream, &mut out);
+    Ok(out)
+}
+
+/// The events of a stream that delivers `response`: each block whole, the
+/// input side of the usage at the start (as providers report it there),
+/// all of it with the stop reason.
+fn response_events(response: &Response) -> Result<Vec<StreamEvent>, TranslateError> {
+    let usage = response.usage;
+    let mut events = vec![StreamEvent::MessageStart {
+        id: response.id.clone(),
+        model: response.model.clone(),
+        created: response.created,
+        usage: Usage {
+            output_tokens: 0,
+            reasoning_tokens: 0,
+            ..usage
+        },
+    }];
+    for (index, block) in response.content.iter().enumerate() {
+        let (start, deltas) = match block {
+            Block::Text(text) => (BlockStart::Text, vec![Delta::Text(text.text.clone())]),
+            Block::Thinking(thinking) => (
+                BlockStart::Thinking,
+                [
+                    Some(Delta::Thinking(thinking.text.clone())),
+                    thinking.signature.clone().map(Delta::Signature),
+                ]
+                .into_iter()
+                .flatten()
+                .collect(),
+            ),
+            Block::RedactedThinking { data } => {
+                (BlockStart::RedactedThinking { data: data.clone() }, vec![])
+            }
+            Block::ToolUse(call) => (
+                BlockStart::ToolUse {
+                    id: call.id.clone(),
+                    name: call.name.clone(),
+                },
+                vec![Delta::Json(call.input.get().to_owned())],
+            ),
+            Block::Image(_) => return Err(TranslateError::unsupported("an image in a stream")),
+            Block::ToolResult(_) => {
+                return Err(TranslateError::unsupported("a tool result in a stream"));
+            }
+        };
+        events.push(StreamEvent::BlockStart {
+            index,
+            block: start,
+        });
+        events.extend(
+            deltas
+                .into_iter()
+                .filter(|delta| !delta.is_empty())
+                .map(|delta| StreamEvent::BlockDelta { index, delta }),
+        );
+        events.push(StreamEvent::BlockStop { index });
+    }
+    events.push(StreamEvent::MessageDelta {
+        stop_reason: response.stop_reason,
+        stop_sequence: response.stop_sequence.clone(),
+        usage: Some(usage),
+    });
+    events.push(StreamEvent::MessageStop);
+    Ok(events)
 }
 
 /// Translates a provider's error body of dialect `from`, returned with

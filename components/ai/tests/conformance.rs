@@ -55,7 +55,10 @@ impl Case {
     }
 
     fn file(&self, side: &str, kind: &str) -> Option<PathBuf> {
-        let extension = if kind == "stream" { "sse" } else { "json" };
+        let extension = match kind {
+            "stream" | "streamed-response" => "sse",
+            _ => "json",
+        };
         let path = self.dir.join(format!("{side}.{kind}.{extension}"));
         path.exists().then_some(path)
     }
@@ -509,6 +512,55 @@ fn streams_translate_from_openai_to_providers() {
         );
     }
     report.finish(8);
+}
+
+/// A provider that answered a streamed request whole: its response reaches
+/// the client as the stream of the client's dialect.
+#[test]
+fn whole_responses_stream_in_the_clients_dialect() {
+    let options = StreamOptions {
+        include_usage: true,
+        created: CLOCK,
+    };
+    let mut report = Report::default();
+    for case in cases() {
+        let openai = (Dialect::OpenAiChat, "openai");
+        let provider = (case.provider, case.provider_side());
+        let sides = [
+            (openai, provider, "to_openai"),
+            (provider, openai, "to_provider"),
+        ];
+        for ((client, client_side), (provider, provider_side), direction) in sides {
+            let (Some(expected), Some(answer)) = (
+                case.file(client_side, "streamed-response"),
+                case.file(provider_side, "response"),
+            ) else {
+                continue;
+            };
+            if !case.checks(direction) {
+                continue;
+            }
+            let what = format!(
+                "{} response {provider_side} → {client_side} stream",
+                case.name()
+            );
+            let streamed = provider
+                .parse_response(&fs::read(&answer).unwrap())
+                .and_then(|response| upshift_ai::stream_response(client, &response, options));
+            match streamed {
+                Ok(actual) => report.check(
+                    what,
+                    compare_streams(
+                        &fs::read(&expected).unwrap(),
+                        &actual,
+                        &case.ignored(direction),
+                    ),
+                ),
+                Err(error) => report.fail(what, error),
+            }
+        }
+    }
+    report.finish(10);
 }
 
 #[test]

@@ -87,7 +87,7 @@ impl Decoder {
                     index,
                     block: start,
                 });
-                if let Some(delta) = initial.filter(|d| !delta_is_empty(d)) {
+                if let Some(delta) = initial.filter(|d| !d.is_empty()) {
                     out.push(StreamEvent::BlockDelta { index, delta });
                 }
             }
@@ -171,12 +171,6 @@ impl Decoder {
                 ))
             });
         }
-    }
-}
-
-fn delta_is_empty(delta: &Delta) -> bool {
-    match delta {
-        Delta::Text(s) | Delta::Json(s) | Delta::Thinking(s) | Delta::Signature(s) => s.is_empty(),
     }
 }
 
