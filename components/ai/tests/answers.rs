@@ -1,7 +1,8 @@
 //! Whole provider answers the gateway hands to `Call::respond` that are not
 //! what the client asked for: a streamed request answered whole (a provider
 //! or proxy that ignores `stream`) reaches the client as the stream of its
-//! dialect.
+//! dialect, and an answer that is not JSON (a load balancer's page, plain
+//! text, nothing) as its dialect's error object.
 
 mod common;
 
@@ -420,5 +421,74 @@ fn an_answer_that_cannot_be_streamed_is_a_502_not_an_empty_stream() {
             _ => assert_eq!(body["error"]["code"], "provider_not_streaming"),
         }
         assert_eq!(store.get("ai/usage/acme/alice/flash/requests"), 0);
+    }
+}
+
+/// Provider answers that are not JSON: status, body, and the message the
+/// client gets (the status it gets is the provider's, 502 for a success).
+const NOT_JSON: [(u16, &str, u16, &str); 4] = [
+    (
+        502,
+        "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n\
+         <center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n",
+        502,
+        "answered 502 with a text/html body: 502 Bad Gateway 502 Bad Gateway nginx",
+    ),
+    (
+        503,
+        "upstream connect error or disconnect/reset before headers. reset reason: overflow",
+        503,
+        "answered 503 with a text/plain body: upstream connect error or disconnect/reset before headers. reset reason: overflow",
+    ),
+    (500, "", 500, "answered 500 with an empty body"),
+    (
+        200,
+        "<!DOCTYPE html><html><body><h1>Sign in</h1><p>to continue</p></body></html>",
+        502,
+        "answered 200 with a text/html body: Sign in to continue",
+    ),
+];
+
+#[test]
+fn answers_that_are_not_json_become_the_clients_error_object() {
+    let catalog = Catalog::new(&Config::parse(CONFIG).unwrap());
+    for (client, _) in CLIENTS {
+        for alias in ALIASES {
+            for stream in [false, true] {
+                let call = call(&catalog, client, &request(client, alias, stream));
+                let provider = &call.attempts()[0].provider;
+                for (status, body, expected_status, message) in NOT_JSON {
+                    let what = format!("{} client, {alias}, {status} {body:?}", client.name());
+                    let store = Memory::default();
+                    let reply = call.respond(0, status, body.as_bytes(), &store);
+                    assert_eq!(reply.status, expected_status, "{what}");
+                    assert_eq!(
+                        header(&reply.headers, "content-type"),
+                        Some("application/json"),
+                        "{what}"
+                    );
+                    let error: Value = serde_json::from_slice(&reply.body).unwrap();
+                    let expected = format!("provider {provider} {message}");
+                    assert_eq!(error["error"]["message"], expected, "{what}");
+                    match client {
+                        Dialect::Anthropic => {
+                            assert_eq!(error["type"], "error", "{what}");
+                            let kind = if status == 503 {
+                                "overloaded_error"
+                            } else {
+                                "api_error"
+                            };
+                            assert_eq!(error["error"]["type"], kind, "{what}");
+                        }
+                        _ => {
+                            assert_eq!(error["error"]["type"], "server_error", "{what}");
+                            let code = (status == 200).then_some("bad_provider_response");
+                            assert_eq!(error["error"]["code"].as_str(), code, "{what}");
+                        }
+                    }
+                    assert!(store.0.borrow().is_empty(), "{what}: nothing counted");
+                }
+            }
+        }
     }
 }
