@@ -351,14 +351,11 @@ impl Call {
                 &ApiError::new(ErrorKind::Server, format!("no attempt {index}")),
             );
         };
-        if let Some((status, error)) = ApiError::not_json(&attempt.provider, status, body) {
-            return Reply {
-                status,
-                ..Reply::error(self.ingress, &error)
-            };
-        }
         let passthrough = attempt.passthrough(self.ingress);
         if !(200..300).contains(&status) {
+            if let Some(reply) = self.not_json(attempt, status, body) {
+                return reply;
+            }
             if passthrough {
                 return Reply::json(status, body.to_vec());
             }
@@ -370,6 +367,13 @@ impl Call {
             return self.embedded(attempt, status, body, store);
         }
         let parsed = attempt.dialect.parse_response(body);
+        // A success is parsed anyway: only one that fails is parsed again,
+        // to tell a body that is not JSON from one of another shape.
+        if parsed.is_err()
+            && let Some(reply) = self.not_json(attempt, status, body)
+        {
+            return reply;
+        }
         let (reply, reported, output) = match (self.stream, passthrough, parsed) {
             // The provider (or a proxy before it) did not stream: the
             // client still gets the stream it asked for.
@@ -419,7 +423,13 @@ impl Call {
             #[serde(default)]
             prompt_tokens: u64,
         }
-        let input_tokens = serde_json::from_slice::<Answer>(body)
+        let parsed = serde_json::from_slice::<Answer>(body);
+        if parsed.is_err()
+            && let Some(reply) = self.not_json(attempt, status, body)
+        {
+            return reply;
+        }
+        let input_tokens = parsed
             .ok()
             .and_then(|a| a.usage)
             .map_or(0, |u| u.prompt_tokens);
@@ -448,6 +458,15 @@ impl Call {
                 .push(("x-upshift-cache".to_owned(), status.to_owned()));
         }
         reply
+    }
+
+    /// The client's error for an answer whose body is not JSON, if it is not.
+    fn not_json(&self, attempt: &Attempt, status: u16, body: &[u8]) -> Option<Reply> {
+        let (status, error) = ApiError::not_json(&attempt.provider, status, body)?;
+        Some(Reply {
+            status,
+            ..Reply::error(self.ingress, &error)
+        })
     }
 
     /// A success the gateway cannot read is a bad gateway (502), as one

@@ -492,3 +492,29 @@ fn answers_that_are_not_json_become_the_clients_error_object() {
         }
     }
 }
+
+#[test]
+fn an_embeddings_answer_that_is_not_json_is_an_error_too() {
+    let catalog = Catalog::new(&Config::parse(CONFIG).unwrap());
+    let body = serde_json::to_vec(&json!({"model": "llama", "input": "one"})).unwrap();
+    let incoming = Incoming {
+        method: "POST",
+        path: "/v1/embeddings",
+        headers: &[],
+        body: &body,
+        now_ms: NOW_MS,
+    };
+    let Plan::Call(call) = catalog.plan(&incoming, Caller::default(), &Memory::default()) else {
+        panic!("embeddings call the provider");
+    };
+    let store = Memory::default();
+    let reply = call.respond(0, 200, b"<html>Sign in</html>", &store);
+    assert_eq!(reply.status, 502);
+    let error: Value = serde_json::from_slice(&reply.body).unwrap();
+    assert_eq!(error["error"]["code"], "bad_provider_response");
+    assert_eq!(
+        error["error"]["message"],
+        "provider local answered 200 with a text/html body: Sign in"
+    );
+    assert!(store.0.borrow().is_empty(), "nothing counted");
+}
