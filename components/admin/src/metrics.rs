@@ -5,7 +5,7 @@
 //! under [`keys::METRICS_PREFIX`]; whichever node served a request, the
 //! numbers here are the sums over all of them.
 
-use crate::api::{AdminResponse, current, parse_version};
+use crate::api::{AdminResponse, current};
 use crate::rollouts::summary;
 use crate::store::{ConfigStore, StoreError};
 use serde_json::{Value, json};
@@ -109,16 +109,16 @@ fn collect(store: &impl ConfigStore) -> Result<Series, StoreError> {
     let values = store.get_many(&keys)?;
     let mut fields: BTreeMap<(String, String, String), Vec<(String, u64)>> = BTreeMap::new();
     for (key, value) in keys.iter().zip(values) {
-        let (Some(metric), Some(n)) = (
-            keys::parse_metric(key),
-            value.as_deref().and_then(parse_version),
-        ) else {
+        let Some(metric) = keys::parse_metric(key) else {
             continue;
         };
         fields
             .entry((metric.route, metric.service, metric.version))
             .or_default()
-            .push((metric.field, n));
+            .push((
+                metric.field,
+                upshift_config::store::counter(value.as_deref()),
+            ));
     }
     Ok(fields
         .into_iter()

@@ -11,6 +11,7 @@ use crate::store::{ConfigStore, StoreError};
 use serde_json::{Value, json};
 use upshift_config::metrics::VersionStats;
 use upshift_config::rollout::{RolloutSpec, RolloutState, Transition};
+use upshift_config::store::counter;
 use upshift_config::{Config, keys};
 
 /// `POST /admin/rollouts`: starts the rollout `body` describes (YAML or
@@ -169,8 +170,7 @@ fn step_stats(
     let values = store.get_many(&keys)?;
     Ok(VersionStats::from_fields(
         keys.iter().zip(values).filter_map(|(key, value)| {
-            let n = std::str::from_utf8(&value?).ok()?.parse().ok()?;
-            Some((key.strip_prefix(&prefix)?, n))
+            Some((key.strip_prefix(&prefix)?, counter(value.as_deref())))
         }),
     ))
 }

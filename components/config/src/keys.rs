@@ -3,8 +3,11 @@
 //!
 //! Route, service and version names never contain `/` (see the name rule
 //! of the config document), so every segment below is one path segment.
-//! Target URLs do, so they are escaped with [`target`]. Counters hold
-//! decimal text, as the stores' atomic increment writes them.
+//! Target URLs do, so they are escaped with [`target`]. Counters are only
+//! ever incremented (or deleted), never written with `set` or
+//! compare-and-swap, and read with [`decode_counter`]: their encoding is the
+//! backend's (see [`crate::store`]). No key is both a counter and a value
+//! written otherwise.
 //!
 //! ```text
 //! config/seq                                    counter: allocates version numbers
@@ -34,17 +37,21 @@
 //! ratelimit/consumers/{consumer}/{slot}         counter: a consumer's own rate limit
 //! ```
 //!
-//! A window is `now_ms / window_ms`. When a counter opens a new window it
-//! deletes the one named by `last-window`, so only live windows remain.
-//! Metric fields are the names in [`crate::metrics`].
+//! An outlier or retry window is `now_ms / window_ms`. When a counter opens
+//! a new window it deletes the one named by `last-window` (a number written
+//! with `set`, not a counter), so only live windows remain. Metric fields
+//! are the names in [`crate::metrics`].
 //!
 //! Rate-limit counters are not deleted but reused: window `w` counts in slot
 //! `w % 2`, and the counter holds `(w mod 2^30) << 32 | count`, so a counter
 //! left by an older window reads as stale and the first request of the new
 //! window resets it (compare-and-swap). Each limited subject keeps two keys.
 //! Subjects are made by [`rate_limit_subject`].
+//!
+//! [`decode_counter`]: crate::store::decode_counter
 
-/// Key holding the number of the version in force, as decimal text.
+/// Key holding the number of the version in force, as decimal text
+/// (written by compare-and-swap, never incremented).
 pub const CURRENT: &str = "config/current";
 
 /// Counter from which new version numbers are allocated.

@@ -3,9 +3,23 @@
 //! in-memory store for tests and benchmarks.
 //!
 //! Every piece of live state goes through [`Store`], so that every node
-//! sharing the store decides alike. Counters are decimal text, as the
-//! stores' atomic increment writes them. In a component, [`keyvalue_store!`]
+//! sharing the store decides alike. In a component, [`keyvalue_store!`]
 //! implements the trait over `wasi:keyvalue`.
+//!
+//! # Counters
+//!
+//! A counter is written only by [`Store::increment`], whose encoding is the
+//! backend's: Spin's embedded (SQLite) store and the `upshift` host's
+//! embedded store keep an 8-byte little-endian `i64`, Spin's Redis store and
+//! the host's keep decimal text (`INCRBY`). A component cannot tell which
+//! backend it runs on, so:
+//!
+//! - a key that is incremented is never written with [`Store::set`] or
+//!   [`Store::compare_and_swap`] (deleting it is fine): a value in the other
+//!   encoding makes the next increment fail, and Spin's embedded store
+//!   panics on it;
+//! - a counter is read with [`decode_counter`] (or [`counter`]), which
+//!   accepts both encodings.
 //!
 //! [`keyvalue_store!`]: crate::keyvalue_store
 
@@ -23,15 +37,17 @@ pub trait Store {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// The values at `keys`, in the same order.
     fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError>;
-    /// Writes `value` at `key`.
+    /// Writes `value` at `key`. Never a counter's key (see the
+    /// [module docs](self)).
     fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError>;
     /// Removes `key` (absent keys are fine).
     fn delete(&self, key: &str) -> Result<(), StoreError>;
     /// Atomically adds `delta` to the counter at `key` (absent: 0) and
-    /// returns the new value.
+    /// returns the new value. The stored bytes are in the backend's
+    /// encoding: read them with [`decode_counter`].
     fn increment(&self, key: &str, delta: i64) -> Result<i64, StoreError>;
     /// Writes `value` at `key` only if the key still holds `expected`
-    /// (`None`: absent). Returns whether it wrote.
+    /// (`None`: absent). Returns whether it wrote. Never a counter's key.
     fn compare_and_swap(
         &self,
         key: &str,
@@ -40,11 +56,32 @@ pub trait Store {
     ) -> Result<bool, StoreError>;
 }
 
+/// The value of a counter as any backend's increment stores it.
+///
+/// Bytes that are ASCII digits with an optional leading `-`, once ASCII
+/// whitespace is trimmed from both ends, are decimal text (Redis); else
+/// exactly 8 bytes are a little-endian `i64` (Spin's and the host's
+/// embedded stores). Anything else is `None`.
+///
+/// The one ambiguity: a little-endian value whose 8 bytes all pass for
+/// decimal text reads as that text. Its most significant byte is then a
+/// digit or whitespace, at least `0x09`, so the value is at least
+/// `0x09 << 56` (about 6.5e17; at least `0x3030_3030_3030_3030`, about
+/// 3.5e18, without whitespace), which no counter reaches.
+pub fn decode_counter(bytes: &[u8]) -> Option<i64> {
+    let text = bytes.trim_ascii();
+    let digits = text.strip_prefix(b"-").unwrap_or(text);
+    if !digits.is_empty() && digits.iter().all(u8::is_ascii_digit) {
+        // ASCII, so UTF-8; too many digits for an i64 is unreadable.
+        return std::str::from_utf8(text).ok()?.parse().ok();
+    }
+    Some(i64::from_le_bytes(bytes.try_into().ok()?))
+}
+
 /// The value of a counter, 0 when absent, unreadable or negative.
 pub fn counter(value: Option<&[u8]>) -> u64 {
     value
-        .and_then(|v| std::str::from_utf8(v).ok())
-        .and_then(|s| s.trim().parse::<i64>().ok())
+        .and_then(decode_counter)
         .map_or(0, |n| n.max(0).unsigned_abs())
 }
 
@@ -238,6 +275,33 @@ macro_rules! keyvalue_store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counters_decode_in_either_encoding() {
+        for n in [0, 1, 42, -3, 1 << 40, i64::MAX, i64::MIN] {
+            assert_eq!(decode_counter(n.to_string().as_bytes()), Some(n), "{n}");
+            assert_eq!(decode_counter(&n.to_le_bytes()), Some(n), "{n}");
+        }
+        assert_eq!(decode_counter(b" 17\n"), Some(17));
+        assert_eq!(
+            decode_counter(b"12345678"),
+            Some(12_345_678),
+            "decimal first"
+        );
+        for unreadable in [
+            &b""[..],
+            b"-",
+            b"1.5",
+            b"text",
+            b"\x01\x00",
+            b"99999999999999999999",
+        ] {
+            assert_eq!(decode_counter(unreadable), None, "{unreadable:?}");
+        }
+        assert_eq!(counter(Some(&(-4_i64).to_le_bytes())), 0);
+        assert_eq!(counter(Some(b"9")), 9);
+        assert_eq!(counter(None), 0);
+    }
 
     #[test]
     fn counters_and_compare_and_swap() {
