@@ -231,6 +231,7 @@ impl Decision {
 mod tests {
     use super::*;
     use crate::store::MemoryStore;
+    use upshift_config::store::{CounterEncoding, for_each_encoding};
 
     #[test]
     fn the_current_window_alone_counts_when_the_previous_was_empty() {
@@ -291,103 +292,153 @@ mod tests {
 
     #[test]
     fn counting_keeps_the_current_and_the_previous_window() {
-        let store = MemoryStore::new();
-        let limit = Limit {
-            requests: 3,
-            per_ms: 1000,
-            by: RateLimitBy::Route,
-        };
-        let head = RequestHead::default();
-        let served = |times: &[u64]| -> Vec<bool> {
-            times
-                .iter()
-                .map(|&now| {
-                    let applied = [Applied::route(&limit, "r", None, &head, now)];
-                    check(&store, &applied, now).unwrap().is_ok()
-                })
-                .collect()
-        };
-        let keys = || store.keys("ratelimit/routes/r/route/");
-        // Three in window 1, the fourth refused; window 2 sees 3 × 0.5 + 1,
-        // 3 × 0.5 + 2 (and deletes nothing: window 0 never counted).
-        assert_eq!(
-            served(&[1_000, 1_100, 1_200, 1_300, 2_500, 2_500]),
-            [true, true, true, false, true, false]
-        );
-        assert_eq!(
-            keys(),
-            ["ratelimit/routes/r/route/1", "ratelimit/routes/r/route/2"]
-        );
-        // Window 3 sees 1 × 0.8 + 1 and deletes window 1; window 4 deletes 2.
-        assert_eq!(served(&[3_200, 4_000]), [true, true]);
-        assert_eq!(
-            keys(),
-            ["ratelimit/routes/r/route/3", "ratelimit/routes/r/route/4"]
-        );
-        assert_eq!(
-            counter(store.get("ratelimit/routes/r/route/4").unwrap().as_deref()),
-            1
-        );
-        // After a pause, window 9 starts afresh and window 10 sees
-        // 3 × 0.6 + 1. Windows 3 and 4 are out of reach of their deletes (of
-        // 7 and 8): a pause leaves them behind.
-        assert_eq!(served(&[9_000, 9_100, 9_200, 10_400]), [true; 4]);
-        assert_eq!(keys().len(), 4);
+        for_each_encoding(|store| {
+            let limit = Limit {
+                requests: 3,
+                per_ms: 1000,
+                by: RateLimitBy::Route,
+            };
+            let head = RequestHead::default();
+            let served = |times: &[u64]| -> Vec<bool> {
+                times
+                    .iter()
+                    .map(|&now| {
+                        let applied = [Applied::route(&limit, "r", None, &head, now)];
+                        check(&store, &applied, now).unwrap().is_ok()
+                    })
+                    .collect()
+            };
+            let keys = || store.keys("ratelimit/routes/r/route/");
+            // Three in window 1, the fourth refused; window 2 sees 3 × 0.5 + 1,
+            // 3 × 0.5 + 2 (and deletes nothing: window 0 never counted).
+            assert_eq!(
+                served(&[1_000, 1_100, 1_200, 1_300, 2_500, 2_500]),
+                [true, true, true, false, true, false]
+            );
+            assert_eq!(
+                keys(),
+                ["ratelimit/routes/r/route/1", "ratelimit/routes/r/route/2"]
+            );
+            // Window 3 sees 1 × 0.8 + 1 and deletes window 1; window 4 deletes 2.
+            assert_eq!(served(&[3_200, 4_000]), [true, true]);
+            assert_eq!(
+                keys(),
+                ["ratelimit/routes/r/route/3", "ratelimit/routes/r/route/4"]
+            );
+            assert_eq!(
+                counter(store.get("ratelimit/routes/r/route/4").unwrap().as_deref()),
+                1
+            );
+            // After a pause, window 9 starts afresh and window 10 sees
+            // 3 × 0.6 + 1. Windows 3 and 4 are out of reach of their deletes (of
+            // 7 and 8): a pause leaves them behind.
+            assert_eq!(served(&[9_000, 9_100, 9_200, 10_400]), [true; 4]);
+            assert_eq!(keys().len(), 4);
+        });
     }
 
     #[test]
     fn concurrent_requests_at_a_windows_start_pass_exactly_the_limit() {
-        let limit = Limit {
-            requests: 3,
-            per_ms: 60_000,
-            by: RateLimitBy::Route,
-        };
-        let head = RequestHead::default();
-        for round in 0..50_u64 {
-            let store = MemoryStore::new();
-            let now = 60_000 * (round + 2);
-            // An expired window that the first request deletes meanwhile.
-            let expired = Applied::route(&limit, "r", None, &head, now).expired_key;
-            store.increment(&expired, 7).unwrap();
-            let barrier = std::sync::Barrier::new(8);
-            let served = std::thread::scope(|scope| {
-                let runs: Vec<_> = (0..8)
-                    .map(|_| {
-                        scope.spawn(|| {
-                            barrier.wait();
-                            let applied = [Applied::route(&limit, "r", None, &head, now)];
-                            check(&store, &applied, now).unwrap().is_ok()
+        for encoding in CounterEncoding::ALL {
+            let limit = Limit {
+                requests: 3,
+                per_ms: 60_000,
+                by: RateLimitBy::Route,
+            };
+            let head = RequestHead::default();
+            for round in 0..50_u64 {
+                let store = MemoryStore::with_encoding(encoding);
+                let now = 60_000 * (round + 2);
+                // An expired window that the first request deletes meanwhile.
+                let expired = Applied::route(&limit, "r", None, &head, now).expired_key;
+                store.fill_counter(&expired, 7);
+                let barrier = std::sync::Barrier::new(8);
+                let served = std::thread::scope(|scope| {
+                    let runs: Vec<_> = (0..8)
+                        .map(|_| {
+                            scope.spawn(|| {
+                                barrier.wait();
+                                let applied = [Applied::route(&limit, "r", None, &head, now)];
+                                check(&store, &applied, now).unwrap().is_ok()
+                            })
                         })
-                    })
-                    .collect();
-                runs.into_iter()
-                    .map(|r| r.join().unwrap())
-                    .filter(|&ok| ok)
-                    .count()
-            });
-            assert_eq!(served, 3, "round {round}");
-            assert_eq!(store.get(&expired).unwrap(), None, "round {round}");
+                        .collect();
+                    runs.into_iter()
+                        .map(|r| r.join().unwrap())
+                        .filter(|&ok| ok)
+                        .count()
+                });
+                assert_eq!(served, 3, "{encoding:?} round {round}");
+                assert_eq!(
+                    store.get(&expired).unwrap(),
+                    None,
+                    "{encoding:?} round {round}"
+                );
+            }
         }
     }
 
     #[test]
     fn refused_requests_do_not_count() {
-        let store = MemoryStore::new();
-        let limit = Limit {
-            requests: 2,
-            per_ms: 1000,
-            by: RateLimitBy::Route,
-        };
-        let head = RequestHead::default();
-        let at = |now| [Applied::route(&limit, "r", None, &head, now)];
-        for _ in 0..2 {
-            assert!(check(&store, &at(5_000), 5_000).unwrap().is_ok());
-        }
-        for _ in 0..10 {
-            assert!(check(&store, &at(5_000), 5_000).unwrap().is_err());
-        }
-        // Next window at 500 ms: 2 × 0.5 + 1 = 2 fits.
-        assert!(check(&store, &at(6_500), 6_500).unwrap().is_ok());
+        for_each_encoding(|store| {
+            let limit = Limit {
+                requests: 2,
+                per_ms: 1000,
+                by: RateLimitBy::Route,
+            };
+            let head = RequestHead::default();
+            let at = |now| [Applied::route(&limit, "r", None, &head, now)];
+            for _ in 0..2 {
+                assert!(check(&store, &at(5_000), 5_000).unwrap().is_ok());
+            }
+            for _ in 0..10 {
+                assert!(check(&store, &at(5_000), 5_000).unwrap().is_err());
+            }
+            // Next window at 500 ms: 2 × 0.5 + 1 = 2 fits.
+            assert!(check(&store, &at(6_500), 6_500).unwrap().is_ok());
+        });
+    }
+
+    #[test]
+    fn counters_left_in_the_store_are_read_in_either_encoding() {
+        for_each_encoding(|store| {
+            let limit = Limit {
+                requests: 10,
+                per_ms: 1000,
+                by: RateLimitBy::Route,
+            };
+            let head = RequestHead::default();
+            let at = Applied::route(&limit, "r", None, &head, 5_500);
+            store.fill_counter(&at.expired_key, 2);
+            store.fill_counter(&at.previous_key, 8);
+            store.fill_counter(&at.current_key, 3);
+            // 8 × 0.5 + 4, 5 and 6 pass; 7 is one too many.
+            let remaining: Vec<Option<u64>> = (0..4)
+                .map(|_| {
+                    let applied = [Applied::route(&limit, "r", None, &head, 5_500)];
+                    check(&store, &applied, 5_500)
+                        .unwrap()
+                        .ok()
+                        .map(|d| d.unwrap().remaining)
+                })
+                .collect();
+            assert_eq!(remaining, [Some(2), Some(1), Some(0), None]);
+            let held = |key: &str| store.get(key).unwrap();
+            let encode = |n| Some(store.encoding().encode(n));
+            assert_eq!(held(&at.current_key), encode(6), "the refusal taken back");
+            assert_eq!(held(&at.previous_key), encode(8));
+            assert_eq!(
+                held(&at.expired_key),
+                encode(2),
+                "not a window's first request"
+            );
+            // A consumer's own limit reads its counters alike.
+            let own = Applied::consumer(&limit, "alice", 5_500);
+            store.fill_counter(&own.current_key, 10);
+            let refused = check(&store, &[own], 5_500).unwrap().unwrap_err();
+            assert_eq!(refused.limit, 10);
+            assert_eq!(held(&keys::consumer_rate_limit("alice", 5)), encode(10));
+        });
     }
 
     #[test]
