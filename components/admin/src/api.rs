@@ -297,7 +297,7 @@ fn summary(config: &Config) -> Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use upshift_config::store::{MemoryStore, Store};
+    use upshift_config::store::{MemoryStore, Store, for_each_encoding};
 
     const GOOD: &str = "services: [{name: s, versions: [{name: v1, targets: [{url: 'http://127.0.0.1:9'}]}]}]\n\
                         routes: [{name: r, service: s}]";
@@ -315,59 +315,83 @@ mod tests {
 
     #[test]
     fn apply_stores_numbered_versions_and_reads_them_back() {
-        let store = MemoryStore::default();
-        assert_eq!(call(&store, "GET", "/admin/config", "").status, 404);
-        let first = call(&store, "PUT", "/admin/config", GOOD);
-        assert_eq!(first.status, 201, "{:?}", first.body);
-        assert_eq!(first.body["version"], 1);
-        assert_eq!(
-            call(&store, "PUT", "/admin/config", GOOD).body["version"],
-            2
-        );
-        let shown = call(&store, "GET", "/admin/config", "");
-        assert_eq!(shown.body["version"], 2);
-        assert_eq!(shown.body["config"]["routes"][0]["name"], "r");
-        assert_eq!(
-            call(&store, "GET", "/admin/routes", "").body["routes"][0]["service"],
-            "s"
-        );
+        for_each_encoding(|store| {
+            assert_eq!(call(&store, "GET", "/admin/config", "").status, 404);
+            let first = call(&store, "PUT", "/admin/config", GOOD);
+            assert_eq!(first.status, 201, "{:?}", first.body);
+            assert_eq!(first.body["version"], 1);
+            assert_eq!(
+                call(&store, "PUT", "/admin/config", GOOD).body["version"],
+                2
+            );
+            let shown = call(&store, "GET", "/admin/config", "");
+            assert_eq!(shown.body["version"], 2);
+            assert_eq!(shown.body["config"]["routes"][0]["name"], "r");
+            assert_eq!(
+                call(&store, "GET", "/admin/routes", "").body["routes"][0]["service"],
+                "s"
+            );
+        });
     }
 
     #[test]
     fn rejected_documents_change_nothing() {
-        let store = MemoryStore::default();
-        call(&store, "PUT", "/admin/config", GOOD);
-        let bad = call(
-            &store,
-            "PUT",
-            "/admin/config",
-            "routes: [{name: r, service: nope}]",
-        );
-        assert_eq!(bad.status, 422);
-        assert_eq!(
-            bad.body["error"]["problems"][0]["path"],
-            "routes[0].service"
-        );
-        let unknown = call(&store, "PUT", "/admin/config", "routez: []");
-        assert_eq!(unknown.status, 400);
-        assert_eq!(unknown.body["error"]["code"], "malformed_config");
-        assert_eq!(call(&store, "GET", "/admin/config", "").body["version"], 1);
+        for_each_encoding(|store| {
+            call(&store, "PUT", "/admin/config", GOOD);
+            let bad = call(
+                &store,
+                "PUT",
+                "/admin/config",
+                "routes: [{name: r, service: nope}]",
+            );
+            assert_eq!(bad.status, 422);
+            assert_eq!(
+                bad.body["error"]["problems"][0]["path"],
+                "routes[0].service"
+            );
+            let unknown = call(&store, "PUT", "/admin/config", "routez: []");
+            assert_eq!(unknown.status, 400);
+            assert_eq!(unknown.body["error"]["code"], "malformed_config");
+            assert_eq!(call(&store, "GET", "/admin/config", "").body["version"], 1);
+        });
     }
 
     #[test]
     fn older_versions_can_be_activated_again() {
-        let store = MemoryStore::default();
-        call(&store, "PUT", "/admin/config", GOOD);
-        call(&store, "PUT", "/admin/config", GOOD);
-        assert_eq!(
-            call(&store, "POST", "/admin/config/versions/1/activate", "").status,
-            200
-        );
-        assert_eq!(call(&store, "GET", "/admin/config", "").body["version"], 1);
-        assert_eq!(
-            call(&store, "POST", "/admin/config/versions/9/activate", "").status,
-            404
-        );
+        for_each_encoding(|store| {
+            call(&store, "PUT", "/admin/config", GOOD);
+            call(&store, "PUT", "/admin/config", GOOD);
+            assert_eq!(
+                call(&store, "POST", "/admin/config/versions/1/activate", "").status,
+                200
+            );
+            assert_eq!(call(&store, "GET", "/admin/config", "").body["version"], 1);
+            assert_eq!(
+                call(&store, "POST", "/admin/config/versions/9/activate", "").status,
+                404
+            );
+        });
+    }
+
+    #[test]
+    fn versions_go_on_from_the_sequence_left_in_the_store() {
+        for_each_encoding(|store| {
+            store.fill_counter(keys::SEQUENCE, 41);
+            assert_eq!(
+                call(&store, "PUT", "/admin/config", GOOD).body["version"],
+                42
+            );
+            assert_eq!(
+                store.get(keys::SEQUENCE).unwrap(),
+                Some(store.encoding().encode(42))
+            );
+            // The version in force is a number written by compare-and-swap.
+            assert_eq!(
+                store.get(keys::CURRENT).unwrap().as_deref(),
+                Some(&b"42"[..])
+            );
+            assert_eq!(call(&store, "GET", "/admin/config", "").body["version"], 42);
+        });
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! under [`keys::METRICS_PREFIX`]; whichever node served a request, the
 //! numbers here are the sums over all of them.
 
-use crate::api::{AdminResponse, current, parse_version};
+use crate::api::{AdminResponse, current};
 use crate::rollouts::summary;
 use crate::store::{ConfigStore, StoreError};
 use serde_json::{Value, json};
@@ -109,16 +109,16 @@ fn collect(store: &impl ConfigStore) -> Result<Series, StoreError> {
     let values = store.get_many(&keys)?;
     let mut fields: BTreeMap<(String, String, String), Vec<(String, u64)>> = BTreeMap::new();
     for (key, value) in keys.iter().zip(values) {
-        let (Some(metric), Some(n)) = (
-            keys::parse_metric(key),
-            value.as_deref().and_then(parse_version),
-        ) else {
+        let Some(metric) = keys::parse_metric(key) else {
             continue;
         };
         fields
             .entry((metric.route, metric.service, metric.version))
             .or_default()
-            .push((metric.field, n));
+            .push((
+                metric.field,
+                upshift_config::store::counter(value.as_deref()),
+            ));
     }
     Ok(fields
         .into_iter()
@@ -228,7 +228,7 @@ mod tests {
     use crate::api::{AdminRequest, handle};
     use crate::store::Store;
     use upshift_config::keys;
-    use upshift_config::store::MemoryStore;
+    use upshift_config::store::{MemoryStore, for_each_encoding};
 
     fn get(store: &MemoryStore, path: &str) -> crate::AdminResponse {
         handle(
@@ -243,70 +243,74 @@ mod tests {
         )
     }
 
-    fn seeded() -> MemoryStore {
-        let store = MemoryStore::default();
-        let set = |route: &str, version: &str, field: &str, n: u64| {
-            let key = keys::metric(route, "s", version, field);
-            store.set(&key, n.to_string().as_bytes()).unwrap();
+    /// Counters as the splitter leaves them, in the store's encoding.
+    fn seed(store: &MemoryStore) {
+        let fill = |route: &str, version: &str, field: &str, n: i64| {
+            store.fill_counter(&keys::metric(route, "s", version, field), n);
         };
-        set("r", "v1", "requests", 10);
-        set("r", "v1", "status_2xx", 9);
-        set("r", "v1", "timeouts", 1);
-        set("r", "v1", "latency_bucket_0", 6);
-        set("r", "v1", "latency_bucket_2", 3);
-        set("r", "v1", "latency_bucket_11", 1);
-        set("r", "v1", "latency_ms_sum", 30_050);
-        set("r\"x", "v2", "requests", 2);
+        fill("r", "v1", "requests", 10);
+        fill("r", "v1", "status_2xx", 9);
+        fill("r", "v1", "timeouts", 1);
+        fill("r", "v1", "latency_bucket_0", 6);
+        fill("r", "v1", "latency_bucket_2", 3);
+        fill("r", "v1", "latency_bucket_11", 1);
+        fill("r", "v1", "latency_ms_sum", 30_050);
+        fill("r\"x", "v2", "requests", 2);
         store.set("unrelated", b"7").unwrap();
-        store
     }
 
     #[test]
     fn prometheus_text_has_counters_and_cumulative_buckets() {
-        let response = get(&seeded(), "/admin/metrics");
-        assert_eq!(response.status, 200);
-        assert!(
-            response
-                .content_type
-                .starts_with("text/plain; version=0.0.4")
-        );
-        let text = response.body.as_str().unwrap();
-        let labels = r#"route="r",service="s",version="v1""#;
-        for line in [
-            format!("upshift_requests_total{{{labels}}} 10"),
-            format!("upshift_responses_total{{{labels},class=\"2xx\"}} 9"),
-            format!("upshift_responses_total{{{labels},class=\"5xx\"}} 0"),
-            format!("upshift_upstream_failures_total{{{labels},kind=\"timeout\"}} 1"),
-            format!("upshift_upstream_latency_seconds_bucket{{{labels},le=\"0.005\"}} 6"),
-            format!("upshift_upstream_latency_seconds_bucket{{{labels},le=\"0.01\"}} 6"),
-            format!("upshift_upstream_latency_seconds_bucket{{{labels},le=\"0.025\"}} 9"),
-            format!("upshift_upstream_latency_seconds_bucket{{{labels},le=\"10\"}} 9"),
-            format!("upshift_upstream_latency_seconds_bucket{{{labels},le=\"+Inf\"}} 10"),
-            format!("upshift_upstream_latency_seconds_sum{{{labels}}} 30.05"),
-            format!("upshift_upstream_latency_seconds_count{{{labels}}} 10"),
-            r#"upshift_requests_total{route="r\"x",service="s",version="v2"} 2"#.to_owned(),
-        ] {
+        for_each_encoding(|store| {
+            seed(&store);
+            let response = get(&store, "/admin/metrics");
+            assert_eq!(response.status, 200);
             assert!(
-                text.lines().any(|l| l == line),
-                "missing {line:?} in\n{text}"
+                response
+                    .content_type
+                    .starts_with("text/plain; version=0.0.4")
             );
-        }
-        assert!(text.contains("# TYPE upshift_upstream_latency_seconds histogram"));
+            let text = response.body.as_str().unwrap();
+            let labels = r#"route="r",service="s",version="v1""#;
+            for line in [
+                format!("upshift_requests_total{{{labels}}} 10"),
+                format!("upshift_responses_total{{{labels},class=\"2xx\"}} 9"),
+                format!("upshift_responses_total{{{labels},class=\"5xx\"}} 0"),
+                format!("upshift_upstream_failures_total{{{labels},kind=\"timeout\"}} 1"),
+                format!("upshift_upstream_latency_seconds_bucket{{{labels},le=\"0.005\"}} 6"),
+                format!("upshift_upstream_latency_seconds_bucket{{{labels},le=\"0.01\"}} 6"),
+                format!("upshift_upstream_latency_seconds_bucket{{{labels},le=\"0.025\"}} 9"),
+                format!("upshift_upstream_latency_seconds_bucket{{{labels},le=\"10\"}} 9"),
+                format!("upshift_upstream_latency_seconds_bucket{{{labels},le=\"+Inf\"}} 10"),
+                format!("upshift_upstream_latency_seconds_sum{{{labels}}} 30.05"),
+                format!("upshift_upstream_latency_seconds_count{{{labels}}} 10"),
+                r#"upshift_requests_total{route="r\"x",service="s",version="v2"} 2"#.to_owned(),
+            ] {
+                assert!(
+                    text.lines().any(|l| l == line),
+                    "missing {line:?} in\n{text}"
+                );
+            }
+            assert!(text.contains("# TYPE upshift_upstream_latency_seconds histogram"));
+        });
     }
 
     #[test]
     fn stats_are_json_per_route_and_version() {
-        let response = get(&seeded(), "/admin/stats");
-        let series = response.body["series"].as_array().unwrap();
-        assert_eq!(series.len(), 2);
-        let v1 = &series[0];
-        assert_eq!(
-            (v1["route"].as_str(), v1["version"].as_str()),
-            (Some("r"), Some("v1"))
-        );
-        assert_eq!(v1["requests"], 10);
-        assert_eq!(v1["responses"]["2xx"], 9);
-        assert_eq!(v1["error_rate"], 0.1);
-        assert_eq!(v1["p50_ms"], 5);
+        for_each_encoding(|store| {
+            seed(&store);
+            let response = get(&store, "/admin/stats");
+            let series = response.body["series"].as_array().unwrap();
+            assert_eq!(series.len(), 2);
+            let v1 = &series[0];
+            assert_eq!(
+                (v1["route"].as_str(), v1["version"].as_str()),
+                (Some("r"), Some("v1"))
+            );
+            assert_eq!(v1["requests"], 10);
+            assert_eq!(v1["responses"]["2xx"], 9);
+            assert_eq!(v1["error_rate"], 0.1);
+            assert_eq!(v1["p50_ms"], 5);
+        });
     }
 }

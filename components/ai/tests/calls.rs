@@ -8,6 +8,7 @@ use common::{Memory, header};
 use serde_json::{Value, json};
 use upshift_ai::{Call, Caller, Catalog, Incoming, Plan, Reply, Store};
 use upshift_config::Config;
+use upshift_config::store::{MemoryStore, Store as _, counter, for_each_encoding};
 
 const CONFIG: &str = "
 ai:
@@ -200,69 +201,73 @@ fn refuses_in_the_clients_dialect() {
 
 #[test]
 fn anthropic_answers_reach_openai_clients_with_usage_and_cost_counted() {
-    let catalog = catalog();
-    let call = call(&catalog, &chat(false));
-    let counters = Memory::default();
-    let upstream = json!({
-        "id": "msg_01", "type": "message", "role": "assistant", "model": "claude-x",
-        "content": [{"type": "text", "text": "Checking."},
-                    {"type": "tool_use", "id": "toolu_01", "name": "get_weather", "input": {"city": "Paris"}}],
-        "stop_reason": "tool_use", "stop_sequence": null,
-        "usage": {"input_tokens": 412, "output_tokens": 57}
-    });
-    let reply = call.respond(0, 200, &serde_json::to_vec(&upstream).unwrap(), &counters);
-    assert_eq!(reply.status, 200);
-    assert_eq!(
-        header(&reply.headers, "content-type"),
-        Some("application/json")
-    );
-    let body: Value = serde_json::from_slice(&reply.body).unwrap();
-    assert_eq!(body["object"], "chat.completion");
-    assert_eq!(body["created"], 1_700_000_000);
-    assert_eq!(body["choices"][0]["finish_reason"], "tool_calls");
-    assert_eq!(body["choices"][0]["message"]["content"], "Checking.");
-    let call0 = &body["choices"][0]["message"]["tool_calls"][0];
-    assert_eq!(call0["id"], "toolu_01");
-    assert_eq!(call0["function"]["arguments"], "{\"city\":\"Paris\"}");
-    assert_eq!(body["usage"]["prompt_tokens"], 412);
-    assert_eq!(body["usage"]["completion_tokens"], 57);
+    for_each_encoding(|store| {
+        let catalog = catalog();
+        let call = call(&catalog, &chat(false));
+        let counters = Memory(store);
+        let upstream = json!({
+            "id": "msg_01", "type": "message", "role": "assistant", "model": "claude-x",
+            "content": [{"type": "text", "text": "Checking."},
+                        {"type": "tool_use", "id": "toolu_01", "name": "get_weather", "input": {"city": "Paris"}}],
+            "stop_reason": "tool_use", "stop_sequence": null,
+            "usage": {"input_tokens": 412, "output_tokens": 57}
+        });
+        let reply = call.respond(0, 200, &serde_json::to_vec(&upstream).unwrap(), &counters);
+        assert_eq!(reply.status, 200);
+        assert_eq!(
+            header(&reply.headers, "content-type"),
+            Some("application/json")
+        );
+        let body: Value = serde_json::from_slice(&reply.body).unwrap();
+        assert_eq!(body["object"], "chat.completion");
+        assert_eq!(body["created"], 1_700_000_000);
+        assert_eq!(body["choices"][0]["finish_reason"], "tool_calls");
+        assert_eq!(body["choices"][0]["message"]["content"], "Checking.");
+        let call0 = &body["choices"][0]["message"]["tool_calls"][0];
+        assert_eq!(call0["id"], "toolu_01");
+        assert_eq!(call0["function"]["arguments"], "{\"city\":\"Paris\"}");
+        assert_eq!(body["usage"]["prompt_tokens"], 412);
+        assert_eq!(body["usage"]["completion_tokens"], 57);
 
-    assert_eq!(counters.get("ai/usage/acme/alice/chat/requests"), 1);
-    assert_eq!(counters.get("ai/usage/acme/alice/chat/input_tokens"), 412);
-    assert_eq!(counters.get("ai/usage/acme/alice/chat/output_tokens"), 57);
-    // 412 × 3000 + 57 × 15000 nano-USD.
-    assert_eq!(
-        counters.get("ai/usage/acme/alice/chat/cost_nanousd"),
-        2_091_000
-    );
+        assert_eq!(counters.get("ai/usage/acme/alice/chat/requests"), 1);
+        assert_eq!(counters.get("ai/usage/acme/alice/chat/input_tokens"), 412);
+        assert_eq!(counters.get("ai/usage/acme/alice/chat/output_tokens"), 57);
+        // 412 × 3000 + 57 × 15000 nano-USD.
+        assert_eq!(
+            counters.get("ai/usage/acme/alice/chat/cost_nanousd"),
+            2_091_000
+        );
+    });
 }
 
 #[test]
 fn provider_errors_become_openai_errors() {
-    let catalog = catalog();
-    let call = call(&catalog, &chat(false));
-    let counters = Memory::default();
-    let overloaded =
-        br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#;
-    let reply = call.respond(0, 529, overloaded, &counters);
-    assert_eq!(reply.status, 503);
-    let body: Value = serde_json::from_slice(&reply.body).unwrap();
-    assert_eq!(body["error"]["message"], "Overloaded");
-    assert_eq!(body["error"]["type"], "server_error");
-    assert!(counters.0.borrow().is_empty(), "failures count no usage");
+    for_each_encoding(|store| {
+        let catalog = catalog();
+        let call = call(&catalog, &chat(false));
+        let counters = Memory(store);
+        let overloaded =
+            br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#;
+        let reply = call.respond(0, 529, overloaded, &counters);
+        assert_eq!(reply.status, 503);
+        let body: Value = serde_json::from_slice(&reply.body).unwrap();
+        assert_eq!(body["error"]["message"], "Overloaded");
+        assert_eq!(body["error"]["type"], "server_error");
+        assert!(counters.0.keys("").is_empty(), "failures count no usage");
 
-    let limited = br#"{"error":{"message":"slow down","type":"rate_limit_error"}}"#;
-    let reply = call.respond(1, 429, limited, &counters);
-    assert_eq!(reply.status, 429);
-    assert_eq!(
-        reply.body, limited,
-        "same dialect: the error passes as it is"
-    );
+        let limited = br#"{"error":{"message":"slow down","type":"rate_limit_error"}}"#;
+        let reply = call.respond(1, 429, limited, &counters);
+        assert_eq!(reply.status, 429);
+        assert_eq!(
+            reply.body, limited,
+            "same dialect: the error passes as it is"
+        );
 
-    let reply = call.unavailable(504, "upstream_timeout", "no answer within 100 ms");
-    assert_eq!(reply.status, 504);
-    let body: Value = serde_json::from_slice(&reply.body).unwrap();
-    assert_eq!(body["error"]["code"], "upstream_timeout");
+        let reply = call.unavailable(504, "upstream_timeout", "no answer within 100 ms");
+        assert_eq!(reply.status, 504);
+        let body: Value = serde_json::from_slice(&reply.body).unwrap();
+        assert_eq!(body["error"]["code"], "upstream_timeout");
+    });
 }
 
 const ANTHROPIC_STREAM: &str = "event: message_start
@@ -310,94 +315,102 @@ fn data_events(bytes: &[u8]) -> Vec<String> {
 
 #[test]
 fn anthropic_streams_reach_openai_clients_chunk_by_chunk() {
-    let catalog = catalog();
-    let mut request = chat(true);
-    request["stream_options"] = json!({"include_usage": true});
-    let call = call(&catalog, &request);
-    let counters = Memory::default();
-    let mut stream = call.stream(0);
-    let mut out = Vec::new();
-    let mut chunks_out = 0;
-    for piece in ANTHROPIC_STREAM.as_bytes().chunks(37) {
-        let before = out.len();
-        stream.push(piece, &mut out);
-        chunks_out += usize::from(out.len() > before);
-    }
-    assert!(chunks_out > 5, "output follows the input");
-    stream.finish(&call, true, &mut out, &counters);
-    let events = data_events(&out);
-    assert_eq!(events.last().unwrap(), "[DONE]");
-    let chunks: Vec<Value> = events[..events.len() - 1]
-        .iter()
-        .map(|e| serde_json::from_str(e).unwrap())
-        .collect();
-    let text: String = chunks
-        .iter()
-        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
-        .collect();
-    assert_eq!(text, "Checking.");
-    let arguments: String = chunks
-        .iter()
-        .filter_map(|c| c["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"].as_str())
-        .collect();
-    assert_eq!(arguments, "{\"city\": \"Paris\"}");
-    let usage = &chunks.last().unwrap()["usage"];
-    assert_eq!(
-        (
-            usage["prompt_tokens"].as_u64(),
-            usage["completion_tokens"].as_u64()
-        ),
-        (Some(412), Some(57))
-    );
-    assert_eq!(counters.get("ai/usage/acme/alice/chat/input_tokens"), 412);
-    assert_eq!(counters.get("ai/usage/acme/alice/chat/output_tokens"), 57);
-    assert_eq!(counters.get("ai/usage/acme/alice/chat/requests"), 1);
+    for_each_encoding(|store| {
+        let catalog = catalog();
+        let mut request = chat(true);
+        request["stream_options"] = json!({"include_usage": true});
+        let call = call(&catalog, &request);
+        let counters = Memory(store);
+        let mut stream = call.stream(0);
+        let mut out = Vec::new();
+        let mut chunks_out = 0;
+        for piece in ANTHROPIC_STREAM.as_bytes().chunks(37) {
+            let before = out.len();
+            stream.push(piece, &mut out);
+            chunks_out += usize::from(out.len() > before);
+        }
+        assert!(chunks_out > 5, "output follows the input");
+        stream.finish(&call, true, &mut out, &counters);
+        let events = data_events(&out);
+        assert_eq!(events.last().unwrap(), "[DONE]");
+        let chunks: Vec<Value> = events[..events.len() - 1]
+            .iter()
+            .map(|e| serde_json::from_str(e).unwrap())
+            .collect();
+        let text: String = chunks
+            .iter()
+            .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+            .collect();
+        assert_eq!(text, "Checking.");
+        let arguments: String = chunks
+            .iter()
+            .filter_map(|c| {
+                c["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"].as_str()
+            })
+            .collect();
+        assert_eq!(arguments, "{\"city\": \"Paris\"}");
+        let usage = &chunks.last().unwrap()["usage"];
+        assert_eq!(
+            (
+                usage["prompt_tokens"].as_u64(),
+                usage["completion_tokens"].as_u64()
+            ),
+            (Some(412), Some(57))
+        );
+        assert_eq!(counters.get("ai/usage/acme/alice/chat/input_tokens"), 412);
+        assert_eq!(counters.get("ai/usage/acme/alice/chat/output_tokens"), 57);
+        assert_eq!(counters.get("ai/usage/acme/alice/chat/requests"), 1);
+    });
 }
 
 #[test]
 fn passthrough_streams_keep_events_and_drop_only_the_usage_chunk_nobody_asked_for() {
-    let catalog = catalog();
-    let call = call(&catalog, &chat(true));
-    let counters = Memory::default();
-    let upstream = "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":5,\"model\":\"llama-3\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"Hi\"},\"finish_reason\":null}],\"usage\":null}\n\n\
+    for_each_encoding(|store| {
+        let catalog = catalog();
+        let call = call(&catalog, &chat(true));
+        let counters = Memory(store);
+        let upstream = "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":5,\"model\":\"llama-3\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"Hi\"},\"finish_reason\":null}],\"usage\":null}\n\n\
                     data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":5,\"model\":\"llama-3\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],\"usage\":null}\n\n\
                     data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":5,\"model\":\"llama-3\",\"choices\":[],\"usage\":{\"prompt_tokens\":20,\"completion_tokens\":2,\"total_tokens\":22}}\n\n\
                     data: [DONE]\n\n";
-    let mut stream = call.stream(1);
-    let mut out = Vec::new();
-    stream.push(upstream.as_bytes(), &mut out);
-    stream.finish(&call, true, &mut out, &counters);
-    let events = data_events(&out);
-    assert_eq!(events.len(), 3, "{events:?}");
-    assert!(events[0].contains("\"content\":\"Hi\""));
-    assert_eq!(events[2], "[DONE]");
-    assert_eq!(counters.get("ai/usage/acme/alice/fast/input_tokens"), 20);
-    assert_eq!(counters.get("ai/usage/acme/alice/fast/output_tokens"), 2);
-    assert_eq!(
-        counters.get("ai/usage/acme/alice/fast/cost_nanousd"),
-        0,
-        "no price"
-    );
+        let mut stream = call.stream(1);
+        let mut out = Vec::new();
+        stream.push(upstream.as_bytes(), &mut out);
+        stream.finish(&call, true, &mut out, &counters);
+        let events = data_events(&out);
+        assert_eq!(events.len(), 3, "{events:?}");
+        assert!(events[0].contains("\"content\":\"Hi\""));
+        assert_eq!(events[2], "[DONE]");
+        assert_eq!(counters.get("ai/usage/acme/alice/fast/input_tokens"), 20);
+        assert_eq!(counters.get("ai/usage/acme/alice/fast/output_tokens"), 2);
+        assert_eq!(
+            counters.get("ai/usage/acme/alice/fast/cost_nanousd"),
+            0,
+            "no price"
+        );
+    });
 }
 
 #[test]
 fn a_broken_stream_ends_with_an_error_and_counts_estimates() {
-    let catalog = catalog();
-    let call = call(&catalog, &chat(true));
-    let counters = Memory::default();
-    let mut stream = call.stream(1);
-    let mut out = Vec::new();
-    stream.push(
+    for_each_encoding(|store| {
+        let catalog = catalog();
+        let call = call(&catalog, &chat(true));
+        let counters = Memory(store);
+        let mut stream = call.stream(1);
+        let mut out = Vec::new();
+        stream.push(
         b"data: {\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hello there\"}}]}\n\n",
         &mut out,
     );
-    stream.finish(&call, false, &mut out, &counters);
-    let events = data_events(&out);
-    assert_eq!(events.len(), 2, "{events:?}");
-    let error: Value = serde_json::from_str(&events[1]).unwrap();
-    assert!(error["error"]["message"].is_string(), "{error}");
-    assert_eq!(counters.get("ai/usage/acme/alice/fast/output_tokens"), 3);
-    assert!(counters.get("ai/usage/acme/alice/fast/input_tokens") > 0);
+        stream.finish(&call, false, &mut out, &counters);
+        let events = data_events(&out);
+        assert_eq!(events.len(), 2, "{events:?}");
+        let error: Value = serde_json::from_str(&events[1]).unwrap();
+        assert!(error["error"]["message"].is_string(), "{error}");
+        assert_eq!(counters.get("ai/usage/acme/alice/fast/output_tokens"), 3);
+        assert!(counters.get("ai/usage/acme/alice/fast/input_tokens") > 0);
+    });
 }
 
 const WITH_BUDGETS_AND_CACHE: &str = "
@@ -424,13 +437,33 @@ fn anthropic_answer(input_tokens: u64, output_tokens: u64) -> Vec<u8> {
 
 #[test]
 fn budgets_refuse_calls_once_the_days_tokens_are_used() {
-    let catalog = Catalog::new(&Config::parse(WITH_BUDGETS_AND_CACHE).unwrap());
-    let store = Memory::default();
-    let mut request = chat(false);
-    let no_store = [("cache-control".to_owned(), "no-store".to_owned())];
-    for (n, (input, output)) in [(300, 100), (80, 20)].into_iter().enumerate() {
-        request["messages"][1]["content"] = format!("question {n}").into();
-        let Plan::Call(call) = plan_in(
+    for_each_encoding(|store| {
+        let catalog = Catalog::new(&Config::parse(WITH_BUDGETS_AND_CACHE).unwrap());
+        let store = Memory(store);
+        let mut request = chat(false);
+        let no_store = [("cache-control".to_owned(), "no-store".to_owned())];
+        for (n, (input, output)) in [(300, 100), (80, 20)].into_iter().enumerate() {
+            request["messages"][1]["content"] = format!("question {n}").into();
+            let Plan::Call(call) = plan_in(
+                &catalog,
+                &store,
+                &no_store,
+                "POST",
+                "/v1/chat/completions",
+                &request,
+            ) else {
+                panic!("call {n} is refused");
+            };
+            assert_eq!(
+                call.respond(0, 200, &anthropic_answer(input, output), &store)
+                    .status,
+                200
+            );
+        }
+        // 2023-11-14 (UTC) is the day of NOW_MS.
+        assert_eq!(store.get("ai/budget/consumers/alice/2023-11-14"), 500);
+        assert_eq!(store.get("ai/budget/tenants/acme/2023-11"), 500);
+        let Plan::Reply(reply) = plan_in(
             &catalog,
             &store,
             &no_store,
@@ -438,161 +471,194 @@ fn budgets_refuse_calls_once_the_days_tokens_are_used() {
             "/v1/chat/completions",
             &request,
         ) else {
-            panic!("call {n} is refused");
+            panic!("the budget is used up");
         };
+        assert_eq!(reply.status, 429);
+        let body: Value = serde_json::from_slice(&reply.body).unwrap();
+        assert_eq!(body["error"]["code"], "budget_exceeded");
         assert_eq!(
-            call.respond(0, 200, &anthropic_answer(input, output), &store)
-                .status,
-            200
+            body["error"]["message"],
+            "consumer alice has used 500 of its 500 tokens for 2023-11-14"
         );
-    }
-    // 2023-11-14 (UTC) is the day of NOW_MS.
-    assert_eq!(store.get("ai/budget/consumers/alice/2023-11-14"), 500);
-    assert_eq!(store.get("ai/budget/tenants/acme/2023-11"), 500);
-    let Plan::Reply(reply) = plan_in(
-        &catalog,
-        &store,
-        &no_store,
-        "POST",
-        "/v1/chat/completions",
-        &request,
-    ) else {
-        panic!("the budget is used up");
-    };
-    assert_eq!(reply.status, 429);
-    let body: Value = serde_json::from_slice(&reply.body).unwrap();
-    assert_eq!(body["error"]["code"], "budget_exceeded");
-    assert_eq!(
-        body["error"]["message"],
-        "consumer alice has used 500 of its 500 tokens for 2023-11-14"
-    );
-    // NOW_MS is 22:13:20.123 UTC: 6400 s are left of the day.
-    assert_eq!(header(&reply.headers, "retry-after"), Some("6400"));
+        // NOW_MS is 22:13:20.123 UTC: 6400 s are left of the day.
+        assert_eq!(header(&reply.headers, "retry-after"), Some("6400"));
+    });
+}
+
+#[test]
+fn budgets_and_usage_go_on_from_counters_left_in_either_encoding() {
+    for_each_encoding(|store| {
+        let catalog = Catalog::new(&Config::parse(WITH_BUDGETS_AND_CACHE).unwrap());
+        let day = "ai/budget/consumers/alice/2023-11-14";
+        let month = "ai/budget/tenants/acme/2023-11";
+        let requests = "ai/usage/acme/alice/chat/requests";
+        let input_tokens = "ai/usage/acme/alice/chat/input_tokens";
+        store.fill_counter(day, 480);
+        store.fill_counter(month, 9_000);
+        store.fill_counter(requests, 7);
+        store.fill_counter(input_tokens, 1_000);
+        let store = Memory(store);
+        let no_store = [("cache-control".to_owned(), "no-store".to_owned())];
+        let plan = || {
+            plan_in(
+                &catalog,
+                &store,
+                &no_store,
+                "POST",
+                "/v1/chat/completions",
+                &chat(false),
+            )
+        };
+        let Plan::Call(call) = plan() else {
+            panic!("20 tokens are left of the day");
+        };
+        call.respond(0, 200, &anthropic_answer(10, 2), &store);
+        assert_eq!((store.get(requests), store.get(input_tokens)), (8, 1_010));
+        assert_eq!((store.get(day), store.get(month)), (492, 9_012));
+        assert_eq!(
+            Store::get(&store, day),
+            Some(store.0.encoding().encode(492))
+        );
+        let Plan::Call(call) = plan() else {
+            panic!("8 tokens are left of the day");
+        };
+        call.respond(0, 200, &anthropic_answer(10, 2), &store);
+        let (status, body) = reply(plan());
+        assert_eq!(status, 429);
+        assert_eq!(
+            body["error"]["message"],
+            "consumer alice has used 504 of its 500 tokens for 2023-11-14"
+        );
+    });
 }
 
 #[test]
 fn identical_requests_are_answered_from_the_cache() {
-    let catalog = Catalog::new(&Config::parse(WITH_BUDGETS_AND_CACHE).unwrap());
-    let store = Memory::default();
-    let request = chat(false);
-    let Plan::Call(call) = plan_in(
-        &catalog,
-        &store,
-        &[],
-        "POST",
-        "/v1/chat/completions",
-        &request,
-    ) else {
-        panic!("a miss calls the provider");
-    };
-    let answer = call.respond(0, 200, &anthropic_answer(10, 2), &store);
-    assert_eq!(header(&answer.headers, "x-upshift-cache"), Some("miss"));
-
-    // The same body with its keys in another order and other spacing.
-    let reordered: Value = serde_json::from_str(&format!(
-        "{{ \"stream\": false, \"max_tokens\": 100, \"tools\": {}, \"messages\": {}, \"model\": \"chat\" }}",
-        request["tools"], request["messages"]
-    ))
-    .unwrap();
-    let Plan::Reply(hit) = plan_in(
-        &catalog,
-        &store,
-        &[],
-        "POST",
-        "/v1/chat/completions",
-        &reordered,
-    ) else {
-        panic!("a hit answers at once");
-    };
-    assert_eq!(hit.status, 200);
-    assert_eq!(hit.body, answer.body);
-    assert_eq!(header(&hit.headers, "x-upshift-cache"), Some("hit"));
-    assert_eq!(header(&hit.headers, "x-upshift-model"), Some("chat"));
-    assert_eq!(
-        header(&hit.headers, "x-upshift-upstream"),
-        Some("claude@claude-x")
-    );
-    assert_eq!(store.get("ai/usage/acme/alice/chat/cache_hits"), 1);
-    assert_eq!(
-        store.get("ai/usage/acme/alice/chat/requests"),
-        1,
-        "hits use no tokens"
-    );
-
-    for directive in ["no-store", "no-cache"] {
-        let headers = [("cache-control".to_owned(), directive.to_owned())];
-        assert!(
-            matches!(
-                plan_in(
-                    &catalog,
-                    &store,
-                    &headers,
-                    "POST",
-                    "/v1/chat/completions",
-                    &request
-                ),
-                Plan::Call(_)
-            ),
-            "{directive} skips the lookup"
-        );
-    }
-    let mut streamed = request.clone();
-    streamed["stream"] = true.into();
-    assert!(matches!(
-        plan_in(
+    for_each_encoding(|store| {
+        let catalog = Catalog::new(&Config::parse(WITH_BUDGETS_AND_CACHE).unwrap());
+        let store = Memory(store);
+        let request = chat(false);
+        let Plan::Call(call) = plan_in(
             &catalog,
             &store,
             &[],
             "POST",
             "/v1/chat/completions",
-            &streamed
-        ),
-        Plan::Call(_)
-    ));
+            &request,
+        ) else {
+            panic!("a miss calls the provider");
+        };
+        let answer = call.respond(0, 200, &anthropic_answer(10, 2), &store);
+        assert_eq!(header(&answer.headers, "x-upshift-cache"), Some("miss"));
+
+        // The same body with its keys in another order and other spacing.
+        let reordered: Value = serde_json::from_str(&format!(
+        "{{ \"stream\": false, \"max_tokens\": 100, \"tools\": {}, \"messages\": {}, \"model\": \"chat\" }}",
+        request["tools"], request["messages"]
+    ))
+    .unwrap();
+        let Plan::Reply(hit) = plan_in(
+            &catalog,
+            &store,
+            &[],
+            "POST",
+            "/v1/chat/completions",
+            &reordered,
+        ) else {
+            panic!("a hit answers at once");
+        };
+        assert_eq!(hit.status, 200);
+        assert_eq!(hit.body, answer.body);
+        assert_eq!(header(&hit.headers, "x-upshift-cache"), Some("hit"));
+        assert_eq!(header(&hit.headers, "x-upshift-model"), Some("chat"));
+        assert_eq!(
+            header(&hit.headers, "x-upshift-upstream"),
+            Some("claude@claude-x")
+        );
+        assert_eq!(store.get("ai/usage/acme/alice/chat/cache_hits"), 1);
+        assert_eq!(
+            store.get("ai/usage/acme/alice/chat/requests"),
+            1,
+            "hits use no tokens"
+        );
+
+        for directive in ["no-store", "no-cache"] {
+            let headers = [("cache-control".to_owned(), directive.to_owned())];
+            assert!(
+                matches!(
+                    plan_in(
+                        &catalog,
+                        &store,
+                        &headers,
+                        "POST",
+                        "/v1/chat/completions",
+                        &request
+                    ),
+                    Plan::Call(_)
+                ),
+                "{directive} skips the lookup"
+            );
+        }
+        let mut streamed = request.clone();
+        streamed["stream"] = true.into();
+        assert!(matches!(
+            plan_in(
+                &catalog,
+                &store,
+                &[],
+                "POST",
+                "/v1/chat/completions",
+                &streamed
+            ),
+            Plan::Call(_)
+        ));
+    });
 }
 
 #[test]
 fn embeddings_pass_to_openai_format_providers_with_their_tokens_counted() {
-    let catalog = catalog();
-    let request = json!({"model": "fast", "input": ["one", "two"], "encoding_format": "float"});
-    let Plan::Call(call) = plan(&catalog, "POST", "/v1/embeddings", &request) else {
-        panic!("embeddings call the provider");
-    };
-    assert!(!call.streaming());
-    let attempt = &call.attempts()[0];
-    assert_eq!(attempt.url, "http://127.0.0.1:9002/v1/embeddings");
-    let body: Value = serde_json::from_slice(&attempt.body).unwrap();
-    assert_eq!(
-        body,
-        json!({"model": "llama-3", "input": ["one", "two"], "encoding_format": "float"})
-    );
-    let store = Memory::default();
-    let answer = json!({"object": "list", "model": "llama-3",
+    for_each_encoding(|store| {
+        let catalog = catalog();
+        let request = json!({"model": "fast", "input": ["one", "two"], "encoding_format": "float"});
+        let Plan::Call(call) = plan(&catalog, "POST", "/v1/embeddings", &request) else {
+            panic!("embeddings call the provider");
+        };
+        assert!(!call.streaming());
+        let attempt = &call.attempts()[0];
+        assert_eq!(attempt.url, "http://127.0.0.1:9002/v1/embeddings");
+        let body: Value = serde_json::from_slice(&attempt.body).unwrap();
+        assert_eq!(
+            body,
+            json!({"model": "llama-3", "input": ["one", "two"], "encoding_format": "float"})
+        );
+        let store = Memory(store);
+        let answer = json!({"object": "list", "model": "llama-3",
         "data": [{"object": "embedding", "index": 0, "embedding": [0.1, 0.2]},
                  {"object": "embedding", "index": 1, "embedding": [0.3, 0.4]}],
         "usage": {"prompt_tokens": 4, "total_tokens": 4}});
-    let answered = call.respond(0, 200, &serde_json::to_vec(&answer).unwrap(), &store);
-    assert_eq!(
-        serde_json::from_slice::<Value>(&answered.body).unwrap(),
-        answer
-    );
-    assert_eq!(store.get("ai/usage/acme/alice/fast/input_tokens"), 4);
-    assert_eq!(store.get("ai/usage/acme/alice/fast/requests"), 1);
+        let answered = call.respond(0, 200, &serde_json::to_vec(&answer).unwrap(), &store);
+        assert_eq!(
+            serde_json::from_slice::<Value>(&answered.body).unwrap(),
+            answer
+        );
+        assert_eq!(store.get("ai/usage/acme/alice/fast/input_tokens"), 4);
+        assert_eq!(store.get("ai/usage/acme/alice/fast/requests"), 1);
 
-    // Anthropic has no embeddings: the alias is refused, a fallback skipped.
-    let (status, body) = reply(plan(
-        &catalog,
-        "POST",
-        "/v1/embeddings",
-        &json!({"model": "chat", "input": "x"}),
-    ));
-    assert_eq!(status, 400, "{body}");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("serves no embeddings")
-    );
+        // Anthropic has no embeddings: the alias is refused, a fallback skipped.
+        let (status, body) = reply(plan(
+            &catalog,
+            "POST",
+            "/v1/embeddings",
+            &json!({"model": "chat", "input": "x"}),
+        ));
+        assert_eq!(status, 400, "{body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("serves no embeddings")
+        );
+    });
 }
 
 /// An Anthropic stream of `pieces` four-letter words after a 10-token prompt.
@@ -615,120 +681,125 @@ fn long_anthropic_stream(pieces: usize) -> Vec<String> {
 
 #[test]
 fn a_stream_ends_cleanly_when_the_budget_runs_out() {
-    let catalog = Catalog::new(&Config::parse(WITH_BUDGETS_AND_CACHE).unwrap());
-    let store = Memory::default();
-    // 470 of alice's 500 tokens of the day are used: 30 are left.
-    store.add("ai/budget/consumers/alice/2023-11-14", 470);
-    let mut request = chat(true);
-    request["stream_options"] = json!({"include_usage": true});
-    let Plan::Call(call) = plan_in(
-        &catalog,
-        &store,
-        &[],
-        "POST",
-        "/v1/chat/completions",
-        &request,
-    ) else {
-        panic!("30 tokens are left");
-    };
-    let mut stream = call.stream(0);
-    let mut out = Vec::new();
-    let mut pushed = 0;
-    for event in long_anthropic_stream(40) {
-        if stream.is_done() {
-            break;
+    for_each_encoding(|store| {
+        let catalog = Catalog::new(&Config::parse(WITH_BUDGETS_AND_CACHE).unwrap());
+        let store = Memory(store);
+        // 470 of alice's 500 tokens of the day are used: 30 are left.
+        store.add("ai/budget/consumers/alice/2023-11-14", 470);
+        let mut request = chat(true);
+        request["stream_options"] = json!({"include_usage": true});
+        let Plan::Call(call) = plan_in(
+            &catalog,
+            &store,
+            &[],
+            "POST",
+            "/v1/chat/completions",
+            &request,
+        ) else {
+            panic!("30 tokens are left");
+        };
+        let mut stream = call.stream(0);
+        let mut out = Vec::new();
+        let mut pushed = 0;
+        for event in long_anthropic_stream(40) {
+            if stream.is_done() {
+                break;
+            }
+            stream.push(event.as_bytes(), &mut out);
+            pushed += 1;
         }
-        stream.push(event.as_bytes(), &mut out);
-        pushed += 1;
-    }
-    assert!(stream.was_cut());
-    // message_start, block start, then 20 words: 10 + 20 tokens.
-    assert_eq!(pushed, 22);
-    stream.finish(&call, true, &mut out, &store);
-    let events = data_events(&out);
-    assert_eq!(events.last().unwrap(), "[DONE]");
-    let chunks: Vec<Value> = events[..events.len() - 1]
-        .iter()
-        .map(|e| serde_json::from_str(e).unwrap())
-        .collect();
-    let words = chunks
-        .iter()
-        .filter(|c| c["choices"][0]["delta"]["content"] == "word")
-        .count();
-    assert_eq!(words, 20);
-    let finish: Vec<&str> = chunks
-        .iter()
-        .filter_map(|c| c["choices"][0]["finish_reason"].as_str())
-        .collect();
-    assert_eq!(finish, ["length"]);
-    let usage = &chunks.last().unwrap()["usage"];
-    assert_eq!(
-        (
-            usage["prompt_tokens"].as_u64(),
-            usage["completion_tokens"].as_u64()
-        ),
-        (Some(10), Some(20))
-    );
-    assert_eq!(store.get("ai/usage/acme/alice/chat/output_tokens"), 20);
-    assert_eq!(store.get("ai/budget/consumers/alice/2023-11-14"), 500);
+        assert!(stream.was_cut());
+        // message_start, block start, then 20 words: 10 + 20 tokens.
+        assert_eq!(pushed, 22);
+        stream.finish(&call, true, &mut out, &store);
+        let events = data_events(&out);
+        assert_eq!(events.last().unwrap(), "[DONE]");
+        let chunks: Vec<Value> = events[..events.len() - 1]
+            .iter()
+            .map(|e| serde_json::from_str(e).unwrap())
+            .collect();
+        let words = chunks
+            .iter()
+            .filter(|c| c["choices"][0]["delta"]["content"] == "word")
+            .count();
+        assert_eq!(words, 20);
+        let finish: Vec<&str> = chunks
+            .iter()
+            .filter_map(|c| c["choices"][0]["finish_reason"].as_str())
+            .collect();
+        assert_eq!(finish, ["length"]);
+        let usage = &chunks.last().unwrap()["usage"];
+        assert_eq!(
+            (
+                usage["prompt_tokens"].as_u64(),
+                usage["completion_tokens"].as_u64()
+            ),
+            (Some(10), Some(20))
+        );
+        assert_eq!(store.get("ai/usage/acme/alice/chat/output_tokens"), 20);
+        assert_eq!(store.get("ai/budget/consumers/alice/2023-11-14"), 500);
+    });
 }
 
 #[test]
 fn a_passthrough_stream_ends_cleanly_when_the_budget_runs_out() {
-    let catalog = Catalog::new(
-        &Config::parse(
-            "consumers: [{ name: alice, tenant: acme, api_keys: [alice-key-0001] }]
+    for_each_encoding(|store| {
+        let catalog = Catalog::new(
+            &Config::parse(
+                "consumers: [{ name: alice, tenant: acme, api_keys: [alice-key-0001] }]
 ai:
   providers: [{ name: local, kind: openai_compatible, base_url: 'http://h/v1' }]
   models: [{ alias: chat, provider: local, model: llama-3 }]
   budgets: [{ tenant: acme, tokens_per_month: 1000 }]",
-        )
-        .unwrap(),
-    );
-    let store = Memory::default();
-    store.add("ai/budget/tenants/acme/2023-11", 990);
-    let Plan::Call(call) = plan_in(
-        &catalog,
-        &store,
-        &[],
-        "POST",
-        "/v1/chat/completions",
-        &chat(true),
-    ) else {
-        panic!("10 tokens are left");
-    };
-    let mut stream = call.stream(0);
-    let mut out = Vec::new();
-    let chunk = |delta: &str| {
-        format!(
-            "data: {{\"id\":\"c9\",\"object\":\"chat.completion.chunk\",\"created\":5,\"model\":\"llama-3\",\"choices\":[{{\"index\":0,\"delta\":{delta},\"finish_reason\":null}}]}}\n\n"
-        )
-    };
-    stream.push(
-        chunk("{\"role\":\"assistant\",\"content\":\"\"}").as_bytes(),
-        &mut out,
-    );
-    // The prompt is estimated (the provider reports usage only at the end).
-    let mut words = 0;
-    while !stream.is_done() && words < 100 {
-        stream.push(chunk("{\"content\":\"word\"}").as_bytes(), &mut out);
-        words += 1;
-    }
-    assert!(stream.was_cut() && words < 10, "{words}");
-    stream.finish(&call, true, &mut out, &store);
-    let events = data_events(&out);
-    assert_eq!(events.last().unwrap(), "[DONE]");
-    let last: Value = serde_json::from_str(&events[events.len() - 2]).unwrap();
-    assert_eq!(last["id"], "c9");
-    assert_eq!(last["choices"][0]["finish_reason"], "length");
-    assert!(store.get("ai/budget/tenants/acme/2023-11") >= 1000);
+            )
+            .unwrap(),
+        );
+        let store = Memory(store);
+        store.add("ai/budget/tenants/acme/2023-11", 990);
+        let Plan::Call(call) = plan_in(
+            &catalog,
+            &store,
+            &[],
+            "POST",
+            "/v1/chat/completions",
+            &chat(true),
+        ) else {
+            panic!("10 tokens are left");
+        };
+        let mut stream = call.stream(0);
+        let mut out = Vec::new();
+        let chunk = |delta: &str| {
+            format!(
+                "data: {{\"id\":\"c9\",\"object\":\"chat.completion.chunk\",\"created\":5,\"model\":\"llama-3\",\"choices\":[{{\"index\":0,\"delta\":{delta},\"finish_reason\":null}}]}}\n\n"
+            )
+        };
+        stream.push(
+            chunk("{\"role\":\"assistant\",\"content\":\"\"}").as_bytes(),
+            &mut out,
+        );
+        // The prompt is estimated (the provider reports usage only at the end).
+        let mut words = 0;
+        while !stream.is_done() && words < 100 {
+            stream.push(chunk("{\"content\":\"word\"}").as_bytes(), &mut out);
+            words += 1;
+        }
+        assert!(stream.was_cut() && words < 10, "{words}");
+        stream.finish(&call, true, &mut out, &store);
+        let events = data_events(&out);
+        assert_eq!(events.last().unwrap(), "[DONE]");
+        let last: Value = serde_json::from_str(&events[events.len() - 2]).unwrap();
+        assert_eq!(last["id"], "c9");
+        assert_eq!(last["choices"][0]["finish_reason"], "length");
+        assert!(store.get("ai/budget/tenants/acme/2023-11") >= 1000);
+    });
 }
 
 #[test]
 fn rules_send_some_requests_to_another_alias() {
-    let catalog = Catalog::new(
-        &Config::parse(
-            "consumers: [{ name: alice, tenant: acme, api_keys: [alice-key-0001] }]
+    for_each_encoding(|store| {
+        let catalog = Catalog::new(
+            &Config::parse(
+                "consumers: [{ name: alice, tenant: acme, api_keys: [alice-key-0001] }]
 ai:
   providers:
     - { name: claude, kind: anthropic, base_url: 'http://127.0.0.1:9001' }
@@ -743,45 +814,47 @@ ai:
         - { match: { min_prompt_tokens: 1000 }, use: long }
     - { alias: fast, provider: local, model: llama-3 }
     - { alias: long, provider: claude, model: claude-long, fallbacks: [fast] }",
-        )
-        .unwrap(),
-    );
-    let store = Memory::default();
-    let aliases = |headers: &[(String, String)], request: &Value| match plan_in(
-        &catalog,
-        &store,
-        headers,
-        "POST",
-        "/v1/chat/completions",
-        request,
-    ) {
-        Plan::Call(call) => call
-            .attempts()
-            .iter()
-            .map(|a| a.alias.clone())
-            .collect::<Vec<_>>(),
-        Plan::Reply(reply) => panic!("{}", String::from_utf8_lossy(&reply.body)),
-    };
-    let free = [("x-tier".to_owned(), "free".to_owned())];
-    assert_eq!(aliases(&[], &chat(false)), ["chat", "fast"]);
-    assert_eq!(
-        aliases(&free, &chat(false)),
-        ["fast"],
-        "the rule's own fallbacks"
-    );
-    let mut long = chat(false);
-    long["messages"][1]["content"] = "word ".repeat(1000).into();
-    assert_eq!(aliases(&[], &long), ["long", "fast"]);
-    assert_eq!(
-        aliases(&free, &long),
-        ["fast"],
-        "the first rule that matches"
-    );
+            )
+            .unwrap(),
+        );
+        let store = Memory(store);
+        let aliases = |headers: &[(String, String)], request: &Value| match plan_in(
+            &catalog,
+            &store,
+            headers,
+            "POST",
+            "/v1/chat/completions",
+            request,
+        ) {
+            Plan::Call(call) => call
+                .attempts()
+                .iter()
+                .map(|a| a.alias.clone())
+                .collect::<Vec<_>>(),
+            Plan::Reply(reply) => panic!("{}", String::from_utf8_lossy(&reply.body)),
+        };
+        let free = [("x-tier".to_owned(), "free".to_owned())];
+        assert_eq!(aliases(&[], &chat(false)), ["chat", "fast"]);
+        assert_eq!(
+            aliases(&free, &chat(false)),
+            ["fast"],
+            "the rule's own fallbacks"
+        );
+        let mut long = chat(false);
+        long["messages"][1]["content"] = "word ".repeat(1000).into();
+        assert_eq!(aliases(&[], &long), ["long", "fast"]);
+        assert_eq!(
+            aliases(&free, &long),
+            ["fast"],
+            "the first rule that matches"
+        );
+    });
 }
 
 #[test]
 fn tokens_per_minute_refuse_until_the_minute_ends_and_old_minutes_are_removed() {
-    let catalog = Catalog::new(
+    for_each_encoding(|store| {
+        let catalog = Catalog::new(
         &Config::parse(
             "consumers: [{ name: alice, tenant: acme, api_keys: [alice-key-0001] }]
 ai:
@@ -794,48 +867,49 @@ ai:
         )
         .unwrap(),
     );
-    let store = Memory::default();
-    let body = serde_json::to_vec(&chat(false)).unwrap();
-    // 2023-11-14T22:13:20Z, then 40 s later, then in the next minute.
-    let at = |now_ms| {
-        catalog.plan(
-            &Incoming {
-                method: "POST",
-                path: "/v1/chat/completions",
-                headers: &[],
-                body: &body,
-                now_ms,
-            },
-            alice(),
-            &store,
-        )
-    };
-    let Plan::Call(call) = at(NOW_MS) else {
-        panic!("the minute has tokens");
-    };
-    call.respond(0, 200, &anthropic_answer(120, 40), &store);
-    assert_eq!(store.get("ai/budget/consumers/alice/2023-11-14T22:13"), 160);
-    let Plan::Reply(reply) = at(NOW_MS + 20_000) else {
-        panic!("160 of 150 tokens are used");
-    };
-    assert_eq!(reply.status, 429);
-    let body_json: Value = serde_json::from_slice(&reply.body).unwrap();
-    assert_eq!(
-        body_json["error"]["message"],
-        "consumer alice has used 160 of its 150 tokens for 2023-11-14T22:13"
-    );
-    // 20 s into the minute, then 20 s more: 20 s left.
-    assert_eq!(header(&reply.headers, "retry-after"), Some("20"));
+        let store = Memory(store);
+        let body = serde_json::to_vec(&chat(false)).unwrap();
+        // 2023-11-14T22:13:20Z, then 40 s later, then in the next minute.
+        let at = |now_ms| {
+            catalog.plan(
+                &Incoming {
+                    method: "POST",
+                    path: "/v1/chat/completions",
+                    headers: &[],
+                    body: &body,
+                    now_ms,
+                },
+                alice(),
+                &store,
+            )
+        };
+        let Plan::Call(call) = at(NOW_MS) else {
+            panic!("the minute has tokens");
+        };
+        call.respond(0, 200, &anthropic_answer(120, 40), &store);
+        assert_eq!(store.get("ai/budget/consumers/alice/2023-11-14T22:13"), 160);
+        let Plan::Reply(reply) = at(NOW_MS + 20_000) else {
+            panic!("160 of 150 tokens are used");
+        };
+        assert_eq!(reply.status, 429);
+        let body_json: Value = serde_json::from_slice(&reply.body).unwrap();
+        assert_eq!(
+            body_json["error"]["message"],
+            "consumer alice has used 160 of its 150 tokens for 2023-11-14T22:13"
+        );
+        // 20 s into the minute, then 20 s more: 20 s left.
+        assert_eq!(header(&reply.headers, "retry-after"), Some("20"));
 
-    let Plan::Call(call) = at(NOW_MS + 40_000) else {
-        panic!("a new minute has its tokens again");
-    };
-    call.respond(0, 200, &anthropic_answer(10, 5), &store);
-    assert_eq!(store.get("ai/budget/consumers/alice/2023-11-14T22:14"), 15);
-    assert_eq!(
-        Store::get(&store, "ai/budget/consumers/alice/2023-11-14T22:13"),
-        None,
-        "the minute before is removed"
-    );
-    assert_eq!(store.get("ai/budget/consumers/alice/2023-11-14"), 175);
+        let Plan::Call(call) = at(NOW_MS + 40_000) else {
+            panic!("a new minute has its tokens again");
+        };
+        call.respond(0, 200, &anthropic_answer(10, 5), &store);
+        assert_eq!(store.get("ai/budget/consumers/alice/2023-11-14T22:14"), 15);
+        assert_eq!(
+            Store::get(&store, "ai/budget/consumers/alice/2023-11-14T22:13"),
+            None,
+            "the minute before is removed"
+        );
+        assert_eq!(store.get("ai/budget/consumers/alice/2023-11-14"), 175);
+    });
 }

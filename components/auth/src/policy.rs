@@ -291,6 +291,7 @@ mod tests {
     use crate::store::MemoryStore;
     use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
     use serde_json::{Value, json};
+    use upshift_config::store::for_each_encoding;
 
     /// 2026-03-01T00:00:00Z.
     const NOW_S: u64 = 1_772_323_200;
@@ -763,58 +764,60 @@ consumers:
 
     #[test]
     fn rate_limits_count_per_consumer_and_advertise_what_is_left() {
-        let (p, store) = (limited(), MemoryStore::new());
-        let alice = head(&[("x-api-key", "alice-key-1")], None);
-        let at = NOW + 100;
-        for left in [2, 1, 0] {
-            let ok = p.authenticate(&store, "limited", &alice, at).unwrap();
-            assert_eq!(ok.consumer.unwrap().name, "alice");
+        for_each_encoding(|store| {
+            let p = limited();
+            let alice = head(&[("x-api-key", "alice-key-1")], None);
+            let at = NOW + 100;
+            for left in [2, 1, 0] {
+                let ok = p.authenticate(&store, "limited", &alice, at).unwrap();
+                assert_eq!(ok.consumer.unwrap().name, "alice");
+                assert!(
+                    ok.response_headers
+                        .contains(&("ratelimit-remaining".into(), left.to_string())),
+                    "{:?}",
+                    ok.response_headers
+                );
+            }
+            let Err(Denial::RateLimited(d)) = p.authenticate(&store, "limited", &alice, at) else {
+                panic!("the fourth request is limited");
+            };
+            let denial = Denial::RateLimited(d);
+            assert_eq!((denial.status(), denial.code()), (429, "rate_limited"));
+            // Full on its own: in the next window at 334 ms, 3 × 0.666 + 1 ≤ 3.
+            assert!(
+                denial
+                    .headers()
+                    .contains(&("retry-after".into(), "2".into()))
+            );
+            // Bob has his own budget on the route, and his own limit of 2 an hour everywhere.
+            let bob = head(&[("x-api-key", "bob-key-123")], None);
+            assert!(p.authenticate(&store, "limited", &bob, at).is_ok());
+            let ok = p.authenticate(&store, "keyed", &bob, at).unwrap();
             assert!(
                 ok.response_headers
-                    .contains(&("ratelimit-remaining".into(), left.to_string())),
-                "{:?}",
-                ok.response_headers
+                    .contains(&("ratelimit-limit".into(), "2".into()))
             );
-        }
-        let Err(Denial::RateLimited(d)) = p.authenticate(&store, "limited", &alice, at) else {
-            panic!("the fourth request is limited");
-        };
-        let denial = Denial::RateLimited(d);
-        assert_eq!((denial.status(), denial.code()), (429, "rate_limited"));
-        // Full on its own: in the next window at 334 ms, 3 × 0.666 + 1 ≤ 3.
-        assert!(
-            denial
-                .headers()
-                .contains(&("retry-after".into(), "2".into()))
-        );
-        // Bob has his own budget on the route, and his own limit of 2 an hour everywhere.
-        let bob = head(&[("x-api-key", "bob-key-123")], None);
-        assert!(p.authenticate(&store, "limited", &bob, at).is_ok());
-        let ok = p.authenticate(&store, "keyed", &bob, at).unwrap();
-        assert!(
-            ok.response_headers
-                .contains(&("ratelimit-limit".into(), "2".into()))
-        );
-        assert!(p.authenticate(&store, "keyed", &bob, at).is_err());
-        // A second later Alice is served again (3 × 0.9 + 1 > 3, at 1.9 s: 3 × 0.1 + 1 ≤ 3).
-        assert!(
-            p.authenticate(&store, "limited", &alice, NOW + 1_100)
-                .is_err()
-        );
-        assert!(
-            p.authenticate(&store, "limited", &alice, NOW + 1_900)
-                .is_ok()
-        );
-        // Unlimited routes never look at the store.
-        let unlimited = p
-            .authenticate_with(
-                || -> Option<&MemoryStore> { panic!("opened") },
-                "keyed",
-                &alice,
-                at,
-            )
-            .unwrap();
-        assert!(unlimited.response_headers.is_empty());
+            assert!(p.authenticate(&store, "keyed", &bob, at).is_err());
+            // A second later Alice is served again (3 × 0.9 + 1 > 3, at 1.9 s: 3 × 0.1 + 1 ≤ 3).
+            assert!(
+                p.authenticate(&store, "limited", &alice, NOW + 1_100)
+                    .is_err()
+            );
+            assert!(
+                p.authenticate(&store, "limited", &alice, NOW + 1_900)
+                    .is_ok()
+            );
+            // Unlimited routes never look at the store.
+            let unlimited = p
+                .authenticate_with(
+                    || -> Option<&MemoryStore> { panic!("opened") },
+                    "keyed",
+                    &alice,
+                    at,
+                )
+                .unwrap();
+            assert!(unlimited.response_headers.is_empty());
+        });
     }
 
     #[test]
@@ -832,19 +835,20 @@ consumers:
             p.authenticate(&broken, "limited", &head(&[], None), NOW)
                 .is_err()
         );
-        let store = MemoryStore::new();
-        assert!(
-            p.authenticate(&store, "by-ip", &head(&[], None), NOW)
-                .is_ok()
-        );
-        assert!(
-            p.authenticate(&store, "by-ip", &head(&[], None), NOW)
-                .is_err()
-        );
-        let elsewhere = RequestHead {
-            client_ip: Some("198.51.100.1".into()),
-            ..RequestHead::default()
-        };
-        assert!(p.authenticate(&store, "by-ip", &elsewhere, NOW).is_ok());
+        for_each_encoding(|store| {
+            assert!(
+                p.authenticate(&store, "by-ip", &head(&[], None), NOW)
+                    .is_ok()
+            );
+            assert!(
+                p.authenticate(&store, "by-ip", &head(&[], None), NOW)
+                    .is_err()
+            );
+            let elsewhere = RequestHead {
+                client_ip: Some("198.51.100.1".into()),
+                ..RequestHead::default()
+            };
+            assert!(p.authenticate(&store, "by-ip", &elsewhere, NOW).is_ok());
+        });
     }
 }

@@ -3,25 +3,18 @@
 //! sees `count(w-1) × (per − elapsed) / per + count(w)` requests, itself
 //! included, and is served while that is at most the limit.
 //!
-//! Counts are in the key-value store (see [`upshift_config::keys`]): one
-//! read of both windows' counters and one atomic increment of the current
-//! window's per limit and request. A refused request takes its
-//! increment back, so refused requests do not count. The arithmetic is in
-//! integers, so the decision at window edges is exact.
+//! Counts are in the key-value store, one counter per window (see
+//! [`upshift_config::keys`]). Per limit and request: one read of the
+//! previous window's counter (and of the one before, to clean it up;
+//! batched over the request's limits) and one atomic increment of the
+//! current window's, whose result is the current count. A refused request takes its increment back, so refused requests
+//! do not count. Counters are only ever incremented, or deleted once out of
+//! the sliding window: their encoding is the backend's (see
+//! [`upshift_config::store`]). The arithmetic is in integers, so the
+//! decision at window edges is exact.
 
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, counter};
 use upshift_config::{RateLimit, RateLimitBy, RequestHead, keys};
-
-/// Bits of a counter holding the window tag, above the count.
-const TAG_BITS: u32 = 30;
-/// Bits of a counter holding the count.
-const COUNT_BITS: u32 = 32;
-/// Counts at or above this are read as garbage (a decrement that raced a
-/// reset borrowed from the tag), i.e. as a stale counter.
-const MAX_COUNT: u64 = 1 << 31;
-
-/// How many times a stale counter's reset is tried before giving up.
-const RESET_ATTEMPTS: usize = 4;
 
 /// A compiled limit: `requests` per `per_ms`, counted by `by`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,61 +97,6 @@ fn retry_in(requests: u128, per: u128, elapsed: u128, previous: u128, current: u
     }
 }
 
-/// The value a counter holds for `count` requests in `window`.
-fn encode(window: u64, count: u64) -> i64 {
-    let tag = window % (1 << TAG_BITS);
-    i64::try_from(tag << COUNT_BITS | count).unwrap_or(i64::MAX)
-}
-
-/// The count a counter value holds for `window`; `None` when it was left
-/// by another window (or is garbage).
-fn decode(value: i64, window: u64) -> Option<u64> {
-    let value = u64::try_from(value).ok()?;
-    let count = value & ((1 << COUNT_BITS) - 1);
-    (value >> COUNT_BITS == window % (1 << TAG_BITS) && count < MAX_COUNT).then_some(count)
-}
-
-/// The count of `window` in a stored counter; `None` when absent or stale.
-fn window_count(bytes: Option<&[u8]>, window: u64) -> Option<u64> {
-    bytes
-        .and_then(|b| std::str::from_utf8(b).ok())
-        .and_then(|s| s.trim().parse::<i64>().ok())
-        .and_then(|v| decode(v, window))
-}
-
-/// The count of `window` in a stored counter (0 when absent or stale).
-fn stored_count(bytes: Option<&[u8]>, window: u64) -> u64 {
-    window_count(bytes, window).unwrap_or(0)
-}
-
-/// Counts one request in `window` at `key`, which held `held` when read,
-/// and returns the window's count. A counter left by an older window is
-/// first reset to zero by compare-and-swap (one of the requests that find
-/// it stale wins; the others read it again), so no request's count is lost
-/// to a reset. A counter that a request of a later window reset meanwhile
-/// is an error: this request is a window late.
-fn count_one<S: Store + ?Sized>(
-    store: &S,
-    key: &str,
-    window: u64,
-    held: Option<Vec<u8>>,
-) -> Result<u64, StoreError> {
-    let mut held = held;
-    for _ in 0..RESET_ATTEMPTS {
-        if window_count(held.as_deref(), window).is_none() {
-            let zero = encode(window, 0).to_string();
-            if !store.compare_and_swap(key, held.as_deref(), zero.as_bytes())? {
-                held = store.get_many(&[key.to_owned()])?.pop().flatten();
-                continue;
-            }
-        }
-        let value = store.increment(key, 1)?;
-        return decode(value, window)
-            .ok_or_else(|| StoreError(format!("{key}: reset by a later window")));
-    }
-    Err(StoreError(format!("{key}: could not reset the counter")))
-}
-
 /// One limit that applies to a request, with the keys it counts in.
 #[derive(Debug)]
 pub struct Applied<'l> {
@@ -168,8 +106,9 @@ pub struct Applied<'l> {
     pub current_key: String,
     /// The counter of the previous window.
     pub previous_key: String,
-    /// The current window's number.
-    pub window: u64,
+    /// The counter of the window before the previous one, out of the
+    /// sliding window: the current window's first request deletes it.
+    pub expired_key: String,
 }
 
 impl<'l> Applied<'l> {
@@ -193,23 +132,28 @@ impl<'l> Applied<'l> {
                 .header(name)
                 .map_or_else(ip, |v| keys::rate_limit_subject("header", Some(v))),
         };
-        let window = now_ms / limit.per_ms.max(1);
-        Applied {
-            limit,
-            current_key: keys::route_rate_limit(route, &subject, window),
-            previous_key: keys::route_rate_limit(route, &subject, window.wrapping_sub(1)),
-            window,
-        }
+        Applied::at(limit, now_ms, |window| {
+            keys::route_rate_limit(route, &subject, window)
+        })
     }
 
     /// A consumer's own `limit`.
     pub fn consumer(limit: &'l Limit, consumer: &str, now_ms: u64) -> Self {
+        Applied::at(limit, now_ms, |window| {
+            keys::consumer_rate_limit(consumer, window)
+        })
+    }
+
+    /// `limit` at `now_ms`, counted in the keys `key` names per window.
+    fn at(limit: &'l Limit, now_ms: u64, key: impl Fn(u64) -> String) -> Self {
         let window = now_ms / limit.per_ms.max(1);
         Applied {
             limit,
-            current_key: keys::consumer_rate_limit(consumer, window),
-            previous_key: keys::consumer_rate_limit(consumer, window.wrapping_sub(1)),
-            window,
+            current_key: key(window),
+            // Wraps only in the first two windows of the epoch, onto keys
+            // that are never written.
+            previous_key: key(window.wrapping_sub(1)),
+            expired_key: key(window.wrapping_sub(2)),
         }
     }
 }
@@ -226,17 +170,24 @@ pub fn check<S: Store + ?Sized>(
     if applied.is_empty() {
         return Ok(Ok(None));
     }
-    // One read for both windows of every limit.
+    // One read of the previous and the expired window of every limit.
     let keys: Vec<String> = applied
         .iter()
-        .flat_map(|a| [a.current_key.clone(), a.previous_key.clone()])
+        .flat_map(|a| [a.previous_key.clone(), a.expired_key.clone()])
         .collect();
-    let mut held = store.get_many(&keys)?.into_iter();
+    let mut read = store.get_many(&keys)?.into_iter();
     let mut decisions = Vec::with_capacity(applied.len());
     for a in applied {
-        let (current, previous) = (held.next().flatten(), held.next().flatten());
-        let current = count_one(store, &a.current_key, a.window, current)?;
-        let previous = stored_count(previous.as_deref(), a.window.wrapping_sub(1));
+        let (previous, expired) = (read.next().flatten(), read.next().flatten());
+        let current = store.increment(&a.current_key, 1)?;
+        // The window's first request removes the expired counter. Only if
+        // it is there: while every request of a window is refused, each one
+        // is the first again, and a delete is a durable write.
+        if current == 1 && expired.is_some() {
+            // Best effort: a leftover counter takes room, never a decision.
+            let _ = store.delete(&a.expired_key);
+        }
+        let (previous, current) = (counter(previous.as_deref()), current.max(0).unsigned_abs());
         decisions.push(decide(
             a.limit.requests,
             a.limit.per_ms,
@@ -280,6 +231,7 @@ impl Decision {
 mod tests {
     use super::*;
     use crate::store::MemoryStore;
+    use upshift_config::store::{CounterEncoding, for_each_encoding};
 
     #[test]
     fn the_current_window_alone_counts_when_the_previous_was_empty() {
@@ -339,104 +291,154 @@ mod tests {
     }
 
     #[test]
-    fn counters_carry_their_window_and_stale_ones_read_as_empty() {
-        assert_eq!(decode(encode(7, 3), 7), Some(3));
-        assert_eq!(decode(encode(5, 3), 7), None);
-        assert_eq!(decode(encode(7, 0) - 1, 6), None, "a borrow is garbage");
-        assert_eq!(decode(-1, 7), None);
-        let w = 1_763_000_000_123;
-        assert_eq!(decode(encode(w, 42), w), Some(42));
-        assert_eq!(decode(encode(w, 42), w + (1 << TAG_BITS)), Some(42));
-        assert_eq!(stored_count(Some(b"nonsense"), 1), 0);
-    }
-
-    #[test]
-    fn counting_resets_stale_slots_and_keeps_two_keys() {
-        let store = MemoryStore::new();
-        let limit = Limit {
-            requests: 3,
-            per_ms: 1000,
-            by: RateLimitBy::Route,
-        };
-        let head = RequestHead::default();
-        let mut served = Vec::new();
-        for now in [1_000, 1_100, 1_200, 1_300, 3_500, 3_600, 4_200, 9_000] {
-            let applied = [Applied::route(&limit, "r", None, &head, now)];
-            served.push(check(&store, &applied, now).unwrap().is_ok());
-        }
-        // Three in window 1, the fourth refused; window 3 starts afresh
-        // (window 1's slot is stale for it), window 4 sees 2 × 0.8 + 1, and
-        // window 9 starts afresh again.
-        assert_eq!(served, [true, true, true, false, true, true, true, true]);
-        assert_eq!(
-            store.keys("ratelimit/"),
-            ["ratelimit/routes/r/route/0", "ratelimit/routes/r/route/1"]
-        );
-        let value = store
-            .get_many(&["ratelimit/routes/r/route/1".into()])
-            .unwrap()[0]
-            .clone()
-            .unwrap();
-        assert_eq!(stored_count(Some(&value), 9), 1);
-    }
-
-    #[test]
-    fn concurrent_requests_on_a_stale_slot_pass_exactly_the_limit() {
-        let limit = Limit {
-            requests: 3,
-            per_ms: 60_000,
-            by: RateLimitBy::Route,
-        };
-        let head = RequestHead::default();
-        for round in 0..50_u64 {
-            let store = MemoryStore::new();
-            // The slot holds an old window's count.
-            let stale = encode(round, 7).to_string();
-            let key = Applied::route(&limit, "r", None, &head, 0).current_key;
-            assert!(
-                store
-                    .compare_and_swap(&key, None, stale.as_bytes())
-                    .unwrap()
-            );
-            let now = 60_000 * (round + 2);
-            let barrier = std::sync::Barrier::new(8);
-            let served = std::thread::scope(|scope| {
-                let runs: Vec<_> = (0..8)
-                    .map(|_| {
-                        scope.spawn(|| {
-                            barrier.wait();
-                            let applied = [Applied::route(&limit, "r", None, &head, now)];
-                            check(&store, &applied, now).unwrap().is_ok()
-                        })
+    fn counting_keeps_the_current_and_the_previous_window() {
+        for_each_encoding(|store| {
+            let limit = Limit {
+                requests: 3,
+                per_ms: 1000,
+                by: RateLimitBy::Route,
+            };
+            let head = RequestHead::default();
+            let served = |times: &[u64]| -> Vec<bool> {
+                times
+                    .iter()
+                    .map(|&now| {
+                        let applied = [Applied::route(&limit, "r", None, &head, now)];
+                        check(&store, &applied, now).unwrap().is_ok()
                     })
-                    .collect();
-                runs.into_iter()
-                    .map(|r| r.join().unwrap())
-                    .filter(|&ok| ok)
-                    .count()
-            });
-            assert_eq!(served, 3, "round {round}");
+                    .collect()
+            };
+            let keys = || store.keys("ratelimit/routes/r/route/");
+            // Three in window 1, the fourth refused; window 2 sees 3 × 0.5 + 1,
+            // 3 × 0.5 + 2 (and deletes nothing: window 0 never counted).
+            assert_eq!(
+                served(&[1_000, 1_100, 1_200, 1_300, 2_500, 2_500]),
+                [true, true, true, false, true, false]
+            );
+            assert_eq!(
+                keys(),
+                ["ratelimit/routes/r/route/1", "ratelimit/routes/r/route/2"]
+            );
+            // Window 3 sees 1 × 0.8 + 1 and deletes window 1; window 4 deletes 2.
+            assert_eq!(served(&[3_200, 4_000]), [true, true]);
+            assert_eq!(
+                keys(),
+                ["ratelimit/routes/r/route/3", "ratelimit/routes/r/route/4"]
+            );
+            assert_eq!(
+                counter(store.get("ratelimit/routes/r/route/4").unwrap().as_deref()),
+                1
+            );
+            // After a pause, window 9 starts afresh and window 10 sees
+            // 3 × 0.6 + 1. Windows 3 and 4 are out of reach of their deletes (of
+            // 7 and 8): a pause leaves them behind.
+            assert_eq!(served(&[9_000, 9_100, 9_200, 10_400]), [true; 4]);
+            assert_eq!(keys().len(), 4);
+        });
+    }
+
+    #[test]
+    fn concurrent_requests_at_a_windows_start_pass_exactly_the_limit() {
+        for encoding in CounterEncoding::ALL {
+            let limit = Limit {
+                requests: 3,
+                per_ms: 60_000,
+                by: RateLimitBy::Route,
+            };
+            let head = RequestHead::default();
+            for round in 0..50_u64 {
+                let store = MemoryStore::with_encoding(encoding);
+                let now = 60_000 * (round + 2);
+                // An expired window that the first request deletes meanwhile.
+                let expired = Applied::route(&limit, "r", None, &head, now).expired_key;
+                store.fill_counter(&expired, 7);
+                let barrier = std::sync::Barrier::new(8);
+                let served = std::thread::scope(|scope| {
+                    let runs: Vec<_> = (0..8)
+                        .map(|_| {
+                            scope.spawn(|| {
+                                barrier.wait();
+                                let applied = [Applied::route(&limit, "r", None, &head, now)];
+                                check(&store, &applied, now).unwrap().is_ok()
+                            })
+                        })
+                        .collect();
+                    runs.into_iter()
+                        .map(|r| r.join().unwrap())
+                        .filter(|&ok| ok)
+                        .count()
+                });
+                assert_eq!(served, 3, "{encoding:?} round {round}");
+                assert_eq!(
+                    store.get(&expired).unwrap(),
+                    None,
+                    "{encoding:?} round {round}"
+                );
+            }
         }
     }
 
     #[test]
     fn refused_requests_do_not_count() {
-        let store = MemoryStore::new();
-        let limit = Limit {
-            requests: 2,
-            per_ms: 1000,
-            by: RateLimitBy::Route,
-        };
-        let head = RequestHead::default();
-        let at = |now| [Applied::route(&limit, "r", None, &head, now)];
-        for _ in 0..2 {
-            assert!(check(&store, &at(5_000), 5_000).unwrap().is_ok());
-        }
-        for _ in 0..10 {
-            assert!(check(&store, &at(5_000), 5_000).unwrap().is_err());
-        }
-        // Next window at 500 ms: 2 × 0.5 + 1 = 2 fits.
-        assert!(check(&store, &at(6_500), 6_500).unwrap().is_ok());
+        for_each_encoding(|store| {
+            let limit = Limit {
+                requests: 2,
+                per_ms: 1000,
+                by: RateLimitBy::Route,
+            };
+            let head = RequestHead::default();
+            let at = |now| [Applied::route(&limit, "r", None, &head, now)];
+            for _ in 0..2 {
+                assert!(check(&store, &at(5_000), 5_000).unwrap().is_ok());
+            }
+            for _ in 0..10 {
+                assert!(check(&store, &at(5_000), 5_000).unwrap().is_err());
+            }
+            // Next window at 500 ms: 2 × 0.5 + 1 = 2 fits.
+            assert!(check(&store, &at(6_500), 6_500).unwrap().is_ok());
+        });
+    }
+
+    #[test]
+    fn counters_left_in_the_store_are_read_in_either_encoding() {
+        for_each_encoding(|store| {
+            let limit = Limit {
+                requests: 10,
+                per_ms: 1000,
+                by: RateLimitBy::Route,
+            };
+            let head = RequestHead::default();
+            let at = Applied::route(&limit, "r", None, &head, 5_500);
+            store.fill_counter(&at.expired_key, 2);
+            store.fill_counter(&at.previous_key, 8);
+            store.fill_counter(&at.current_key, 3);
+            // 8 × 0.5 + 4, 5 and 6 pass; 7 is one too many.
+            let remaining: Vec<Option<u64>> = (0..4)
+                .map(|_| {
+                    let applied = [Applied::route(&limit, "r", None, &head, 5_500)];
+                    check(&store, &applied, 5_500)
+                        .unwrap()
+                        .ok()
+                        .map(|d| d.unwrap().remaining)
+                })
+                .collect();
+            assert_eq!(remaining, [Some(2), Some(1), Some(0), None]);
+            let held = |key: &str| store.get(key).unwrap();
+            let encode = |n| Some(store.encoding().encode(n));
+            assert_eq!(held(&at.current_key), encode(6), "the refusal taken back");
+            assert_eq!(held(&at.previous_key), encode(8));
+            assert_eq!(
+                held(&at.expired_key),
+                encode(2),
+                "not a window's first request"
+            );
+            // A consumer's own limit reads its counters alike.
+            let own = Applied::consumer(&limit, "alice", 5_500);
+            store.fill_counter(&own.current_key, 10);
+            let refused = check(&store, &[own], 5_500).unwrap().unwrap_err();
+            assert_eq!(refused.limit, 10);
+            assert_eq!(held(&keys::consumer_rate_limit("alice", 5)), encode(10));
+        });
     }
 
     #[test]
@@ -456,27 +458,27 @@ mod tests {
         };
         assert_eq!(
             key(RateLimitBy::Consumer, Some("alice")),
-            "ratelimit/routes/orders/consumer:alice/0"
+            "ratelimit/routes/orders/consumer:alice/2"
         );
         assert_eq!(
             key(RateLimitBy::Consumer, None),
-            "ratelimit/routes/orders/ip:203.0.113.9/0"
+            "ratelimit/routes/orders/ip:203.0.113.9/2"
         );
         assert_eq!(
             key(RateLimitBy::Ip, Some("alice")),
-            "ratelimit/routes/orders/ip:203.0.113.9/0"
+            "ratelimit/routes/orders/ip:203.0.113.9/2"
         );
         assert_eq!(
             key(RateLimitBy::Route, Some("alice")),
-            "ratelimit/routes/orders/route/0"
+            "ratelimit/routes/orders/route/2"
         );
         assert_eq!(
             key(RateLimitBy::Header("x-tenant".into()), None),
-            "ratelimit/routes/orders/header:acme%2Feu/0"
+            "ratelimit/routes/orders/header:acme%2Feu/2"
         );
         assert_eq!(
             key(RateLimitBy::Header("x-other".into()), None),
-            "ratelimit/routes/orders/ip:203.0.113.9/0"
+            "ratelimit/routes/orders/ip:203.0.113.9/2"
         );
         let limit = Limit {
             requests: 1,
@@ -484,8 +486,9 @@ mod tests {
             by: RateLimitBy::Consumer,
         };
         let applied = Applied::consumer(&limit, "alice", 7_500);
-        assert_eq!(applied.current_key, "ratelimit/consumers/alice/1");
-        assert_eq!(applied.previous_key, "ratelimit/consumers/alice/0");
+        assert_eq!(applied.current_key, "ratelimit/consumers/alice/7");
+        assert_eq!(applied.previous_key, "ratelimit/consumers/alice/6");
+        assert_eq!(applied.expired_key, "ratelimit/consumers/alice/5");
     }
 
     #[test]

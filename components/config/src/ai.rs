@@ -865,6 +865,7 @@ fn check_budgets(config: &crate::Config, ai: &Ai, report: &mut Report<'_>) {
 /// escaped like target URLs (`%` and `/` percent-encoded). Fields are
 /// [`USAGE_FIELDS`]. A period is a UTC day (`2025-11-25`) or month
 /// (`2025-11`): budget counters are kept, one key per subject and period.
+/// Counters are only incremented and read as [`crate::store`] says.
 pub mod usage_keys {
     use crate::keys;
 

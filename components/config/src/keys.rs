@@ -3,8 +3,11 @@
 //!
 //! Route, service and version names never contain `/` (see the name rule
 //! of the config document), so every segment below is one path segment.
-//! Target URLs do, so they are escaped with [`target`]. Counters hold
-//! decimal text, as the stores' atomic increment writes them.
+//! Target URLs do, so they are escaped with [`target`]. Counters are only
+//! ever incremented (or deleted), never written with `set` or
+//! compare-and-swap, and read with [`decode_counter`]: their encoding is the
+//! backend's (see [`crate::store`]). No key is both a counter and a value
+//! written otherwise.
 //!
 //! ```text
 //! config/seq                                    counter: allocates version numbers
@@ -30,21 +33,26 @@
 //!
 //! metrics/{route}/{service}/{version}/{field}   counters per route and version (metric fields)
 //!
-//! ratelimit/routes/{route}/{subject}/{slot}     counter: a route's rate limit, per subject
-//! ratelimit/consumers/{consumer}/{slot}         counter: a consumer's own rate limit
+//! ratelimit/routes/{route}/{subject}/{window}   counter: a route's rate limit, per subject
+//! ratelimit/consumers/{consumer}/{window}       counter: a consumer's own rate limit
 //! ```
 //!
-//! A window is `now_ms / window_ms`. When a counter opens a new window it
-//! deletes the one named by `last-window`, so only live windows remain.
-//! Metric fields are the names in [`crate::metrics`].
+//! An outlier or retry window is `now_ms / window_ms`. When a counter opens
+//! a new window it deletes the one named by `last-window` (a number written
+//! with `set`, not a counter), so only live windows remain. Metric fields
+//! are the names in [`crate::metrics`].
 //!
-//! Rate-limit counters are not deleted but reused: window `w` counts in slot
-//! `w % 2`, and the counter holds `(w mod 2^30) << 32 | count`, so a counter
-//! left by an older window reads as stale and the first request of the new
-//! window resets it (compare-and-swap). Each limited subject keeps two keys.
+//! A rate limit's window is `now_ms / per_ms`. The first request of window
+//! `w` deletes the counter of `w - 2`, so a subject with steady traffic
+//! keeps two keys: the current window's and the previous one's, which the
+//! sliding window still weighs. A pause of two windows or more leaves the
+//! last two counters before it behind, out of reach of later deletes.
 //! Subjects are made by [`rate_limit_subject`].
+//!
+//! [`decode_counter`]: crate::store::decode_counter
 
-/// Key holding the number of the version in force, as decimal text.
+/// Key holding the number of the version in force, as decimal text
+/// (written by compare-and-swap, never incremented).
 pub const CURRENT: &str = "config/current";
 
 /// Counter from which new version numbers are allocated.
@@ -160,16 +168,15 @@ pub fn parse_metric(key: &str) -> Option<MetricKey> {
     next().is_none().then_some(parsed)
 }
 
-/// Counter of window `window` (in slot `window % 2`) of the rate limit of
-/// `route`, for `subject` (see [`rate_limit_subject`]).
+/// Counter of window `window` of the rate limit of `route`, for `subject`
+/// (see [`rate_limit_subject`]).
 pub fn route_rate_limit(route: &str, subject: &str, window: u64) -> String {
-    format!("ratelimit/routes/{route}/{subject}/{}", window % 2)
+    format!("ratelimit/routes/{route}/{subject}/{window}")
 }
 
-/// Counter of window `window` (in slot `window % 2`) of the own rate limit
-/// of `consumer`.
+/// Counter of window `window` of the own rate limit of `consumer`.
 pub fn consumer_rate_limit(consumer: &str, window: u64) -> String {
-    format!("ratelimit/consumers/{consumer}/{}", window % 2)
+    format!("ratelimit/consumers/{consumer}/{window}")
 }
 
 /// Longest subject value kept as it is; longer ones are hashed.
@@ -242,24 +249,16 @@ mod tests {
     }
 
     #[test]
-    fn rate_limit_keys_use_two_slots_per_subject() {
+    fn rate_limit_keys_name_their_window() {
         let alice = rate_limit_subject("consumer", Some("alice"));
         assert_eq!(alice, "consumer:alice");
         assert_eq!(
             route_rate_limit("orders", &alice, 1_700_000_001),
-            "ratelimit/routes/orders/consumer:alice/1"
-        );
-        assert_eq!(
-            route_rate_limit("orders", &alice, 1_700_000_003),
-            route_rate_limit("orders", &alice, 1_700_000_001)
-        );
-        assert_ne!(
-            route_rate_limit("orders", &alice, 2),
-            route_rate_limit("orders", &alice, 3)
+            "ratelimit/routes/orders/consumer:alice/1700000001"
         );
         assert_eq!(
             consumer_rate_limit("alice", 10),
-            "ratelimit/consumers/alice/0"
+            "ratelimit/consumers/alice/10"
         );
         assert_eq!(rate_limit_subject("route", None), "route");
         assert_eq!(

@@ -3,13 +3,32 @@
 //! in-memory store for tests and benchmarks.
 //!
 //! Every piece of live state goes through [`Store`], so that every node
-//! sharing the store decides alike. Counters are decimal text, as the
-//! stores' atomic increment writes them. In a component, [`keyvalue_store!`]
+//! sharing the store decides alike. In a component, [`keyvalue_store!`]
 //! implements the trait over `wasi:keyvalue`.
+//!
+//! # Counters
+//!
+//! A counter is written only by [`Store::increment`], whose encoding is the
+//! backend's: Spin's embedded (SQLite) store and the `upshift` host's
+//! embedded store keep an 8-byte little-endian `i64`, Spin's Redis store and
+//! the host's keep decimal text (`INCRBY`). A component cannot tell which
+//! backend it runs on, so:
+//!
+//! - a key that is incremented is never written with [`Store::set`] or
+//!   [`Store::compare_and_swap`] (deleting it is fine): a value in the other
+//!   encoding makes the next increment fail, and Spin's embedded store
+//!   panics on it;
+//! - a counter is read with [`decode_counter`] (or [`counter`]), which
+//!   accepts both encodings.
+//!
+//! [`MemoryStore`] keeps counters in either encoding
+//! ([`CounterEncoding`]) and refuses to `set` or compare-and-swap a
+//! counter, so unit tests catch a breach of these rules;
+//! [`for_each_encoding`] runs a test on both encodings.
 //!
 //! [`keyvalue_store!`]: crate::keyvalue_store
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 /// A failed store operation.
@@ -23,15 +42,17 @@ pub trait Store {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// The values at `keys`, in the same order.
     fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError>;
-    /// Writes `value` at `key`.
+    /// Writes `value` at `key`. Never a counter's key (see the
+    /// [module docs](self)).
     fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError>;
     /// Removes `key` (absent keys are fine).
     fn delete(&self, key: &str) -> Result<(), StoreError>;
     /// Atomically adds `delta` to the counter at `key` (absent: 0) and
-    /// returns the new value.
+    /// returns the new value. The stored bytes are in the backend's
+    /// encoding: read them with [`decode_counter`].
     fn increment(&self, key: &str, delta: i64) -> Result<i64, StoreError>;
     /// Writes `value` at `key` only if the key still holds `expected`
-    /// (`None`: absent). Returns whether it wrote.
+    /// (`None`: absent). Returns whether it wrote. Never a counter's key.
     fn compare_and_swap(
         &self,
         key: &str,
@@ -40,26 +61,115 @@ pub trait Store {
     ) -> Result<bool, StoreError>;
 }
 
+/// The value of a counter as any backend's increment stores it.
+///
+/// Bytes that are ASCII digits with an optional leading `-`, once ASCII
+/// whitespace is trimmed from both ends, are decimal text (Redis); else
+/// exactly 8 bytes are a little-endian `i64` (Spin's and the host's
+/// embedded stores). Anything else is `None`.
+///
+/// The one ambiguity: a little-endian value whose 8 bytes all pass for
+/// decimal text reads as that text. Its most significant byte is then a
+/// digit or whitespace, at least `0x09`, so the value is at least
+/// `0x09 << 56` (about 6.5e17; at least `0x3030_3030_3030_3030`, about
+/// 3.5e18, without whitespace), which no counter reaches.
+pub fn decode_counter(bytes: &[u8]) -> Option<i64> {
+    let text = bytes.trim_ascii();
+    let digits = text.strip_prefix(b"-").unwrap_or(text);
+    if !digits.is_empty() && digits.iter().all(u8::is_ascii_digit) {
+        // ASCII, so UTF-8; too many digits for an i64 is unreadable.
+        return std::str::from_utf8(text).ok()?.parse().ok();
+    }
+    Some(i64::from_le_bytes(bytes.try_into().ok()?))
+}
+
 /// The value of a counter, 0 when absent, unreadable or negative.
 pub fn counter(value: Option<&[u8]>) -> u64 {
     value
-        .and_then(|v| std::str::from_utf8(v).ok())
-        .and_then(|s| s.trim().parse::<i64>().ok())
+        .and_then(decode_counter)
         .map_or(0, |n| n.max(0).unsigned_abs())
 }
 
+/// How a store's increment encodes counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CounterEncoding {
+    /// An 8-byte little-endian `i64`: Spin's default (embedded SQLite)
+    /// store and the `upshift` host's embedded store.
+    #[default]
+    LittleEndian,
+    /// Decimal text, as Redis `INCRBY` writes it: Spin's Redis store and
+    /// the host's.
+    Decimal,
+}
+
+impl CounterEncoding {
+    /// Every encoding, for tests that must pass on each.
+    pub const ALL: [CounterEncoding; 2] = [CounterEncoding::LittleEndian, CounterEncoding::Decimal];
+
+    /// The bytes a counter holding `value` is stored as.
+    pub fn encode(self, value: i64) -> Vec<u8> {
+        match self {
+            CounterEncoding::LittleEndian => value.to_le_bytes().to_vec(),
+            CounterEncoding::Decimal => value.to_string().into_bytes(),
+        }
+    }
+
+    /// The counter `bytes` hold, read as strictly as the backend does
+    /// before it increments.
+    fn decode(self, bytes: &[u8]) -> Option<i64> {
+        match self {
+            CounterEncoding::LittleEndian => bytes.try_into().ok().map(i64::from_le_bytes),
+            CounterEncoding::Decimal => std::str::from_utf8(bytes).ok()?.parse().ok(),
+        }
+    }
+}
+
 /// A store in process memory, shared by whoever holds a reference.
+///
+/// Counters are kept in its [`CounterEncoding`]. A key once incremented
+/// (or filled with [`MemoryStore::fill_counter`]) stays a counter, deleted
+/// or not: [`Store::set`] and [`Store::compare_and_swap`] of it fail.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
-    entries: Mutex<HashMap<String, Vec<u8>>>,
+    entries: Mutex<Entries>,
+    encoding: CounterEncoding,
     /// When set, every operation fails (to test failing open).
     broken: bool,
 }
 
+#[derive(Debug, Default)]
+struct Entries {
+    values: HashMap<String, Vec<u8>>,
+    /// Keys ever incremented.
+    counters: HashSet<String>,
+}
+
+impl Entries {
+    /// Fails when `key` is a counter: a write would be in the wrong encoding
+    /// on some backend.
+    fn writable(&self, key: &str) -> Result<(), StoreError> {
+        if self.counters.contains(key) {
+            return Err(StoreError(format!(
+                "{key} is a counter: counters are only incremented, never set or swapped"
+            )));
+        }
+        Ok(())
+    }
+}
+
 impl MemoryStore {
-    /// An empty store.
+    /// An empty store keeping counters as 8-byte little-endian integers,
+    /// as Spin's default store does.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty store keeping counters in `encoding`.
+    pub fn with_encoding(encoding: CounterEncoding) -> Self {
+        MemoryStore {
+            encoding,
+            ..Self::default()
+        }
     }
 
     /// A store whose every operation fails.
@@ -70,12 +180,28 @@ impl MemoryStore {
         }
     }
 
+    /// How this store encodes counters.
+    pub fn encoding(&self) -> CounterEncoding {
+        self.encoding
+    }
+
+    /// Stores `value` at `key` as a counter, in the store's encoding, as if
+    /// an earlier run had counted it (even when broken).
+    pub fn fill_counter(&self, key: &str, value: i64) {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries
+            .values
+            .insert(key.to_owned(), self.encoding.encode(value));
+        entries.counters.insert(key.to_owned());
+    }
+
     /// Keys starting with `prefix`, sorted (none when broken).
     pub fn keys(&self, prefix: &str) -> Vec<String> {
         let Ok(entries) = self.lock() else {
             return Vec::new();
         };
         let mut keys: Vec<String> = entries
+            .values
             .keys()
             .filter(|k| k.starts_with(prefix))
             .cloned()
@@ -84,7 +210,7 @@ impl MemoryStore {
         keys
     }
 
-    fn lock(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, Vec<u8>>>, StoreError> {
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Entries>, StoreError> {
         if self.broken {
             return Err(StoreError("unavailable".into()));
         }
@@ -94,37 +220,47 @@ impl MemoryStore {
 
 impl Store for MemoryStore {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.lock()?.get(key).cloned())
+        Ok(self.lock()?.values.get(key).cloned())
     }
 
     fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
         let entries = self.lock()?;
-        Ok(keys.iter().map(|k| entries.get(k).cloned()).collect())
+        Ok(keys
+            .iter()
+            .map(|k| entries.values.get(k).cloned())
+            .collect())
     }
 
     fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
-        self.lock()?.insert(key.to_owned(), value.to_vec());
+        let mut entries = self.lock()?;
+        entries.writable(key)?;
+        entries.values.insert(key.to_owned(), value.to_vec());
         Ok(())
     }
 
     fn delete(&self, key: &str) -> Result<(), StoreError> {
-        self.lock()?.remove(key);
+        self.lock()?.values.remove(key);
         Ok(())
     }
 
     fn increment(&self, key: &str, delta: i64) -> Result<i64, StoreError> {
         let mut entries = self.lock()?;
-        let current = match entries.get(key) {
+        let current = match entries.values.get(key) {
             None => 0,
-            Some(value) => std::str::from_utf8(value)
-                .ok()
-                .and_then(|s| s.trim().parse::<i64>().ok())
-                .ok_or_else(|| StoreError(format!("{key} does not hold an integer")))?,
+            Some(value) => self.encoding.decode(value).ok_or_else(|| {
+                StoreError(format!(
+                    "{key} does not hold a counter in {:?} encoding",
+                    self.encoding
+                ))
+            })?,
         };
         let next = current
             .checked_add(delta)
             .ok_or_else(|| StoreError(format!("{key} overflows")))?;
-        entries.insert(key.to_owned(), next.to_string().into_bytes());
+        entries
+            .values
+            .insert(key.to_owned(), self.encoding.encode(next));
+        entries.counters.insert(key.to_owned());
         Ok(next)
     }
 
@@ -135,11 +271,22 @@ impl Store for MemoryStore {
         value: &[u8],
     ) -> Result<bool, StoreError> {
         let mut entries = self.lock()?;
-        if entries.get(key).map(Vec::as_slice) != expected {
+        entries.writable(key)?;
+        if entries.values.get(key).map(Vec::as_slice) != expected {
             return Ok(false);
         }
-        entries.insert(key.to_owned(), value.to_vec());
+        entries.values.insert(key.to_owned(), value.to_vec());
         Ok(true)
+    }
+}
+
+/// Runs `test` on an empty [`MemoryStore`] of each [`CounterEncoding`] in
+/// turn: whatever counts must work on every backend.
+pub fn for_each_encoding(mut test: impl FnMut(MemoryStore)) {
+    for encoding in CounterEncoding::ALL {
+        // Shown with the output of a failing test.
+        println!("counters encoded {encoding:?}");
+        test(MemoryStore::with_encoding(encoding));
     }
 }
 
@@ -240,22 +387,97 @@ mod tests {
     use super::*;
 
     #[test]
-    fn counters_and_compare_and_swap() {
-        let store = MemoryStore::new();
-        assert_eq!(store.increment("n", 2).unwrap(), 2);
-        assert_eq!(store.increment("n", -5).unwrap(), -3);
-        assert_eq!(counter(store.get("n").unwrap().as_deref()), 0);
-        store.set("t", b"text").unwrap();
-        assert!(store.increment("t", 1).is_err());
-        assert!(!store.compare_and_swap("k", Some(b"x"), b"y").unwrap());
-        assert!(store.compare_and_swap("k", None, b"y").unwrap());
-        assert!(store.compare_and_swap("k", Some(b"y"), b"z").unwrap());
+    fn counters_decode_in_either_encoding() {
+        for n in [0, 1, 42, -3, 1 << 40, i64::MAX, i64::MIN] {
+            for encoding in CounterEncoding::ALL {
+                assert_eq!(
+                    decode_counter(&encoding.encode(n)),
+                    Some(n),
+                    "{encoding:?} {n}"
+                );
+            }
+        }
+        assert_eq!(decode_counter(b" 17\n"), Some(17));
         assert_eq!(
-            store.get_many(&["k".into(), "none".into()]).unwrap(),
-            [Some(b"z".to_vec()), None]
+            decode_counter(b"12345678"),
+            Some(12_345_678),
+            "decimal first"
         );
-        store.delete("k").unwrap();
-        assert_eq!(store.keys(""), ["n", "t"]);
+        for unreadable in [
+            &b""[..],
+            b"-",
+            b"1.5",
+            b"text",
+            b"\x01\x00",
+            b"99999999999999999999",
+        ] {
+            assert_eq!(decode_counter(unreadable), None, "{unreadable:?}");
+        }
+        assert_eq!(counter(Some(&CounterEncoding::LittleEndian.encode(-4))), 0);
+        assert_eq!(counter(Some(b"9")), 9);
+        assert_eq!(counter(None), 0);
+    }
+
+    #[test]
+    fn counters_and_compare_and_swap() {
+        for_each_encoding(|store| {
+            assert_eq!(store.increment("n", 2).unwrap(), 2);
+            assert_eq!(store.increment("n", -5).unwrap(), -3);
+            assert_eq!(store.get("n").unwrap(), Some(store.encoding().encode(-3)));
+            assert_eq!(counter(store.get("n").unwrap().as_deref()), 0);
+            store.set("t", b"text").unwrap();
+            assert!(store.increment("t", 1).is_err());
+            assert!(!store.compare_and_swap("k", Some(b"x"), b"y").unwrap());
+            assert!(store.compare_and_swap("k", None, b"y").unwrap());
+            assert!(store.compare_and_swap("k", Some(b"y"), b"z").unwrap());
+            assert_eq!(
+                store.get_many(&["k".into(), "none".into()]).unwrap(),
+                [Some(b"z".to_vec()), None]
+            );
+            store.delete("k").unwrap();
+            assert_eq!(store.keys(""), ["n", "t"]);
+        });
+    }
+
+    #[test]
+    fn counters_are_never_set_or_swapped() {
+        for_each_encoding(|store| {
+            store.fill_counter("filled", 40);
+            assert_eq!(store.increment("filled", 2).unwrap(), 42);
+            store.increment("counted", 1).unwrap();
+            for key in ["filled", "counted"] {
+                let set = store.set(key, b"0").unwrap_err();
+                assert!(
+                    set.0.contains(key) && set.0.contains("only incremented"),
+                    "{set}"
+                );
+                let held = store.get(key).unwrap();
+                assert!(store.compare_and_swap(key, held.as_deref(), b"0").is_err());
+            }
+            // Deleting is fine, and the key stays a counter.
+            store.delete("counted").unwrap();
+            assert_eq!(store.get("counted").unwrap(), None);
+            assert!(store.set("counted", b"0").is_err());
+            assert_eq!(store.increment("counted", 1).unwrap(), 1);
+        });
+    }
+
+    #[test]
+    fn increments_read_only_their_own_encoding() {
+        let little = MemoryStore::new();
+        assert_eq!(little.encoding(), CounterEncoding::LittleEndian);
+        little.set("n", b"5").unwrap();
+        let error = little.increment("n", 1).unwrap_err();
+        assert!(error.0.contains("n does not hold a counter"), "{error}");
+        little.set("m", &7_i64.to_le_bytes()).unwrap();
+        assert_eq!(little.increment("m", 1).unwrap(), 8);
+
+        let decimal = MemoryStore::with_encoding(CounterEncoding::Decimal);
+        decimal.set("n", &5_i64.to_le_bytes()).unwrap();
+        assert!(decimal.increment("n", 1).is_err());
+        decimal.set("m", b"7").unwrap();
+        assert_eq!(decimal.increment("m", 1).unwrap(), 8);
+        assert_eq!(decimal.get("m").unwrap().as_deref(), Some(&b"8"[..]));
     }
 
     #[test]

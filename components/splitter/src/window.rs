@@ -1,7 +1,7 @@
 //! Counters over fixed time windows (`now_ms / window_ms`) whose old
 //! windows are deleted, so the store holds only live ones.
 
-use crate::store::{Store, StoreError, counter};
+use crate::store::{Store, StoreError};
 
 /// Called by whoever opened `window` (its first increment): records it in
 /// `pointer` and deletes the keys (`keys_of`) of the window recorded there
@@ -12,8 +12,10 @@ pub(crate) fn retire_older<S: Store + ?Sized>(
     window: u64,
     keys_of: impl Fn(u64) -> Vec<String>,
 ) -> Result<(), StoreError> {
-    let previous = store.get(pointer)?;
-    let last = previous.as_deref().map(|v| counter(Some(v)));
+    // The pointer is decimal text written with `set`, never a counter.
+    let last = store
+        .get(pointer)?
+        .and_then(|v| std::str::from_utf8(&v).ok()?.parse::<u64>().ok());
     if last.is_some_and(|last| last >= window) {
         return Ok(());
     }

@@ -4,6 +4,7 @@ mod support;
 
 use std::collections::HashMap;
 use support::*;
+use upshift_config::store::for_each_encoding;
 use upshift_splitter::{Attempt, Consumer, MemoryStore, Outcome, Plan, Store, Upstream};
 
 const NOW: u64 = 1_800_000_000_000;
@@ -39,57 +40,59 @@ fn weighted_follows_the_target_weights() {
 
 #[test]
 fn round_robin_takes_turns_in_proportion() {
-    let store = MemoryStore::new();
-    let p = service("{policy: round_robin}");
-    let turns: Vec<String> = (0..8).map(|i| target(&p, &store, i, None)).collect();
-    assert_eq!(
-        turns,
-        ["http://a", "http://a", "http://a", "http://b"].repeat(2)
-    );
-    // Another instance over the same store continues the same sequence.
-    let other = service("{policy: round_robin}");
-    assert_eq!(target(&other, &store, 99, None), "http://a");
-    assert_eq!(store.keys("balancer/"), ["balancer/s/v1/next"]);
+    for_each_encoding(|store| {
+        let p = service("{policy: round_robin}");
+        let turns: Vec<String> = (0..8).map(|i| target(&p, &store, i, None)).collect();
+        assert_eq!(
+            turns,
+            ["http://a", "http://a", "http://a", "http://b"].repeat(2)
+        );
+        // Another instance over the same store continues the same sequence.
+        let other = service("{policy: round_robin}");
+        assert_eq!(target(&other, &store, 99, None), "http://a");
+        assert_eq!(store.keys("balancer/"), ["balancer/s/v1/next"]);
+    });
 }
 
 #[test]
 fn least_outstanding_prefers_the_least_loaded_and_counts_down_on_report() {
-    let store = MemoryStore::new();
-    let p = plan(
-        "services: [{name: s, balancer: {policy: least_outstanding}, versions: [{name: v1, targets: [\
-           {url: 'http://a'}, {url: 'http://b'}]}]}]",
-    );
-    let first = target(&p, &store, 1, None);
-    let second = target(&p, &store, 2, None);
-    assert_ne!(first, second, "the idle target goes next");
-    let third = target(&p, &store, 3, None);
-    let report = |url: &str| {
-        let attempt = Attempt {
-            upstream: Upstream {
-                version: "v1",
-                target: url,
-            },
-            outcome: Outcome::Status(200),
-            latency_ms: 3,
+    for_each_encoding(|store| {
+        let p = plan(
+            "services: [{name: s, balancer: {policy: least_outstanding}, versions: [{name: v1, targets: [\
+               {url: 'http://a'}, {url: 'http://b'}]}]}]",
+        );
+        let first = target(&p, &store, 1, None);
+        let second = target(&p, &store, 2, None);
+        assert_ne!(first, second, "the idle target goes next");
+        let third = target(&p, &store, 3, None);
+        let report = |url: &str| {
+            let attempt = Attempt {
+                upstream: Upstream {
+                    version: "v1",
+                    target: url,
+                },
+                outcome: Outcome::Status(200),
+                latency_ms: 3,
+            };
+            p.report(&store, "r", "s", &attempt, NOW);
         };
-        p.report(&store, "r", "s", &attempt, NOW);
-    };
-    // `third` has two in flight now; finishing both leaves the other busier.
-    report(&third);
-    report(&third);
-    let other = if third == "http://a" {
-        "http://b"
-    } else {
-        "http://a"
-    };
-    assert_eq!(target(&p, &store, 4, None), third);
-    // A report for a target never counted up does not go below zero.
-    report(other);
-    report(other);
-    let gauge = store
-        .get_many(&[upshift_config::keys::outstanding("s", other)])
-        .unwrap();
-    assert_eq!(gauge[0].as_deref(), Some(&b"0"[..]));
+        // `third` has two in flight now; finishing both leaves the other busier.
+        report(&third);
+        report(&third);
+        let other = if third == "http://a" {
+            "http://b"
+        } else {
+            "http://a"
+        };
+        assert_eq!(target(&p, &store, 4, None), third);
+        // A report for a target never counted up does not go below zero.
+        report(other);
+        report(other);
+        let gauge = store
+            .get(&upshift_config::keys::outstanding("s", other))
+            .unwrap();
+        assert_eq!(gauge, Some(store.encoding().encode(0)));
+    });
 }
 
 #[test]
@@ -128,4 +131,47 @@ fn consistent_hash_keeps_a_key_on_its_target_and_moves_only_an_ejected_targets_k
     let spread: std::collections::HashSet<String> =
         (0..100).map(|i| target(&p, &store, i, None)).collect();
     assert!(spread.len() > 1);
+}
+
+#[test]
+fn balancers_go_on_from_counters_left_in_the_store_in_either_encoding() {
+    for_each_encoding(|store| {
+        // Round robin at position 3 of a, a, a, b: b, then a again.
+        store.fill_counter(&upshift_config::keys::round_robin("s", "v1"), 3);
+        let p = service("{policy: round_robin}");
+        let turns: Vec<String> = (0..5).map(|i| target(&p, &store, i, None)).collect();
+        assert_eq!(
+            turns,
+            ["http://b", "http://a", "http://a", "http://a", "http://b"]
+        );
+        assert_eq!(
+            store
+                .get(&upshift_config::keys::round_robin("s", "v1"))
+                .unwrap(),
+            Some(store.encoding().encode(8))
+        );
+
+        // Least outstanding: b has 4 fewer in flight than a.
+        let outstanding = |url| upshift_config::keys::outstanding("s", url);
+        store.fill_counter(&outstanding("http://a"), 5);
+        store.fill_counter(&outstanding("http://b"), 1);
+        let p = plan(
+            "services: [{name: s, balancer: {policy: least_outstanding}, versions: [{name: v1, targets: [\
+               {url: 'http://a'}, {url: 'http://b'}]}]}]",
+        );
+        let picks: Vec<String> = (0..4).map(|i| target(&p, &store, i, None)).collect();
+        assert_eq!(picks, ["http://b"; 4]);
+        let attempt = Attempt {
+            upstream: Upstream {
+                version: "v1",
+                target: "http://a",
+            },
+            outcome: Outcome::Status(200),
+            latency_ms: 3,
+        };
+        p.report(&store, "r", "s", &attempt, NOW);
+        let held = |url| store.get(&outstanding(url)).unwrap();
+        assert_eq!(held("http://a"), Some(store.encoding().encode(4)));
+        assert_eq!(held("http://b"), Some(store.encoding().encode(5)));
+    });
 }

@@ -8,6 +8,7 @@ use support::*;
 use upshift_config::keys;
 use upshift_config::metrics::VersionStats;
 use upshift_config::rollout::{Actor, Analysis, Phase, RolloutSpec, RolloutState, Transition};
+use upshift_config::store::for_each_encoding;
 use upshift_splitter::{
     Attempt, MemoryStore, Outcome, Plan, Store, StoreError, Upstream, Verdict, advance, evaluate,
 };
@@ -355,113 +356,116 @@ fn traffic(plan: &Plan, store: &MemoryStore, n: usize, now: u64, canary_status: 
 
 #[test]
 fn a_healthy_rollout_promotes_itself_step_by_step() {
-    let store = MemoryStore::new();
-    let doc = orders(ROLLOUT_DOC);
-    let p = plan(&doc);
-    start_rollout(
-        &store,
-        &doc,
-        "{service: orders, canary: v3, steps: [{weight: 20, pause: 10s}, {weight: 60, pause: 10s}, {weight: 100, pause: 10s}], \
-          analysis: {min_requests: 20, max_error_rate: 0.01, max_p99_ratio: 1.5}}",
-        T0,
-    );
-    let mut now = T0;
-    for _ in 0..5 {
-        now += 10_000;
-        traffic(&p, &store, 300, now, 200);
-    }
-    let state = rollout(&store, "orders");
-    assert_eq!(state.phase, Phase::Promoted);
-    let moves: Vec<(usize, Phase)> = audit(&store)
-        .iter()
-        .map(|t| (t.to_step, t.to_phase))
-        .collect();
-    assert_eq!(
-        moves,
-        [
-            (1, Phase::Progressing),
-            (2, Phase::Progressing),
-            (2, Phase::Promoted)
-        ]
-    );
-    assert!(audit(&store).iter().all(|t| t.actor == Actor::Auto));
-    // Step counters are kept per step.
-    let step0 = upshift_splitter::step_stats(
-        &store,
-        &RolloutState {
-            step: 0,
-            ..state.clone()
-        },
-        "v3",
-    )
-    .unwrap();
-    assert!(step0.requests >= 20, "{step0:?}");
-    // Promoted: all traffic on the canary.
-    traffic(&p, &store, 50, now + 1, 200);
-    assert!((0..50).all(|i| {
-        p.choose(&store, "orders", "orders", &head(i), None, now)
-            .unwrap()
-            .primary
-            .version
-            == "v3"
-    }));
+    for_each_encoding(|store| {
+        let doc = orders(ROLLOUT_DOC);
+        let p = plan(&doc);
+        start_rollout(
+            &store,
+            &doc,
+            "{service: orders, canary: v3, steps: [{weight: 20, pause: 10s}, {weight: 60, pause: 10s}, {weight: 100, pause: 10s}], \
+              analysis: {min_requests: 20, max_error_rate: 0.01, max_p99_ratio: 1.5}}",
+            T0,
+        );
+        let mut now = T0;
+        for _ in 0..5 {
+            now += 10_000;
+            traffic(&p, &store, 300, now, 200);
+        }
+        let state = rollout(&store, "orders");
+        assert_eq!(state.phase, Phase::Promoted);
+        let moves: Vec<(usize, Phase)> = audit(&store)
+            .iter()
+            .map(|t| (t.to_step, t.to_phase))
+            .collect();
+        assert_eq!(
+            moves,
+            [
+                (1, Phase::Progressing),
+                (2, Phase::Progressing),
+                (2, Phase::Promoted)
+            ]
+        );
+        assert!(audit(&store).iter().all(|t| t.actor == Actor::Auto));
+        // Step counters are kept per step.
+        let step0 = upshift_splitter::step_stats(
+            &store,
+            &RolloutState {
+                step: 0,
+                ..state.clone()
+            },
+            "v3",
+        )
+        .unwrap();
+        assert!(step0.requests >= 20, "{step0:?}");
+        // Promoted: all traffic on the canary.
+        traffic(&p, &store, 50, now + 1, 200);
+        assert!((0..50).all(|i| {
+            p.choose(&store, "orders", "orders", &head(i), None, now)
+                .unwrap()
+                .primary
+                .version
+                == "v3"
+        }));
+    });
 }
 
 #[test]
 fn a_failing_canary_is_rolled_back_by_the_traffic_itself() {
-    let store = MemoryStore::new();
-    let doc = orders(ROLLOUT_DOC);
-    let p = plan(&doc);
-    start_rollout(
-        &store,
-        &doc,
-        "{service: orders, canary: v3, steps: [{weight: 20}], analysis: {min_requests: 20, max_error_rate: 0.05}}",
-        T0,
-    );
-    traffic(&p, &store, 300, T0 + 1_000, 503);
-    // This instance analysed at its first report, before there was data;
-    // the next report after the interval sees the failures.
-    assert_eq!(rollout(&store, "orders").phase, Phase::Progressing);
-    traffic(&p, &store, 1, T0 + 2_000, 503);
-    let state = rollout(&store, "orders");
-    assert_eq!(state.phase, Phase::RolledBack);
-    assert!(
-        state
-            .reason
-            .starts_with("canary v3: error rate 100.00% > 5.00%"),
-        "{}",
-        state.reason
-    );
-    assert_eq!(audit(&store).len(), 1);
-    let s = p
-        .choose(&store, "orders", "orders", &head(1), None, T0 + 2_000)
-        .unwrap();
-    assert_eq!(s.primary.version, "v1");
+    for_each_encoding(|store| {
+        let doc = orders(ROLLOUT_DOC);
+        let p = plan(&doc);
+        start_rollout(
+            &store,
+            &doc,
+            "{service: orders, canary: v3, steps: [{weight: 20}], analysis: {min_requests: 20, max_error_rate: 0.05}}",
+            T0,
+        );
+        traffic(&p, &store, 300, T0 + 1_000, 503);
+        // This instance analysed at its first report, before there was data;
+        // the next report after the interval sees the failures.
+        assert_eq!(rollout(&store, "orders").phase, Phase::Progressing);
+        traffic(&p, &store, 1, T0 + 2_000, 503);
+        let state = rollout(&store, "orders");
+        assert_eq!(state.phase, Phase::RolledBack);
+        assert!(
+            state
+                .reason
+                .starts_with("canary v3: error rate 100.00% > 5.00%"),
+            "{}",
+            state.reason
+        );
+        assert_eq!(audit(&store).len(), 1);
+        let s = p
+            .choose(&store, "orders", "orders", &head(1), None, T0 + 2_000)
+            .unwrap();
+        assert_eq!(s.primary.version, "v1");
+    });
 }
 
 #[test]
 fn analysis_runs_at_most_once_per_interval_per_instance() {
-    let store = MemoryStore::new();
-    let doc = orders(ROLLOUT_DOC);
-    let p = plan(&doc);
-    start_rollout(
-        &store,
-        &doc,
-        "{service: orders, canary: v3, steps: [{weight: 50}], analysis: {min_requests: 10, interval: 1m, max_error_rate: 0.05}}",
-        T0,
-    );
-    // The first report analyses (too little data); the failures after it
-    // wait for the next interval.
-    traffic(&p, &store, 200, T0 + 1, 503);
-    assert_eq!(rollout(&store, "orders").phase, Phase::Progressing);
-    traffic(&p, &store, 1, T0 + 60_000, 503);
-    assert_eq!(
-        rollout(&store, "orders").phase,
-        Phase::Progressing,
-        "1 ms early"
-    );
-    traffic(&p, &store, 1, T0 + 60_001, 503);
-    assert_eq!(rollout(&store, "orders").phase, Phase::RolledBack);
+    for_each_encoding(|store| {
+        let doc = orders(ROLLOUT_DOC);
+        let p = plan(&doc);
+        start_rollout(
+            &store,
+            &doc,
+            "{service: orders, canary: v3, steps: [{weight: 50}], analysis: {min_requests: 10, interval: 1m, max_error_rate: 0.05}}",
+            T0,
+        );
+        // The first report analyses (too little data); the failures after it
+        // wait for the next interval.
+        traffic(&p, &store, 200, T0 + 1, 503);
+        assert_eq!(rollout(&store, "orders").phase, Phase::Progressing);
+        traffic(&p, &store, 1, T0 + 60_000, 503);
+        assert_eq!(
+            rollout(&store, "orders").phase,
+            Phase::Progressing,
+            "1 ms early"
+        );
+        traffic(&p, &store, 1, T0 + 60_001, 503);
+        assert_eq!(rollout(&store, "orders").phase, Phase::RolledBack);
+    });
 }
 
 /// A store where another node moves the rollout between this node's read
@@ -513,76 +517,131 @@ impl Store for Racing<'_> {
 
 #[test]
 fn two_nodes_racing_move_the_rollout_once() {
-    let store = MemoryStore::new();
-    let doc = orders(ROLLOUT_DOC);
-    let (a, b) = (plan(&doc), plan(&doc));
-    start_rollout(
-        &store,
-        &doc,
-        "{service: orders, canary: v3, steps: [{weight: 50, pause: 0s}, {weight: 100}], analysis: {min_requests: 10}}",
-        T0,
-    );
-    // Both sides get enough traffic, without analysis yet (a third node).
-    let warm = plan(&doc);
-    traffic(&warm, &store, 100, T0, 200);
-    let before = rollout(&store, "orders");
-    assert_eq!(
-        before.step, 0,
-        "the warm-up node analysed before there was data"
-    );
+    for_each_encoding(|store| {
+        let doc = orders(ROLLOUT_DOC);
+        let (a, b) = (plan(&doc), plan(&doc));
+        start_rollout(
+            &store,
+            &doc,
+            "{service: orders, canary: v3, steps: [{weight: 50, pause: 0s}, {weight: 100}], analysis: {min_requests: 10}}",
+            T0,
+        );
+        // Both sides get enough traffic, without analysis yet (a third node).
+        let warm = plan(&doc);
+        traffic(&warm, &store, 100, T0, 200);
+        let before = rollout(&store, "orders");
+        assert_eq!(
+            before.step, 0,
+            "the warm-up node analysed before there was data"
+        );
 
-    let racing = Racing {
-        inner: &store,
-        rival: &b,
-        raced: Cell::new(false),
-        now: T0 + 5_000,
-    };
-    let attempt = Attempt {
-        upstream: Upstream {
-            version: "v3",
-            target: "http://v3-a",
-        },
-        outcome: Outcome::Status(200),
-        latency_ms: 1,
-    };
-    a.report(&racing, "orders", "orders", &attempt, T0 + 5_000);
-    assert!(racing.raced.get(), "node a tried to write");
+        let racing = Racing {
+            inner: &store,
+            rival: &b,
+            raced: Cell::new(false),
+            now: T0 + 5_000,
+        };
+        let attempt = Attempt {
+            upstream: Upstream {
+                version: "v3",
+                target: "http://v3-a",
+            },
+            outcome: Outcome::Status(200),
+            latency_ms: 1,
+        };
+        a.report(&racing, "orders", "orders", &attempt, T0 + 5_000);
+        assert!(racing.raced.get(), "node a tried to write");
 
-    let after = rollout(&store, "orders");
-    assert_eq!(
-        (after.step, after.revision),
-        (1, before.revision + 1),
-        "moved exactly once"
-    );
-    let moves = audit(&store);
-    assert_eq!(moves.len(), 1, "{moves:?}");
-    assert_eq!((moves[0].from_step, moves[0].to_step), (0, 1));
+        let after = rollout(&store, "orders");
+        assert_eq!(
+            (after.step, after.revision),
+            (1, before.revision + 1),
+            "moved exactly once"
+        );
+        let moves = audit(&store);
+        assert_eq!(moves.len(), 1, "{moves:?}");
+        assert_eq!((moves[0].from_step, moves[0].to_step), (0, 1));
+    });
 }
 
 #[test]
 fn an_ejected_canary_counts_its_lost_requests_as_failures() {
-    let store = MemoryStore::new();
-    let doc = orders(ROLLOUT_DOC);
-    let p = plan(&doc);
-    let state = start_rollout(
-        &store,
-        &doc,
-        "{service: orders, canary: v3, steps: [{weight: 50}]}",
-        T0,
-    );
-    eject(&store, "orders", &["http://v3-a"], T0 + 60_000);
-    let diverted = (0..100)
-        .map(|i| {
-            p.choose(&store, "orders", "orders", &head(i), None, T0)
-                .unwrap()
-        })
-        .filter(|s| s.reason == "circuit-open")
-        .inspect(|s| assert_eq!(s.primary.version, "v1", "to the rollout's stable"))
-        .count();
-    assert!(diverted > 30, "{diverted}");
-    let canary = upshift_splitter::step_stats(&store, &state, "v3").unwrap();
-    assert_eq!(
-        (canary.requests, canary.failures),
-        (diverted as u64, diverted as u64)
-    );
+    for_each_encoding(|store| {
+        let doc = orders(ROLLOUT_DOC);
+        let p = plan(&doc);
+        let state = start_rollout(
+            &store,
+            &doc,
+            "{service: orders, canary: v3, steps: [{weight: 50}]}",
+            T0,
+        );
+        eject(&store, "orders", &["http://v3-a"], T0 + 60_000);
+        let diverted = (0..100)
+            .map(|i| {
+                p.choose(&store, "orders", "orders", &head(i), None, T0)
+                    .unwrap()
+            })
+            .filter(|s| s.reason == "circuit-open")
+            .inspect(|s| assert_eq!(s.primary.version, "v1", "to the rollout's stable"))
+            .count();
+        assert!(diverted > 30, "{diverted}");
+        let canary = upshift_splitter::step_stats(&store, &state, "v3").unwrap();
+        assert_eq!(
+            (canary.requests, canary.failures),
+            (diverted as u64, diverted as u64)
+        );
+    });
+}
+
+#[test]
+fn the_analysis_reads_step_counters_left_in_either_encoding() {
+    for_each_encoding(|store| {
+        let doc = orders(ROLLOUT_DOC);
+        let p = plan(&doc);
+        let state = start_rollout(
+            &store,
+            &doc,
+            "{service: orders, canary: v3, steps: [{weight: 50}], analysis: {min_requests: 10, max_error_rate: 0.05}}",
+            T0,
+        );
+        let fill = |version: &str, field: &str, n: i64| {
+            store.fill_counter(
+                &keys::step_metric("orders", &state.id, 0, version, field),
+                n,
+            );
+        };
+        fill("v1", "requests", 100);
+        fill("v1", "status_2xx", 100);
+        fill("v3", "requests", 100);
+        fill("v3", "status_2xx", 50);
+        fill("v3", "status_5xx", 50);
+        let canary = upshift_splitter::step_stats(&store, &state, "v3").unwrap();
+        assert_eq!((canary.requests, canary.errors()), (100, 50));
+
+        // The first report analyses what was counted before it.
+        let attempt = Attempt {
+            upstream: Upstream {
+                version: "v1",
+                target: "http://v1-a",
+            },
+            outcome: Outcome::Status(200),
+            latency_ms: 3,
+        };
+        p.report(&store, "orders", "orders", &attempt, T0 + 1_000);
+        let after = rollout(&store, "orders");
+        assert_eq!(after.phase, Phase::RolledBack);
+        assert!(
+            after
+                .reason
+                .starts_with("canary v3: error rate 50.00% > 5.00%"),
+            "{}",
+            after.reason
+        );
+        assert_eq!(
+            store
+                .get(&keys::step_metric("orders", &state.id, 0, "v1", "requests"))
+                .unwrap(),
+            Some(store.encoding().encode(101))
+        );
+    });
 }

@@ -1,39 +1,37 @@
 //! What the tests of calls share: an in-memory store and header lookup.
 
-use std::cell::RefCell;
-use std::collections::BTreeMap;
-
 use upshift_ai::Store;
+use upshift_config::store::{MemoryStore, Store as _, counter};
 
-/// A store in memory, its counters readable as numbers.
+/// The AI's store over a [`MemoryStore`], which keeps counters in its own
+/// encoding and refuses to set one: any failed operation fails the test.
 #[derive(Default)]
-pub struct Memory(pub RefCell<BTreeMap<String, Vec<u8>>>);
+pub struct Memory(pub MemoryStore);
 
 impl Store for Memory {
     fn add(&self, key: &str, delta: u64) {
-        let now = self.get(key) + delta;
         self.0
-            .borrow_mut()
-            .insert(key.to_owned(), now.to_string().into_bytes());
+            .increment(key, i64::try_from(delta).unwrap())
+            .unwrap();
     }
 
     fn get(&self, key: &str) -> Option<Vec<u8>> {
-        self.0.borrow().get(key).cloned()
+        self.0.get(key).unwrap()
     }
 
     fn set(&self, key: &str, value: &[u8]) {
-        self.0.borrow_mut().insert(key.to_owned(), value.to_vec());
+        self.0.set(key, value).unwrap();
     }
 
     fn delete(&self, key: &str) {
-        self.0.borrow_mut().remove(key);
+        self.0.delete(key).unwrap();
     }
 }
 
 impl Memory {
     /// The counter `key`.
     pub fn get(&self, key: &str) -> u64 {
-        Store::get(self, key).map_or(0, |v| String::from_utf8(v).unwrap().parse().unwrap())
+        counter(Store::get(self, key).as_deref())
     }
 }
 

@@ -3,6 +3,7 @@
 
 use upshift_config::metrics::VersionStats;
 use upshift_config::rollout::{RolloutSpec, RolloutState};
+use upshift_config::store::counter;
 use upshift_config::{Config, RequestHead, keys};
 use upshift_splitter::{MemoryStore, Plan, Store};
 
@@ -65,8 +66,10 @@ pub fn metrics(store: &MemoryStore, route: &str, service: &str, version: &str) -
     let keys = store.keys(&prefix);
     let values = store.get_many(&keys).unwrap();
     VersionStats::from_fields(keys.iter().zip(values).map(|(key, value)| {
-        let n = String::from_utf8(value.unwrap()).unwrap().parse().unwrap();
-        (key.strip_prefix(&prefix).unwrap(), n)
+        (
+            key.strip_prefix(&prefix).unwrap(),
+            counter(value.as_deref()),
+        )
     }))
 }
 
