@@ -7,7 +7,7 @@ use upshift_bench::{
     JWT_NOW_MS, JWT_TOKENS, config_with_routes, jwt_config, jwt_request, rate_limited_config,
     request_for, split_config, split_request,
 };
-use upshift_config::Config;
+use upshift_config::{Config, RequestHead};
 use upshift_router::RouteTable;
 use upshift_splitter::{Attempt, Consumer, MemoryStore, Outcome, Plan};
 
@@ -16,9 +16,13 @@ fn route_matching(c: &mut Criterion) {
     for n in [10, 1_000, 10_000] {
         let table = RouteTable::new(&config_with_routes(n));
         let request = request_for(n / 2 + 1);
-        assert!(table.resolve(&request).is_some());
+        assert!(table.resolve(&request.view()).is_some());
+        // As the component does it: the packed head parsed, then matched.
         group.bench_with_input(BenchmarkId::from_parameter(n), &request, |b, r| {
-            b.iter(|| black_box(table.resolve(black_box(r))))
+            b.iter(|| {
+                let head = RequestHead::parse(black_box(r.as_str())).unwrap();
+                black_box(table.resolve(&head)).is_some()
+            })
         });
     }
     group.finish();
@@ -27,7 +31,8 @@ fn route_matching(c: &mut Criterion) {
 fn split_decision(c: &mut Criterion) {
     let plan = Plan::new(&split_config());
     let store = MemoryStore::new();
-    let request = split_request();
+    let packed = split_request();
+    let request = packed.view();
     let consumer = Consumer {
         id: "c7".into(),
         tenant: Some("acme".into()),
@@ -70,6 +75,7 @@ fn split_decision(c: &mut Criterion) {
     // The floor: weights alone, no rules, no stickiness.
     let weights_only = Plan::new(&config_with_routes(10));
     let plain = request_for(7);
+    let plain = plain.view();
     let plain_live = weights_only.live(&store, "svc7").unwrap();
     group.bench_function("decide_weights_only", |b| {
         b.iter(|| {
@@ -92,6 +98,24 @@ fn split_decision(c: &mut Criterion) {
     group.bench_function("report", |b| {
         b.iter(|| plan.report(&store, "orders", "orders", black_box(&attempt), now))
     });
+    // The whole exchange with the splitter for one request: parse, read
+    // the live state, decide, then report the attempt and add its counts.
+    group.bench_function("choose_and_report", |b| {
+        b.iter(|| {
+            let head = RequestHead::parse(black_box(packed.as_str())).unwrap();
+            let chosen = plan
+                .choose(&store, "orders", "orders", &head, Some(&consumer), now)
+                .unwrap();
+            let attempt = Attempt {
+                upstream: chosen.primary,
+                outcome: Outcome::Status(200),
+                latency_ms: 12,
+            };
+            for (key, delta) in plan.report(&store, "orders", "orders", &attempt, now) {
+                let _ = upshift_splitter::Store::increment(&store, &key, delta);
+            }
+        })
+    });
     group.finish();
 }
 
@@ -109,6 +133,7 @@ fn api_key_lookup(c: &mut Criterion) {
     }
     let policy = Policy::new(&config);
     let request = request_for(500);
+    let request = request.view();
     assert!(policy.identify("r500", &request, 0).unwrap().is_some());
     c.bench_function("api_key_lookup_1000_consumers", |b| {
         b.iter(|| black_box(policy.identify(black_box("r500"), black_box(&request), 0)))
@@ -120,6 +145,7 @@ fn jwt_verification(c: &mut Criterion) {
     let mut group = c.benchmark_group("jwt_verify");
     for (alg, token) in JWT_TOKENS {
         let request = jwt_request(token);
+        let request = request.view();
         let who = policy.identify("api", &request, JWT_NOW_MS).unwrap();
         assert_eq!(who.unwrap().name, alg.to_ascii_lowercase()[..2]);
         group.bench_with_input(BenchmarkId::from_parameter(alg), &request, |b, r| {
@@ -147,6 +173,7 @@ fn rate_limit_decision(c: &mut Criterion) {
     let policy = Policy::new(&rate_limited_config());
     let store = AuthStore::new();
     let request = request_for(1);
+    let request = request.view();
     let mut now = 1_772_323_200_000_u64;
     assert!(policy.authenticate(&store, "api", &request, now).is_ok());
     group.bench_function("authenticate_and_count", |b| {

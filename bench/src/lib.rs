@@ -1,6 +1,6 @@
 //! Generated inputs for the hot-path benchmarks in `benches/`.
 
-use upshift_config::{Config, RequestHead};
+use upshift_config::{Config, HeadLine, OwnedHead};
 
 /// A config with `n` services and `n` routes (one path prefix per service,
 /// a tenth of them host-bound), as a large API would have.
@@ -36,22 +36,31 @@ pub fn config_with_routes(n: usize) -> Config {
     Config::parse(&doc).expect("generated config is valid")
 }
 
-/// A typical request for route `i` of [`config_with_routes`].
-pub fn request_for(i: usize) -> RequestHead {
-    RequestHead {
-        method: "GET".into(),
-        scheme: "https".into(),
-        authority: "gateway.example.com".into(),
-        path: format!("/api/v1/resource{i}/items/42"),
-        query: Some("expand=owner".into()),
-        headers: vec![
-            ("accept".into(), "application/json".into()),
-            ("user-agent".into(), "bench/1.0".into()),
-            ("x-api-key".into(), format!("key-{i:08}-secret")),
-        ],
-        client_ip: Some("203.0.113.9".into()),
-        request_id: "8d1f0e9c-6a43-4b1e-9f4e-2b8c7c1d5a10".into(),
-    }
+/// A typical request for route `i` of [`config_with_routes`], packed as
+/// the gateway hands it to the policy components.
+pub fn request_for(i: usize) -> OwnedHead {
+    request_with(&format!("/api/v1/resource{i}/items/42"), i, &[])
+}
+
+/// A request for `path` with the API key of consumer `i` and `more` headers.
+fn request_with(path: &str, i: usize, more: &[(&str, &str)]) -> OwnedHead {
+    let line = HeadLine {
+        method: "GET",
+        scheme: "https",
+        authority: "gateway.example.com",
+        path,
+        query: Some("expand=owner"),
+        client_ip: Some("203.0.113.9"),
+        request_id: "8d1f0e9c-6a43-4b1e-9f4e-2b8c7c1d5a10",
+    };
+    let key = format!("key-{i:08}-secret");
+    let mut headers = vec![
+        ("accept", "application/json"),
+        ("user-agent", "bench/1.0"),
+        ("x-api-key", key.as_str()),
+    ];
+    headers.extend_from_slice(more);
+    OwnedHead::new(&line, &headers)
 }
 
 /// A service in a canary release: weights 90/10, three match rules (header,
@@ -87,13 +96,15 @@ routes:
 
 /// A request for the route of [`split_config`] that no rule matches, with
 /// the sticky header set.
-pub fn split_request() -> RequestHead {
-    let mut head = request_for(7);
-    head.path = "/orders/42".into();
-    head.headers
-        .push(("cookie".into(), "session=abc; theme=dark".into()));
-    head.headers.push(("x-user".into(), "user-4711".into()));
-    head
+pub fn split_request() -> OwnedHead {
+    request_with(
+        "/orders/42",
+        7,
+        &[
+            ("cookie", "session=abc; theme=dark"),
+            ("x-user", "user-4711"),
+        ],
+    )
 }
 
 /// When the JWT benchmarks run, as far as the tokens can tell
@@ -141,11 +152,13 @@ pub fn jwt_config() -> Config {
 }
 
 /// A request for [`jwt_config`]'s route carrying `token`.
-pub fn jwt_request(token: &str) -> RequestHead {
-    let mut head = request_for(1);
-    head.headers
-        .push(("authorization".into(), format!("Bearer {token}")));
-    head
+pub fn jwt_request(token: &str) -> OwnedHead {
+    let bearer = format!("Bearer {token}");
+    request_with(
+        "/api/v1/resource1/items/42",
+        1,
+        &[("authorization", &bearer)],
+    )
 }
 
 /// A route `api` for API-key consumers, limited per consumer per minute

@@ -5,8 +5,9 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use crate::{Call, Caller, Catalog, Incoming, Plan, Reply, Store, Stream};
-use exports::upshift::gateway::ai::{self as wit, Guest, GuestCall, GuestCatalog, GuestTranslator};
-use upshift::gateway::types::{ConfigError, Consumer};
+use exports::upshift::ai::ai::{self as wit, Guest, GuestCall, GuestCatalog, GuestTranslator};
+use upshift::types::types::ConfigError;
+use upshift_config::RequestHead;
 use upshift_config::store::Store as KvStore;
 
 wit_bindgen::generate!({
@@ -27,13 +28,22 @@ impl Guest for Component {
     type Translator = Translating;
 }
 
-/// A compiled model catalog behind a WIT resource.
-struct Compiled(Catalog);
+/// A compiled model catalog behind a WIT resource, with the callers it
+/// may be told about, by their position in the config's `consumers`.
+struct Compiled(Catalog, Vec<Caller>);
 
 impl GuestCatalog for Compiled {
     fn load(document: String) -> Result<wit::Catalog, Vec<ConfigError>> {
         let config = load_config(&document)?;
-        Ok(wit::Catalog::new(Compiled(Catalog::new(&config))))
+        let callers = config
+            .consumers
+            .iter()
+            .map(|c| Caller {
+                consumer: Some(c.name.clone()),
+                tenant: c.tenant.clone(),
+            })
+            .collect();
+        Ok(wit::Catalog::new(Compiled(Catalog::new(&config), callers)))
     }
 
     fn list_models(&self) -> String {
@@ -42,19 +52,22 @@ impl GuestCatalog for Compiled {
 
     fn plan(
         &self,
-        method: String,
         path: String,
-        headers: Vec<(String, String)>,
+        head: String,
         body: Vec<u8>,
-        consumer: Option<Consumer>,
+        consumer: Option<u32>,
         now_ms: u64,
     ) -> wit::Plan {
-        let caller = consumer.map_or_else(Caller::default, |c| Caller {
-            consumer: Some(c.id),
-            tenant: c.tenant,
-        });
+        let caller = consumer
+            .and_then(|i| self.1.get(i as usize).cloned())
+            .unwrap_or_default();
+        let head = RequestHead::parse(&head).unwrap_or_default();
+        let headers: Vec<(String, String)> = head
+            .headers()
+            .map(|(n, v)| (n.to_owned(), v.to_owned()))
+            .collect();
         let incoming = Incoming {
-            method: &method,
+            method: head.method(),
             path: &path,
             headers: &headers,
             body: &body,

@@ -1,17 +1,18 @@
-//! The WIT face of auth: `upshift:gateway/auth` over [`Policy`], with the
+//! The WIT face of auth: `upshift:auth/auth` over [`Policy`], with the
 //! rate-limit counters in `wasi:keyvalue` (bucket `default`).
 
 use crate::Policy;
-use exports::upshift::gateway::auth::{self as wit, Guest, GuestPolicy};
+use exports::upshift::auth::auth::{self as wit, Guest, GuestPolicy};
 use std::cell::OnceCell;
-use upshift::gateway::types::{ConfigError, Consumer, GatewayError, RequestHead};
+use upshift::types::types::{ConfigError, Consumer, GatewayError};
+use upshift_config::RequestHead;
 
 wit_bindgen::generate!({
     path: "../../wit",
     world: "auth-component",
     generate_all,
 });
-upshift_config::wit_glue!(head);
+upshift_config::wit_glue!();
 
 /// The key-value store every node of the gateway shares.
 const BUCKET: &str = "default";
@@ -33,22 +34,35 @@ impl GuestPolicy for Compiled {
 
     fn authenticate(
         &self,
-        route: String,
-        head: RequestHead,
+        route: u32,
+        head: String,
         now_ms: u64,
     ) -> Result<wit::Authenticated, GatewayError> {
-        let head = native_head(head);
+        let (Some(route), Ok(head)) =
+            (self.0.route_name(route as usize), RequestHead::parse(&head))
+        else {
+            return Err(GatewayError {
+                status: 400,
+                code: "bad_request".into(),
+                message: "the gateway asked about a request it did not describe".into(),
+                headers: Vec::new(),
+            });
+        };
         // Opened only when a limit applies; rate limits fail open without it.
         let opened = OnceCell::new();
         let store = || opened.get_or_init(|| bucket().ok()).as_deref();
-        match self.0.authenticate_with(store, &route, &head, now_ms) {
+        match self.0.authenticate_with(store, route, &head, now_ms) {
             Ok(passed) => Ok(wit::Authenticated {
-                consumer: passed.consumer.map(|c| Consumer {
+                consumer: passed.consumer.map(|(index, c)| Consumer {
+                    index: u32::try_from(index).unwrap_or(u32::MAX),
                     id: c.name.clone(),
                     tenant: c.tenant.clone(),
-                    tags: c.tags.clone(),
                 }),
-                response_headers: passed.response_headers,
+                rate_limit: passed.rate_limit.map(|d| wit::RateLimit {
+                    limit: d.limit,
+                    remaining: d.remaining,
+                    reset_s: d.reset_s,
+                }),
             }),
             Err(denial) => Err(GatewayError {
                 status: denial.status(),

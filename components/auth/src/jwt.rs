@@ -289,7 +289,7 @@ impl Claims<'_> {
 
 /// The token `head` carries for a route with `settings`: a bearer token in
 /// the configured header, else the configured cookie.
-pub fn presented_token<'h>(settings: &JwtAuth, head: &'h RequestHead) -> Option<&'h str> {
+pub fn presented_token<'h>(settings: &JwtAuth, head: &RequestHead<'h>) -> Option<&'h str> {
     let from_header = head.header(&settings.header).and_then(|value| {
         let value = value.trim();
         match bearer(value) {
@@ -312,11 +312,9 @@ pub(crate) fn bearer(value: &str) -> Option<&str> {
 }
 
 /// The value of cookie `name`, from any `cookie` header.
-fn cookie<'h>(head: &'h RequestHead, name: &str) -> Option<&'h str> {
-    head.headers
-        .iter()
-        .filter(|(n, _)| n == "cookie")
-        .flat_map(|(_, v)| v.split(';'))
+fn cookie<'h>(head: &RequestHead<'h>, name: &str) -> Option<&'h str> {
+    head.header_values("cookie")
+        .flat_map(|v| v.split(';'))
         .find_map(|pair| {
             let (n, v) = pair.trim().split_once('=')?;
             (n == name).then(|| v.trim_matches('"'))

@@ -85,14 +85,16 @@ impl Denial {
     }
 }
 
-/// What a request may pass with: who it is, and the headers for its
-/// response (the rate-limit fields).
+/// What a request may pass with: who it is, and where it stands against
+/// its rate limits.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Authenticated<'p> {
-    /// The consumer; `None` on public routes.
-    pub consumer: Option<&'p Consumer>,
-    /// Headers for the client's response.
-    pub response_headers: Vec<(String, String)>,
+    /// The consumer and its position in the config's `consumers`; `None`
+    /// on public routes.
+    pub consumer: Option<(usize, &'p Consumer)>,
+    /// The limit to advertise (the one with the fewest requests left);
+    /// `None` when no limit applies or the store could not count.
+    pub rate_limit: Option<Decision>,
 }
 
 /// Auth and rate-limit settings of one route.
@@ -115,6 +117,8 @@ pub struct Policy {
     consumer_limits: Vec<Option<Limit>>,
     /// Route name → its settings (routes with neither auth nor limit are absent).
     routes: HashMap<String, RoutePolicy>,
+    /// Route names by their position in the config.
+    route_names: Vec<String>,
 }
 
 impl Policy {
@@ -151,7 +155,13 @@ impl Policy {
                 .map(|c| c.rate_limit.as_ref().map(Limit::from))
                 .collect(),
             routes,
+            route_names: config.routes.iter().map(|r| r.name.clone()).collect(),
         }
+    }
+
+    /// The name of the route at `index` in the config's `routes`.
+    pub fn route_name(&self, index: usize) -> Option<&str> {
+        self.route_names.get(index).map(String::as_str)
     }
 
     /// The consumer `head` authenticates as on `route` at `now_ms`: `None`
@@ -160,7 +170,7 @@ impl Policy {
     pub fn identify(
         &self,
         route: &str,
-        head: &RequestHead,
+        head: &RequestHead<'_>,
         now_ms: u64,
     ) -> Result<Option<&Consumer>, Denial> {
         let Some(settings) = self.routes.get(route) else {
@@ -174,7 +184,7 @@ impl Policy {
     fn identify_index(
         &self,
         settings: &RoutePolicy,
-        head: &RequestHead,
+        head: &RequestHead<'_>,
         now_ms: u64,
     ) -> Result<Option<usize>, Denial> {
         if settings.api_key.is_none() && settings.jwt.is_none() {
@@ -219,7 +229,7 @@ impl Policy {
         &self,
         store: &S,
         route: &str,
-        head: &RequestHead,
+        head: &RequestHead<'_>,
         now_ms: u64,
     ) -> Result<Authenticated<'_>, Denial> {
         self.authenticate_with(|| Some(store), route, head, now_ms)
@@ -230,14 +240,14 @@ impl Policy {
         &self,
         store: impl FnOnce() -> Option<&'s S>,
         route: &str,
-        head: &RequestHead,
+        head: &RequestHead<'_>,
         now_ms: u64,
     ) -> Result<Authenticated<'_>, Denial> {
         let Some(settings) = self.routes.get(route) else {
             // Public and unlimited: no consumer, so no consumer limit either.
             return Ok(Authenticated {
                 consumer: None,
-                response_headers: Vec::new(),
+                rate_limit: None,
             });
         };
         let consumer = self.identify_index(settings, head, now_ms)?;
@@ -251,7 +261,7 @@ impl Policy {
         {
             applied.push(Applied::consumer(limit, &self.consumers[i].name, now_ms));
         }
-        let consumer = consumer.map(|i| &self.consumers[i]);
+        let consumer = consumer.map(|i| (i, &self.consumers[i]));
         let decision = if applied.is_empty() {
             Ok(None)
         } else {
@@ -261,9 +271,9 @@ impl Policy {
             })
         };
         match decision {
-            Ok(decision) => Ok(Authenticated {
+            Ok(rate_limit) => Ok(Authenticated {
                 consumer,
-                response_headers: decision.map(|d| d.headers()).unwrap_or_default(),
+                rate_limit,
             }),
             Err(refusal) => Err(Denial::RateLimited(refusal)),
         }
@@ -272,7 +282,7 @@ impl Policy {
 
 /// The key sent in the configured header (a bearer token for
 /// `authorization`) or query parameter.
-fn presented_key<'h>(settings: &ApiKeyAuth, head: &'h RequestHead) -> Option<&'h str> {
+fn presented_key<'h>(settings: &ApiKeyAuth, head: &RequestHead<'h>) -> Option<&'h str> {
     let from_header = head.header(&settings.header).map(|value| {
         if settings.header == "authorization" {
             value.strip_prefix("Bearer ").unwrap_or(value).trim()
@@ -292,6 +302,7 @@ mod tests {
     use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
     use serde_json::{Value, json};
     use upshift_config::store::for_each_encoding;
+    use upshift_config::{HeadLine, OwnedHead};
 
     /// 2026-03-01T00:00:00Z.
     const NOW_S: u64 = 1_772_323_200;
@@ -336,19 +347,16 @@ consumers:
         Policy::new(&config)
     }
 
-    fn head(headers: &[(&str, &str)], query: Option<&str>) -> RequestHead {
-        RequestHead {
-            headers: headers
-                .iter()
-                .map(|(n, v)| ((*n).into(), (*v).into()))
-                .collect(),
-            query: query.map(Into::into),
-            client_ip: Some("192.0.2.7".into()),
-            ..RequestHead::default()
-        }
+    fn head(headers: &[(&str, &str)], query: Option<&str>) -> RequestHead<'static> {
+        let line = HeadLine {
+            query,
+            client_ip: Some("192.0.2.7"),
+            ..HeadLine::default()
+        };
+        OwnedHead::new(&line, headers).leak()
     }
 
-    fn who(p: &Policy, route: &str, h: &RequestHead) -> Result<Option<String>, Denial> {
+    fn who(p: &Policy, route: &str, h: &RequestHead<'_>) -> Result<Option<String>, Denial> {
         p.identify(route, h, NOW).map(|c| c.map(|c| c.name.clone()))
     }
 
@@ -369,7 +377,7 @@ consumers:
         encode(&header, claims, &key).unwrap()
     }
 
-    fn bearer(token: &str) -> RequestHead {
+    fn bearer(token: &str) -> RequestHead<'static> {
         head(&[("authorization", &format!("Bearer {token}"))], None)
     }
 
@@ -377,7 +385,7 @@ consumers:
         json!({ "iss": iss, "sub": "someone", "exp": NOW_S + 600, "iat": NOW_S })
     }
 
-    fn refused(p: &Policy, route: &str, h: &RequestHead) -> TokenError {
+    fn refused(p: &Policy, route: &str, h: &RequestHead<'_>) -> TokenError {
         match who(p, route, h) {
             Err(Denial::InvalidToken(e)) => e,
             other => panic!("expected an invalid token, got {other:?}"),
@@ -770,12 +778,12 @@ consumers:
             let at = NOW + 100;
             for left in [2, 1, 0] {
                 let ok = p.authenticate(&store, "limited", &alice, at).unwrap();
-                assert_eq!(ok.consumer.unwrap().name, "alice");
-                assert!(
-                    ok.response_headers
-                        .contains(&("ratelimit-remaining".into(), left.to_string())),
+                assert_eq!(ok.consumer.unwrap().1.name, "alice");
+                assert_eq!(
+                    ok.rate_limit.unwrap().remaining,
+                    left,
                     "{:?}",
-                    ok.response_headers
+                    ok.rate_limit
                 );
             }
             let Err(Denial::RateLimited(d)) = p.authenticate(&store, "limited", &alice, at) else {
@@ -793,10 +801,7 @@ consumers:
             let bob = head(&[("x-api-key", "bob-key-123")], None);
             assert!(p.authenticate(&store, "limited", &bob, at).is_ok());
             let ok = p.authenticate(&store, "keyed", &bob, at).unwrap();
-            assert!(
-                ok.response_headers
-                    .contains(&("ratelimit-limit".into(), "2".into()))
-            );
+            assert_eq!(ok.rate_limit.unwrap().limit, 2);
             assert!(p.authenticate(&store, "keyed", &bob, at).is_err());
             // A second later Alice is served again (3 × 0.9 + 1 > 3, at 1.9 s: 3 × 0.1 + 1 ≤ 3).
             assert!(
@@ -816,7 +821,7 @@ consumers:
                     at,
                 )
                 .unwrap();
-            assert!(unlimited.response_headers.is_empty());
+            assert!(unlimited.rate_limit.is_none());
         });
     }
 
@@ -828,7 +833,7 @@ consumers:
             let ok = p
                 .authenticate(&broken, "by-ip", &head(&[], None), NOW)
                 .unwrap();
-            assert!(ok.response_headers.is_empty());
+            assert!(ok.rate_limit.is_none());
         }
         // Identification still holds.
         assert!(
@@ -844,10 +849,11 @@ consumers:
                 p.authenticate(&store, "by-ip", &head(&[], None), NOW)
                     .is_err()
             );
-            let elsewhere = RequestHead {
-                client_ip: Some("198.51.100.1".into()),
-                ..RequestHead::default()
+            let line = HeadLine {
+                client_ip: Some("198.51.100.1"),
+                ..HeadLine::default()
             };
+            let elsewhere = OwnedHead::new(&line, &[]).leak();
             assert!(p.authenticate(&store, "by-ip", &elsewhere, NOW).is_ok());
         });
     }

@@ -117,11 +117,10 @@ impl<'l> Applied<'l> {
         limit: &'l Limit,
         route: &str,
         consumer: Option<&str>,
-        head: &RequestHead,
+        head: &RequestHead<'_>,
         now_ms: u64,
     ) -> Self {
-        let ip =
-            || keys::rate_limit_subject("ip", Some(head.client_ip.as_deref().unwrap_or("unknown")));
+        let ip = || keys::rate_limit_subject("ip", Some(head.client_ip().unwrap_or("unknown")));
         let subject = match &limit.by {
             RateLimitBy::Consumer => {
                 consumer.map_or_else(ip, |c| keys::rate_limit_subject("consumer", Some(c)))
@@ -443,11 +442,11 @@ mod tests {
 
     #[test]
     fn subjects_follow_by() {
-        let head = RequestHead {
-            headers: vec![("x-tenant".into(), "acme/eu".into())],
-            client_ip: Some("203.0.113.9".into()),
-            ..RequestHead::default()
+        let line = upshift_config::HeadLine {
+            client_ip: Some("203.0.113.9"),
+            ..upshift_config::HeadLine::default()
         };
+        let head = upshift_config::OwnedHead::new(&line, &[("x-tenant", "acme/eu")]).leak();
         let key = |by: RateLimitBy, consumer: Option<&str>| {
             let limit = Limit {
                 requests: 1,

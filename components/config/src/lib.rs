@@ -10,7 +10,7 @@ pub mod ai;
 mod deprecation;
 mod error;
 mod glue;
-mod head;
+pub mod head;
 mod schema;
 mod time;
 mod validate;
@@ -25,7 +25,7 @@ pub use ai::{
     Prompt, PromptMessage, PromptRole, PromptVersion, Provider, ProviderKind,
 };
 pub use error::{ConfigError, Problem};
-pub use head::RequestHead;
+pub use head::{HeadLine, OwnedHead, RequestHead};
 pub use schema::*;
 
 impl Config {

@@ -1,13 +1,18 @@
-//! The WIT face of the router: `upshift:gateway/router` over [`RouteTable`].
+//! The WIT face of the router: `upshift:router/router` over [`RouteTable`].
 
 use crate::RouteTable;
-use exports::upshift::gateway::router::{
+use exports::upshift::router::router::{
     self as wit, Guest, GuestRouteTable, RouteKind, RouteMatch,
 };
-use upshift::gateway::types::{ConfigError, RequestHead};
+use upshift::types::types::ConfigError;
+use upshift_config::RequestHead;
 
-wit_bindgen::generate!({ path: "../../wit", world: "router-component" });
-upshift_config::wit_glue!(head);
+wit_bindgen::generate!({
+    path: "../../wit",
+    world: "router-component",
+    generate_all,
+});
+upshift_config::wit_glue!();
 
 struct Component;
 
@@ -24,10 +29,12 @@ impl GuestRouteTable for Table {
         Ok(wit::RouteTable::new(Table(RouteTable::new(&config))))
     }
 
-    fn resolve(&self, head: RequestHead) -> Option<RouteMatch> {
-        let head = native_head(head);
+    fn resolve(&self, head: String) -> Option<RouteMatch> {
+        // A head the gateway did not pack matches no route.
+        let head = RequestHead::parse(&head).ok()?;
         self.0.resolve(&head).map(|m| RouteMatch {
-            route: m.route.to_owned(),
+            route: u32::try_from(m.index).unwrap_or(u32::MAX),
+            name: m.route.to_owned(),
             kind: match m.kind {
                 upshift_config::RouteKind::Proxy => RouteKind::Proxy,
                 upshift_config::RouteKind::Ai => RouteKind::Ai,

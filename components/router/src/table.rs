@@ -1,20 +1,25 @@
 //! The compiled route table.
 
 use crate::path::normalize;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use upshift_config::{Config, PathMatch, RequestHead, Route, RouteKind};
 
 /// What the gateway does with a matched request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Match<'t> {
+    /// Position of the route in the config document's `routes`.
+    pub index: usize,
     /// Name of the matched route.
     pub route: &'t str,
     /// What the route does.
     pub kind: RouteKind,
     /// Service to proxy to (empty for AI routes).
     pub service: &'t str,
-    /// Path and query to send upstream.
-    pub upstream_path: String,
+    /// Path and query to send upstream when the route changes them
+    /// (prefix replaced, dot segments or empty segments removed); `None`
+    /// when they go upstream as the client sent them.
+    pub upstream_path: Option<String>,
     /// Whole-request upstream timeout, in milliseconds.
     pub timeout_ms: u32,
 }
@@ -32,12 +37,12 @@ struct Entry {
 }
 
 impl Entry {
-    fn accepts(&self, head: &RequestHead) -> bool {
-        (self.methods.is_empty() || self.methods.contains(&head.method))
+    fn accepts(&self, head: &RequestHead<'_>) -> bool {
+        (self.methods.is_empty() || self.methods.iter().any(|m| m == head.method()))
             && self
                 .headers
                 .iter()
-                .all(|(name, value)| head.headers.iter().any(|(n, v)| n == name && v == value))
+                .all(|(name, value)| head.header_values(name).any(|v| v == value))
     }
 }
 
@@ -74,7 +79,7 @@ impl Node {
         path: &str,
         segments: &mut std::str::Split<'_, char>,
         entries: &[Entry],
-        head: &RequestHead,
+        head: &RequestHead<'_>,
     ) -> Option<Slot> {
         let next = segments.by_ref().find(|s| !s.is_empty());
         let at_end = next.is_none();
@@ -159,7 +164,7 @@ impl RouteTable {
             route
                 .paths
                 .iter()
-                .map(|p| trim_slash(normalize(p)))
+                .map(|p| trim_slash(&normalize(p)).to_owned())
                 .collect()
         };
         let exact = route.path_match == PathMatch::Exact;
@@ -204,14 +209,14 @@ impl RouteTable {
     /// The route that handles `head`: exact host before wildcard host before
     /// any host; within a host, the longest matching path, then exact before
     /// prefix, more header conditions, restricted methods, document order.
-    pub fn resolve(&self, head: &RequestHead) -> Option<Match<'_>> {
-        let path = normalize(&head.path);
-        let trimmed = trim_slash_ref(&path);
-        let host = head.host();
+    pub fn resolve(&self, head: &RequestHead<'_>) -> Option<Match<'_>> {
+        let path = normalize(head.path());
+        let trimmed = trim_slash(&path);
+        let host = host_key(head.authority());
         let find = |node: &Node| node.find(trimmed, &mut trimmed.split('/'), &self.entries, head);
         let slot = self
             .exact_hosts
-            .get(&host)
+            .get(host.as_ref())
             .and_then(find)
             .or_else(|| {
                 self.wildcard_hosts
@@ -224,17 +229,40 @@ impl RouteTable {
             .or_else(|| find(&self.any_host))?;
         let entry = &self.entries[slot.entry];
         Some(Match {
+            index: slot.entry,
             route: &entry.name,
             kind: entry.kind,
             service: &entry.service,
-            upstream_path: upstream_path(&path, &slot, entry, head.query.as_deref()),
+            upstream_path: upstream_path(&path, &slot, entry, head.query()),
             timeout_ms: entry.timeout_ms,
         })
     }
 }
 
-/// The path and query sent upstream, after `replace_prefix`.
-fn upstream_path(path: &str, slot: &Slot, entry: &Entry, query: Option<&str>) -> String {
+/// The host of `authority` as the host index keys it: lower case, no port,
+/// borrowed when it is already so.
+fn host_key(authority: &str) -> Cow<'_, str> {
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if authority.starts_with('[') {
+        authority.split_inclusive(']').next().unwrap_or(authority)
+    } else {
+        authority.split(':').next().unwrap_or(authority)
+    };
+    if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(host)
+    }
+}
+
+/// The path and query sent upstream, after `replace_prefix`; `None` when
+/// the route sends the client's own.
+fn upstream_path(
+    path: &Cow<'_, str>,
+    slot: &Slot,
+    entry: &Entry,
+    query: Option<&str>,
+) -> Option<String> {
     let mut out = match &entry.replace_prefix {
         Some(replacement) if !slot.exact => {
             let prefix_len = if slot.prefix_len == 1 {
@@ -251,21 +279,20 @@ fn upstream_path(path: &str, slot: &Slot, entry: &Entry, query: Option<&str>) ->
                 format!("/{joined}")
             }
         }
-        _ => path.to_owned(),
+        _ => match path {
+            Cow::Borrowed(_) => return None,
+            Cow::Owned(path) => path.to_owned(),
+        },
     };
     if let Some(query) = query {
         out.push('?');
         out.push_str(query);
     }
-    out
-}
-
-fn trim_slash(path: String) -> String {
-    trim_slash_ref(&path).to_owned()
+    Some(out)
 }
 
 /// `/a/b/` → `/a/b`; `/` stays.
-fn trim_slash_ref(path: &str) -> &str {
+fn trim_slash(path: &str) -> &str {
     if path.len() > 1 {
         path.trim_end_matches('/')
     } else {
@@ -276,6 +303,7 @@ fn trim_slash_ref(path: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use upshift_config::{HeadLine, OwnedHead};
 
     const DOC: &str = r#"
 services:
@@ -297,30 +325,41 @@ routes:
         RouteTable::new(&Config::parse(DOC).expect("valid"))
     }
 
-    fn head(method: &str, host: &str, path: &str, headers: &[(&str, &str)]) -> RequestHead {
+    fn head(method: &str, host: &str, path: &str, headers: &[(&str, &str)]) -> OwnedHead {
         let (path, query) = match path.split_once('?') {
-            Some((p, q)) => (p, Some(q.to_owned())),
+            Some((p, q)) => (p, Some(q)),
             None => (path, None),
         };
-        RequestHead {
-            method: method.into(),
-            authority: host.into(),
-            path: path.into(),
+        let line = HeadLine {
+            method,
+            authority: host,
+            path,
             query,
-            headers: headers
-                .iter()
-                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
-                .collect(),
-            ..RequestHead::default()
-        }
+            ..HeadLine::default()
+        };
+        OwnedHead::new(&line, headers)
     }
 
+    /// `route upstream-path`, the upstream path as sent.
     fn route(method: &str, host: &str, path: &str, headers: &[(&str, &str)]) -> String {
         let t = table();
+        let head = head(method, host, path, headers);
+        let m = t.resolve(&head.view()).expect("a match");
+        let upstream = m.upstream_path.as_deref().unwrap_or(path);
+        format!("{} {upstream}", m.route)
+    }
+
+    #[test]
+    fn unchanged_paths_are_not_copied() {
+        let t = table();
         let m = t
-            .resolve(&head(method, host, path, headers))
-            .expect("a match");
-        format!("{} {}", m.route, m.upstream_path)
+            .resolve(&head("GET", "h", "/orders/7?x=1", &[]).view())
+            .unwrap();
+        assert_eq!((m.index, m.upstream_path), (1, None));
+        let m = t
+            .resolve(&head("GET", "h", "/orders/./7", &[]).view())
+            .unwrap();
+        assert_eq!(m.upstream_path.as_deref(), Some("/orders/7"));
     }
 
     #[test]
@@ -407,8 +446,16 @@ routes:
         )
         .unwrap();
         let table = RouteTable::new(&config);
-        assert!(table.resolve(&head("GET", "h", "/other", &[])).is_none());
-        assert!(table.resolve(&head("PUT", "h", "/only", &[])).is_none());
+        assert!(
+            table
+                .resolve(&head("GET", "h", "/other", &[]).view())
+                .is_none()
+        );
+        assert!(
+            table
+                .resolve(&head("PUT", "h", "/only", &[]).view())
+                .is_none()
+        );
         assert_eq!(table.len(), 1);
     }
 }

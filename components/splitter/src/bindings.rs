@@ -1,16 +1,19 @@
-//! The WIT face of the splitter: `upshift:gateway/splitter` over [`Plan`],
-//! with the live state in `wasi:keyvalue` (bucket `default`).
+//! The WIT face of the splitter: `upshift:splitter/splitter` over [`Plan`],
+//! with the live state in `wasi:keyvalue` (bucket `default`). Routes,
+//! consumers, versions and targets cross as positions in the config; the
+//! counters an attempt adds to go back to the caller.
 
-use crate::{Attempt, ChooseError, Outcome, Plan, Upstream};
-use exports::upshift::gateway::splitter::{self as wit, Guest, GuestPlan};
-use upshift::gateway::types::{ConfigError, Consumer, GatewayError, RequestHead};
+use crate::{Attempt, ChooseError, Counts, Outcome, Plan, Upstream};
+use exports::upshift::splitter::splitter::{self as wit, Guest, GuestPlan};
+use upshift::types::types::{ConfigError, GatewayError};
+use upshift_config::RequestHead;
 
 wit_bindgen::generate!({
     path: "../../wit",
     world: "splitter-component",
     generate_all,
 });
-upshift_config::wit_glue!(head);
+upshift_config::wit_glue!();
 
 /// The key-value store every node of the gateway shares.
 const BUCKET: &str = "default";
@@ -24,6 +27,49 @@ impl Guest for Component {
 /// A compiled split plan behind a WIT resource.
 struct Compiled(Plan);
 
+/// The gateway asked about something the config does not have.
+fn unknown(what: &str) -> GatewayError {
+    GatewayError {
+        status: 500,
+        code: "unknown_service".into(),
+        message: format!("the splitter has no {what}"),
+        headers: Vec::new(),
+    }
+}
+
+impl Compiled {
+    /// The name of route `route` and the service a request of it goes to.
+    fn route<'p>(&'p self, route: u32, service: Option<&'p str>) -> Option<(&'p str, &'p str)> {
+        let (name, own) = self.0.route_at(route as usize)?;
+        Some((name, service.or(own)?))
+    }
+
+    /// The attempt `a` names, by positions in `service`.
+    fn attempt(&self, service: &str, a: &wit::Attempt) -> Option<Attempt<'_>> {
+        Some(Attempt {
+            upstream: self
+                .0
+                .upstream_at(service, a.version as usize, a.target as usize)?,
+            outcome: match a.outcome {
+                wit::Outcome::Status(status) => Outcome::Status(status),
+                wit::Outcome::Failed => Outcome::Failed,
+                wit::Outcome::TimedOut => Outcome::TimedOut,
+            },
+            latency_ms: a.latency_ms,
+        })
+    }
+
+    fn upstream(&self, service: &str, u: Upstream<'_>) -> wit::Upstream {
+        let (version, target) = self.0.positions(service, &u).unwrap_or_default();
+        wit::Upstream {
+            version: u32::try_from(version).unwrap_or(u32::MAX),
+            target: u32::try_from(target).unwrap_or(u32::MAX),
+            version_name: u.version.to_owned(),
+            url: u.target.to_owned(),
+        }
+    }
+}
+
 impl GuestPlan for Compiled {
     fn load(document: String) -> Result<wit::Plan, Vec<ConfigError>> {
         let config = load_config(&document)?;
@@ -32,29 +78,31 @@ impl GuestPlan for Compiled {
 
     fn choose(
         &self,
-        route: String,
-        service: String,
-        head: RequestHead,
-        consumer: Option<Consumer>,
+        route: u32,
+        service: Option<String>,
+        head: String,
+        consumer: Option<u32>,
         now_ms: u64,
     ) -> Result<wit::Selection, GatewayError> {
-        let head = native_head(head);
-        let consumer = consumer.map(|c| crate::Consumer {
-            id: c.id,
-            tenant: c.tenant,
-            tags: c.tags,
-        });
+        let (route, service) = self
+            .route(route, service.as_deref())
+            .ok_or_else(|| unknown("such route"))?;
+        let head = RequestHead::parse(&head).map_err(|_| unknown("request head"))?;
+        let consumer = consumer.and_then(|i| self.0.consumer_at(i as usize));
         let bucket = bucket().map_err(|e| refusal(&ChooseError::Store(e)))?;
         let s = self
             .0
-            .choose(&*bucket, &route, &service, &head, consumer.as_ref(), now_ms)
+            .choose(&*bucket, route, service, &head, consumer, now_ms)
             .map_err(|e| refusal(&e))?;
         Ok(wit::Selection {
-            service: s.service.to_owned(),
-            primary: upstream(s.primary),
-            alternates: s.alternates.into_iter().map(upstream).collect(),
+            primary: self.upstream(service, s.primary),
+            alternates: s
+                .alternates
+                .into_iter()
+                .map(|u| self.upstream(service, u))
+                .collect(),
             shadow: s.shadow.map(|copy| wit::ShadowCopy {
-                upstream: upstream(copy.upstream),
+                upstream: self.upstream(service, copy.upstream),
                 timeout_ms: copy.timeout_ms,
             }),
             retry: wit::RetryPolicy {
@@ -67,70 +115,80 @@ impl GuestPlan for Compiled {
         })
     }
 
-    fn allow_retry(&self, route: String, now_ms: u64) -> bool {
-        bucket().is_ok_and(|b| self.0.allow_retry(&*b, &route, now_ms))
+    fn allow_retry(&self, route: u32, now_ms: u64) -> bool {
+        let Some((route, _)) = self.0.route_at(route as usize) else {
+            return false;
+        };
+        bucket().is_ok_and(|b| self.0.allow_retry(&*b, route, now_ms))
     }
 
-    fn report(&self, route: String, service: String, attempt: wit::Attempt, now_ms: u64) {
-        if let Ok(bucket) = bucket() {
-            self.0.report(
-                &*bucket,
-                &route,
-                &service,
-                &native_attempt(&attempt),
-                now_ms,
-            );
-        }
+    fn report(
+        &self,
+        route: u32,
+        service: Option<String>,
+        attempt: wit::Attempt,
+        now_ms: u64,
+    ) -> Vec<wit::Count> {
+        let Some((route, service)) = self.route(route, service.as_deref()) else {
+            return Vec::new();
+        };
+        let (Some(attempt), Ok(bucket)) = (self.attempt(service, &attempt), bucket()) else {
+            return Vec::new();
+        };
+        counts(self.0.report(&*bucket, route, service, &attempt, now_ms))
     }
 
-    fn report_cost(&self, route: String, service: String, version: String, nano_usd: u64) {
-        if let Ok(bucket) = bucket() {
+    fn report_cost(
+        &self,
+        route: u32,
+        service: String,
+        version: u32,
+        nano_usd: u64,
+    ) -> Vec<wit::Count> {
+        let Some((route, service)) = self.route(route, Some(&service)) else {
+            return Vec::new();
+        };
+        let (Some(version), Ok(bucket)) =
+            (self.0.version_name(service, version as usize), bucket())
+        else {
+            return Vec::new();
+        };
+        counts(
             self.0
-                .report_cost(&*bucket, &route, &service, &version, nano_usd);
-        }
+                .report_cost(&*bucket, route, service, version, nano_usd),
+        )
     }
 
     fn report_shadow(
         &self,
-        route: String,
-        service: String,
+        route: u32,
+        service: Option<String>,
         shadow: wit::Attempt,
         primary: wit::Attempt,
         now_ms: u64,
-    ) {
-        if let Ok(bucket) = bucket() {
-            self.0.report_shadow(
-                &*bucket,
-                &route,
-                &service,
-                &native_attempt(&shadow),
-                &native_attempt(&primary),
-                now_ms,
-            );
-        }
+    ) -> Vec<wit::Count> {
+        let Some((route, service)) = self.route(route, service.as_deref()) else {
+            return Vec::new();
+        };
+        let (Some(shadow), Some(primary), Ok(bucket)) = (
+            self.attempt(service, &shadow),
+            self.attempt(service, &primary),
+            bucket(),
+        ) else {
+            return Vec::new();
+        };
+        counts(
+            self.0
+                .report_shadow(&*bucket, route, service, &shadow, &primary, now_ms),
+        )
     }
 }
 
-fn upstream(u: Upstream<'_>) -> wit::Upstream {
-    wit::Upstream {
-        version: u.version.to_owned(),
-        target: u.target.to_owned(),
-    }
-}
-
-fn native_attempt(a: &wit::Attempt) -> Attempt<'_> {
-    Attempt {
-        upstream: Upstream {
-            version: &a.upstream.version,
-            target: &a.upstream.target,
-        },
-        outcome: match a.outcome {
-            wit::Outcome::Status(status) => Outcome::Status(status),
-            wit::Outcome::Failed => Outcome::Failed,
-            wit::Outcome::TimedOut => Outcome::TimedOut,
-        },
-        latency_ms: a.latency_ms,
-    }
+fn counts(counts: Counts) -> Vec<wit::Count> {
+    counts
+        .into_iter()
+        .map(|(key, delta)| wit::Count { key, delta })
+        .collect()
 }
 
 fn refusal(error: &ChooseError) -> GatewayError {

@@ -113,7 +113,7 @@ impl Plan {
         store: &S,
         route: &str,
         service: &str,
-        head: &RequestHead,
+        head: &RequestHead<'_>,
         consumer: Option<&Consumer>,
         now_ms: u64,
     ) -> Result<Selection<'_>, ChooseError> {
@@ -141,7 +141,7 @@ impl Plan {
         live: &Live,
         route: &str,
         service: &str,
-        head: &RequestHead,
+        head: &RequestHead<'_>,
         consumer: Option<&Consumer>,
         now_ms: u64,
     ) -> Result<Selection<'_>, ChooseError> {
@@ -156,7 +156,7 @@ impl Plan {
         live: &Live,
         route: &str,
         plan: &'p ServicePlan,
-        head: &RequestHead,
+        head: &RequestHead<'_>,
         consumer: Option<&Consumer>,
         now_ms: u64,
     ) -> Selection<'p> {
@@ -171,7 +171,7 @@ impl Plan {
         let respect = !(0..plan.versions.len()).all(open);
         let circuit_open = |v: usize| respect && open(v);
 
-        let request_hash = hash(&[head.request_id.as_bytes()]);
+        let request_hash = hash(&[head.request_id().as_bytes()]);
         let (mut version, mut reason, picked) =
             pick_version(plan, route_plan, rollout, head, consumer, request_hash);
         if circuit_open(version) {
@@ -190,7 +190,11 @@ impl Plan {
                     // counts against it, so an ejected canary is rolled
                     // back rather than starved of the data to judge it.
                     let name = &plan.versions[version].name;
-                    report::count_step(store, rollout.state, name, &[(REQUESTS, 1), (FAILURES, 1)]);
+                    let counts = [(REQUESTS, 1), (FAILURES, 1)];
+                    for (key, n) in report::step_counts(rollout.state, name, &counts) {
+                        // Best effort: a lost count only delays the judgement.
+                        let _ = store.increment(&key, n);
+                    }
                 }
                 version = fallback;
                 reason = "circuit-open";
@@ -222,7 +226,7 @@ impl Plan {
         }
 
         let retries = route_plan.map_or(&self.default_retries, |r| &r.retries);
-        let retryable = retries.methods.contains(&head.method);
+        let retryable = retries.methods.iter().any(|m| m == head.method());
         let mut attempts = if retryable { retries.attempts } else { 0 };
         if retryable && fallback.is_some() {
             attempts = attempts.max(1);
@@ -235,7 +239,7 @@ impl Plan {
         let shadow = route_plan
             .and_then(|r| r.shadow.as_ref())
             .filter(|s| s.version != version && !circuit_open(s.version))
-            .filter(|s| unit(hash(&[head.request_id.as_bytes(), b"shadow"])) * 100.0 < s.percent)
+            .filter(|s| unit(hash(&[head.request_id().as_bytes(), b"shadow"])) * 100.0 < s.percent)
             .map(|s| ShadowCopy {
                 upstream: upstream(plan, s.version, health, now_ms, request_hash),
                 timeout_ms: s.timeout_ms,
@@ -271,7 +275,7 @@ fn pick_version<'p>(
     plan: &'p ServicePlan,
     route: Option<&'p RoutePlan>,
     rollout: Option<RolloutView<'_>>,
-    head: &RequestHead,
+    head: &RequestHead<'_>,
     consumer: Option<&Consumer>,
     request_hash: u64,
 ) -> (usize, &'p str, Picked) {

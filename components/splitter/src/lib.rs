@@ -37,7 +37,7 @@ pub use choose::{ChooseError, RetryPolicy, Selection, ShadowCopy, Upstream};
 pub use engine::{advance, step_stats};
 pub use live::Live;
 pub use plan::Plan;
-pub use report::{Attempt, Outcome};
+pub use report::{Attempt, Counts, Outcome};
 pub use request::Consumer;
 use upshift_config::store;
 

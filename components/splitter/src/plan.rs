@@ -2,6 +2,7 @@
 //! and targets, each route's split settings with version names resolved to
 //! indices, and the store keys a request touches, built once.
 
+use crate::choose::Upstream;
 use crate::hash::{NameMap, hash};
 use crate::live::LiveCache;
 use crate::request::{Conditions, Consumer, key_value};
@@ -23,6 +24,10 @@ pub struct Plan {
     pub(crate) live: LiveCache,
     /// When this instance last analysed each service's rollout (its clock).
     pub(crate) analysed_ms: Mutex<NameMap<u64>>,
+    /// Each route's name and service, by position in the config.
+    route_positions: Vec<(String, Option<String>)>,
+    /// The consumers, by position in the config.
+    consumers: Vec<Consumer>,
 }
 
 impl Plan {
@@ -51,7 +56,60 @@ impl Plan {
             default_retries: Retries::default(),
             live: LiveCache::default(),
             analysed_ms: Mutex::default(),
+            route_positions: config
+                .routes
+                .iter()
+                .map(|r| (r.name.clone(), r.service.clone()))
+                .collect(),
+            consumers: config
+                .consumers
+                .iter()
+                .map(|c| Consumer {
+                    id: c.name.clone(),
+                    tenant: c.tenant.clone(),
+                    tags: c.tags.clone(),
+                })
+                .collect(),
         }
+    }
+
+    /// The name and service of the route at `index` in the config's `routes`.
+    pub fn route_at(&self, index: usize) -> Option<(&str, Option<&str>)> {
+        self.route_positions
+            .get(index)
+            .map(|(name, service)| (name.as_str(), service.as_deref()))
+    }
+
+    /// The consumer at `index` in the config's `consumers`.
+    pub fn consumer_at(&self, index: usize) -> Option<&Consumer> {
+        self.consumers.get(index)
+    }
+
+    /// The name of version `version` of `service`, by position.
+    pub fn version_name(&self, service: &str, version: usize) -> Option<&str> {
+        Some(&self.service(service)?.versions.get(version)?.name)
+    }
+
+    /// Target `target` of version `version` of `service`, by positions.
+    pub fn upstream_at(
+        &self,
+        service: &str,
+        version: usize,
+        target: usize,
+    ) -> Option<Upstream<'_>> {
+        let version = self.service(service)?.versions.get(version)?;
+        Some(Upstream {
+            version: &version.name,
+            target: &version.targets.get(target)?.url,
+        })
+    }
+
+    /// The positions of `upstream` in `service`: its version's, its target's.
+    pub fn positions(&self, service: &str, upstream: &Upstream<'_>) -> Option<(usize, usize)> {
+        let plan = self.service(service)?;
+        let version = plan.version_index(upstream.version)?;
+        let target = plan.versions[version].target_index(upstream.target)?;
+        Some((version, target))
     }
 
     pub(crate) fn service(&self, name: &str) -> Option<&ServicePlan> {
@@ -132,7 +190,11 @@ impl ServicePlan {
     }
 
     /// The hash the balancer's `hash_on` names, when the request has it.
-    pub(crate) fn hash_on(&self, head: &RequestHead, consumer: Option<&Consumer>) -> Option<u64> {
+    pub(crate) fn hash_on(
+        &self,
+        head: &RequestHead<'_>,
+        consumer: Option<&Consumer>,
+    ) -> Option<u64> {
         let value = key_value(self.hash_on.as_ref()?, head, consumer)?;
         Some(hash(&[self.name.as_bytes(), value.as_bytes()]))
     }

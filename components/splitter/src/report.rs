@@ -2,8 +2,10 @@
 //! rollout step's counters, outlier detection, the `least_outstanding`
 //! gauge, and a lazy look at whether the rollout moves on.
 //!
-//! Counters are best effort: a store error never fails the request, it only
-//! loses a count.
+//! The counters an attempt adds to (its route and version's, its rollout
+//! step's) are returned as [`Counts`] for the caller to add in one batch;
+//! the rest is written here. Everything is best effort: a store error never
+//! fails the request, it only loses a count.
 
 use crate::choose::Upstream;
 use crate::engine;
@@ -55,8 +57,12 @@ pub struct Attempt<'a> {
     pub latency_ms: u32,
 }
 
+/// Counter increments for the caller to add: `(key, delta)`.
+pub type Counts = Vec<(String, i64)>;
+
 impl Plan {
-    /// Records an attempt of a `route` request to `service`.
+    /// Records an attempt of a `route` request to `service`; returns the
+    /// counters it adds to.
     pub fn report<S: Store + ?Sized>(
         &self,
         store: &S,
@@ -64,7 +70,7 @@ impl Plan {
         service: &str,
         attempt: &Attempt<'_>,
         now_ms: u64,
-    ) {
+    ) -> Counts {
         let latency = attempt.latency_ms;
         let counts = [
             (REQUESTS, 1),
@@ -74,13 +80,13 @@ impl Plan {
         ];
         let version = attempt.upstream.version;
         let target = attempt.upstream.target;
-        count(store, route, service, version, &counts);
+        let mut out = metric_counts(route, service, version, &counts);
         let Some(plan) = self.service(service) else {
-            return;
+            return out;
         };
         let rollout = self.live.rollout(store, plan).ok().flatten();
         if let Some(state) = &rollout {
-            count_step(store, state, version, &counts);
+            out.extend(step_counts(state, version, &counts));
         }
         let known = plan
             .versions
@@ -101,12 +107,13 @@ impl Plan {
         if let Some(state) = rollout {
             self.analyse_if_due(store, plan, &state, now_ms);
         }
+        out
     }
 
-    /// Adds what a `route` request to `version` of `service` cost (AI
-    /// calls, in billionths of a USD) to its counters and, when `version`
-    /// is a side of the running rollout, to the step's. The attempt itself
-    /// was reported with [`Plan::report`].
+    /// The counters what a `route` request to `version` of `service` cost
+    /// (AI calls, in billionths of a USD) adds to: its own and, when
+    /// `version` is a side of the running rollout, the step's. The attempt
+    /// itself was reported with [`Plan::report`].
     pub fn report_cost<S: Store + ?Sized>(
         &self,
         store: &S,
@@ -114,25 +121,27 @@ impl Plan {
         service: &str,
         version: &str,
         nano_usd: u64,
-    ) {
+    ) -> Counts {
         if nano_usd == 0 {
-            return;
+            return Counts::new();
         }
         let counts = [(
             COST_NANOUSD_SUM,
             i64::try_from(nano_usd).unwrap_or(i64::MAX),
         )];
-        count(store, route, service, version, &counts);
+        let mut out = metric_counts(route, service, version, &counts);
         if let Some(plan) = self.service(service)
             && let Ok(Some(state)) = self.live.rollout(store, plan)
         {
-            count_step(store, &state, version, &counts);
+            out.extend(step_counts(&state, version, &counts));
         }
+        out
     }
 
     /// Records a shadow copy of a `route` request to `service`, compared
-    /// with the primary attempt it mirrored: a mismatch is another status
-    /// class, or one side answered and the other did not.
+    /// with the primary attempt it mirrored (a mismatch is another status
+    /// class, or one side answered and the other did not); returns the
+    /// counters it adds to.
     pub fn report_shadow<S: Store + ?Sized>(
         &self,
         store: &S,
@@ -141,7 +150,7 @@ impl Plan {
         shadow: &Attempt<'_>,
         primary: &Attempt<'_>,
         now_ms: u64,
-    ) {
+    ) -> Counts {
         let mismatch = match (shadow.outcome, primary.outcome) {
             (Outcome::Status(a), Outcome::Status(b)) => status_field(a) != status_field(b),
             (Outcome::Status(_), _) | (_, Outcome::Status(_)) => true,
@@ -157,14 +166,15 @@ impl Plan {
         .flatten()
         .collect();
         let version = shadow.upstream.version;
-        count(store, route, service, version, &counts);
+        let mut out = metric_counts(route, service, version, &counts);
         let Some(plan) = self.service(service) else {
-            return;
+            return out;
         };
         if let Ok(Some(state)) = self.live.rollout(store, plan) {
-            count_step(store, &state, version, &counts);
+            out.extend(step_counts(&state, version, &counts));
             self.analyse_if_due(store, plan, &state, now_ms);
         }
+        out
     }
 
     /// Analyses the rollout of `plan`, at most once per analysis interval on
@@ -197,31 +207,25 @@ impl Plan {
     }
 }
 
-fn count<S: Store + ?Sized>(
-    store: &S,
-    route: &str,
-    service: &str,
-    version: &str,
-    counts: &[(&str, i64)],
-) {
-    for (field, n) in counts {
-        let _ = store.increment(&keys::metric(route, service, version, field), *n);
-    }
+/// The metric counters of `version` of `service` serving `route` for `counts`.
+fn metric_counts(route: &str, service: &str, version: &str, counts: &[(&str, i64)]) -> Counts {
+    counts
+        .iter()
+        .map(|(field, n)| (keys::metric(route, service, version, field), *n))
+        .collect()
 }
 
-/// Counts into the step counters when `version` is a side of the active
-/// rollout `state`.
-pub(crate) fn count_step<S: Store + ?Sized>(
-    store: &S,
-    state: &RolloutState,
-    version: &str,
-    counts: &[(&str, i64)],
-) {
+/// The step counters for `counts` when `version` is a side of the active
+/// rollout `state`; none otherwise.
+pub(crate) fn step_counts(state: &RolloutState, version: &str, counts: &[(&str, i64)]) -> Counts {
     if !state.is_active() || (version != state.spec.stable && version != state.spec.canary) {
-        return;
+        return Counts::new();
     }
-    for (field, n) in counts {
-        let key = keys::step_metric(&state.spec.service, &state.id, state.step, version, field);
-        let _ = store.increment(&key, *n);
-    }
+    counts
+        .iter()
+        .map(|(field, n)| {
+            let key = keys::step_metric(&state.spec.service, &state.id, state.step, version, field);
+            (key, *n)
+        })
+        .collect()
 }

@@ -15,11 +15,9 @@ pub struct Consumer {
 }
 
 /// The value of cookie `name`, from any `cookie` header.
-pub(crate) fn cookie<'h>(head: &'h RequestHead, name: &str) -> Option<&'h str> {
-    head.headers
-        .iter()
-        .filter(|(n, _)| same(n, "cookie"))
-        .find_map(|(_, v)| cookie_in(v, name))
+pub(crate) fn cookie<'h>(head: &RequestHead<'h>, name: &str) -> Option<&'h str> {
+    head.header_values("cookie")
+        .find_map(|v| cookie_in(v, name))
 }
 
 /// The value of cookie `name` in one `cookie` header value
@@ -52,26 +50,16 @@ fn cookie_in<'v>(header: &'v str, name: &str) -> Option<&'v str> {
     None
 }
 
-/// String equality that rejects on length and first byte before comparing
-/// the rest: most header names differ right there.
-pub(crate) fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.as_bytes().first() == b.as_bytes().first() && a == b
-}
-
 /// The value `key` names in this request, if present and not empty.
 pub(crate) fn key_value<'a>(
     key: &RequestKey,
-    head: &'a RequestHead,
+    head: &RequestHead<'a>,
     consumer: Option<&'a Consumer>,
 ) -> Option<&'a str> {
     let value = match key {
         RequestKey::Consumer => consumer.map(|c| c.id.as_str()),
-        RequestKey::ClientIp => head.client_ip.as_deref(),
-        RequestKey::Header(name) => head
-            .headers
-            .iter()
-            .find(|(n, _)| same(n, name))
-            .map(|(_, v)| v.as_str()),
+        RequestKey::ClientIp => head.client_ip(),
+        RequestKey::Header(name) => head.header(name),
         RequestKey::Cookie(name) => cookie(head, name),
     };
     value.filter(|v| !v.is_empty())
@@ -108,10 +96,10 @@ impl Conditions {
     /// Whether every condition holds for this request: each header, cookie
     /// and query parameter has its value; the consumer is one of
     /// `consumers`, of one of `tenants`, with one of `tags`.
-    pub(crate) fn hold(&self, head: &RequestHead, consumer: Option<&Consumer>) -> bool {
+    pub(crate) fn hold(&self, head: &RequestHead<'_>, consumer: Option<&Consumer>) -> bool {
         self.headers
             .iter()
-            .all(|(name, want)| head.headers.iter().any(|(n, v)| n == name && v == want))
+            .all(|(name, want)| head.header_values(name).any(|v| v == want))
             && self
                 .cookies
                 .iter()
@@ -135,16 +123,13 @@ impl Conditions {
 mod tests {
     use super::*;
 
-    fn head(headers: &[(&str, &str)], query: Option<&str>) -> RequestHead {
-        RequestHead {
-            headers: headers
-                .iter()
-                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
-                .collect(),
-            query: query.map(str::to_owned),
-            client_ip: Some("203.0.113.7".into()),
-            ..RequestHead::default()
-        }
+    fn head(headers: &[(&str, &str)], query: Option<&str>) -> RequestHead<'static> {
+        let line = upshift_config::HeadLine {
+            query,
+            client_ip: Some("203.0.113.7"),
+            ..upshift_config::HeadLine::default()
+        };
+        upshift_config::OwnedHead::new(&line, headers).leak()
     }
 
     #[test]

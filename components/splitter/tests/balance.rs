@@ -74,7 +74,7 @@ fn least_outstanding_prefers_the_least_loaded_and_counts_down_on_report() {
                 outcome: Outcome::Status(200),
                 latency_ms: 3,
             };
-            p.report(&store, "r", "s", &attempt, NOW);
+            add(&store, p.report(&store, "r", "s", &attempt, NOW));
         };
         // `third` has two in flight now; finishing both leaves the other busier.
         report(&third);
@@ -169,7 +169,7 @@ fn balancers_go_on_from_counters_left_in_the_store_in_either_encoding() {
             outcome: Outcome::Status(200),
             latency_ms: 3,
         };
-        p.report(&store, "r", "s", &attempt, NOW);
+        add(&store, p.report(&store, "r", "s", &attempt, NOW));
         let held = |url| store.get(&outstanding(url)).unwrap();
         assert_eq!(held("http://a"), Some(store.encoding().encode(4)));
         assert_eq!(held("http://b"), Some(store.encoding().encode(5)));

@@ -180,9 +180,13 @@ fn match_rules_win_over_weights_in_order() {
         tenant: Some("globex".into()),
         tags: vec![],
     };
-    let mut query = head(0);
-    query.query = Some("a=1&version=3".into());
-    let cases: Vec<(upshift_config::RequestHead, Option<&Consumer>, &str, &str)> = vec![
+    let query = with_query(head(0), "a=1&version=3");
+    let cases: Vec<(
+        upshift_config::RequestHead<'_>,
+        Option<&Consumer>,
+        &str,
+        &str,
+    )> = vec![
         (with_header(head(0), "x-version", "2"), None, "v2", "rule:0"),
         (
             with_header(
@@ -206,8 +210,7 @@ fn match_rules_win_over_weights_in_order() {
     ];
     for (h, consumer, version, reason) in cases {
         for i in 0..20 {
-            let mut h = h.clone();
-            h.request_id = format!("req-{i}");
+            let h = with_request_id(h, &format!("req-{i}"));
             let s = p
                 .choose(&store, "orders", "orders", &h, consumer, NOW)
                 .unwrap();
@@ -480,8 +483,7 @@ fn ejected_targets_are_skipped_and_retries_go_to_the_others_then_the_fallback() 
     }
 
     // Methods that are not retried get no attempts, fallback or not.
-    let mut post = head(1);
-    post.method = "POST".into();
+    let post = with_method(head(1), "POST");
     assert_eq!(
         p.choose(&store, "orders", "orders", &post, None, NOW)
             .unwrap()

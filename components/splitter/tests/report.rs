@@ -35,12 +35,15 @@ fn attempts_are_counted_per_route_and_version() {
             (Outcome::Failed, 1),
             (Outcome::TimedOut, 30_000),
         ] {
-            p.report(
+            add(
                 &store,
-                "orders",
-                "orders",
-                &attempt("http://v1-a", outcome, latency),
-                NOW,
+                p.report(
+                    &store,
+                    "orders",
+                    "orders",
+                    &attempt("http://v1-a", outcome, latency),
+                    NOW,
+                ),
             );
         }
         let stats = metrics(&store, "orders", "orders", "v1");
@@ -68,23 +71,29 @@ fn shadow_copies_count_mismatches_and_failures() {
             Outcome::Failed,
             Outcome::TimedOut,
         ] {
+            add(
+                &store,
+                p.report_shadow(
+                    &store,
+                    "orders",
+                    "orders",
+                    &attempt("http://v2-a", shadow, 9),
+                    &primary,
+                    NOW,
+                ),
+            );
+        }
+        let failed = attempt("http://v1-a", Outcome::Failed, 5);
+        add(
+            &store,
             p.report_shadow(
                 &store,
                 "orders",
                 "orders",
-                &attempt("http://v2-a", shadow, 9),
-                &primary,
+                &attempt("http://v2-a", Outcome::TimedOut, 9),
+                &failed,
                 NOW,
-            );
-        }
-        let failed = attempt("http://v1-a", Outcome::Failed, 5);
-        p.report_shadow(
-            &store,
-            "orders",
-            "orders",
-            &attempt("http://v2-a", Outcome::TimedOut, 9),
-            &failed,
-            NOW,
+            ),
         );
         let stats = metrics(&store, "orders", "orders", "v2");
         assert_eq!(
@@ -107,20 +116,26 @@ fn failing_targets_are_ejected_for_a_while() {
             .replace("  - name: orders\n    versions:", "  - name: orders\n    outlier_detection: { failures: 3, window_ms: 1000, ejection_ms: 5000 }\n    versions:");
         let p = plan(&doc);
         let bad = attempt("http://v1-a", Outcome::Status(502), 5);
-        p.report(&store, "orders", "orders", &bad, NOW);
-        p.report(
+        add(&store, p.report(&store, "orders", "orders", &bad, NOW));
+        add(
             &store,
-            "orders",
-            "orders",
-            &attempt("http://v1-a", Outcome::Status(404), 5),
-            NOW,
+            p.report(
+                &store,
+                "orders",
+                "orders",
+                &attempt("http://v1-a", Outcome::Status(404), 5),
+                NOW,
+            ),
         );
-        p.report(
+        add(
             &store,
-            "orders",
-            "orders",
-            &attempt("http://v1-a", Outcome::TimedOut, 5),
-            NOW + 10,
+            p.report(
+                &store,
+                "orders",
+                "orders",
+                &attempt("http://v1-a", Outcome::TimedOut, 5),
+                NOW + 10,
+            ),
         );
         assert_eq!(
             store.get(&keys::health("orders")).unwrap(),
@@ -128,21 +143,30 @@ fn failing_targets_are_ejected_for_a_while() {
             "two errors so far"
         );
         // The window rolls over: its count starts again, the old one is deleted.
-        p.report(
+        add(
             &store,
-            "orders",
-            "orders",
-            &attempt("http://v1-a", Outcome::Failed, 5),
-            NOW + 1_000,
+            p.report(
+                &store,
+                "orders",
+                "orders",
+                &attempt("http://v1-a", Outcome::Failed, 5),
+                NOW + 1_000,
+            ),
         );
-        p.report(&store, "orders", "orders", &bad, NOW + 1_001);
+        add(
+            &store,
+            p.report(&store, "orders", "orders", &bad, NOW + 1_001),
+        );
         assert_eq!(store.get(&keys::health("orders")).unwrap(), None);
         assert_eq!(
             store.keys("outliers/").len(),
             2,
             "one window and its pointer"
         );
-        p.report(&store, "orders", "orders", &bad, NOW + 1_002);
+        add(
+            &store,
+            p.report(&store, "orders", "orders", &bad, NOW + 1_002),
+        );
         let health = store.get(&keys::health("orders")).unwrap().unwrap();
         assert_eq!(
             String::from_utf8(health).unwrap(),
@@ -159,7 +183,10 @@ fn failing_targets_are_ejected_for_a_while() {
         assert!((0..50).all(|i| choose(NOW + 1_003 + i) == "http://v1-b"));
         // Back after the ejection, counting afresh.
         assert!((0..50).any(|i| choose(NOW + 6_002 + i) == "http://v1-a"));
-        p.report(&store, "orders", "orders", &bad, NOW + 6_100);
+        add(
+            &store,
+            p.report(&store, "orders", "orders", &bad, NOW + 6_100),
+        );
         let health =
             String::from_utf8(store.get(&keys::health("orders")).unwrap().unwrap()).unwrap();
         assert!(
@@ -178,12 +205,15 @@ fn outlier_detection_can_be_turned_off() {
         );
         let p = plan(&doc);
         for i in 0..20 {
-            p.report(
+            add(
                 &store,
-                "r",
-                "orders",
-                &attempt("http://v1-a", Outcome::Failed, 1),
-                NOW + i,
+                p.report(
+                    &store,
+                    "r",
+                    "orders",
+                    &attempt("http://v1-a", Outcome::Failed, 1),
+                    NOW + i,
+                ),
             );
         }
         assert!(store.keys("health/").is_empty() && store.keys("outliers/").is_empty());
@@ -211,8 +241,7 @@ fn the_retry_budget_has_a_floor_per_second_and_a_share_of_requests() {
             .count();
         assert_eq!(granted, 30, "50 in all, 20 already used");
         // POSTs are not retryable and are not counted.
-        let mut post = head(0);
-        post.method = "POST".into();
+        let post = with_method(head(0), "POST");
         p.choose(&store, "orders", "orders", &post, None, NOW)
             .unwrap();
         let window = NOW / 10_000;
@@ -274,12 +303,15 @@ fn counters_left_in_the_store_are_read_and_added_to_in_either_encoding() {
         let errors = keys::outlier_window("orders", "http://v1-a", NOW / 1_000);
         store.fill_counter(&errors, 2);
 
-        p.report(
+        add(
             &store,
-            "orders",
-            "orders",
-            &attempt("http://v1-a", Outcome::Status(502), 7),
-            NOW,
+            p.report(
+                &store,
+                "orders",
+                "orders",
+                &attempt("http://v1-a", Outcome::Status(502), 7),
+                NOW,
+            ),
         );
         let stats = metrics(&store, "orders", "orders", "v1");
         assert_eq!(

@@ -350,7 +350,7 @@ fn traffic(plan: &Plan, store: &MemoryStore, n: usize, now: u64, canary_status: 
             outcome: Outcome::Status(status),
             latency_ms: 12,
         };
-        plan.report(store, "orders", "orders", &attempt, now);
+        add(store, plan.report(store, "orders", "orders", &attempt, now));
     }
 }
 
@@ -508,8 +508,11 @@ impl Store for Racing<'_> {
                 outcome: Outcome::Status(200),
                 latency_ms: 1,
             };
-            self.rival
-                .report(self.inner, "orders", "orders", &attempt, self.now);
+            add(
+                self.inner,
+                self.rival
+                    .report(self.inner, "orders", "orders", &attempt, self.now),
+            );
         }
         self.inner.compare_and_swap(key, expected, value)
     }
@@ -549,7 +552,10 @@ fn two_nodes_racing_move_the_rollout_once() {
             outcome: Outcome::Status(200),
             latency_ms: 1,
         };
-        a.report(&racing, "orders", "orders", &attempt, T0 + 5_000);
+        add(
+            &racing,
+            a.report(&racing, "orders", "orders", &attempt, T0 + 5_000),
+        );
         assert!(racing.raced.get(), "node a tried to write");
 
         let after = rollout(&store, "orders");
@@ -627,7 +633,10 @@ fn the_analysis_reads_step_counters_left_in_either_encoding() {
             outcome: Outcome::Status(200),
             latency_ms: 3,
         };
-        p.report(&store, "orders", "orders", &attempt, T0 + 1_000);
+        add(
+            &store,
+            p.report(&store, "orders", "orders", &attempt, T0 + 1_000),
+        );
         let after = rollout(&store, "orders");
         assert_eq!(after.phase, Phase::RolledBack);
         assert!(

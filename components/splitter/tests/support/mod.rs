@@ -4,8 +4,8 @@
 use upshift_config::metrics::VersionStats;
 use upshift_config::rollout::{RolloutSpec, RolloutState};
 use upshift_config::store::counter;
-use upshift_config::{Config, RequestHead, keys};
-use upshift_splitter::{MemoryStore, Plan, Store};
+use upshift_config::{Config, HeadLine, OwnedHead, RequestHead, keys};
+use upshift_splitter::{Counts, MemoryStore, Plan, Store};
 
 /// A config document with two versions of `orders` and a route `orders`;
 /// `routes` replaces the route list when given.
@@ -43,21 +43,76 @@ pub fn orders(routes: &str) -> String {
 }
 
 /// A GET request with id `req-<n>`.
-pub fn head(n: impl std::fmt::Display) -> RequestHead {
-    RequestHead {
-        method: "GET".into(),
-        scheme: "https".into(),
-        authority: "api.example.com".into(),
-        path: "/orders".into(),
-        request_id: format!("req-{n}"),
-        ..RequestHead::default()
-    }
+pub fn head(n: impl std::fmt::Display) -> RequestHead<'static> {
+    let id = format!("req-{n}");
+    let line = HeadLine {
+        method: "GET",
+        scheme: "https",
+        authority: "api.example.com",
+        path: "/orders",
+        request_id: &id,
+        ..HeadLine::default()
+    };
+    OwnedHead::new(&line, &[]).leak()
 }
 
 /// `head` with one more header.
-pub fn with_header(mut head: RequestHead, name: &str, value: &str) -> RequestHead {
-    head.headers.push((name.into(), value.into()));
-    head
+pub fn with_header(head: RequestHead<'_>, name: &str, value: &str) -> RequestHead<'static> {
+    rebuilt(head, head.query(), &[(name, value)])
+}
+
+/// `head` with `query` for its query.
+pub fn with_query(head: RequestHead<'_>, query: &str) -> RequestHead<'static> {
+    rebuilt(head, Some(query), &[])
+}
+
+/// `head` with `method` for its method.
+pub fn with_method(head: RequestHead<'_>, method: &str) -> RequestHead<'static> {
+    let line = HeadLine {
+        method,
+        ..line_of(&head, head.query())
+    };
+    let headers: Vec<(&str, &str)> = head.headers().collect();
+    OwnedHead::new(&line, &headers).leak()
+}
+
+/// `head` with `id` for its request id.
+pub fn with_request_id(head: RequestHead<'_>, id: &str) -> RequestHead<'static> {
+    let line = HeadLine {
+        request_id: id,
+        ..line_of(&head, head.query())
+    };
+    let headers: Vec<(&str, &str)> = head.headers().collect();
+    OwnedHead::new(&line, &headers).leak()
+}
+
+fn rebuilt(
+    head: RequestHead<'_>,
+    query: Option<&str>,
+    more: &[(&str, &str)],
+) -> RequestHead<'static> {
+    let line = line_of(&head, query);
+    let headers: Vec<(&str, &str)> = head.headers().chain(more.iter().copied()).collect();
+    OwnedHead::new(&line, &headers).leak()
+}
+
+fn line_of<'a>(head: &RequestHead<'a>, query: Option<&'a str>) -> HeadLine<'a> {
+    HeadLine {
+        method: head.method(),
+        scheme: head.scheme(),
+        authority: head.authority(),
+        path: head.path(),
+        query,
+        client_ip: head.client_ip(),
+        request_id: head.request_id(),
+    }
+}
+
+/// Adds the counts a report returned, as the gateway does.
+pub fn add<S: Store + ?Sized>(store: &S, counts: Counts) {
+    for (key, delta) in counts {
+        store.increment(&key, delta).unwrap();
+    }
 }
 
 /// The metric counters of `version` of `service` on `route`.

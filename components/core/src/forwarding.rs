@@ -1,0 +1,233 @@
+//! Which headers cross the gateway, and the `X-Forwarded-*` / `Forwarded`
+//! headers it adds (RFC 9110 §7.6.1, RFC 7239). Both work on the header
+//! map in place, so a lane that already holds one copies nothing.
+
+use http::header::{CONNECTION, HOST};
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+/// Headers that describe one connection and never cross a proxy.
+const HOP_BY_HOP: [HeaderName; 9] = [
+    CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    http::header::PROXY_AUTHENTICATE,
+    http::header::PROXY_AUTHORIZATION,
+    http::header::TE,
+    http::header::TRAILER,
+    http::header::TRANSFER_ENCODING,
+    http::header::UPGRADE,
+];
+
+/// The gateway's request id header, sent upstream and back.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
+
+/// What the gateway knows about the client side of a request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientSide<'a> {
+    /// The peer's IP address.
+    pub client_ip: Option<&'a str>,
+    /// `http` or `https`.
+    pub proto: &'a str,
+    /// The host the client asked for.
+    pub host: &'a str,
+    /// The gateway's request id.
+    pub request_id: &'a str,
+}
+
+/// Removes the hop-by-hop headers and the ones a `connection` header
+/// names: they describe one connection, not the message.
+fn drop_hop_by_hop(headers: &mut HeaderMap) {
+    let listed: Vec<HeaderName> = headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in listed.iter().chain(&HOP_BY_HOP) {
+        headers.remove(name);
+    }
+}
+
+/// Turns the client's headers into the upstream request's: without
+/// hop-by-hop headers, `host` (the target's authority is used), the
+/// runtime's `spin-*` headers and any client `x-request-id` or
+/// `x-forwarded-proto`/`-host`; with the request id, the client appended
+/// to `x-forwarded-for` and `forwarded`, and `x-forwarded-proto`/`-host`.
+pub fn to_upstream(headers: &mut HeaderMap, client: &ClientSide<'_>) {
+    drop_hop_by_hop(headers);
+    for name in [HOST, REQUEST_ID, X_FORWARDED_PROTO, X_FORWARDED_HOST] {
+        headers.remove(name);
+    }
+    if headers.keys().any(|n| n.as_str().starts_with("spin-")) {
+        let spin: Vec<HeaderName> = headers
+            .keys()
+            .filter(|n| n.as_str().starts_with("spin-"))
+            .cloned()
+            .collect();
+        for name in spin {
+            headers.remove(name);
+        }
+    }
+    let forwarded_for = joined(headers, &X_FORWARDED_FOR, client.client_ip.map(str::to_owned));
+    let node = match client.client_ip {
+        Some(ip) if ip.contains(':') => format!("for=\"[{ip}]\";"),
+        Some(ip) => format!("for={ip};"),
+        None => String::new(),
+    };
+    let this_hop = format!(
+        "{node}host=\"{}\";proto={}",
+        client.host.replace(['"', '\\'], ""),
+        client.proto
+    );
+    let forwarded = joined(headers, &FORWARDED, Some(this_hop));
+    set(headers, REQUEST_ID, client.request_id);
+    if let Some(value) = forwarded_for {
+        set(headers, X_FORWARDED_FOR, &value);
+    }
+    set(headers, X_FORWARDED_PROTO, client.proto);
+    set(headers, X_FORWARDED_HOST, client.host);
+    if let Some(value) = forwarded {
+        set(headers, FORWARDED, &value);
+    }
+}
+
+/// Turns the upstream's response headers into the client's: without
+/// hop-by-hop headers, with the gateway's request id.
+pub fn to_client(headers: &mut HeaderMap, request_id: &str) {
+    drop_hop_by_hop(headers);
+    set(headers, REQUEST_ID, request_id);
+}
+
+/// Every value of `name` and then `last`, joined with `, `; `None` when
+/// there is nothing to join.
+fn joined(headers: &HeaderMap, name: &HeaderName, last: Option<String>) -> Option<String> {
+    let mut parts: Vec<String> = headers
+        .get_all(name)
+        .iter()
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .collect();
+    parts.extend(last);
+    (!parts.is_empty()).then(|| parts.join(", "))
+}
+
+/// Sets `name` to `value`, unless the value cannot be a header value (it
+/// came from a client who could not have sent such bytes, so this does not
+/// happen; the header is then left out rather than failing the request).
+fn set(headers: &mut HeaderMap, name: HeaderName, value: &str) {
+    match HeaderValue::from_str(value) {
+        Ok(value) => {
+            headers.insert(name, value);
+        }
+        Err(_) => {
+            headers.remove(name);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (n, v) in pairs {
+            map.append(
+                HeaderName::from_bytes(n.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        map
+    }
+
+    fn get<'a>(headers: &'a HeaderMap, name: &str) -> Vec<&'a str> {
+        headers
+            .get_all(name)
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect()
+    }
+
+    const CLIENT: ClientSide<'static> = ClientSide {
+        client_ip: Some("10.1.2.3"),
+        proto: "http",
+        host: "api.example.com",
+        request_id: "rid",
+    };
+
+    #[test]
+    fn hop_by_hop_and_connection_listed_headers_stay_behind() {
+        let mut headers = h(&[
+            ("connection", "keep-alive, x-secret"),
+            ("keep-alive", "timeout=5"),
+            ("x-secret", "1"),
+            ("transfer-encoding", "chunked"),
+            ("upgrade", "websocket"),
+            ("host", "api.example.com"),
+            ("spin-client-addr", "10.1.2.3:5555"),
+            ("x-request-id", "client-chosen"),
+            ("accept", "application/json"),
+        ]);
+        to_upstream(&mut headers, &CLIENT);
+        for gone in [
+            "connection",
+            "keep-alive",
+            "x-secret",
+            "transfer-encoding",
+            "upgrade",
+            "host",
+            "spin-client-addr",
+        ] {
+            assert!(get(&headers, gone).is_empty(), "{gone} was forwarded");
+        }
+        assert_eq!(get(&headers, "accept"), ["application/json"]);
+        assert_eq!(get(&headers, "x-request-id"), ["rid"]);
+    }
+
+    #[test]
+    fn forwarding_headers_append_to_earlier_proxies() {
+        let mut headers = h(&[
+            ("x-forwarded-for", "203.0.113.9"),
+            ("forwarded", "for=203.0.113.9"),
+        ]);
+        to_upstream(&mut headers, &CLIENT);
+        assert_eq!(get(&headers, "x-forwarded-for"), ["203.0.113.9, 10.1.2.3"]);
+        assert_eq!(get(&headers, "x-forwarded-proto"), ["http"]);
+        assert_eq!(get(&headers, "x-forwarded-host"), ["api.example.com"]);
+        assert_eq!(
+            get(&headers, "forwarded"),
+            ["for=203.0.113.9, for=10.1.2.3;host=\"api.example.com\";proto=http"]
+        );
+    }
+
+    #[test]
+    fn ipv6_clients_are_quoted_in_forwarded() {
+        let client = ClientSide {
+            client_ip: Some("::1"),
+            ..CLIENT
+        };
+        let mut headers = HeaderMap::new();
+        to_upstream(&mut headers, &client);
+        assert_eq!(
+            get(&headers, "forwarded"),
+            ["for=\"[::1]\";host=\"api.example.com\";proto=http"]
+        );
+    }
+
+    #[test]
+    fn responses_lose_hop_by_hop_headers_and_gain_the_request_id() {
+        let mut headers = h(&[
+            ("connection", "close"),
+            ("content-type", "text/plain"),
+            ("x-request-id", "up"),
+        ]);
+        to_client(&mut headers, "rid");
+        assert!(get(&headers, "connection").is_empty());
+        assert_eq!(get(&headers, "content-type"), ["text/plain"]);
+        assert_eq!(get(&headers, "x-request-id"), ["rid"]);
+    }
+}
