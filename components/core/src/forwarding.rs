@@ -73,7 +73,11 @@ pub fn to_upstream(headers: &mut HeaderMap, client: &ClientSide<'_>) {
             headers.remove(name);
         }
     }
-    let forwarded_for = joined(headers, &X_FORWARDED_FOR, client.client_ip.map(str::to_owned));
+    let forwarded_for = joined(
+        headers,
+        &X_FORWARDED_FOR,
+        client.client_ip.map(str::to_owned),
+    );
     let node = match client.client_ip {
         Some(ip) if ip.contains(':') => format!("for=\"[{ip}]\";"),
         Some(ip) => format!("for={ip};"),

@@ -1,10 +1,10 @@
 //! The request body as the attempts see it: streamed once, or held in memory
 //! so that retries and shadow copies can send it again.
 
-use crate::errors::Refusal;
 use spin_sdk::wasip3::http::types::{ErrorCode, Request, Trailers};
 use spin_sdk::wasip3::wit_bindgen::{self, FutureReader, FutureWriter, StreamReader, StreamResult};
 use spin_sdk::wasip3::{wit_future, wit_stream};
+use upshift_core::GatewayError;
 
 /// Largest body held in memory for retries and shadow copies; a longer body
 /// streams once, without them.
@@ -44,7 +44,7 @@ pub struct Held {
 impl Body {
     /// Takes the body of `request`: held in memory when `replay` is wanted
     /// and the body fits [`REPLAY_LIMIT`], streaming otherwise.
-    pub async fn take(request: Request, replay: bool) -> Result<Body, Refusal> {
+    pub async fn take(request: Request, replay: bool) -> Result<Body, GatewayError> {
         if !replay || declared_length(&request).is_some_and(|n| n > REPLAY_LIMIT as u64) {
             return Ok(Body::Streaming(request));
         }
@@ -68,9 +68,9 @@ impl Body {
         let trailers = match trailers.await {
             Ok(fields) => fields.map(|f| f.copy_all()),
             Err(error) => {
-                let message = format!("the request body could not be read: {error:?}");
+                let message = format!("{error:?}");
                 let _ = done.write(Err(error)).await;
-                return Err(Refusal::new(400, "bad_request_body", message));
+                return Err(GatewayError::BadRequestBody(message));
             }
         };
         let _ = done.write(Ok(())).await;
@@ -92,7 +92,7 @@ impl Body {
 
     /// The body for the next attempt: the stream itself the first time, a
     /// fresh copy each time if held.
-    pub fn contents(&mut self) -> Result<Contents, Refusal> {
+    pub fn contents(&mut self) -> Result<Contents, GatewayError> {
         match std::mem::replace(self, Body::Spent) {
             Body::Streaming(request) => {
                 let (done, result) = wit_future::new(|| Ok(()));
@@ -109,18 +109,14 @@ impl Body {
                 contents
             }
             Body::Overflowed(contents) => Ok(contents),
-            Body::Spent => Err(Refusal::new(
-                500,
-                "body_consumed",
-                "the request body was sent already",
-            )),
+            Body::Spent => Err(GatewayError::BodyConsumed),
         }
     }
 }
 
 impl Held {
     /// A fresh stream of the held bytes and their trailers.
-    pub fn contents(&self) -> Result<Contents, Refusal> {
+    pub fn contents(&self) -> Result<Contents, GatewayError> {
         let (mut writer, stream) = wit_stream::new::<u8>();
         let bytes = self.bytes.clone();
         wit_bindgen::spawn(async move {
@@ -130,11 +126,9 @@ impl Held {
             None => wit_future::new(|| Ok(None)).1,
             Some(list) => {
                 let fields = Trailers::from_list(list).map_err(|e| {
-                    Refusal::new(
-                        400,
-                        "bad_header",
-                        format!("a request trailer cannot be forwarded: {e:?}"),
-                    )
+                    GatewayError::BadRequest(format!(
+                        "a request trailer cannot be forwarded: {e:?}"
+                    ))
                 })?;
                 let (writer, reader) = wit_future::new(|| Ok(None));
                 wit_bindgen::spawn(async move {

@@ -1,14 +1,22 @@
 //! The config version in force, loaded into the policy components once per
-//! version and kept for as long as the instance lives.
+//! version and kept for as long as the instance lives, and the key-value
+//! bucket it is read from (where the splitter's counts are added too).
 
-use crate::bindings::{
-    ai::Catalog, auth::Policy, router::RouteTable, splitter::Plan, types::ConfigError,
-};
-use crate::errors::Refusal;
-use spin_sdk::key_value::Store;
 use std::cell::RefCell;
 use std::rc::Rc;
+
 use upshift_config::keys;
+use upshift_core::GatewayError;
+
+use crate::bindings::ai::Catalog;
+use crate::bindings::auth::Policy;
+use crate::bindings::keyvalue::{atomics, store};
+use crate::bindings::router::RouteTable;
+use crate::bindings::splitter::{Count, Plan};
+use crate::bindings::types::ConfigError;
+
+/// The key-value store every node of the gateway shares.
+const BUCKET: &str = "default";
 
 /// The policy components' view of one config version.
 pub struct Loaded {
@@ -25,15 +33,15 @@ pub struct Loaded {
 }
 
 thread_local! {
-    static STORE: RefCell<Option<Rc<Store>>> = const { RefCell::new(None) };
+    static STORE: RefCell<Option<Rc<store::Bucket>>> = const { RefCell::new(None) };
     static LOADED: RefCell<Option<Rc<Loaded>>> = const { RefCell::new(None) };
 }
 
 /// The config in force: one small key-value read per request, and a reload
 /// of the policy components only when the version changed.
-pub async fn current() -> Result<Rc<Loaded>, Refusal> {
-    let store = store().await?;
-    let version = match store.get(keys::CURRENT).await.map_err(store_failed)? {
+pub fn current() -> Result<Rc<Loaded>, GatewayError> {
+    let bucket = bucket()?;
+    let version = match bucket.get(keys::CURRENT).map_err(store_failed)? {
         Some(bytes) => parse_version(&bytes)?,
         None => 0,
     };
@@ -46,42 +54,46 @@ pub async fn current() -> Result<Rc<Loaded>, Refusal> {
     let document = if version == 0 {
         "{}".to_owned()
     } else {
-        let bytes = store
+        let bytes = bucket
             .get(&keys::version(version))
-            .await
             .map_err(store_failed)?
-            .ok_or_else(|| {
-                broken(format!(
-                    "config version {version} is missing from the store"
-                ))
-            })?;
-        String::from_utf8(bytes)
-            .map_err(|_| broken(format!("config version {version} is not UTF-8")))?
+            .ok_or_else(|| unloadable(version, "it is missing from the store".into()))?;
+        String::from_utf8(bytes).map_err(|_| unloadable(version, "it is not UTF-8".into()))?
     };
     let loaded = Rc::new(load(version, &document)?);
     LOADED.with_borrow_mut(|l| *l = Some(loaded.clone()));
     Ok(loaded)
 }
 
-async fn store() -> Result<Rc<Store>, Refusal> {
-    if let Some(store) = STORE.with_borrow(|s| s.clone()) {
-        return Ok(store);
+/// Adds the splitter's `counts` to the store. Best effort: a count that
+/// fails is lost, the request is not.
+pub fn add(counts: Vec<Count>) {
+    let Ok(bucket) = bucket() else {
+        return;
+    };
+    for count in counts {
+        if let Err(error) = atomics::increment(&bucket, &count.key, count.delta) {
+            eprintln!("gateway: counter {} not counted: {error:?}", count.key);
+        }
     }
-    let store = Rc::new(Store::open_default().await.map_err(store_failed)?);
-    STORE.with_borrow_mut(|s| *s = Some(store.clone()));
-    Ok(store)
 }
 
-fn load(version: u64, document: &str) -> Result<Loaded, Refusal> {
+fn bucket() -> Result<Rc<store::Bucket>, GatewayError> {
+    if let Some(bucket) = STORE.with_borrow(|s| s.clone()) {
+        return Ok(bucket);
+    }
+    let bucket = Rc::new(store::open(BUCKET).map_err(store_failed)?);
+    STORE.with_borrow_mut(|s| *s = Some(bucket.clone()));
+    Ok(bucket)
+}
+
+fn load(version: u64, document: &str) -> Result<Loaded, GatewayError> {
     let failed = |errors: Vec<ConfigError>| {
         let detail: Vec<String> = errors
             .iter()
             .map(|e| format!("{}: {}", e.path, e.message))
             .collect();
-        broken(format!(
-            "config version {version} does not load: {}",
-            detail.join("; ")
-        ))
+        unloadable(version, detail.join("; "))
     };
     Ok(Loaded {
         version,
@@ -92,21 +104,22 @@ fn load(version: u64, document: &str) -> Result<Loaded, Refusal> {
     })
 }
 
-fn parse_version(bytes: &[u8]) -> Result<u64, Refusal> {
+fn parse_version(bytes: &[u8]) -> Result<u64, GatewayError> {
     std::str::from_utf8(bytes)
         .ok()
         .and_then(|s| s.trim().parse().ok())
-        .ok_or_else(|| broken("the current config version is not a number".to_owned()))
+        .ok_or_else(|| {
+            GatewayError::ConfigStoreUnavailable(format!(
+                "{} does not hold a version number",
+                keys::CURRENT
+            ))
+        })
 }
 
-fn store_failed(error: spin_sdk::key_value::Error) -> Refusal {
-    Refusal::new(
-        503,
-        "config_store_unavailable",
-        format!("config store: {error:?}"),
-    )
+fn store_failed(error: store::Error) -> GatewayError {
+    GatewayError::ConfigStoreUnavailable(format!("{error:?}"))
 }
 
-fn broken(message: String) -> Refusal {
-    Refusal::new(500, "config_unloadable", message)
+fn unloadable(version: u64, detail: String) -> GatewayError {
+    GatewayError::ConfigUnloadable { version, detail }
 }

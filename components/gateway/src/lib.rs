@@ -1,29 +1,21 @@
-//! The Upshift gateway: the HTTP entry component.
+//! The Upshift gateway: the HTTP entry component, on Spin and on the
+//! bundled host's component lane.
 //!
-//! For each request it loads the config version in force (cached per
-//! version), asks the router which route handles the request, the auth
-//! component who is calling, the splitter which version and target of the
-//! service to use, then streams the request upstream and the response back,
-//! reporting each attempt to the splitter. Bodies stream: the incoming body
-//! stream is handed to the upstream request as it is, and the upstream body
-//! to the client. Only when the route retries or mirrors the request is a
-//! body of up to 1 MiB held in memory, so it can be sent again.
+//! It is the I/O half of the request path; the decisions are the core's
+//! (`upshift-core`), the same code the host's native lane runs. Per request
+//! it packs the head once, lets the core's phases ask the router, auth and
+//! the splitter (each a dependency of its own), then streams the request
+//! upstream and the answer back, trying again as the core's attempt driver
+//! says and adding the splitter's counts to the key-value store. Bodies
+//! stream: only when a route retries or mirrors a request is a body of up
+//! to 1 MiB held in memory, so it can be sent again.
 //!
 //! AI routes go to the AI component instead: it plans each call (provider
 //! URL, headers and body, then the fallbacks) and translates the answer,
-//! which the gateway streams back chunk by chunk (see `ai_proxy`).
-//!
-//! The header and error logic is plain Rust, tested natively; the Spin
-//! handler and the WIT imports exist only in the wasm build.
-
-pub mod errors;
-pub mod forwarding;
-pub mod request_id;
+//! which the gateway streams back chunk by chunk (see `ai`).
 
 #[cfg(target_arch = "wasm32")]
-mod ai_proxy;
-#[cfg(target_arch = "wasm32")]
-mod attempts;
+mod ai;
 #[cfg(target_arch = "wasm32")]
 mod bindings;
 #[cfg(target_arch = "wasm32")]
@@ -31,8 +23,8 @@ mod body;
 #[cfg(target_arch = "wasm32")]
 mod config;
 #[cfg(target_arch = "wasm32")]
-mod service;
+mod proxy;
 #[cfg(target_arch = "wasm32")]
-mod shadow;
+mod service;
 #[cfg(target_arch = "wasm32")]
 mod upstream;

@@ -1,23 +1,18 @@
-//! Sending a request upstream and its response back, bodies streamed.
+//! Sending a request upstream over `wasi:http`, and its response back,
+//! bodies streamed.
 
-use crate::body::Contents;
-use crate::errors::Refusal;
-use crate::forwarding::Header;
+use http::{HeaderMap, HeaderName, HeaderValue};
 use spin_sdk::wasip3::http::types::{
     ErrorCode, Fields, Method, Request, RequestOptions, Response, Scheme,
 };
 use spin_sdk::wasip3::wit_bindgen::{self, FutureReader};
 use spin_sdk::wasip3::{http::client, wit_future};
+use upshift_core::GatewayError;
 
-/// Refusal code of an upstream that did not answer in time.
-pub const TIMEOUT: &str = "upstream_timeout";
+use crate::body::Contents;
 
-/// Refusal code of an upstream that could not be reached or broke off.
-pub const UNAVAILABLE: &str = "upstream_unavailable";
-
-/// Refusal code of an `https` upstream whose TLS handshake failed (most
-/// often: a certificate the gateway does not trust).
-pub const TLS_FAILED: &str = "upstream_tls_failed";
+/// A header as `wasi:http` fields take it.
+pub type Header = (String, Vec<u8>);
 
 /// The head of the request to send upstream.
 pub struct Outgoing<'a> {
@@ -27,25 +22,22 @@ pub struct Outgoing<'a> {
     pub target: &'a str,
     /// Path and query after the router's rewrite.
     pub path_and_query: &'a str,
-    /// Headers to send.
+    /// Headers to send (with `content-length` when the size is known).
     pub headers: Vec<Header>,
     /// Connect, first-byte and between-bytes timeout.
     pub timeout_ms: u32,
 }
 
-/// Sends `outgoing` with `contents` (streamed, not read here) and returns the
-/// upstream response with its body still streaming.
+/// Sends `outgoing` with `contents` (streamed, not read here) and returns
+/// the upstream response with its body still streaming.
 pub async fn send(
     contents: Contents,
     outgoing: Outgoing<'_>,
-) -> Result<(u16, Vec<Header>, Response), Refusal> {
-    let target: http::Uri = outgoing.target.parse().map_err(|_| {
-        Refusal::new(
-            502,
-            "bad_target",
-            format!("target {:?} is not a URL", outgoing.target),
-        )
-    })?;
+) -> Result<(u16, Response), GatewayError> {
+    let bad_target = || GatewayError::BadTarget {
+        target: outgoing.target.to_owned(),
+    };
+    let target: http::Uri = outgoing.target.parse().map_err(|_| bad_target())?;
     let scheme = match target.scheme_str() {
         Some("https") => Scheme::Https,
         _ => Scheme::Http,
@@ -55,11 +47,7 @@ pub async fn send(
     let path_and_query = format!("{base}{}", outgoing.path_and_query);
 
     let headers = Fields::from_list(&outgoing.headers).map_err(|e| {
-        Refusal::new(
-            400,
-            "bad_header",
-            format!("a request header cannot be forwarded: {e:?}"),
-        )
+        GatewayError::BadRequest(format!("a request header cannot be forwarded: {e:?}"))
     })?;
     let options = RequestOptions::new();
     let timeout = Some(u64::from(outgoing.timeout_ms) * 1_000_000);
@@ -74,55 +62,71 @@ pub async fn send(
         contents.trailers,
         Some(options),
     );
-    let invalid = |what: &str| Refusal::new(502, "bad_target", format!("invalid upstream {what}"));
     request
         .set_method(&outgoing.method)
-        .map_err(|()| invalid("method"))?;
-    request
-        .set_scheme(Some(&scheme))
-        .map_err(|()| invalid("scheme"))?;
-    request
-        .set_authority(Some(authority))
-        .map_err(|()| invalid("authority"))?;
-    request
-        .set_path_with_query(Some(&path_and_query))
-        .map_err(|()| invalid("path"))?;
+        .and_then(|()| request.set_scheme(Some(&scheme)))
+        .and_then(|()| request.set_authority(Some(authority)))
+        .and_then(|()| request.set_path_with_query(Some(&path_and_query)))
+        .map_err(|()| bad_target())?;
     match contents.done {
         Some(done) => relay(sent, done),
         None => wit_bindgen::spawn(async move {
             let _ = sent.await;
         }),
     }
-
     let response = client::send(request)
         .await
         .map_err(|e| upstream_failed(&e, outgoing.target, outgoing.timeout_ms))?;
-    let status = response.get_status_code();
-    let headers = response.get_headers().copy_all();
-    Ok((status, headers, response))
+    Ok((response.get_status_code(), response))
+}
+
+/// The headers of `response` as a header map; fields that are not valid
+/// HTTP (which a runtime never hands over) are left out.
+pub fn header_map(response: &Response) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    for (name, value) in response.get_headers().copy_all() {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_bytes(&value),
+        ) {
+            map.append(name, value);
+        }
+    }
+    map
+}
+
+/// A header map as `wasi:http` fields take it.
+pub fn header_list(map: &HeaderMap) -> Vec<Header> {
+    map.iter()
+        .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
+        .collect()
 }
 
 /// A response to the client with `headers` and the still-streaming body of
 /// `upstream`.
 pub fn stream_back(
     status: u16,
-    headers: &[Header],
+    headers: &HeaderMap,
     upstream: Response,
-) -> Result<Response, ErrorCode> {
+) -> Result<Response, GatewayError> {
+    let internal = |detail: String| GatewayError::ComponentFailed {
+        component: "gateway".into(),
+        detail,
+    };
     let headers =
-        Fields::from_list(headers).map_err(|e| ErrorCode::InternalError(Some(format!("{e:?}"))))?;
+        Fields::from_list(&header_list(headers)).map_err(|e| internal(format!("{e:?}")))?;
     let (upstream_done, upstream_result) = wit_future::new(|| Ok(()));
     let (body, trailers) = Response::consume_body(upstream, upstream_result);
     let (response, sent) = Response::new(headers, Some(body), trailers);
     response
         .set_status_code(status)
-        .map_err(|()| ErrorCode::HttpProtocolError)?;
+        .map_err(|()| internal(format!("status {status} refused")))?;
     relay(sent, upstream_done);
     Ok(response)
 }
 
 /// Reports how the outgoing body transfer ended to the side it came from.
-fn relay(
+pub fn relay(
     sent: FutureReader<Result<(), ErrorCode>>,
     done: wit_bindgen::FutureWriter<Result<(), ErrorCode>>,
 ) {
@@ -131,37 +135,24 @@ fn relay(
     });
 }
 
-/// The refusal for a failed upstream call: 504 for timeouts, 502 otherwise.
-fn upstream_failed(error: &ErrorCode, target: &str, timeout_ms: u32) -> Refusal {
+/// The error for a failed upstream call.
+fn upstream_failed(error: &ErrorCode, target: &str, timeout_ms: u32) -> GatewayError {
+    let target = target.to_owned();
     match error {
         ErrorCode::ConnectionTimeout
         | ErrorCode::ConnectionReadTimeout
         | ErrorCode::HttpResponseTimeout
-        | ErrorCode::DnsTimeout => Refusal::new(
-            504,
-            TIMEOUT,
-            format!("upstream {target} did not answer within {timeout_ms} ms"),
-        ),
+        | ErrorCode::DnsTimeout => GatewayError::UpstreamTimeout { target, timeout_ms },
         ErrorCode::TlsCertificateError
         | ErrorCode::TlsProtocolError
-        | ErrorCode::TlsAlertReceived(_) => Refusal::new(
-            502,
-            TLS_FAILED,
-            format!(
-                "upstream {target}: the TLS handshake failed ({error:?}); a certificate \
-                 from a private authority needs its roots in the runtime config's \
-                 [[client_tls]]"
-            ),
-        ),
-        ErrorCode::HttpRequestDenied => Refusal::new(
-            502,
-            "upstream_not_allowed",
-            format!("outbound requests to {target} are not allowed for the gateway"),
-        ),
-        other => Refusal::new(
-            502,
-            UNAVAILABLE,
-            format!("upstream {target} failed: {other:?}"),
-        ),
+        | ErrorCode::TlsAlertReceived(_) => GatewayError::UpstreamTlsFailed {
+            target,
+            detail: format!("{error:?}"),
+        },
+        ErrorCode::HttpRequestDenied => GatewayError::UpstreamNotAllowed { target },
+        other => GatewayError::UpstreamUnavailable {
+            target,
+            detail: format!("{other:?}"),
+        },
     }
 }

@@ -1,0 +1,136 @@
+//! The AI lane's decisions that do not depend on I/O: limits, the headers a
+//! provider request carries, and whether an answer streams.
+
+/// Largest request body an AI route takes.
+pub const BODY_LIMIT: usize = 10 << 20;
+
+/// Most of an oversized request body read (and dropped) before refusing it,
+/// so that a client still sending reads the 413 rather than a reset.
+pub const DRAIN_LIMIT: usize = 4 * BODY_LIMIT;
+
+/// Largest non-streamed provider answer read.
+pub const ANSWER_LIMIT: usize = 64 << 20;
+
+/// Where a provider's key goes: the gateway reads `variable` and sends
+/// `prefix` + key in `header`.
+#[derive(Debug, Clone, Copy)]
+pub struct Credential<'a> {
+    /// The variable holding the key.
+    pub variable: &'a str,
+    /// The header that carries it.
+    pub header: &'a str,
+    /// Text before the key, e.g. `Bearer `.
+    pub prefix: &'a str,
+}
+
+/// A provider key the config names but nobody set.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the key of provider {provider} is not set: give the variable `{variable}` a value")]
+pub struct MissingKey {
+    /// The provider.
+    pub provider: String,
+    /// The variable that should hold its key.
+    pub variable: String,
+}
+
+impl MissingKey {
+    /// The stable code of the client's error.
+    pub const CODE: &'static str = "provider_key_missing";
+}
+
+/// The headers of a provider request: the plan's, the request id, and the
+/// key (read with `key`, which returns the variable's value) in its header.
+/// The body's `content-length` is added by the lane that sends it.
+pub fn provider_headers(
+    planned: &[(String, String)],
+    request_id: &str,
+    provider: &str,
+    credential: Option<Credential<'_>>,
+    key: impl FnOnce(&str) -> Option<String>,
+) -> Result<Vec<(String, Vec<u8>)>, MissingKey> {
+    let mut headers: Vec<(String, Vec<u8>)> = planned
+        .iter()
+        .map(|(name, value)| (name.clone(), value.clone().into_bytes()))
+        .collect();
+    headers.push(("x-request-id".into(), request_id.as_bytes().to_vec()));
+    if let Some(credential) = credential {
+        let key = key(credential.variable)
+            .filter(|key| !key.is_empty())
+            .ok_or_else(|| MissingKey {
+                provider: provider.to_owned(),
+                variable: credential.variable.to_owned(),
+            })?;
+        let mut value = credential.prefix.as_bytes().to_vec();
+        value.extend_from_slice(key.as_bytes());
+        headers.push((credential.header.to_owned(), value));
+    }
+    Ok(headers)
+}
+
+/// Whether a provider's answer goes to the translator chunk by chunk: the
+/// call streams, the answer is a success, and it is an event stream.
+/// Anything else is read whole and answered with `respond` (which makes a
+/// stream of a whole answer when the call streams).
+pub fn streams(call_streams: bool, status: u16, content_type: Option<&[u8]>) -> bool {
+    call_streams
+        && (200..300).contains(&status)
+        && content_type
+            .is_some_and(|v| v.len() >= 17 && v[..17].eq_ignore_ascii_case(b"text/event-stream"))
+}
+
+/// The seconds a `retry-after` header asks for (its delay-seconds form).
+pub fn retry_after_s(value: Option<&[u8]>) -> Option<u64> {
+    std::str::from_utf8(value?).ok()?.trim().parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_go_in_their_header_with_their_prefix() {
+        let credential = Credential {
+            variable: "openai_api_key",
+            header: "authorization",
+            prefix: "Bearer ",
+        };
+        let planned = [("content-type".to_owned(), "application/json".to_owned())];
+        let headers = provider_headers(&planned, "rid", "openai", Some(credential), |v| {
+            (v == "openai_api_key").then(|| "sk-1".to_owned())
+        })
+        .unwrap();
+        assert_eq!(
+            headers,
+            [
+                ("content-type".to_owned(), b"application/json".to_vec()),
+                ("x-request-id".to_owned(), b"rid".to_vec()),
+                ("authorization".to_owned(), b"Bearer sk-1".to_vec()),
+            ]
+        );
+        let missing = provider_headers(&planned, "rid", "openai", Some(credential), |_| {
+            Some(String::new())
+        })
+        .unwrap_err();
+        assert_eq!(
+            missing.to_string(),
+            "the key of provider openai is not set: give the variable `openai_api_key` a value"
+        );
+    }
+
+    #[test]
+    fn only_successful_event_streams_stream() {
+        let sse = Some(&b"text/event-stream; charset=utf-8"[..]);
+        assert!(streams(true, 200, sse));
+        assert!(!streams(false, 200, sse));
+        assert!(!streams(true, 429, sse));
+        assert!(!streams(true, 200, Some(b"application/json")));
+        assert!(!streams(true, 200, None));
+    }
+
+    #[test]
+    fn retry_after_in_seconds() {
+        assert_eq!(retry_after_s(Some(b" 3 ")), Some(3));
+        assert_eq!(retry_after_s(Some(b"Wed, 21 Oct 2015 07:28:00 GMT")), None);
+        assert_eq!(retry_after_s(None), None);
+    }
+}

@@ -1,0 +1,362 @@
+//! The attempts of one request: which candidate each try goes to, how long
+//! to wait before it, and whether another try follows the one that just
+//! ended. One driver serves both lanes of the request path:
+//!
+//! - proxy routes: the splitter's primary, then its alternates in order,
+//!   the last one taking any further tries; at most the route's `attempts`
+//!   retries, each within the route's retry budget, on the statuses the
+//!   route retries and on every failure or timeout; only when the body can
+//!   be sent again.
+//! - AI calls: each provider attempt (the model, then its fallbacks) is
+//!   tried up to `1 + retries` times with exponential backoff (or the
+//!   provider's `retry-after` when longer, up to [`MAX_RETRY_WAIT_MS`]),
+//!   on 429, any 5xx, failures and timeouts; then the next attempt.
+
+use std::time::Duration;
+
+use upshift_config::ai::MAX_RETRY_WAIT_MS;
+
+use crate::policy::{RetryPolicy, Selection};
+
+/// Which answers are worth another try.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum RetryOn {
+    /// These statuses (a proxy route's `retry_on`).
+    Statuses(Vec<u16>),
+    /// 429 and any 5xx (a provider that is busy or failing).
+    BusyOrFailing,
+}
+
+/// One place a try can go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Candidate {
+    /// Tries it takes at most.
+    tries: u32,
+    /// Pause before its first retry; each next one doubles.
+    backoff_ms: u32,
+}
+
+/// How a try ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// A response head arrived with `status`; `retry_after_s` is what its
+    /// `retry-after` header asked for, in seconds.
+    Answered {
+        /// The status.
+        status: u16,
+        /// The `retry-after` delay, if any.
+        retry_after_s: Option<u64>,
+    },
+    /// No response: refused, reset, broken off or timed out.
+    NoAnswer,
+    /// The candidate cannot be tried at all (a provider key is missing).
+    Unusable,
+}
+
+/// The next try: its candidate and the pause before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Try {
+    /// Position of the candidate (0: the first).
+    pub candidate: usize,
+    /// How long to wait before sending.
+    pub wait: Duration,
+}
+
+/// The attempts of one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempts {
+    candidates: Vec<Candidate>,
+    retry_on: RetryOn,
+    /// Retries left across all candidates (`None`: as the candidates allow).
+    retries_left: Option<u32>,
+    current: usize,
+    /// Tries made of the current candidate.
+    tries: u32,
+}
+
+impl Attempts {
+    /// The attempts of a proxied request to `selection`. Without a body
+    /// that can be sent again (`replayable`), there is one try only.
+    pub fn proxy(selection: &Selection, replayable: bool) -> Self {
+        let count = 1 + selection.alternates.len();
+        let candidates = (0..count)
+            .map(|i| Candidate {
+                tries: if i + 1 == count { u32::MAX } else { 1 },
+                backoff_ms: 0,
+            })
+            .collect();
+        Attempts {
+            candidates,
+            retry_on: RetryOn::Statuses(selection.retry.retry_on.clone()),
+            retries_left: Some(if replayable {
+                selection.retry.attempts
+            } else {
+                0
+            }),
+            current: 0,
+            tries: 1,
+        }
+    }
+
+    /// The attempts of an AI call: `(retries, backoff_ms)` of each provider
+    /// attempt, in order.
+    pub fn ai(attempts: impl IntoIterator<Item = (u32, u32)>) -> Self {
+        Attempts {
+            candidates: attempts
+                .into_iter()
+                .map(|(retries, backoff_ms)| Candidate {
+                    tries: retries.saturating_add(1),
+                    backoff_ms,
+                })
+                .collect(),
+            retry_on: RetryOn::BusyOrFailing,
+            retries_left: None,
+            current: 0,
+            tries: 1,
+        }
+    }
+
+    /// The candidate of the try in progress.
+    pub fn current(&self) -> usize {
+        self.current
+    }
+
+    /// Whether an answer with `status` is worth another try.
+    pub fn retries_status(&self, status: u16) -> bool {
+        match &self.retry_on {
+            RetryOn::Statuses(statuses) => statuses.contains(&status),
+            RetryOn::BusyOrFailing => status == 429 || status >= 500,
+        }
+    }
+
+    /// After the current try `ended`: the next try, or `None` when the
+    /// current one's answer (or failure) stands. `budget` is asked, last,
+    /// whether one more retry fits (a proxy route's retry budget); moving
+    /// past an unusable candidate needs no budget.
+    pub fn next(&mut self, ended: Ended, budget: impl FnOnce() -> bool) -> Option<Try> {
+        let retry_after_s = match ended {
+            Ended::Unusable => return self.advance(),
+            Ended::Answered { status, .. } if !self.retries_status(status) => return None,
+            // Only providers' pauses are honored; a proxied upstream's
+            // retry goes to the next candidate at once.
+            Ended::Answered { retry_after_s, .. } if self.retry_on == RetryOn::BusyOrFailing => {
+                retry_after_s
+            }
+            Ended::Answered { .. } | Ended::NoAnswer => None,
+        };
+        if self.retries_left == Some(0) {
+            return None;
+        }
+        let candidate = self.candidates.get(self.current)?;
+        let again = (self.tries < candidate.tries)
+            .then(|| pause(candidate.backoff_ms, self.tries - 1, retry_after_s))
+            .flatten();
+        let next = match again {
+            Some(wait) => Try {
+                candidate: self.current,
+                wait,
+            },
+            None if self.current + 1 < self.candidates.len() => Try {
+                candidate: self.current + 1,
+                wait: Duration::ZERO,
+            },
+            None => return None,
+        };
+        if !budget() {
+            return None;
+        }
+        if let Some(left) = &mut self.retries_left {
+            *left -= 1;
+        }
+        self.move_to(next.candidate);
+        Some(next)
+    }
+
+    /// Moves past the current candidate without a retry.
+    fn advance(&mut self) -> Option<Try> {
+        let candidate = self.current + 1;
+        (candidate < self.candidates.len()).then(|| {
+            self.move_to(candidate);
+            Try {
+                candidate,
+                wait: Duration::ZERO,
+            }
+        })
+    }
+
+    fn move_to(&mut self, candidate: usize) {
+        if candidate == self.current {
+            self.tries += 1;
+        } else {
+            self.current = candidate;
+            self.tries = 1;
+        }
+    }
+}
+
+/// The pause before retry `retry` (0: the first) of a candidate whose
+/// backoff is `backoff_ms`: doubled per retry, or what `retry-after` asks
+/// when that is longer; `None` (no retry) when `retry-after` asks for more
+/// than [`MAX_RETRY_WAIT_MS`].
+fn pause(backoff_ms: u32, retry: u32, retry_after_s: Option<u64>) -> Option<Duration> {
+    let max = u64::from(MAX_RETRY_WAIT_MS);
+    let base = (u64::from(backoff_ms) << retry.min(16)).min(max);
+    let asked = retry_after_s.map_or(0, |s| s.saturating_mul(1000));
+    (asked <= max).then(|| Duration::from_millis(asked.max(base)))
+}
+
+/// The timeout of each try of a request on a route with `route_timeout_ms`:
+/// the retry policy's per-try timeout when the request may be retried and
+/// it is shorter.
+pub fn try_timeout_ms(route_timeout_ms: u32, retry: &RetryPolicy, replayable: bool) -> u32 {
+    match retry.per_try_timeout_ms {
+        Some(per_try) if replayable && retry.attempts > 0 => per_try.min(route_timeout_ms),
+        _ => route_timeout_ms,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::Upstream;
+
+    fn selection(alternates: usize, attempts: u32, retry_on: &[u16]) -> Selection {
+        let upstream = |i: usize| Upstream {
+            version: 0,
+            target: i as u32,
+            version_name: "v1".into(),
+            url: format!("http://10.0.0.{i}"),
+        };
+        Selection {
+            primary: upstream(0),
+            alternates: (1..=alternates).map(upstream).collect(),
+            shadow: None,
+            retry: RetryPolicy {
+                attempts,
+                retry_on: retry_on.to_vec(),
+                per_try_timeout_ms: Some(100),
+            },
+            response_headers: Vec::new(),
+            reason: "weight".into(),
+        }
+    }
+
+    fn answered(status: u16) -> Ended {
+        Ended::Answered {
+            status,
+            retry_after_s: None,
+        }
+    }
+
+    /// The candidates tried while every try ends with `ended`.
+    fn tried(attempts: &mut Attempts, ended: Ended, budget: &mut u32) -> Vec<usize> {
+        let mut seen = vec![attempts.current()];
+        while let Some(next) = attempts.next(ended, || {
+            let ok = *budget > 0;
+            *budget = budget.saturating_sub(1);
+            ok
+        }) {
+            seen.push(next.candidate);
+        }
+        seen
+    }
+
+    #[test]
+    fn proxy_retries_walk_the_alternates_and_stay_on_the_last() {
+        let mut attempts = Attempts::proxy(&selection(2, 4, &[503]), true);
+        assert_eq!(
+            tried(&mut attempts, Ended::NoAnswer, &mut 10),
+            [0, 1, 2, 2, 2]
+        );
+    }
+
+    #[test]
+    fn proxy_retries_only_listed_statuses_and_failures() {
+        let mut attempts = Attempts::proxy(&selection(1, 3, &[503]), true);
+        assert_eq!(tried(&mut attempts, answered(500), &mut 10), [0]);
+        let mut attempts = Attempts::proxy(&selection(1, 3, &[503]), true);
+        assert_eq!(tried(&mut attempts, answered(503), &mut 10), [0, 1, 1, 1]);
+    }
+
+    #[test]
+    fn proxy_retries_need_a_replayable_body_and_budget() {
+        let mut attempts = Attempts::proxy(&selection(1, 3, &[]), false);
+        assert_eq!(tried(&mut attempts, Ended::NoAnswer, &mut 10), [0]);
+        let mut attempts = Attempts::proxy(&selection(1, 3, &[]), true);
+        assert_eq!(tried(&mut attempts, Ended::NoAnswer, &mut 1), [0, 1]);
+    }
+
+    #[test]
+    fn proxy_retries_do_not_wait() {
+        let mut attempts = Attempts::proxy(&selection(0, 2, &[503]), true);
+        let next = attempts.next(answered(503), || true).unwrap();
+        assert_eq!(
+            next,
+            Try {
+                candidate: 0,
+                wait: Duration::ZERO
+            }
+        );
+    }
+
+    #[test]
+    fn ai_attempts_retry_with_backoff_then_fall_back() {
+        let mut attempts = Attempts::ai([(2, 100), (0, 100)]);
+        let waits: Vec<(usize, u128)> = std::iter::from_fn(|| {
+            attempts
+                .next(answered(503), || true)
+                .map(|t| (t.candidate, t.wait.as_millis()))
+        })
+        .collect();
+        assert_eq!(waits, [(0, 100), (0, 200), (1, 0)]);
+    }
+
+    #[test]
+    fn ai_attempts_honor_retry_after_up_to_the_limit() {
+        let mut attempts = Attempts::ai([(1, 100), (0, 0)]);
+        let slow = Ended::Answered {
+            status: 429,
+            retry_after_s: Some(2),
+        };
+        assert_eq!(attempts.next(slow, || true).unwrap().wait.as_millis(), 2000);
+        let mut attempts = Attempts::ai([(1, 100), (0, 0)]);
+        let too_slow = Ended::Answered {
+            status: 429,
+            retry_after_s: Some(u64::from(MAX_RETRY_WAIT_MS) / 1000 + 1),
+        };
+        // Not retried here: the next attempt takes it at once.
+        assert_eq!(
+            attempts.next(too_slow, || true),
+            Some(Try {
+                candidate: 1,
+                wait: Duration::ZERO
+            })
+        );
+    }
+
+    #[test]
+    fn ai_answers_that_are_not_busy_or_failing_stand() {
+        let mut attempts = Attempts::ai([(3, 10), (0, 0)]);
+        assert_eq!(attempts.next(answered(400), || true), None);
+        assert_eq!(attempts.next(answered(200), || true), None);
+    }
+
+    #[test]
+    fn unusable_candidates_are_skipped() {
+        let mut attempts = Attempts::ai([(3, 10), (0, 0)]);
+        assert_eq!(
+            attempts.next(Ended::Unusable, || false).unwrap().candidate,
+            1
+        );
+        assert_eq!(attempts.next(Ended::Unusable, || true), None);
+    }
+
+    #[test]
+    fn per_try_timeouts_apply_only_to_retried_requests() {
+        let retry = selection(0, 2, &[]).retry;
+        assert_eq!(try_timeout_ms(1000, &retry, true), 100);
+        assert_eq!(try_timeout_ms(1000, &retry, false), 1000);
+        assert_eq!(try_timeout_ms(50, &retry, true), 50);
+        assert_eq!(try_timeout_ms(1000, &RetryPolicy::default(), true), 1000);
+    }
+}

@@ -1,0 +1,150 @@
+//! The headers the gateway adds to the answers it passes on, so that a
+//! client (and an operator with curl) sees which route and which version of
+//! the service or model served it.
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::forwarding::REQUEST_ID;
+use crate::policy::{RateLimit, Upstream};
+
+const ROUTE: HeaderName = HeaderName::from_static("x-upshift-route");
+const UPSTREAM: HeaderName = HeaderName::from_static("x-upshift-upstream");
+const VERSION: HeaderName = HeaderName::from_static("x-upshift-version");
+const MODEL: HeaderName = HeaderName::from_static("x-upshift-model");
+const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
+const RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
+const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
+
+/// What a proxied answer says about how it was served.
+#[derive(Debug, Clone, Copy)]
+pub struct Served<'a> {
+    /// The route's name.
+    pub route: &'a str,
+    /// The service.
+    pub service: &'a str,
+    /// The version and target that answered.
+    pub upstream: &'a Upstream,
+    /// Headers the splitter asked for (a version's deprecation).
+    pub selection_headers: &'a [(String, String)],
+    /// The caller's rate-limit standing.
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// Adds to a proxied answer's headers: the route, `service@version`, the
+/// splitter's headers and the `RateLimit-*` fields.
+pub fn add_proxied(headers: &mut HeaderMap, served: &Served<'_>) {
+    append_text(headers, ROUTE, served.route);
+    append_text(
+        headers,
+        UPSTREAM,
+        &format!("{}@{}", served.service, served.upstream.version_name),
+    );
+    for (name, value) in served.selection_headers {
+        if let Ok(name) = HeaderName::from_bytes(name.as_bytes()) {
+            append_text(headers, name, value);
+        }
+    }
+    add_rate_limit(headers, served.rate_limit);
+}
+
+/// Adds the IETF `RateLimit-Limit`, `-Remaining` and `-Reset` fields.
+pub fn add_rate_limit(headers: &mut HeaderMap, rate_limit: Option<RateLimit>) {
+    if let Some(limit) = rate_limit {
+        headers.insert(RATELIMIT_LIMIT, HeaderValue::from(limit.limit));
+        headers.insert(RATELIMIT_REMAINING, HeaderValue::from(limit.remaining));
+        headers.insert(RATELIMIT_RESET, HeaderValue::from(limit.reset_s));
+    }
+}
+
+/// Which provider attempt produced an AI answer.
+#[derive(Debug, Clone, Copy)]
+pub struct ServedBy<'a> {
+    /// The provider's name in the config.
+    pub provider: &'a str,
+    /// The provider's model id.
+    pub model: &'a str,
+    /// The model alias the attempt serves.
+    pub alias: &'a str,
+}
+
+/// Adds to an AI answer's headers: the request id, the route, the version
+/// of a split call, and the provider, model and alias that answered.
+pub fn add_ai(
+    headers: &mut HeaderMap,
+    request_id: &str,
+    route: &str,
+    version: Option<&str>,
+    served_by: Option<ServedBy<'_>>,
+) {
+    append_text(headers, REQUEST_ID, request_id);
+    append_text(headers, ROUTE, route);
+    if let Some(version) = version {
+        append_text(headers, VERSION, version);
+    }
+    if let Some(by) = served_by {
+        append_text(headers, UPSTREAM, &format!("{}@{}", by.provider, by.model));
+        append_text(headers, MODEL, by.alias);
+    }
+}
+
+/// Appends `value`, left out when it cannot be a header value (names from
+/// a validated config always can).
+fn append_text(headers: &mut HeaderMap, name: HeaderName, value: &str) {
+    if let Ok(value) = HeaderValue::from_str(value) {
+        headers.append(name, value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proxied_answers_name_route_version_and_limits() {
+        let upstream = Upstream {
+            version: 1,
+            target: 0,
+            version_name: "v2".into(),
+            url: "http://10.0.0.2".into(),
+        };
+        let mut headers = HeaderMap::new();
+        add_proxied(
+            &mut headers,
+            &Served {
+                route: "orders",
+                service: "orders-svc",
+                upstream: &upstream,
+                selection_headers: &[("deprecation".into(), "true".into())],
+                rate_limit: Some(RateLimit {
+                    limit: 10,
+                    remaining: 4,
+                    reset_s: 30,
+                }),
+            },
+        );
+        let get = |name: &str| headers.get(name).unwrap().to_str().unwrap();
+        assert_eq!(get("x-upshift-route"), "orders");
+        assert_eq!(get("x-upshift-upstream"), "orders-svc@v2");
+        assert_eq!(get("deprecation"), "true");
+        assert_eq!(get("ratelimit-limit"), "10");
+        assert_eq!(get("ratelimit-remaining"), "4");
+        assert_eq!(get("ratelimit-reset"), "30");
+    }
+
+    #[test]
+    fn ai_answers_name_provider_model_and_alias() {
+        let mut headers = HeaderMap::new();
+        let by = ServedBy {
+            provider: "anthropic",
+            model: "claude-x",
+            alias: "smart",
+        };
+        add_ai(&mut headers, "rid", "chat", Some("smart-v2"), Some(by));
+        let get = |name: &str| headers.get(name).unwrap().to_str().unwrap();
+        assert_eq!(get("x-request-id"), "rid");
+        assert_eq!(get("x-upshift-route"), "chat");
+        assert_eq!(get("x-upshift-version"), "smart-v2");
+        assert_eq!(get("x-upshift-upstream"), "anthropic@claude-x");
+        assert_eq!(get("x-upshift-model"), "smart");
+    }
+}

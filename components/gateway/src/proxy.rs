@@ -1,0 +1,169 @@
+//! Proxy routes on the component lane: the request goes to the splitter's
+//! upstreams, tried as the core's attempt driver says, each try reported
+//! to the splitter (whose counts go to the store); a shadow copy goes out
+//! in the background; the answer streams back with the gateway's headers.
+
+use std::rc::Rc;
+use std::time::Instant;
+
+use http::request::Parts;
+use spin_sdk::wasip3::http::types::{Method, Response};
+use spin_sdk::wasip3::wit_bindgen;
+use upshift_core::GatewayError;
+use upshift_core::attempts::{Attempts, Ended, try_timeout_ms};
+use upshift_core::forwarding::{self, ClientSide};
+use upshift_core::phases::Decision;
+use upshift_core::policy::{Attempt, Outcome, Selection, ShadowCopy};
+use upshift_core::response::{self, Served};
+
+use crate::bindings;
+use crate::body::{Body, Held};
+use crate::config::{self, Loaded};
+use crate::service::{Client, millis, now_ms};
+use crate::upstream::{self, Header, Outgoing};
+
+/// Header that marks a shadow copy for the upstream.
+pub const SHADOW_MARKER: &str = "x-upshift-shadow";
+
+/// Serves a request of a proxy route to `selection`.
+pub async fn serve(
+    config: &Rc<Loaded>,
+    parts: &Parts,
+    client: &Client,
+    request_id: &str,
+    decision: &Decision,
+    selection: &Selection,
+    raw: spin_sdk::wasip3::http::types::Request,
+) -> Result<Response, GatewayError> {
+    let route = &decision.route;
+    let method = raw.get_method();
+    let replay = selection.retry.attempts > 0 || selection.shadow.is_some();
+    let mut body = Body::take(raw, replay).await?;
+    let mut headers = parts.headers.clone();
+    forwarding::to_upstream(
+        &mut headers,
+        &ClientSide {
+            client_ip: client.ip.as_deref(),
+            proto: &client.scheme,
+            host: &client.authority,
+            request_id,
+        },
+    );
+    let headers = upstream::header_list(&headers);
+    let path_and_query = match &route.upstream_path {
+        Some(path) => path.as_str(),
+        None => parts.uri.path_and_query().map_or("/", |p| p.as_str()),
+    };
+    let mut attempts = Attempts::proxy(selection, body.replayable());
+    let timeout_ms = try_timeout_ms(route.timeout_ms, &selection.retry, body.replayable());
+    let (status, answer, attempt) = loop {
+        let upstream = selection.candidate(attempts.current());
+        let started = Instant::now();
+        let result = upstream::send(
+            body.contents()?,
+            Outgoing {
+                method: method.clone(),
+                target: &upstream.url,
+                path_and_query,
+                headers: headers.clone(),
+                timeout_ms,
+            },
+        )
+        .await;
+        // A failure that is not the upstream's doing is neither counted nor retried.
+        let outcome = match &result {
+            Ok((status, _)) => Outcome::Status(*status),
+            Err(error) => error.outcome().ok_or_else(|| error.clone())?,
+        };
+        let attempt = Attempt::at(upstream, outcome, millis(started));
+        report(config, route.route, &attempt);
+        let ended = match outcome {
+            Outcome::Status(status) => Ended::Answered {
+                status,
+                retry_after_s: None,
+            },
+            Outcome::Failed | Outcome::TimedOut => Ended::NoAnswer,
+        };
+        let budget = || config.splitter.allow_retry(route.route, now_ms());
+        if attempts.next(ended, budget).is_none() {
+            let (status, answer) = result?;
+            break (status, answer, attempt);
+        }
+    };
+    if let (Some(copy), Some(held)) = (&selection.shadow, body.held()) {
+        let mirror = Mirror {
+            route: route.route,
+            method,
+            path_and_query: path_and_query.to_owned(),
+            headers,
+        };
+        shadow(config.clone(), copy.clone(), mirror, held, attempt);
+    }
+    let mut back = upstream::header_map(&answer);
+    forwarding::to_client(&mut back, request_id);
+    response::add_proxied(
+        &mut back,
+        &Served {
+            route: &route.name,
+            service: &route.service,
+            upstream: selection.candidate(attempts.current()),
+            selection_headers: &selection.response_headers,
+            rate_limit: decision.authenticated.rate_limit,
+        },
+    );
+    upstream::stream_back(status, &back, answer)
+}
+
+/// Reports an attempt of route `route` to the splitter and adds its counts.
+fn report(config: &Loaded, route: u32, attempt: &Attempt) {
+    let counts = config
+        .splitter
+        .report(route, None, bindings::attempt(attempt), now_ms());
+    config::add(counts);
+}
+
+/// What a shadow copy needs to know about the client's request.
+struct Mirror {
+    route: u32,
+    method: Method,
+    path_and_query: String,
+    headers: Vec<Header>,
+}
+
+/// Sends `copy` of the request in the background and records how it
+/// compared with `primary`: however slowly it ends, the client's response
+/// never waits for it.
+fn shadow(config: Rc<Loaded>, copy: ShadowCopy, mirror: Mirror, body: &Held, primary: Attempt) {
+    let Ok(contents) = body.contents() else {
+        return;
+    };
+    let mut headers = mirror.headers;
+    headers.push((SHADOW_MARKER.to_owned(), b"true".to_vec()));
+    wit_bindgen::spawn(async move {
+        let started = Instant::now();
+        let result = upstream::send(
+            contents,
+            Outgoing {
+                method: mirror.method,
+                target: &copy.upstream.url,
+                path_and_query: &mirror.path_and_query,
+                headers,
+                timeout_ms: copy.timeout_ms,
+            },
+        )
+        .await;
+        let outcome = match &result {
+            Ok((status, _)) => Outcome::Status(*status),
+            Err(error) => error.outcome().unwrap_or(Outcome::Failed),
+        };
+        let shadow = Attempt::at(&copy.upstream, outcome, millis(started));
+        let counts = config.splitter.report_shadow(
+            mirror.route,
+            None,
+            bindings::attempt(&shadow),
+            bindings::attempt(&primary),
+            now_ms(),
+        );
+        config::add(counts);
+    });
+}
