@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::compose::Inherit;
 use crate::outbound::{AllowedHostError, AllowedHosts};
 use crate::routes::{Route, RouteError};
 use crate::variables::{Template, TemplateError};
@@ -121,9 +122,58 @@ pub struct ComponentDecl {
     /// `[component.NAME.dependencies]`: import name to dependency.
     #[serde(default)]
     pub dependencies: BTreeMap<String, Dependency>,
-    /// Whether dependencies get this component's stores, hosts and variables.
+    /// Whether every dependency gets this component's stores, hosts and
+    /// variables (exclusive with a dependency's own `inherit_configuration`).
     #[serde(default)]
-    pub dependencies_inherit_configuration: bool,
+    pub dependencies_inherit_configuration: Option<bool>,
+}
+
+impl ComponentDecl {
+    /// What the dependency for `name` inherits, by Spin's rules: everything
+    /// when the component says so for all its dependencies, else what the
+    /// dependency's `inherit_configuration` says, else nothing.
+    pub fn inherit(&self, name: &str) -> Inherit {
+        if self.dependencies_inherit_configuration == Some(true) {
+            return Inherit::All;
+        }
+        match self
+            .dependencies
+            .get(name)
+            .and_then(|d| d.inherit_configuration.as_ref())
+        {
+            Some(InheritConfiguration::All(true)) => Inherit::All,
+            Some(InheritConfiguration::Some(sets)) => Inherit::Only(sets.clone()),
+            Some(InheritConfiguration::All(false)) | None => Inherit::Only(Vec::new()),
+        }
+    }
+
+    /// The resources a component used as a dependency may not have (Spin
+    /// refuses them: a dependency runs with its parent's).
+    fn own_resources(&self) -> Vec<&'static str> {
+        [
+            (
+                "allowed_outbound_hosts",
+                !self.allowed_outbound_hosts.is_empty(),
+            ),
+            ("dependencies", !self.dependencies.is_empty()),
+            ("key_value_stores", !self.key_value_stores.is_empty()),
+            ("variables", !self.variables.is_empty()),
+        ]
+        .into_iter()
+        .filter_map(|(name, present)| present.then_some(name))
+        .collect()
+    }
+}
+
+/// A dependency's `inherit_configuration`: `true`, `false`, or the names of
+/// the capability sets it inherits (`key_value_stores`, …).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum InheritConfiguration {
+    /// All or nothing.
+    All(bool),
+    /// The named sets.
+    Some(Vec<String>),
 }
 
 /// `[component.NAME.build]`.
@@ -149,6 +199,9 @@ pub struct Dependency {
     /// Export of the dependency to plug in; defaults to the import name.
     #[serde(default)]
     pub export: Option<String>,
+    /// What it inherits from the component (see [`ComponentDecl::inherit`]).
+    #[serde(default)]
+    pub inherit_configuration: Option<InheritConfiguration>,
 }
 
 /// A validated manifest together with the directory its paths are relative to.
@@ -310,6 +363,16 @@ fn validate_component(
             }
         }
     }
+    if component.dependencies_inherit_configuration.is_some()
+        && component
+            .dependencies
+            .values()
+            .any(|d| d.inherit_configuration.is_some())
+    {
+        return Err("`dependencies_inherit_configuration` and a dependency's \
+                    `inherit_configuration` are mutually exclusive; use one or the other"
+            .into());
+    }
     for (import, dependency) in &component.dependencies {
         match (&dependency.component, &dependency.path) {
             (Some(dep), None) => {
@@ -318,9 +381,18 @@ fn validate_component(
                         "dependency `{import}` refers to the component itself"
                     ));
                 }
-                if !manifest.component.contains_key(dep) {
+                let Some(depended_on) = manifest.component.get(dep) else {
                     return Err(format!(
                         "dependency `{import}` references unknown component `{dep}`"
+                    ));
+                };
+                let surprises = depended_on.own_resources();
+                if !surprises.is_empty() {
+                    return Err(format!(
+                        "dependencies may not have their own resources or permissions: \
+                         component `{dep}` cannot be used as a dependency because it \
+                         specifies: {}",
+                        surprises.join(", ")
                     ));
                 }
             }
@@ -438,6 +510,50 @@ command = "make"
         expect_invalid(
             &BASE.replace("{ component = \"router\" }", "{ component = \"ghost\" }"),
             "unknown component `ghost`",
+        );
+    }
+
+    #[test]
+    fn dependencies_inherit_by_spins_rules() {
+        let app = load(BASE).unwrap();
+        let gateway = &app.manifest.component["gateway"];
+        assert_eq!(
+            gateway.inherit("upshift:gateway/router@0.1.0"),
+            Inherit::Only(Vec::new())
+        );
+        let all = BASE.replace(
+            "allowed_outbound_hosts = [\"http://*:*\"]",
+            "allowed_outbound_hosts = [\"http://*:*\"]\ndependencies_inherit_configuration = true",
+        );
+        let app = load(&all).unwrap();
+        assert_eq!(
+            app.manifest.component["gateway"].inherit("upshift:gateway/router@0.1.0"),
+            Inherit::All
+        );
+        let some = BASE.replace(
+            "{ component = \"router\" }",
+            "{ component = \"router\", inherit_configuration = [\"key_value_stores\"] }",
+        );
+        let app = load(&some).unwrap();
+        assert_eq!(
+            app.manifest.component["gateway"].inherit("upshift:gateway/router@0.1.0"),
+            Inherit::Only(vec!["key_value_stores".into()])
+        );
+        let both = some.replace(
+            "allowed_outbound_hosts = [\"http://*:*\"]",
+            "allowed_outbound_hosts = [\"http://*:*\"]\ndependencies_inherit_configuration = false",
+        );
+        expect_invalid(&both, "mutually exclusive");
+    }
+
+    #[test]
+    fn rejects_dependencies_with_resources_of_their_own() {
+        expect_invalid(
+            &BASE.replace(
+                "[component.router]\nsource = \"router.wasm\"",
+                "[component.router]\nsource = \"router.wasm\"\nkey_value_stores = [\"default\"]",
+            ),
+            "cannot be used as a dependency because it specifies: key_value_stores",
         );
     }
 
