@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::runtime::Lane;
+
 /// Upshift: an edge API and AI gateway made of WebAssembly components.
 #[derive(Debug, Parser)]
 #[command(name = "upshift", version, about)]
@@ -21,6 +23,9 @@ pub enum Command {
     Up(UpArgs),
     /// Run each component's build command, like `spin build`.
     Build(ManifestArgs),
+    /// Compose a component with its dependencies as `spin up` and `spin
+    /// deploy` do, and write the composed component.
+    Compose(ComposeArgs),
     /// Apply a gateway configuration file (YAML or JSON) through the admin API.
     Apply(ApplyArgs),
     /// Show configuration, routes, services or metrics from the admin API.
@@ -37,6 +42,19 @@ pub struct ManifestArgs {
     /// Path of the Spin manifest.
     #[arg(long, short = 'f', default_value = "spin.toml")]
     pub manifest: PathBuf,
+}
+
+/// Options of `upshift compose`.
+#[derive(Debug, Args)]
+pub struct ComposeArgs {
+    /// Path of the Spin manifest.
+    #[arg(long, short = 'f', default_value = "spin.toml")]
+    pub manifest: PathBuf,
+    /// The component to compose.
+    pub component: String,
+    /// Where to write the composed component.
+    #[arg(long, short = 'o')]
+    pub output: PathBuf,
 }
 
 /// Options of `upshift up`.
@@ -74,6 +92,15 @@ pub struct UpArgs {
     /// throughput), and a trap then fails every request of that instance.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub instance_concurrency: u16,
+    /// How an Upshift gateway component is served: `native` (the host
+    /// moves the bytes, the policy components decide) or `component` (the
+    /// `gateway` component serves every request, as on Spin).
+    #[arg(long, value_enum, default_value_t = Lane::Native)]
+    pub lane: Lane,
+    /// Worker threads, each with its own listening socket (default: one
+    /// per CPU core available to the process).
+    #[arg(long)]
+    pub workers: Option<usize>,
 }
 
 /// How to reach the admin API.

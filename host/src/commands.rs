@@ -6,14 +6,13 @@ use std::time::Duration;
 use anyhow::Context as _;
 use bytes::Bytes;
 use http::Method;
-use tokio::net::TcpListener;
 
 use crate::admin_client::{AdminClient, config_content_type};
 use crate::builder::{self, BuildError};
-use crate::cli::{ApplyArgs, GetArgs, ManifestArgs, Resource, UpArgs};
+use crate::cli::{ApplyArgs, ComposeArgs, GetArgs, ManifestArgs, Resource, UpArgs};
 use crate::manifest::App;
-use crate::runtime::{Runtime, RuntimeOptions};
-use crate::server;
+use crate::runtime::{self, Runtime, RuntimeOptions};
+use crate::server::{self, ServeOptions};
 
 /// Default number of requests running inside components at once, per core.
 const CONCURRENCY_PER_CORE: usize = 2;
@@ -26,29 +25,53 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     {
         return Ok(build_failed(error));
     }
+    let workers = args.workers.unwrap_or_else(default_workers);
     let options = RuntimeOptions {
         state_dir: args.state_dir,
         variables_file: args.variables_file,
         runtime_config_file: args.runtime_config_file,
         request_timeout: Duration::from_secs(args.request_timeout.max(1)),
         instance_concurrency: usize::from(args.instance_concurrency),
+        lane: args.lane,
+        workers,
     };
     let runtime = tokio::task::spawn_blocking(move || Runtime::load(&app, &options)).await??;
-    let listener = TcpListener::bind(args.listen)
-        .await
+    let listeners = server::bind(args.listen, workers)
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     server::serve(
         runtime,
-        listener,
-        args.max_concurrency.unwrap_or_else(default_concurrency),
+        listeners,
+        ServeOptions {
+            workers,
+            max_concurrency: args.max_concurrency.unwrap_or_else(default_concurrency),
+        },
     )
     .await?;
     Ok(ExitCode::SUCCESS)
 }
 
+/// Worker threads by default: one per CPU core the process may run on.
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 /// Requests running inside components at once by default.
 pub fn default_concurrency() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get()) * CONCURRENCY_PER_CORE
+}
+
+/// `upshift compose`.
+pub fn compose(args: ComposeArgs) -> anyhow::Result<ExitCode> {
+    let app = App::load(&args.manifest)?;
+    anyhow::ensure!(
+        app.manifest.component.contains_key(&args.component),
+        "the manifest has no component `{}`",
+        args.component
+    );
+    let composed = runtime::composed(&app, &args.component)?;
+    std::fs::write(&args.output, composed)
+        .with_context(|| format!("cannot write {}", args.output.display()))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `upshift build`.

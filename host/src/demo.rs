@@ -20,10 +20,10 @@ use tokio::net::TcpListener;
 use crate::admin_client::AdminClient;
 use crate::builder;
 use crate::cli::ManifestArgs;
-use crate::commands::default_concurrency;
+use crate::commands::{default_concurrency, default_workers};
 use crate::manifest::App;
-use crate::runtime::{Runtime, RuntimeOptions};
-use crate::server;
+use crate::runtime::{Lane, Runtime, RuntimeOptions};
+use crate::server::{self, ServeOptions};
 
 const GATEWAY: &str = "127.0.0.1:3000";
 const DEFAULT_ADMIN_TOKEN: &str = "upshift-dev-admin-token";
@@ -40,18 +40,27 @@ pub async fn run(args: ManifestArgs) -> anyhow::Result<ExitCode> {
     let v2 = start_echo_upstream("v2").await?;
     tracing::info!("demo upstreams: v1 on {v1}, v2 on {v2}");
 
+    let workers = default_workers();
     let options = RuntimeOptions {
         state_dir: app.resolve(".upshift"),
         variables_file: None,
         runtime_config_file: None,
         request_timeout: Duration::from_secs(30),
         instance_concurrency: 1,
+        lane: Lane::Native,
+        workers,
     };
     let runtime = tokio::task::spawn_blocking(move || Runtime::load(&app, &options)).await??;
-    let listener = TcpListener::bind(GATEWAY)
-        .await
+    let listeners = server::bind(GATEWAY.parse()?, workers)
         .with_context(|| format!("cannot listen on {GATEWAY}"))?;
-    let gateway = tokio::spawn(server::serve(runtime, listener, default_concurrency()));
+    let gateway = tokio::spawn(server::serve(
+        runtime,
+        listeners,
+        ServeOptions {
+            workers,
+            max_concurrency: default_concurrency(),
+        },
+    ));
 
     let config = template
         .replace("${V1_PORT}", &v1.port().to_string())

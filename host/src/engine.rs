@@ -66,7 +66,7 @@ pub fn new_engine() -> anyhow::Result<Engine> {
     Ok(Engine::new(&config)?)
 }
 
-/// Advances the engine's epoch every [`EPOCH_TICK`] until dropped.
+/// Advances the engines' epochs every [`EPOCH_TICK`] until dropped.
 pub struct EpochTicker {
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -74,7 +74,7 @@ pub struct EpochTicker {
 
 impl EpochTicker {
     /// Starts the ticker thread.
-    pub fn start(engine: Engine) -> Self {
+    pub fn start(engines: Vec<Engine>) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let thread = std::thread::Builder::new()
             .name("epoch-ticker".into())
@@ -83,7 +83,9 @@ impl EpochTicker {
                 move || {
                     while !stop.load(Ordering::Relaxed) {
                         std::thread::sleep(EPOCH_TICK);
-                        engine.increment_epoch();
+                        for engine in &engines {
+                            engine.increment_epoch();
+                        }
                     }
                 }
             })

@@ -17,6 +17,7 @@ use wasmtime_wasi_http::handler::{
 use crate::concurrency::RequestSlot;
 use crate::engine::{EPOCH_TICK, HostState, new_store};
 use crate::kv::{KvAccess, KvBackend, KvCtx};
+use crate::native::NativeGateway;
 use crate::outbound::{AllowedHosts, OutboundClients, OutboundHttp};
 
 /// Requests served by one instance before it is replaced (which bounds
@@ -46,6 +47,8 @@ pub struct ComponentInstances {
     pub kv_backend: Arc<dyn KvBackend>,
     /// Which stores it may open.
     pub kv_access: KvAccess,
+    /// The native lane to tell when the admin API changes the version in force.
+    pub config_listener: Option<Arc<NativeGateway>>,
     /// Its resolved variables.
     pub variables: Arc<HashMap<String, String>>,
     /// Execution budget of one request.
@@ -70,6 +73,7 @@ impl HandlerState for ComponentInstances {
             KvCtx {
                 backend: self.kv_backend.clone(),
                 access: self.kv_access.clone(),
+                config_listener: self.config_listener.clone(),
             },
             self.variables.clone(),
         );

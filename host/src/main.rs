@@ -12,6 +12,7 @@ mod engine;
 mod instances;
 mod kv;
 mod manifest;
+mod native;
 mod outbound;
 mod rollout;
 mod routes;
@@ -52,6 +53,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Up(args) => commands::up(args).await,
             Command::Build(args) => commands::build(args),
+            Command::Compose(args) => commands::compose(args),
             Command::Apply(args) => commands::apply(args).await,
             Command::Get(args) => commands::get(args).await,
             Command::Rollout(args) => rollout::run(args).await,

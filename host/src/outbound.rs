@@ -184,23 +184,36 @@ fn parse_rule(entry: &str) -> Result<HostRule, &'static str> {
     Ok(HostRule { scheme, host, port })
 }
 
-/// A pooled HTTP/1 client for guest requests, `http` and `https`.
-type PooledClient = Client<HttpsConnector<HttpConnector>, WasiBody>;
+/// A pooled HTTP/1 client for upstreams, `http` and `https`, sending
+/// bodies of type `B`.
+pub type PooledClient<B = WasiBody> = Client<HttpsConnector<HttpConnector>, B>;
 
 /// What a pooled client is for: a connect timeout and a TLS setting's id.
 type ClientKey = (Option<Duration>, usize);
 
-/// Pooled HTTP/1 clients for upstreams, shared by all instances so that
-/// connections (and TLS sessions) are reused across requests. There is one
-/// client per connect timeout a guest asked for and TLS setting (in practice
-/// very few).
-#[derive(Clone)]
-pub struct OutboundClients {
+/// Pooled HTTP/1 clients for upstreams, shared by all instances (and
+/// workers) so that connections (and TLS sessions) are reused across
+/// requests. There is one client per connect timeout and TLS setting (in
+/// practice very few).
+pub struct OutboundClients<B = WasiBody> {
     tls: Arc<TlsConfigs>,
-    clients: Arc<Mutex<HashMap<ClientKey, PooledClient>>>,
+    clients: Arc<Mutex<HashMap<ClientKey, PooledClient<B>>>>,
 }
 
-impl OutboundClients {
+impl<B> Clone for OutboundClients<B> {
+    fn clone(&self) -> Self {
+        Self {
+            tls: self.tls.clone(),
+            clients: self.clients.clone(),
+        }
+    }
+}
+
+impl<B> OutboundClients<B>
+where
+    B: Body<Data = Bytes> + Send + 'static + Unpin,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     /// Clients checking `https` upstreams as `tls` says.
     pub fn new(tls: TlsConfigs) -> Self {
         Self {
@@ -210,12 +223,12 @@ impl OutboundClients {
     }
 
     /// The client for `component` sending to `uri`.
-    fn client(
+    pub fn client(
         &self,
         component: &str,
         uri: &http::Uri,
         connect_timeout: Option<Duration>,
-    ) -> PooledClient {
+    ) -> PooledClient<B> {
         let (tls_id, tls) = if uri.scheme() == Some(&http::uri::Scheme::HTTPS) {
             let host = uri.host().unwrap_or_default();
             self.tls
@@ -324,19 +337,29 @@ async fn send_pooled(
         .await
         .map_err(|_| HttpError::ConnectionReadTimeout)?
         .map_err(client_error)?;
-    let response = response.map(|body| {
-        BetweenBytesTimeout {
-            body,
-            timeout: between_bytes,
-            timer: Box::pin(tokio::time::sleep(between_bytes)),
-        }
-        .boxed_unsync()
-    });
+    let response = response.map(|body| between_bytes_timeout(body, between_bytes));
     Ok((response, Box::new(async { Ok(()) })))
 }
 
-/// Maps a pooled-client error to the error wasi:http reports to the guest.
-fn client_error(error: hyper_util::client::legacy::Error) -> HttpError {
+/// Why a pooled client's request failed.
+#[derive(Debug)]
+pub enum Failure {
+    /// The upstream's certificate was refused.
+    TlsCertificate(String),
+    /// The TLS handshake failed otherwise.
+    TlsProtocol(String),
+    /// Connecting took too long.
+    ConnectTimeout,
+    /// Connecting failed with an I/O error.
+    Connect(std::io::Error),
+    /// The connection was refused.
+    Refused,
+    /// The exchange broke the protocol or the connection.
+    Protocol(String),
+}
+
+/// Finds out why `error` happened.
+pub fn classify(error: &hyper_util::client::legacy::Error) -> Failure {
     use std::error::Error as _;
     // I/O errors may wrap others (a TLS failure is wrapped twice), and
     // `io::Error::source` skips the wrapped error itself: look inside.
@@ -346,14 +369,14 @@ fn client_error(error: hyper_util::client::legacy::Error) -> HttpError {
         if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
             return match tls {
                 rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented => {
-                    HttpError::TlsCertificateError
+                    Failure::TlsCertificate(tls.to_string())
                 }
-                _ => HttpError::TlsProtocolError,
+                _ => Failure::TlsProtocol(tls.to_string()),
             };
         }
         source = match cause.downcast_ref::<std::io::Error>() {
             Some(io) if io.kind() == std::io::ErrorKind::TimedOut => {
-                return HttpError::ConnectionTimeout;
+                return Failure::ConnectTimeout;
             }
             Some(io) => {
                 outermost_io.get_or_insert(io);
@@ -366,14 +389,39 @@ fn client_error(error: hyper_util::client::legacy::Error) -> HttpError {
         };
     }
     if let Some(io) = outermost_io {
-        return HttpError::Connect(std::io::Error::new(io.kind(), io.to_string()));
+        return Failure::Connect(std::io::Error::new(io.kind(), io.to_string()));
     }
     if error.is_connect() {
-        HttpError::ConnectionRefused
+        Failure::Refused
     } else {
-        tracing::debug!("outbound request failed: {error:?}");
-        HttpError::HttpProtocolError
+        Failure::Protocol(format!("{error}"))
     }
+}
+
+/// Maps a pooled-client error to the error wasi:http reports to the guest.
+fn client_error(error: hyper_util::client::legacy::Error) -> HttpError {
+    match classify(&error) {
+        Failure::TlsCertificate(_) => HttpError::TlsCertificateError,
+        Failure::TlsProtocol(_) => HttpError::TlsProtocolError,
+        Failure::ConnectTimeout => HttpError::ConnectionTimeout,
+        Failure::Connect(io) => HttpError::Connect(io),
+        Failure::Refused => HttpError::ConnectionRefused,
+        Failure::Protocol(detail) => {
+            tracing::debug!("outbound request failed: {detail}");
+            HttpError::HttpProtocolError
+        }
+    }
+}
+
+/// `body` as the runtime's response body, failing with
+/// `connection-read-timeout` when no data arrives for `timeout`.
+pub fn between_bytes_timeout(body: Incoming, timeout: Duration) -> WasiBody {
+    BetweenBytesTimeout {
+        body,
+        timeout,
+        timer: Box::pin(tokio::time::sleep(timeout)),
+    }
+    .boxed_unsync()
 }
 
 /// A response body failing with `connection-read-timeout` when no data

@@ -14,16 +14,28 @@ use wasmtime::component::Linker;
 use wasmtime_wasi_http::handler::{ProxyHandler, ProxyPre};
 use wasmtime_wasi_http::p3::bindings::ServicePre;
 
-use crate::compose::{Plug, compose};
+use crate::compose::{Dependency, compose, deny_imports};
 use crate::engine::{EpochTicker, HostState, load_component, new_engine, new_linker};
 use crate::instances::ComponentInstances;
 use crate::kv::{KvAccess, KvBackend, open_stores};
 use crate::manifest::App;
+use crate::native::{self, NativeGateway};
 use crate::outbound::{AllowedHosts, OutboundClients};
 use crate::routes::Router;
 use crate::runtime_config::RuntimeConfig;
 use crate::tls::TlsConfigs;
 use crate::variables::ComponentVariables;
+
+/// Which lane serves an Upshift gateway component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Lane {
+    /// The host's hyper server and client move the bytes; the policy
+    /// components decide through synchronous calls.
+    #[default]
+    Native,
+    /// The `gateway` component serves the request, as on Spin.
+    Component,
+}
 
 /// Settings for [`Runtime::load`].
 pub struct RuntimeOptions {
@@ -38,6 +50,10 @@ pub struct RuntimeOptions {
     pub request_timeout: Duration,
     /// Requests one instance may serve side by side (at least 1).
     pub instance_concurrency: usize,
+    /// The lane of Upshift gateway components.
+    pub lane: Lane,
+    /// Worker threads serving requests.
+    pub workers: usize,
 }
 
 /// A trigger component ready to handle requests.
@@ -48,15 +64,24 @@ pub struct ComponentService {
     pub handler: ProxyHandler<ComponentInstances>,
 }
 
+/// What serves the requests of one trigger route.
+pub enum Target {
+    /// A component, on the component-model async engine.
+    Component(Arc<ComponentService>),
+    /// An Upshift gateway on the native lane.
+    Native(Arc<NativeGateway>),
+}
+
 /// All trigger components of an app and the router in front of them.
 pub struct Runtime {
-    /// Routes paths to components.
-    pub router: Router<Arc<ComponentService>>,
+    /// Routes paths to what serves them.
+    pub router: Router<Target>,
     _ticker: EpochTicker,
 }
 
 impl Runtime {
-    /// Prepares every component referenced by an HTTP trigger.
+    /// Prepares every component referenced by an HTTP trigger. Must run
+    /// inside a tokio runtime (the native lane starts its config loader).
     pub fn load(app: &App, options: &RuntimeOptions) -> anyhow::Result<Self> {
         app.check_sources()?;
         let runtime_config = match &options.runtime_config_file {
@@ -101,10 +126,50 @@ impl Runtime {
         let engine = new_engine()?;
         let linker = new_linker(&engine)?;
         let cache_dir = options.state_dir.join("compiled");
+        let mut engines = vec![engine.clone()];
+
+        // Native gateways first: the admin API's writes of the version in
+        // force wait for them to load it.
+        let mut natives: HashMap<String, Arc<NativeGateway>> = HashMap::new();
+        if options.lane == Lane::Native {
+            for (_, name) in &app.routes {
+                if natives.contains_key(name) || !NativeGateway::serves(app, name) {
+                    continue;
+                }
+                let started = Instant::now();
+                // The composition is what Spin runs: refuse what Spin refuses.
+                composed(app, name)?;
+                let lane = NativeGateway::start(native::Setup {
+                    app,
+                    gateway: name,
+                    kv: kv.clone(),
+                    known_stores: known_stores.clone(),
+                    variables: variables.for_component(name),
+                    tls: TlsConfigs::new(&runtime_config.client_tls)?,
+                    cache_dir: &cache_dir,
+                    budget: options.request_timeout,
+                    workers: options.workers,
+                })
+                .with_context(|| format!("cannot start the native lane of `{name}`"))?;
+                tracing::info!(
+                    component = %name,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "native lane ready"
+                );
+                engines.push(lane.engine().clone());
+                natives.insert(name.clone(), lane);
+            }
+        }
+        let listener = natives.values().next().cloned();
+
         let outbound_clients = OutboundClients::new(TlsConfigs::new(&runtime_config.client_tls)?);
         let mut services: HashMap<String, Arc<ComponentService>> = HashMap::new();
         let mut routes = Vec::new();
         for (route, name) in &app.routes {
+            if let Some(lane) = natives.get(name) {
+                routes.push((route.clone(), Target::Native(lane.clone())));
+                continue;
+            }
             let service = match services.get(name) {
                 Some(service) => service.clone(),
                 None => {
@@ -129,6 +194,7 @@ impl Runtime {
                             Arc::new(decl.key_value_stores.iter().cloned().collect()),
                             known_stores.clone(),
                         ),
+                        config_listener: listener.clone(),
                         variables: variables.for_component(&name),
                         request_timeout: options.request_timeout,
                         instance_concurrency: options.instance_concurrency,
@@ -141,11 +207,11 @@ impl Runtime {
                     service
                 }
             };
-            routes.push((route.clone(), service));
+            routes.push((route.clone(), Target::Component(service)));
         }
         Ok(Self {
             router: Router::new(routes),
-            _ticker: EpochTicker::start(engine),
+            _ticker: EpochTicker::start(engines),
         })
     }
 }
@@ -158,32 +224,10 @@ fn prepare(
     linker: &Linker<HostState>,
     cache_dir: &Path,
 ) -> anyhow::Result<ProxyPre<HostState>> {
-    let decl = &app.manifest.component[name];
-    let read = |file: &str| {
-        let path = app.resolve(file);
-        std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))
-    };
-    let main = read(&decl.source)?;
-    let mut dependencies = Vec::new();
-    for (import, dependency) in &decl.dependencies {
-        let source = match (&dependency.component, &dependency.path) {
-            (Some(component), _) => &app.manifest.component[component].source,
-            (None, Some(path)) => path,
-            (None, None) => unreachable!("validated by the manifest loader"),
-        };
-        let export = dependency.export.clone().unwrap_or_else(|| import.clone());
-        dependencies.push((import.as_str(), export, read(source)?));
-    }
-    let plugs: Vec<Plug<'_>> = dependencies
-        .iter()
-        .map(|(import, export, bytes)| Plug {
-            import,
-            export,
-            bytes,
-        })
-        .collect();
-    let composed = compose(&main, &plugs, decl.dependencies_inherit_configuration)?;
+    let composed = composed(app, name)?;
     let component = load_component(engine, &composed, cache_dir)?;
+    let mut linker = linker.clone();
+    deny_imports(&mut linker, &component)?;
     let pre = linker
         .instantiate_pre(&component)
         .map_err(anyhow::Error::from)
@@ -193,4 +237,34 @@ fn prepare(
          (build it with spin-sdk 7 `#[http_service]`)",
     )?;
     Ok(ProxyPre::P3(pre))
+}
+
+/// Component `name` composed with its dependencies, as Spin composes it.
+pub fn composed(app: &App, name: &str) -> anyhow::Result<Vec<u8>> {
+    let decl = &app.manifest.component[name];
+    let read = |file: &str| {
+        let path = app.resolve(file);
+        std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))
+    };
+    let main = read(&decl.source)?;
+    let mut sources = Vec::with_capacity(decl.dependencies.len());
+    for (dependency_name, dependency) in &decl.dependencies {
+        let source = match (&dependency.component, &dependency.path) {
+            (Some(component), _) => &app.manifest.component[component].source,
+            (None, Some(path)) => path,
+            (None, None) => unreachable!("validated by the manifest loader"),
+        };
+        let inherit = decl.inherit(dependency_name);
+        sources.push((dependency_name, dependency, read(source)?, inherit));
+    }
+    let dependencies: Vec<Dependency<'_>> = sources
+        .iter()
+        .map(|(name, dependency, bytes, inherit)| Dependency {
+            name,
+            export: dependency.export.as_deref(),
+            bytes,
+            inherit,
+        })
+        .collect();
+    Ok(compose(name, &main, &dependencies)?)
 }

@@ -1,62 +1,122 @@
-//! The HTTP front end: accepts connections (HTTP/1.1 and HTTP/2), routes each
-//! request to a trigger component, adds Spin's `spin-*` headers and turns
-//! component failures into JSON errors without affecting other requests.
+//! The HTTP front end: worker threads, each with its own single-threaded
+//! runtime and its own listening socket on the same address
+//! (`SO_REUSEPORT`: the kernel spreads connections over them), serving
+//! HTTP/1.1 and HTTP/2. A request goes to what its trigger route names: a
+//! component (with Spin's `spin-*` headers), or an Upshift gateway on the
+//! native lane. Failures become JSON errors without affecting other
+//! requests.
 
+use std::cell::Cell;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HOST};
-use http::{HeaderName, HeaderValue, Request, Response, StatusCode, Uri};
+use http::{HeaderName, HeaderValue, Request, Response, Uri};
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::signal::unix::SignalKind;
+use upshift_core::{GatewayError, request_id};
 use wasmtime_wasi_http::WasiBody;
 use wasmtime_wasi_http::handler::{ExpirationError, TrapOrPanicError};
 
 use crate::concurrency::RunPermits;
 use crate::routes::RouteMatch;
-use crate::runtime::{ComponentService, Runtime};
-
-/// Response body type (the same as the components' bodies).
-type Body = WasiBody;
+use crate::runtime::{ComponentService, Runtime, Target};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// Serves `runtime` on `listener` until the process is interrupted.
-///
-/// At most `max_concurrency` requests run guest code at once; others wait
-/// (see [`RunPermits`]).
+/// Connections a worker's socket queues before accepting them.
+const BACKLOG: u32 = 1024;
+
+/// How the front end runs.
+#[derive(Debug, Clone, Copy)]
+pub struct ServeOptions {
+    /// Worker threads (at least 1).
+    pub workers: usize,
+    /// Requests running guest code of components at once.
+    pub max_concurrency: usize,
+}
+
+/// Binds `workers` sockets to `addr` (port 0: a free port, the same for
+/// all), for the workers to accept on.
+pub fn bind(addr: SocketAddr, workers: usize) -> anyhow::Result<Vec<std::net::TcpListener>> {
+    let mut bound = addr;
+    let mut listeners = Vec::with_capacity(workers.max(1));
+    for _ in 0..workers.max(1) {
+        let socket = if bound.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        socket.set_reuseport(true)?;
+        socket.set_nodelay(true)?;
+        socket.bind(bound)?;
+        let listener = socket.listen(BACKLOG)?;
+        bound = listener.local_addr()?;
+        listeners.push(listener.into_std()?);
+    }
+    Ok(listeners)
+}
+
+/// Serves `runtime` on `listeners` (one worker thread each) until the
+/// process is interrupted.
 pub async fn serve(
     runtime: Runtime,
-    listener: TcpListener,
-    max_concurrency: usize,
+    listeners: Vec<std::net::TcpListener>,
+    options: ServeOptions,
 ) -> anyhow::Result<()> {
-    let local_addr = listener.local_addr()?;
+    let local_addr = listeners[0].local_addr()?;
     let shared = Arc::new(Shared {
         runtime,
-        permits: RunPermits::new(max_concurrency),
+        permits: RunPermits::new(options.max_concurrency),
         local_addr,
     });
-    tracing::info!("listening on http://{local_addr}");
-    let shutdown = shutdown_signal();
-    tokio::pin!(shutdown);
+    for (worker, listener) in listeners.into_iter().enumerate() {
+        let shared = shared.clone();
+        std::thread::Builder::new()
+            .name(format!("worker-{worker}"))
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a worker runtime");
+                runtime.block_on(accept(shared, listener, worker));
+            })?;
+    }
+    tracing::info!(
+        workers = options.workers.max(1),
+        "listening on http://{local_addr}"
+    );
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    Ok(())
+}
+
+/// Accepts and serves connections on one worker.
+async fn accept(shared: Arc<Shared>, listener: std::net::TcpListener, worker: usize) {
+    let listener = match listener
+        .set_nonblocking(true)
+        .and_then(|()| TcpListener::from_std(listener))
+    {
+        Ok(listener) => listener,
+        Err(error) => {
+            tracing::error!(worker, "cannot accept: {error}");
+            return;
+        }
+    };
+    REQUEST_IDS.with(|ids| ids.set(seed()));
     loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    tracing::warn!("accept failed: {error}");
-                    continue;
-                }
-            },
-            () = &mut shutdown => {
-                tracing::info!("shutting down");
-                return Ok(());
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                tracing::warn!("accept failed: {error}");
+                continue;
             }
         };
         // Small, intermittent writes (e.g. SSE) must not wait for Nagle.
@@ -65,7 +125,7 @@ pub async fn serve(
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |request| {
                 let shared = shared.clone();
-                async move { Ok::<_, Infallible>(shared.handle(request, peer).await) }
+                async move { Ok::<_, Infallible>(shared.handle(request, peer, worker).await) }
             });
             if let Err(error) = auto::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(stream), service)
@@ -94,6 +154,33 @@ async fn shutdown_signal() {
     }
 }
 
+thread_local! {
+    /// State of this worker's request-id generator.
+    static REQUEST_IDS: Cell<u64> = const { Cell::new(0) };
+}
+
+/// A seed no two workers share.
+fn seed() -> u64 {
+    let uuid = uuid::Uuid::new_v4().as_u64_pair();
+    uuid.0 ^ uuid.1
+}
+
+/// A fresh request id: a UUID v4 from this worker's SplitMix64 sequence
+/// (ids must be unique, not unguessable, and a system call each costs more
+/// than the rest of a request's id handling).
+fn new_request_id() -> String {
+    REQUEST_IDS.with(|state| {
+        let next = || {
+            let mut z = state.get().wrapping_add(0x9e37_79b9_7f4a_7c15);
+            state.set(z);
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        };
+        request_id::from_random(next(), next())
+    })
+}
+
 struct Shared {
     runtime: Runtime,
     permits: RunPermits,
@@ -101,34 +188,68 @@ struct Shared {
 }
 
 impl Shared {
-    async fn handle(&self, request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
-        let request_id = request
-            .headers()
-            .get(&REQUEST_ID)
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| !v.is_empty())
-            .map(str::to_owned)
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        let path = request.uri().path().to_owned();
-        let Some(matched) = self.runtime.router.route(&path) else {
-            return error_response(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                &format!("no route matches {path}"),
-                &request_id,
-            );
+    async fn handle(
+        &self,
+        request: Request<Incoming>,
+        peer: SocketAddr,
+        worker: usize,
+    ) -> Response<WasiBody> {
+        let request_id = match request.headers().get(&REQUEST_ID) {
+            Some(id) if request_id::is_acceptable(id.as_bytes()) => {
+                id.to_str().unwrap_or_default().to_owned()
+            }
+            _ => new_request_id(),
         };
-        let component: &Arc<ComponentService> = matched.target;
+        let path = request.uri().path();
+        let Some(matched) = self.runtime.router.route(path) else {
+            let error = GatewayError::RouteNotFound {
+                method: request.method().to_string(),
+                path: path.to_owned(),
+                unconfigured: false,
+            };
+            return error_response(&error, &request_id);
+        };
+        match matched.target {
+            Target::Native(lane) => {
+                let (method, path) = (request.method().clone(), path.to_owned());
+                match crate::native::serve(lane, worker, request, peer, &request_id).await {
+                    Ok(response) => response,
+                    Err(error) => {
+                        if let GatewayError::ComponentFailed { component, detail } = &error {
+                            tracing::error!(
+                                %request_id,
+                                %component,
+                                %method,
+                                %path,
+                                "component failed: {detail}"
+                            );
+                        }
+                        error_response(&error, &request_id)
+                    }
+                }
+            }
+            Target::Component(component) => {
+                self.component(component, &matched, request, peer, &request_id)
+                    .await
+            }
+        }
+    }
+
+    async fn component(
+        &self,
+        component: &Arc<ComponentService>,
+        matched: &RouteMatch<'_, Target>,
+        request: Request<Incoming>,
+        peer: SocketAddr,
+        request_id: &str,
+    ) -> Response<WasiBody> {
         let method = request.method().clone();
-        let request = match self.component_request(request, &matched, peer, &request_id) {
+        let path = request.uri().path().to_owned();
+        let request = match self.component_request(request, matched, peer, request_id) {
             Ok(request) => request,
             Err(_) => {
-                return error_response(
-                    StatusCode::BAD_REQUEST,
-                    "bad_request",
-                    "invalid Host header",
-                    &request_id,
-                );
+                let error = GatewayError::BadRequest("invalid Host header".into());
+                return error_response(&error, request_id);
             }
         };
 
@@ -137,7 +258,7 @@ impl Shared {
         let permit = self.permits.start().await;
         let result = component
             .handler
-            .handle((request_id.as_str().into(), permit.slot()), request)
+            .handle((request_id.into(), permit.slot()), request)
             .await;
         drop(permit);
 
@@ -145,10 +266,10 @@ impl Shared {
             Ok(response) => return response,
             Err(error) => error,
         };
-        let message = if error.is::<ExpirationError>() {
-            "component did not respond in time".to_owned()
+        let detail = if error.is::<ExpirationError>() {
+            "it did not respond in time".to_owned()
         } else if error.is::<TrapOrPanicError>() {
-            "component trapped (out of memory, execution time limit or a bug)".to_owned()
+            "it trapped (out of memory, execution time limit or a bug)".to_owned()
         } else {
             error.root_cause().to_string()
         };
@@ -157,14 +278,13 @@ impl Shared {
             component = %component.name,
             %method,
             %path,
-            "component failed: {message}"
+            "component failed: {detail}"
         );
-        error_response(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "component_failed",
-            &message,
-            &request_id,
-        )
+        let error = GatewayError::ComponentFailed {
+            component: component.name.to_string(),
+            detail,
+        };
+        error_response(&error, request_id)
     }
 
     /// The request as the component sees it: an absolute URI and Spin's
@@ -173,7 +293,7 @@ impl Shared {
     fn component_request(
         &self,
         mut request: Request<Incoming>,
-        matched: &RouteMatch<'_, Arc<ComponentService>>,
+        matched: &RouteMatch<'_, Target>,
         peer: SocketAddr,
         request_id: &str,
     ) -> Result<Request<WasiBody>, http::uri::InvalidUri> {
@@ -233,27 +353,26 @@ fn drop_connection_listed(headers: &mut http::HeaderMap) {
     headers.remove(http::header::CONNECTION);
 }
 
-/// A JSON error response: `{"error":{"code","message","request_id"}}`.
-fn error_response(
-    status: StatusCode,
-    code: &str,
-    message: &str,
-    request_id: &str,
-) -> Response<Body> {
-    let body = serde_json::json!({
-        "error": { "code": code, "message": message, "request_id": request_id }
-    });
+/// The JSON error response for `error`.
+fn error_response(error: &GatewayError, request_id: &str) -> Response<WasiBody> {
     let mut response = Response::new(
-        Full::new(Bytes::from(body.to_string()))
+        Full::new(Bytes::from(error.body(request_id)))
             .map_err(|never| match never {})
             .boxed_unsync(),
     );
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    *response.status_mut() = error.status();
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     if let Ok(value) = HeaderValue::from_str(request_id) {
-        response.headers_mut().insert(REQUEST_ID, value);
+        headers.insert(REQUEST_ID, value);
+    }
+    for (name, value) in error.headers() {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            headers.append(name, value);
+        }
     }
     response
 }

@@ -11,6 +11,7 @@ mod redb_store;
 mod redis_store;
 mod spin_kv;
 mod stores;
+mod sync_kv;
 mod wasi_kv;
 
 use std::collections::HashSet;
@@ -129,11 +130,14 @@ impl KvAccess {
 }
 
 /// Per-store (per-instance) key-value state.
+#[derive(Clone)]
 pub struct KvCtx {
     /// The backend.
     pub backend: Arc<dyn KvBackend>,
     /// What the component may open.
     pub access: KvAccess,
+    /// The native lane to tell when the version in force changes here.
+    pub config_listener: Option<Arc<crate::native::NativeGateway>>,
 }
 
 /// An open store (a `spin:key-value` store or a `wasi:keyvalue` bucket).
@@ -165,7 +169,7 @@ impl HasData for Kv {
 
 /// Runs a backend write off the async executor threads (commits may fsync,
 /// a network backend waits for its server).
-async fn blocking<R: Send + 'static>(
+pub async fn blocking<R: Send + 'static>(
     f: impl FnOnce() -> Result<R, KvError> + Send + 'static,
 ) -> Result<R, KvError> {
     tokio::task::spawn_blocking(f)

@@ -8,6 +8,11 @@ use wasmtime::component::Resource;
 use super::{CasHandle, KvBackend, KvError, KvView, OpenDenied, StoreHandle, blocking, read};
 use crate::bindings::wasi::keyvalue::{atomics, batch, store};
 use store::{Error, KeyResponse};
+use upshift_config::keys;
+
+/// How long a change of the version in force waits for the native lane to
+/// load it.
+const CONFIG_LOAD_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl From<KvError> for Error {
     fn from(error: KvError) -> Self {
@@ -148,11 +153,21 @@ impl atomics::Host for KvView<'_> {
             handle.key.clone(),
             handle.current.clone(),
         );
+        let version = (handle.key == keys::CURRENT)
+            .then(|| std::str::from_utf8(&value).ok()?.trim().parse::<u64>().ok())
+            .flatten();
         let swapped =
             blocking(move || backend.compare_and_swap(&label, &key, expected.as_deref(), &value))
                 .await;
         Ok(match swapped {
-            Ok(true) => Ok(()),
+            Ok(true) => {
+                // An apply through this node answers once the native lane
+                // serves the new version.
+                if let (Some(version), Some(listener)) = (version, &self.ctx.config_listener) {
+                    listener.load(version, CONFIG_LOAD_WAIT).await;
+                }
+                Ok(())
+            }
             Ok(false) => {
                 // Hand the guest a fresh CAS handle so it can retry.
                 let key = handle.key.clone();

@@ -1,0 +1,66 @@
+//! The native lane's upstream client: the runtime's pooled clients (the
+//! same connections and TLS settings the component lane uses), sending the
+//! client's body as it streams in, or a held copy.
+
+use std::time::Duration;
+
+use super::body::ForwardBody;
+use hyper::body::Incoming;
+use upshift_core::GatewayError;
+
+use crate::outbound::{Failure, OutboundClients, classify};
+use crate::tls::TlsConfigs;
+
+/// Pooled clients for the native lane.
+pub struct UpstreamClient {
+    clients: OutboundClients<ForwardBody>,
+}
+
+impl UpstreamClient {
+    /// Clients checking `https` upstreams as `tls` says.
+    pub fn new(tls: TlsConfigs) -> Self {
+        UpstreamClient {
+            clients: OutboundClients::new(tls),
+        }
+    }
+
+    /// Sends `request` for `component` and waits up to `timeout` for the
+    /// connection and the response head.
+    pub async fn send(
+        &self,
+        component: &str,
+        request: http::Request<ForwardBody>,
+        timeout: Duration,
+    ) -> Result<http::Response<Incoming>, GatewayError> {
+        let target = || {
+            let uri = request.uri();
+            format!(
+                "{}://{}",
+                uri.scheme_str().unwrap_or("http"),
+                uri.authority().map_or("", |a| a.as_str())
+            )
+        };
+        let target = target();
+        let client = self.clients.client(component, request.uri(), Some(timeout));
+        let timeout_ms = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
+        match tokio::time::timeout(timeout, client.request(request)).await {
+            Err(_) => Err(GatewayError::UpstreamTimeout { target, timeout_ms }),
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(error)) => Err(match classify(&error) {
+                Failure::ConnectTimeout => GatewayError::UpstreamTimeout { target, timeout_ms },
+                Failure::TlsCertificate(detail) | Failure::TlsProtocol(detail) => {
+                    GatewayError::UpstreamTlsFailed { target, detail }
+                }
+                Failure::Connect(io) => GatewayError::UpstreamUnavailable {
+                    target,
+                    detail: io.to_string(),
+                },
+                Failure::Refused => GatewayError::UpstreamUnavailable {
+                    target,
+                    detail: "connection refused".into(),
+                },
+                Failure::Protocol(detail) => GatewayError::UpstreamUnavailable { target, detail },
+            }),
+        }
+    }
+}

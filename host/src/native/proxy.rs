@@ -1,0 +1,309 @@
+//! Requests on the native lane: the head is packed once, the core's phases
+//! decide with this worker's policy set, and proxy routes go upstream over
+//! the pooled client, the bodies streaming through without a copy. AI
+//! routes go to [`super::ai`].
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::HOST;
+use http::{HeaderMap, Request, Response, Uri};
+use hyper::body::Incoming;
+use upshift_core::GatewayError;
+use upshift_core::attempts::{Attempts, Ended, try_timeout_ms};
+use upshift_core::forwarding::{self, ClientSide};
+use upshift_core::head::Incoming as Head;
+use upshift_core::phases::{self, Decision};
+use upshift_core::policy::{Attempt, Outcome, Selection, ShadowCopy};
+use upshift_core::response::{self, Served};
+use wasmtime_wasi_http::WasiBody;
+
+use super::body::{ForwardBody, RequestBody};
+use super::{NativeGateway, PolicySet, lock};
+use crate::outbound::between_bytes_timeout;
+
+/// Header that marks a shadow copy for the upstream.
+const SHADOW_MARKER: &str = "x-upshift-shadow";
+
+/// Everything a request of the native lane carries along.
+pub struct Context<'a> {
+    /// The lane.
+    pub lane: &'a Arc<NativeGateway>,
+    /// The policy set the request decides and reports with.
+    pub policies: Arc<Mutex<PolicySet>>,
+    /// The gateway's request id.
+    pub request_id: &'a str,
+}
+
+/// Serves `request` on the native lane of `lane`, as worker `worker`.
+pub async fn serve(
+    lane: &Arc<NativeGateway>,
+    worker: usize,
+    request: Request<Incoming>,
+    peer: SocketAddr,
+    request_id: &str,
+) -> Result<Response<WasiBody>, GatewayError> {
+    let (parts, body) = request.into_parts();
+    let authority = authority(&parts.uri, &parts.headers)?;
+    let client_ip = peer.ip().to_string();
+    let head = Head {
+        method: &parts.method,
+        scheme: parts.uri.scheme_str().unwrap_or("http"),
+        authority: &authority,
+        uri: &parts.uri,
+        headers: &parts.headers,
+        client_ip: Some(&client_ip),
+        request_id,
+    };
+    let packed = head.pack();
+    let cx = Context {
+        lane,
+        policies: lane.policies(worker),
+        request_id,
+    };
+    let decision = {
+        let mut policies = lock(&cx.policies);
+        let unconfigured = policies.version == 0;
+        phases::decide(&mut *policies, &packed, unconfigured, now_ms())?
+    };
+    match &decision.selection {
+        Some(selection) => {
+            let forward = Forward {
+                parts: &parts,
+                authority: &authority,
+                client_ip: &client_ip,
+            };
+            proxy(&cx, &decision, selection, forward, body).await
+        }
+        None => super::ai::serve(&cx, &head, &decision, body).await,
+    }
+}
+
+/// The client's request head, for forwarding.
+struct Forward<'a> {
+    parts: &'a http::request::Parts,
+    authority: &'a str,
+    client_ip: &'a str,
+}
+
+/// The authority the client asked for: the URI's (HTTP/2), else the one
+/// `Host` header (HTTP/1.1 requires exactly one, RFC 9112 §3.2).
+fn authority(uri: &Uri, headers: &HeaderMap) -> Result<String, GatewayError> {
+    if let Some(authority) = uri.authority() {
+        return Ok(authority.as_str().to_owned());
+    }
+    let mut hosts = headers.get_all(HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (Some(host), None) => host
+            .to_str()
+            .ok()
+            .filter(|h| h.parse::<http::uri::Authority>().is_ok())
+            .map(str::to_owned)
+            .ok_or_else(|| GatewayError::BadRequest("the Host header is not a valid host".into())),
+        (None, _) => Err(GatewayError::BadRequest(
+            "the request has no Host header".into(),
+        )),
+        (Some(_), Some(_)) => Err(GatewayError::BadRequest(
+            "the request has more than one Host header".into(),
+        )),
+    }
+}
+
+/// Forwards a request of a proxy route to `selection`.
+async fn proxy(
+    cx: &Context<'_>,
+    decision: &Decision,
+    selection: &Selection,
+    forward: Forward<'_>,
+    body: Incoming,
+) -> Result<Response<WasiBody>, GatewayError> {
+    let route = &decision.route;
+    let replay = selection.retry.attempts > 0 || selection.shadow.is_some();
+    let mut body = RequestBody::take(body, replay).await?;
+    let mut headers = forward.parts.headers.clone();
+    forwarding::to_upstream(
+        &mut headers,
+        &ClientSide {
+            client_ip: Some(forward.client_ip),
+            proto: forward.parts.uri.scheme_str().unwrap_or("http"),
+            host: forward.authority,
+            request_id: cx.request_id,
+        },
+    );
+    let path_and_query = match &route.upstream_path {
+        Some(path) => path.as_str(),
+        None => forward
+            .parts
+            .uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str()),
+    };
+    let mut attempts = Attempts::proxy(selection, body.replayable());
+    let timeout = Duration::from_millis(u64::from(try_timeout_ms(
+        route.timeout_ms,
+        &selection.retry,
+        body.replayable(),
+    )));
+    let (answer, attempt) = loop {
+        let upstream = selection.candidate(attempts.current());
+        let request = upstream_request(
+            &forward.parts.method,
+            &upstream.url,
+            path_and_query,
+            headers.clone(),
+            body.next()?,
+        )?;
+        let started = Instant::now();
+        let result = send(cx, request, timeout).await;
+        // A failure that is not the upstream's doing is neither counted nor retried.
+        let outcome = match &result {
+            Ok(response) => Outcome::Status(response.status().as_u16()),
+            Err(error) => error.outcome().ok_or_else(|| error.clone())?,
+        };
+        let attempt = Attempt::at(upstream, outcome, millis(started));
+        let counts = lock(&cx.policies).report(route.route, None, &attempt, now_ms());
+        cx.lane.add(counts).await;
+        let ended = match outcome {
+            Outcome::Status(status) => Ended::Answered {
+                status,
+                retry_after_s: None,
+            },
+            Outcome::Failed | Outcome::TimedOut => Ended::NoAnswer,
+        };
+        let budget = || lock(&cx.policies).allow_retry(route.route, now_ms());
+        if attempts.next(ended, budget).is_none() {
+            break (result?, attempt);
+        }
+    };
+    if let (Some(copy), Some(held)) = (&selection.shadow, body.held()) {
+        shadow(
+            cx,
+            route.route,
+            copy,
+            forward.parts.method.clone(),
+            path_and_query,
+            headers,
+            held,
+            attempt,
+        );
+    }
+    let (mut parts, upstream_body) = answer.into_parts();
+    forwarding::to_client(&mut parts.headers, cx.request_id);
+    response::add_proxied(
+        &mut parts.headers,
+        &Served {
+            route: &route.name,
+            service: &route.service,
+            upstream: selection.candidate(attempts.current()),
+            selection_headers: &selection.response_headers,
+            rate_limit: decision.authenticated.rate_limit,
+        },
+    );
+    Ok(Response::from_parts(
+        parts,
+        between_bytes_timeout(upstream_body, timeout),
+    ))
+}
+
+/// Sends `request` if the gateway may reach its target.
+async fn send(
+    cx: &Context<'_>,
+    request: Request<ForwardBody>,
+    timeout: Duration,
+) -> Result<Response<Incoming>, GatewayError> {
+    if !cx.lane.allowed.allows(request.uri()) {
+        tracing::warn!(uri = %request.uri(), "outbound request denied: not in allowed_outbound_hosts");
+        return Err(GatewayError::UpstreamNotAllowed {
+            target: request.uri().to_string(),
+        });
+    }
+    cx.lane.client.send(&cx.lane.name, request, timeout).await
+}
+
+/// The request to `target` (a base URL) for `path_and_query`.
+fn upstream_request(
+    method: &http::Method,
+    target: &str,
+    path_and_query: &str,
+    headers: HeaderMap,
+    body: ForwardBody,
+) -> Result<Request<ForwardBody>, GatewayError> {
+    let bad_target = || GatewayError::BadTarget {
+        target: target.to_owned(),
+    };
+    let base: Uri = target.parse().map_err(|_| bad_target())?;
+    let prefix = base.path().trim_end_matches('/');
+    let uri = Uri::builder()
+        .scheme(base.scheme_str().unwrap_or("http"))
+        .authority(base.authority().ok_or_else(bad_target)?.as_str())
+        .path_and_query(format!("{prefix}{path_and_query}"))
+        .build()
+        .map_err(|_| bad_target())?;
+    let mut request = Request::new(body);
+    *request.method_mut() = method.clone();
+    *request.uri_mut() = uri;
+    *request.headers_mut() = headers;
+    Ok(request)
+}
+
+/// Sends a copy of the request to the shadow version in the background and
+/// reports how it compared with `primary`; the client never waits for it.
+#[allow(clippy::too_many_arguments)]
+fn shadow(
+    cx: &Context<'_>,
+    route: u32,
+    copy: &ShadowCopy,
+    method: http::Method,
+    path_and_query: &str,
+    mut headers: HeaderMap,
+    body: Bytes,
+    primary: Attempt,
+) {
+    headers.insert(SHADOW_MARKER, http::HeaderValue::from_static("true"));
+    let request = match upstream_request(
+        &method,
+        &copy.upstream.url,
+        path_and_query,
+        headers,
+        ForwardBody::bytes(body),
+    ) {
+        Ok(request) => request,
+        Err(error) => {
+            tracing::warn!("shadow copy not sent: {error}");
+            return;
+        }
+    };
+    let lane = cx.lane.clone();
+    let policies = cx.policies.clone();
+    let upstream = copy.upstream.clone();
+    let timeout = Duration::from_millis(u64::from(copy.timeout_ms));
+    tokio::spawn(async move {
+        let started = Instant::now();
+        let outcome = match lane.client.send(&lane.name, request, timeout).await {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                // Read to the end, so that the connection goes back to the pool.
+                let _ = http_body_util::BodyExt::collect(response.into_body()).await;
+                Outcome::Status(status)
+            }
+            Err(error) => error.outcome().unwrap_or(Outcome::Failed),
+        };
+        let shadow = Attempt::at(&upstream, outcome, millis(started));
+        let counts = lock(&policies).report_shadow(route, None, &shadow, &primary, now_ms());
+        lane.add(counts).await;
+    });
+}
+
+/// Unix time in milliseconds, the clock the policy components decide with.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Milliseconds since `started`.
+pub fn millis(started: Instant) -> u32 {
+    u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX)
+}
