@@ -168,10 +168,17 @@ fn dependencies_get_capabilities_only_when_the_manifest_says_so() {
     copy_app(app.path());
     let manifest = app.path().join("spin.toml");
     let text = std::fs::read_to_string(&manifest).unwrap();
-    assert!(text.contains("dependencies_inherit_configuration = true"));
+    let grant = r#", inherit_configuration = ["key_value_stores"]"#;
+    assert!(text.contains(grant));
+    // The splitter keeps counters: without the stores, its composition
+    // fails, as it does on Spin.
     std::fs::write(
         &manifest,
-        text.replace("dependencies_inherit_configuration = true", ""),
+        text.replacen(
+            &format!(r#"{{ component = "splitter"{grant} }}"#),
+            r#"{ component = "splitter" }"#,
+            1,
+        ),
     )
     .unwrap();
     let out = std::process::Command::new(support::upshift_bin())
@@ -179,13 +186,14 @@ fn dependencies_get_capabilities_only_when_the_manifest_says_so() {
         .arg(&manifest)
         .arg("--state-dir")
         .arg(state.path())
+        .args(["--lane", &support::lane()])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
     assert!(
-        stderr.contains("imports `wasi:keyvalue/")
-            && stderr.contains("dependencies_inherit_configuration = true"),
+        stderr.contains("imports 'wasi:keyvalue/atomics@0.2.0-draft2'")
+            && stderr.contains(r#"inherit_configuration = ["key_value_stores"]"#),
         "{stderr}"
     );
 }

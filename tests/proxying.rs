@@ -314,7 +314,7 @@ async fn https_upstreams_are_pooled_and_checked_against_the_configured_roots() {
     assert!(
         body["error"]["message"]
             .as_str()
-            .is_some_and(|m| m.contains("TlsCertificateError") && m.contains("[[client_tls]]")),
+            .is_some_and(|m| m.contains("TLS handshake failed") && m.contains("[[client_tls]]")),
         "{body}"
     );
 }

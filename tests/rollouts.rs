@@ -257,9 +257,18 @@ async fn a_blue_green_switch_under_load_loses_nothing() {
         )
     };
     host.apply(&doc((100, 0))).await;
-    let load = send_many(&host, "/bg", 6_000, 32, |_, r| r);
+    // The switch is applied once a third of the requests have gone out,
+    // however fast the lane serves them.
+    const REQUESTS: usize = 6_000;
+    let started = std::sync::atomic::AtomicUsize::new(0);
+    let load = send_many(&host, "/bg", REQUESTS, 32, |i, r| {
+        started.store(i, std::sync::atomic::Ordering::Relaxed);
+        r
+    });
     let switch = async {
-        tokio::time::sleep(Duration::from_millis(1000)).await;
+        while started.load(std::sync::atomic::Ordering::Relaxed) < REQUESTS / 3 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
         host.apply(&doc((0, 100))).await;
         Instant::now()
     };

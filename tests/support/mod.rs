@@ -43,6 +43,12 @@ pub fn component(name: &str) -> PathBuf {
     path
 }
 
+/// The lane the host under test serves the gateway on: `native` (the
+/// default) or `component`, from `UPSHIFT_TEST_LANE`.
+pub fn lane() -> String {
+    std::env::var("UPSHIFT_TEST_LANE").unwrap_or_else(|_| "native".into())
+}
+
 /// A running `upshift up`, killed on drop.
 pub struct Host {
     child: Child,
@@ -82,6 +88,9 @@ impl Host {
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
+        if !extra_args.contains(&"--lane") {
+            command.args(["--lane", &lane()]);
+        }
         command.args(extra_args);
         if let Some(token) = token {
             command.env("SPIN_VARIABLE_ADMIN_TOKEN", token);
