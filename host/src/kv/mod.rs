@@ -26,7 +26,8 @@ pub use stores::open_stores;
 /// Errors raised by a key-value backend.
 #[derive(Debug, thiserror::Error)]
 pub enum KvError {
-    /// The stored value is not a decimal 64-bit integer, so it cannot be incremented.
+    /// The stored value is not a counter in the backend's encoding, so it
+    /// cannot be incremented.
     #[error("value of key `{0}` is not an integer")]
     NotAnInteger(String),
     /// Incrementing would overflow a signed 64-bit integer.
@@ -39,8 +40,11 @@ pub enum KvError {
 
 /// A key-value backend: a set of named stores of byte values.
 ///
-/// Counters are stored as decimal ASCII integers (like Redis `INCRBY`), so a
-/// plain `get` of a counter returns e.g. `b"42"`.
+/// A counter is stored as its backend stores it, as in Spin: the embedded
+/// store keeps an 8-byte little-endian `i64` (like Spin's SQLite store),
+/// Redis keeps decimal text (`INCRBY`, like Spin's Redis store). A plain
+/// `get` of a counter returns those bytes, so components read counters with
+/// a decoder that accepts both, and never `set` a key they increment.
 ///
 /// Methods block: writes may sync to disk, a network backend waits for its
 /// server. The bindings therefore run every call on the blocking thread pool,

@@ -8,9 +8,17 @@
 //! Reads, writes and compare-and-swap see the in-memory values, so the store
 //! behaves as one; a crash can lose at most the last moments of counter
 //! updates, and never one that a later durable write (a set, a delete, a
-//! compare-and-swap) followed: those write every pending counter with them. An increment thus costs a map update rather than a write
-//! transaction, and never waits for a disk sync: it runs in place on the
-//! async threads ([`KvBackend::increments_inline`]).
+//! compare-and-swap) followed: those write every pending counter with them.
+//! An increment thus costs a map update rather than a write transaction,
+//! and never waits for a disk sync: it runs in place on the async threads
+//! ([`KvBackend::increments_inline`]).
+//!
+//! A counter is stored as an 8-byte little-endian `i64`, as Spin's embedded
+//! store does, so a `get` of one returns those 8 bytes (pending or written).
+//! Upgrading: the previous release stored counters as decimal text. The
+//! first increment of such a value reads it and the sum is written back as
+//! little-endian; until then a `get` returns the text, which components
+//! read as well.
 //!
 //! Lock order: a write transaction first, then the counters' lock, which is
 //! never held across a disk sync.
@@ -59,15 +67,24 @@ fn backend(error: impl Into<redb::Error>) -> KvError {
     KvError::Backend(error.into().to_string())
 }
 
+/// The counter a stored value holds: 8 bytes are a little-endian `i64`;
+/// decimal text is a counter of the previous release, read before 8 bytes
+/// because 8 ASCII digits are far likelier an old counter (10 to 99
+/// million) than a little-endian one (at least 3.5e18). The same rule as
+/// the components' `upshift_config::store::decode_counter`.
 fn parse_counter(key: &str, value: &[u8]) -> Result<i64, KvError> {
-    std::str::from_utf8(value)
-        .ok()
-        .and_then(|s| s.trim().parse::<i64>().ok())
-        .ok_or_else(|| KvError::NotAnInteger(key.to_owned()))
+    let text = value.trim_ascii();
+    let digits = text.strip_prefix(b"-").unwrap_or(text);
+    let parsed = if !digits.is_empty() && digits.iter().all(u8::is_ascii_digit) {
+        std::str::from_utf8(text).ok().and_then(|s| s.parse().ok())
+    } else {
+        value.try_into().ok().map(i64::from_le_bytes)
+    };
+    parsed.ok_or_else(|| KvError::NotAnInteger(key.to_owned()))
 }
 
 fn counter_bytes(value: i64) -> Vec<u8> {
-    value.to_string().into_bytes()
+    value.to_le_bytes().to_vec()
 }
 
 /// The pending counters of one store, as a write transaction changes them:
@@ -436,6 +453,11 @@ mod tests {
         RedbStore::open(&dir.path().join("kv.redb")).unwrap()
     }
 
+    /// A counter as this store keeps it.
+    fn le(n: i64) -> Vec<u8> {
+        n.to_le_bytes().to_vec()
+    }
+
     #[test]
     fn values_persist_across_reopen() {
         let dir = tempfile::tempdir().unwrap();
@@ -477,10 +499,7 @@ mod tests {
             thread.join().unwrap();
         }
         assert_eq!(store.increment("default", "n", -1).unwrap(), 199);
-        assert_eq!(
-            store.get("default", "n").unwrap().as_deref(),
-            Some(&b"199"[..])
-        );
+        assert_eq!(store.get("default", "n").unwrap(), Some(le(199)));
         store.set("default", "text", b"abc").unwrap();
         assert!(matches!(
             store.increment("default", "text", 1),
@@ -515,26 +534,23 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let store = open(&dir);
-            store.set("default", "n", b"40").unwrap();
+            store.set("default", "n", &le(40)).unwrap();
             assert_eq!(store.increment("default", "n", 1).unwrap(), 41);
             assert_eq!(store.increment("default", "m", 5).unwrap(), 5);
-            assert_eq!(
-                store.get("default", "n").unwrap().as_deref(),
-                Some(&b"41"[..])
-            );
+            assert_eq!(store.get("default", "n").unwrap(), Some(le(41)));
             assert!(store.exists("default", "m").unwrap());
             assert_eq!(store.keys("default").unwrap(), ["m", "n"]);
             assert_eq!(
                 store
                     .get_many("default", &["m".into(), "x".into(), "n".into()])
                     .unwrap(),
-                [Some(b"5".to_vec()), None, Some(b"41".to_vec())]
+                [Some(le(5)), None, Some(le(41))]
             );
             assert_eq!(store.get_many("empty", &["c".into()]).unwrap(), [None]);
             assert_eq!(store.increment("empty", "c", 2).unwrap(), 2);
             assert_eq!(
                 store.get_many("empty", &["c".into()]).unwrap(),
-                [Some(b"2".to_vec())]
+                [Some(le(2))]
             );
             flush(&store.db, &store.counters).unwrap();
             assert!(store.counters.lock().is_empty());
@@ -542,11 +558,8 @@ mod tests {
         }
         // Dropping the store writes what is still pending.
         let store = open(&dir);
-        assert_eq!(
-            store.get("default", "n").unwrap().as_deref(),
-            Some(&b"42"[..])
-        );
-        assert_eq!(store.get("empty", "c").unwrap().as_deref(), Some(&b"2"[..]));
+        assert_eq!(store.get("default", "n").unwrap(), Some(le(42)));
+        assert_eq!(store.get("empty", "c").unwrap(), Some(le(2)));
     }
 
     #[test]
@@ -558,14 +571,8 @@ mod tests {
         store.increment("metrics", "hits", 5).unwrap();
         store.set("default", "doc/1", b"{}").unwrap();
         assert!(store.counters.lock().is_empty(), "nothing left to flush");
-        assert_eq!(
-            store.get_stored("default", "seq").unwrap().as_deref(),
-            Some(&b"1"[..])
-        );
-        assert_eq!(
-            store.get_stored("metrics", "hits").unwrap().as_deref(),
-            Some(&b"5"[..])
-        );
+        assert_eq!(store.get_stored("default", "seq").unwrap(), Some(le(1)));
+        assert_eq!(store.get_stored("metrics", "hits").unwrap(), Some(le(5)));
         // A failed compare-and-swap writes nothing, counters included.
         store.increment("default", "seq", 1).unwrap();
         assert!(
@@ -573,10 +580,7 @@ mod tests {
                 .compare_and_swap("default", "doc/1", None, b"x")
                 .unwrap()
         );
-        assert_eq!(
-            store.get("default", "seq").unwrap().as_deref(),
-            Some(&b"2"[..])
-        );
+        assert_eq!(store.get("default", "seq").unwrap(), Some(le(2)));
     }
 
     #[test]
@@ -599,9 +603,7 @@ mod tests {
         assert_eq!(store.increment("default", "b", 1).unwrap(), 1);
         store.delete_many("default", &["b".into()]).unwrap();
         store.increment("default", "c", 1).unwrap();
-        store
-            .set_many("default", &[("c".into(), b"10".to_vec())])
-            .unwrap();
+        store.set_many("default", &[("c".into(), le(10))]).unwrap();
         assert_eq!(store.increment("default", "c", 1).unwrap(), 11);
         flush(&store.db, &store.counters).unwrap();
         assert_eq!(store.keys("default").unwrap(), ["a", "c"]);
@@ -615,17 +617,57 @@ mod tests {
         assert!(!store.compare_and_swap("default", "n", None, b"1").unwrap());
         assert!(
             !store
-                .compare_and_swap("default", "n", Some(b"6"), b"1")
+                .compare_and_swap("default", "n", Some(&le(6)), &le(1))
                 .unwrap()
         );
         // A failed swap keeps the counter.
         assert_eq!(store.increment("default", "n", 1).unwrap(), 8);
         assert!(
             store
-                .compare_and_swap("default", "n", Some(b"8"), b"1")
+                .compare_and_swap("default", "n", Some(&le(8)), &le(1))
                 .unwrap()
         );
         assert_eq!(store.increment("default", "n", 1).unwrap(), 2);
+    }
+
+    #[test]
+    fn decimal_counters_of_the_previous_release_are_rewritten_as_little_endian() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = open(&dir);
+            // As the previous release left them; 8 digits are still text.
+            store.set("default", "small", b"-3").unwrap();
+            store.set("default", "eight", b"12345678").unwrap();
+            store.set("default", "idle", b"7").unwrap();
+            assert_eq!(store.increment("default", "small", 1).unwrap(), -2);
+            assert_eq!(store.increment("default", "eight", 1).unwrap(), 12_345_679);
+            assert_eq!(store.get("default", "eight").unwrap(), Some(le(12_345_679)));
+        }
+        let store = open(&dir);
+        assert_eq!(store.get_stored("default", "small").unwrap(), Some(le(-2)));
+        assert_eq!(
+            store.get_stored("default", "eight").unwrap(),
+            Some(le(12_345_679))
+        );
+        // Not incremented yet: still text, read by components as it is.
+        assert_eq!(
+            store.get("default", "idle").unwrap().as_deref(),
+            Some(&b"7"[..])
+        );
+        // 8 bytes that are not digits are little-endian; other lengths are
+        // not counters.
+        store.set("default", "bytes", &le(1 << 40)).unwrap();
+        assert_eq!(
+            store.increment("default", "bytes", 1).unwrap(),
+            (1 << 40) + 1
+        );
+        for (key, value) in [("short", &[1_u8, 0, 0, 0][..]), ("text", b"4 2")] {
+            store.set("default", key, value).unwrap();
+            assert!(matches!(
+                store.increment("default", key, 1),
+                Err(KvError::NotAnInteger(k)) if k == key
+            ));
+        }
     }
 
     #[test]

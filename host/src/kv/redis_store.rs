@@ -4,7 +4,8 @@
 //! label configured with the same URL shares one key space (give labels
 //! their own database, `redis://host:port/N`, to keep them apart). Values are
 //! Redis strings; counters are decimal text handled by `INCRBY`, so a `get` of
-//! a counter returns e.g. `b"42"`, as with the embedded store.
+//! a counter returns e.g. `b"42"`, as with Spin's Redis store (the embedded
+//! store keeps 8-byte little-endian integers instead).
 //!
 //! The client is synchronous: callers run it on the blocking thread pool
 //! ([`KvBackend::reads_inline`] is `false`). Connections are pooled; one
