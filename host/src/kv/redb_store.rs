@@ -33,6 +33,8 @@ use redb::{
     WriteTransaction,
 };
 
+use upshift_config::store::decode_counter;
+
 use super::{KvBackend, KvError};
 
 /// How often counters are written to disk.
@@ -67,20 +69,11 @@ fn backend(error: impl Into<redb::Error>) -> KvError {
     KvError::Backend(error.into().to_string())
 }
 
-/// The counter a stored value holds: 8 bytes are a little-endian `i64`;
-/// decimal text is a counter of the previous release, read before 8 bytes
-/// because 8 ASCII digits are far likelier an old counter (10 to 99
-/// million) than a little-endian one (at least 3.5e18). The same rule as
-/// the components' `upshift_config::store::decode_counter`.
+/// The counter a stored value holds, by the components' rule
+/// ([`decode_counter`]): 8 bytes are a little-endian `i64`, decimal text
+/// (a counter of the previous release) is read as text.
 fn parse_counter(key: &str, value: &[u8]) -> Result<i64, KvError> {
-    let text = value.trim_ascii();
-    let digits = text.strip_prefix(b"-").unwrap_or(text);
-    let parsed = if !digits.is_empty() && digits.iter().all(u8::is_ascii_digit) {
-        std::str::from_utf8(text).ok().and_then(|s| s.parse().ok())
-    } else {
-        value.try_into().ok().map(i64::from_le_bytes)
-    };
-    parsed.ok_or_else(|| KvError::NotAnInteger(key.to_owned()))
+    decode_counter(value).ok_or_else(|| KvError::NotAnInteger(key.to_owned()))
 }
 
 fn counter_bytes(value: i64) -> Vec<u8> {
