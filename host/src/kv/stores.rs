@@ -29,6 +29,10 @@ impl KvBackend for Stores {
         self.backend(store).reads_inline(store)
     }
 
+    fn increments_inline(&self, store: &str) -> bool {
+        self.backend(store).increments_inline(store)
+    }
+
     fn get(&self, store: &str, key: &str) -> Result<Option<Vec<u8>>, KvError> {
         self.backend(store).get(store, key)
     }
