@@ -420,6 +420,7 @@ async fn rollouts_move_exactly_once_when_nodes_race() {
         version("v2", 0, &failing),
     ))
     .await;
+    assert_eq!(served(&b, "/good", 200).await.0, 200);
     // Both nodes check every 20 ms, so nearly every request races to move.
     for service in ["good", "bad"] {
         let plan = format!(

@@ -8,7 +8,7 @@ use common::{Memory, header};
 use serde_json::{Value, json};
 use upshift_ai::{Call, Caller, Catalog, Incoming, Plan, Reply, Store};
 use upshift_config::Config;
-use upshift_config::store::{MemoryStore, Store as _, counter, for_each_encoding};
+use upshift_config::store::for_each_encoding;
 
 const CONFIG: &str = "
 ai:

@@ -73,6 +73,10 @@ pub struct NativeGateway {
     workers: Vec<WorkerSets>,
     requested: watch::Sender<u64>,
     settled: watch::Sender<u64>,
+    /// Why the config in force is not known (the store could not be read
+    /// at start); requests are refused until it is.
+    unknown: Mutex<Option<String>>,
+    is_unknown: AtomicBool,
 }
 
 /// What the native lane needs from the runtime to start.
@@ -178,15 +182,14 @@ impl NativeGateway {
         let prepared = Arc::new(prepared);
         // A store that cannot be read yet (Redis not up) leaves the lane on
         // no config until the version poller reads it.
-        let (version, document) = match current_version(&*setup.kv)
-            .and_then(|v| Ok((v, document(&*setup.kv, v)?)))
-        {
-            Ok(loaded) => loaded,
-            Err(error) => {
-                tracing::warn!("the config in force cannot be read yet, serving none: {error:#}");
-                (0, Arc::from("{}"))
-            }
-        };
+        let (version, document, unknown) =
+            match current_version(&*setup.kv).and_then(|v| Ok((v, document(&*setup.kv, v)?))) {
+                Ok((version, document)) => (version, document, None),
+                Err(error) => {
+                    tracing::warn!("the config in force cannot be read yet: {error:#}");
+                    (0, Arc::from("{}"), Some(format!("{error:#}")))
+                }
+            };
         let mut workers = Vec::with_capacity(setup.workers);
         for _ in 0..setup.workers.max(1) {
             let set = PolicySet::load(
@@ -214,10 +217,26 @@ impl NativeGateway {
             workers,
             requested: watch::Sender::new(version),
             settled: watch::Sender::new(version),
+            is_unknown: AtomicBool::new(unknown.is_some()),
+            unknown: Mutex::new(unknown),
         });
         tokio::spawn(load_versions(lane.clone()));
         tokio::spawn(poll_versions(lane.clone()));
         Ok(lane)
+    }
+
+    /// Why the config in force is not known yet, if it is not: the store
+    /// could not be read when the lane started.
+    pub fn unknown(&self) -> Option<String> {
+        if !self.is_unknown.load(Ordering::Acquire) {
+            return None;
+        }
+        lock(&self.unknown).clone()
+    }
+
+    fn known(&self) {
+        self.is_unknown.store(false, Ordering::Release);
+        *lock(&self.unknown) = None;
     }
 
     /// The engine of the policy components.
@@ -314,6 +333,7 @@ async fn load_versions(lane: Arc<NativeGateway>) {
             match tokio::task::spawn_blocking(move || building.build(version)).await {
                 Ok(Ok(())) => {
                     loaded = version;
+                    lane.known();
                     tracing::info!(
                         version,
                         elapsed_ms = started.elapsed().as_millis() as u64,
@@ -337,10 +357,12 @@ async fn load_versions(lane: Arc<NativeGateway>) {
 }
 
 /// Looks at the store's version in force every [`POLL_INTERVAL`], for
-/// versions applied through other nodes.
+/// versions applied through other nodes (and, when the store could not be
+/// read at start, for the version to serve at all).
 async fn poll_versions(lane: Arc<NativeGateway>) {
     let mut ticker = tokio::time::interval(POLL_INTERVAL);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing = false;
     loop {
         ticker.tick().await;
         let kv = lane.kv.clone();
@@ -350,13 +372,24 @@ async fn poll_versions(lane: Arc<NativeGateway>) {
             .and_then(|version| version)
         {
             Ok(version) => {
+                if std::mem::take(&mut failing) {
+                    tracing::info!("the config version in force can be read again");
+                }
+                if version == 0 && lane.unknown().is_some() {
+                    // Readable, and nothing was ever applied.
+                    lane.known();
+                }
                 lane.requested.send_if_modified(|requested| {
                     let changed = *requested != version;
                     *requested = version;
                     changed
                 });
             }
-            Err(error) => tracing::warn!("cannot read the config version in force: {error:#}"),
+            Err(error) if !failing => {
+                failing = true;
+                tracing::warn!("cannot read the config version in force: {error:#}");
+            }
+            Err(_) => {}
         }
     }
 }

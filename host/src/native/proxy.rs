@@ -45,6 +45,9 @@ pub async fn serve(
     peer: SocketAddr,
     request_id: &str,
 ) -> Result<Response<WasiBody>, GatewayError> {
+    if let Some(detail) = lane.unknown() {
+        return Err(GatewayError::ConfigStoreUnavailable(detail));
+    }
     let (parts, body) = request.into_parts();
     let authority = authority(&parts.uri, &parts.headers)?;
     let client_ip = peer.ip().to_string();
