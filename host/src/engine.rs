@@ -58,12 +58,16 @@ pub fn new_engine() -> anyhow::Result<Engine> {
         .memory_guard_size(32 << 20)
         .memory_reservation_for_growth(0)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-    // For profiling runs only: `UPSHIFT_PERF_MAP=1` writes /tmp/perf-<pid>.map
-    // so that `perf report` names the functions of the compiled components.
+    profile(&mut config);
+    Ok(Engine::new(&config)?)
+}
+
+/// For profiling runs only: `UPSHIFT_PERF_MAP=1` writes /tmp/perf-<pid>.map
+/// so that `perf report` names the functions of the compiled components.
+pub fn profile(config: &mut Config) {
     if std::env::var_os("UPSHIFT_PERF_MAP").is_some_and(|v| v == "1") {
         config.profiler(wasmtime::ProfilingStrategy::PerfMap);
     }
-    Ok(Engine::new(&config)?)
 }
 
 /// Advances the engines' epochs every [`EPOCH_TICK`] until dropped.

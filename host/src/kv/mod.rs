@@ -7,6 +7,7 @@
 //! ([`RuntimeConfig`](crate::runtime_config::RuntimeConfig))
 //! says which label uses which, and [`open_stores`] opens them.
 
+mod read_cache;
 mod redb_store;
 mod redis_store;
 mod spin_kv;

@@ -35,6 +35,7 @@ use redb::{
 
 use upshift_config::store::decode_counter;
 
+use super::read_cache::{ReadCache, Written};
 use super::{KvBackend, KvError};
 
 /// How often counters are written to disk.
@@ -44,6 +45,7 @@ pub const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
 pub struct RedbStore {
     db: Arc<Database>,
     counters: Arc<Counters>,
+    cache: ReadCache,
     /// Tells the flusher thread to stop.
     stop: Arc<(Mutex<bool>, Condvar)>,
     flusher: Option<std::thread::JoinHandle<()>>,
@@ -131,6 +133,7 @@ impl RedbStore {
         Ok(Self {
             db,
             counters,
+            cache: ReadCache::default(),
             stop,
             flusher: Some(flusher),
         })
@@ -142,12 +145,13 @@ impl RedbStore {
     /// the store could forget (a config version number, an audit sequence).
     ///
     /// The counters' lock is held from `f` to a commit without sync, so no
-    /// increment runs in between; a second, empty commit then syncs it
-    /// without the lock.
+    /// increment or read runs in between; a second, empty commit then syncs
+    /// it without the lock. What `f` records in [`Written`] goes into the
+    /// read cache once the commit succeeded.
     fn write<R>(
         &self,
         store: &str,
-        f: impl FnOnce(&mut Table<'_>, &mut Pending<'_>) -> Result<R, KvError>,
+        f: impl FnOnce(&mut Table<'_>, &mut Pending<'_>, &mut Written) -> Result<R, KvError>,
     ) -> Result<R, KvError> {
         let name = table(store);
         let mut txn: WriteTransaction = self.db.begin_write().map_err(backend)?;
@@ -159,17 +163,24 @@ impl RedbStore {
                 values: counters.get_mut(store),
                 taken: Vec::new(),
             };
+            let mut written = Written::new();
             let result = txn
                 .open_table(TableDefinition::<&str, &[u8]>::new(&name))
                 .map_err(backend)
-                .and_then(|mut table| f(&mut table, &mut pending));
+                .and_then(|mut table| f(&mut table, &mut pending, &mut written));
             let taken = pending.taken;
             let result = result
                 .and_then(|result| write_counters(&txn, &counters).map(|()| result))
                 .and_then(|result| txn.commit().map_err(backend).map(|()| result));
             match &result {
-                Ok(_) => counters.clear(),
+                Ok(_) => {
+                    counters.clear();
+                    self.cache.apply(store, written);
+                }
                 Err(_) => {
+                    for (key, _) in &written {
+                        self.cache.forget(store, key);
+                    }
                     if let Some(values) = counters.get_mut(store) {
                         values.extend(taken);
                     }
@@ -199,12 +210,19 @@ impl RedbStore {
         }
     }
 
+    /// What the database holds at `key`, through the read cache. The
+    /// caller holds the counters' lock, which orders it after every write.
     fn get_stored(&self, store: &str, key: &str) -> Result<Option<Vec<u8>>, KvError> {
-        Ok(self
+        if let Some(known) = self.cache.get(store, key) {
+            return Ok(known);
+        }
+        let value = self
             .read(store, |table| {
                 Ok(table.get(key).map_err(backend)?.map(|v| v.value().to_vec()))
             })?
-            .flatten())
+            .flatten();
+        self.cache.put(store, key, value.as_deref());
+        Ok(value)
     }
 }
 
@@ -300,17 +318,19 @@ impl KvBackend for RedbStore {
     }
 
     fn set(&self, store: &str, key: &str, value: &[u8]) -> Result<(), KvError> {
-        self.write(store, |table, pending| {
+        self.write(store, |table, pending, written| {
             table.insert(key, value).map_err(backend)?;
             pending.take(key);
+            written.push((key.to_owned(), Some(value.to_vec())));
             Ok(())
         })
     }
 
     fn delete(&self, store: &str, key: &str) -> Result<(), KvError> {
-        self.write(store, |table, pending| {
+        self.write(store, |table, pending, written| {
             table.remove(key).map_err(backend)?;
             pending.take(key);
+            written.push((key.to_owned(), None));
             Ok(())
         })
     }
@@ -356,6 +376,8 @@ impl KvBackend for RedbStore {
         let next = current
             .checked_add(delta)
             .ok_or_else(|| KvError::Overflow(key.to_owned()))?;
+        // The pending value is the truth from now on, until it is written.
+        self.cache.forget(store, key);
         counters
             .entry(store.to_owned())
             .or_default()
@@ -370,7 +392,7 @@ impl KvBackend for RedbStore {
         expected: Option<&[u8]>,
         value: &[u8],
     ) -> Result<bool, KvError> {
-        self.write(store, |table, pending| {
+        self.write(store, |table, pending, written| {
             let matches = match pending.get(key) {
                 Some(current) => expected == Some(counter_bytes(current).as_slice()),
                 None => {
@@ -381,6 +403,7 @@ impl KvBackend for RedbStore {
             if matches {
                 table.insert(key, value).map_err(backend)?;
                 pending.take(key);
+                written.push((key.to_owned(), Some(value.to_vec())));
             }
             Ok(matches)
         })
@@ -389,48 +412,62 @@ impl KvBackend for RedbStore {
     fn get_many(&self, store: &str, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, KvError> {
         let counters = self.counters.lock();
         let pending = counters.get(store);
-        Ok(self
-            .read(store, |table| {
-                keys.iter()
-                    .map(|key| {
-                        if let Some(value) = pending.and_then(|values| values.get(key)) {
-                            return Ok(Some(counter_bytes(*value)));
-                        }
-                        Ok(table
-                            .get(key.as_str())
-                            .map_err(backend)?
-                            .map(|v| v.value().to_vec()))
-                    })
-                    .collect()
-            })?
-            .unwrap_or_else(|| {
-                keys.iter()
-                    .map(|key| {
-                        pending
-                            .and_then(|values| values.get(key))
-                            .map(|value| counter_bytes(*value))
-                    })
-                    .collect()
-            }))
+        let mut values = Vec::with_capacity(keys.len());
+        let mut missing = Vec::new();
+        for (i, key) in keys.iter().enumerate() {
+            match pending.and_then(|values| values.get(key)) {
+                Some(value) => values.push(Some(counter_bytes(*value))),
+                None => match self.cache.get(store, key) {
+                    Some(known) => values.push(known),
+                    None => {
+                        values.push(None);
+                        missing.push(i);
+                    }
+                },
+            }
+        }
+        if missing.is_empty() {
+            return Ok(values);
+        }
+        // One read transaction for everything the cache did not know.
+        let read = self.read(store, |table| {
+            missing
+                .iter()
+                .map(|i| {
+                    Ok(table
+                        .get(keys[*i].as_str())
+                        .map_err(backend)?
+                        .map(|v| v.value().to_vec()))
+                })
+                .collect::<Result<Vec<_>, KvError>>()
+        })?;
+        let read = read.unwrap_or_else(|| vec![None; missing.len()]);
+        for (i, value) in missing.into_iter().zip(read) {
+            self.cache.put(store, &keys[i], value.as_deref());
+            values[i] = value;
+        }
+        Ok(values)
     }
 
     fn set_many(&self, store: &str, entries: &[(String, Vec<u8>)]) -> Result<(), KvError> {
-        self.write(store, |table, pending| {
+        self.write(store, |table, pending, written| {
             for (key, value) in entries {
                 table
                     .insert(key.as_str(), value.as_slice())
                     .map_err(backend)?;
                 pending.take(key);
+                written.push((key.clone(), Some(value.clone())));
             }
             Ok(())
         })
     }
 
     fn delete_many(&self, store: &str, keys: &[String]) -> Result<(), KvError> {
-        self.write(store, |table, pending| {
+        self.write(store, |table, pending, written| {
             for key in keys {
                 table.remove(key.as_str()).map_err(backend)?;
                 pending.take(key);
+                written.push((key.clone(), None));
             }
             Ok(())
         })

@@ -106,6 +106,7 @@ pub struct Setup<'a> {
 fn new_engine() -> anyhow::Result<Engine> {
     let mut config = Config::new();
     config.wasm_component_model(true).epoch_interruption(true);
+    crate::engine::profile(&mut config);
     Ok(Engine::new(&config)?)
 }
 
