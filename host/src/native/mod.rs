@@ -101,11 +101,15 @@ pub struct Setup<'a> {
     pub workers: usize,
 }
 
-/// The engine of the policy components: synchronous calls only, with
-/// epoch interruption for the time budget.
+/// The engine of the policy components: synchronous calls only (without
+/// the component model's concurrency, whose bookkeeping every call would
+/// otherwise pay), with epoch interruption for the time budget.
 fn new_engine() -> anyhow::Result<Engine> {
     let mut config = Config::new();
-    config.wasm_component_model(true).epoch_interruption(true);
+    config
+        .wasm_component_model(true)
+        .concurrency_support(false)
+        .epoch_interruption(true);
     crate::engine::profile(&mut config);
     Ok(Engine::new(&config)?)
 }
