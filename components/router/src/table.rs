@@ -233,7 +233,13 @@ impl RouteTable {
             route: &entry.name,
             kind: entry.kind,
             service: &entry.service,
-            upstream_path: upstream_path(&path, &slot, entry, head.query()),
+            upstream_path: upstream_path(
+                &path,
+                matches!(path, Cow::Owned(_)),
+                &slot,
+                entry,
+                head.query(),
+            ),
             timeout_ms: entry.timeout_ms,
         })
     }
@@ -256,9 +262,11 @@ fn host_key(authority: &str) -> Cow<'_, str> {
 }
 
 /// The path and query sent upstream, after `replace_prefix`; `None` when
-/// the route sends the client's own.
+/// the route sends the client's own (`normalized`: `path` is not the
+/// client's own but its normalized form).
 fn upstream_path(
-    path: &Cow<'_, str>,
+    path: &str,
+    normalized: bool,
     slot: &Slot,
     entry: &Entry,
     query: Option<&str>,
@@ -279,10 +287,8 @@ fn upstream_path(
                 format!("/{joined}")
             }
         }
-        _ => match path {
-            Cow::Borrowed(_) => return None,
-            Cow::Owned(path) => path.to_owned(),
-        },
+        _ if normalized => path.to_owned(),
+        _ => return None,
     };
     if let Some(query) = query {
         out.push('?');

@@ -15,15 +15,18 @@ const MAX_KEYS: usize = 16 * 1024;
 /// Values larger than this (config documents) are read from the database.
 const MAX_VALUE: usize = 16 * 1024;
 
-/// Known values (`None`: known to be absent), by store and key.
+/// Known values of one store (`None`: known to be absent), by key.
+type Known = HashMap<String, Option<Box<[u8]>>>;
+
+/// Known values, by store and key.
 #[derive(Default)]
-pub struct ReadCache(Mutex<HashMap<String, HashMap<String, Option<Box<[u8]>>>>>);
+pub struct ReadCache(Mutex<HashMap<String, Known>>);
 
 /// A change to the cache, applied once the write that makes it committed.
 pub type Written = Vec<(String, Option<Vec<u8>>)>;
 
 impl ReadCache {
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, HashMap<String, Option<Box<[u8]>>>>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Known>> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
