@@ -42,7 +42,7 @@ fn split_decision(c: &mut Criterion) {
     let selection = plan
         .choose(&store, "orders", "orders", &request, Some(&consumer), now)
         .unwrap();
-    assert_eq!(selection.reason, "sticky");
+    assert_eq!(selection.reason, upshift_splitter::Reason::Sticky);
     let mut group = c.benchmark_group("split");
     // Reads the live state (one batch get) from the in-memory store, then decides.
     group.bench_function("choose", |b| {

@@ -32,6 +32,17 @@ impl GuestPolicy for Compiled {
         Ok(wit::Policy::new(Compiled(Policy::new(&config))))
     }
 
+    fn consumers(&self) -> Vec<Consumer> {
+        self.0
+            .consumers()
+            .iter()
+            .map(|c| Consumer {
+                id: c.name.clone(),
+                tenant: c.tenant.clone(),
+            })
+            .collect()
+    }
+
     fn authenticate(
         &self,
         route: u32,
@@ -53,11 +64,9 @@ impl GuestPolicy for Compiled {
         let store = || opened.get_or_init(|| bucket().ok()).as_deref();
         match self.0.authenticate_with(store, route, &head, now_ms) {
             Ok(passed) => Ok(wit::Authenticated {
-                consumer: passed.consumer.map(|(index, c)| Consumer {
-                    index: u32::try_from(index).unwrap_or(u32::MAX),
-                    id: c.name.clone(),
-                    tenant: c.tenant.clone(),
-                }),
+                consumer: passed
+                    .consumer
+                    .map(|(index, _)| u32::try_from(index).unwrap_or(u32::MAX)),
                 rate_limit: passed.rate_limit.map(|d| wit::RateLimit {
                     limit: d.limit,
                     remaining: d.remaining,

@@ -159,6 +159,11 @@ impl Policy {
         }
     }
 
+    /// The consumers, in the config's order.
+    pub fn consumers(&self) -> &[Consumer] {
+        &self.consumers
+    }
+
     /// The name of the route at `index` in the config's `routes`.
     pub fn route_name(&self, index: usize) -> Option<&str> {
         self.route_names.get(index).map(String::as_str)

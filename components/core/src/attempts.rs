@@ -224,8 +224,6 @@ mod tests {
         let upstream = |i: usize| Upstream {
             version: 0,
             target: i as u32,
-            version_name: "v1".into(),
-            url: format!("http://10.0.0.{i}"),
         };
         Selection {
             primary: upstream(0),
@@ -236,8 +234,7 @@ mod tests {
                 retry_on: retry_on.to_vec(),
                 per_try_timeout_ms: Some(100),
             },
-            response_headers: Vec::new(),
-            reason: "weight".into(),
+            reason: crate::policy::Reason::Weight,
         }
     }
 

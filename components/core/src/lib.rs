@@ -8,7 +8,9 @@
 //! routes and AI calls), and its answer gets the gateway's [`response`]
 //! headers. Headers cross as [`forwarding`] says; every failure is one
 //! [`GatewayError`], which knows its status, code and how it counts. The
-//! lanes do the I/O and implement [`Policy`] over their bindings.
+//! lanes do the I/O and implement [`Policy`] over their bindings; per
+//! request the components answer with positions in the config version's
+//! [`tables`].
 
 pub mod ai;
 pub mod attempts;
@@ -19,6 +21,7 @@ pub mod phases;
 pub mod policy;
 pub mod request_id;
 pub mod response;
+pub mod tables;
 
 pub use error::GatewayError;
 pub use policy::Policy;

@@ -21,27 +21,32 @@ use upshift_config::RequestHead;
 
 use crate::error::GatewayError;
 use crate::policy::{Authenticated, Policy, RouteKind, RouteMatch, Selection};
+use crate::tables::{Route, Tables};
 
 /// What the phases decided for a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Decision {
     /// The route.
-    pub route: RouteMatch,
+    pub route: Route,
+    /// How it matched.
+    pub matched: RouteMatch,
     /// The caller, and where it stands against its limits.
     pub authenticated: Authenticated,
     /// Where a proxied request goes; `None` on AI routes.
     pub selection: Option<Selection>,
 }
 
-/// Runs the phases for the packed `head` at `now_ms`. `unconfigured` says
-/// that no config version was ever applied, which a 404 mentions.
+/// Runs the phases for the packed `head` at `now_ms`, with the `tables` of
+/// the config version `policy` has loaded. `unconfigured` says that no
+/// config version was ever applied, which a 404 mentions.
 pub fn decide<P: Policy + ?Sized>(
     policy: &mut P,
+    tables: &Tables,
     head: &str,
     unconfigured: bool,
     now_ms: u64,
 ) -> Result<Decision, GatewayError> {
-    let Some(route) = policy.resolve(head)? else {
+    let Some(matched) = policy.resolve(head)? else {
         let parsed = RequestHead::parse(head).ok();
         return Err(GatewayError::RouteNotFound {
             method: parsed.map(|h| h.method().to_owned()).unwrap_or_default(),
@@ -49,19 +54,24 @@ pub fn decide<P: Policy + ?Sized>(
             unconfigured,
         });
     };
-    let authenticated = policy.authenticate(route.route, head, now_ms)?;
+    let route =
+        tables
+            .route(matched.route)
+            .cloned()
+            .ok_or_else(|| GatewayError::ComponentFailed {
+                component: "router".into(),
+                detail: format!("it matched route {}, which it did not list", matched.route),
+            })?;
+    let authenticated = policy.authenticate(matched.route, head, now_ms)?;
     let selection = match route.kind {
-        RouteKind::Proxy => Some(policy.choose(
-            route.route,
-            None,
-            head,
-            authenticated.consumer.as_ref().map(|c| c.index),
-            now_ms,
-        )?),
+        RouteKind::Proxy => {
+            Some(policy.choose(matched.route, None, head, authenticated.consumer, now_ms)?)
+        }
         RouteKind::Ai => None,
     };
     Ok(Decision {
         route,
+        matched,
         authenticated,
         selection,
     })
@@ -70,8 +80,15 @@ pub fn decide<P: Policy + ?Sized>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::{Consumer, RetryPolicy, Upstream};
+    use crate::policy::{Reason, RetryPolicy, Upstream};
     use upshift_config::{HeadLine, OwnedHead};
+
+    fn tables(kind: RouteKind) -> Tables {
+        let routes = (0..4)
+            .map(|i| Route::new(&format!("r{i}"), kind, "orders", 1000))
+            .collect();
+        Tables::new(routes, Vec::new(), Vec::new())
+    }
 
     /// Answers from a script and records the calls in order.
     #[derive(Default)]
@@ -85,13 +102,9 @@ mod tests {
         fn resolve(&mut self, head: &str) -> Result<Option<RouteMatch>, GatewayError> {
             let path = RequestHead::parse(head).unwrap().path().to_owned();
             self.calls.push(format!("resolve {path}"));
-            Ok(self.kind.map(|kind| RouteMatch {
+            Ok(self.kind.map(|_| RouteMatch {
                 route: 3,
-                name: "orders".into(),
-                kind,
-                service: "orders".into(),
                 upstream_path: None,
-                timeout_ms: 1000,
             }))
         }
 
@@ -111,11 +124,7 @@ mod tests {
                 });
             }
             Ok(Authenticated {
-                consumer: Some(Consumer {
-                    index: 7,
-                    id: "alice".into(),
-                    tenant: None,
-                }),
+                consumer: Some(7),
                 rate_limit: None,
             })
         }
@@ -132,16 +141,13 @@ mod tests {
                 .push(format!("choose {route} {service:?} {consumer:?} {now_ms}"));
             Ok(Selection {
                 primary: Upstream {
-                    version: 0,
+                    version: 1,
                     target: 0,
-                    version_name: "v1".into(),
-                    url: "http://10.0.0.1".into(),
                 },
                 alternates: Vec::new(),
                 shadow: None,
                 retry: RetryPolicy::default(),
-                response_headers: Vec::new(),
-                reason: "weight".into(),
+                reason: Reason::Weight,
             })
         }
     }
@@ -162,7 +168,8 @@ mod tests {
             kind: Some(RouteKind::Proxy),
             ..Scripted::default()
         };
-        let decision = decide(&mut policy, head().as_str(), false, 42).unwrap();
+        let tables = tables(RouteKind::Proxy);
+        let decision = decide(&mut policy, &tables, head().as_str(), false, 42).unwrap();
         assert_eq!(
             policy.calls,
             [
@@ -171,8 +178,9 @@ mod tests {
                 "choose 3 None Some(7) 42"
             ]
         );
-        assert_eq!(decision.selection.unwrap().primary.version_name, "v1");
-        assert_eq!(decision.authenticated.consumer.unwrap().id, "alice");
+        assert_eq!(&*decision.route.name, "r3");
+        assert_eq!(decision.selection.unwrap().primary.version, 1);
+        assert_eq!(decision.authenticated.consumer, Some(7));
     }
 
     #[test]
@@ -181,7 +189,14 @@ mod tests {
             kind: Some(RouteKind::Ai),
             ..Scripted::default()
         };
-        let decision = decide(&mut policy, head().as_str(), false, 42).unwrap();
+        let decision = decide(
+            &mut policy,
+            &tables(RouteKind::Ai),
+            head().as_str(),
+            false,
+            42,
+        )
+        .unwrap();
         assert_eq!(policy.calls, ["resolve /orders/1", "authenticate 3"]);
         assert!(decision.selection.is_none());
     }
@@ -193,7 +208,14 @@ mod tests {
             refuse_auth: true,
             ..Scripted::default()
         };
-        let error = decide(&mut policy, head().as_str(), false, 42).unwrap_err();
+        let error = decide(
+            &mut policy,
+            &tables(RouteKind::Proxy),
+            head().as_str(),
+            false,
+            42,
+        )
+        .unwrap_err();
         assert_eq!(
             (error.status().as_u16(), error.code()),
             (401, "missing_credentials")
@@ -204,7 +226,14 @@ mod tests {
     #[test]
     fn no_route_is_a_404_naming_the_request() {
         let mut policy = Scripted::default();
-        let error = decide(&mut policy, head().as_str(), true, 42).unwrap_err();
+        let error = decide(
+            &mut policy,
+            &tables(RouteKind::Proxy),
+            head().as_str(),
+            true,
+            42,
+        )
+        .unwrap_err();
         assert_eq!(error.code(), "route_not_found");
         assert_eq!(
             error.to_string(),

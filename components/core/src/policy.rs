@@ -2,9 +2,11 @@
 //!
 //! The types mirror the WIT records of `upshift:router`, `upshift:auth` and
 //! `upshift:splitter` (see `wit/`); each lane converts its own bindings into
-//! them. [`Policy`] is the part of those interfaces the phases call in
-//! order; the rest (reports, the retry budget) the lanes call as their I/O
-//! goes.
+//! them. Per request the components answer with positions: of a route, a
+//! consumer, a version and a target in the config version's
+//! [`Tables`](crate::tables::Tables), which a lane reads once per version.
+//! [`Policy`] is the part of those interfaces the phases call in order; the
+//! rest (reports, the retry budget) the lanes call as their I/O goes.
 
 use crate::error::GatewayError;
 
@@ -22,27 +24,8 @@ pub enum RouteKind {
 pub struct RouteMatch {
     /// Position of the route in the config document's `routes`.
     pub route: u32,
-    /// Name of the route.
-    pub name: String,
-    /// What the route does.
-    pub kind: RouteKind,
-    /// The route's service (empty for AI routes).
-    pub service: String,
     /// Path and query to send upstream when the route changes them.
     pub upstream_path: Option<String>,
-    /// Upstream timeout, in milliseconds.
-    pub timeout_ms: u32,
-}
-
-/// A caller the auth component identified.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Consumer {
-    /// Position in the config document's `consumers`.
-    pub index: u32,
-    /// Consumer name.
-    pub id: String,
-    /// Tenant, if any.
-    pub tenant: Option<String>,
 }
 
 /// Where a request stands against its tightest rate limit.
@@ -59,23 +42,20 @@ pub struct RateLimit {
 /// A request auth lets pass.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Authenticated {
-    /// Who it is; `None` on public routes.
-    pub consumer: Option<Consumer>,
+    /// Position of its consumer in the config document's `consumers`;
+    /// `None` on public routes.
+    pub consumer: Option<u32>,
     /// The limit to advertise.
     pub rate_limit: Option<RateLimit>,
 }
 
-/// A version and target of a service.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A version and target of a service, by position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Upstream {
     /// Position of the version in the service's `versions`.
     pub version: u32,
     /// Position of the target in the version's `targets`.
     pub target: u32,
-    /// The version's name.
-    pub version_name: String,
-    /// The target's base URL.
-    pub url: String,
 }
 
 /// How a request is retried.
@@ -90,7 +70,7 @@ pub struct RetryPolicy {
 }
 
 /// A copy of the request for a shadow version.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ShadowCopy {
     /// Where the copy goes.
     pub upstream: Upstream,
@@ -98,7 +78,26 @@ pub struct ShadowCopy {
     pub timeout_ms: u32,
 }
 
-/// Where a request goes.
+/// Why a request goes to its version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// The route pins the version.
+    Pinned,
+    /// Match rule number n of the route's split.
+    Rule(u32),
+    /// A running rollout's weights.
+    Rollout,
+    /// The caller's sticky key, over the weights.
+    Sticky,
+    /// The config's weights.
+    Weight,
+    /// The one version with weight.
+    OnlyVersion,
+    /// Every target of the chosen version is ejected: a fallback.
+    CircuitOpen,
+}
+
+/// Where a request goes, by positions in its service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Selection {
     /// The first attempt.
@@ -109,23 +108,22 @@ pub struct Selection {
     pub shadow: Option<ShadowCopy>,
     /// How to retry.
     pub retry: RetryPolicy,
-    /// Headers for the client's response (a version's deprecation).
-    pub response_headers: Vec<(String, String)>,
     /// Why this version.
-    pub reason: String,
+    pub reason: Reason,
 }
 
 impl Selection {
     /// The upstream of attempt `n` (0: the first): the primary, then the
     /// alternates in order, the last one taking any further attempts.
-    pub fn candidate(&self, n: usize) -> &Upstream {
+    pub fn candidate(&self, n: usize) -> Upstream {
         match n {
-            0 => &self.primary,
+            0 => self.primary,
             n => self
                 .alternates
                 .get(n - 1)
                 .or(self.alternates.last())
-                .unwrap_or(&self.primary),
+                .copied()
+                .unwrap_or(self.primary),
         }
     }
 }
@@ -141,29 +139,15 @@ pub enum Outcome {
     TimedOut,
 }
 
-/// One attempt at an upstream, named by its positions.
+/// One attempt at an upstream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Attempt {
-    /// Position of the version.
-    pub version: u32,
-    /// Position of the target.
-    pub target: u32,
+    /// Where it went.
+    pub upstream: Upstream,
     /// How it ended.
     pub outcome: Outcome,
     /// Time to the response head or the failure, in milliseconds.
     pub latency_ms: u32,
-}
-
-impl Attempt {
-    /// The attempt at `upstream` that ended with `outcome` after `latency_ms`.
-    pub fn at(upstream: &Upstream, outcome: Outcome, latency_ms: u32) -> Self {
-        Attempt {
-            version: upstream.version,
-            target: upstream.target,
-            outcome,
-            latency_ms,
-        }
-    }
 }
 
 /// A counter increment the splitter asks for.

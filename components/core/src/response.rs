@@ -5,7 +5,8 @@
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::forwarding::REQUEST_ID;
-use crate::policy::{RateLimit, Upstream};
+use crate::policy::RateLimit;
+use crate::tables::{Route, Version};
 
 const ROUTE: HeaderName = HeaderName::from_static("x-upshift-route");
 const UPSTREAM: HeaderName = HeaderName::from_static("x-upshift-upstream");
@@ -15,36 +16,24 @@ const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
 const RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
 const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
 
-/// What a proxied answer says about how it was served.
-#[derive(Debug, Clone, Copy)]
-pub struct Served<'a> {
-    /// The route's name.
-    pub route: &'a str,
-    /// The service.
-    pub service: &'a str,
-    /// The version and target that answered.
-    pub upstream: &'a Upstream,
-    /// Headers the splitter asked for (a version's deprecation).
-    pub selection_headers: &'a [(String, String)],
-    /// The caller's rate-limit standing.
-    pub rate_limit: Option<RateLimit>,
-}
-
 /// Adds to a proxied answer's headers: the route, `service@version`, the
-/// splitter's headers and the `RateLimit-*` fields.
-pub fn add_proxied(headers: &mut HeaderMap, served: &Served<'_>) {
-    append_text(headers, ROUTE, served.route);
-    append_text(
-        headers,
-        UPSTREAM,
-        &format!("{}@{}", served.service, served.upstream.version_name),
-    );
-    for (name, value) in served.selection_headers {
-        if let Ok(name) = HeaderName::from_bytes(name.as_bytes()) {
-            append_text(headers, name, value);
-        }
+/// version's own headers (a deprecation) and the `RateLimit-*` fields.
+pub fn add_proxied(
+    headers: &mut HeaderMap,
+    route: &Route,
+    version: &Version,
+    rate_limit: Option<RateLimit>,
+) {
+    if let Some(value) = &route.header {
+        headers.append(ROUTE, value.clone());
     }
-    add_rate_limit(headers, served.rate_limit);
+    if let Some(value) = &version.upstream_header {
+        headers.append(UPSTREAM, value.clone());
+    }
+    for (name, value) in &version.response_headers {
+        headers.append(name.clone(), value.clone());
+    }
+    add_rate_limit(headers, rate_limit);
 }
 
 /// Adds the IETF `RateLimit-Limit`, `-Remaining` and `-Reset` fields.
@@ -98,30 +87,33 @@ fn append_text(headers: &mut HeaderMap, name: HeaderName, value: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::{RouteKind, Upstream};
+    use crate::tables::Service;
 
     #[test]
     fn proxied_answers_name_route_version_and_limits() {
-        let upstream = Upstream {
-            version: 1,
-            target: 0,
-            version_name: "v2".into(),
-            url: "http://10.0.0.2".into(),
-        };
-        let mut headers = HeaderMap::new();
-        add_proxied(
-            &mut headers,
-            &Served {
-                route: "orders",
-                service: "orders-svc",
-                upstream: &upstream,
-                selection_headers: &[("deprecation".into(), "true".into())],
-                rate_limit: Some(RateLimit {
-                    limit: 10,
-                    remaining: 4,
-                    reset_s: 30,
-                }),
-            },
+        let route = Route::new("orders", RouteKind::Proxy, "orders-svc", 1000);
+        let service = Service::new(
+            "orders-svc",
+            [(
+                "v2",
+                vec!["http://10.0.0.2".into()],
+                vec![("deprecation".into(), "true".into())],
+            )],
         );
+        let (version, _) = service
+            .at(Upstream {
+                version: 0,
+                target: 0,
+            })
+            .unwrap();
+        let mut headers = HeaderMap::new();
+        let limit = RateLimit {
+            limit: 10,
+            remaining: 4,
+            reset_s: 30,
+        };
+        add_proxied(&mut headers, &route, version, Some(limit));
         let get = |name: &str| headers.get(name).unwrap().to_str().unwrap();
         assert_eq!(get("x-upshift-route"), "orders");
         assert_eq!(get("x-upshift-upstream"), "orders-svc@v2");

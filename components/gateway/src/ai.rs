@@ -17,6 +17,7 @@
 //!   call's cost, so that a rollout judges model versions too.
 
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Instant;
 
 use spin_sdk::wasip3::http::types::{ErrorCode, Fields, Method, Request, Response};
@@ -49,6 +50,8 @@ struct Picked {
     route: u32,
     service: String,
     upstream: Upstream,
+    /// The version's name.
+    version: Arc<str>,
 }
 
 impl Picked {
@@ -57,34 +60,33 @@ impl Picked {
     /// has no answer (the call keeps its default).
     fn of(config: &Rc<Loaded>, call: &Call, head: &str, decision: &Decision) -> Option<Picked> {
         let service = call.split()?;
-        let consumer = decision.authenticated.consumer.as_ref().map(|c| c.index);
+        let route = decision.matched.route;
+        let consumer = decision.authenticated.consumer;
         let selection = config
             .splitter
-            .choose(
-                decision.route.route,
-                Some(&service),
-                head,
-                consumer,
-                now_ms(),
-            )
+            .choose(route, Some(&service), head, consumer, now_ms())
             .ok()?;
-        let primary = selection.primary;
-        call.choose(&primary.version_name).then(|| Picked {
+        let upstream = Upstream {
+            version: selection.primary.version,
+            target: selection.primary.target,
+        };
+        let (version, _) = config.tables.target(&service, upstream).ok()?;
+        call.choose(&version.name).then(|| Picked {
             config: Rc::clone(config),
-            route: decision.route.route,
+            route,
+            version: version.name.clone(),
             service,
-            upstream: Upstream {
-                version: primary.version,
-                target: primary.target,
-                version_name: primary.version_name,
-                url: primary.url,
-            },
+            upstream,
         })
     }
 
     /// Reports how the version's first try went.
     fn attempt(&self, outcome: Outcome, started: Instant) {
-        let tried = policy::Attempt::at(&self.upstream, outcome, millis(started));
+        let tried = policy::Attempt {
+            upstream: self.upstream,
+            outcome,
+            latency_ms: millis(started),
+        };
         let counts = self.config.splitter.report(
             self.route,
             Some(&self.service),
@@ -120,7 +122,7 @@ pub async fn serve(
     decision: &Decision,
     raw: Request,
 ) -> Result<Response, GatewayError> {
-    let path = match &decision.route.upstream_path {
+    let path = match &decision.matched.upstream_path {
         Some(path) => path.split('?').next().unwrap_or_default(),
         None => incoming.uri.path(),
     };
@@ -144,12 +146,12 @@ pub async fn serve(
     // The AI component sees the client's headers (for model rules, the
     // cache and Anthropic's version headers), never its credentials.
     let head = incoming.pack_without_credentials();
-    let consumer = decision.authenticated.consumer.as_ref().map(|c| c.index);
+    let consumer = decision.authenticated.consumer;
     match config.ai.plan(path, &head, &body, consumer, now_ms()) {
         Plan::Reply(reply) => send_reply(reply, &answer, None),
         Plan::Call(call) => {
             let picked = Picked::of(config, &call, &incoming.pack(), decision);
-            let version = picked.as_ref().map(|p| p.upstream.version_name.clone());
+            let version = picked.as_ref().map(|p| p.version.clone());
             let answer = Answer {
                 version: version.as_deref(),
                 ..answer

@@ -5,6 +5,7 @@
 
 use upshift_core::GatewayError;
 use upshift_core::policy::{self as core, Policy};
+use upshift_core::tables::{Consumer, Route, Service, Tables};
 
 spin_sdk::wit_bindgen::generate!({
     path: "../../wit",
@@ -37,14 +38,7 @@ impl Policy for &Loaded {
     fn resolve(&mut self, head: &str) -> Result<Option<core::RouteMatch>, GatewayError> {
         Ok(self.routes.resolve(head).map(|m| core::RouteMatch {
             route: m.route,
-            name: m.name,
-            kind: match m.kind {
-                router::RouteKind::Proxy => core::RouteKind::Proxy,
-                router::RouteKind::Ai => core::RouteKind::Ai,
-            },
-            service: m.service,
             upstream_path: m.upstream_path,
-            timeout_ms: m.timeout_ms,
         }))
     }
 
@@ -56,11 +50,7 @@ impl Policy for &Loaded {
     ) -> Result<core::Authenticated, GatewayError> {
         let passed = self.auth.authenticate(route, head, now_ms)?;
         Ok(core::Authenticated {
-            consumer: passed.consumer.map(|c| core::Consumer {
-                index: c.index,
-                id: c.id,
-                tenant: c.tenant,
-            }),
+            consumer: passed.consumer,
             rate_limit: passed.rate_limit.map(|r| core::RateLimit {
                 limit: r.limit,
                 remaining: r.remaining,
@@ -92,26 +82,66 @@ impl Policy for &Loaded {
                 retry_on: s.retry.retry_on,
                 per_try_timeout_ms: s.retry.per_try_timeout_ms,
             },
-            response_headers: s.response_headers,
-            reason: s.reason,
+            reason: match s.reason {
+                splitter::Reason::Pinned => core::Reason::Pinned,
+                splitter::Reason::Rule(i) => core::Reason::Rule(i),
+                splitter::Reason::Rollout => core::Reason::Rollout,
+                splitter::Reason::Sticky => core::Reason::Sticky,
+                splitter::Reason::Weight => core::Reason::Weight,
+                splitter::Reason::OnlyVersion => core::Reason::OnlyVersion,
+                splitter::Reason::CircuitOpen => core::Reason::CircuitOpen,
+            },
         })
     }
+}
+
+/// What the policy components of one version name, listed once.
+pub fn tables(routes: &router::RouteTable, auth: &auth::Policy, plan: &splitter::Plan) -> Tables {
+    let routes = routes
+        .routes()
+        .into_iter()
+        .map(|r| {
+            let kind = match r.kind {
+                router::RouteKind::Proxy => core::RouteKind::Proxy,
+                router::RouteKind::Ai => core::RouteKind::Ai,
+            };
+            Route::new(&r.name, kind, &r.service, r.timeout_ms)
+        })
+        .collect();
+    let consumers = auth
+        .consumers()
+        .into_iter()
+        .map(|c| Consumer {
+            id: c.id.into(),
+            tenant: c.tenant.map(Into::into),
+        })
+        .collect();
+    let services = plan
+        .services()
+        .into_iter()
+        .map(|s| {
+            let versions = s.versions.into_iter();
+            Service::new(
+                &s.name,
+                versions.map(|v| (v.name, v.targets, v.response_headers)),
+            )
+        })
+        .collect();
+    Tables::new(routes, consumers, services)
 }
 
 fn upstream(u: splitter::Upstream) -> core::Upstream {
     core::Upstream {
         version: u.version,
         target: u.target,
-        version_name: u.version_name,
-        url: u.url,
     }
 }
 
 /// The WIT form of an attempt, for the splitter's reports.
 pub fn attempt(a: &core::Attempt) -> splitter::Attempt {
     splitter::Attempt {
-        version: a.version,
-        target: a.target,
+        version: a.upstream.version,
+        target: a.upstream.target,
         outcome: match a.outcome {
             core::Outcome::Status(status) => splitter::Outcome::Status(status),
             core::Outcome::Failed => splitter::Outcome::Failed,

@@ -7,7 +7,9 @@ use std::rc::Rc;
 
 use upshift_config::keys;
 use upshift_core::GatewayError;
+use upshift_core::tables::Tables;
 
+use crate::bindings;
 use crate::bindings::ai::Catalog;
 use crate::bindings::auth::Policy;
 use crate::bindings::keyvalue::{atomics, store};
@@ -30,6 +32,8 @@ pub struct Loaded {
     pub splitter: Plan,
     /// Compiled AI model aliases.
     pub ai: Catalog,
+    /// What the components name by position.
+    pub tables: Tables,
 }
 
 thread_local! {
@@ -95,11 +99,15 @@ fn load(version: u64, document: &str) -> Result<Loaded, GatewayError> {
             .collect();
         unloadable(version, detail.join("; "))
     };
+    let routes = RouteTable::load(document).map_err(failed)?;
+    let auth = Policy::load(document).map_err(failed)?;
+    let splitter = Plan::load(document).map_err(failed)?;
     Ok(Loaded {
         version,
-        routes: RouteTable::load(document).map_err(failed)?,
-        auth: Policy::load(document).map_err(failed)?,
-        splitter: Plan::load(document).map_err(failed)?,
+        tables: bindings::tables(&routes, &auth, &splitter),
+        routes,
+        auth,
+        splitter,
         ai: Catalog::load(document).map_err(failed)?,
     })
 }

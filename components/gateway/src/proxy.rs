@@ -4,6 +4,7 @@
 //! in the background; the answer streams back with the gateway's headers.
 
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Instant;
 
 use http::request::Parts;
@@ -14,7 +15,7 @@ use upshift_core::attempts::{Attempts, Ended, try_timeout_ms};
 use upshift_core::forwarding::{self, ClientSide};
 use upshift_core::phases::Decision;
 use upshift_core::policy::{Attempt, Outcome, Selection, ShadowCopy};
-use upshift_core::response::{self, Served};
+use upshift_core::response;
 
 use crate::bindings;
 use crate::body::{Body, Held};
@@ -36,6 +37,7 @@ pub async fn serve(
     raw: spin_sdk::wasip3::http::types::Request,
 ) -> Result<Response, GatewayError> {
     let route = &decision.route;
+    let index = decision.matched.route;
     let method = raw.get_method();
     let replay = selection.retry.attempts > 0 || selection.shadow.is_some();
     let mut body = Body::take(raw, replay).await?;
@@ -50,7 +52,7 @@ pub async fn serve(
         },
     );
     let headers = upstream::header_list(&headers);
-    let path_and_query = match &route.upstream_path {
+    let path_and_query = match &decision.matched.upstream_path {
         Some(path) => path.as_str(),
         None => parts.uri.path_and_query().map_or("/", |p| p.as_str()),
     };
@@ -58,12 +60,13 @@ pub async fn serve(
     let timeout_ms = try_timeout_ms(route.timeout_ms, &selection.retry, body.replayable());
     let (status, answer, attempt) = loop {
         let upstream = selection.candidate(attempts.current());
+        let (_, url) = config.tables.target(&route.service, upstream)?;
         let started = Instant::now();
         let result = upstream::send(
             body.contents()?,
             Outgoing {
                 method: method.clone(),
-                target: &upstream.url,
+                target: url,
                 path_and_query,
                 headers: headers.clone(),
                 timeout_ms,
@@ -75,8 +78,12 @@ pub async fn serve(
             Ok((status, _)) => Outcome::Status(*status),
             Err(error) => error.outcome().ok_or_else(|| error.clone())?,
         };
-        let attempt = Attempt::at(upstream, outcome, millis(started));
-        report(config, route.route, &attempt);
+        let attempt = Attempt {
+            upstream,
+            outcome,
+            latency_ms: millis(started),
+        };
+        report(config, index, &attempt);
         let ended = match outcome {
             Outcome::Status(status) => Ended::Answered {
                 status,
@@ -84,7 +91,7 @@ pub async fn serve(
             },
             Outcome::Failed | Outcome::TimedOut => Ended::NoAnswer,
         };
-        let budget = || config.splitter.allow_retry(route.route, now_ms());
+        let budget = || config.splitter.allow_retry(index, now_ms());
         if attempts.next(ended, budget).is_none() {
             let (status, answer) = result?;
             break (status, answer, attempt);
@@ -92,25 +99,18 @@ pub async fn serve(
     };
     if let (Some(copy), Some(held)) = (&selection.shadow, body.held()) {
         let mirror = Mirror {
-            route: route.route,
+            route: index,
+            service: route.service.clone(),
             method,
             path_and_query: path_and_query.to_owned(),
             headers,
         };
-        shadow(config.clone(), copy.clone(), mirror, held, attempt);
+        shadow(config.clone(), *copy, mirror, held, attempt);
     }
     let mut back = upstream::header_map(&answer);
     forwarding::to_client(&mut back, request_id);
-    response::add_proxied(
-        &mut back,
-        &Served {
-            route: &route.name,
-            service: &route.service,
-            upstream: selection.candidate(attempts.current()),
-            selection_headers: &selection.response_headers,
-            rate_limit: decision.authenticated.rate_limit,
-        },
-    );
+    let (version, _) = config.tables.target(&route.service, attempt.upstream)?;
+    response::add_proxied(&mut back, route, version, decision.authenticated.rate_limit);
     upstream::stream_back(status, &back, answer)
 }
 
@@ -125,6 +125,7 @@ fn report(config: &Loaded, route: u32, attempt: &Attempt) {
 /// What a shadow copy needs to know about the client's request.
 struct Mirror {
     route: u32,
+    service: Arc<str>,
     method: Method,
     path_and_query: String,
     headers: Vec<Header>,
@@ -139,13 +140,17 @@ fn shadow(config: Rc<Loaded>, copy: ShadowCopy, mirror: Mirror, body: &Held, pri
     };
     let mut headers = mirror.headers;
     headers.push((SHADOW_MARKER.to_owned(), b"true".to_vec()));
+    let Ok((_, url)) = config.tables.target(&mirror.service, copy.upstream) else {
+        return;
+    };
+    let url = url.clone();
     wit_bindgen::spawn(async move {
         let started = Instant::now();
         let result = upstream::send(
             contents,
             Outgoing {
                 method: mirror.method,
-                target: &copy.upstream.url,
+                target: &url,
                 path_and_query: &mirror.path_and_query,
                 headers,
                 timeout_ms: copy.timeout_ms,
@@ -156,7 +161,11 @@ fn shadow(config: Rc<Loaded>, copy: ShadowCopy, mirror: Mirror, body: &Held, pri
             Ok((status, _)) => Outcome::Status(*status),
             Err(error) => error.outcome().unwrap_or(Outcome::Failed),
         };
-        let shadow = Attempt::at(&copy.upstream, outcome, millis(started));
+        let shadow = Attempt {
+            upstream: copy.upstream,
+            outcome,
+            latency_ms: millis(started),
+        };
         let counts = config.splitter.report_shadow(
             mirror.route,
             None,

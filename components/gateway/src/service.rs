@@ -88,7 +88,8 @@ async fn serve(
         request_id,
     };
     let head = incoming.pack();
-    let decision = phases::decide(&mut &*config, &head, config.version == 0, now_ms())?;
+    let unconfigured = config.version == 0;
+    let decision = phases::decide(&mut &*config, &config.tables, &head, unconfigured, now_ms())?;
     match &decision.selection {
         Some(selection) => {
             proxy::serve(

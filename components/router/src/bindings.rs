@@ -2,7 +2,7 @@
 
 use crate::RouteTable;
 use exports::upshift::router::router::{
-    self as wit, Guest, GuestRouteTable, RouteKind, RouteMatch,
+    self as wit, Guest, GuestRouteTable, Route, RouteKind, RouteMatch,
 };
 use upshift::types::types::ConfigError;
 use upshift_config::RequestHead;
@@ -29,24 +29,28 @@ impl GuestRouteTable for Table {
         Ok(wit::RouteTable::new(Table(RouteTable::new(&config))))
     }
 
+    fn routes(&self) -> Vec<Route> {
+        self.0
+            .routes()
+            .map(|route| Route {
+                name: route.name.to_owned(),
+                kind: match route.kind {
+                    upshift_config::RouteKind::Proxy => RouteKind::Proxy,
+                    upshift_config::RouteKind::Ai => RouteKind::Ai,
+                },
+                service: route.service.to_owned(),
+                timeout_ms: route.timeout_ms,
+            })
+            .collect()
+    }
+
     fn resolve(&self, head: String) -> Option<RouteMatch> {
         // A head the gateway did not pack matches no route.
         let head = RequestHead::parse(&head).ok()?;
         self.0.resolve(&head).map(|m| RouteMatch {
             route: u32::try_from(m.index).unwrap_or(u32::MAX),
-            name: m.route.to_owned(),
-            kind: match m.kind {
-                upshift_config::RouteKind::Proxy => RouteKind::Proxy,
-                upshift_config::RouteKind::Ai => RouteKind::Ai,
-            },
-            service: m.service.to_owned(),
             upstream_path: m.upstream_path,
-            timeout_ms: m.timeout_ms,
         })
-    }
-
-    fn size(&self) -> u32 {
-        u32::try_from(self.0.len()).unwrap_or(u32::MAX)
     }
 }
 

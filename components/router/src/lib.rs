@@ -12,4 +12,4 @@ mod table;
 mod bindings;
 
 pub use path::normalize;
-pub use table::{Match, RouteTable};
+pub use table::{Listed, Match, RouteTable};

@@ -24,6 +24,19 @@ pub struct Match<'t> {
     pub timeout_ms: u32,
 }
 
+/// A route as [`RouteTable::routes`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed<'t> {
+    /// Its name.
+    pub name: &'t str,
+    /// What it does.
+    pub kind: RouteKind,
+    /// Its service (empty for AI routes).
+    pub service: &'t str,
+    /// Its upstream timeout, in milliseconds.
+    pub timeout_ms: u32,
+}
+
 /// A route as the table needs it.
 #[derive(Debug)]
 struct Entry {
@@ -194,6 +207,16 @@ impl RouteTable {
                 None => register(self.exact_hosts.entry(host.clone()).or_default()),
             }
         }
+    }
+
+    /// Every route, in the config's order.
+    pub fn routes(&self) -> impl Iterator<Item = Listed<'_>> {
+        self.entries.iter().map(|e| Listed {
+            name: &e.name,
+            kind: e.kind,
+            service: &e.service,
+            timeout_ms: e.timeout_ms,
+        })
     }
 
     /// Number of routes in the table.

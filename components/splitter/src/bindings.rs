@@ -3,7 +3,7 @@
 //! consumers, versions and targets cross as positions in the config; the
 //! counters an attempt adds to go back to the caller.
 
-use crate::{Attempt, ChooseError, Counts, Outcome, Plan, Upstream};
+use crate::{Attempt, ChooseError, Counts, Outcome, Plan, Reason, Upstream};
 use exports::upshift::splitter::splitter::{self as wit, Guest, GuestPlan};
 use upshift::types::types::{ConfigError, GatewayError};
 use upshift_config::RequestHead;
@@ -26,6 +26,20 @@ impl Guest for Component {
 
 /// A compiled split plan behind a WIT resource.
 struct Compiled(Plan);
+
+impl From<Reason> for wit::Reason {
+    fn from(reason: Reason) -> Self {
+        match reason {
+            Reason::Pinned => wit::Reason::Pinned,
+            Reason::Rule(i) => wit::Reason::Rule(i),
+            Reason::Rollout => wit::Reason::Rollout,
+            Reason::Sticky => wit::Reason::Sticky,
+            Reason::Weight => wit::Reason::Weight,
+            Reason::OnlyVersion => wit::Reason::OnlyVersion,
+            Reason::CircuitOpen => wit::Reason::CircuitOpen,
+        }
+    }
+}
 
 /// The gateway asked about something the config does not have.
 fn unknown(what: &str) -> GatewayError {
@@ -64,8 +78,6 @@ impl Compiled {
         wit::Upstream {
             version: u32::try_from(version).unwrap_or(u32::MAX),
             target: u32::try_from(target).unwrap_or(u32::MAX),
-            version_name: u.version.to_owned(),
-            url: u.target.to_owned(),
         }
     }
 }
@@ -74,6 +86,24 @@ impl GuestPlan for Compiled {
     fn load(document: String) -> Result<wit::Plan, Vec<ConfigError>> {
         let config = load_config(&document)?;
         Ok(wit::Plan::new(Compiled(Plan::new(&config))))
+    }
+
+    fn services(&self) -> Vec<wit::Service> {
+        self.0
+            .services()
+            .map(|service| wit::Service {
+                name: service.name.to_owned(),
+                versions: service
+                    .versions
+                    .into_iter()
+                    .map(|v| wit::Version {
+                        name: v.name.to_owned(),
+                        targets: v.targets.into_iter().map(str::to_owned).collect(),
+                        response_headers: v.response_headers.to_vec(),
+                    })
+                    .collect(),
+            })
+            .collect()
     }
 
     fn choose(
@@ -110,8 +140,7 @@ impl GuestPlan for Compiled {
                 retry_on: s.retry.retry_on.to_vec(),
                 per_try_timeout_ms: s.retry.per_try_timeout_ms,
             },
-            response_headers: s.response_headers.to_vec(),
-            reason: s.reason.to_owned(),
+            reason: s.reason.into(),
         })
     }
 

@@ -57,11 +57,27 @@ pub struct Selection<'a> {
     pub shadow: Option<ShadowCopy<'a>>,
     /// How to retry.
     pub retry: RetryPolicy<'a>,
-    /// Headers for the client's response (deprecation of the version).
-    pub response_headers: &'a [(String, String)],
-    /// Why this version: `pinned`, `rule:<i>`, `rollout`, `sticky`,
-    /// `weight`, `only-version` or `circuit-open`.
-    pub reason: &'a str,
+    /// Why this version.
+    pub reason: Reason,
+}
+
+/// Why a request goes to its version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// The route pins the version.
+    Pinned,
+    /// Match rule number n of the route's split.
+    Rule(u32),
+    /// A running rollout's weights.
+    Rollout,
+    /// The caller's sticky key, over the weights.
+    Sticky,
+    /// The config's weights.
+    Weight,
+    /// The one version with weight.
+    OnlyVersion,
+    /// Every target of the chosen version is ejected: a fallback.
+    CircuitOpen,
 }
 
 /// Why no selection could be made.
@@ -197,7 +213,7 @@ impl Plan {
                     }
                 }
                 version = fallback;
-                reason = "circuit-open";
+                reason = Reason::CircuitOpen;
             }
         }
 
@@ -258,7 +274,6 @@ impl Plan {
                 retry_on: &retries.retry_on,
                 per_try_timeout_ms: retries.per_try_timeout_ms,
             },
-            response_headers: &plan.versions[version].headers,
             reason,
         }
     }
@@ -278,17 +293,17 @@ fn pick_version<'p>(
     head: &RequestHead<'_>,
     consumer: Option<&Consumer>,
     request_hash: u64,
-) -> (usize, &'p str, Picked) {
+) -> (usize, Reason, Picked) {
     if let Some(route) = route {
         if let Some(pinned) = route.pinned {
-            return (pinned, "pinned", Picked::Asked);
+            return (pinned, Reason::Pinned, Picked::Asked);
         }
         if let Some(rule) = route
             .rules
             .iter()
             .find(|r| r.conditions.hold(head, consumer))
         {
-            return (rule.version, &rule.reason, Picked::Asked);
+            return (rule.version, Reason::Rule(rule.index), Picked::Asked);
         }
     }
     // A sticky caller hashes the same whatever the request, so it keeps its
@@ -306,15 +321,19 @@ fn pick_version<'p>(
             Some(1) => rollout.canary,
             _ => rollout.stable,
         };
-        return (version, "rollout", Picked::Rollout);
+        return (version, Reason::Rollout, Picked::Rollout);
     }
     if plan.single() {
         let only = plan.weights.iter().position(|w| *w > 0).unwrap_or(0);
-        return (only, "only-version", Picked::Weighted);
+        return (only, Reason::OnlyVersion, Picked::Weighted);
     }
     let point = scale(point_hash, plan.total_weight);
     let version = weighted_index(point, plan.weights.iter().map(|w| u64::from(*w))).unwrap_or(0);
-    let reason = if sticky.is_some() { "sticky" } else { "weight" };
+    let reason = if sticky.is_some() {
+        Reason::Sticky
+    } else {
+        Reason::Weight
+    };
     (version, reason, Picked::Weighted)
 }
 

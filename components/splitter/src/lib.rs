@@ -33,10 +33,10 @@ mod window;
 mod bindings;
 
 pub use analysis::{Verdict, evaluate};
-pub use choose::{ChooseError, RetryPolicy, Selection, ShadowCopy, Upstream};
+pub use choose::{ChooseError, Reason, RetryPolicy, Selection, ShadowCopy, Upstream};
 pub use engine::{advance, step_stats};
 pub use live::Live;
-pub use plan::Plan;
+pub use plan::{Plan, ServiceView, VersionView};
 pub use report::{Attempt, Counts, Outcome};
 pub use request::Consumer;
 use upshift_config::store;

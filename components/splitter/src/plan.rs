@@ -28,6 +28,8 @@ pub struct Plan {
     route_positions: Vec<(String, Option<String>)>,
     /// The consumers, by position in the config.
     consumers: Vec<Consumer>,
+    /// The services' names: the config's, then those its AI section derives.
+    service_order: Vec<String>,
 }
 
 impl Plan {
@@ -36,10 +38,9 @@ impl Plan {
     /// have are left out (validation reports them before a document is
     /// stored).
     pub fn new(config: &Config) -> Self {
-        let services: NameMap<ServicePlan> = config
-            .services
-            .iter()
-            .chain(&config.derived_services())
+        let derived = config.derived_services();
+        let all = || config.services.iter().chain(&derived);
+        let services: NameMap<ServicePlan> = all()
             .map(|s| (s.name.clone(), ServicePlan::new(s)))
             .collect();
         let routes = config
@@ -70,7 +71,29 @@ impl Plan {
                     tags: c.tags.clone(),
                 })
                 .collect(),
+            service_order: all().map(|s| s.name.clone()).collect(),
         }
+    }
+
+    /// Every service with its versions' names, targets' URLs and response
+    /// headers (a deprecation): the config's, then those its AI section
+    /// derives.
+    pub fn services(&self) -> impl Iterator<Item = ServiceView<'_>> {
+        self.service_order
+            .iter()
+            .filter_map(|name| self.services.get(name))
+            .map(|plan| ServiceView {
+                name: &plan.name,
+                versions: plan
+                    .versions
+                    .iter()
+                    .map(|v| VersionView {
+                        name: &v.name,
+                        targets: v.urls().collect(),
+                        response_headers: &v.headers,
+                    })
+                    .collect(),
+            })
     }
 
     /// The name and service of the route at `index` in the config's `routes`.
@@ -120,6 +143,26 @@ impl Plan {
     pub(crate) fn route(&self, route: &str, service: &ServicePlan) -> Option<&RoutePlan> {
         self.routes.get(route).filter(|r| r.service == service.name)
     }
+}
+
+/// A service as [`Plan::services`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceView<'p> {
+    /// Its name.
+    pub name: &'p str,
+    /// Its versions, in the config's order.
+    pub versions: Vec<VersionView<'p>>,
+}
+
+/// A version as [`Plan::services`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionView<'p> {
+    /// Its name.
+    pub name: &'p str,
+    /// Its targets' base URLs, in the config's order.
+    pub targets: Vec<&'p str>,
+    /// Headers for the responses it serves (a deprecation).
+    pub response_headers: &'p [(String, String)],
 }
 
 /// One service, compiled.
@@ -276,7 +319,7 @@ impl RoutePlan {
                     Some(RulePlan {
                         version: index(&rule.version)?,
                         conditions: Conditions::from(&rule.matches),
-                        reason: format!("rule:{i}"),
+                        index: u32::try_from(i).unwrap_or(u32::MAX),
                     })
                 })
                 .collect(),
@@ -299,8 +342,8 @@ impl RoutePlan {
 pub(crate) struct RulePlan {
     pub(crate) conditions: Conditions,
     pub(crate) version: usize,
-    /// `rule:<index in the document>`.
-    pub(crate) reason: String,
+    /// Its position in the route's `split.rules`.
+    pub(crate) index: u32,
 }
 
 /// Where shadow copies go.

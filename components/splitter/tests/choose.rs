@@ -6,7 +6,7 @@ mod support;
 use std::collections::HashMap;
 use support::*;
 use upshift_config::keys;
-use upshift_splitter::{ChooseError, Consumer, MemoryStore, Plan, Store};
+use upshift_splitter::{ChooseError, Consumer, MemoryStore, Plan, Reason, Store};
 
 const NOW: u64 = 1_800_000_000_000;
 
@@ -31,7 +31,7 @@ fn weights_converge_within_two_percent() {
     let s = p
         .choose(&store, "orders", "orders", &head(1), None, NOW)
         .unwrap();
-    assert_eq!(s.reason, "weight");
+    assert_eq!(s.reason, Reason::Weight);
 
     let three = plan(
         "services: [{name: s, versions: [\
@@ -63,7 +63,10 @@ fn a_single_weighted_version_takes_all() {
         let s = unweighted
             .choose(&store, "r", "s", &head(i), None, NOW)
             .unwrap();
-        assert_eq!((s.primary.target, s.reason), ("http://a", "only-version"));
+        assert_eq!(
+            (s.primary.target, s.reason),
+            ("http://a", Reason::OnlyVersion)
+        );
     }
     let zero = plan(
         "services: [{name: s, versions: [\
@@ -104,7 +107,7 @@ fn sticky_version(p: &Plan, store: &MemoryStore, user: usize, request: usize) ->
         &format!("user-{user}"),
     );
     let s = p.choose(store, "orders", "orders", &h, None, NOW).unwrap();
-    assert_eq!(s.reason, "sticky");
+    assert_eq!(s.reason, Reason::Sticky);
     s.primary.version.to_owned()
 }
 
@@ -152,7 +155,7 @@ fn sticky_users_keep_their_version_and_only_the_needed_share_moves() {
     let s = before
         .choose(&store, "orders", "orders", &head(1), None, NOW)
         .unwrap();
-    assert_eq!(s.reason, "weight");
+    assert_eq!(s.reason, Reason::Weight);
 }
 
 #[test]
@@ -185,9 +188,14 @@ fn match_rules_win_over_weights_in_order() {
         upshift_config::RequestHead<'_>,
         Option<&Consumer>,
         &str,
-        &str,
+        Reason,
     )> = vec![
-        (with_header(head(0), "x-version", "2"), None, "v2", "rule:0"),
+        (
+            with_header(head(0), "x-version", "2"),
+            None,
+            "v2",
+            Reason::Rule(0),
+        ),
         (
             with_header(
                 with_header(head(0), "cookie", "canary=yes"),
@@ -196,17 +204,17 @@ fn match_rules_win_over_weights_in_order() {
             ),
             None,
             "v2",
-            "rule:0",
+            Reason::Rule(0),
         ),
         (
             with_header(head(0), "cookie", "a=b; canary=yes"),
             None,
             "v3",
-            "rule:1",
+            Reason::Rule(1),
         ),
-        (query, None, "v3", "rule:2"),
-        (head(0), Some(&bob), "v2", "rule:3"),
-        (head(0), Some(&alice), "v3", "rule:4"),
+        (query, None, "v3", Reason::Rule(2)),
+        (head(0), Some(&bob), "v2", Reason::Rule(3)),
+        (head(0), Some(&alice), "v3", Reason::Rule(4)),
     ];
     for (h, consumer, version, reason) in cases {
         for i in 0..20 {
@@ -227,7 +235,7 @@ fn match_rules_win_over_weights_in_order() {
             NOW,
         )
         .unwrap();
-    assert!(matches!(s.reason, "weight"));
+    assert!(matches!(s.reason, Reason::Weight));
     // Another route over the same service has no rules.
     let s = p
         .choose(
@@ -239,7 +247,7 @@ fn match_rules_win_over_weights_in_order() {
             NOW,
         )
         .unwrap();
-    assert_ne!(s.reason, "rule:0");
+    assert_ne!(s.reason, Reason::Rule(0));
 }
 
 #[test]
@@ -252,7 +260,7 @@ fn pinned_routes_serve_their_version() {
         let s = p
             .choose(&store, "orders-v2", "orders", &head(i), None, NOW)
             .unwrap();
-        assert_eq!((s.primary.version, s.reason), ("v2", "pinned"));
+        assert_eq!((s.primary.version, s.reason), ("v2", Reason::Pinned));
     }
 }
 
@@ -265,11 +273,14 @@ fn deprecated_versions_announce_it() {
     let s = p
         .choose(&store, "orders-v2", "orders", &head(1), None, NOW)
         .unwrap();
-    let headers: Vec<(&str, &str)> = s
-        .response_headers
-        .iter()
-        .map(|(n, v)| (n.as_str(), v.as_str()))
-        .collect();
+    assert_eq!(s.primary.version, "v2");
+    let deprecation = |p: &Plan, version: &str| {
+        let service = p.services().find(|s| s.name == "orders").unwrap();
+        let version = service.versions.iter().find(|v| v.name == version).unwrap();
+        version.response_headers.to_vec()
+    };
+    let v2 = deprecation(&p, "v2");
+    let headers: Vec<(&str, &str)> = v2.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
     assert_eq!(
         headers,
         [
@@ -284,7 +295,8 @@ fn deprecated_versions_announce_it() {
     let s = p
         .choose(&store, "orders-v1", "orders", &head(1), None, NOW)
         .unwrap();
-    assert!(s.response_headers.is_empty());
+    assert_eq!(s.primary.version, "v1");
+    assert!(deprecation(&p, "v1").is_empty());
 }
 
 #[test]
@@ -309,7 +321,7 @@ fn a_rollout_sets_the_weights_and_sticky_users_only_move_forward() {
         let s = p
             .choose(&store, "orders", "orders", &head(i), Some(c), NOW)
             .unwrap();
-        assert_eq!(s.reason, "rollout");
+        assert_eq!(s.reason, Reason::Rollout);
         s.primary.version.to_owned()
     };
     let at_20: Vec<String> = users.iter().enumerate().map(|(i, c)| pick(c, i)).collect();
@@ -366,7 +378,7 @@ fn a_rollout_sets_the_weights_and_sticky_users_only_move_forward() {
     let s = p
         .choose(&store, "orders", "orders", &head(1), Some(&users[0]), NOW)
         .unwrap();
-    assert_eq!(s.reason, "sticky");
+    assert_eq!(s.reason, Reason::Sticky);
 }
 
 #[test]
@@ -390,7 +402,7 @@ fn an_open_circuit_falls_back() {
             .choose(&store, "fb", "orders", &head(i), None, NOW)
             .unwrap();
         assert_ne!(s.primary.version, "v1");
-        if s.reason == "circuit-open" {
+        if s.reason == Reason::CircuitOpen {
             assert_eq!(s.primary.version, "v3", "the route's fallback");
         }
         let s = p
@@ -409,19 +421,19 @@ fn an_open_circuit_falls_back() {
     let s = p
         .choose(&store, "plain", "orders", &head(1), None, NOW)
         .unwrap();
-    assert_eq!((s.primary.version, s.reason), ("v3", "circuit-open"));
+    assert_eq!((s.primary.version, s.reason), ("v3", Reason::CircuitOpen));
     store.delete(&keys::rollout_state("orders")).unwrap();
 
     // A pinned version falls back only to an explicit fallback.
     let s = p
         .choose(&store, "pinned", "orders", &head(1), None, NOW)
         .unwrap();
-    assert_eq!((s.primary.version, s.reason), ("v2", "pinned"));
+    assert_eq!((s.primary.version, s.reason), ("v2", Reason::Pinned));
     eject(&store, "orders", &["http://v2-a"], NOW + 1_000);
     let s = p
         .choose(&store, "pinned-fb", "orders", &head(1), None, NOW)
         .unwrap();
-    assert_eq!((s.primary.version, s.reason), ("v1", "circuit-open"));
+    assert_eq!((s.primary.version, s.reason), ("v1", Reason::CircuitOpen));
 
     // Everything ejected: ejections are ignored.
     eject(
@@ -433,7 +445,7 @@ fn an_open_circuit_falls_back() {
     let s = p
         .choose(&store, "plain", "orders", &head(1), None, NOW)
         .unwrap();
-    assert_eq!(s.reason, "weight");
+    assert_eq!(s.reason, Reason::Weight);
     // Ejections expire.
     eject(&store, "orders", &["http://v1-a", "http://v1-b"], NOW);
     assert!((0..100).any(|i| {

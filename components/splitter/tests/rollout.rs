@@ -10,7 +10,8 @@ use upshift_config::metrics::VersionStats;
 use upshift_config::rollout::{Actor, Analysis, Phase, RolloutSpec, RolloutState, Transition};
 use upshift_config::store::for_each_encoding;
 use upshift_splitter::{
-    Attempt, MemoryStore, Outcome, Plan, Store, StoreError, Upstream, Verdict, advance, evaluate,
+    Attempt, MemoryStore, Outcome, Plan, Reason, Store, StoreError, Upstream, Verdict, advance,
+    evaluate,
 };
 
 const T0: u64 = 1_800_000_000_000;
@@ -587,7 +588,7 @@ fn an_ejected_canary_counts_its_lost_requests_as_failures() {
                 p.choose(&store, "orders", "orders", &head(i), None, T0)
                     .unwrap()
             })
-            .filter(|s| s.reason == "circuit-open")
+            .filter(|s| s.reason == Reason::CircuitOpen)
             .inspect(|s| assert_eq!(s.primary.version, "v1", "to the rollout's stable"))
             .count();
         assert!(diverted > 30, "{diverted}");

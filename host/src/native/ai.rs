@@ -74,7 +74,7 @@ impl Drop for Owned {
 struct Answer<'a> {
     request_id: &'a str,
     route: &'a str,
-    version: Option<String>,
+    version: Option<Arc<str>>,
 }
 
 /// The version of a split call, as the splitter picked it.
@@ -82,6 +82,8 @@ struct Picked {
     route: u32,
     service: String,
     upstream: Upstream,
+    /// The version's name.
+    version: Arc<str>,
 }
 
 /// Serves a request of an AI route.
@@ -91,7 +93,7 @@ pub async fn serve(
     decision: &Decision,
     body: Incoming,
 ) -> Result<Response<WasiBody>, GatewayError> {
-    let path = match &decision.route.upstream_path {
+    let path = match &decision.matched.upstream_path {
         Some(path) => path.split('?').next().unwrap_or_default().to_owned(),
         None => head.uri.path().to_owned(),
     };
@@ -115,7 +117,7 @@ pub async fn serve(
     // The AI component sees the client's headers (for model rules, the
     // cache and Anthropic's version headers), never its credentials.
     let ai_head = head.pack_without_credentials();
-    let consumer = decision.authenticated.consumer.as_ref().map(|c| c.index);
+    let consumer = decision.authenticated.consumer;
     let plan = lock(&cx.policies).with_ai(|g, store, catalog| {
         g.catalog()
             .call_plan(store, catalog, &path, &ai_head, &body, consumer, now_ms())
@@ -125,7 +127,7 @@ pub async fn serve(
         Plan::Call(call) => Owned::new(&cx.policies, call),
     };
     let picked = pick(cx, &call, &head.pack(), decision)?;
-    answer.version = picked.as_ref().map(|p| p.upstream.version_name.clone());
+    answer.version = picked.as_ref().map(|p| p.version.clone());
     run(cx, call, &answer, decision.route.timeout_ms, picked).await
 }
 
@@ -140,8 +142,8 @@ fn pick(
     let Some(service) = call.call(|g, store, call| g.call().call_split(store, call))? else {
         return Ok(None);
     };
-    let consumer = decision.authenticated.consumer.as_ref().map(|c| c.index);
-    let route = decision.route.route;
+    let consumer = decision.authenticated.consumer;
+    let route = decision.matched.route;
     let chosen = {
         use upshift_core::Policy as _;
         lock(&cx.policies).choose(route, Some(&service), head, consumer, now_ms())
@@ -149,12 +151,16 @@ fn pick(
     let Ok(selection) = chosen else {
         return Ok(None);
     };
-    let version = selection.primary.version_name.clone();
+    let Ok((version, _)) = cx.tables.target(&service, selection.primary) else {
+        return Ok(None);
+    };
+    let version = version.name.clone();
     let taken = call.call(|g, store, call| g.call().call_choose(store, call, &version))?;
     Ok(taken.then_some(Picked {
         route,
         service,
         upstream: selection.primary,
+        version,
     }))
 }
 
@@ -309,7 +315,11 @@ async fn try_once(
             Err(error) => error.outcome(),
         };
         if let Some(outcome) = outcome {
-            let tried = Tried::at(&picked.upstream, outcome, millis(started));
+            let tried = Tried {
+                upstream: picked.upstream,
+                outcome,
+                latency_ms: millis(started),
+            };
             let counts =
                 lock(&cx.policies).report(picked.route, Some(&picked.service), &tried, now_ms());
             cx.lane.add(counts).await;

@@ -17,6 +17,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use upshift_core::GatewayError;
 use upshift_core::policy::{self as core, Policy};
+use upshift_core::tables::{Consumer, Route, Service, Tables};
 
 use super::bindings::exports::upshift::ai::ai;
 use super::bindings::exports::upshift::auth::auth;
@@ -136,6 +137,8 @@ fn failed(name: &str, error: &wasmtime::Error) -> GatewayError {
 pub struct PolicySet {
     /// The config version loaded.
     pub version: u64,
+    /// What the components name by position in that version.
+    pub tables: Arc<Tables>,
     document: Arc<str>,
     budget: Duration,
     prepared: Arc<[Prepared; 4]>,
@@ -158,6 +161,7 @@ impl PolicySet {
     ) -> anyhow::Result<Self> {
         let mut set = PolicySet {
             version,
+            tables: Arc::default(),
             document,
             budget,
             prepared,
@@ -169,7 +173,62 @@ impl PolicySet {
         for role in Role::ALL {
             set.instantiate(engine, role)?;
         }
+        set.tables = Arc::new(set.read_tables()?);
         Ok(set)
+    }
+
+    /// Lists the routes, consumers and services of the loaded version.
+    fn read_tables(&mut self) -> anyhow::Result<Tables> {
+        let listing = |e: GatewayError| anyhow::anyhow!("{e}");
+        let routes = self
+            .call(
+                Role::Router,
+                |s| &mut s.router,
+                |g, store, table| g.route_table().call_routes(store, table),
+            )
+            .map_err(listing)?;
+        let consumers = self
+            .call(
+                Role::Auth,
+                |s| &mut s.auth,
+                |g, store, policy| g.policy().call_consumers(store, policy),
+            )
+            .map_err(listing)?;
+        let services = self
+            .call(
+                Role::Splitter,
+                |s| &mut s.splitter,
+                |g, store, plan| g.plan().call_services(store, plan),
+            )
+            .map_err(listing)?;
+        let routes = routes
+            .into_iter()
+            .map(|r| {
+                let kind = match r.kind {
+                    router::RouteKind::Proxy => core::RouteKind::Proxy,
+                    router::RouteKind::Ai => core::RouteKind::Ai,
+                };
+                Route::new(&r.name, kind, &r.service, r.timeout_ms)
+            })
+            .collect();
+        let consumers = consumers
+            .into_iter()
+            .map(|c| Consumer {
+                id: c.id.into(),
+                tenant: c.tenant.map(Into::into),
+            })
+            .collect();
+        let services = services
+            .into_iter()
+            .map(|s| {
+                let versions = s.versions.into_iter();
+                Service::new(
+                    &s.name,
+                    versions.map(|v| (v.name, v.targets, v.response_headers)),
+                )
+            })
+            .collect();
+        Ok(Tables::new(routes, consumers, services))
     }
 
     /// Makes a fresh instance for `role` and loads the document into it.
@@ -392,14 +451,7 @@ impl Policy for PolicySet {
         )?;
         Ok(found.map(|m| core::RouteMatch {
             route: m.route,
-            name: m.name,
-            kind: match m.kind {
-                router::RouteKind::Proxy => core::RouteKind::Proxy,
-                router::RouteKind::Ai => core::RouteKind::Ai,
-            },
-            service: m.service,
             upstream_path: m.upstream_path,
-            timeout_ms: m.timeout_ms,
         }))
     }
 
@@ -419,11 +471,7 @@ impl Policy for PolicySet {
         )?;
         let passed = passed.map_err(refused)?;
         Ok(core::Authenticated {
-            consumer: passed.consumer.map(|c| core::Consumer {
-                index: c.index,
-                id: c.id,
-                tenant: c.tenant,
-            }),
+            consumer: passed.consumer,
             rate_limit: passed.rate_limit.map(|r| core::RateLimit {
                 limit: r.limit,
                 remaining: r.remaining,
@@ -461,8 +509,15 @@ impl Policy for PolicySet {
                 retry_on: s.retry.retry_on,
                 per_try_timeout_ms: s.retry.per_try_timeout_ms,
             },
-            response_headers: s.response_headers,
-            reason: s.reason,
+            reason: match s.reason {
+                splitter::Reason::Pinned => core::Reason::Pinned,
+                splitter::Reason::Rule(i) => core::Reason::Rule(i),
+                splitter::Reason::Rollout => core::Reason::Rollout,
+                splitter::Reason::Sticky => core::Reason::Sticky,
+                splitter::Reason::Weight => core::Reason::Weight,
+                splitter::Reason::OnlyVersion => core::Reason::OnlyVersion,
+                splitter::Reason::CircuitOpen => core::Reason::CircuitOpen,
+            },
         })
     }
 }
@@ -480,15 +535,13 @@ fn upstream(u: splitter::Upstream) -> core::Upstream {
     core::Upstream {
         version: u.version,
         target: u.target,
-        version_name: u.version_name,
-        url: u.url,
     }
 }
 
 fn wit_attempt(a: &core::Attempt) -> splitter::Attempt {
     splitter::Attempt {
-        version: a.version,
-        target: a.target,
+        version: a.upstream.version,
+        target: a.upstream.target,
         outcome: match a.outcome {
             core::Outcome::Status(status) => splitter::Outcome::Status(status),
             core::Outcome::Failed => splitter::Outcome::Failed,

@@ -17,7 +17,8 @@ use upshift_core::forwarding::{self, ClientSide};
 use upshift_core::head::Incoming as Head;
 use upshift_core::phases::{self, Decision};
 use upshift_core::policy::{Attempt, Outcome, Selection, ShadowCopy};
-use upshift_core::response::{self, Served};
+use upshift_core::response;
+use upshift_core::tables::Tables;
 use wasmtime_wasi_http::WasiBody;
 
 use super::body::{ForwardBody, RequestBody};
@@ -33,6 +34,8 @@ pub struct Context<'a> {
     pub lane: &'a Arc<NativeGateway>,
     /// The policy set the request decides and reports with.
     pub policies: Arc<Mutex<PolicySet>>,
+    /// What its components name by position.
+    pub tables: Arc<Tables>,
     /// The gateway's request id.
     pub request_id: &'a str,
 }
@@ -61,15 +64,19 @@ pub async fn serve(
         request_id,
     };
     let packed = head.pack();
+    let policies = lane.policies(worker);
+    let (decision, tables) = {
+        let mut policies = lock(&policies);
+        let unconfigured = policies.version == 0;
+        let tables = policies.tables.clone();
+        let decision = phases::decide(&mut *policies, &tables, &packed, unconfigured, now_ms())?;
+        (decision, tables)
+    };
     let cx = Context {
         lane,
-        policies: lane.policies(worker),
+        policies,
+        tables,
         request_id,
-    };
-    let decision = {
-        let mut policies = lock(&cx.policies);
-        let unconfigured = policies.version == 0;
-        phases::decide(&mut *policies, &packed, unconfigured, now_ms())?
     };
     match &decision.selection {
         Some(selection) => {
@@ -123,6 +130,7 @@ async fn proxy(
     body: Incoming,
 ) -> Result<Response<WasiBody>, GatewayError> {
     let route = &decision.route;
+    let index = decision.matched.route;
     let replay = selection.retry.attempts > 0 || selection.shadow.is_some();
     let mut body = RequestBody::take(body, replay).await?;
     let mut headers = forward.parts.headers.clone();
@@ -135,7 +143,7 @@ async fn proxy(
             request_id: cx.request_id,
         },
     );
-    let path_and_query = match &route.upstream_path {
+    let path_and_query = match &decision.matched.upstream_path {
         Some(path) => path.as_str(),
         None => forward
             .parts
@@ -151,9 +159,10 @@ async fn proxy(
     )));
     let (answer, attempt) = loop {
         let upstream = selection.candidate(attempts.current());
+        let (_, url) = cx.tables.target(&route.service, upstream)?;
         let request = upstream_request(
             &forward.parts.method,
-            &upstream.url,
+            url,
             path_and_query,
             headers.clone(),
             body.next()?,
@@ -165,8 +174,12 @@ async fn proxy(
             Ok(response) => Outcome::Status(response.status().as_u16()),
             Err(error) => error.outcome().ok_or_else(|| error.clone())?,
         };
-        let attempt = Attempt::at(upstream, outcome, millis(started));
-        let counts = lock(&cx.policies).report(route.route, None, &attempt, now_ms());
+        let attempt = Attempt {
+            upstream,
+            outcome,
+            latency_ms: millis(started),
+        };
+        let counts = lock(&cx.policies).report(index, None, &attempt, now_ms());
         cx.lane.add(counts).await;
         let ended = match outcome {
             Outcome::Status(status) => Ended::Answered {
@@ -175,7 +188,7 @@ async fn proxy(
             },
             Outcome::Failed | Outcome::TimedOut => Ended::NoAnswer,
         };
-        let budget = || lock(&cx.policies).allow_retry(route.route, now_ms());
+        let budget = || lock(&cx.policies).allow_retry(index, now_ms());
         if attempts.next(ended, budget).is_none() {
             break (result?, attempt);
         }
@@ -183,8 +196,8 @@ async fn proxy(
     if let (Some(copy), Some(held)) = (&selection.shadow, body.held()) {
         shadow(
             cx,
-            route.route,
-            copy,
+            (index, &route.service),
+            *copy,
             forward.parts.method.clone(),
             path_and_query,
             headers,
@@ -194,16 +207,9 @@ async fn proxy(
     }
     let (mut parts, upstream_body) = answer.into_parts();
     forwarding::to_client(&mut parts.headers, cx.request_id);
-    response::add_proxied(
-        &mut parts.headers,
-        &Served {
-            route: &route.name,
-            service: &route.service,
-            upstream: selection.candidate(attempts.current()),
-            selection_headers: &selection.response_headers,
-            rate_limit: decision.authenticated.rate_limit,
-        },
-    );
+    let (version, _) = cx.tables.target(&route.service, attempt.upstream)?;
+    let rate_limit = decision.authenticated.rate_limit;
+    response::add_proxied(&mut parts.headers, route, version, rate_limit);
     Ok(Response::from_parts(
         parts,
         between_bytes_timeout(upstream_body, timeout),
@@ -256,8 +262,8 @@ fn upstream_request(
 #[allow(clippy::too_many_arguments)]
 fn shadow(
     cx: &Context<'_>,
-    route: u32,
-    copy: &ShadowCopy,
+    (route, service): (u32, &str),
+    copy: ShadowCopy,
     method: http::Method,
     path_and_query: &str,
     mut headers: HeaderMap,
@@ -265,13 +271,18 @@ fn shadow(
     primary: Attempt,
 ) {
     headers.insert(SHADOW_MARKER, http::HeaderValue::from_static("true"));
-    let request = match upstream_request(
-        &method,
-        &copy.upstream.url,
-        path_and_query,
-        headers,
-        ForwardBody::bytes(body),
-    ) {
+    let request = match cx
+        .tables
+        .target(service, copy.upstream)
+        .and_then(|(_, url)| {
+            upstream_request(
+                &method,
+                url,
+                path_and_query,
+                headers,
+                ForwardBody::bytes(body),
+            )
+        }) {
         Ok(request) => request,
         Err(error) => {
             tracing::warn!("shadow copy not sent: {error}");
@@ -280,7 +291,7 @@ fn shadow(
     };
     let lane = cx.lane.clone();
     let policies = cx.policies.clone();
-    let upstream = copy.upstream.clone();
+    let upstream = copy.upstream;
     let timeout = Duration::from_millis(u64::from(copy.timeout_ms));
     tokio::spawn(async move {
         let started = Instant::now();
@@ -293,7 +304,11 @@ fn shadow(
             }
             Err(error) => error.outcome().unwrap_or(Outcome::Failed),
         };
-        let shadow = Attempt::at(&upstream, outcome, millis(started));
+        let shadow = Attempt {
+            upstream,
+            outcome,
+            latency_ms: millis(started),
+        };
         let counts = lock(&policies).report_shadow(route, None, &shadow, &primary, now_ms());
         lane.add(counts).await;
     });
