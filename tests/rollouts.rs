@@ -31,10 +31,13 @@ async fn rollout(host: &Host) -> Value {
     body
 }
 
-/// Sends traffic in rounds until the rollout leaves `phase` or `limit` requests went out.
-async fn drive_while(host: &Host, phase: &str, limit: usize) -> (Vec<Seen>, Value) {
+/// Sends traffic in rounds until the rollout leaves `phase`, for at most
+/// `within`: steps pause for a time, so a bound in requests would depend
+/// on how fast the gateway is.
+async fn drive_while(host: &Host, phase: &str, within: Duration) -> (Vec<Seen>, Value) {
+    let started = Instant::now();
     let mut seen = Vec::new();
-    while seen.len() < limit {
+    while started.elapsed() < within {
         seen.extend(send_many(host, "/r", 50, 8, |_, r| r).await);
         let status = rollout(host).await;
         if status["rollout"]["phase"] != phase {
@@ -42,7 +45,8 @@ async fn drive_while(host: &Host, phase: &str, limit: usize) -> (Vec<Seen>, Valu
         }
     }
     panic!(
-        "still {phase} after {limit} requests: {}",
+        "still {phase} after {within:?} and {} requests: {}",
+        seen.len(),
         rollout(host).await
     );
 }
@@ -72,7 +76,7 @@ async fn a_failing_canary_rolls_back_by_itself() {
     .await;
     assert_eq!(status, 201, "{body}");
 
-    let (seen, status) = drive_while(&host, "progressing", 3_000).await;
+    let (seen, status) = drive_while(&host, "progressing", Duration::from_secs(20)).await;
     assert_eq!(status["rollout"]["phase"], "rolled_back", "{status}");
     assert_eq!(
         status["rollout"]["step"], 0,
@@ -117,7 +121,7 @@ async fn a_healthy_canary_promotes_itself() {
     )
     .await;
     assert_eq!(status, 201, "{body}");
-    let (seen, status) = drive_while(&host, "progressing", 5_000).await;
+    let (seen, status) = drive_while(&host, "progressing", Duration::from_secs(20)).await;
     assert!(seen.iter().all(|s| s.status == 200));
     assert_eq!(status["rollout"]["phase"], "promoted", "{status}");
     let history = status["history"].as_array().unwrap();
