@@ -202,6 +202,12 @@ async fn openai_clients_get_anthropic_answers_translated_field_by_field() {
         None,
         "the client's key stays behind"
     );
+    // Its length is known, so it goes with one (the fake refuses chunks).
+    assert_eq!(
+        sent.header("content-length"),
+        Some(sent.length.to_string().as_str()),
+    );
+    assert_eq!(sent.header("transfer-encoding"), None);
     assert_eq!(
         sent.body,
         json!({

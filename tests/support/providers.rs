@@ -6,6 +6,10 @@
 //! Gemini (`POST /v1beta/models/{model}:generateContent`, or
 //! `:streamGenerateContent?alt=sse`).
 //!
+//! Like many simple servers, a provider refuses a body without a
+//! `content-length` (411), so every AI test shows that the gateway sends
+//! one.
+//!
 //! Each provider records every request it gets (path, headers, JSON body)
 //! and answers with the next [`Answer`] of its script (the last one
 //! repeats). A streamed answer can be held after its first content event
@@ -106,6 +110,8 @@ pub struct Received {
     pub headers: Vec<(String, String)>,
     /// The JSON body.
     pub body: Value,
+    /// The body's length in bytes.
+    pub length: usize,
 }
 
 impl Received {
@@ -215,6 +221,12 @@ async fn handle(
             )
         })
         .collect();
+    if req.method() == hyper::Method::POST && !req.headers().contains_key("content-length") {
+        return Ok(json_response(
+            411,
+            json!({"error": {"message": "a body needs a content-length"}}),
+        ));
+    }
     let bytes = req
         .into_body()
         .collect()
@@ -228,6 +240,7 @@ async fn handle(
             path: path.clone(),
             headers,
             body: body.clone(),
+            length: bytes.len(),
         });
         let n = state.received.len() - 1;
         let answer = state.script[n.min(state.script.len() - 1)].clone();
