@@ -98,12 +98,17 @@ async fn a_failing_component_fails_only_its_request() {
     host.apply(&up.only_route()).await;
 
     for fault in ["panic", "oom", "spin"] {
-        let response = client()
-            .get(format!("{}/__fault/{fault}", host.url))
-            .header("x-request-id", format!("fault-{fault}"))
-            .send()
-            .await
-            .unwrap();
+        let faulty = async {
+            client()
+                .get(format!("{}/__fault/{fault}", host.url))
+                .header("x-request-id", format!("fault-{fault}"))
+                .send()
+                .await
+                .unwrap()
+        };
+        // Good requests run beside the failing one, on every worker.
+        let good = futures::future::join_all((0..16).map(|_| route_of(&host, "/fine")));
+        let (response, good) = tokio::join!(faulty, good);
         assert_eq!(response.status(), 500, "{fault}");
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["error"]["code"], "component_failed", "{fault}: {body}");
@@ -112,7 +117,14 @@ async fn a_failing_component_fails_only_its_request() {
             format!("fault-{fault}"),
             "{fault}: {body}"
         );
-        // Every other request is still served.
+        for (status, route, _) in good {
+            assert_eq!(
+                (status, route.as_deref()),
+                (200, Some("all+faulty")),
+                "beside {fault}"
+            );
+        }
+        // And after it, on a fresh instance.
         let (status, route, _) = route_of(&host, "/fine").await;
         assert_eq!(
             (status, route.as_deref()),
