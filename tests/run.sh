@@ -2,7 +2,7 @@
 # Runs every test: installs the wasm target and wasm-tools if missing, builds
 # the components and the test fixture for wasm32-wasip2, then runs unit,
 # end-to-end and contract tests in release mode (wasmtime compiles once, for
-# the host and its tests alike).
+# the host and its tests alike), and the end-to-end suites on both lanes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,3 +16,14 @@ for package in faulty-router gateway admin router auth splitter ai; do
   cargo build --release --target wasm32-wasip2 -p "upshift-$package"
 done
 cargo test --release --workspace
+# The end-to-end suites again with the gateway component on the byte path,
+# as Spin runs it, so that lane cannot rot.
+suites=(routing proxying failures config components upgrades auth ai rollouts distributed)
+# --workspace keeps the features of the build above: nothing is rebuilt.
+UPSHIFT_TEST_LANE=component cargo test --release --workspace "${suites[@]/#/--test=}"
+# The demo command builds the host alone: it must find everything built.
+built=$(cargo build --release -p upshift 2>&1)
+if grep Compiling <<<"$built"; then
+  echo "building the host alone recompiled the above: run cargo hakari generate" >&2
+  exit 1
+fi
