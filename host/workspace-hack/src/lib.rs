@@ -1,0 +1,1 @@
+//! Feature unification only: see this package's `Cargo.toml`.
