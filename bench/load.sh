@@ -320,6 +320,8 @@ apply_pid=$!
 read -r a50 a99 amax < <(oha_run "$half" "$bench_url" "${headers[@]}")
 wait "$apply_pid"
 big_kib=$(( $(stat -c %s "$work/big.yaml") / 1024 ))
+# The big document has no AI section: the bench config again.
+"$bin" apply -f "$work/bench.yaml" --admin "http://127.0.0.1:$port_upshift" > /dev/null
 
 echo "wrk -t1 and oha, ${duration}s per run, servers on CPU 0, load on CPU 1 ($(nproc) cores, $(uname -m))."
 echo "GET $path with $(( ${#headers[@]} / 2 )) headers (and Host). Saturated: $connections connections; unloaded: 1."
@@ -359,7 +361,9 @@ ai_targets=(
   "Upshift native|http://127.0.0.1:$port_upshift/v1/chat/completions"
 )
 if command -v litellm >/dev/null; then
+  # LiteLLM refuses to start without a master key: the bench's bearer token.
   cat > "$work/litellm.yaml" <<EOF
+general_settings: { master_key: sk-bench, dangerously_permit_weak_or_unset_master_key: true }
 model_list:
   - model_name: claude-bench
     litellm_params: { model: anthropic/claude-bench, api_base: "http://127.0.0.1:$port_fake_json", api_key: sk-ant-bench }
