@@ -139,7 +139,18 @@ pub fn retry_last_window(route: &str) -> String {
 
 /// Counter `field` of `version` of `service` serving `route`.
 pub fn metric(route: &str, service: &str, version: &str, field: &str) -> String {
-    format!("{METRICS_PREFIX}{route}/{service}/{version}/{field}")
+    // Every request makes several: one allocation each, no formatting.
+    [
+        METRICS_PREFIX,
+        route,
+        "/",
+        service,
+        "/",
+        version,
+        "/",
+        field,
+    ]
+    .concat()
 }
 
 /// The parts of a metrics key.
