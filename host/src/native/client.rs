@@ -32,34 +32,46 @@ impl UpstreamClient {
         request: http::Request<ForwardBody>,
         timeout: Duration,
     ) -> Result<http::Response<Incoming>, GatewayError> {
+        // Named only in errors: made only for them.
+        let uri = request.uri().clone();
         let target = || {
-            let uri = request.uri();
             format!(
                 "{}://{}",
                 uri.scheme_str().unwrap_or("http"),
                 uri.authority().map_or("", |a| a.as_str())
             )
         };
-        let target = target();
         let client = self.clients.client(component, request.uri(), Some(timeout));
         let timeout_ms = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
         match tokio::time::timeout(timeout, client.request(request)).await {
-            Err(_) => Err(GatewayError::UpstreamTimeout { target, timeout_ms }),
+            Err(_) => Err(GatewayError::UpstreamTimeout {
+                target: target(),
+                timeout_ms,
+            }),
             Ok(Ok(response)) => Ok(response),
             Ok(Err(error)) => Err(match classify(&error) {
-                Failure::ConnectTimeout => GatewayError::UpstreamTimeout { target, timeout_ms },
+                Failure::ConnectTimeout => GatewayError::UpstreamTimeout {
+                    target: target(),
+                    timeout_ms,
+                },
                 Failure::TlsCertificate(detail) | Failure::TlsProtocol(detail) => {
-                    GatewayError::UpstreamTlsFailed { target, detail }
+                    GatewayError::UpstreamTlsFailed {
+                        target: target(),
+                        detail,
+                    }
                 }
                 Failure::Connect(io) => GatewayError::UpstreamUnavailable {
-                    target,
+                    target: target(),
                     detail: io.to_string(),
                 },
                 Failure::Refused => GatewayError::UpstreamUnavailable {
-                    target,
+                    target: target(),
                     detail: "connection refused".into(),
                 },
-                Failure::Protocol(detail) => GatewayError::UpstreamUnavailable { target, detail },
+                Failure::Protocol(detail) => GatewayError::UpstreamUnavailable {
+                    target: target(),
+                    detail,
+                },
             }),
         }
     }

@@ -160,11 +160,17 @@ async fn proxy(
     let (answer, attempt) = loop {
         let upstream = selection.candidate(attempts.current());
         let (_, url) = cx.tables.target(&route.service, upstream)?;
+        // The headers are copied only when a retry or a shadow may send them again.
+        let headers = if replay {
+            headers.clone()
+        } else {
+            std::mem::take(&mut headers)
+        };
         let request = upstream_request(
             &forward.parts.method,
             url,
             path_and_query,
-            headers.clone(),
+            headers,
             body.next()?,
         )?;
         let started = Instant::now();
