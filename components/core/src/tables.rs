@@ -135,6 +135,39 @@ impl Tables {
         }
     }
 
+    /// The tables as the policy components list them, each lane having
+    /// mapped its own bindings' records to plain parts: routes as
+    /// `(name, kind, service, timeout_ms)`, consumers as `(id, tenant)`,
+    /// services as `(name, versions)` (see [`Service::new`]).
+    pub fn listed<V>(
+        routes: impl IntoIterator<Item = (String, RouteKind, String, u32)>,
+        consumers: impl IntoIterator<Item = (String, Option<String>)>,
+        services: impl IntoIterator<Item = (String, V)>,
+    ) -> Self
+    where
+        V: IntoIterator<Item = (String, Vec<String>, Vec<(String, String)>)>,
+    {
+        Tables::new(
+            routes
+                .into_iter()
+                .map(|(name, kind, service, timeout_ms)| {
+                    Route::new(&name, kind, &service, timeout_ms)
+                })
+                .collect(),
+            consumers
+                .into_iter()
+                .map(|(id, tenant)| Consumer {
+                    id: id.into(),
+                    tenant: tenant.map(Into::into),
+                })
+                .collect(),
+            services
+                .into_iter()
+                .map(|(name, versions)| Service::new(&name, versions))
+                .collect(),
+        )
+    }
+
     /// Route number `route`.
     pub fn route(&self, route: u32) -> Option<&Route> {
         self.routes.get(route as usize)
@@ -175,18 +208,15 @@ mod tests {
 
     #[test]
     fn names_by_position_and_headers_made_once() {
-        let tables = Tables::new(
-            vec![Route::new("orders", RouteKind::Proxy, "orders-svc", 1000)],
-            vec![Consumer {
-                id: "alice".into(),
-                tenant: Some("acme".into()),
-            }],
-            vec![Service::new(
-                "orders-svc",
-                [
-                    ("v1", vec!["http://10.0.0.1".into()], vec![]),
+        let tables = Tables::listed(
+            [("orders".into(), RouteKind::Proxy, "orders-svc".into(), 1000)],
+            [("alice".into(), Some("acme".into()))],
+            [(
+                "orders-svc".to_owned(),
+                vec![
+                    ("v1".to_owned(), vec!["http://10.0.0.1".into()], vec![]),
                     (
-                        "v2",
+                        "v2".to_owned(),
                         vec!["http://10.0.0.2".into(), "http://10.0.0.3".into()],
                         vec![("deprecation".into(), "true".into())],
                     ),
@@ -196,7 +226,11 @@ mod tests {
         let route = tables.route(0).unwrap();
         assert_eq!((&*route.name, route.timeout_ms), ("orders", 1000));
         assert!(tables.route(1).is_none());
-        assert_eq!(&*tables.consumer(0).unwrap().id, "alice");
+        let alice = tables.consumer(0).unwrap();
+        assert_eq!(
+            (&*alice.id, alice.tenant.as_deref()),
+            ("alice", Some("acme"))
+        );
         let service = tables.service(&route.service).unwrap();
         let (version, url) = service
             .at(Upstream {

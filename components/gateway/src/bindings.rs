@@ -5,7 +5,7 @@
 
 use upshift_core::GatewayError;
 use upshift_core::policy::{self as core, Policy};
-use upshift_core::tables::{Consumer, Route, Service, Tables};
+use upshift_core::tables::Tables;
 
 spin_sdk::wit_bindgen::generate!({
     path: "../../wit",
@@ -97,37 +97,27 @@ impl Policy for &Loaded {
 
 /// What the policy components of one version name, listed once.
 pub fn tables(routes: &router::RouteTable, auth: &auth::Policy, plan: &splitter::Plan) -> Tables {
-    let routes = routes
-        .routes()
-        .into_iter()
-        .map(|r| {
-            let kind = match r.kind {
-                router::RouteKind::Proxy => core::RouteKind::Proxy,
-                router::RouteKind::Ai => core::RouteKind::Ai,
-            };
-            Route::new(&r.name, kind, &r.service, r.timeout_ms)
-        })
-        .collect();
-    let consumers = auth
-        .consumers()
-        .into_iter()
-        .map(|c| Consumer {
-            id: c.id.into(),
-            tenant: c.tenant.map(Into::into),
-        })
-        .collect();
-    let services = plan
-        .services()
-        .into_iter()
-        .map(|s| {
+    Tables::listed(
+        routes
+            .routes()
+            .into_iter()
+            .map(|r| (r.name, route_kind(r.kind), r.service, r.timeout_ms)),
+        auth.consumers().into_iter().map(|c| (c.id, c.tenant)),
+        plan.services().into_iter().map(|s| {
             let versions = s.versions.into_iter();
-            Service::new(
-                &s.name,
+            (
+                s.name,
                 versions.map(|v| (v.name, v.targets, v.response_headers)),
             )
-        })
-        .collect();
-    Tables::new(routes, consumers, services)
+        }),
+    )
+}
+
+fn route_kind(kind: router::RouteKind) -> core::RouteKind {
+    match kind {
+        router::RouteKind::Proxy => core::RouteKind::Proxy,
+        router::RouteKind::Ai => core::RouteKind::Ai,
+    }
 }
 
 fn upstream(u: splitter::Upstream) -> core::Upstream {

@@ -17,7 +17,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use upshift_core::GatewayError;
 use upshift_core::policy::{self as core, Policy};
-use upshift_core::tables::{Consumer, Route, Service, Tables};
+use upshift_core::tables::Tables;
 
 use super::bindings::exports::upshift::ai::ai;
 use super::bindings::exports::upshift::auth::auth;
@@ -201,34 +201,19 @@ impl PolicySet {
                 |g, store, plan| g.plan().call_services(store, plan),
             )
             .map_err(listing)?;
-        let routes = routes
-            .into_iter()
-            .map(|r| {
-                let kind = match r.kind {
-                    router::RouteKind::Proxy => core::RouteKind::Proxy,
-                    router::RouteKind::Ai => core::RouteKind::Ai,
-                };
-                Route::new(&r.name, kind, &r.service, r.timeout_ms)
-            })
-            .collect();
-        let consumers = consumers
-            .into_iter()
-            .map(|c| Consumer {
-                id: c.id.into(),
-                tenant: c.tenant.map(Into::into),
-            })
-            .collect();
-        let services = services
-            .into_iter()
-            .map(|s| {
+        Ok(Tables::listed(
+            routes
+                .into_iter()
+                .map(|r| (r.name, route_kind(r.kind), r.service, r.timeout_ms)),
+            consumers.into_iter().map(|c| (c.id, c.tenant)),
+            services.into_iter().map(|s| {
                 let versions = s.versions.into_iter();
-                Service::new(
-                    &s.name,
+                (
+                    s.name,
                     versions.map(|v| (v.name, v.targets, v.response_headers)),
                 )
-            })
-            .collect();
-        Ok(Tables::new(routes, consumers, services))
+            }),
+        ))
     }
 
     /// Makes a fresh instance for `role` and loads the document into it.
@@ -528,6 +513,13 @@ fn refused(e: types::GatewayError) -> GatewayError {
         code: e.code,
         message: e.message,
         headers: e.headers,
+    }
+}
+
+fn route_kind(kind: router::RouteKind) -> core::RouteKind {
+    match kind {
+        router::RouteKind::Proxy => core::RouteKind::Proxy,
+        router::RouteKind::Ai => core::RouteKind::Ai,
     }
 }
 
