@@ -169,21 +169,15 @@ pub fn check<S: Store + ?Sized>(
     if applied.is_empty() {
         return Ok(Ok(None));
     }
-    // One read of the previous and the expired window of every limit.
-    let keys: Vec<String> = applied
-        .iter()
-        .flat_map(|a| [a.previous_key.clone(), a.expired_key.clone()])
-        .collect();
-    let mut read = store.get_many(&keys)?.into_iter();
     let mut decisions = Vec::with_capacity(applied.len());
     for a in applied {
-        let (previous, expired) = (read.next().flatten(), read.next().flatten());
+        let previous = store.get(&a.previous_key)?;
         let current = store.increment(&a.current_key, 1)?;
         // The window's first request removes the expired counter. Only if
         // it is there: while every request of a window is refused, each one
-        // is the first again, and a delete is a durable write.
-        if current == 1 && expired.is_some() {
-            // Best effort: a leftover counter takes room, never a decision.
+        // is the first again, and a delete is a durable write. Best effort:
+        // a leftover counter takes room, never a decision.
+        if current == 1 && matches!(store.get(&a.expired_key), Ok(Some(_))) {
             let _ = store.delete(&a.expired_key);
         }
         let (previous, current) = (counter(previous.as_deref()), current.max(0).unsigned_abs());
