@@ -419,17 +419,22 @@ pub fn between_bytes_timeout(body: Incoming, timeout: Duration) -> WasiBody {
     BetweenBytesTimeout {
         body,
         timeout,
-        timer: Box::pin(tokio::time::sleep(timeout)),
+        timer: None,
+        armed: false,
     }
     .boxed_unsync()
 }
 
 /// A response body failing with `connection-read-timeout` when no data
-/// arrives for `timeout`.
+/// arrives for `timeout` while it is waited for. The timer is armed only
+/// when the body has nothing ready (a body that arrives whole never needs
+/// one) and disarmed by every frame.
 struct BetweenBytesTimeout {
     body: Incoming,
     timeout: Duration,
-    timer: Pin<Box<tokio::time::Sleep>>,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Whether the timer runs for the current wait.
+    armed: bool,
 }
 
 impl Body for BetweenBytesTimeout {
@@ -443,14 +448,25 @@ impl Body for BetweenBytesTimeout {
         let this = self.get_mut();
         match Pin::new(&mut this.body).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
-                let deadline = tokio::time::Instant::now() + this.timeout;
-                this.timer.as_mut().reset(deadline);
+                this.armed = false;
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(error))) => Poll::Ready(Some(Err(HttpError::from(error)))),
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => {
-                ready!(this.timer.as_mut().poll(cx));
+                let deadline = || tokio::time::Instant::now() + this.timeout;
+                let timer = match this.timer.as_mut() {
+                    Some(timer) if this.armed => timer,
+                    Some(timer) => {
+                        timer.as_mut().reset(deadline());
+                        timer
+                    }
+                    None => this
+                        .timer
+                        .insert(Box::pin(tokio::time::sleep_until(deadline()))),
+                };
+                this.armed = true;
+                ready!(timer.as_mut().poll(cx));
                 Poll::Ready(Some(Err(HttpError::ConnectionReadTimeout)))
             }
         }

@@ -211,21 +211,9 @@ impl Shared {
         };
         match matched.target {
             Target::Native(lane) => {
-                let (method, path) = (request.method().clone(), path.to_owned());
                 match crate::native::serve(lane, worker, request, peer, &request_id).await {
                     Ok(response) => response,
-                    Err(error) => {
-                        if let GatewayError::ComponentFailed { component, detail } = &error {
-                            tracing::error!(
-                                %request_id,
-                                %component,
-                                %method,
-                                %path,
-                                "component failed: {detail}"
-                            );
-                        }
-                        error_response(&error, &request_id)
-                    }
+                    Err(error) => error_response(&error, &request_id),
                 }
             }
             Target::Component(component) => {

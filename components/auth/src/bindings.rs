@@ -43,6 +43,13 @@ impl GuestPolicy for Compiled {
             .collect()
     }
 
+    fn guarded(&self) -> Vec<u32> {
+        self.0
+            .guarded()
+            .map(|i| u32::try_from(i).unwrap_or(u32::MAX))
+            .collect()
+    }
+
     fn authenticate(
         &self,
         route: u32,

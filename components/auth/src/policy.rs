@@ -164,6 +164,16 @@ impl Policy {
         &self.consumers
     }
 
+    /// Positions of the routes with auth settings or a rate limit; on the
+    /// others every request passes with no consumer and no limit.
+    pub fn guarded(&self) -> impl Iterator<Item = usize> + '_ {
+        self.route_names
+            .iter()
+            .enumerate()
+            .filter(|(_, name)| self.routes.contains_key(*name))
+            .map(|(i, _)| i)
+    }
+
     /// The name of the route at `index` in the config's `routes`.
     pub fn route_name(&self, index: usize) -> Option<&str> {
         self.route_names.get(index).map(String::as_str)
@@ -400,6 +410,23 @@ consumers:
     #[test]
     fn public_routes_need_nothing() {
         assert_eq!(who(&policy(), "open", &head(&[], None)), Ok(None));
+    }
+
+    #[test]
+    fn guarded_routes_are_those_with_auth_or_a_limit() {
+        let config = Config::parse(
+            r#"
+services: [{ name: s, versions: [{ name: v, targets: [{ url: "http://a" }] }] }]
+routes:
+  - { name: open, service: s, paths: [/open] }
+  - { name: keyed, service: s, paths: [/k], auth: { api_key: {} } }
+  - { name: public, service: s, paths: [/p] }
+  - { name: limited, service: s, paths: [/l], rate_limit: { requests: 5, per: 1m, by: ip } }
+"#,
+        )
+        .unwrap();
+        let guarded: Vec<usize> = Policy::new(&config).guarded().collect();
+        assert_eq!(guarded, [1, 3]);
     }
 
     #[test]

@@ -93,6 +93,18 @@ pub fn status_field(status: u16) -> &'static str {
     STATUS_CLASSES[usize::from(status / 100).clamp(1, 5) - 1]
 }
 
+/// The fields an attempt adds to, with what it adds: requests, its
+/// `outcome`'s field (a status class, [`FAILURES`] or [`TIMEOUTS`]), its
+/// latency bucket and the latency sum.
+pub fn attempt_fields(outcome: &'static str, latency_ms: u32) -> [(&'static str, i64); 4] {
+    [
+        (REQUESTS, 1),
+        (outcome, 1),
+        (LATENCY_BUCKET_FIELDS[latency_bucket(latency_ms)], 1),
+        (LATENCY_MS_SUM, i64::from(latency_ms)),
+    ]
+}
+
 /// Index of the latency bucket of `latency_ms`.
 pub fn latency_bucket(latency_ms: u32) -> usize {
     LATENCY_BOUNDS_MS.partition_point(|bound| *bound < latency_ms)

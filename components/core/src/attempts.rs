@@ -235,6 +235,7 @@ mod tests {
                 per_try_timeout_ms: Some(100),
             },
             reason: crate::policy::Reason::Weight,
+            report_all: false,
         }
     }
 

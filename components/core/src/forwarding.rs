@@ -83,11 +83,12 @@ pub fn to_upstream(headers: &mut HeaderMap, client: &ClientSide<'_>) {
         Some(ip) => format!("for={ip};"),
         None => String::new(),
     };
-    let this_hop = format!(
-        "{node}host=\"{}\";proto={}",
-        client.host.replace(['"', '\\'], ""),
-        client.proto
-    );
+    let host = if client.host.contains(['"', '\\']) {
+        client.host.replace(['"', '\\'], "").into()
+    } else {
+        std::borrow::Cow::Borrowed(client.host)
+    };
+    let this_hop = format!("{node}host=\"{host}\";proto={}", client.proto);
     let forwarded = joined(headers, &FORWARDED, Some(this_hop));
     set(headers, REQUEST_ID, client.request_id);
     if let Some(value) = forwarded_for {
@@ -110,6 +111,9 @@ pub fn to_client(headers: &mut HeaderMap, request_id: &str) {
 /// Every value of `name` and then `last`, joined with `, `; `None` when
 /// there is nothing to join.
 fn joined(headers: &HeaderMap, name: &HeaderName, last: Option<String>) -> Option<String> {
+    if !headers.contains_key(name) {
+        return last;
+    }
     let mut parts: Vec<String> = headers
         .get_all(name)
         .iter()

@@ -11,7 +11,8 @@
 //!    `route_not_found`.
 //! 2. **authenticate**: the auth component identifies the consumer and
 //!    counts the request against its rate limits; a refusal keeps the
-//!    component's status, code and headers.
+//!    component's status, code and headers. Routes auth does not guard
+//!    skip the call: their requests pass with no consumer and no limit.
 //! 3. **select**: on proxy routes, the splitter picks the version and
 //!    target, the alternates for retries and a shadow copy. AI routes skip
 //!    it: the AI lane plans its provider calls from the body, and asks the
@@ -62,7 +63,11 @@ pub fn decide<P: Policy + ?Sized>(
                 component: "router".into(),
                 detail: format!("it matched route {}, which it did not list", matched.route),
             })?;
-    let authenticated = policy.authenticate(matched.route, head, now_ms)?;
+    let authenticated = if route.guarded {
+        policy.authenticate(matched.route, head, now_ms)?
+    } else {
+        Authenticated::default()
+    };
     let selection = match route.kind {
         RouteKind::Proxy => {
             Some(policy.choose(matched.route, None, head, authenticated.consumer, now_ms)?)
@@ -148,6 +153,7 @@ mod tests {
                 shadow: None,
                 retry: RetryPolicy::default(),
                 reason: Reason::Weight,
+                report_all: false,
             })
         }
     }
@@ -221,6 +227,25 @@ mod tests {
             (401, "missing_credentials")
         );
         assert_eq!(policy.calls, ["resolve /orders/1", "authenticate 3"]);
+    }
+
+    #[test]
+    fn routes_auth_does_not_guard_skip_authenticate() {
+        let mut policy = Scripted {
+            kind: Some(RouteKind::Proxy),
+            refuse_auth: true,
+            ..Scripted::default()
+        };
+        let routes = (0..4)
+            .map(|i| Route {
+                guarded: false,
+                ..Route::new(&format!("r{i}"), RouteKind::Proxy, "orders", 1000)
+            })
+            .collect();
+        let tables = Tables::new(routes, Vec::new(), Vec::new());
+        let decision = decide(&mut policy, &tables, head().as_str(), false, 42).unwrap();
+        assert_eq!(policy.calls, ["resolve /orders/1", "choose 3 None None 42"]);
+        assert_eq!(decision.authenticated, Authenticated::default());
     }
 
     #[test]

@@ -8,6 +8,8 @@
 //! [`Policy`] is the part of those interfaces the phases call in order; the
 //! rest (reports, the retry budget) the lanes call as their I/O goes.
 
+use upshift_config::{keys, metrics};
+
 use crate::error::GatewayError;
 
 /// What a matched route asks the gateway to do.
@@ -110,6 +112,9 @@ pub struct Selection {
     pub retry: RetryPolicy,
     /// Why this version.
     pub reason: Reason,
+    /// Whether every attempt goes to the splitter's `report` (a running
+    /// rollout, `least_outstanding` balancing), not only the failed ones.
+    pub report_all: bool,
 }
 
 impl Selection {
@@ -139,6 +144,23 @@ pub enum Outcome {
     TimedOut,
 }
 
+impl Outcome {
+    /// Whether it counts against its target (a 5xx, a failure or a
+    /// timeout): outlier detection must see it.
+    pub fn is_error(self) -> bool {
+        !matches!(self, Outcome::Status(status) if status < 500)
+    }
+
+    /// The metrics field it adds to.
+    pub fn field(self) -> &'static str {
+        match self {
+            Outcome::Status(status) => metrics::status_field(status),
+            Outcome::Failed => metrics::FAILURES,
+            Outcome::TimedOut => metrics::TIMEOUTS,
+        }
+    }
+}
+
 /// One attempt at an upstream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Attempt {
@@ -148,6 +170,27 @@ pub struct Attempt {
     pub outcome: Outcome,
     /// Time to the response head or the failure, in milliseconds.
     pub latency_ms: u32,
+}
+
+impl Attempt {
+    /// Whether the splitter's `report` must see it, for a request with
+    /// `selection`: always when the selection says so, and every failed
+    /// attempt (outlier detection).
+    pub fn reported(&self, selection: &Selection) -> bool {
+        selection.report_all || self.outcome.is_error()
+    }
+
+    /// The route and version counters it adds to, as `report` returns them:
+    /// for the attempts `report` need not see.
+    pub fn counts(&self, route: &str, service: &str, version: &str) -> Vec<Count> {
+        metrics::attempt_fields(self.outcome.field(), self.latency_ms)
+            .into_iter()
+            .map(|(field, delta)| Count {
+                key: keys::metric(route, service, version, field),
+                delta,
+            })
+            .collect()
+    }
 }
 
 /// A counter increment the splitter asks for.
@@ -181,4 +224,56 @@ pub trait Policy {
         consumer: Option<u32>,
         now_ms: u64,
     ) -> Result<Selection, GatewayError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attempt(outcome: Outcome, latency_ms: u32) -> Attempt {
+        Attempt {
+            upstream: Upstream {
+                version: 1,
+                target: 0,
+            },
+            outcome,
+            latency_ms,
+        }
+    }
+
+    #[test]
+    fn only_failed_attempts_need_the_splitter_unless_it_asks_for_all() {
+        let mut selection = Selection {
+            primary: attempt(Outcome::Failed, 0).upstream,
+            alternates: Vec::new(),
+            shadow: None,
+            retry: RetryPolicy::default(),
+            reason: Reason::Weight,
+            report_all: false,
+        };
+        assert!(!attempt(Outcome::Status(200), 3).reported(&selection));
+        assert!(!attempt(Outcome::Status(404), 3).reported(&selection));
+        for failed in [Outcome::Status(503), Outcome::Failed, Outcome::TimedOut] {
+            assert!(attempt(failed, 3).reported(&selection), "{failed:?}");
+        }
+        selection.report_all = true;
+        assert!(attempt(Outcome::Status(200), 3).reported(&selection));
+    }
+
+    #[test]
+    fn counted_attempts_add_to_the_keys_report_would() {
+        let counts = attempt(Outcome::Status(201), 42).counts("orders", "orders-svc", "v2");
+        let counts: Vec<(&str, i64)> = counts.iter().map(|c| (c.key.as_str(), c.delta)).collect();
+        assert_eq!(
+            counts,
+            [
+                ("metrics/orders/orders-svc/v2/requests", 1),
+                ("metrics/orders/orders-svc/v2/status_2xx", 1),
+                ("metrics/orders/orders-svc/v2/latency_bucket_3", 1),
+                ("metrics/orders/orders-svc/v2/latency_ms_sum", 42),
+            ]
+        );
+        let timed_out = attempt(Outcome::TimedOut, 5000).counts("r", "s", "v");
+        assert_eq!(timed_out[1].key, "metrics/r/s/v/timeouts");
+    }
 }

@@ -7,7 +7,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use http::{HeaderName, HeaderValue};
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{HeaderName, HeaderValue, Uri};
 
 use crate::error::GatewayError;
 use crate::policy::{RouteKind, Upstream};
@@ -23,18 +24,22 @@ pub struct Route {
     pub service: Arc<str>,
     /// Its upstream timeout, in milliseconds.
     pub timeout_ms: u32,
+    /// Whether auth has work on it (auth settings or a rate limit); the
+    /// others skip the authenticate phase.
+    pub guarded: bool,
     /// `x-upshift-route`.
     pub(crate) header: Option<HeaderValue>,
 }
 
 impl Route {
-    /// The route `name`.
+    /// The route `name`, guarded until said otherwise.
     pub fn new(name: &str, kind: RouteKind, service: &str, timeout_ms: u32) -> Self {
         Route {
             name: name.into(),
             kind,
             service: service.into(),
             timeout_ms,
+            guarded: true,
             header: HeaderValue::from_str(name).ok(),
         }
     }
@@ -49,13 +54,64 @@ pub struct Consumer {
     pub tenant: Option<Arc<str>>,
 }
 
+/// One target of a version: a base URL (`scheme://host:port` and an
+/// optional path prefix), parsed once per config version.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The base URL, as configured.
+    pub url: Arc<str>,
+    /// Its scheme and authority; `None` when the URL is not a valid base.
+    base: Option<(Scheme, Authority)>,
+    /// Its path prefix, without a trailing `/`.
+    prefix: Box<str>,
+}
+
+impl Target {
+    /// The target at base URL `url`.
+    pub fn new(url: &str) -> Self {
+        let parsed = url.parse::<Uri>().ok();
+        let base = parsed.as_ref().and_then(|uri| {
+            let scheme = uri.scheme().cloned().unwrap_or(Scheme::HTTP);
+            Some((scheme, uri.authority()?.clone()))
+        });
+        Target {
+            url: url.into(),
+            base,
+            prefix: parsed
+                .as_ref()
+                .map_or("", |uri| uri.path().trim_end_matches('/'))
+                .into(),
+        }
+    }
+
+    /// The URI of `path_and_query` (from `/`) at this target, after its
+    /// path prefix.
+    pub fn uri(&self, path_and_query: &str) -> Result<Uri, GatewayError> {
+        let bad_target = || GatewayError::BadTarget {
+            target: self.url.to_string(),
+        };
+        let (scheme, authority) = self.base.clone().ok_or_else(bad_target)?;
+        let path_and_query: PathAndQuery = if self.prefix.is_empty() {
+            path_and_query.parse()
+        } else {
+            [&*self.prefix, path_and_query].concat().parse()
+        }
+        .map_err(|_| bad_target())?;
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(scheme);
+        parts.authority = Some(authority);
+        parts.path_and_query = Some(path_and_query);
+        Uri::from_parts(parts).map_err(|_| bad_target())
+    }
+}
+
 /// One version of a service.
 #[derive(Debug, Clone)]
 pub struct Version {
     /// Its name.
     pub name: Arc<str>,
-    /// Its targets' base URLs.
-    pub targets: Vec<Arc<str>>,
+    /// Its targets.
+    pub targets: Vec<Target>,
     /// Headers for the responses it serves (a deprecation).
     pub response_headers: Vec<(HeaderName, HeaderValue)>,
     /// `x-upshift-upstream`: `service@version`.
@@ -83,7 +139,7 @@ impl Service {
             .into_iter()
             .map(|(version, targets, headers)| Version {
                 name: version.as_ref().into(),
-                targets: targets.into_iter().map(Arc::from).collect(),
+                targets: targets.iter().map(|url| Target::new(url)).collect(),
                 response_headers: headers
                     .into_iter()
                     .filter_map(|(n, v)| {
@@ -103,8 +159,8 @@ impl Service {
         }
     }
 
-    /// The version and target URL at `upstream`.
-    pub fn at(&self, upstream: Upstream) -> Option<(&Version, &Arc<str>)> {
+    /// The version and target at `upstream`.
+    pub fn at(&self, upstream: Upstream) -> Option<(&Version, &Target)> {
         let version = self.versions.get(upstream.version as usize)?;
         Some((version, version.targets.get(upstream.target as usize)?))
     }
@@ -137,10 +193,14 @@ impl Tables {
 
     /// The tables as the policy components list them, each lane having
     /// mapped its own bindings' records to plain parts: routes as
-    /// `(name, kind, service, timeout_ms)`, consumers as `(id, tenant)`,
-    /// services as `(name, versions)` (see [`Service::new`]).
+    /// `(name, kind, service, timeout_ms)` with the positions of those auth
+    /// guards, consumers as `(id, tenant)`, services as `(name, versions)`
+    /// (see [`Service::new`]).
     pub fn listed<V>(
-        routes: impl IntoIterator<Item = (String, RouteKind, String, u32)>,
+        (routes, guarded): (
+            impl IntoIterator<Item = (String, RouteKind, String, u32)>,
+            Vec<u32>,
+        ),
         consumers: impl IntoIterator<Item = (String, Option<String>)>,
         services: impl IntoIterator<Item = (String, V)>,
     ) -> Self
@@ -150,8 +210,10 @@ impl Tables {
         Tables::new(
             routes
                 .into_iter()
-                .map(|(name, kind, service, timeout_ms)| {
-                    Route::new(&name, kind, &service, timeout_ms)
+                .enumerate()
+                .map(|(i, (name, kind, service, timeout_ms))| Route {
+                    guarded: u32::try_from(i).is_ok_and(|i| guarded.contains(&i)),
+                    ..Route::new(&name, kind, &service, timeout_ms)
                 })
                 .collect(),
             consumers
@@ -183,13 +245,13 @@ impl Tables {
         self.service_by_name.get(name).map(|i| &self.services[*i])
     }
 
-    /// The version and target URL the splitter chose in `service`; a
-    /// position it did not list is the splitter's failure.
+    /// The version and target the splitter chose in `service`; a position
+    /// it did not list is the splitter's failure.
     pub fn target(
         &self,
         service: &str,
         upstream: Upstream,
-    ) -> Result<(&Version, &Arc<str>), GatewayError> {
+    ) -> Result<(&Version, &Target), GatewayError> {
         self.service(service)
             .and_then(|s| s.at(upstream))
             .ok_or_else(|| GatewayError::ComponentFailed {
@@ -209,7 +271,13 @@ mod tests {
     #[test]
     fn names_by_position_and_headers_made_once() {
         let tables = Tables::listed(
-            [("orders".into(), RouteKind::Proxy, "orders-svc".into(), 1000)],
+            (
+                [
+                    ("orders".into(), RouteKind::Proxy, "orders-svc".into(), 1000),
+                    ("public".into(), RouteKind::Proxy, "orders-svc".into(), 1000),
+                ],
+                vec![0],
+            ),
             [("alice".into(), Some("acme".into()))],
             [(
                 "orders-svc".to_owned(),
@@ -225,20 +293,22 @@ mod tests {
         );
         let route = tables.route(0).unwrap();
         assert_eq!((&*route.name, route.timeout_ms), ("orders", 1000));
-        assert!(tables.route(1).is_none());
+        assert!(route.guarded);
+        assert!(!tables.route(1).unwrap().guarded);
+        assert!(tables.route(2).is_none());
         let alice = tables.consumer(0).unwrap();
         assert_eq!(
             (&*alice.id, alice.tenant.as_deref()),
             ("alice", Some("acme"))
         );
         let service = tables.service(&route.service).unwrap();
-        let (version, url) = service
+        let (version, target) = service
             .at(Upstream {
                 version: 1,
                 target: 1,
             })
             .unwrap();
-        assert_eq!((&*version.name, &**url), ("v2", "http://10.0.0.3"));
+        assert_eq!((&*version.name, &*target.url), ("v2", "http://10.0.0.3"));
         assert_eq!(version.upstream_header.as_ref().unwrap(), "orders-svc@v2");
         assert_eq!(version.response_headers[0].0, "deprecation");
         assert!(
@@ -249,5 +319,27 @@ mod tests {
                 })
                 .is_none()
         );
+    }
+
+    #[test]
+    fn targets_join_their_prefix_and_the_request_path() {
+        let plain = Target::new("http://10.0.0.1:8080");
+        assert_eq!(
+            plain.uri("/items/1?x=1").unwrap(),
+            "http://10.0.0.1:8080/items/1?x=1"
+        );
+        let prefixed = Target::new("https://api.example.com/v2/");
+        assert_eq!(
+            prefixed.uri("/items").unwrap(),
+            "https://api.example.com/v2/items"
+        );
+        assert_eq!(
+            Target::new("10.0.0.1:8080").uri("/").unwrap(),
+            "http://10.0.0.1:8080/"
+        );
+        for bad in ["not a url", "/relative"] {
+            let error = Target::new(bad).uri("/").unwrap_err();
+            assert_eq!(error.code(), "bad_target", "{bad}");
+        }
     }
 }

@@ -33,6 +33,7 @@ use upshift_core::head::Incoming;
 use upshift_core::phases::Decision;
 use upshift_core::policy::{self, Outcome, Upstream};
 use upshift_core::response::{self, ServedBy};
+use upshift_core::tables::Target;
 
 use crate::bindings;
 use crate::bindings::ai::{Attempt, Call, Plan, Reply, Translator};
@@ -340,11 +341,11 @@ async fn send(
         target: attempt.url.clone(),
     };
     let url: http::Uri = attempt.url.parse().map_err(|_| bad_target())?;
-    let target = format!(
+    let target = Target::new(&format!(
         "{}://{}",
         url.scheme_str().unwrap_or("http"),
         url.authority().map(|a| a.as_str()).unwrap_or_default()
-    );
+    ));
     let path_and_query = url.path_and_query().map_or("/", |p| p.as_str());
     let method = match attempt.method.as_str() {
         "GET" => Method::Get,

@@ -91,6 +91,7 @@ impl Policy for &Loaded {
                 splitter::Reason::OnlyVersion => core::Reason::OnlyVersion,
                 splitter::Reason::CircuitOpen => core::Reason::CircuitOpen,
             },
+            report_all: s.report_all,
         })
     }
 }
@@ -98,10 +99,13 @@ impl Policy for &Loaded {
 /// What the policy components of one version name, listed once.
 pub fn tables(routes: &router::RouteTable, auth: &auth::Policy, plan: &splitter::Plan) -> Tables {
     Tables::listed(
-        routes
-            .routes()
-            .into_iter()
-            .map(|r| (r.name, route_kind(r.kind), r.service, r.timeout_ms)),
+        (
+            routes
+                .routes()
+                .into_iter()
+                .map(|r| (r.name, route_kind(r.kind), r.service, r.timeout_ms)),
+            auth.guarded(),
+        ),
         auth.consumers().into_iter().map(|c| (c.id, c.tenant)),
         plan.services().into_iter().map(|s| {
             let versions = s.versions.into_iter();

@@ -72,12 +72,17 @@ pub fn current() -> Result<Rc<Loaded>, GatewayError> {
 /// Adds the splitter's `counts` to the store. Best effort: a count that
 /// fails is lost, the request is not.
 pub fn add(counts: Vec<Count>) {
+    add_each(counts.into_iter().map(|c| (c.key, c.delta)));
+}
+
+/// Adds `(key, delta)` counts to the store, best effort.
+pub fn add_each(counts: impl IntoIterator<Item = (String, i64)>) {
     let Ok(bucket) = bucket() else {
         return;
     };
-    for count in counts {
-        if let Err(error) = atomics::increment(&bucket, &count.key, count.delta) {
-            eprintln!("gateway: counter {} not counted: {error:?}", count.key);
+    for (key, delta) in counts {
+        if let Err(error) = atomics::increment(&bucket, &key, delta) {
+            eprintln!("gateway: counter {key} not counted: {error:?}");
         }
     }
 }

@@ -60,7 +60,7 @@ pub async fn serve(
     let timeout_ms = try_timeout_ms(route.timeout_ms, &selection.retry, body.replayable());
     let (status, answer, attempt) = loop {
         let upstream = selection.candidate(attempts.current());
-        let (_, url) = config.tables.target(&route.service, upstream)?;
+        let (version, url) = config.tables.target(&route.service, upstream)?;
         let started = Instant::now();
         let result = upstream::send(
             body.contents()?,
@@ -83,7 +83,13 @@ pub async fn serve(
             outcome,
             latency_ms: millis(started),
         };
-        report(config, index, &attempt);
+        // The splitter sees the attempts it needs; the others are counted here.
+        if attempt.reported(selection) {
+            report(config, index, &attempt);
+        } else {
+            let counts = attempt.counts(&route.name, &route.service, &version.name);
+            config::add_each(counts.into_iter().map(|c| (c.key, c.delta)));
+        }
         let ended = match outcome {
             Outcome::Status(status) => Ended::Answered {
                 status,

@@ -8,6 +8,7 @@ use spin_sdk::wasip3::http::types::{
 use spin_sdk::wasip3::wit_bindgen::{self, FutureReader};
 use spin_sdk::wasip3::{http::client, wit_future};
 use upshift_core::GatewayError;
+use upshift_core::tables::Target;
 
 use crate::body::Contents;
 
@@ -18,8 +19,8 @@ pub type Header = (String, Vec<u8>);
 pub struct Outgoing<'a> {
     /// Method to use.
     pub method: Method,
-    /// Base URL of the target.
-    pub target: &'a str,
+    /// The target.
+    pub target: &'a Target,
     /// Path and query after the router's rewrite.
     pub path_and_query: &'a str,
     /// Headers to send (with `content-length` when the size is known).
@@ -35,16 +36,15 @@ pub async fn send(
     outgoing: Outgoing<'_>,
 ) -> Result<(u16, Response), GatewayError> {
     let bad_target = || GatewayError::BadTarget {
-        target: outgoing.target.to_owned(),
+        target: outgoing.target.url.to_string(),
     };
-    let target: http::Uri = outgoing.target.parse().map_err(|_| bad_target())?;
-    let scheme = match target.scheme_str() {
+    let uri = outgoing.target.uri(outgoing.path_and_query)?;
+    let scheme = match uri.scheme_str() {
         Some("https") => Scheme::Https,
         _ => Scheme::Http,
     };
-    let authority = target.authority().map(|a| a.as_str()).unwrap_or_default();
-    let base = target.path().trim_end_matches('/');
-    let path_and_query = format!("{base}{}", outgoing.path_and_query);
+    let authority = uri.authority().map(|a| a.as_str()).unwrap_or_default();
+    let path_and_query = uri.path_and_query().map_or("/", |p| p.as_str());
 
     let headers = Fields::from_list(&outgoing.headers).map_err(|e| {
         GatewayError::BadRequest(format!("a request header cannot be forwarded: {e:?}"))
@@ -66,7 +66,7 @@ pub async fn send(
         .set_method(&outgoing.method)
         .and_then(|()| request.set_scheme(Some(&scheme)))
         .and_then(|()| request.set_authority(Some(authority)))
-        .and_then(|()| request.set_path_with_query(Some(&path_and_query)))
+        .and_then(|()| request.set_path_with_query(Some(path_and_query)))
         .map_err(|()| bad_target())?;
     match contents.done {
         Some(done) => relay(sent, done),
@@ -76,7 +76,7 @@ pub async fn send(
     }
     let response = client::send(request)
         .await
-        .map_err(|e| upstream_failed(&e, outgoing.target, outgoing.timeout_ms))?;
+        .map_err(|e| upstream_failed(&e, &outgoing.target.url, outgoing.timeout_ms))?;
     Ok((response.get_status_code(), response))
 }
 

@@ -141,6 +141,7 @@ impl GuestPlan for Compiled {
                 per_try_timeout_ms: s.retry.per_try_timeout_ms,
             },
             reason: s.reason.into(),
+            report_all: s.report_all,
         })
     }
 

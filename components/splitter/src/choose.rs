@@ -11,8 +11,8 @@ use crate::report;
 use crate::request::{Consumer, key_value};
 use crate::retry;
 use crate::store::{Store, StoreError};
-use upshift_config::RequestHead;
 use upshift_config::metrics::{FAILURES, REQUESTS};
+use upshift_config::{BalancePolicy, RequestHead};
 
 /// One destination: a version of the service and one of its targets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +59,9 @@ pub struct Selection<'a> {
     pub retry: RetryPolicy<'a>,
     /// Why this version.
     pub reason: Reason,
+    /// Whether every attempt must be reported, not only the failed ones:
+    /// a running rollout counts its step, `least_outstanding` its gauge.
+    pub report_all: bool,
 }
 
 /// Why a request goes to its version.
@@ -275,6 +278,8 @@ impl Plan {
                 per_try_timeout_ms: retries.per_try_timeout_ms,
             },
             reason,
+            report_all: live.rollout.as_deref().is_some_and(|s| s.is_active())
+                || plan.policy == BalancePolicy::LeastOutstanding,
         }
     }
 

@@ -15,8 +15,8 @@ use crate::store::Store;
 use upshift_config::BalancePolicy;
 use upshift_config::keys;
 use upshift_config::metrics::{
-    COST_NANOUSD_SUM, FAILURES, LATENCY_BUCKET_FIELDS, LATENCY_MS_SUM, REQUESTS, SHADOW_FAILURES,
-    SHADOW_MISMATCHES, SHADOW_REQUESTS, TIMEOUTS, latency_bucket, status_field,
+    COST_NANOUSD_SUM, FAILURES, SHADOW_FAILURES, SHADOW_MISMATCHES, SHADOW_REQUESTS, TIMEOUTS,
+    attempt_fields, status_field,
 };
 use upshift_config::rollout::{Phase, RolloutState};
 
@@ -71,13 +71,7 @@ impl Plan {
         attempt: &Attempt<'_>,
         now_ms: u64,
     ) -> Counts {
-        let latency = attempt.latency_ms;
-        let counts = [
-            (REQUESTS, 1),
-            (attempt.outcome.field(), 1),
-            (LATENCY_BUCKET_FIELDS[latency_bucket(latency)], 1),
-            (LATENCY_MS_SUM, i64::from(latency)),
-        ];
+        let counts = attempt_fields(attempt.outcome.field(), attempt.latency_ms);
         let version = attempt.upstream.version;
         let target = attempt.upstream.target;
         let mut out = metric_counts(route, service, version, &counts);

@@ -76,6 +76,9 @@ fn least_outstanding_prefers_the_least_loaded_and_counts_down_on_report() {
             };
             add(&store, p.report(&store, "r", "s", &attempt, NOW));
         };
+        let chosen = p.choose(&store, "r", "s", &head(0), None, NOW).unwrap();
+        assert!(chosen.report_all, "the gauge counts down on every report");
+        report(chosen.primary.target);
         // `third` has two in flight now; finishing both leaves the other busier.
         report(&third);
         report(&third);

@@ -32,6 +32,10 @@ fn weights_converge_within_two_percent() {
         .choose(&store, "orders", "orders", &head(1), None, NOW)
         .unwrap();
     assert_eq!(s.reason, Reason::Weight);
+    assert!(
+        !s.report_all,
+        "without a rollout only failed attempts need reporting"
+    );
 
     let three = plan(
         "services: [{name: s, versions: [\
@@ -322,6 +326,8 @@ fn a_rollout_sets_the_weights_and_sticky_users_only_move_forward() {
             .choose(&store, "orders", "orders", &head(i), Some(c), NOW)
             .unwrap();
         assert_eq!(s.reason, Reason::Rollout);
+        // A running rollout counts every attempt of its step; a finished one none.
+        assert_eq!(s.report_all, rollout(&store, "orders").is_active());
         s.primary.version.to_owned()
     };
     let at_20: Vec<String> = users.iter().enumerate().map(|(i, c)| pick(c, i)).collect();

@@ -194,6 +194,13 @@ impl PolicySet {
                 |g, store, policy| g.policy().call_consumers(store, policy),
             )
             .map_err(listing)?;
+        let guarded = self
+            .call(
+                Role::Auth,
+                |s| &mut s.auth,
+                |g, store, policy| g.policy().call_guarded(store, policy),
+            )
+            .map_err(listing)?;
         let services = self
             .call(
                 Role::Splitter,
@@ -202,9 +209,12 @@ impl PolicySet {
             )
             .map_err(listing)?;
         Ok(Tables::listed(
-            routes
-                .into_iter()
-                .map(|r| (r.name, route_kind(r.kind), r.service, r.timeout_ms)),
+            (
+                routes
+                    .into_iter()
+                    .map(|r| (r.name, route_kind(r.kind), r.service, r.timeout_ms)),
+                guarded,
+            ),
             consumers.into_iter().map(|c| (c.id, c.tenant)),
             services.into_iter().map(|s| {
                 let versions = s.versions.into_iter();
@@ -503,6 +513,7 @@ impl Policy for PolicySet {
                 splitter::Reason::OnlyVersion => core::Reason::OnlyVersion,
                 splitter::Reason::CircuitOpen => core::Reason::CircuitOpen,
             },
+            report_all: s.report_all,
         })
     }
 }

@@ -18,7 +18,7 @@ use upshift_core::head::Incoming as Head;
 use upshift_core::phases::{self, Decision};
 use upshift_core::policy::{Attempt, Outcome, Selection, ShadowCopy};
 use upshift_core::response;
-use upshift_core::tables::Tables;
+use upshift_core::tables::{Tables, Target};
 use wasmtime_wasi_http::WasiBody;
 
 use super::body::{ForwardBody, RequestBody};
@@ -52,12 +52,33 @@ pub async fn serve(
         return Err(GatewayError::ConfigStoreUnavailable(detail));
     }
     let (parts, body) = request.into_parts();
+    let served = serve_parts(lane, worker, &parts, body, peer, request_id).await;
+    if let Err(GatewayError::ComponentFailed { component, detail }) = &served {
+        tracing::error!(
+            %request_id,
+            %component,
+            method = %parts.method,
+            path = parts.uri.path(),
+            "component failed: {detail}"
+        );
+    }
+    served
+}
+
+async fn serve_parts(
+    lane: &Arc<NativeGateway>,
+    worker: usize,
+    parts: &http::request::Parts,
+    body: Incoming,
+    peer: SocketAddr,
+    request_id: &str,
+) -> Result<Response<WasiBody>, GatewayError> {
     let authority = authority(&parts.uri, &parts.headers)?;
     let client_ip = peer.ip().to_string();
     let head = Head {
         method: &parts.method,
         scheme: parts.uri.scheme_str().unwrap_or("http"),
-        authority: &authority,
+        authority,
         uri: &parts.uri,
         headers: &parts.headers,
         client_ip: Some(&client_ip),
@@ -81,8 +102,8 @@ pub async fn serve(
     match &decision.selection {
         Some(selection) => {
             let forward = Forward {
-                parts: &parts,
-                authority: &authority,
+                parts,
+                authority,
                 client_ip: &client_ip,
             };
             proxy(&cx, &decision, selection, forward, body).await
@@ -100,9 +121,9 @@ struct Forward<'a> {
 
 /// The authority the client asked for: the URI's (HTTP/2), else the one
 /// `Host` header (HTTP/1.1 requires exactly one, RFC 9112 §3.2).
-fn authority(uri: &Uri, headers: &HeaderMap) -> Result<String, GatewayError> {
+fn authority<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Result<&'a str, GatewayError> {
     if let Some(authority) = uri.authority() {
-        return Ok(authority.as_str().to_owned());
+        return Ok(authority.as_str());
     }
     let mut hosts = headers.get_all(HOST).iter();
     match (hosts.next(), hosts.next()) {
@@ -110,7 +131,6 @@ fn authority(uri: &Uri, headers: &HeaderMap) -> Result<String, GatewayError> {
             .to_str()
             .ok()
             .filter(|h| h.parse::<http::uri::Authority>().is_ok())
-            .map(str::to_owned)
             .ok_or_else(|| GatewayError::BadRequest("the Host header is not a valid host".into())),
         (None, _) => Err(GatewayError::BadRequest(
             "the request has no Host header".into(),
@@ -159,7 +179,7 @@ async fn proxy(
     )));
     let (answer, attempt) = loop {
         let upstream = selection.candidate(attempts.current());
-        let (_, url) = cx.tables.target(&route.service, upstream)?;
+        let (version, target) = cx.tables.target(&route.service, upstream)?;
         // The headers are copied only when a retry or a shadow may send them again.
         let headers = if replay {
             headers.clone()
@@ -168,7 +188,7 @@ async fn proxy(
         };
         let request = upstream_request(
             &forward.parts.method,
-            url,
+            target,
             path_and_query,
             headers,
             body.next()?,
@@ -185,7 +205,12 @@ async fn proxy(
             outcome,
             latency_ms: millis(started),
         };
-        let counts = lock(&cx.policies).report(index, None, &attempt, now_ms());
+        // The splitter sees the attempts it needs; the others are counted here.
+        let counts = if attempt.reported(selection) {
+            lock(&cx.policies).report(index, None, &attempt, now_ms())
+        } else {
+            attempt.counts(&route.name, &route.service, &version.name)
+        };
         cx.lane.add(counts).await;
         let ended = match outcome {
             Outcome::Status(status) => Ended::Answered {
@@ -237,28 +262,17 @@ async fn send(
     cx.lane.client.send(&cx.lane.name, request, timeout).await
 }
 
-/// The request to `target` (a base URL) for `path_and_query`.
+/// The request to `target` for `path_and_query`.
 fn upstream_request(
     method: &http::Method,
-    target: &str,
+    target: &Target,
     path_and_query: &str,
     headers: HeaderMap,
     body: ForwardBody,
 ) -> Result<Request<ForwardBody>, GatewayError> {
-    let bad_target = || GatewayError::BadTarget {
-        target: target.to_owned(),
-    };
-    let base: Uri = target.parse().map_err(|_| bad_target())?;
-    let prefix = base.path().trim_end_matches('/');
-    let uri = Uri::builder()
-        .scheme(base.scheme_str().unwrap_or("http"))
-        .authority(base.authority().ok_or_else(bad_target)?.as_str())
-        .path_and_query(format!("{prefix}{path_and_query}"))
-        .build()
-        .map_err(|_| bad_target())?;
     let mut request = Request::new(body);
     *request.method_mut() = method.clone();
-    *request.uri_mut() = uri;
+    *request.uri_mut() = target.uri(path_and_query)?;
     *request.headers_mut() = headers;
     Ok(request)
 }
@@ -280,10 +294,10 @@ fn shadow(
     let request = match cx
         .tables
         .target(service, copy.upstream)
-        .and_then(|(_, url)| {
+        .and_then(|(_, target)| {
             upstream_request(
                 &method,
-                url,
+                target,
                 path_and_query,
                 headers,
                 ForwardBody::bytes(body),
