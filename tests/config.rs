@@ -119,6 +119,65 @@ async fn config_survives_a_restart() {
     assert_eq!(status_of(&host, "/third").await, 404);
 }
 
+/// The nice value of each of `pid`'s threads, by thread name.
+fn thread_priorities(pid: u32) -> Vec<(String, i32)> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("/proc task list");
+    tasks
+        .filter_map(|task| {
+            let stat = std::fs::read_to_string(task.ok()?.path().join("stat")).ok()?;
+            // `pid (name) state …`: the fields after the name, nice is the 19th field.
+            let (name, rest) = stat.split_once(" (")?.1.rsplit_once(") ")?;
+            let nice = rest.split(' ').nth(16)?.parse().ok()?;
+            Some((name.to_owned(), nice))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_large_apply_runs_beside_traffic_below_the_workers_priority() {
+    let up = Upstream::start("orders").await;
+    let state = tempfile::tempdir().unwrap();
+    let host = Host::start(state.path());
+    host.apply(&good(&up, "/orders")).await;
+
+    // About 1 MB: the orders route and 10,000 others.
+    let mut large = good(&up, "/orders");
+    for i in 0..10_000 {
+        large.push_str(&format!(
+            "- {{ name: r{i}, paths: ['/api/v1/resource{i}'], methods: [GET, POST], service: orders }}\n"
+        ));
+    }
+    let traffic = {
+        let url = format!("{}/orders/1", host.url);
+        tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            for _ in 0..200 {
+                let response = client().get(&url).send().await.unwrap();
+                statuses.push(response.status().as_u16());
+            }
+            statuses
+        })
+    };
+    let version = host.apply(&large).await;
+    assert_eq!(version, 2);
+    let statuses = traffic.await.unwrap();
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    assert_eq!(status_of(&host, "/api/v1/resource9999").await, 200);
+
+    let priorities = thread_priorities(host.pid());
+    let of = |prefix: &str| -> Vec<i32> {
+        priorities
+            .iter()
+            .filter(|(name, _)| name.starts_with(prefix))
+            .map(|(_, nice)| *nice)
+            .collect()
+    };
+    let (workers, control) = (of("worker-"), of("control"));
+    assert!(!workers.is_empty() && !control.is_empty(), "{priorities:?}");
+    assert!(workers.iter().all(|n| *n == 0), "{priorities:?}");
+    assert!(control.iter().all(|n| *n == 10), "{priorities:?}");
+}
+
 #[tokio::test]
 async fn oversized_documents_are_refused() {
     let state = tempfile::tempdir().unwrap();

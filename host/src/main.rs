@@ -14,6 +14,7 @@ mod kv;
 mod manifest;
 mod native;
 mod outbound;
+mod priority;
 mod rollout;
 mod routes;
 mod runtime;
@@ -39,8 +40,12 @@ fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     let cli = Cli::parse();
+    // The control plane: everything but the data plane's workers, which
+    // have threads of their own (see `server`).
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_name("control")
+        .on_thread_start(priority::control_plane)
         .build()
     {
         Ok(runtime) => runtime,

@@ -76,6 +76,10 @@ pub enum Target {
 pub struct Runtime {
     /// Routes paths to what serves them.
     pub router: Router<Target>,
+    /// Whether a gateway serves on the native lane: its workers are then
+    /// the data plane alone, and the other components' requests (the admin
+    /// API) run on the control plane's threads.
+    pub offload_components: bool,
     _ticker: EpochTicker,
 }
 
@@ -211,6 +215,7 @@ impl Runtime {
         }
         Ok(Self {
             router: Router::new(routes),
+            offload_components: !natives.is_empty(),
             _ticker: EpochTicker::start(engines),
         })
     }

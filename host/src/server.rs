@@ -65,7 +65,10 @@ pub fn bind(addr: SocketAddr, workers: usize) -> anyhow::Result<Vec<std::net::Tc
 }
 
 /// Serves `runtime` on `listeners` (one worker thread each) until the
-/// process is interrupted.
+/// process is interrupted. The workers are the data plane: spawned from
+/// the calling thread (the main one), they keep its priority, above the
+/// control plane's (see [`crate::priority`]). With a native lane, component
+/// requests (the admin API) run on the runtime this is called on.
 pub async fn serve(
     runtime: Runtime,
     listeners: Vec<std::net::TcpListener>,
@@ -73,6 +76,10 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let local_addr = listeners[0].local_addr()?;
     let shared = Arc::new(Shared {
+        // The runtime this runs on: the control plane's.
+        control: runtime
+            .offload_components
+            .then(tokio::runtime::Handle::current),
         runtime,
         permits: RunPermits::new(options.max_concurrency),
         local_addr,
@@ -183,6 +190,8 @@ fn new_request_id() -> String {
 
 struct Shared {
     runtime: Runtime,
+    /// Where component requests run when not on the workers.
+    control: Option<tokio::runtime::Handle>,
     permits: RunPermits,
     local_addr: SocketAddr,
 }
@@ -241,14 +250,27 @@ impl Shared {
             }
         };
 
-        // Dropped when the response head is ready, or with this future when
-        // the client goes away first.
-        let permit = self.permits.start().await;
-        let result = component
-            .handler
-            .handle((request_id.into(), permit.slot()), request)
-            .await;
-        drop(permit);
+        let run = {
+            let (component, permits) = (component.clone(), self.permits.clone());
+            let request_id: Arc<str> = request_id.into();
+            async move {
+                // Dropped when the response head is ready, or with this
+                // future when the client goes away first.
+                let permit = permits.start().await;
+                let result = component
+                    .handler
+                    .handle((request_id, permit.slot()), request)
+                    .await;
+                drop(permit);
+                result
+            }
+        };
+        let result = match &self.control {
+            Some(control) => Offloaded(control.spawn(run))
+                .await
+                .unwrap_or_else(|failed| Err(wasmtime::Error::msg(failed.to_string()))),
+            None => run.await,
+        };
 
         let error = match result {
             Ok(response) => return response,
@@ -321,6 +343,27 @@ impl Shared {
             }
         }
         Ok(request.map(|body| body.map_err(wasmtime_wasi_http::Error::from).boxed_unsync()))
+    }
+}
+
+/// A request running on the control plane, stopped when the client goes
+/// away (this future is dropped) as it would be on the worker.
+struct Offloaded<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Future for Offloaded<T> {
+    type Output = Result<T, tokio::task::JoinError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0).poll(cx)
+    }
+}
+
+impl<T> Drop for Offloaded<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
