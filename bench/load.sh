@@ -7,7 +7,9 @@
 #           upstream (nginx `return 200`): directly; through nginx
 #           `proxy_pass`, HAProxy, Caddy `reverse_proxy` (upstream
 #           keep-alive everywhere); through a bare hyper proxy
-#           (bench/floor: the floor of Rust here); through Upshift's native
+#           (bench/floor: the floor of Rust here, with a current-thread
+#           runtime per core and with one multi-thread runtime, the two
+#           worker models); through Upshift's native
 #           lane on a plain route (one version, no auth) and on the full
 #           chain (route + API key + rate limit + 90/10 split + per-version
 #           counters); and through the component lane, for reference.
@@ -45,6 +47,7 @@ port_fake_json=18088
 port_fake_sse=18089
 port_nginx_ai=18090
 port_litellm=18091
+port_floor_mt=18092
 work=$(mktemp -d)
 pids=()
 cleanup() {
@@ -181,6 +184,8 @@ pids+=($!)
 
 taskset -c 0 "$floor" "127.0.0.1:$port_floor" "127.0.0.1:$port_upstream" &
 pids+=($!)
+taskset -c 0 "$floor" "127.0.0.1:$port_floor_mt" "127.0.0.1:$port_upstream" multi-thread &
+pids+=($!)
 
 wait_ok() {
   for _ in $(seq 1 5000); do
@@ -287,6 +292,7 @@ targets=(
   "HAProxy|http://127.0.0.1:$port_haproxy$path"
   "Caddy reverse_proxy|http://127.0.0.1:$port_caddy$path"
   "bare hyper proxy (bench/floor)|http://127.0.0.1:$port_floor$path"
+  "bare hyper proxy, multi-thread runtime|http://127.0.0.1:$port_floor_mt$path"
   "Upshift native, plain route|http://127.0.0.1:$port_upshift/plain$path"
   "Upshift native, full chain|http://127.0.0.1:$port_upshift/bench$path"
   "Upshift component lane, full chain|http://127.0.0.1:$port_component/bench$path"

@@ -1,9 +1,11 @@
-//! `upshift-floor LISTEN UPSTREAM`: a reverse proxy with nothing but the
-//! bytes to move, built the way the host's native lane moves them (one
-//! single-threaded runtime and `SO_REUSEPORT` socket per core, hyper's
-//! server, hyper-util's pooled client, bodies streamed). The load benchmark
-//! measures Upshift against it: what the policy work costs on top of Rust's
-//! floor on this machine.
+//! `upshift-floor LISTEN UPSTREAM [multi-thread]`: a reverse proxy with
+//! nothing but the bytes to move, built the way the host's native lane
+//! moves them (one single-threaded runtime and `SO_REUSEPORT` socket per
+//! core, hyper's server, hyper-util's pooled client, bodies streamed). The
+//! load benchmark measures Upshift against it: what the policy work costs
+//! on top of Rust's floor on this machine. With `multi-thread`, one
+//! work-stealing runtime with a worker per core serves one socket instead:
+//! the other worker model the native lane could have.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -26,6 +28,15 @@ fn main() -> anyhow::Result<()> {
     };
     let listen: SocketAddr = listen.parse()?;
     let upstream: Authority = upstream.parse()?;
+    if args.next().as_deref() == Some("multi-thread") {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        return runtime.block_on(async {
+            serve(TcpListener::bind(listen).await?, upstream).await;
+            Ok(())
+        });
+    }
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads: Vec<_> = (0..workers)
         .map(|_| {
