@@ -16,8 +16,9 @@
 #           Saturated (N connections), unloaded (1 connection: the latency a
 #           request adds over direct), and at a constant rate of half of
 #           nginx's maximum (oha -q), where the added p99 is what counts.
-#   apply   the full chain at a constant rate while a 1 MB document (10,000
-#           routes, 1,000 consumers) is applied: request latency across it.
+#   apply   last: the full chain at a constant rate while a 1 MB document
+#           (10,000 routes, 1,000 consumers) is applied: request latency
+#           across it.
 #   ai      an OpenAI chat request (~2 KB) to an Anthropic-format fake
 #           provider (nginx answering a fixed ~1 KB Messages answer, or a
 #           fixed event stream), whole and streamed: through nginx
@@ -319,15 +320,6 @@ for name in "$direct" "nginx proxy_pass" "bare hyper proxy (bench/floor)" "Upshi
   read -r "c50[$name]" "c99[$name]" "cmax[$name]" < <(oha_run "$half" "$url" "${headers[@]}")
 done
 
-# Across an apply of the 1 MB document, at the same rate.
-bench_url="http://127.0.0.1:$port_upshift/bench$path"
-( sleep $(( duration / 3 )); "$bin" apply -f "$work/big.yaml" --admin "http://127.0.0.1:$port_upshift" > "$work/apply.txt" ) &
-apply_pid=$!
-read -r a50 a99 amax < <(oha_run "$half" "$bench_url" "${headers[@]}")
-wait "$apply_pid"
-big_kib=$(( $(stat -c %s "$work/big.yaml") / 1024 ))
-# The big document has no AI section: the bench config again.
-"$bin" apply -f "$work/bench.yaml" --admin "http://127.0.0.1:$port_upshift" > /dev/null
 
 echo "wrk -t1 and oha, ${duration}s per run, servers on CPU 0, load on CPU 1 ($(nproc) cores, $(uname -m))."
 echo "GET $path with $(( ${#headers[@]} / 2 )) headers (and Host). Saturated: $connections connections; unloaded: 1."
@@ -347,7 +339,6 @@ for name in "$direct" "nginx proxy_pass" "bare hyper proxy (bench/floor)" "Upshi
   echo "| $name | ${c50[$name]} | ${c99[$name]} | $(added "${c99[$name]}" "${c99[$direct]}") | ${cmax[$name]} |"
 done
 echo
-echo "Full chain at $half req/s while a ${big_kib} KiB document (10,000 routes, 1,000 consumers) is applied $(( duration / 3 )) s in: p50 ${a50} ms, p99 ${a99} ms, max ${amax} ms."
 
 # AI: the same request to nginx (untranslated), Upshift and LiteLLM.
 ai_lua() {
@@ -414,6 +405,17 @@ read -r e50 e99 < <(ttfb "http://127.0.0.1:$port_fake_sse/v1/messages" "$work/ch
 echo "| the fake provider, direct | | | | | $d50 | $d99 | $e50 | $e99 |"
 rss_all_kib=$(awk '/VmHWM/ {print $2}' "/proc/$native_pid/status")
 
+# Across an apply of the 1 MB document, at the same rate.
+bench_url="http://127.0.0.1:$port_upshift/bench$path"
+( sleep $(( duration / 3 )); "$bin" apply -f "$work/big.yaml" --admin "http://127.0.0.1:$port_upshift" > "$work/apply.txt" ) &
+apply_pid=$!
+read -r a50 a99 amax < <(oha_run "$half" "$bench_url" "${headers[@]}")
+wait "$apply_pid"
+big_kib=$(( $(stat -c %s "$work/big.yaml") / 1024 ))
+rss_apply_kib=$(awk '/VmHWM/ {print $2}' "/proc/$native_pid/status")
 echo
-echo "- Upshift (native lane) peak RSS: $((rss_proxy_kib / 1024)) MiB after the proxy load, $((rss_all_kib / 1024)) MiB after the AI load too"
+echo "Full chain at $half req/s while a ${big_kib} KiB document (10,000 routes, 1,000 consumers) is applied $(( duration / 3 )) s in: p50 ${a50} ms, p99 ${a99} ms, max ${amax} ms."
+
+echo
+echo "- Upshift (native lane) peak RSS: $((rss_proxy_kib / 1024)) MiB after the proxy load, $((rss_all_kib / 1024)) MiB after the AI load too, $((rss_apply_kib / 1024)) MiB after the apply of the 1 MB document"
 echo "- Upshift cold start to the first proxied response (compiled components cached): ${cold_ms} ms"
