@@ -20,6 +20,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::signal::unix::SignalKind;
+use tokio_util::task::AbortOnDropHandle;
 use upshift_core::{GatewayError, request_id};
 use wasmtime_wasi_http::WasiBody;
 use wasmtime_wasi_http::handler::{ExpirationError, TrapOrPanicError};
@@ -266,7 +267,8 @@ impl Shared {
             }
         };
         let result = match &self.control {
-            Some(control) => Offloaded(control.spawn(run))
+            // Aborted with this future when the client goes away, as on a worker.
+            Some(control) => AbortOnDropHandle::new(control.spawn(run))
                 .await
                 .unwrap_or_else(|failed| Err(wasmtime::Error::msg(failed.to_string()))),
             None => run.await,
@@ -343,27 +345,6 @@ impl Shared {
             }
         }
         Ok(request.map(|body| body.map_err(wasmtime_wasi_http::Error::from).boxed_unsync()))
-    }
-}
-
-/// A request running on the control plane, stopped when the client goes
-/// away (this future is dropped) as it would be on the worker.
-struct Offloaded<T>(tokio::task::JoinHandle<T>);
-
-impl<T> Future for Offloaded<T> {
-    type Output = Result<T, tokio::task::JoinError>;
-
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Self::Output> {
-        std::pin::Pin::new(&mut self.0).poll(cx)
-    }
-}
-
-impl<T> Drop for Offloaded<T> {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 
