@@ -1,9 +1,8 @@
 //! Outbound HTTP: `allowed_outbound_hosts` (Spin syntax) and the `wasi:http`
 //! hooks that enforce it before sending a request.
 
-use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -11,11 +10,10 @@ use crate::concurrency::RequestSlot;
 use crate::tls::TlsConfigs;
 use bytes::Bytes;
 use http_body_util::BodyExt;
-use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::body::{Body, Frame, SizeHint};
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
-use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use upshift_pool::Pool;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
 /// An invalid `allowed_outbound_hosts` entry.
@@ -80,25 +78,26 @@ impl AllowedHosts {
         let (Some(scheme), Some(host)) = (uri.scheme_str(), uri.host()) else {
             return false;
         };
-        let scheme = scheme.to_ascii_lowercase();
-        let Some(port) = uri.port_u16().or_else(|| default_port(&scheme)) else {
+        let Some(port) = uri
+            .port_u16()
+            .or_else(|| default_port(&scheme.to_ascii_lowercase()))
+        else {
             return false;
         };
-        let host = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_ascii_lowercase();
+        let host = host.trim_start_matches('[').trim_end_matches(']');
         self.rules.iter().any(|rule| {
             let scheme_ok = match &rule.scheme {
                 SchemePattern::Any => true,
-                SchemePattern::Exact(s) => *s == scheme,
+                SchemePattern::Exact(s) => s.eq_ignore_ascii_case(scheme),
             };
             let host_ok = match &rule.host {
                 HostPattern::Any => true,
-                HostPattern::Exact(h) => *h == host,
-                HostPattern::Subdomain(suffix) => host
-                    .strip_suffix(suffix.as_str())
-                    .is_some_and(|prefix| !prefix.is_empty()),
+                HostPattern::Exact(h) => h.eq_ignore_ascii_case(host),
+                HostPattern::Subdomain(suffix) => {
+                    let (host, suffix) = (host.as_bytes(), suffix.as_bytes());
+                    host.len() > suffix.len()
+                        && host[host.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
+                }
             };
             let port_ok = match rule.port {
                 PortPattern::Any => true,
@@ -184,74 +183,75 @@ fn parse_rule(entry: &str) -> Result<HostRule, &'static str> {
     Ok(HostRule { scheme, host, port })
 }
 
-/// A pooled HTTP/1 client for upstreams, `http` and `https`, sending
-/// bodies of type `B`.
-pub type PooledClient<B = WasiBody> = Client<HttpsConnector<HttpConnector>, B>;
+/// Connects to upstreams, `http` and `https`, with one TLS setting.
+type Connector = HttpsConnector<HttpConnector>;
 
-/// What a pooled client is for: a connect timeout and a TLS setting's id.
-type ClientKey = (Option<Duration>, usize);
+/// A response body from a pooled upstream connection.
+pub type UpstreamBody<B> = upshift_pool::Pooled<B>;
 
-/// Pooled HTTP/1 clients for upstreams, shared by all instances (and
-/// workers) so that connections (and TLS sessions) are reused across
-/// requests. There is one client per connect timeout and TLS setting (in
-/// practice very few).
+/// Upstream connections, kept and reused across requests (and TLS
+/// sessions with them), with one pool per TLS setting (in practice one or
+/// very few) sharded by worker thread.
 pub struct OutboundClients<B = WasiBody> {
     tls: Arc<TlsConfigs>,
-    clients: Arc<Mutex<HashMap<ClientKey, PooledClient<B>>>>,
+    pools: Arc<[Pool<Connector, B>]>,
 }
 
 impl<B> Clone for OutboundClients<B> {
     fn clone(&self) -> Self {
         Self {
             tls: self.tls.clone(),
-            clients: self.clients.clone(),
+            pools: self.pools.clone(),
         }
     }
 }
 
 impl<B> OutboundClients<B>
 where
-    B: Body<Data = Bytes> + Send + 'static + Unpin,
+    B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    /// Clients checking `https` upstreams as `tls` says.
-    pub fn new(tls: TlsConfigs) -> Self {
+    /// Pools checking `https` upstreams as `tls` says, with `shards` shards.
+    pub fn new(tls: TlsConfigs, shards: usize) -> Self {
+        let pools = tls
+            .all()
+            .iter()
+            .map(|config| {
+                let mut connector = HttpConnector::new();
+                connector.set_nodelay(true);
+                connector.enforce_http(false);
+                let connector = HttpsConnectorBuilder::new()
+                    .with_tls_config((**config).clone())
+                    .https_or_http()
+                    .enable_http1()
+                    .wrap_connector(connector);
+                Pool::new(connector, shards)
+            })
+            .collect();
         Self {
             tls: Arc::new(tls),
-            clients: Arc::default(),
+            pools,
         }
     }
 
-    /// The client for `component` sending to `uri`.
-    pub fn client(
+    /// Sends `request` (absolute URI) for `component` from shard `shard`,
+    /// connecting within `connect_timeout` when no kept connection is free.
+    pub async fn send(
         &self,
+        shard: usize,
         component: &str,
-        uri: &http::Uri,
+        request: http::Request<B>,
         connect_timeout: Option<Duration>,
-    ) -> PooledClient<B> {
-        let (tls_id, tls) = if uri.scheme() == Some(&http::uri::Scheme::HTTPS) {
+    ) -> Result<http::Response<UpstreamBody<B>>, upshift_pool::Error> {
+        let uri = request.uri();
+        let tls = if uri.scheme() == Some(&http::uri::Scheme::HTTPS) {
             let host = uri.host().unwrap_or_default();
             self.tls
                 .lookup(component, host, uri.port_u16().unwrap_or(443))
         } else {
-            self.tls.default()
+            0
         };
-        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
-        clients
-            .entry((connect_timeout, tls_id))
-            .or_insert_with(|| {
-                let mut connector = HttpConnector::new();
-                connector.set_nodelay(true);
-                connector.set_connect_timeout(connect_timeout);
-                connector.enforce_http(false);
-                let connector = HttpsConnectorBuilder::new()
-                    .with_tls_config((*tls).clone())
-                    .https_or_http()
-                    .enable_http1()
-                    .wrap_connector(connector);
-                Client::builder(TokioExecutor::new()).build(connector)
-            })
-            .clone()
+        self.pools[tls].send(shard, request, connect_timeout).await
     }
 }
 
@@ -308,12 +308,12 @@ impl WasiHttpHooks for OutboundHttp {
             );
             return Box::new(async { Err(HttpError::HttpRequestDenied) });
         }
-        let client = self.clients.client(
-            &self.component,
-            request.uri(),
-            options.and_then(|o| o.connect_timeout),
+        let send = send_pooled(
+            self.clients.clone(),
+            self.component.clone(),
+            request,
+            options,
         );
-        let send = send_pooled(client, request, options);
         match self.slot.clone() {
             Some(slot) => Box::new(slot.while_waiting(send)),
             None => Box::new(send),
@@ -322,7 +322,8 @@ impl WasiHttpHooks for OutboundHttp {
 }
 
 async fn send_pooled(
-    client: PooledClient,
+    clients: OutboundClients,
+    component: Arc<str>,
     request: http::Request<WasiBody>,
     options: Option<RequestOptions>,
 ) -> SendResult {
@@ -333,7 +334,9 @@ async fn send_pooled(
         .and_then(|o| o.between_bytes_timeout)
         .unwrap_or(DEFAULT_TIMEOUT)
         .max(Duration::from_nanos(1));
-    let response = tokio::time::timeout(first_byte, client.request(request))
+    let connect_timeout = options.and_then(|o| o.connect_timeout);
+    let sending = clients.send(0, &component, request, connect_timeout);
+    let response = tokio::time::timeout(first_byte, sending)
         .await
         .map_err(|_| HttpError::ConnectionReadTimeout)?
         .map_err(client_error)?;
@@ -359,8 +362,13 @@ pub enum Failure {
 }
 
 /// Finds out why `error` happened.
-pub fn classify(error: &hyper_util::client::legacy::Error) -> Failure {
+pub fn classify(error: &upshift_pool::Error) -> Failure {
     use std::error::Error as _;
+    match error {
+        upshift_pool::Error::ConnectTimeout(_) => return Failure::ConnectTimeout,
+        upshift_pool::Error::NotAbsolute(_) => return Failure::Protocol(error.to_string()),
+        upshift_pool::Error::Connect(_) | upshift_pool::Error::Http(_) => {}
+    }
     // I/O errors may wrap others (a TLS failure is wrapped twice), and
     // `io::Error::source` skips the wrapped error itself: look inside.
     let mut outermost_io = None;
@@ -391,15 +399,14 @@ pub fn classify(error: &hyper_util::client::legacy::Error) -> Failure {
     if let Some(io) = outermost_io {
         return Failure::Connect(std::io::Error::new(io.kind(), io.to_string()));
     }
-    if error.is_connect() {
-        Failure::Refused
-    } else {
-        Failure::Protocol(format!("{error}"))
+    match error {
+        upshift_pool::Error::Connect(_) => Failure::Refused,
+        _ => Failure::Protocol(format!("{error}")),
     }
 }
 
 /// Maps a pooled-client error to the error wasi:http reports to the guest.
-fn client_error(error: hyper_util::client::legacy::Error) -> HttpError {
+fn client_error(error: upshift_pool::Error) -> HttpError {
     match classify(&error) {
         Failure::TlsCertificate(_) => HttpError::TlsCertificateError,
         Failure::TlsProtocol(_) => HttpError::TlsProtocolError,
@@ -415,7 +422,10 @@ fn client_error(error: hyper_util::client::legacy::Error) -> HttpError {
 
 /// `body` as the runtime's response body, failing with
 /// `connection-read-timeout` when no data arrives for `timeout`.
-pub fn between_bytes_timeout(body: Incoming, timeout: Duration) -> WasiBody {
+pub fn between_bytes_timeout<B>(body: UpstreamBody<B>, timeout: Duration) -> WasiBody
+where
+    B: Send + 'static,
+{
     BetweenBytesTimeout {
         body,
         timeout,
@@ -429,15 +439,15 @@ pub fn between_bytes_timeout(body: Incoming, timeout: Duration) -> WasiBody {
 /// arrives for `timeout` while it is waited for. The timer is armed only
 /// when the body has nothing ready (a body that arrives whole never needs
 /// one) and disarmed by every frame.
-struct BetweenBytesTimeout {
-    body: Incoming,
+struct BetweenBytesTimeout<B> {
+    body: UpstreamBody<B>,
     timeout: Duration,
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
     /// Whether the timer runs for the current wait.
     armed: bool,
 }
 
-impl Body for BetweenBytesTimeout {
+impl<B> Body for BetweenBytesTimeout<B> {
     type Data = Bytes;
     type Error = HttpError;
 
@@ -530,6 +540,11 @@ mod tests {
             &["https://*.example.com"],
             "https://badexample.com/"
         ));
+        assert!(allows(
+            &["https://*.example.com"],
+            "https://API.Example.COM/"
+        ));
+        assert!(allows(&["http://Upstream:8080"], "http://upstream:8080/"));
         assert!(allows(&["http://*:*"], "http://anything:9/"));
         assert!(!allows(&["http://*:*"], "https://anything:9/"));
         assert!(allows(&["*://*:*"], "https://anything:9/"));

@@ -166,7 +166,8 @@ impl Runtime {
         }
         let listener = natives.values().next().cloned();
 
-        let outbound_clients = OutboundClients::new(TlsConfigs::new(&runtime_config.client_tls)?);
+        let outbound_clients =
+            OutboundClients::new(TlsConfigs::new(&runtime_config.client_tls)?, 1);
         let mut services: HashMap<String, Arc<ComponentService>> = HashMap::new();
         let mut routes = Vec::new();
         for (route, name) in &app.routes {

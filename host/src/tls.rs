@@ -93,22 +93,21 @@ impl TlsConfigs {
         Ok(Self { configs, rules })
     }
 
-    /// The settings for `component` calling `host:port`, with their id.
-    pub fn lookup(&self, component: &str, host: &str, port: u16) -> (usize, Arc<ClientConfig>) {
+    /// The id of the settings for `component` calling `host:port` (0: the
+    /// default, the Mozilla roots).
+    pub fn lookup(&self, component: &str, host: &str, port: u16) -> usize {
         if self.rules.is_empty() {
-            return self.default();
+            return 0;
         }
-        let id = self
-            .rules
+        self.rules
             .get(&(component.to_owned(), host.to_owned(), port))
             .copied()
-            .unwrap_or(0);
-        (id, self.configs[id].clone())
+            .unwrap_or(0)
     }
 
-    /// The default settings (the Mozilla roots), with their id.
-    pub fn default(&self) -> (usize, Arc<ClientConfig>) {
-        (0, self.configs[0].clone())
+    /// Every setting, in the order of their ids.
+    pub fn all(&self) -> &[Arc<ClientConfig>] {
+        &self.configs
     }
 }
 
@@ -195,13 +194,13 @@ mod tests {
             entry(&["[::1]:9443"], None, true),
         ])
         .unwrap();
-        assert_eq!(configs.lookup("gateway", "payments.internal", 8443).0, 1);
-        assert_eq!(configs.lookup("gateway", "ledger", 443).0, 1);
-        assert_eq!(configs.lookup("gateway", "::1", 9443).0, 2);
+        assert_eq!(configs.lookup("gateway", "payments.internal", 8443), 1);
+        assert_eq!(configs.lookup("gateway", "ledger", 443), 1);
+        assert_eq!(configs.lookup("gateway", "::1", 9443), 2);
         // Another port, host or component keeps the default roots.
-        assert_eq!(configs.lookup("gateway", "payments.internal", 443).0, 0);
-        assert_eq!(configs.lookup("gateway", "api.openai.com", 443).0, 0);
-        assert_eq!(configs.lookup("admin", "ledger", 443).0, 0);
+        assert_eq!(configs.lookup("gateway", "payments.internal", 443), 0);
+        assert_eq!(configs.lookup("gateway", "api.openai.com", 443), 0);
+        assert_eq!(configs.lookup("admin", "ledger", 443), 0);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! `upshift-floor LISTEN UPSTREAM [multi-thread]`: a reverse proxy with
 //! nothing but the bytes to move, built the way the host's native lane
 //! moves them (one single-threaded runtime and `SO_REUSEPORT` socket per
-//! core, hyper's server, hyper-util's pooled client, bodies streamed). The
+//! core, hyper's server, the host's connection pool, bodies streamed). The
 //! load benchmark measures Upshift against it: what the policy work costs
 //! on top of Rust's floor on this machine. With `multi-thread`, one
 //! work-stealing runtime with a worker per core serves one socket instead:
@@ -9,17 +9,21 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use http::uri::{Authority, Scheme};
 use hyper::body::Incoming;
 use hyper::{Request, Response, Uri};
-use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpSocket};
+use upshift_pool::{Pool, Pooled};
 
-type Pooled = Client<HttpConnector, Incoming>;
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+type Upstreams = Pool<HttpConnector, Incoming>;
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -65,7 +69,7 @@ fn main() -> anyhow::Result<()> {
 async fn serve(listener: TcpListener, upstream: Authority) {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
-    let client: Pooled = Client::builder(TokioExecutor::new()).build(connector);
+    let client: Arc<Upstreams> = Arc::new(Pool::new(connector, 1));
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
@@ -85,7 +89,7 @@ async fn serve(listener: TcpListener, upstream: Authority) {
 }
 
 async fn forward(
-    client: &Pooled,
+    client: &Upstreams,
     upstream: Authority,
     mut request: Request<Incoming>,
 ) -> Response<body::Body> {
@@ -94,7 +98,7 @@ async fn forward(
     parts.authority = Some(upstream);
     *request.uri_mut() = Uri::from_parts(parts).expect("a URI");
     request.headers_mut().remove(http::header::HOST);
-    match client.request(request).await {
+    match client.send(0, request, None).await {
         Ok(response) => response.map(body::Body::Upstream),
         Err(_) => {
             let mut response = Response::new(body::Body::Empty);
@@ -111,9 +115,11 @@ mod body {
 
     use hyper::body::{Bytes, Frame, Incoming, SizeHint};
 
+    use super::Pooled;
+
     /// The upstream's body, or none (a 502).
     pub enum Body {
-        Upstream(Incoming),
+        Upstream(Pooled<Incoming>),
         Empty,
     }
 

@@ -92,7 +92,7 @@ impl<'a> RequestHead<'a> {
         line: &HeadLine<'_>,
         headers: impl IntoIterator<Item = (&'h str, &'h [u8])>,
     ) -> String {
-        let mut packed = String::with_capacity(256);
+        let mut packed = String::with_capacity(1024);
         for field in [
             line.method,
             line.scheme,

@@ -11,16 +11,11 @@ pub fn is_acceptable(id: &[u8]) -> bool {
 
 /// Formats 128 random bits as a UUID version 4.
 pub fn from_random(high: u64, low: u64) -> String {
-    let high = (high & 0xffff_ffff_ffff_0fff) | 0x0000_0000_0000_4000;
-    let low = (low & 0x3fff_ffff_ffff_ffff) | 0x8000_0000_0000_0000;
-    format!(
-        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-        high >> 32,
-        (high >> 16) & 0xffff,
-        high & 0xffff,
-        low >> 48,
-        low & 0xffff_ffff_ffff
-    )
+    let bits = (u128::from(high) << 64) | u128::from(low);
+    let uuid = uuid::Builder::from_random_bytes(bits.to_be_bytes()).into_uuid();
+    uuid.hyphenated()
+        .encode_lower(&mut uuid::Uuid::encode_buffer())
+        .to_owned()
 }
 
 #[cfg(test)]

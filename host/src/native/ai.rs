@@ -29,6 +29,7 @@ use super::bindings::exports::upshift::ai::ai::{self, Attempt, Plan, Reply};
 use super::body::ForwardBody;
 use super::proxy::{Context, millis, now_ms};
 use super::{NativeGateway, PolicySet, lock};
+use crate::outbound::UpstreamBody;
 
 /// A resource of the AI component that is dropped with this handle.
 struct Owned {
@@ -169,7 +170,7 @@ enum Answered {
     /// A whole answer, replied to.
     Replied(Reply),
     /// A stream that has begun.
-    Stream(Response<Incoming>),
+    Stream(Response<UpstreamBody<ForwardBody>>),
     /// No answer: the client's reply if nothing later serves.
     Failed(Reply),
 }
@@ -303,7 +304,10 @@ async fn try_once(
     };
     let started = Instant::now();
     let sent = if cx.lane.allowed.allows(request.uri()) {
-        cx.lane.client.send(&cx.lane.name, request, timeout).await
+        cx.lane
+            .client
+            .send(cx.worker, &cx.lane.name, request, timeout)
+            .await
     } else {
         Err(GatewayError::UpstreamNotAllowed {
             target: attempt.url.clone(),
@@ -385,7 +389,10 @@ fn provider_request(
 }
 
 /// A whole provider answer; an error when it broke off, stalled or is too long.
-async fn read_answer(mut body: Incoming, timeout: Duration) -> Result<Vec<u8>, String> {
+async fn read_answer(
+    mut body: UpstreamBody<ForwardBody>,
+    timeout: Duration,
+) -> Result<Vec<u8>, String> {
     let mut bytes = BytesMut::new();
     loop {
         let frame = match tokio::time::timeout(timeout, body.frame()).await {
@@ -486,7 +493,7 @@ fn stream_response(
     cx: &Context<'_>,
     call: Owned,
     index: usize,
-    upstream: Response<Incoming>,
+    upstream: Response<UpstreamBody<ForwardBody>>,
     answer: &Answer<'_>,
     served_by: Option<ServedBy<'_>>,
     picked: Option<Picked>,

@@ -1,14 +1,13 @@
-//! The native lane's upstream client: the runtime's pooled clients (the
-//! same connections and TLS settings the component lane uses), sending the
+//! The native lane's upstream client: pooled connections (a shard per
+//! worker) with the TLS settings the component lane uses, sending the
 //! client's body as it streams in, or a held copy.
 
 use std::time::Duration;
 
 use super::body::ForwardBody;
-use hyper::body::Incoming;
 use upshift_core::GatewayError;
 
-use crate::outbound::{Failure, OutboundClients, classify};
+use crate::outbound::{Failure, OutboundClients, UpstreamBody, classify};
 use crate::tls::TlsConfigs;
 
 /// Pooled clients for the native lane.
@@ -17,21 +16,23 @@ pub struct UpstreamClient {
 }
 
 impl UpstreamClient {
-    /// Clients checking `https` upstreams as `tls` says.
-    pub fn new(tls: TlsConfigs) -> Self {
+    /// Clients checking `https` upstreams as `tls` says, for `workers`
+    /// workers.
+    pub fn new(tls: TlsConfigs, workers: usize) -> Self {
         UpstreamClient {
-            clients: OutboundClients::new(tls),
+            clients: OutboundClients::new(tls, workers),
         }
     }
 
-    /// Sends `request` for `component` and waits up to `timeout` for the
-    /// connection and the response head.
+    /// Sends `request` for `component` from worker `worker`, and waits up
+    /// to `timeout` for the connection and the response head.
     pub async fn send(
         &self,
+        worker: usize,
         component: &str,
         request: http::Request<ForwardBody>,
         timeout: Duration,
-    ) -> Result<http::Response<Incoming>, GatewayError> {
+    ) -> Result<http::Response<UpstreamBody<ForwardBody>>, GatewayError> {
         // Named only in errors: made only for them.
         let uri = request.uri().clone();
         let target = || {
@@ -41,9 +42,9 @@ impl UpstreamClient {
                 uri.authority().map_or("", |a| a.as_str())
             )
         };
-        let client = self.clients.client(component, request.uri(), Some(timeout));
         let timeout_ms = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
-        match tokio::time::timeout(timeout, client.request(request)).await {
+        let sending = self.clients.send(worker, component, request, Some(timeout));
+        match tokio::time::timeout(timeout, sending).await {
             Err(_) => Err(GatewayError::UpstreamTimeout {
                 target: target(),
                 timeout_ms,

@@ -217,7 +217,7 @@ impl NativeGateway {
             kv: setup.kv,
             variables: setup.variables,
             allowed: Arc::new(AllowedHosts::parse(&decl.allowed_outbound_hosts)?),
-            client: UpstreamClient::new(setup.tls),
+            client: UpstreamClient::new(setup.tls, setup.workers.max(1)),
             budget: setup.budget,
             workers,
             requested: watch::Sender::new(version),

@@ -23,7 +23,7 @@ use wasmtime_wasi_http::WasiBody;
 
 use super::body::{ForwardBody, RequestBody};
 use super::{NativeGateway, PolicySet, lock};
-use crate::outbound::between_bytes_timeout;
+use crate::outbound::{UpstreamBody, between_bytes_timeout};
 
 /// Header that marks a shadow copy for the upstream.
 const SHADOW_MARKER: &str = "x-upshift-shadow";
@@ -38,6 +38,8 @@ pub struct Context<'a> {
     pub tables: Arc<Tables>,
     /// The gateway's request id.
     pub request_id: &'a str,
+    /// The worker serving it.
+    pub worker: usize,
 }
 
 /// Serves `request` on the native lane of `lane`, as worker `worker`.
@@ -51,8 +53,8 @@ pub async fn serve(
     if let Some(detail) = lane.unknown() {
         return Err(GatewayError::ConfigStoreUnavailable(detail));
     }
-    let (parts, body) = request.into_parts();
-    let served = serve_parts(lane, worker, &parts, body, peer, request_id).await;
+    let (mut parts, body) = request.into_parts();
+    let served = serve_parts(lane, worker, &mut parts, body, peer, request_id).await;
     if let Err(GatewayError::ComponentFailed { component, detail }) = &served {
         tracing::error!(
             %request_id,
@@ -68,7 +70,7 @@ pub async fn serve(
 async fn serve_parts(
     lane: &Arc<NativeGateway>,
     worker: usize,
-    parts: &http::request::Parts,
+    parts: &mut http::request::Parts,
     body: Incoming,
     peer: SocketAddr,
     request_id: &str,
@@ -98,12 +100,19 @@ async fn serve_parts(
         policies,
         tables,
         request_id,
+        worker,
     };
     match &decision.selection {
         Some(selection) => {
+            // The head is decided on: its headers move on without a copy
+            // (the authority may be the Host header's: it is copied first).
+            let authority = authority.to_owned();
+            let headers = std::mem::take(&mut parts.headers);
             let forward = Forward {
-                parts,
-                authority,
+                method: &parts.method,
+                uri: &parts.uri,
+                headers,
+                authority: &authority,
                 client_ip: &client_ip,
             };
             proxy(&cx, &decision, selection, forward, body).await
@@ -114,7 +123,9 @@ async fn serve_parts(
 
 /// The client's request head, for forwarding.
 struct Forward<'a> {
-    parts: &'a http::request::Parts,
+    method: &'a http::Method,
+    uri: &'a Uri,
+    headers: HeaderMap,
     authority: &'a str,
     client_ip: &'a str,
 }
@@ -153,23 +164,19 @@ async fn proxy(
     let index = decision.matched.route;
     let replay = selection.retry.attempts > 0 || selection.shadow.is_some();
     let mut body = RequestBody::take(body, replay).await?;
-    let mut headers = forward.parts.headers.clone();
+    let mut headers = forward.headers;
     forwarding::to_upstream(
         &mut headers,
         &ClientSide {
             client_ip: Some(forward.client_ip),
-            proto: forward.parts.uri.scheme_str().unwrap_or("http"),
+            proto: forward.uri.scheme_str().unwrap_or("http"),
             host: forward.authority,
             request_id: cx.request_id,
         },
     );
     let path_and_query = match &decision.matched.upstream_path {
         Some(path) => path.as_str(),
-        None => forward
-            .parts
-            .uri
-            .path_and_query()
-            .map_or("/", |p| p.as_str()),
+        None => forward.uri.path_and_query().map_or("/", |p| p.as_str()),
     };
     let mut attempts = Attempts::proxy(selection, body.replayable());
     let timeout = Duration::from_millis(u64::from(try_timeout_ms(
@@ -187,7 +194,7 @@ async fn proxy(
             std::mem::take(&mut headers)
         };
         let request = upstream_request(
-            &forward.parts.method,
+            forward.method,
             target,
             path_and_query,
             headers,
@@ -229,7 +236,7 @@ async fn proxy(
             cx,
             (index, &route.service),
             *copy,
-            forward.parts.method.clone(),
+            forward.method.clone(),
             path_and_query,
             headers,
             held,
@@ -252,14 +259,17 @@ async fn send(
     cx: &Context<'_>,
     request: Request<ForwardBody>,
     timeout: Duration,
-) -> Result<Response<Incoming>, GatewayError> {
+) -> Result<Response<UpstreamBody<ForwardBody>>, GatewayError> {
     if !cx.lane.allowed.allows(request.uri()) {
         tracing::warn!(uri = %request.uri(), "outbound request denied: not in allowed_outbound_hosts");
         return Err(GatewayError::UpstreamNotAllowed {
             target: request.uri().to_string(),
         });
     }
-    cx.lane.client.send(&cx.lane.name, request, timeout).await
+    cx.lane
+        .client
+        .send(cx.worker, &cx.lane.name, request, timeout)
+        .await
 }
 
 /// The request to `target` for `path_and_query`.
@@ -311,11 +321,11 @@ fn shadow(
     };
     let lane = cx.lane.clone();
     let policies = cx.policies.clone();
-    let upstream = copy.upstream;
+    let (upstream, worker) = (copy.upstream, cx.worker);
     let timeout = Duration::from_millis(u64::from(copy.timeout_ms));
     tokio::spawn(async move {
         let started = Instant::now();
-        let outcome = match lane.client.send(&lane.name, request, timeout).await {
+        let outcome = match lane.client.send(worker, &lane.name, request, timeout).await {
             Ok(response) => {
                 let status = response.status().as_u16();
                 // Read to the end, so that the connection goes back to the pool.
