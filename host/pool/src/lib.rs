@@ -6,7 +6,8 @@
 //! connection goes back once its response body has been read to the end
 //! (one dropped earlier is closed); a request that a reused connection could
 //! not send, because the upstream closed it meanwhile, is sent again on
-//! another. Connections idle longer than [`Pool::IDLE_TIMEOUT`] are closed.
+//! another. A connection idle longer than [`Pool::IDLE_TIMEOUT`] is not
+//! reused: it is closed when the pool next comes across it.
 //!
 //! hyper-util's pooled client does the same with a lock shared by every
 //! thread, a hash of the key on each checkout and return, and a task spawned
