@@ -10,7 +10,7 @@ use serde_json::Value;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use support::upstream::{Upstream, checksum, echoed_header, pattern};
-use support::{Host, client, peak_rss_kib};
+use support::{Host, RssPeak, client, rss_kib};
 
 async fn start() -> (Upstream, tempfile::TempDir, Host) {
     let up = Upstream::start("up").await;
@@ -99,7 +99,8 @@ const GIB: u64 = 1 << 30;
 #[tokio::test]
 async fn a_1_gib_upload_and_download_stream_through() {
     let (_up, _state, host) = start().await;
-    let before = peak_rss_kib(host.pid());
+    let before = rss_kib(host.pid());
+    let peak = RssPeak::start(host.pid());
 
     // Download: count and check every byte as it arrives.
     let response = client()
@@ -139,7 +140,7 @@ async fn a_1_gib_upload_and_download_stream_through() {
         checksum((0..GIB).map(|i| (i, pattern(i))))
     );
 
-    let grown_mib = (peak_rss_kib(host.pid()) - before) / 1024;
+    let grown_mib = peak.kib().saturating_sub(before) / 1024;
     assert!(
         grown_mib < 64,
         "host memory peak grew by {grown_mib} MiB while moving 2 GiB"

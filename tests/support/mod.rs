@@ -209,12 +209,43 @@ pub fn component_wit(wasm: &Path) -> String {
     String::from_utf8(out.stdout).expect("WIT is UTF-8")
 }
 
-/// Peak resident memory of process `pid`, in KiB.
-pub fn peak_rss_kib(pid: u32) -> u64 {
+/// Resident memory of process `pid`, in KiB.
+pub fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .expect("VmHWM")
+        .expect("VmRSS")
+}
+
+/// The most resident memory a process had while sampled every 5 ms. The
+/// kernel's own peak (`VmHWM`) is not kept up to date when an allocator
+/// gives pages back with `madvise`, as mimalloc does.
+pub struct RssPeak {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    sampler: std::thread::JoinHandle<u64>,
+}
+
+impl RssPeak {
+    /// Starts sampling process `pid`.
+    pub fn start(pid: u32) -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
+        let sampler = std::thread::spawn(move || {
+            let mut peak = rss_kib(pid);
+            while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                peak = peak.max(rss_kib(pid));
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            peak.max(rss_kib(pid))
+        });
+        RssPeak { stop, sampler }
+    }
+
+    /// Stops sampling: the peak, in KiB.
+    pub fn kib(self) -> u64 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.sampler.join().expect("the RSS sampler")
+    }
 }
