@@ -1,10 +1,10 @@
-//! A small client for the gateway's admin API, used by `upshift apply` and
-//! `upshift get`.
+//! A small client for the gateway's admin API, used by `upshift apply`,
+//! `upshift get`, `upshift rollout` and `upshift component`.
 
 use anyhow::Context as _;
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_TYPE};
-use http::{Method, Request, StatusCode};
+use http::{HeaderName, HeaderValue, Method, Request, StatusCode};
 use http_body_util::{BodyExt as _, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -14,6 +14,7 @@ use hyper_util::rt::TokioExecutor;
 pub struct AdminClient {
     base: String,
     token: String,
+    headers: Vec<(HeaderName, HeaderValue)>,
     client: Client<HttpConnector, Full<Bytes>>,
 }
 
@@ -26,6 +27,18 @@ pub struct AdminResponse {
 }
 
 impl AdminResponse {
+    /// Prints the body (pretty JSON) to stdout on success, to stderr
+    /// otherwise, and returns the matching exit code.
+    pub fn print(&self) -> std::process::ExitCode {
+        if self.status.is_success() {
+            println!("{}", self.pretty_body());
+            std::process::ExitCode::SUCCESS
+        } else {
+            eprintln!("{}", self.pretty_body());
+            std::process::ExitCode::FAILURE
+        }
+    }
+
     /// The body, pretty-printed if it is JSON.
     pub fn pretty_body(&self) -> String {
         match serde_json::from_slice::<serde_json::Value>(&self.body) {
@@ -41,8 +54,18 @@ impl AdminClient {
         Self {
             base: base.trim_end_matches('/').to_owned(),
             token: token.to_owned(),
+            headers: Vec::new(),
             client: Client::builder(TokioExecutor::new()).build_http(),
         }
+    }
+
+    /// Sends `name: value` with every request (a value that is no valid
+    /// header value is dropped).
+    pub fn with_header(mut self, name: &'static str, value: &str) -> Self {
+        if let Ok(value) = HeaderValue::from_bytes(value.as_bytes()) {
+            self.headers.push((HeaderName::from_static(name), value));
+        }
+        self
     }
 
     /// Sends a request to `{base}{path}`.
@@ -57,6 +80,9 @@ impl AdminClient {
             .method(method)
             .uri(&url)
             .header(AUTHORIZATION, format!("Bearer {}", self.token));
+        for (name, value) in &self.headers {
+            request = request.header(name, value);
+        }
         let body = match body {
             Some((content_type, bytes)) => {
                 request = request.header(CONTENT_TYPE, content_type);

@@ -5,6 +5,7 @@ mod bindings;
 mod builder;
 mod cli;
 mod commands;
+mod component;
 mod compose;
 mod concurrency;
 mod demo;
@@ -15,6 +16,7 @@ mod manifest;
 mod native;
 mod outbound;
 mod priority;
+mod registry;
 mod rollout;
 mod routes;
 mod runtime;
@@ -65,6 +67,7 @@ fn main() -> ExitCode {
             Command::Apply(args) => commands::apply(args).await,
             Command::Get(args) => commands::get(args).await,
             Command::Rollout(args) => rollout::run(args).await,
+            Command::Component(args) => component::run(args).await,
             Command::Demo(args) => demo::run(args).await,
         }
     });

@@ -21,6 +21,7 @@ use crate::kv::{KvAccess, KvBackend, open_stores};
 use crate::manifest::App;
 use crate::native::{self, NativeGateway};
 use crate::outbound::{AllowedHosts, OutboundClients};
+use crate::registry::{self, Registry};
 use crate::routes::Router;
 use crate::runtime_config::RuntimeConfig;
 use crate::tls::TlsConfigs;
@@ -80,6 +81,8 @@ pub struct Runtime {
     /// the data plane alone, and the other components' requests (the admin
     /// API) run on the control plane's threads.
     pub offload_components: bool,
+    /// The component registry of the native lane, beside the admin API.
+    pub registry: Option<Arc<Registry>>,
     _ticker: EpochTicker,
 }
 
@@ -214,8 +217,21 @@ impl Runtime {
             };
             routes.push((route.clone(), Target::Component(service)));
         }
+        let router = Router::new(routes);
+        // The registry answers beside the admin API, with its token.
+        let registry = natives.values().next().and_then(|lane| {
+            let Target::Component(admin) = router.route(registry::PREFIX)?.target else {
+                return None;
+            };
+            let token = variables
+                .for_component(&admin.name)
+                .get("admin_token")
+                .cloned();
+            Some(Arc::new(Registry::new(lane.clone(), kv.clone(), token)))
+        });
         Ok(Self {
-            router: Router::new(routes),
+            router,
+            registry,
             offload_components: !natives.is_empty(),
             _ticker: EpochTicker::start(engines),
         })

@@ -26,6 +26,7 @@ use wasmtime_wasi_http::WasiBody;
 use wasmtime_wasi_http::handler::{ExpirationError, TrapOrPanicError};
 
 use crate::concurrency::RunPermits;
+use crate::registry::Registry;
 use crate::routes::RouteMatch;
 use crate::runtime::{ComponentService, Runtime, Target};
 
@@ -211,6 +212,25 @@ impl Shared {
             _ => new_request_id(),
         };
         let path = request.uri().path();
+        if let Some(registry) = &self.runtime.registry
+            && Registry::owns(path)
+        {
+            let registry = registry.clone();
+            let result = match &self.control {
+                Some(control) => AbortOnDropHandle::new(control.spawn(registry.handle(request)))
+                    .await
+                    .unwrap_or_else(|failed| {
+                        Err(GatewayError::Refused {
+                            status: 500,
+                            code: "internal".into(),
+                            message: format!("the component registry failed: {failed}"),
+                            headers: Vec::new(),
+                        })
+                    }),
+                None => registry.handle(request).await,
+            };
+            return result.unwrap_or_else(|error| error_response(&error, &request_id));
+        }
         let Some(matched) = self.runtime.router.route(path) else {
             let error = GatewayError::RouteNotFound {
                 method: request.method().to_string(),

@@ -35,6 +35,14 @@
 //!
 //! ratelimit/routes/{route}/{subject}/{window}   counter: a route's rate limit, per subject
 //! ratelimit/consumers/{consumer}/{window}       counter: a consumer's own rate limit
+//!
+//! components/in-force                           JSON: per component, the pushed version in
+//!                                               force, the ones before it and every pushed one
+//!                                               (written by compare-and-swap; host only)
+//! components/blobs/{sha256}                     a pushed component's bytes (immutable)
+//! components/{name}/versions/{sha256}           JSON: who pushed that version, when and why
+//! components/{name}/history-seq                 counter: allocates history entry numbers
+//! components/{name}/history/{n:010}             JSON: one transition of the component
 //! ```
 //!
 //! An outlier or retry window is `now_ms / window_ms`. When a counter opens
@@ -54,6 +62,31 @@
 /// Key holding the number of the version in force, as decimal text
 /// (written by compare-and-swap, never incremented).
 pub const CURRENT: &str = "config/current";
+
+/// Key holding which pushed component versions are in force (see the
+/// host's component registry).
+pub const COMPONENTS_IN_FORCE: &str = "components/in-force";
+
+/// Key holding the bytes of the pushed component whose SHA-256 is `sha256`
+/// (lower-case hex).
+pub fn component_blob(sha256: &str) -> String {
+    format!("components/blobs/{sha256}")
+}
+
+/// Key holding the record of version `sha256` of component `name`.
+pub fn component_version(name: &str, sha256: &str) -> String {
+    format!("components/{name}/versions/{sha256}")
+}
+
+/// Counter allocating the history entry numbers of component `name`.
+pub fn component_history_seq(name: &str) -> String {
+    format!("components/{name}/history-seq")
+}
+
+/// Key of history entry `n` (from 1) of component `name`.
+pub fn component_history(name: &str, n: u64) -> String {
+    format!("components/{name}/history/{n:010}")
+}
 
 /// Counter from which new version numbers are allocated.
 pub const SEQUENCE: &str = "config/seq";

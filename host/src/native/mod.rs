@@ -10,10 +10,14 @@
 //! loaded ([`PolicySet`]). A new version is loaded off the request path,
 //! on the blocking pool, and each worker switches at its next request; a
 //! request decides, forwards and reports with the set it started with.
+//! Upgrading a policy component (see [`crate::registry`]) takes the same
+//! path: the new build is loaded beside the old, and requests in flight
+//! finish on the set they started with.
 
 mod ai;
 pub mod bindings;
 mod body;
+mod builds;
 mod client;
 mod policy;
 mod proxy;
@@ -36,7 +40,10 @@ use crate::engine::load_component;
 use crate::kv::{KvAccess, KvBackend, KvCtx, blocking};
 use crate::manifest::App;
 use crate::outbound::AllowedHosts;
+use crate::registry::records::{InForce, sha256_hex};
 use crate::tls::TlsConfigs;
+pub use builds::Refusal;
+use builds::{Builds, check_world};
 pub use client::UpstreamClient;
 pub use policy::{PolicySet, Prepared, Role};
 pub use proxy::serve;
@@ -56,12 +63,22 @@ struct WorkerSets {
     fresh: AtomicBool,
 }
 
+/// What a lane serves: a config version, and the pushed component
+/// versions in force.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Wanted {
+    version: u64,
+    components: InForce,
+}
+
 /// The native lane of one gateway component.
 pub struct NativeGateway {
     /// The gateway component's name in the manifest.
     pub name: Arc<str>,
     engine: Engine,
-    prepared: Arc<[Prepared; 4]>,
+    builds: Builds,
+    /// The builds requests start with now.
+    prepared: Mutex<Arc<[Prepared; 4]>>,
     kv: Arc<dyn KvBackend>,
     /// The gateway's variables (provider keys).
     pub variables: Arc<HashMap<String, String>>,
@@ -71,8 +88,10 @@ pub struct NativeGateway {
     pub client: UpstreamClient,
     budget: Duration,
     workers: Vec<WorkerSets>,
-    requested: watch::Sender<u64>,
-    settled: watch::Sender<u64>,
+    requested: watch::Sender<Wanted>,
+    settled: watch::Sender<Wanted>,
+    /// Why the last change of builds could not be loaded, if it failed.
+    failure: Mutex<Option<String>>,
     /// Why the config in force is not known (the store could not be read
     /// at start); requests are refused until it is.
     unknown: Mutex<Option<String>>,
@@ -135,7 +154,8 @@ impl NativeGateway {
     }
 
     /// Compiles the gateway's policy components and loads the config
-    /// version in force into every worker's instances.
+    /// version in force, with the component versions in force, into every
+    /// worker's instances.
     pub fn start(setup: Setup<'_>) -> anyhow::Result<Arc<Self>> {
         let app = setup.app;
         let decl = &app.manifest.component[setup.gateway];
@@ -143,7 +163,7 @@ impl NativeGateway {
         let linker = new_linker(&engine)?;
         let kv_stores: Arc<std::collections::HashSet<String>> =
             Arc::new(decl.key_value_stores.iter().cloned().collect());
-        let mut prepared = Vec::with_capacity(4);
+        let mut manifest = Vec::with_capacity(4);
         for role in Role::ALL {
             let (dependency, component_name, source) = decl
                 .dependencies
@@ -165,7 +185,8 @@ impl NativeGateway {
             let path = app.resolve(&source);
             let bytes =
                 std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-            check_version(role, dependency, &bytes)?;
+            check_world(role, &bytes)
+                .with_context(|| format!("dependency `{dependency}` does not fit"))?;
             let component = load_component(&engine, &bytes, setup.cache_dir)
                 .with_context(|| format!("cannot compile {}", path.display()))?;
             // A dependency sees the stores only when it inherits them, as on Spin.
@@ -179,28 +200,50 @@ impl NativeGateway {
                 access: KvAccess::new(access, setup.known_stores.clone()),
                 config_listener: None,
             };
-            prepared.push(Prepared::new(component_name, &component, &linker, kv)?);
+            manifest.push(Prepared::new(
+                component_name,
+                &sha256_hex(&bytes),
+                &component,
+                &linker,
+                kv,
+            )?);
         }
-        let prepared: [Prepared; 4] = prepared
+        let manifest: [Prepared; 4] = manifest
             .try_into()
             .map_err(|_| anyhow::anyhow!("four policy components"))?;
-        let prepared = Arc::new(prepared);
+        let builds = Builds::new(
+            engine.clone(),
+            linker,
+            setup.cache_dir.to_owned(),
+            setup.kv.clone(),
+            Arc::new(manifest),
+        );
         // A store that cannot be read yet (Redis not up) leaves the lane on
-        // no config until the version poller reads it.
-        let (version, document, unknown) =
-            match current_version(&*setup.kv).and_then(|v| Ok((v, document(&*setup.kv, v)?))) {
-                Ok((version, document)) => (version, document, None),
-                Err(error) => {
-                    tracing::warn!("the config in force cannot be read yet: {error:#}");
-                    (0, Arc::from("{}"), Some(format!("{error:#}")))
-                }
-            };
+        // no config, and the manifest's builds, until the poller reads it.
+        let (wanted, document, unknown) = match in_force(&*setup.kv)
+            .and_then(|wanted| Ok((document(&*setup.kv, wanted.version)?, wanted)))
+        {
+            Ok((document, wanted)) => (wanted, document, None),
+            Err(error) => {
+                tracing::warn!("the config in force cannot be read yet: {error:#}");
+                (
+                    Wanted::default(),
+                    Arc::from("{}"),
+                    Some(format!("{error:#}")),
+                )
+            }
+        };
+        // A node that starts after an upgrade serves the upgraded builds.
+        let prepared = builds
+            .resolve(&builds.manifest, &wanted.components)
+            .context("cannot load the component versions in force")?
+            .unwrap_or_else(|| builds.manifest.clone());
         let mut workers = Vec::with_capacity(setup.workers);
         for _ in 0..setup.workers.max(1) {
             let set = PolicySet::load(
                 &engine,
                 prepared.clone(),
-                version,
+                wanted.version,
                 document.clone(),
                 setup.budget,
             )?;
@@ -213,18 +256,22 @@ impl NativeGateway {
         let lane = Arc::new(NativeGateway {
             name: setup.gateway.into(),
             engine,
-            prepared,
+            builds,
+            prepared: Mutex::new(prepared),
             kv: setup.kv,
             variables: setup.variables,
             allowed: Arc::new(AllowedHosts::parse(&decl.allowed_outbound_hosts)?),
             client: UpstreamClient::new(setup.tls, setup.workers.max(1)),
             budget: setup.budget,
             workers,
-            requested: watch::Sender::new(version),
-            settled: watch::Sender::new(version),
+            requested: watch::Sender::new(wanted.clone()),
+            settled: watch::Sender::new(wanted.clone()),
+            failure: Mutex::new(None),
             is_unknown: AtomicBool::new(unknown.is_some()),
             unknown: Mutex::new(unknown),
         });
+        let precompiling = lane.clone();
+        tokio::task::spawn_blocking(move || precompiling.builds.precompile(&wanted.components));
         tokio::spawn(load_versions(lane.clone()));
         tokio::spawn(poll_versions(lane.clone()));
         Ok(lane)
@@ -267,13 +314,74 @@ impl NativeGateway {
     /// through this node's admin API answers once this node serves it.
     pub async fn load(&self, version: u64, wait: Duration) {
         self.requested.send_if_modified(|requested| {
-            let changed = *requested != version;
-            *requested = version;
+            let changed = requested.version != version;
+            requested.version = version;
             changed
         });
         let mut settled = self.settled.subscribe();
-        let done = settled.wait_for(|v| *v == version || *self.requested.borrow() != version);
+        let done = settled
+            .wait_for(|s| s.version == version || self.requested.borrow().version != version);
         let _ = tokio::time::timeout(wait, done).await;
+    }
+
+    /// The builds requests start with now, by role.
+    pub fn builds(&self) -> Arc<[Prepared; 4]> {
+        lock(&self.prepared).clone()
+    }
+
+    /// The manifest's build of each role.
+    pub fn manifest_builds(&self) -> &[Prepared; 4] {
+        &self.builds.manifest
+    }
+
+    /// Admits `bytes` as a new build of `role`: it fits the role's world,
+    /// compiles and instantiates under the host's limits, and loads the
+    /// config version this node serves. Compiles on the calling thread.
+    pub fn admit(&self, role: Role, bytes: &[u8]) -> Result<Prepared, Refusal> {
+        let candidate = self.builds.compile(role, bytes)?;
+        let mut trial = (*self.builds()).clone();
+        trial[role as usize] = candidate.clone();
+        let version = self.settled.borrow().version;
+        let document =
+            document(&*self.kv, version).map_err(|e| Refusal::Store(format!("{e:#}")))?;
+        PolicySet::load(
+            &self.engine,
+            Arc::new(trial),
+            version,
+            document,
+            self.budget,
+        )
+        .map_err(|e| Refusal::Config(outer_and_root(&e)))?;
+        Ok(candidate)
+    }
+
+    /// Asks for the component versions of `components` to be put in force
+    /// and waits (up to `wait`) until they are, or their loading failed
+    /// (the error says why; the builds before stay).
+    pub async fn follow(&self, components: InForce, wait: Duration) -> Result<(), String> {
+        self.requested.send_if_modified(|requested| {
+            let changed = requested.components != components;
+            requested.components = components.clone();
+            changed
+        });
+        let mut settled = self.settled.subscribe();
+        let done = settled.wait_for(|s| {
+            s.components == components || self.requested.borrow().components != components
+        });
+        if tokio::time::timeout(wait, done).await.is_err() {
+            return Err(format!("not loaded after {} s", wait.as_secs()));
+        }
+        let builds = self.builds();
+        let serves = builds
+            .iter()
+            .all(|build| components.current(&build.name) == build.version());
+        if serves {
+            Ok(())
+        } else {
+            Err(lock(&self.failure)
+                .clone()
+                .unwrap_or_else(|| "another change was asked for meanwhile".to_owned()))
+        }
     }
 
     /// Adds the splitter's counts to the store before the request goes on,
@@ -302,19 +410,25 @@ impl NativeGateway {
         }
     }
 
-    /// Builds every worker's next set for `version`.
-    fn build(&self, version: u64) -> anyhow::Result<()> {
-        let document = document(&*self.kv, version)?;
+    /// Builds every worker's next set for `wanted`.
+    fn build(&self, wanted: &Wanted) -> anyhow::Result<()> {
+        let current = self.builds();
+        let prepared = self
+            .builds
+            .resolve(&current, &wanted.components)?
+            .unwrap_or(current);
+        let document = document(&*self.kv, wanted.version)?;
         for sets in &self.workers {
             let set = PolicySet::load(
                 &self.engine,
-                self.prepared.clone(),
-                version,
+                prepared.clone(),
+                wanted.version,
                 document.clone(),
                 self.budget,
             )?;
             *lock(&sets.next) = Some(set);
         }
+        *lock(&self.prepared) = prepared;
         for sets in &self.workers {
             sets.fresh.store(true, Ordering::Release);
         }
@@ -322,38 +436,61 @@ impl NativeGateway {
     }
 }
 
+/// `error`'s outermost message and its root cause, without the wasm
+/// backtrace between them.
+fn outer_and_root(error: &anyhow::Error) -> String {
+    let (outer, root) = (error.to_string(), error.root_cause().to_string());
+    if outer == root {
+        outer
+    } else {
+        format!("{outer}: {root}")
+    }
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Loads each requested version on the blocking pool, one at a time.
+/// Loads each requested config version and set of component versions on
+/// the blocking pool, one at a time.
 async fn load_versions(lane: Arc<NativeGateway>) {
     let mut requested = lane.requested.subscribe();
-    let mut loaded = *requested.borrow();
+    let mut loaded = requested.borrow().clone();
     loop {
-        let version = *requested.borrow_and_update();
-        if version != loaded {
+        let wanted = requested.borrow_and_update().clone();
+        if wanted != loaded {
             let building = lane.clone();
             let started = std::time::Instant::now();
-            match tokio::task::spawn_blocking(move || building.build(version)).await {
+            let attempt = wanted.clone();
+            match tokio::task::spawn_blocking(move || building.build(&attempt)).await {
                 Ok(Ok(())) => {
-                    loaded = version;
                     lane.known();
+                    *lock(&lane.failure) = None;
                     tracing::info!(
-                        version,
+                        version = wanted.version,
+                        components = %describe(&lane.builds()),
                         elapsed_ms = started.elapsed().as_millis() as u64,
                         "config version loaded"
                     );
+                    if wanted.components != loaded.components {
+                        let precompiling = lane.clone();
+                        let components = wanted.components.clone();
+                        tokio::task::spawn_blocking(move || {
+                            precompiling.builds.precompile(&components);
+                        });
+                    }
+                    loaded = wanted.clone();
                 }
                 Ok(Err(error)) => {
                     tracing::error!(
-                        version,
-                        "config version not loaded, the previous one stays: {error:#}"
+                        version = wanted.version,
+                        "not loaded, the previous config and components stay: {error:#}"
                     );
+                    *lock(&lane.failure) = Some(format!("{error:#}"));
                 }
-                Err(error) => tracing::error!(version, "loading config version failed: {error}"),
+                Err(error) => tracing::error!(version = wanted.version, "loading failed: {error}"),
             }
-            lane.settled.send_replace(version);
+            lane.settled.send_replace(wanted);
         }
         if requested.changed().await.is_err() {
             return;
@@ -361,9 +498,23 @@ async fn load_versions(lane: Arc<NativeGateway>) {
     }
 }
 
-/// Looks at the store's version in force every [`POLL_INTERVAL`], for
-/// versions applied through other nodes (and, when the store could not be
-/// read at start, for the version to serve at all).
+/// The builds in force, for logs: `name@sha256-prefix` of each pushed one.
+fn describe(builds: &[Prepared; 4]) -> String {
+    let pushed: Vec<String> = builds
+        .iter()
+        .filter(|b| b.pushed)
+        .map(|b| format!("{}@{}", b.name, &b.sha256[..12]))
+        .collect();
+    if pushed.is_empty() {
+        "manifest".to_owned()
+    } else {
+        pushed.join(",")
+    }
+}
+
+/// Looks at the store's config version and component versions in force
+/// every [`POLL_INTERVAL`], for changes made through other nodes (and,
+/// when the store could not be read at start, for what to serve at all).
 async fn poll_versions(lane: Arc<NativeGateway>) {
     let mut ticker = tokio::time::interval(POLL_INTERVAL);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -371,22 +522,19 @@ async fn poll_versions(lane: Arc<NativeGateway>) {
     loop {
         ticker.tick().await;
         let kv = lane.kv.clone();
-        let read = blocking(move || Ok(current_version(&*kv))).await;
-        match read
-            .map_err(anyhow::Error::from)
-            .and_then(|version| version)
-        {
-            Ok(version) => {
+        let read = blocking(move || Ok(in_force(&*kv))).await;
+        match read.map_err(anyhow::Error::from).and_then(|wanted| wanted) {
+            Ok(wanted) => {
                 if std::mem::take(&mut failing) {
                     tracing::info!("the config version in force can be read again");
                 }
-                if version == 0 && lane.unknown().is_some() {
+                if wanted.version == 0 && lane.unknown().is_some() {
                     // Readable, and nothing was ever applied.
                     lane.known();
                 }
                 lane.requested.send_if_modified(|requested| {
-                    let changed = *requested != version;
-                    *requested = version;
+                    let changed = *requested != wanted;
+                    *requested = wanted;
                     changed
                 });
             }
@@ -399,11 +547,27 @@ async fn poll_versions(lane: Arc<NativeGateway>) {
     }
 }
 
-/// The config version in force (0: none applied yet).
-fn current_version(kv: &dyn KvBackend) -> anyhow::Result<u64> {
-    match kv.get(BUCKET, keys::CURRENT)? {
+/// The config version and component versions in force, read together.
+fn in_force(kv: &dyn KvBackend) -> anyhow::Result<Wanted> {
+    let keys = [
+        keys::CURRENT.to_owned(),
+        keys::COMPONENTS_IN_FORCE.to_owned(),
+    ];
+    let [current, components] = <[_; 2]>::try_from(kv.get_many(BUCKET, &keys)?)
+        .map_err(|_| anyhow::anyhow!("the store answered for other keys"))?;
+    Ok(Wanted {
+        version: parse_version(current.as_deref())?,
+        components: InForce::parse(components.as_deref())
+            .with_context(|| format!("{} is not readable", keys::COMPONENTS_IN_FORCE))?,
+    })
+}
+
+/// The config version in force (0: none applied yet), from the bytes of
+/// its key.
+fn parse_version(bytes: Option<&[u8]>) -> anyhow::Result<u64> {
+    match bytes {
         None => Ok(0),
-        Some(bytes) => std::str::from_utf8(&bytes)
+        Some(bytes) => std::str::from_utf8(bytes)
             .ok()
             .and_then(|s| s.trim().parse().ok())
             .with_context(|| format!("{} does not hold a version number", keys::CURRENT)),
@@ -421,40 +585,4 @@ fn document(kv: &dyn KvBackend, version: u64) -> anyhow::Result<Arc<str>> {
     Ok(String::from_utf8(bytes)
         .with_context(|| format!("config version {version} is not UTF-8"))?
         .into())
-}
-
-/// Refuses a policy component built for another minor version of its
-/// interface: `0.2.x` works with this host, `0.1` or `0.3` do not.
-fn check_version(role: Role, dependency: &str, bytes: &[u8]) -> anyhow::Result<()> {
-    let expected = format!("{}@0.2.", role.interface());
-    let exports = exported_interfaces(bytes)
-        .with_context(|| format!("dependency `{dependency}` is not a component"))?;
-    if exports.iter().any(|e| e.starts_with(&expected)) {
-        return Ok(());
-    }
-    let found: Vec<&String> = exports
-        .iter()
-        .filter(|e| e.starts_with(role.interface()))
-        .collect();
-    anyhow::bail!(
-        "dependency `{dependency}` must export {}@0.2.x; it exports {}: rebuild it against \
-         this host's WIT",
-        role.interface(),
-        if found.is_empty() {
-            "neither".to_owned()
-        } else {
-            found
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        }
-    )
-}
-
-/// The names a component binary exports.
-fn exported_interfaces(bytes: &[u8]) -> anyhow::Result<Vec<String>> {
-    let mut types = wac_graph::types::Types::default();
-    let package = wac_graph::types::Package::from_bytes("check", None, bytes.to_vec(), &mut types)?;
-    Ok(types[package.ty()].exports.keys().cloned().collect())
 }

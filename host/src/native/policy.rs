@@ -85,19 +85,27 @@ impl Role {
     }
 }
 
-/// One policy component, compiled and linked.
+/// One build of a policy component, compiled and linked.
+#[derive(Clone)]
 pub struct Prepared {
     /// Its name in the manifest.
     pub name: Arc<str>,
+    /// SHA-256 of its bytes, in lower-case hex.
+    pub sha256: Arc<str>,
+    /// Whether it was pushed to the registry (else it is the manifest's
+    /// build).
+    pub pushed: bool,
     pre: InstancePre<PolicyState>,
     kv: KvCtx,
 }
 
 impl Prepared {
-    /// Links `component` (the manifest's `name`) with `linker`; `kv` is
-    /// what it may open in the key-value store.
+    /// Links `component` (the manifest's `name`, whose bytes hash to
+    /// `sha256`) with `linker`; `kv` is what it may open in the key-value
+    /// store.
     pub fn new(
         name: &str,
+        sha256: &str,
         component: &Component,
         linker: &Linker<PolicyState>,
         kv: KvCtx,
@@ -110,9 +118,30 @@ impl Prepared {
             })?;
         Ok(Prepared {
             name: name.into(),
+            sha256: sha256.into(),
+            pushed: false,
             pre,
             kv,
         })
+    }
+
+    /// A pushed build of the same component, with the same access to the
+    /// store.
+    pub fn pushed(
+        &self,
+        sha256: &str,
+        component: &Component,
+        linker: &Linker<PolicyState>,
+    ) -> anyhow::Result<Self> {
+        let mut build = Prepared::new(&self.name, sha256, component, linker, self.kv.clone())?;
+        build.pushed = true;
+        Ok(build)
+    }
+
+    /// The pushed version this is (`None`: the manifest's build), as the
+    /// registry names it.
+    pub fn version(&self) -> Option<&str> {
+        self.pushed.then_some(&*self.sha256)
     }
 }
 

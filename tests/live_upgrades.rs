@@ -1,0 +1,492 @@
+//! One policy component is replaced while traffic flows: pushed to the
+//! registry, admitted before any traffic, put in force and rolled back on
+//! every node sharing the store, without failing a request.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::redis::Redis;
+use support::upstream::Upstream;
+use support::{ADMIN_TOKEN, Host, cli, client, component, repo};
+
+fn faulty_router() -> Vec<u8> {
+    let path = repo().join("target/wasm32-wasip2/release/upshift_faulty_router.wasm");
+    std::fs::read(&path).expect("build the fixture first: tests/run.sh does")
+}
+
+/// `POST /admin/components/{name}/versions` with `bytes`.
+async fn push(host: &Host, name: &str, bytes: Vec<u8>) -> (u16, Value) {
+    admin(host, &format!("{name}/versions"), bytes, "application/wasm").await
+}
+
+/// `POST /admin/components/{name}/upgrade` to `sha256`.
+async fn upgrade(host: &Host, name: &str, sha256: &str) -> (u16, Value) {
+    let body = json!({ "version": sha256 }).to_string().into_bytes();
+    admin(host, &format!("{name}/upgrade"), body, "application/json").await
+}
+
+/// `POST /admin/components/{name}/rollback`.
+async fn rollback(host: &Host, name: &str) -> (u16, Value) {
+    admin(
+        host,
+        &format!("{name}/rollback"),
+        Vec::new(),
+        "application/json",
+    )
+    .await
+}
+
+async fn admin(host: &Host, path: &str, body: Vec<u8>, content_type: &str) -> (u16, Value) {
+    let response = client()
+        .post(format!("{}/admin/components/{path}", host.url))
+        .bearer_auth(ADMIN_TOKEN)
+        .header("content-type", content_type)
+        .header("x-upshift-by", "tests")
+        .header("x-upshift-reason", format!("test {path}"))
+        .body(body)
+        .send()
+        .await
+        .expect("the registry answers");
+    let status = response.status().as_u16();
+    (
+        status,
+        response.json().await.expect("the registry answers JSON"),
+    )
+}
+
+/// The route that served `GET /x`: its status and `x-upshift-route`.
+async fn route_of(host: &Host) -> (u16, String) {
+    let response = client()
+        .get(format!("{}/x", host.url))
+        .send()
+        .await
+        .expect("the gateway answers");
+    let route = response
+        .headers()
+        .get("x-upshift-route")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    (response.status().as_u16(), route)
+}
+
+/// Waits (up to `limit`) until `host` serves `GET /x` from route `route`;
+/// returns how long that took.
+async fn until_route(host: &Host, route: &str, limit: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        let (status, seen) = route_of(host).await;
+        assert_eq!(status, 200);
+        if seen == route {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < limit,
+            "{} still serves route {seen:?}, not {route:?}, after {limit:?}",
+            host.url
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// One request of the load: when it was sent and answered, and what came
+/// back (an error string when none did).
+struct Answer {
+    sent: Instant,
+    answered: Instant,
+    outcome: Result<(u16, String), String>,
+}
+
+#[tokio::test]
+async fn upgrading_the_router_under_load_fails_no_request() {
+    let up = Upstream::start("up").await;
+    let state = tempfile::tempdir().unwrap();
+    let host = Host::start(state.path());
+    host.apply(&up.only_route()).await;
+    let (status, pushed) = push(&host, "router", faulty_router()).await;
+    assert_eq!(status, 201, "{pushed}");
+    let sha256 = pushed["sha256"].as_str().unwrap().to_owned();
+    // Pushed and admitted, not in force.
+    assert_eq!(route_of(&host).await, (200, "all".to_owned()));
+
+    // 64 connections for 9 s; the upgrade 3 s in, the rollback 6 s in.
+    let start = Instant::now();
+    let end = start + Duration::from_secs(9);
+    let load: Vec<_> = (0..64)
+        .map(|_| {
+            let url = format!("{}/x", host.url);
+            tokio::spawn(async move {
+                let client = client();
+                let mut answers = Vec::new();
+                while Instant::now() < end {
+                    let sent = Instant::now();
+                    let outcome = match client.get(&url).send().await {
+                        Ok(response) => {
+                            let status = response.status().as_u16();
+                            let route = response
+                                .headers()
+                                .get("x-upshift-route")
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or_default()
+                                .to_owned();
+                            match response.bytes().await {
+                                Ok(_) => Ok((status, route)),
+                                Err(error) => Err(format!("body: {error}")),
+                            }
+                        }
+                        Err(error) => Err(error.to_string()),
+                    };
+                    answers.push(Answer {
+                        sent,
+                        answered: Instant::now(),
+                        outcome,
+                    });
+                }
+                answers
+            })
+        })
+        .collect();
+    tokio::time::sleep_until((start + Duration::from_secs(3)).into()).await;
+    let upgrade_sent = Instant::now();
+    let (status, body) = upgrade(&host, "router", &sha256).await;
+    let upgraded = Instant::now();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["in_force"], sha256.as_str());
+    tokio::time::sleep_until((start + Duration::from_secs(6)).into()).await;
+    let rollback_sent = Instant::now();
+    let (status, body) = rollback(&host, "router").await;
+    let rolled_back = Instant::now();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["in_force"], Value::Null);
+
+    let mut answers = Vec::new();
+    for task in load {
+        answers.extend(task.await.unwrap());
+    }
+    let failed: Vec<&String> = answers
+        .iter()
+        .filter_map(|a| a.outcome.as_ref().err())
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} requests failed: {:?}",
+        failed.len(),
+        &failed[..failed.len().min(5)]
+    );
+    let route = |a: &Answer| a.outcome.as_ref().unwrap().1.clone();
+    assert!(
+        answers.iter().all(|a| a.outcome.as_ref().unwrap().0 == 200),
+        "every request succeeds"
+    );
+    // Before the upgrade, the manifest's router; between the upgrade's
+    // answer and the rollback, the new one; after the rollback's answer,
+    // the manifest's again: no request that starts after a switch answers
+    // is served by the build before it.
+    let before: Vec<_> = answers
+        .iter()
+        .filter(|a| a.answered < upgrade_sent)
+        .collect();
+    let during: Vec<_> = answers
+        .iter()
+        .filter(|a| a.sent > upgraded && a.answered < rollback_sent)
+        .collect();
+    let after: Vec<_> = answers.iter().filter(|a| a.sent > rolled_back).collect();
+    for (phase, answered, expected) in [
+        ("before the upgrade", &before, "all"),
+        ("after the upgrade", &during, "all+faulty"),
+        ("after the rollback", &after, "all"),
+    ] {
+        assert!(answered.len() > 100, "{} requests {phase}", answered.len());
+        let other = answered.iter().filter(|a| route(a) != expected).count();
+        assert_eq!(
+            other,
+            0,
+            "{other} of {} requests {phase} were not served by {expected}",
+            answered.len()
+        );
+    }
+    eprintln!(
+        "{} requests, none failed; upgrade answered in {:?}, rollback in {:?}",
+        answers.len(),
+        upgraded - upgrade_sent,
+        rolled_back - rollback_sent
+    );
+}
+
+#[tokio::test]
+async fn refused_builds_leave_the_version_in_force_serving() {
+    let up = Upstream::start("up").await;
+    let state = tempfile::tempdir().unwrap();
+    let host = Host::start(state.path());
+    host.apply(&up.only_route()).await;
+    let read = |name: &str| std::fs::read(component(name)).unwrap();
+    let cases: [(&str, Vec<u8>, &str); 4] = [
+        // A component of another world: it imports what the router's lacks.
+        (
+            "router",
+            read("auth"),
+            "it imports wasi:keyvalue/store@0.2.0-draft2, which the router-component world does not provide",
+        ),
+        // The right imports, the wrong exports.
+        (
+            "auth",
+            read("router"),
+            "it must export upshift:auth/auth@0.2.x; it exports upshift:router/router@0.2.0",
+        ),
+        (
+            "router",
+            b"\0asm but not really".to_vec(),
+            "not a WebAssembly component",
+        ),
+        (
+            "router",
+            b"#!/bin/sh\n".to_vec(),
+            "not a WebAssembly component",
+        ),
+    ];
+    for (name, bytes, why) in cases {
+        let (status, body) = push(&host, name, bytes).await;
+        assert_eq!(status, 422, "{body}");
+        assert_eq!(body["error"]["code"], "component_refused");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(why), "{message}");
+        assert!(message.contains("the version in force stays"), "{message}");
+        assert_eq!(route_of(&host).await, (200, "all".to_owned()));
+    }
+
+    // A build that traps in `load` on the config in force is refused when
+    // pushed, and when the config changed after its push.
+    let trapping = format!(
+        "{}\n  - {{ name: fault-load, paths: [/fault], service: s }}",
+        up.only_route().replace(
+            "routes: [{ name: all, service: s }]",
+            "routes:\n  - { name: all, service: s }"
+        )
+    );
+    let (status, pushed) = push(&host, "router", faulty_router()).await;
+    assert_eq!(status, 201, "{pushed}");
+    let sha256 = pushed["sha256"].as_str().unwrap();
+    host.apply(&trapping).await;
+    let (status, body) = upgrade(&host, "router", sha256).await;
+    assert_eq!(status, 422, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("does not load config version 2: wasm trap"),
+        "{message}"
+    );
+    assert_eq!(route_of(&host).await, (200, "all".to_owned()));
+    let (status, body) = push(&host, "router", faulty_router()).await;
+    assert_eq!(status, 422, "{body}");
+
+    // Unknown names and versions, and no token.
+    let (status, body) = upgrade(&host, "router", &"0".repeat(64)).await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (404, &json!("component_version_not_found"))
+    );
+    let (status, body) = push(&host, "gateway", faulty_router()).await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (404, &json!("component_not_found"))
+    );
+    let (status, body) = rollback(&host, "router").await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (409, &json!("nothing_to_roll_back"))
+    );
+    let anonymous = client()
+        .get(format!("{}/admin/components", host.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status().as_u16(), 401);
+
+    // Only the admitted push is in the history.
+    let history = client()
+        .get(format!("{}/admin/components/router/history", host.url))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    let actions: Vec<&Value> = history["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| &t["action"])
+        .collect();
+    assert_eq!(actions, [&json!("push")], "{history}");
+}
+
+#[tokio::test]
+async fn the_cli_pushes_upgrades_rolls_back_and_shows_the_history() {
+    let up = Upstream::start("up").await;
+    let state = tempfile::tempdir().unwrap();
+    let host = Host::start(state.path());
+    host.apply(&up.only_route()).await;
+    let fixture = repo().join("target/wasm32-wasip2/release/upshift_faulty_router.wasm");
+    let fixture = fixture.to_str().unwrap();
+    let admin = ["--admin", host.url.as_str()];
+    let run = |args: &[&str]| {
+        let args: Vec<&str> = args.iter().chain(&admin).copied().collect();
+        let (ok, out, err) = cli(&args);
+        assert!(ok, "upshift {args:?} failed: {err}");
+        serde_json::from_str::<Value>(&out).unwrap()
+    };
+
+    // `upgrade` with a file pushes it first.
+    let upgraded = run(&[
+        "component",
+        "upgrade",
+        "router",
+        fixture,
+        "--reason",
+        "new matcher",
+        "--by",
+        "ana",
+    ]);
+    assert_eq!(route_of(&host).await, (200, "all+faulty".to_owned()));
+    let sha256 = upgraded["in_force"].as_str().unwrap().to_owned();
+    let listed = run(&["component", "list"]);
+    let router = &listed["components"][0];
+    assert_eq!(
+        (&router["name"], &router["in_force"], &router["serving"]),
+        (&json!("router"), &json!(sha256), &json!(sha256))
+    );
+    assert_eq!(router["pushed"][0]["by"], "ana");
+    run(&[
+        "component",
+        "rollback",
+        "router",
+        "--reason",
+        "slower",
+        "--by",
+        "bo",
+    ]);
+    assert_eq!(route_of(&host).await, (200, "all".to_owned()));
+    run(&[
+        "component",
+        "upgrade",
+        "router",
+        &sha256,
+        "--reason",
+        "fixed",
+        "--by",
+        "ana",
+    ]);
+    assert_eq!(route_of(&host).await, (200, "all+faulty".to_owned()));
+
+    let history = run(&["component", "history", "router"]);
+    let transitions: Vec<(String, Value, Value, String, String)> = history["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["action"].as_str().unwrap().to_owned(),
+                t["from"].clone(),
+                t["to"].clone(),
+                t["by"].as_str().unwrap().to_owned(),
+                t["reason"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let sha = json!(sha256);
+    assert_eq!(
+        transitions,
+        [
+            (
+                "push".into(),
+                Value::Null,
+                sha.clone(),
+                "ana".into(),
+                "new matcher".into()
+            ),
+            (
+                "upgrade".into(),
+                Value::Null,
+                sha.clone(),
+                "ana".into(),
+                "new matcher".into()
+            ),
+            (
+                "rollback".into(),
+                sha.clone(),
+                Value::Null,
+                "bo".into(),
+                "slower".into()
+            ),
+            (
+                "upgrade".into(),
+                Value::Null,
+                sha.clone(),
+                "ana".into(),
+                "fixed".into()
+            ),
+        ]
+    );
+
+    // A restart keeps the version in force.
+    drop(host);
+    let host = Host::start(state.path());
+    assert_eq!(route_of(&host).await, (200, "all+faulty".to_owned()));
+    let (ok, _, err) = cli(&[
+        "component",
+        "push",
+        "router",
+        "/nonexistent.wasm",
+        "--admin",
+        &host.url,
+    ]);
+    assert!(
+        !ok && err.contains("cannot read /nonexistent.wasm"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn nodes_sharing_a_store_follow_an_upgrade() {
+    let redis = Redis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = redis.runtime_config_file(dir.path());
+    let node = |state: &std::path::Path| {
+        Host::start_with(
+            &repo().join("spin.toml"),
+            state,
+            &["--runtime-config-file", config.to_str().unwrap()],
+        )
+    };
+    let states: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let (a, b) = (node(states[0].path()), node(states[1].path()));
+    let up = Upstream::start("up").await;
+    a.apply(&up.only_route()).await;
+    let applied = Instant::now();
+    while route_of(&b).await != (200, "all".to_owned()) {
+        assert!(applied.elapsed() < Duration::from_secs(5), "the config reaches the other node");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let (status, pushed) = push(&a, "router", faulty_router()).await;
+    assert_eq!(status, 201, "{pushed}");
+    let (status, body) = upgrade(&a, "router", pushed["sha256"].as_str().unwrap()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(route_of(&a).await, (200, "all+faulty".to_owned()));
+    let lag = until_route(&b, "all+faulty", Duration::from_secs(3)).await;
+    eprintln!("the other node switched {lag:?} after the upgrade answered");
+
+    // A node started afterwards serves the version in force from its
+    // first request.
+    let c = node(states[2].path());
+    assert_eq!(route_of(&c).await, (200, "all+faulty".to_owned()));
+
+    // A rollback through any node reaches the others.
+    let (status, body) = rollback(&c, "router").await;
+    assert_eq!(status, 200, "{body}");
+    for host in [&a, &b] {
+        until_route(host, "all", Duration::from_secs(3)).await;
+    }
+}
