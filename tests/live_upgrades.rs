@@ -466,7 +466,10 @@ async fn nodes_sharing_a_store_follow_an_upgrade() {
     a.apply(&up.only_route()).await;
     let applied = Instant::now();
     while route_of(&b).await != (200, "all".to_owned()) {
-        assert!(applied.elapsed() < Duration::from_secs(5), "the config reaches the other node");
+        assert!(
+            applied.elapsed() < Duration::from_secs(5),
+            "the config reaches the other node"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
@@ -489,4 +492,238 @@ async fn nodes_sharing_a_store_follow_an_upgrade() {
     for host in [&a, &b] {
         until_route(host, "all", Duration::from_secs(3)).await;
     }
+}
+
+/// What one request of [`Load`] saw: its path, status and route.
+type Seen = (&'static str, u16, String);
+
+/// Requests from `concurrency` clients until stopped; every tenth client
+/// request (counting per client) goes to `/__fault/panic` when `faults`.
+struct Load {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<Vec<Seen>>>,
+}
+
+impl Load {
+    fn start(host: &Host, concurrency: usize, faults: bool) -> Load {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let tasks = (0..concurrency)
+            .map(|_| {
+                let (base, stop) = (host.url.clone(), stop.clone());
+                tokio::spawn(async move {
+                    let client = client();
+                    let mut seen = Vec::new();
+                    for i in 0.. {
+                        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                            break;
+                        }
+                        let path = if faults && i % 10 == 9 {
+                            "/__fault/panic"
+                        } else {
+                            "/x"
+                        };
+                        let response = client
+                            .get(format!("{base}{path}"))
+                            .send()
+                            .await
+                            .expect("the gateway answers");
+                        let route = response
+                            .headers()
+                            .get("x-upshift-route")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or_default()
+                            .to_owned();
+                        seen.push((path, response.status().as_u16(), route));
+                        let _ = response.bytes().await;
+                    }
+                    seen
+                })
+            })
+            .collect();
+        Load { stop, tasks }
+    }
+
+    async fn stop(self) -> Vec<Seen> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut seen = Vec::new();
+        for task in self.tasks {
+            seen.extend(task.await.unwrap());
+        }
+        seen
+    }
+}
+
+/// `GET /admin/components/{name}/{what}` on the registry.
+async fn registry_get(host: &Host, path: &str) -> Value {
+    let response = client()
+        .get(format!("{}/admin/components/{path}", host.url))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    response.json().await.unwrap()
+}
+
+/// Waits (up to `limit`) until the canary of `router` is in `phase`.
+async fn until_phase(host: &Host, phase: &str, limit: Duration) -> Value {
+    let started = Instant::now();
+    loop {
+        let status = registry_get(host, "router/canary").await;
+        if status["canary"]["phase"] == phase {
+            return status;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "the canary is not {phase}: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn actions(history: &Value) -> Vec<(String, String)> {
+    history["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["action"].as_str().unwrap().to_owned(),
+                t["by"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_component_canary_that_traps_rolls_back_by_itself() {
+    let up = Upstream::start("up").await;
+    let state = tempfile::tempdir().unwrap();
+    let host = Host::start(state.path());
+    host.apply(&up.only_route()).await;
+    let (_, pushed) = push(&host, "router", faulty_router()).await;
+    let sha256 = pushed["sha256"].as_str().unwrap();
+    // The faulty router traps on /__fault/panic, a tenth of the requests.
+    let plan = json!({ "version": sha256, "steps": [{ "weight": 20, "pause": "1m" }] });
+    let (status, body) = admin(
+        &host,
+        "router/canary",
+        plan.to_string().into_bytes(),
+        "application/json",
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let load = Load::start(&host, 16, true);
+    let rolled_back = until_phase(&host, "rolled_back", Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let seen = load.stop().await;
+
+    let reason = rolled_back["canary"]["reason"].as_str().unwrap();
+    assert!(reason.contains("failed: wasm trap"), "{reason}");
+    // Only requests the canary took and trapped on failed: the canary's
+    // share of the faulting tenth, and at most one per client in flight
+    // when its first trap stopped its traffic.
+    let failed: Vec<&Seen> = seen.iter().filter(|s| s.1 != 200).collect();
+    assert!(!failed.is_empty(), "the canary trapped at least once");
+    assert!(
+        failed.len() <= 16,
+        "{} of {} requests failed",
+        failed.len(),
+        seen.len()
+    );
+    assert!(
+        failed.iter().all(|s| s.0 == "/__fault/panic" && s.1 == 500),
+        "{failed:?}"
+    );
+    // Served by the version in force again.
+    assert_eq!(route_of(&host).await, (200, "all".to_owned()));
+    let listed = registry_get(&host, "").await;
+    assert_eq!(listed["components"][0]["canary"], Value::Null);
+    assert_eq!(listed["components"][0]["in_force"], Value::Null);
+    let history = registry_get(&host, "router/history").await;
+    assert_eq!(
+        actions(&history)[1..],
+        [
+            ("canary".into(), "tests".into()),
+            ("rollback".into(), "analysis".into())
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_healthy_component_canary_promotes_by_itself() {
+    let up = Upstream::start("up").await;
+    let state = tempfile::tempdir().unwrap();
+    let host = Host::start(state.path());
+    host.apply(&up.only_route()).await;
+    let fixture = repo().join("target/wasm32-wasip2/release/upshift_faulty_router.wasm");
+    let load = Load::start(&host, 8, false);
+    let (ok, out, err) = cli(&[
+        "component",
+        "canary",
+        "router",
+        fixture.to_str().unwrap(),
+        "--steps",
+        "50,100",
+        "--pause",
+        "1s",
+        "--min-requests",
+        "50",
+        "--reason",
+        "new matcher",
+        "--admin",
+        &host.url,
+    ]);
+    assert!(ok, "{err}");
+    let started: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(started["action"], "canary");
+    let promoted = until_phase(&host, "promoted", Duration::from_secs(20)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let seen = load.stop().await;
+
+    assert!(seen.iter().all(|s| s.1 == 200), "no request fails");
+    let on = |route: &str| seen.iter().filter(|s| s.2 == route).count();
+    assert!(
+        on("all") > 50 && on("all+faulty") > 50,
+        "both sides served: {} and {}",
+        on("all"),
+        on("all+faulty")
+    );
+    let sha256 = promoted["canary"]["spec"]["canary"].as_str().unwrap();
+    let listed = registry_get(&host, "").await;
+    assert_eq!(listed["components"][0]["in_force"], sha256);
+    assert_eq!(listed["components"][0]["canary"], Value::Null);
+    assert_eq!(route_of(&host).await, (200, "all+faulty".to_owned()));
+    let history = registry_get(&host, "router/history").await;
+    let who: Vec<(String, String)> = actions(&history);
+    assert_eq!(
+        who[1..],
+        [
+            ("canary".into(), who[1].1.clone()),
+            ("step".into(), "analysis".into()),
+            ("promote".into(), "analysis".into()),
+        ]
+    );
+    let step_reason = history["history"][2]["reason"].as_str().unwrap();
+    assert!(
+        step_reason.starts_with("step 1 of 2 (50%) passed"),
+        "{step_reason}"
+    );
+
+    // Another canary of the version in force is refused; rollback goes
+    // back to the manifest's build.
+    let plan = json!({ "version": sha256 });
+    let (status, _) = admin(
+        &host,
+        "router/canary",
+        plan.to_string().into_bytes(),
+        "application/json",
+    )
+    .await;
+    assert_eq!(status, 422);
+    let (status, _) = admin(&host, "router/promote", Vec::new(), "application/json").await;
+    assert_eq!(status, 409);
+    let (status, body) = rollback(&host, "router").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(route_of(&host).await, (200, "all".to_owned()));
 }

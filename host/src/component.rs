@@ -34,7 +34,14 @@ pub enum ComponentAction {
     /// Put a version in force on every node: a pushed one by its SHA-256,
     /// or a `.wasm` file, which is pushed first.
     Upgrade(UpgradeArgs),
-    /// Put the version in force before the current one back in force.
+    /// Send a share of requests to a version (a pushed SHA-256 or a
+    /// `.wasm` file), in steps judged against the version in force; it
+    /// promotes or rolls back by itself.
+    Canary(CanaryArgs),
+    /// Put the running canary's version in force now.
+    Promote(ChangeArgs),
+    /// Stop the running canary, or put the version in force before the
+    /// current one back in force.
     Rollback(ChangeArgs),
     /// Show every transition of a component, with who and why.
     History(NameArgs),
@@ -81,6 +88,38 @@ pub struct UpgradeArgs {
     pub name: String,
     /// A pushed version's SHA-256, or a `.wasm` file to push first.
     pub version: String,
+    /// Who and why.
+    #[command(flatten)]
+    pub actor: Actor,
+    /// Admin API location and credentials.
+    #[command(flatten)]
+    pub admin: AdminArgs,
+}
+
+/// Options of `upshift component canary`.
+#[derive(Debug, Args)]
+pub struct CanaryArgs {
+    /// The component's name in the manifest (e.g. `router`).
+    pub name: String,
+    /// A pushed version's SHA-256, or a `.wasm` file to push first.
+    pub version: String,
+    /// The canary's share of requests at each step, in percent.
+    #[arg(long, value_delimiter = ',', default_value = "10,25,50,100")]
+    pub steps: Vec<u8>,
+    /// How long each step lasts at least before it is judged and left,
+    /// e.g. `30s`, or `manual` to wait for `promote`.
+    #[arg(long, default_value = "1m")]
+    pub pause: String,
+    /// Requests each side needs in a step before it is judged.
+    #[arg(long, default_value_t = 100)]
+    pub min_requests: u64,
+    /// Highest excess of the canary's error rate over the stable's (a
+    /// fraction).
+    #[arg(long, default_value_t = 0.01)]
+    pub max_error_rate_increase: f64,
+    /// Highest ratio of the canary's p99 latency to the stable's.
+    #[arg(long, default_value_t = 2.0)]
+    pub max_p99_ratio: f64,
     /// Who and why.
     #[command(flatten)]
     pub actor: Actor,
@@ -143,17 +182,9 @@ pub async fn run(args: ComponentArgs) -> anyhow::Result<ExitCode> {
         }
         ComponentAction::Upgrade(upgrade) => {
             let client = client(&upgrade.admin, Some(&upgrade.actor));
-            let sha256 = if is_sha256(&upgrade.version) {
-                upgrade.version.clone()
-            } else {
-                let pushed = send_file(&client, &upgrade.name, upgrade.version.as_ref()).await?;
-                if !pushed.status.is_success() {
-                    return Ok(pushed.print());
-                }
-                serde_json::from_slice::<Value>(&pushed.body)?["sha256"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned()
+            let sha256 = match pushed(&client, &upgrade.name, &upgrade.version).await? {
+                Ok(sha256) => sha256,
+                Err(refused) => return Ok(refused.print()),
             };
             let body = json!({ "version": sha256 }).to_string();
             client
@@ -161,6 +192,43 @@ pub async fn run(args: ComponentArgs) -> anyhow::Result<ExitCode> {
                     Method::POST,
                     &format!("/admin/components/{}/upgrade", upgrade.name),
                     Some(("application/json", Bytes::from(body))),
+                )
+                .await?
+        }
+        ComponentAction::Canary(canary) => {
+            let client = client(&canary.admin, Some(&canary.actor));
+            let sha256 = match pushed(&client, &canary.name, &canary.version).await? {
+                Ok(sha256) => sha256,
+                Err(refused) => return Ok(refused.print()),
+            };
+            let steps: Vec<Value> = canary
+                .steps
+                .iter()
+                .map(|weight| json!({ "weight": weight, "pause": canary.pause }))
+                .collect();
+            let body = json!({
+                "version": sha256,
+                "steps": steps,
+                "analysis": {
+                    "min_requests": canary.min_requests,
+                    "max_error_rate_increase": canary.max_error_rate_increase,
+                    "max_p99_ratio": canary.max_p99_ratio,
+                },
+            });
+            client
+                .send(
+                    Method::POST,
+                    &format!("/admin/components/{}/canary", canary.name),
+                    Some(("application/json", Bytes::from(body.to_string()))),
+                )
+                .await?
+        }
+        ComponentAction::Promote(promote) => {
+            client(&promote.admin, Some(&promote.actor))
+                .send(
+                    Method::POST,
+                    &format!("/admin/components/{}/promote", promote.name),
+                    None,
                 )
                 .await?
         }
@@ -184,6 +252,24 @@ pub async fn run(args: ComponentArgs) -> anyhow::Result<ExitCode> {
         }
     };
     Ok(response.print())
+}
+
+/// The SHA-256 of `version`: given, or of the `.wasm` file it names,
+/// pushed first (`Err`: the registry's refusal).
+async fn pushed(
+    client: &AdminClient,
+    name: &str,
+    version: &str,
+) -> anyhow::Result<Result<String, AdminResponse>> {
+    if is_sha256(version) {
+        return Ok(Ok(version.to_owned()));
+    }
+    let response = send_file(client, name, version.as_ref()).await?;
+    if !response.status.is_success() {
+        return Ok(Err(response));
+    }
+    let record: Value = serde_json::from_slice(&response.body)?;
+    Ok(Ok(record["sha256"].as_str().unwrap_or_default().to_owned()))
 }
 
 /// Pushes `file` as a version of `name`.

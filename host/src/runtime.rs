@@ -229,6 +229,9 @@ impl Runtime {
                 .cloned();
             Some(Arc::new(Registry::new(lane.clone(), kv.clone(), token)))
         });
+        if let Some(registry) = &registry {
+            tokio::spawn(registry.clone().drive_canaries());
+        }
         Ok(Self {
             router,
             registry,

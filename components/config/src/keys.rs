@@ -43,6 +43,10 @@
 //! components/{name}/versions/{sha256}           JSON: who pushed that version, when and why
 //! components/{name}/history-seq                 counter: allocates history entry numbers
 //! components/{name}/history/{n:010}             JSON: one transition of the component
+//! components/{name}/canary                      RolloutState JSON of the component's canary
+//! components/{name}/canary/{id}/{step}/{side}/{field}
+//!                                               counters of one canary step (side: stable or
+//!                                               canary; metric fields)
 //! ```
 //!
 //! An outlier or retry window is `now_ms / window_ms`. When a counter opens
@@ -86,6 +90,23 @@ pub fn component_history_seq(name: &str) -> String {
 /// Key of history entry `n` (from 1) of component `name`.
 pub fn component_history(name: &str, n: u64) -> String {
     format!("components/{name}/history/{n:010}")
+}
+
+/// Key holding the state of component `name`'s canary (a rollout state).
+pub fn component_canary(name: &str) -> String {
+    format!("components/{name}/canary")
+}
+
+/// Counter `field` of `side` (`stable` or `canary`) during step `step` of
+/// canary `canary_id` of component `name`.
+pub fn component_canary_metric(
+    name: &str,
+    canary_id: &str,
+    step: usize,
+    side: &str,
+    field: &str,
+) -> String {
+    format!("components/{name}/canary/{canary_id}/{step}/{side}/{field}")
 }
 
 /// Counter from which new version numbers are allocated.

@@ -7,6 +7,7 @@
 //! the canonical form with [`Config::from_canonical_json`].
 
 pub mod ai;
+pub mod analysis;
 mod deprecation;
 mod error;
 mod glue;

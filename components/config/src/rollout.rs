@@ -165,6 +165,20 @@ impl RolloutSpec {
         }
     }
 
+    /// Checks the steps and the analysis alone, as [`RolloutSpec::parse`]
+    /// does: for plans whose versions are not a service's (component
+    /// canaries).
+    pub fn check_plan(&self) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        self.check_steps(&mut problems);
+        self.analysis.check(&mut problems);
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid(problems))
+        }
+    }
+
     fn check_versions(&mut self, service: &Service, problems: &mut Vec<Problem>) {
         let has = |name: &str| service.versions.iter().any(|v| v.name == name);
         let missing = |name: &str| format!("service {:?} has no version {name:?}", service.name);

@@ -1,98 +1,16 @@
-//! Moving a rollout on by itself: the step's counters are analysed, and a
-//! passed step whose pause is over leads to the next step (or promotion),
-//! a breach to a roll-back, an unhealthy baseline to a pause.
+//! Moving a rollout on by itself, through the store: the step's counters
+//! are read and [`advance`]d (see `upshift_config::analysis`).
 //!
 //! Any node may do this, lazily, when it reports an attempt. The move is a
 //! compare-and-swap of the state key against the exact bytes the node read,
 //! so among nodes racing on the same state exactly one moves it; the winner
 //! appends the transition to the audit.
 
-use crate::analysis::{Verdict, evaluate, summary};
 use crate::store::{Store, StoreError, counter};
+use upshift_config::analysis::advance;
 use upshift_config::keys;
 use upshift_config::metrics::{FIELDS, VersionStats};
-use upshift_config::rollout::{Actor, Analysis, Pause, Phase, RolloutState, Transition};
-
-/// The next state of a progressing rollout at `now_ms`, given its current
-/// step's counters, and the transition there; `None` when it stays.
-///
-/// A step's pause counts from `step_started_ms` on the caller's clock,
-/// never negative: a node whose clock is behind waits longer rather than
-/// moving early. A manual step waits for an operator, though its analysis
-/// can still roll back or pause it.
-pub fn advance(
-    state: &RolloutState,
-    now_ms: u64,
-    stable: &VersionStats,
-    canary: &VersionStats,
-) -> Option<(RolloutState, Transition)> {
-    if state.phase != Phase::Progressing {
-        return None;
-    }
-    let step = state.current_step()?;
-    let (stable_weight, canary_weight) = state.weights();
-    let analysis = scoped(&state.spec.analysis, stable_weight, canary_weight);
-    let mut next = state.clone();
-    let transition = match evaluate(&analysis, stable, canary) {
-        Verdict::InsufficientData(_) => return None,
-        Verdict::Breach(why) => next.transition(
-            Phase::RolledBack,
-            state.step,
-            now_ms,
-            format!("canary {}: {why}", state.spec.canary),
-            Actor::Auto,
-        ),
-        Verdict::BaselineUnhealthy(why) => next.transition(
-            Phase::Paused,
-            state.step,
-            now_ms,
-            format!("baseline unhealthy: {why}"),
-            Actor::Auto,
-        ),
-        Verdict::Pass => {
-            let Pause::For(pause) = step.pause else {
-                return None;
-            };
-            let elapsed = now_ms.saturating_sub(state.step_started_ms);
-            if u128::from(elapsed) < pause.as_millis() {
-                return None;
-            }
-            let why = format!(
-                "step {} of {} ({}%) passed: canary {}; stable {}",
-                state.step + 1,
-                state.spec.steps.len(),
-                step.weight,
-                summary(canary),
-                summary(stable)
-            );
-            if state.at_last_step() {
-                next.transition(Phase::Promoted, state.step, now_ms, why, Actor::Auto)
-            } else {
-                next.transition(Phase::Progressing, state.step + 1, now_ms, why, Actor::Auto)
-            }
-        }
-    };
-    Some((next, transition))
-}
-
-/// The checks a step's weights allow: without stable traffic there is
-/// nothing to compare with; without canary traffic only shadow copies can
-/// be judged, and without those nothing needs to be waited for.
-fn scoped(analysis: &Analysis, stable_weight: u32, canary_weight: u32) -> Analysis {
-    let mut scoped = analysis.clone();
-    if stable_weight == 0 || canary_weight == 0 {
-        scoped.max_error_rate_increase = None;
-        scoped.max_p99_ratio = None;
-    }
-    if canary_weight == 0 {
-        scoped.max_error_rate = None;
-        scoped.max_p99_ms = None;
-        if scoped.max_shadow_mismatch_rate.is_none() {
-            scoped.min_requests = 0;
-        }
-    }
-    scoped
-}
+use upshift_config::rollout::{Phase, RolloutState, Transition};
 
 /// The counters of `version` in the current step of `state`.
 pub fn step_stats<S: Store + ?Sized>(

@@ -16,7 +16,6 @@
 //! plan caches only parsed documents and when it last analysed a rollout.
 //! Decisions hash the request id or a sticky key; there is no randomness.
 
-mod analysis;
 mod balancer;
 mod choose;
 mod engine;
@@ -32,13 +31,13 @@ mod window;
 #[cfg(target_arch = "wasm32")]
 mod bindings;
 
-pub use analysis::{Verdict, evaluate};
 pub use choose::{ChooseError, Reason, RetryPolicy, Selection, ShadowCopy, Upstream};
-pub use engine::{advance, step_stats};
+pub use engine::step_stats;
 pub use live::Live;
 pub use plan::{Plan, ServiceView, VersionView};
 pub use report::{Attempt, Counts, Outcome};
 pub use request::Consumer;
+pub use upshift_config::analysis::{Verdict, advance, evaluate};
 use upshift_config::store;
 
 pub use store::{MemoryStore, Store, StoreError};

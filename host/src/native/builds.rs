@@ -203,6 +203,27 @@ impl Builds {
         Ok(changed.then(|| Arc::new(next)))
     }
 
+    /// The builds of a canary's share: `stable` with the canary's version
+    /// of its component, when `in_force` names a canary.
+    pub fn canary(
+        &self,
+        stable: &[Prepared; 4],
+        in_force: &InForce,
+    ) -> anyhow::Result<Option<Arc<[Prepared; 4]>>> {
+        let Some((name, sha256)) = in_force.canary() else {
+            return Ok(None);
+        };
+        let Some(role) = Role::ALL
+            .into_iter()
+            .find(|role| &*stable[*role as usize].name == name)
+        else {
+            anyhow::bail!("a canary runs for `{name}`, which is no policy component here");
+        };
+        let mut builds = stable.clone();
+        builds[role as usize] = self.fetch(role, sha256)?;
+        Ok(Some(Arc::new(builds)))
+    }
+
     /// Compiles every pushed version of `in_force` that this process has
     /// not compiled yet into the cache, so that an upgrade to it needs no
     /// compilation. Failures are logged: the upgrade reports them.

@@ -18,6 +18,7 @@ mod ai;
 pub mod bindings;
 mod body;
 mod builds;
+mod canary;
 mod client;
 mod policy;
 mod proxy;
@@ -44,6 +45,7 @@ use crate::registry::records::{InForce, sha256_hex};
 use crate::tls::TlsConfigs;
 pub use builds::Refusal;
 use builds::{Builds, check_world};
+pub use canary::{CanaryRun, Side, Trap};
 pub use client::UpstreamClient;
 pub use policy::{PolicySet, Prepared, Role};
 pub use proxy::serve;
@@ -55,11 +57,29 @@ const POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// The key-value store the gateway's config and counters live in.
 const BUCKET: &str = "default";
 
-/// A worker's policy sets: the one requests start with, and the next one,
-/// ready to take over.
+/// The policy sets requests of a worker choose from.
+#[derive(Clone)]
+struct Sets {
+    /// With the builds in force.
+    stable: Arc<Mutex<PolicySet>>,
+    /// With the canary build of one component, while a canary runs.
+    canary: Option<Arc<Mutex<PolicySet>>>,
+}
+
+impl Sets {
+    fn new(stable: PolicySet, canary: Option<PolicySet>) -> Self {
+        Self {
+            stable: Arc::new(Mutex::new(stable)),
+            canary: canary.map(|set| Arc::new(Mutex::new(set))),
+        }
+    }
+}
+
+/// A worker's policy sets: the ones requests start with, and the next
+/// ones, ready to take over.
 struct WorkerSets {
-    active: Mutex<Arc<Mutex<PolicySet>>>,
-    next: Mutex<Option<PolicySet>>,
+    active: Mutex<Sets>,
+    next: Mutex<Option<Sets>>,
     fresh: AtomicBool,
 }
 
@@ -79,6 +99,10 @@ pub struct NativeGateway {
     builds: Builds,
     /// The builds requests start with now.
     prepared: Mutex<Arc<[Prepared; 4]>>,
+    /// The builds of a canary's share, while one runs.
+    canary_builds: Mutex<Option<Arc<[Prepared; 4]>>>,
+    /// The running canary, as this node last read it.
+    pub canary: canary::Canary,
     kv: Arc<dyn KvBackend>,
     /// The gateway's variables (provider keys).
     pub variables: Arc<HashMap<String, String>>,
@@ -238,17 +262,23 @@ impl NativeGateway {
             .resolve(&builds.manifest, &wanted.components)
             .context("cannot load the component versions in force")?
             .unwrap_or_else(|| builds.manifest.clone());
+        let canary_builds = builds
+            .canary(&prepared, &wanted.components)
+            .context("cannot load the canary's version")?;
         let mut workers = Vec::with_capacity(setup.workers);
         for _ in 0..setup.workers.max(1) {
-            let set = PolicySet::load(
-                &engine,
-                prepared.clone(),
-                wanted.version,
-                document.clone(),
-                setup.budget,
-            )?;
+            let load = |prepared: &Arc<[Prepared; 4]>| {
+                PolicySet::load(
+                    &engine,
+                    prepared.clone(),
+                    wanted.version,
+                    document.clone(),
+                    setup.budget,
+                )
+            };
+            let canary = canary_builds.as_ref().map(load).transpose()?;
             workers.push(WorkerSets {
-                active: Mutex::new(Arc::new(Mutex::new(set))),
+                active: Mutex::new(Sets::new(load(&prepared)?, canary)),
                 next: Mutex::new(None),
                 fresh: AtomicBool::new(false),
             });
@@ -258,6 +288,8 @@ impl NativeGateway {
             engine,
             builds,
             prepared: Mutex::new(prepared),
+            canary_builds: Mutex::new(canary_builds),
+            canary: canary::Canary::default(),
             kv: setup.kv,
             variables: setup.variables,
             allowed: Arc::new(AllowedHosts::parse(&decl.allowed_outbound_hosts)?),
@@ -296,16 +328,20 @@ impl NativeGateway {
         &self.engine
     }
 
-    /// The policy set requests of worker `worker` start with now.
-    pub fn policies(&self, worker: usize) -> Arc<Mutex<PolicySet>> {
+    /// The policy set the next request of worker `worker` decides with,
+    /// and which side of a running canary that is.
+    pub fn policies(&self, worker: usize) -> (Arc<Mutex<PolicySet>>, Side) {
         let sets = &self.workers[worker % self.workers.len()];
         let mut active = lock(&sets.active);
         if sets.fresh.swap(false, Ordering::AcqRel)
             && let Some(next) = lock(&sets.next).take()
         {
-            *active = Arc::new(Mutex::new(next));
+            *active = next;
         }
-        active.clone()
+        match &active.canary {
+            Some(canary) if self.canary.roll() => (canary.clone(), Side::Canary),
+            _ => (active.stable.clone(), Side::Stable),
+        }
     }
 
     /// Asks for config version `version` (newer or older: an activated
@@ -371,11 +407,7 @@ impl NativeGateway {
         if tokio::time::timeout(wait, done).await.is_err() {
             return Err(format!("not loaded after {} s", wait.as_secs()));
         }
-        let builds = self.builds();
-        let serves = builds
-            .iter()
-            .all(|build| components.current(&build.name) == build.version());
-        if serves {
+        if self.serves_builds(&components) {
             Ok(())
         } else {
             Err(lock(&self.failure)
@@ -410,29 +442,57 @@ impl NativeGateway {
         }
     }
 
-    /// Builds every worker's next set for `wanted`.
+    /// Builds every worker's next sets for `wanted`.
     fn build(&self, wanted: &Wanted) -> anyhow::Result<()> {
         let current = self.builds();
         let prepared = self
             .builds
             .resolve(&current, &wanted.components)?
             .unwrap_or(current);
+        let canary_builds = self.builds.canary(&prepared, &wanted.components)?;
         let document = document(&*self.kv, wanted.version)?;
-        for sets in &self.workers {
-            let set = PolicySet::load(
+        let load = |prepared: &Arc<[Prepared; 4]>| {
+            PolicySet::load(
                 &self.engine,
                 prepared.clone(),
                 wanted.version,
                 document.clone(),
                 self.budget,
-            )?;
-            *lock(&sets.next) = Some(set);
+            )
+        };
+        for sets in &self.workers {
+            let canary = canary_builds.as_ref().map(load).transpose()?;
+            *lock(&sets.next) = Some(Sets::new(load(&prepared)?, canary));
         }
         *lock(&self.prepared) = prepared;
+        let without_canary = canary_builds.is_none();
+        *lock(&self.canary_builds) = canary_builds;
         for sets in &self.workers {
             sets.fresh.store(true, Ordering::Release);
         }
+        if without_canary {
+            // Every request takes the new sets first: no share is left.
+            self.canary.stop();
+        }
         Ok(())
+    }
+
+    /// Whether this node serves the builds `components` asks for: those
+    /// in force, and a canary's.
+    fn serves_builds(&self, components: &InForce) -> bool {
+        let builds = self.builds();
+        let canary = lock(&self.canary_builds).clone();
+        let canary_serves = match (components.canary(), canary) {
+            (None, None) => true,
+            (Some((name, sha256)), Some(builds)) => builds
+                .iter()
+                .any(|b| &*b.name == name && b.version() == Some(sha256)),
+            _ => false,
+        };
+        canary_serves
+            && builds
+                .iter()
+                .all(|build| components.current(&build.name) == build.version())
     }
 }
 

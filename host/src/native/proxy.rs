@@ -22,7 +22,7 @@ use upshift_core::tables::{Tables, Target};
 use wasmtime_wasi_http::WasiBody;
 
 use super::body::{ForwardBody, RequestBody};
-use super::{NativeGateway, PolicySet, lock};
+use super::{NativeGateway, PolicySet, Side, canary, lock};
 use crate::outbound::{UpstreamBody, between_bytes_timeout};
 
 /// Header that marks a shadow copy for the upstream.
@@ -54,7 +54,10 @@ pub async fn serve(
         return Err(GatewayError::ConfigStoreUnavailable(detail));
     }
     let (mut parts, body) = request.into_parts();
-    let served = serve_parts(lane, worker, &mut parts, body, peer, request_id).await;
+    let canary = lane.canary.run();
+    let started = Instant::now();
+    let (policies, side) = lane.policies(worker);
+    let served = serve_parts(lane, worker, policies, &mut parts, body, peer, request_id).await;
     if let Err(GatewayError::ComponentFailed { component, detail }) = &served {
         tracing::error!(
             %request_id,
@@ -63,6 +66,21 @@ pub async fn serve(
             path = parts.uri.path(),
             "component failed: {detail}"
         );
+        if let Some(run) = &canary
+            && side == Side::Canary
+            && *component == *run.name
+        {
+            lane.canary.failed(run, detail.clone());
+        }
+    }
+    if let Some(run) = &canary {
+        let status = match &served {
+            Ok(response) => response.status(),
+            Err(error) => error.status(),
+        };
+        let latency_ms = u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX);
+        lane.add(canary::counts(run, side, status.as_u16(), latency_ms))
+            .await;
     }
     served
 }
@@ -70,6 +88,7 @@ pub async fn serve(
 async fn serve_parts(
     lane: &Arc<NativeGateway>,
     worker: usize,
+    policies: Arc<Mutex<PolicySet>>,
     parts: &mut http::request::Parts,
     body: Incoming,
     peer: SocketAddr,
@@ -87,7 +106,6 @@ async fn serve_parts(
         request_id,
     };
     let packed = head.pack();
-    let policies = lane.policies(worker);
     let (decision, tables) = {
         let mut policies = lock(&policies);
         let unconfigured = policies.version == 0;

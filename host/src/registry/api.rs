@@ -5,7 +5,10 @@
 //! GET  /admin/components                   every policy component and its versions
 //! POST /admin/components/{name}/versions   push a build (the .wasm bytes): admitted, not in force
 //! POST /admin/components/{name}/upgrade    {"version": "<sha256>"}: put a pushed version in force
-//! POST /admin/components/{name}/rollback   put the version in force before back
+//! POST /admin/components/{name}/rollback   stop the canary, or put the version in force before back
+//! POST /admin/components/{name}/canary     {"version", "steps", "analysis"}: start a canary
+//! GET  /admin/components/{name}/canary     the canary's state and its step's counters
+//! POST /admin/components/{name}/promote    put the canary's version in force now
 //! GET  /admin/components/{name}/history    every transition, oldest first
 //! ```
 //!
@@ -94,8 +97,38 @@ impl Registry {
             }
             (&Method::POST, [name, "rollback"]) => {
                 let (registry, name) = (self.clone(), (*name).to_owned());
-                self.settled(off_thread(move || registry.rollback(&name, &actor)).await)
+                let rolled_back =
+                    off_thread(move || match registry.end_canary(&name, false, &actor)? {
+                        Some(stopped) => Ok(stopped),
+                        None => registry.rollback(&name, &actor),
+                    });
+                self.settled(rolled_back.await).await
+            }
+            (&Method::POST, [name, "promote"]) => {
+                let (registry, name) = (self.clone(), (*name).to_owned());
+                let promoted = off_thread(move || {
+                    registry
+                        .end_canary(&name, true, &actor)?
+                        .ok_or(RegistryError::NoCanary(name))
+                });
+                self.settled(promoted.await).await
+            }
+            (&Method::POST, [name, "canary"]) => {
+                let bytes = body(request, 64 << 10).await?;
+                let plan: Value = serde_json::from_slice(&bytes).map_err(|e| {
+                    GatewayError::BadRequest(format!("the canary plan is not JSON: {e}"))
+                })?;
+                let (registry, name) = (self.clone(), (*name).to_owned());
+                let started = off_thread(move || registry.start_canary(&name, &plan, &actor));
+                self.settled(started.await)
                     .await
+                    .map(|(_, body)| (StatusCode::CREATED, body))
+            }
+            (&Method::GET, [name, "canary"]) => {
+                let (registry, name) = (self.clone(), (*name).to_owned());
+                off_thread(move || registry.canary_status(&name))
+                    .await
+                    .map(|status| (StatusCode::OK, status))
             }
             (&Method::GET, [name, "history"]) => {
                 let (registry, name) = (self.clone(), (*name).to_owned());
@@ -103,7 +136,14 @@ impl Registry {
                     .await
                     .map(|history| (StatusCode::OK, json!({ "history": history })))
             }
-            (_, [] | [_, "versions" | "upgrade" | "rollback" | "history"]) => {
+            (
+                _,
+                []
+                | [
+                    _,
+                    "versions" | "upgrade" | "rollback" | "promote" | "canary" | "history",
+                ],
+            ) => {
                 return Err(refused(
                     StatusCode::METHOD_NOT_ALLOWED,
                     "method_not_allowed",

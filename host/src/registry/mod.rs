@@ -7,6 +7,7 @@
 //! serves the change itself.
 
 mod api;
+mod canary;
 pub mod records;
 
 use std::sync::Arc;
@@ -18,7 +19,7 @@ use upshift_config::keys;
 
 use crate::kv::{KvBackend, KvError};
 use crate::native::{NativeGateway, Refusal, Role};
-use records::{Action, InForce, Pushed, Transition, is_sha256, sha256_hex};
+use records::{Action, InForce, Pushed, Transition, sha256_hex};
 
 pub use api::PREFIX;
 
@@ -56,6 +57,15 @@ pub enum RegistryError {
         /// Why.
         refusal: Refusal,
     },
+    /// A canary of some component runs already.
+    #[error("a canary of `{0}` runs: promote it or roll it back first")]
+    CanaryInProgress(String),
+    /// `promote` with no canary running.
+    #[error("no canary of `{0}` runs")]
+    NoCanary(String),
+    /// The canary's plan is not valid.
+    #[error("invalid canary: {0}")]
+    InvalidPlan(String),
     /// `rollback` with nothing in force before.
     #[error("`{0}` has no earlier version to roll back to")]
     NothingToRollBack(String),
@@ -83,8 +93,13 @@ impl RegistryError {
             RegistryError::UnknownComponent(_) | RegistryError::UnknownVersion { .. } => {
                 StatusCode::NOT_FOUND
             }
-            RegistryError::Refused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            RegistryError::NothingToRollBack(_) | RegistryError::Contended => StatusCode::CONFLICT,
+            RegistryError::Refused { .. } | RegistryError::InvalidPlan(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            RegistryError::NothingToRollBack(_)
+            | RegistryError::Contended
+            | RegistryError::CanaryInProgress(_)
+            | RegistryError::NoCanary(_) => StatusCode::CONFLICT,
             RegistryError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
             RegistryError::Unreadable(_)
             | RegistryError::Internal(_)
@@ -99,6 +114,9 @@ impl RegistryError {
             RegistryError::UnknownVersion { .. } => "component_version_not_found",
             RegistryError::Refused { .. } => "component_refused",
             RegistryError::NothingToRollBack(_) => "nothing_to_roll_back",
+            RegistryError::CanaryInProgress(_) => "canary_in_progress",
+            RegistryError::NoCanary(_) => "no_canary",
+            RegistryError::InvalidPlan(_) => "invalid_canary",
             RegistryError::Store(_) => "store_unavailable",
             RegistryError::Unreadable(_) => "store_unreadable",
             RegistryError::Contended => "contended",
@@ -169,6 +187,7 @@ impl Registry {
                 "serving": serving[role as usize].version(),
                 "manifest_sha256": &*manifest.sha256,
                 "previous": slot.previous,
+                "canary": slot.canary,
                 "pushed": pushed,
             }));
         }
@@ -236,22 +255,10 @@ impl Registry {
     /// admitting it again against the config in force now.
     fn upgrade(&self, name: &str, sha256: &str, actor: &Actor) -> Result<Changed, RegistryError> {
         let role = self.role(name)?;
-        let unknown = || RegistryError::UnknownVersion {
-            name: name.to_owned(),
-            version: sha256.to_owned(),
-        };
-        if !is_sha256(sha256) {
-            return Err(unknown());
+        let bytes = self.pushed_bytes(name, sha256)?;
+        if let Some((running, _)) = self.in_force()?.canary() {
+            return Err(RegistryError::CanaryInProgress(running.to_owned()));
         }
-        let bytes = self
-            .kv
-            .get(BUCKET, &keys::component_blob(sha256))?
-            .filter(|_| {
-                self.kv
-                    .exists(BUCKET, &keys::component_version(name, sha256))
-                    .unwrap_or(false)
-            })
-            .ok_or_else(unknown)?;
         self.lane
             .admit(role, &bytes)
             .map_err(|refusal| RegistryError::Refused {

@@ -36,6 +36,13 @@ impl InForce {
         self.0.get(name)?.current.as_deref()
     }
 
+    /// The component whose canary runs, and the canary's version.
+    pub fn canary(&self) -> Option<(&str, &str)> {
+        self.0
+            .iter()
+            .find_map(|(name, slot)| Some((name.as_str(), slot.canary.as_deref()?)))
+    }
+
     /// Parses the stored document; an absent key is the empty document.
     pub fn parse(bytes: Option<&[u8]>) -> serde_json::Result<Self> {
         bytes.map_or(Ok(Self::default()), serde_json::from_slice)
@@ -55,6 +62,10 @@ pub struct Slot {
     /// them ahead of an upgrade.
     #[serde(default)]
     pub pushed: Vec<String>,
+    /// The pushed version a canary sends a share of requests to, while
+    /// one runs (its steps are under `components/{name}/canary`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<String>,
 }
 
 /// Who pushed a version, when and why.
@@ -80,8 +91,15 @@ pub enum Action {
     Push,
     /// A version was put in force.
     Upgrade,
-    /// The version in force before the current one came back.
+    /// The version in force before the current one came back, or a
+    /// canary was stopped.
     Rollback,
+    /// A canary started.
+    Canary,
+    /// A canary moved to its next step.
+    Step,
+    /// A canary's version was put in force.
+    Promote,
 }
 
 /// One entry of a component's history.
