@@ -727,3 +727,52 @@ async fn a_healthy_component_canary_promotes_by_itself() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(route_of(&host).await, (200, "all".to_owned()));
 }
+
+#[tokio::test]
+async fn up_watch_rebuilds_a_changed_component_and_swaps_it_in() {
+    let up = Upstream::start("up").await;
+    let app = tempfile::tempdir().unwrap();
+    let release = app.path().join("target/wasm32-wasip2/release");
+    std::fs::create_dir_all(&release).unwrap();
+    std::fs::create_dir_all(app.path().join("src/router")).unwrap();
+    for name in ["gateway", "admin", "router", "auth", "splitter", "ai"] {
+        std::fs::copy(
+            component(name),
+            release.join(format!("upshift_{name}.wasm")),
+        )
+        .unwrap();
+    }
+    // The router's "build" puts the faulty router in place.
+    let faulty = repo().join("target/wasm32-wasip2/release/upshift_faulty_router.wasm");
+    let manifest = std::fs::read_to_string(repo().join("spin.toml")).unwrap();
+    let (head, tail) = manifest.split_once("[component.router.build]\n").unwrap();
+    let rest = tail.split_once("\n\n").map_or("", |(_, rest)| rest);
+    let manifest = format!(
+        "{head}[component.router.build]\ncommand = \"cp {} target/wasm32-wasip2/release/upshift_router.wasm\"\nwatch = [\"src/router/*.rs\"]\n\n{rest}",
+        faulty.display()
+    );
+    std::fs::write(app.path().join("spin.toml"), manifest).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let host = Host::start_with(&app.path().join("spin.toml"), state.path(), &["--watch"]);
+    host.apply(&up.only_route()).await;
+    assert_eq!(route_of(&host).await, (200, "all".to_owned()));
+
+    std::fs::write(app.path().join("src/router/lib.rs"), "// a change\n").unwrap();
+    let lag = until_route(&host, "all+faulty", Duration::from_secs(20)).await;
+    eprintln!("rebuilt and swapped in {lag:?}");
+    let history = registry_get(&host, "router/history").await;
+    let last = history["history"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (&last["action"], &last["by"]),
+        (&json!("upgrade"), &json!("watch"))
+    );
+    assert!(
+        last["reason"].as_str().unwrap().ends_with("lib.rs changed"),
+        "{last}"
+    );
+}

@@ -1,8 +1,9 @@
 //! `upshift build`: runs each component's `build.command`, like `spin build`.
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::manifest::App;
+use crate::manifest::{App, BuildConfig};
 
 /// A failed build.
 #[derive(Debug, thiserror::Error)]
@@ -44,26 +45,37 @@ pub fn build(app: &App) -> Result<(), BuildError> {
             tracing::info!(component = %name, "no build command, skipping");
             continue;
         };
-        let workdir = match &build.workdir {
-            Some(dir) => app.resolve(dir),
-            None => app.dir.clone(),
-        };
-        tracing::info!(component = %name, command = %build.command, "building");
-        let status = Command::new("sh")
-            .arg("-c")
-            .arg(&build.command)
-            .current_dir(&workdir)
-            .status()
-            .map_err(|source| BuildError::Spawn {
-                component: name.clone(),
-                source,
-            })?;
-        if !status.success() {
-            return Err(BuildError::Failed {
-                component: name.clone(),
-                status,
-            });
-        }
+        run(name, &build.command, &workdir(app, build))?;
     }
     Ok(())
+}
+
+/// The directory `build` runs in.
+pub fn workdir(app: &App, build: &BuildConfig) -> PathBuf {
+    match &build.workdir {
+        Some(dir) => app.resolve(dir),
+        None => app.dir.clone(),
+    }
+}
+
+/// Runs the build `command` of component `name` (`sh -c`) in `workdir`.
+pub fn run(name: &str, command: &str, workdir: &Path) -> Result<(), BuildError> {
+    tracing::info!(component = %name, %command, "building");
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .current_dir(workdir)
+        .status()
+        .map_err(|source| BuildError::Spawn {
+            component: name.to_owned(),
+            source,
+        })?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(BuildError::Failed {
+            component: name.to_owned(),
+            status,
+        })
+    }
 }

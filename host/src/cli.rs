@@ -83,6 +83,11 @@ pub struct UpArgs {
     /// Run the build commands first.
     #[arg(long)]
     pub build: bool,
+    /// Rebuild a component when one of its sources changes (its build
+    /// `command` and `watch` globs) and swap the new build of a policy
+    /// component in while traffic flows.
+    #[arg(long)]
+    pub watch: bool,
     /// Execution-time budget of one request, in seconds.
     #[arg(long, default_value_t = 30)]
     pub request_timeout: u64,

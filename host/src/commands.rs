@@ -13,6 +13,7 @@ use crate::cli::{ApplyArgs, ComposeArgs, GetArgs, ManifestArgs, Resource, UpArgs
 use crate::manifest::App;
 use crate::runtime::{self, Runtime, RuntimeOptions};
 use crate::server::{self, ServeOptions};
+use crate::watch::{self, Watched};
 
 /// Default number of requests running inside components at once, per core.
 const CONCURRENCY_PER_CORE: usize = 2;
@@ -35,7 +36,15 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         lane: args.lane,
         workers,
     };
+    let watched = if args.watch {
+        Some(Watched::from_app(&app)?)
+    } else {
+        None
+    };
     let runtime = tokio::task::spawn_blocking(move || Runtime::load(&app, &options)).await??;
+    if let Some(watched) = watched {
+        watch::spawn(watched, runtime.registry.clone());
+    }
     let listeners = server::bind(args.listen, workers)
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     server::serve(

@@ -24,6 +24,7 @@ mod runtime_config;
 mod server;
 mod tls;
 mod variables;
+mod watch;
 
 use std::io::IsTerminal as _;
 use std::process::ExitCode;

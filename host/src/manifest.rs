@@ -184,6 +184,10 @@ pub struct BuildConfig {
     /// Directory to run the command in, relative to the manifest directory.
     #[serde(default)]
     pub workdir: Option<String>,
+    /// Globs of the sources the build reads, relative to the working
+    /// directory: `upshift up --watch` rebuilds when one changes.
+    #[serde(default)]
+    pub watch: Vec<String>,
 }
 
 /// A component dependency: another component of the app or a local file.

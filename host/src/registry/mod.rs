@@ -150,6 +150,39 @@ impl Registry {
         Self { lane, kv, token }
     }
 
+    /// Whether `name` is one of the policy components.
+    pub fn has(&self, name: &str) -> bool {
+        self.role(name).is_ok()
+    }
+
+    /// Pushes `bytes` as a version of `name` and puts it in force, unless
+    /// it is in force already; returns once this node serves it.
+    pub async fn replace(
+        self: &Arc<Self>,
+        name: &str,
+        bytes: Vec<u8>,
+        actor: Actor,
+    ) -> Result<(), RegistryError> {
+        let (registry, name) = (self.clone(), name.to_owned());
+        let changed = off_thread(move || {
+            let (pushed, _) = registry.push(&name, &bytes, &actor)?;
+            let serving = registry.lane.builds();
+            if registry.in_force()?.current(&name) == Some(pushed.sha256.as_str())
+                && serving
+                    .iter()
+                    .any(|b| b.version() == Some(pushed.sha256.as_str()))
+            {
+                return Ok(None);
+            }
+            registry.upgrade(&name, &pushed.sha256, &actor).map(Some)
+        })
+        .await?;
+        match changed {
+            Some(changed) => self.settle(&changed).await,
+            None => Ok(()),
+        }
+    }
+
     fn role(&self, name: &str) -> Result<Role, RegistryError> {
         Role::ALL
             .into_iter()
