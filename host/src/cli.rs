@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::runtime::Lane;
+use crate::server::Limits;
 
 /// Upshift: an edge API and AI gateway made of WebAssembly components.
 #[derive(Debug, Parser)]
@@ -109,6 +110,29 @@ pub struct UpArgs {
     /// per CPU core available to the process).
     #[arg(long)]
     pub workers: Option<usize>,
+    /// Seconds a request head may take to arrive, counted from when the
+    /// connection waits for one; a connection still sending one (or idle
+    /// that long) is closed.
+    #[arg(long, default_value_t = Limits::default().header_read_timeout.as_secs())]
+    pub header_read_timeout: u64,
+    /// Largest request head (HTTP/1.1) or header list (HTTP/2), in bytes;
+    /// a larger one gets a 431.
+    #[arg(long, default_value_t = Limits::default().max_header_bytes)]
+    pub max_header_bytes: usize,
+    /// Most headers of an HTTP/1.1 request; more get a 431.
+    #[arg(long, default_value_t = Limits::default().max_headers)]
+    pub max_headers: usize,
+    /// Connections open at once; one more is answered 503 with
+    /// `retry-after` and closed.
+    #[arg(long, default_value_t = Limits::default().max_connections)]
+    pub max_connections: usize,
+    /// Concurrent streams of one HTTP/2 connection.
+    #[arg(long, default_value_t = Limits::default().max_streams)]
+    pub max_streams: u32,
+    /// Seconds requests in flight get to finish after SIGTERM or Ctrl-C
+    /// (a second signal exits at once).
+    #[arg(long, default_value_t = Limits::default().drain_timeout.as_secs())]
+    pub drain_timeout: u64,
 }
 
 /// How to reach the admin API.

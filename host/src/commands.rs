@@ -12,7 +12,7 @@ use crate::builder::{self, BuildError};
 use crate::cli::{ApplyArgs, ComposeArgs, GetArgs, ManifestArgs, Resource, UpArgs};
 use crate::manifest::App;
 use crate::runtime::{self, Runtime, RuntimeOptions};
-use crate::server::{self, ServeOptions};
+use crate::server::{self, Limits, ServeOptions};
 use crate::watch::{self, Watched};
 
 /// Default number of requests running inside components at once, per core.
@@ -53,6 +53,14 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         ServeOptions {
             workers,
             max_concurrency: args.max_concurrency.unwrap_or_else(default_concurrency),
+            limits: Limits {
+                header_read_timeout: Duration::from_secs(args.header_read_timeout.max(1)),
+                max_header_bytes: args.max_header_bytes.max(8192),
+                max_headers: args.max_headers.max(1),
+                max_connections: args.max_connections.max(1),
+                max_streams: args.max_streams.max(1),
+                drain_timeout: Duration::from_secs(args.drain_timeout),
+            },
         },
     )
     .await?;

@@ -59,6 +59,7 @@ pub async fn run(args: ManifestArgs) -> anyhow::Result<ExitCode> {
         ServeOptions {
             workers,
             max_concurrency: default_concurrency(),
+            limits: server::Limits::default(),
         },
     ));
 

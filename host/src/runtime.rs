@@ -83,6 +83,8 @@ pub struct Runtime {
     pub offload_components: bool,
     /// The component registry of the native lane, beside the admin API.
     pub registry: Option<Arc<Registry>>,
+    /// The key-value backend of every store.
+    pub kv: Arc<dyn KvBackend>,
     _ticker: EpochTicker,
 }
 
@@ -235,6 +237,7 @@ impl Runtime {
         Ok(Self {
             router,
             registry,
+            kv,
             offload_components: !natives.is_empty(),
             _ticker: EpochTicker::start(engines),
         })

@@ -5,21 +5,33 @@
 //! component (with Spin's `spin-*` headers), or an Upshift gateway on the
 //! native lane. Failures become JSON errors without affecting other
 //! requests.
+//!
+//! The listener holds up against hostile clients ([`Limits`]): a request
+//! head must arrive within a deadline and stay within a size and a count
+//! of headers, connections beyond a limit get a `503` with `retry-after`,
+//! and an HTTP/1.1 request needs exactly one `Host`. On SIGTERM (or
+//! Ctrl-C) the workers stop accepting, let the requests in flight finish
+//! up to a deadline, close idle connections, and the process exits 0 once
+//! counters are written; a second signal exits at once.
 
 use std::cell::Cell;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, HOST};
-use http::{HeaderName, HeaderValue, Request, Response, Uri};
+use http::header::{CONNECTION, CONTENT_TYPE, HOST, RETRY_AFTER};
+use http::{HeaderName, HeaderValue, Request, Response, Uri, Version};
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use tokio::net::{TcpListener, TcpSocket};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::signal::unix::SignalKind;
+use tokio::sync::watch;
 use tokio_util::task::AbortOnDropHandle;
 use upshift_core::{GatewayError, request_id};
 use wasmtime_wasi_http::WasiBody;
@@ -42,7 +54,44 @@ pub struct ServeOptions {
     pub workers: usize,
     /// Requests running guest code of components at once.
     pub max_concurrency: usize,
+    /// What a client may ask of the listener.
+    pub limits: Limits,
 }
+
+/// What a client may ask of the listener.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Time a request head may take to arrive (slowloris), counted from
+    /// when the connection waits for one: also how long an idle
+    /// keep-alive connection stays open.
+    pub header_read_timeout: Duration,
+    /// Size of a request head (HTTP/1.1), or of its header list (HTTP/2).
+    pub max_header_bytes: usize,
+    /// Headers of an HTTP/1.1 request.
+    pub max_headers: usize,
+    /// Connections open at once; more get a `503`.
+    pub max_connections: usize,
+    /// Concurrent streams of an HTTP/2 connection.
+    pub max_streams: u32,
+    /// Time in-flight requests get to finish after SIGTERM.
+    pub drain_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(30),
+            max_header_bytes: 64 << 10,
+            max_headers: 100,
+            max_connections: 10_000,
+            max_streams: 256,
+            drain_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// How long a connection over the limit may take to be told so.
+const OVERLOAD_DEADLINE: Duration = Duration::from_secs(2);
 
 /// Binds `workers` sockets to `addr` (port 0: a free port, the same for
 /// all), for the workers to accept on.
@@ -85,30 +134,62 @@ pub async fn serve(
         runtime,
         permits: RunPermits::new(options.max_concurrency),
         local_addr,
+        limits: options.limits,
+        open: AtomicUsize::new(0),
     });
+    let (stop, stopped) = watch::channel(false);
+    let mut workers = Vec::with_capacity(listeners.len());
     for (worker, listener) in listeners.into_iter().enumerate() {
-        let shared = shared.clone();
-        std::thread::Builder::new()
-            .name(format!("worker-{worker}"))
-            .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("a worker runtime");
-                runtime.block_on(accept(shared, listener, worker));
-            })?;
+        let (shared, stopped) = (shared.clone(), stopped.clone());
+        workers.push(
+            std::thread::Builder::new()
+                .name(format!("worker-{worker}"))
+                .spawn(move || {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .expect("a worker runtime");
+                    runtime.block_on(accept(shared, listener, worker, stopped));
+                })?,
+        );
     }
     tracing::info!(
         workers = options.workers.max(1),
         "listening on http://{local_addr}"
     );
     shutdown_signal().await;
-    tracing::info!("shutting down");
+    tracing::info!(
+        deadline_s = options.limits.drain_timeout.as_secs(),
+        "draining: no new connections, requests in flight finish"
+    );
+    stop.send_replace(true);
+    let drained = tokio::task::spawn_blocking(move || {
+        for worker in workers {
+            let _ = worker.join();
+        }
+    });
+    tokio::select! {
+        _ = drained => {}
+        () = shutdown_signal() => {
+            tracing::warn!("second signal: exiting without waiting");
+            std::process::exit(1);
+        }
+    }
+    if let Err(error) = shared.runtime.kv.flush() {
+        tracing::error!("counters not written at exit: {error}");
+    }
+    tracing::info!("drained, exiting");
     Ok(())
 }
 
-/// Accepts and serves connections on one worker.
-async fn accept(shared: Arc<Shared>, listener: std::net::TcpListener, worker: usize) {
+/// Accepts and serves connections on one worker until `stopped`, then
+/// drains them.
+async fn accept(
+    shared: Arc<Shared>,
+    listener: std::net::TcpListener,
+    worker: usize,
+    mut stopped: watch::Receiver<bool>,
+) {
     let listener = match listener
         .set_nonblocking(true)
         .and_then(|()| TcpListener::from_std(listener))
@@ -120,30 +201,106 @@ async fn accept(shared: Arc<Shared>, listener: std::net::TcpListener, worker: us
         }
     };
     REQUEST_IDS.with(|ids| ids.set(seed()));
+    let limits = shared.limits;
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_header_bytes)
+        .max_headers(limits.max_headers);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(limits.max_streams)
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
+    let graceful = GracefulShutdown::new();
     loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                tracing::warn!("accept failed: {error}");
-                continue;
-            }
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::warn!("accept failed: {error}");
+                    continue;
+                }
+            },
+            _ = stopped.wait_for(|stop| *stop) => break,
         };
         // Small, intermittent writes (e.g. SSE) must not wait for Nagle.
         let _ = stream.set_nodelay(true);
-        let shared = shared.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |request| {
+        let Some(open) = Open::claim(&shared) else {
+            tokio::spawn(overloaded(stream));
+            continue;
+        };
+        let service = {
+            let shared = shared.clone();
+            hyper::service::service_fn(move |request| {
                 let shared = shared.clone();
                 async move { Ok::<_, Infallible>(shared.handle(request, peer, worker).await) }
-            });
-            if let Err(error) = auto::Builder::new(TokioExecutor::new())
+            })
+        };
+        let connection = graceful.watch(
+            builder
                 .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
+                .into_owned(),
+        );
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
                 tracing::debug!(%peer, "connection closed with error: {error}");
             }
+            drop(open);
         });
     }
+    drop(listener);
+    if tokio::time::timeout(limits.drain_timeout, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            worker,
+            "drain deadline passed: closing the connections left"
+        );
+    }
+}
+
+/// One connection counted against [`Limits::max_connections`].
+struct Open(Arc<Shared>);
+
+impl Open {
+    fn claim(shared: &Arc<Shared>) -> Option<Open> {
+        let before = shared.open.fetch_add(1, Ordering::AcqRel);
+        if before >= shared.limits.max_connections {
+            shared.open.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(Open(shared.clone()))
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Answers the first request of a connection over the limit with `503`
+/// and `retry-after`, and closes it.
+async fn overloaded(stream: TcpStream) {
+    let service = hyper::service::service_fn(|_request| async {
+        let error = GatewayError::Refused {
+            status: 503,
+            code: "overloaded".into(),
+            message: "the gateway has all the connections it takes; retry shortly".into(),
+            headers: vec![(RETRY_AFTER.as_str().to_owned(), "1".to_owned())],
+        };
+        Ok::<_, Infallible>(error_response(&error, &new_request_id()))
+    });
+    let connection = hyper::server::conn::http1::Builder::new()
+        .keep_alive(false)
+        .timer(TokioTimer::new())
+        .header_read_timeout(OVERLOAD_DEADLINE)
+        .serve_connection(TokioIo::new(stream), service);
+    let _ = tokio::time::timeout(OVERLOAD_DEADLINE, connection).await;
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
@@ -196,6 +353,9 @@ struct Shared {
     control: Option<tokio::runtime::Handle>,
     permits: RunPermits,
     local_addr: SocketAddr,
+    limits: Limits,
+    /// Connections open now.
+    open: AtomicUsize,
 }
 
 impl Shared {
@@ -211,6 +371,15 @@ impl Shared {
             }
             _ => new_request_id(),
         };
+        if let Some(problem) = malformed(&request) {
+            let mut response =
+                error_response(&GatewayError::BadRequest(problem.into()), &request_id);
+            // The framing of what follows on the connection is in doubt.
+            response
+                .headers_mut()
+                .insert(CONNECTION, HeaderValue::from_static("close"));
+            return response;
+        }
         let path = request.uri().path();
         if let Some(registry) = &self.runtime.registry
             && Registry::owns(path)
@@ -366,6 +535,16 @@ impl Shared {
         }
         Ok(request.map(|body| body.map_err(wasmtime_wasi_http::Error::from).boxed_unsync()))
     }
+}
+
+/// What makes a request unfit to be served, if anything: RFC 9112 wants
+/// exactly one `Host` in HTTP/1.1 (§3.2). (hyper's parser refuses the other
+/// malformed heads: two lengths, folded lines, a final encoding other than
+/// chunked; and frames a request with both `Content-Length` and
+/// `Transfer-Encoding` by the latter alone, dropping the length, §6.3.)
+fn malformed<B>(request: &Request<B>) -> Option<&'static str> {
+    (request.version() == Version::HTTP_11 && request.headers().get_all(HOST).iter().count() != 1)
+        .then_some("an HTTP/1.1 request needs exactly one Host header")
 }
 
 /// Removes the headers a `Connection` header names (RFC 9110 §7.6.1): they

@@ -131,6 +131,29 @@ impl Host {
         }
     }
 
+    /// Sends `signal` (e.g. `libc::SIGTERM`) to the host.
+    pub fn signal(&self, signal: i32) {
+        let pid = i32::try_from(self.child.id()).expect("a pid");
+        // SAFETY: kill(2) with a pid this test started and still holds.
+        let sent = unsafe { libc::kill(pid, signal) };
+        assert_eq!(sent, 0, "kill failed: {}", std::io::Error::last_os_error());
+    }
+
+    /// Waits (up to `limit`) for the host to exit.
+    pub fn wait(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let started = std::time::Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("the host can be waited for") {
+                return status;
+            }
+            assert!(
+                started.elapsed() < limit,
+                "the host did not exit within {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Process id, for reading its memory use.
     pub fn pid(&self) -> u32 {
         self.child.id()

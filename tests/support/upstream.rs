@@ -4,6 +4,8 @@
 //! - `/bytes/N`: N bytes of a known pattern, streamed in 64 KiB chunks;
 //! - `/upload`: reads the body as it streams and answers its length and checksum;
 //! - `/hang`: never answers;
+//! - `/delay/MS`: the echo, after MS milliseconds;
+//! - `/drip/N`: N chunks of 1 KiB, 100 ms apart;
 //! - `/status/N`: status N;
 //! - anything else: JSON echo of method, path, query and headers.
 //!
@@ -176,6 +178,25 @@ async fn serve(name: &'static str, req: Request<Incoming>) -> Result<Response<Bo
     }
     if path == "/hang" {
         std::future::pending::<()>().await;
+    }
+    if let Some(ms) = path
+        .strip_prefix("/delay/")
+        .and_then(|n| n.parse::<u64>().ok())
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    }
+    if let Some(n) = path
+        .strip_prefix("/drip/")
+        .and_then(|n| n.parse::<u64>().ok())
+    {
+        let chunks = futures::stream::iter(0..n).then(|i| async move {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            Ok::<_, Infallible>(Frame::data(Bytes::from(vec![pattern(i); 1024])))
+        });
+        return Ok(response
+            .header("content-length", n * 1024)
+            .body(BodyExt::boxed(StreamBody::new(chunks)))
+            .expect("response"));
     }
     if let Some(code) = path
         .strip_prefix("/status/")

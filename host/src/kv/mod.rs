@@ -96,6 +96,11 @@ pub trait KvBackend: Send + Sync + 'static {
     fn set_many(&self, store: &str, entries: &[(String, Vec<u8>)]) -> Result<(), KvError>;
     /// Deletes several keys in one transaction.
     fn delete_many(&self, store: &str, keys: &[String]) -> Result<(), KvError>;
+    /// Writes whatever the backend keeps in memory only (pending counters)
+    /// durably: at exit.
+    fn flush(&self) -> Result<(), KvError> {
+        Ok(())
+    }
 }
 
 /// Which stores a component may open.

@@ -298,6 +298,10 @@ impl Drop for RedbStore {
 }
 
 impl KvBackend for RedbStore {
+    fn flush(&self) -> Result<(), KvError> {
+        flush(&self.db, &self.counters)
+    }
+
     /// Reads are MVCC snapshots of a memory-mapped file: microseconds, never
     /// waiting for writers.
     fn reads_inline(&self, _store: &str) -> bool {

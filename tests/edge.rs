@@ -1,0 +1,278 @@
+//! The listener against hostile and careless clients: request heads that
+//! trickle, are too large or lack `Host`, connection floods, and a drain
+//! on SIGTERM that lets requests in flight finish.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::upstream::Upstream;
+use support::{Host, client, repo};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+
+fn host(state: &std::path::Path, args: &[&str]) -> Host {
+    Host::start_with(&repo().join("spin.toml"), state, args)
+}
+
+/// Sends `request` on a new connection and reads until the server closes
+/// it (or 5 s pass): the raw answer.
+async fn raw(host: &Host, request: &str) -> String {
+    let mut stream = TcpStream::connect(host.url.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+fn status_line(answer: &str) -> &str {
+    answer.lines().next().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn an_http11_request_needs_exactly_one_host() {
+    let up = Upstream::start("up").await;
+    let state = tempfile::tempdir().unwrap();
+    let host = host(state.path(), &[]);
+    host.apply(&up.only_route()).await;
+    let missing = raw(&host, "GET /x HTTP/1.1\r\nconnection: close\r\n\r\n").await;
+    assert_eq!(
+        status_line(&missing),
+        "HTTP/1.1 400 Bad Request",
+        "{missing}"
+    );
+    assert!(missing.contains("exactly one Host header"), "{missing}");
+    let twice = raw(
+        &host,
+        "GET /x HTTP/1.1\r\nhost: a\r\nhost: b\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status_line(&twice), "HTTP/1.1 400 Bad Request", "{twice}");
+    let one = raw(
+        &host,
+        "GET /x HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status_line(&one), "HTTP/1.1 200 OK", "{one}");
+    // The admin API's paths too.
+    let admin = raw(
+        &host,
+        "GET /admin/health HTTP/1.1\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status_line(&admin), "HTTP/1.1 400 Bad Request", "{admin}");
+}
+
+#[tokio::test]
+async fn oversized_and_overmany_headers_are_refused() {
+    let up = Upstream::start("up").await;
+    let state = tempfile::tempdir().unwrap();
+    let host = host(
+        state.path(),
+        &["--max-header-bytes", "16384", "--max-headers", "50"],
+    );
+    host.apply(&up.only_route()).await;
+    let big = format!(
+        "GET /x HTTP/1.1\r\nhost: a\r\nx-big: {}\r\nconnection: close\r\n\r\n",
+        "a".repeat(20_000)
+    );
+    let answer = raw(&host, &big).await;
+    assert_eq!(
+        status_line(&answer),
+        "HTTP/1.1 431 Request Header Fields Too Large",
+        "{answer}"
+    );
+    let many: String = (0..60).map(|i| format!("x-h{i}: {i}\r\n")).collect();
+    let answer = raw(&host, &format!("GET /x HTTP/1.1\r\nhost: a\r\n{many}\r\n")).await;
+    assert_eq!(
+        status_line(&answer),
+        "HTTP/1.1 431 Request Header Fields Too Large",
+        "{answer}"
+    );
+    // Request smuggling shapes: both framings go on by the chunked one
+    // alone (the length is dropped, so no upstream can read it otherwise);
+    // two lengths and folded header lines (obs-fold) are refused.
+    let both = raw(
+        &host,
+        "POST /x HTTP/1.1\r\nhost: a\r\ncontent-length: 5\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n0\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status_line(&both), "HTTP/1.1 200 OK", "{both}");
+    assert!(
+        both.contains(r#"["transfer-encoding","chunked"]"#),
+        "{both}"
+    );
+    assert!(!both.contains(r#"["content-length","#), "{both}");
+    let lengths = raw(
+        &host,
+        "POST /x HTTP/1.1\r\nhost: a\r\ncontent-length: 5\r\ncontent-length: 6\r\n\r\nhello",
+    )
+    .await;
+    assert_eq!(
+        status_line(&lengths),
+        "HTTP/1.1 400 Bad Request",
+        "{lengths}"
+    );
+    let folded = raw(
+        &host,
+        "GET /x HTTP/1.1\r\nhost: a\r\nx-a: one\r\n two\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status_line(&folded), "HTTP/1.1 400 Bad Request", "{folded}");
+    let fine = client()
+        .get(format!("{}/x", host.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fine.status().as_u16(), 200);
+}
+
+#[tokio::test]
+async fn trickling_request_heads_are_cut_off_while_others_are_served() {
+    let up = Upstream::start("up").await;
+    let state = tempfile::tempdir().unwrap();
+    let host = host(state.path(), &["--header-read-timeout", "1"]);
+    host.apply(&up.only_route()).await;
+    let addr = host.url.trim_start_matches("http://").to_owned();
+
+    // 1,000 connections that send a request head a byte at a time.
+    let started = Instant::now();
+    let slow: Vec<_> = (0..1000)
+        .map(|_| {
+            let addr = addr.clone();
+            tokio::spawn(async move {
+                let mut stream = TcpStream::connect(&addr).await.unwrap();
+                stream
+                    .write_all(b"GET /x HTTP/1.1\r\nhost: a\r\n")
+                    .await
+                    .unwrap();
+                let mut byte = [0u8; 1];
+                loop {
+                    tokio::select! {
+                        read = stream.read(&mut byte) => {
+                            // Closed (or answered) by the server.
+                            let _ = read;
+                            return started.elapsed();
+                        }
+                        () = tokio::time::sleep(Duration::from_millis(200)) => {
+                            if stream.write_all(b"x").await.is_err() {
+                                return started.elapsed();
+                            }
+                        }
+                    }
+                    assert!(started.elapsed() < Duration::from_secs(20), "still open");
+                }
+            })
+        })
+        .collect();
+    // A normal client keeps being served meanwhile.
+    let client = client();
+    for _ in 0..20 {
+        let response = client.get(format!("{}/x", host.url)).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut slowest = Duration::ZERO;
+    for task in slow {
+        slowest = slowest.max(task.await.unwrap());
+    }
+    assert!(
+        slowest < Duration::from_secs(10),
+        "the last trickle ended after {slowest:?}"
+    );
+    let response = client.get(format!("{}/x", host.url)).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+}
+
+#[tokio::test]
+async fn connections_past_the_limit_get_503_with_retry_after() {
+    let up = Upstream::start("up").await;
+    let state = tempfile::tempdir().unwrap();
+    let host = host(state.path(), &["--max-connections", "20"]);
+    host.apply(&up.only_route()).await;
+    let addr = host.url.trim_start_matches("http://").to_owned();
+    // Wait until the apply's connection is gone.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut held = Vec::new();
+    for _ in 0..20 {
+        held.push(TcpStream::connect(&addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let answer = raw(&host, "GET /x HTTP/1.1\r\nhost: a\r\n\r\n").await;
+    assert_eq!(
+        status_line(&answer),
+        "HTTP/1.1 503 Service Unavailable",
+        "{answer}"
+    );
+    assert!(
+        answer.to_ascii_lowercase().contains("retry-after: 1"),
+        "{answer}"
+    );
+    assert!(answer.contains("\"overloaded\""), "{answer}");
+    // A held connection is served; freed ones make room.
+    let mut first = held.remove(0);
+    first
+        .write_all(b"GET /x HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    first.read_to_end(&mut answer).await.unwrap();
+    assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200 OK"));
+    held.truncate(10);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let response = client()
+        .get(format!("{}/x", host.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+}
+
+#[tokio::test]
+async fn sigterm_lets_requests_in_flight_finish_and_exits_0() {
+    let up = Upstream::start("up").await;
+    let state = tempfile::tempdir().unwrap();
+    let mut host = host(state.path(), &["--drain-timeout", "20"]);
+    host.apply(&up.only_route()).await;
+    let client = client();
+    // 200 requests the upstream answers after 1.5 s, and a response that
+    // streams for 2 s.
+    let slow: Vec<_> = (0..200)
+        .map(|_| {
+            let request = client.get(format!("{}/delay/1500", host.url)).send();
+            tokio::spawn(async move {
+                let response = request.await?;
+                let status = response.status().as_u16();
+                response.bytes().await.map(|_| status)
+            })
+        })
+        .collect();
+    let streaming = {
+        let request = client.get(format!("{}/drip/20", host.url)).send();
+        tokio::spawn(async move {
+            let response = request.await?;
+            response.bytes().await.map(|body| body.len())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    host.signal(libc::SIGTERM);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // A new connection after the signal is refused.
+    let late = TcpStream::connect(host.url.trim_start_matches("http://")).await;
+    assert!(late.is_err(), "a new connection was accepted after SIGTERM");
+
+    for request in slow {
+        assert_eq!(
+            request.await.unwrap().expect("a slow request completes"),
+            200
+        );
+    }
+    assert_eq!(
+        streaming.await.unwrap().expect("the stream completes"),
+        20 * 1024
+    );
+    let status = host.wait(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0), "the host exits 0 after draining");
+}
