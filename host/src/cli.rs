@@ -129,6 +129,14 @@ pub struct UpArgs {
     /// Concurrent streams of one HTTP/2 connection.
     #[arg(long, default_value_t = Limits::default().max_streams)]
     pub max_streams: u32,
+    /// PEM certificate chain to serve TLS with (repeatable, each with its
+    /// `--tls-key`); a client gets the first whose names fit the name it
+    /// asks for (SNI), else the first. Reloaded when the files change.
+    #[arg(long)]
+    pub tls_cert: Vec<PathBuf>,
+    /// PEM private key of the `--tls-cert` at the same position.
+    #[arg(long)]
+    pub tls_key: Vec<PathBuf>,
     /// Seconds requests in flight get to finish after SIGTERM or Ctrl-C
     /// (a second signal exits at once).
     #[arg(long, default_value_t = Limits::default().drain_timeout.as_secs())]

@@ -1,6 +1,7 @@
 //! Implementations of the `up`, `build`, `apply` and `get` subcommands.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -10,6 +11,7 @@ use http::Method;
 use crate::admin_client::{AdminClient, config_content_type};
 use crate::builder::{self, BuildError};
 use crate::cli::{ApplyArgs, ComposeArgs, GetArgs, ManifestArgs, Resource, UpArgs};
+use crate::inbound_tls::ServerCerts;
 use crate::manifest::App;
 use crate::runtime::{self, Runtime, RuntimeOptions};
 use crate::server::{self, Limits, ServeOptions};
@@ -20,6 +22,7 @@ const CONCURRENCY_PER_CORE: usize = 2;
 
 /// `upshift up`.
 pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
+    let tls = listener_tls(&args)?;
     let app = App::load(&args.manifest)?;
     if args.build
         && let Err(error) = builder::build(&app)
@@ -61,10 +64,32 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
                 max_streams: args.max_streams.max(1),
                 drain_timeout: Duration::from_secs(args.drain_timeout),
             },
+            tls,
         },
     )
     .await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The listener's TLS settings, when certificates are given.
+fn listener_tls(args: &UpArgs) -> anyhow::Result<Option<Arc<rustls::ServerConfig>>> {
+    if args.tls_cert.is_empty() && args.tls_key.is_empty() {
+        return Ok(None);
+    }
+    anyhow::ensure!(
+        args.tls_cert.len() == args.tls_key.len(),
+        "each --tls-cert needs a --tls-key (got {} and {})",
+        args.tls_cert.len(),
+        args.tls_key.len()
+    );
+    let pairs = args
+        .tls_cert
+        .iter()
+        .cloned()
+        .zip(args.tls_key.iter().cloned());
+    let certs = ServerCerts::load(pairs.collect())?;
+    certs.reload_on_change();
+    Ok(Some(certs.server_config()?))
 }
 
 /// Worker threads by default: one per CPU core the process may run on.

@@ -60,6 +60,7 @@ pub async fn run(args: ManifestArgs) -> anyhow::Result<ExitCode> {
             workers,
             max_concurrency: default_concurrency(),
             limits: server::Limits::default(),
+            tls: None,
         },
     ));
 

@@ -10,6 +10,7 @@ mod compose;
 mod concurrency;
 mod demo;
 mod engine;
+mod inbound_tls;
 mod instances;
 mod kv;
 mod manifest;

@@ -9,7 +9,9 @@
 //! The listener holds up against hostile clients ([`Limits`]): a request
 //! head must arrive within a deadline and stay within a size and a count
 //! of headers, connections beyond a limit get a `503` with `retry-after`,
-//! and an HTTP/1.1 request needs exactly one `Host`. On SIGTERM (or
+//! and an HTTP/1.1 request needs exactly one `Host`. With certificates
+//! ([`crate::inbound_tls`]) every connection is TLS, HTTP/2 or HTTP/1.1 by
+//! ALPN; without, HTTP/2 is spoken in clear to clients that start with it. On SIGTERM (or
 //! Ctrl-C) the workers stop accepting, let the requests in flight finish
 //! up to a deadline, close idle connections, and the process exits 0 once
 //! counters are written; a second signal exits at once.
@@ -32,6 +34,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::signal::unix::SignalKind;
 use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::task::AbortOnDropHandle;
 use upshift_core::{GatewayError, request_id};
 use wasmtime_wasi_http::WasiBody;
@@ -48,7 +51,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const BACKLOG: u32 = 1024;
 
 /// How the front end runs.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ServeOptions {
     /// Worker threads (at least 1).
     pub workers: usize,
@@ -56,6 +59,8 @@ pub struct ServeOptions {
     pub max_concurrency: usize,
     /// What a client may ask of the listener.
     pub limits: Limits,
+    /// TLS settings: every connection is TLS when given.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// What a client may ask of the listener.
@@ -136,6 +141,7 @@ pub async fn serve(
         local_addr,
         limits: options.limits,
         open: AtomicUsize::new(0),
+        tls: options.tls.map(TlsAcceptor::from),
     });
     let (stop, stopped) = watch::channel(false);
     let mut workers = Vec::with_capacity(listeners.len());
@@ -153,9 +159,14 @@ pub async fn serve(
                 })?,
         );
     }
+    let scheme = if shared.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     tracing::info!(
         workers = options.workers.max(1),
-        "listening on http://{local_addr}"
+        "listening on {scheme}://{local_addr}"
     );
     shutdown_signal().await;
     tracing::info!(
@@ -239,13 +250,30 @@ async fn accept(
                 async move { Ok::<_, Infallible>(shared.handle(request, peer, worker).await) }
             })
         };
-        let connection = graceful.watch(
-            builder
-                .serve_connection(TokioIo::new(stream), service)
-                .into_owned(),
-        );
+        let (watcher, builder) = (graceful.watcher(), builder.clone());
+        let tls = shared.tls.clone();
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
+            let served = match tls {
+                None => {
+                    let connection = builder.serve_connection(TokioIo::new(stream), service);
+                    watcher.watch(connection.into_owned()).await
+                }
+                Some(acceptor) => {
+                    // The handshake has the request head's deadline.
+                    match tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream))
+                        .await
+                    {
+                        Ok(Ok(stream)) => {
+                            let connection =
+                                builder.serve_connection(TokioIo::new(stream), service);
+                            watcher.watch(connection.into_owned()).await
+                        }
+                        Ok(Err(error)) => Err(format!("TLS handshake failed: {error}").into()),
+                        Err(_) => Err("TLS handshake timed out".into()),
+                    }
+                }
+            };
+            if let Err(error) = served {
                 tracing::debug!(%peer, "connection closed with error: {error}");
             }
             drop(open);
@@ -356,6 +384,7 @@ struct Shared {
     limits: Limits,
     /// Connections open now.
     open: AtomicUsize,
+    tls: Option<TlsAcceptor>,
 }
 
 impl Shared {
