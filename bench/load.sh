@@ -200,7 +200,8 @@ wait_ok() {
 start_upshift() {
   local port=$1; shift
   SPIN_VARIABLE_ANTHROPIC_API_KEY=sk-ant-bench taskset -c 0 "$bin" up \
-    --listen "127.0.0.1:$port" --state-dir "$work/state-$port" "$@" 2> "$work/upshift-$port.log" &
+    --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$((port + 100))" \
+    --state-dir "$work/state-$port" "$@" 2> "$work/upshift-$port.log" &
   pids+=($!)
   upshift_pid=$!
 }
@@ -229,8 +230,8 @@ ai:
 EOF
 configure() {
   local port=$1
-  wait_ok "http://127.0.0.1:$port/admin/health"
-  "$bin" apply -f "$work/bench.yaml" --admin "http://127.0.0.1:$port" > /dev/null
+  wait_ok "http://127.0.0.1:$((port + 100))/admin/health"
+  "$bin" apply -f "$work/bench.yaml" --admin "http://127.0.0.1:$((port + 100))" > /dev/null
 }
 start_upshift "$port_component" --lane component
 component_pid=$upshift_pid
@@ -419,7 +420,7 @@ rss_all_kib=$(peak_rss_kib)
 
 # Across an apply of the 1 MB document, at the same rate.
 bench_url="http://127.0.0.1:$port_upshift/bench$path"
-( sleep $(( duration / 3 )); "$bin" apply -f "$work/big.yaml" --admin "http://127.0.0.1:$port_upshift" > "$work/apply.txt" ) &
+( sleep $(( duration / 3 )); "$bin" apply -f "$work/big.yaml" --admin "http://127.0.0.1:$((port_upshift + 100))" > "$work/apply.txt" ) &
 apply_pid=$!
 read -r a50 a99 amax < <(oha_run "$half" "$bench_url" "${headers[@]}")
 wait "$apply_pid"

@@ -1395,7 +1395,7 @@ async fn a_model_canary_that_costs_too_much_rolls_back_by_itself() {
     assert_eq!(sent.len(), on_canary);
     assert!(sent.iter().all(|r| r.body["model"] == "gpt-next"));
     let metrics = client()
-        .get(format!("{}/admin/metrics", host.url))
+        .get(format!("{}/admin/metrics", host.admin))
         .bearer_auth(support::ADMIN_TOKEN)
         .send()
         .await

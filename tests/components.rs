@@ -223,7 +223,7 @@ async fn variables_come_from_a_file_too() {
     );
     // The environment (set by the harness) wins over the file, as in Spin.
     let status = |token: &'static str| {
-        let url = format!("{}/admin/config/validate", host.url);
+        let url = format!("{}/admin/config/validate", host.admin);
         async move {
             client()
                 .post(url)
@@ -246,7 +246,7 @@ async fn variables_come_from_a_file_too() {
         &["--variables-file", vars.to_str().unwrap()],
     );
     let response = client()
-        .post(format!("{}/admin/config/validate", host.url))
+        .post(format!("{}/admin/config/validate", host.admin))
         .bearer_auth("from-the-file-123")
         .body("routes: []")
         .send()

@@ -44,16 +44,16 @@ async fn apply_get_and_reject_through_the_cli() {
     };
 
     let gateway = file("gateway.yaml", &good(&up, "/orders"));
-    let (ok, out, err) = cli(&["apply", "-f", &gateway, "--admin", &host.url]);
+    let (ok, out, err) = cli(&["apply", "-f", &gateway, "--admin", &host.admin]);
     assert!(ok, "apply failed: {out} {err}");
     assert!(out.contains("version"), "apply output: {out}");
     assert_eq!(status_of(&host, "/orders/1").await, 200);
 
-    let (ok, out, err) = cli(&["get", "routes", "--admin", &host.url]);
+    let (ok, out, err) = cli(&["get", "routes", "--admin", &host.admin]);
     assert!(ok, "get failed: {err}");
     let routes: Value = serde_json::from_str(&out).expect("get prints JSON");
     assert_eq!(routes["routes"][0]["name"], "orders");
-    let (ok, out, _) = cli(&["get", "config", "--admin", &host.url]);
+    let (ok, out, _) = cli(&["get", "config", "--admin", &host.admin]);
     assert!(ok);
     let config: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(config["version"], 1);
@@ -68,7 +68,7 @@ async fn apply_get_and_reject_through_the_cli() {
     ];
     for (name, text, path, message) in rejects {
         let bad = file(name, &text);
-        let (ok, out, err) = cli(&["apply", "-f", &bad, "--admin", &host.url]);
+        let (ok, out, err) = cli(&["apply", "-f", &bad, "--admin", &host.admin]);
         let said = format!("{out}{err}");
         assert!(!ok, "{name} was accepted: {said}");
         assert!(
@@ -79,12 +79,12 @@ async fn apply_get_and_reject_through_the_cli() {
     }
     // The running config is untouched.
     assert_eq!(status_of(&host, "/orders/1").await, 200);
-    let (_, out, _) = cli(&["get", "config", "--admin", &host.url]);
+    let (_, out, _) = cli(&["get", "config", "--admin", &host.admin]);
     assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["version"], 1);
 
     // A wrong admin token is refused.
     let response = client()
-        .put(format!("{}/admin/config", host.url))
+        .put(format!("{}/admin/config", host.admin))
         .bearer_auth(format!("{ADMIN_TOKEN}-wrong"))
         .body(good(&up, "/x"))
         .send()
@@ -109,7 +109,7 @@ async fn config_survives_a_restart() {
     // Numbering continues and old versions can be activated again.
     assert_eq!(host.apply(&good(&up, "/third")).await, 3);
     let response = client()
-        .post(format!("{}/admin/config/versions/1/activate", host.url))
+        .post(format!("{}/admin/config/versions/1/activate", host.admin))
         .bearer_auth(ADMIN_TOKEN)
         .send()
         .await

@@ -49,7 +49,7 @@ async fn get(host: &Host, path: &str) -> (u16, Value) {
 /// The version in force, as the admin API reports it.
 async fn current_version(host: &Host) -> u64 {
     let response = client()
-        .get(format!("{}/admin/config", host.url))
+        .get(format!("{}/admin/config", host.admin))
         .bearer_auth(ADMIN_TOKEN)
         .send()
         .await

@@ -276,3 +276,69 @@ async fn sigterm_lets_requests_in_flight_finish_and_exits_0() {
     let status = host.wait(Duration::from_secs(10));
     assert_eq!(status.code(), Some(0), "the host exits 0 after draining");
 }
+
+#[tokio::test]
+async fn the_admin_api_is_not_on_the_public_listener_unless_asked_for() {
+    let up = Upstream::start("up").await;
+    let state = tempfile::tempdir().unwrap();
+    let host = host(state.path(), &[]);
+    host.apply(&up.only_route()).await;
+    let client = client();
+    let get = |base: &str, path: &str| {
+        client
+            .get(format!("{base}{path}"))
+            .bearer_auth(support::ADMIN_TOKEN)
+            .send()
+    };
+    // On the public listener, /admin/... is an ordinary path of the gateway.
+    let public = get(&host.url, "/admin/config").await.unwrap();
+    assert_eq!(public.headers()["x-upstream"], "up");
+    let registry = get(&host.url, "/admin/components").await.unwrap();
+    assert_eq!(registry.headers()["x-upstream"], "up");
+    assert_eq!(
+        get(&host.admin, "/admin/config")
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+    assert_eq!(
+        get(&host.admin, "/admin/components")
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+    // The admin listener serves nothing else.
+    assert_eq!(get(&host.admin, "/x").await.unwrap().status().as_u16(), 404);
+    assert!(
+        host.admin.starts_with("http://127.0.0.1:"),
+        "{}",
+        host.admin
+    );
+    drop(host);
+
+    let host = host_with_admin_public(state.path());
+    assert_eq!(
+        get(&host.url, "/admin/config")
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+    assert_eq!(
+        get(&host.url, "/admin/components")
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+}
+
+fn host_with_admin_public(state: &std::path::Path) -> Host {
+    host(state, &["--admin-public"])
+}

@@ -40,7 +40,7 @@ async fn rollback(host: &Host, name: &str) -> (u16, Value) {
 
 async fn admin(host: &Host, path: &str, body: Vec<u8>, content_type: &str) -> (u16, Value) {
     let response = client()
-        .post(format!("{}/admin/components/{path}", host.url))
+        .post(format!("{}/admin/components/{path}", host.admin))
         .bearer_auth(ADMIN_TOKEN)
         .header("content-type", content_type)
         .header("x-upshift-by", "tests")
@@ -297,7 +297,7 @@ async fn refused_builds_leave_the_version_in_force_serving() {
         (409, &json!("nothing_to_roll_back"))
     );
     let anonymous = client()
-        .get(format!("{}/admin/components", host.url))
+        .get(format!("{}/admin/components", host.admin))
         .send()
         .await
         .unwrap();
@@ -305,7 +305,7 @@ async fn refused_builds_leave_the_version_in_force_serving() {
 
     // Only the admitted push is in the history.
     let history = client()
-        .get(format!("{}/admin/components/router/history", host.url))
+        .get(format!("{}/admin/components/router/history", host.admin))
         .bearer_auth(ADMIN_TOKEN)
         .send()
         .await
@@ -330,7 +330,7 @@ async fn the_cli_pushes_upgrades_rolls_back_and_shows_the_history() {
     host.apply(&up.only_route()).await;
     let fixture = repo().join("target/wasm32-wasip2/release/upshift_faulty_router.wasm");
     let fixture = fixture.to_str().unwrap();
-    let admin = ["--admin", host.url.as_str()];
+    let admin = ["--admin", host.admin.as_str()];
     let run = |args: &[&str]| {
         let args: Vec<&str> = args.iter().chain(&admin).copied().collect();
         let (ok, out, err) = cli(&args);
@@ -440,7 +440,7 @@ async fn the_cli_pushes_upgrades_rolls_back_and_shows_the_history() {
         "router",
         "/nonexistent.wasm",
         "--admin",
-        &host.url,
+        &host.admin,
     ]);
     assert!(
         !ok && err.contains("cannot read /nonexistent.wasm"),
@@ -556,7 +556,7 @@ impl Load {
 /// `GET /admin/components/{name}/{what}` on the registry.
 async fn registry_get(host: &Host, path: &str) -> Value {
     let response = client()
-        .get(format!("{}/admin/components/{path}", host.url))
+        .get(format!("{}/admin/components/{path}", host.admin))
         .bearer_auth(ADMIN_TOKEN)
         .send()
         .await
@@ -672,7 +672,7 @@ async fn a_healthy_component_canary_promotes_by_itself() {
         "--reason",
         "new matcher",
         "--admin",
-        &host.url,
+        &host.admin,
     ]);
     assert!(ok, "{err}");
     let started: Value = serde_json::from_str(&out).unwrap();

@@ -132,7 +132,7 @@ async fn a_healthy_canary_promotes_itself() {
     let after = send_many(&host, "/r", 100, 8, |_, r| r).await;
     assert!(after.iter().all(|s| s.status == 200 && s.version() == "v2"));
     let metrics = support::client()
-        .get(format!("{}/admin/metrics", host.url))
+        .get(format!("{}/admin/metrics", host.admin))
         .bearer_auth(support::ADMIN_TOKEN)
         .send()
         .await
@@ -168,7 +168,7 @@ async fn operators_steer_a_rollout_from_the_cli() {
     let state = tempfile::tempdir().unwrap();
     let host = Host::start(state.path());
     host.apply(&service(&stable, &canary)).await;
-    let admin = ["--admin", host.url.as_str()];
+    let admin = ["--admin", host.admin.as_str()];
     let run = |args: &[&str]| cli(&[args, &admin[..]].concat());
 
     let (ok, out, err) = run(&[

@@ -70,6 +70,14 @@ pub struct UpArgs {
     /// Address to listen on (`127.0.0.1:0` picks a free port).
     #[arg(long, default_value = "127.0.0.1:3000")]
     pub listen: SocketAddr,
+    /// Address of the admin API (the trigger routes under `/admin`, and
+    /// the component registry). Default: the loopback interface, on the
+    /// port after `--listen`'s (a free port when that is 0).
+    #[arg(long)]
+    pub admin_listen: Option<SocketAddr>,
+    /// Serve the admin API on the public listener too.
+    #[arg(long)]
+    pub admin_public: bool,
     /// Directory for key-value data and compiled components.
     #[arg(long, default_value = ".upshift")]
     pub state_dir: PathBuf,
@@ -146,8 +154,8 @@ pub struct UpArgs {
 /// How to reach the admin API.
 #[derive(Debug, Args)]
 pub struct AdminArgs {
-    /// Base URL of the gateway serving the admin API.
-    #[arg(long, default_value = "http://127.0.0.1:3000")]
+    /// Base URL of the gateway's admin API (`upshift up --admin-listen`).
+    #[arg(long, default_value = "http://127.0.0.1:3001")]
     pub admin: String,
     /// Admin bearer token.
     #[arg(
@@ -223,6 +231,6 @@ mod tests {
         };
         assert!(matches!(args.resource, Resource::Config));
         assert_eq!(args.version, Some(3));
-        assert_eq!(args.admin.admin, "http://127.0.0.1:3000");
+        assert_eq!(args.admin.admin, "http://127.0.0.1:3001");
     }
 }

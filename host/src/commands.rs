@@ -1,5 +1,6 @@
 //! Implementations of the `up`, `build`, `apply` and `get` subcommands.
 
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,6 +39,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         instance_concurrency: usize::from(args.instance_concurrency),
         lane: args.lane,
         workers,
+        admin_public: args.admin_public,
     };
     let watched = if args.watch {
         Some(Watched::from_app(&app)?)
@@ -50,9 +52,16 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     }
     let listeners = server::bind(args.listen, workers)
         .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let admin_addr = args
+        .admin_listen
+        .unwrap_or_else(|| admin_address(args.listen));
+    let admin = server::bind(admin_addr, 1)
+        .with_context(|| format!("cannot listen on {admin_addr} for the admin API"))?
+        .remove(0);
     server::serve(
         runtime,
         listeners,
+        admin,
         ServeOptions {
             workers,
             max_concurrency: args.max_concurrency.unwrap_or_else(default_concurrency),
@@ -69,6 +78,16 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     )
     .await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The admin API's default address: the loopback interface, on the port
+/// after the public one (a free port when that is 0).
+pub fn admin_address(public: SocketAddr) -> SocketAddr {
+    let port = match public.port() {
+        0 => 0,
+        port => port.saturating_add(1),
+    };
+    SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), port)
 }
 
 /// The listener's TLS settings, when certificates are given.

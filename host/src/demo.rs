@@ -26,6 +26,7 @@ use crate::runtime::{Lane, Runtime, RuntimeOptions};
 use crate::server::{self, ServeOptions};
 
 const GATEWAY: &str = "127.0.0.1:3000";
+const ADMIN: &str = "127.0.0.1:3001";
 const DEFAULT_ADMIN_TOKEN: &str = "upshift-dev-admin-token";
 
 /// Runs the demo until interrupted.
@@ -49,13 +50,18 @@ pub async fn run(args: ManifestArgs) -> anyhow::Result<ExitCode> {
         instance_concurrency: 1,
         lane: Lane::Native,
         workers,
+        admin_public: false,
     };
     let runtime = tokio::task::spawn_blocking(move || Runtime::load(&app, &options)).await??;
     let listeners = server::bind(GATEWAY.parse()?, workers)
         .with_context(|| format!("cannot listen on {GATEWAY}"))?;
+    let admin = server::bind(ADMIN.parse()?, 1)
+        .with_context(|| format!("cannot listen on {ADMIN}"))?
+        .remove(0);
     let gateway = tokio::spawn(server::serve(
         runtime,
         listeners,
+        admin,
         ServeOptions {
             workers,
             max_concurrency: default_concurrency(),
@@ -70,7 +76,7 @@ pub async fn run(args: ManifestArgs) -> anyhow::Result<ExitCode> {
     let token = std::env::var("UPSHIFT_ADMIN_TOKEN")
         .or_else(|_| std::env::var("SPIN_VARIABLE_ADMIN_TOKEN"))
         .unwrap_or_else(|_| DEFAULT_ADMIN_TOKEN.to_owned());
-    let client = AdminClient::new(&format!("http://{GATEWAY}"), &token);
+    let client = AdminClient::new(&format!("http://{ADMIN}"), &token);
     let response = client
         .send(
             Method::PUT,
@@ -99,7 +105,7 @@ pub async fn run(args: ManifestArgs) -> anyhow::Result<ExitCode> {
     println!("  upshift get routes; upshift get services; upshift get config");
     println!("  upshift rollout start orders --canary v2 --steps 25,50,100 --pause 20s");
     println!("  upshift rollout status orders                  # while traffic flows");
-    println!("  curl -s -H 'authorization: Bearer {token}' http://{GATEWAY}/admin/metrics");
+    println!("  curl -s -H 'authorization: Bearer {token}' http://{ADMIN}/admin/metrics");
     println!("Press Ctrl-C to stop.");
 
     gateway.await??;

@@ -22,7 +22,7 @@ use crate::manifest::App;
 use crate::native::{self, NativeGateway};
 use crate::outbound::{AllowedHosts, OutboundClients};
 use crate::registry::{self, Registry};
-use crate::routes::Router;
+use crate::routes::{Route, Router};
 use crate::runtime_config::RuntimeConfig;
 use crate::tls::TlsConfigs;
 use crate::variables::ComponentVariables;
@@ -55,6 +55,8 @@ pub struct RuntimeOptions {
     pub lane: Lane,
     /// Worker threads serving requests.
     pub workers: usize,
+    /// Whether the admin routes are served on the public listener too.
+    pub admin_public: bool,
 }
 
 /// A trigger component ready to handle requests.
@@ -66,6 +68,7 @@ pub struct ComponentService {
 }
 
 /// What serves the requests of one trigger route.
+#[derive(Clone)]
 pub enum Target {
     /// A component, on the component-model async engine.
     Component(Arc<ComponentService>),
@@ -75,8 +78,14 @@ pub enum Target {
 
 /// All trigger components of an app and the router in front of them.
 pub struct Runtime {
-    /// Routes paths to what serves them.
+    /// Routes the public listener's paths to what serves them.
     pub router: Router<Target>,
+    /// Routes the admin listener's paths: the trigger routes under
+    /// `/admin` alone.
+    pub admin_router: Router<Target>,
+    /// Whether the admin routes (and the registry) are on the public
+    /// listener too.
+    pub admin_public: bool,
     /// Whether a gateway serves on the native lane: its workers are then
     /// the data plane alone, and the other components' requests (the admin
     /// API) run on the control plane's threads.
@@ -219,10 +228,27 @@ impl Runtime {
             };
             routes.push((route.clone(), Target::Component(service)));
         }
-        let router = Router::new(routes);
+        // The admin plane: the trigger routes under /admin.
+        let is_admin = |route: &Route| {
+            let base = route.base();
+            base == "/admin" || base.starts_with("/admin/")
+        };
+        let admin_router = Router::new(
+            routes
+                .iter()
+                .filter(|(route, _)| is_admin(route))
+                .cloned()
+                .collect(),
+        );
+        let router = Router::new(
+            routes
+                .into_iter()
+                .filter(|(route, _)| options.admin_public || !is_admin(route))
+                .collect(),
+        );
         // The registry answers beside the admin API, with its token.
         let registry = natives.values().next().and_then(|lane| {
-            let Target::Component(admin) = router.route(registry::PREFIX)?.target else {
+            let Target::Component(admin) = admin_router.route(registry::PREFIX)?.target else {
                 return None;
             };
             let token = variables
@@ -236,6 +262,8 @@ impl Runtime {
         }
         Ok(Self {
             router,
+            admin_router,
+            admin_public: options.admin_public,
             registry,
             kv,
             offload_components: !natives.is_empty(),

@@ -4,7 +4,9 @@
 //! HTTP/1.1 and HTTP/2. A request goes to what its trigger route names: a
 //! component (with Spin's `spin-*` headers), or an Upshift gateway on the
 //! native lane. Failures become JSON errors without affecting other
-//! requests.
+//! requests. The admin API (the trigger routes under `/admin`, and the
+//! component registry) has a listener of its own, on the loopback
+//! interface by default, and is not on the public one unless asked for.
 //!
 //! The listener holds up against hostile clients ([`Limits`]): a request
 //! head must arrive within a deadline and stay within a size and a count
@@ -128,9 +130,11 @@ pub fn bind(addr: SocketAddr, workers: usize) -> anyhow::Result<Vec<std::net::Tc
 pub async fn serve(
     runtime: Runtime,
     listeners: Vec<std::net::TcpListener>,
+    admin: std::net::TcpListener,
     options: ServeOptions,
 ) -> anyhow::Result<()> {
     let local_addr = listeners[0].local_addr()?;
+    let admin_addr = admin.local_addr()?;
     let shared = Arc::new(Shared {
         // The runtime this runs on: the control plane's.
         control: runtime
@@ -144,20 +148,24 @@ pub async fn serve(
         tls: options.tls.map(TlsAcceptor::from),
     });
     let (stop, stopped) = watch::channel(false);
-    let mut workers = Vec::with_capacity(listeners.len());
-    for (worker, listener) in listeners.into_iter().enumerate() {
+    let mut workers = Vec::with_capacity(listeners.len() + 1);
+    let planes = listeners
+        .into_iter()
+        .map(|listener| (Plane::Public, listener))
+        .chain([(Plane::Admin, admin)]);
+    for (worker, (plane, listener)) in planes.enumerate() {
         let (shared, stopped) = (shared.clone(), stopped.clone());
-        workers.push(
-            std::thread::Builder::new()
-                .name(format!("worker-{worker}"))
-                .spawn(move || {
-                    let runtime = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .expect("a worker runtime");
-                    runtime.block_on(accept(shared, listener, worker, stopped));
-                })?,
-        );
+        let name = match plane {
+            Plane::Public => format!("worker-{worker}"),
+            Plane::Admin => "admin".to_owned(),
+        };
+        workers.push(std::thread::Builder::new().name(name).spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a worker runtime");
+            runtime.block_on(accept(shared, listener, worker, plane, stopped));
+        })?);
     }
     let scheme = if shared.tls.is_some() {
         "https"
@@ -167,6 +175,10 @@ pub async fn serve(
     tracing::info!(
         workers = options.workers.max(1),
         "listening on {scheme}://{local_addr}"
+    );
+    tracing::info!(
+        public_too = shared.runtime.admin_public,
+        "admin API on http://{admin_addr}"
     );
     shutdown_signal().await;
     tracing::info!(
@@ -199,6 +211,7 @@ async fn accept(
     shared: Arc<Shared>,
     listener: std::net::TcpListener,
     worker: usize,
+    plane: Plane,
     mut stopped: watch::Receiver<bool>,
 ) {
     let listener = match listener
@@ -247,11 +260,12 @@ async fn accept(
             let shared = shared.clone();
             hyper::service::service_fn(move |request| {
                 let shared = shared.clone();
-                async move { Ok::<_, Infallible>(shared.handle(request, peer, worker).await) }
+                async move { Ok::<_, Infallible>(shared.handle(request, peer, worker, plane).await) }
             })
         };
         let (watcher, builder) = (graceful.watcher(), builder.clone());
-        let tls = shared.tls.clone();
+        // The admin plane is for the local host: no TLS.
+        let tls = shared.tls.clone().filter(|_| plane == Plane::Public);
         tokio::spawn(async move {
             let served = match tls {
                 None => {
@@ -289,6 +303,17 @@ async fn accept(
             "drain deadline passed: closing the connections left"
         );
     }
+}
+
+/// Which listener a connection came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Plane {
+    /// The public listener: every trigger route but the admin ones (unless
+    /// they are asked for there too).
+    Public,
+    /// The admin listener: the trigger routes under `/admin`, and the
+    /// component registry.
+    Admin,
 }
 
 /// One connection counted against [`Limits::max_connections`].
@@ -393,6 +418,7 @@ impl Shared {
         request: Request<Incoming>,
         peer: SocketAddr,
         worker: usize,
+        plane: Plane,
     ) -> Response<WasiBody> {
         let request_id = match request.headers().get(&REQUEST_ID) {
             Some(id) if request_id::is_acceptable(id.as_bytes()) => {
@@ -410,7 +436,12 @@ impl Shared {
             return response;
         }
         let path = request.uri().path();
-        if let Some(registry) = &self.runtime.registry
+        let (router, admin) = match plane {
+            Plane::Public => (&self.runtime.router, self.runtime.admin_public),
+            Plane::Admin => (&self.runtime.admin_router, true),
+        };
+        if admin
+            && let Some(registry) = &self.runtime.registry
             && Registry::owns(path)
         {
             let registry = registry.clone();
@@ -429,7 +460,7 @@ impl Shared {
             };
             return result.unwrap_or_else(|error| error_response(&error, &request_id));
         }
-        let Some(matched) = self.runtime.router.route(path) else {
+        let Some(matched) = router.route(path) else {
             let error = GatewayError::RouteNotFound {
                 method: request.method().to_string(),
                 path: path.to_owned(),

@@ -52,8 +52,10 @@ pub fn lane() -> String {
 /// A running `upshift up`, killed on drop.
 pub struct Host {
     child: Child,
-    /// `http://127.0.0.1:PORT`
+    /// `http://127.0.0.1:PORT`: the public listener.
     pub url: String,
+    /// `http://127.0.0.1:PORT`: the admin API's listener.
+    pub admin: String,
     /// Its state directory (the embedded key-value store lives here).
     pub state: PathBuf,
     /// Lines the host logged, collected in the background.
@@ -101,35 +103,39 @@ impl Host {
         let (log_tx, log) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line
-                    .split("listening on http://")
-                    .nth(1)
-                    .or_else(|| line.split("listening on https://").nth(1))
-                {
-                    let addr = rest
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or_default()
-                        .to_owned();
-                    let _ = ready_tx.send(addr);
+                let announced = [
+                    ("listening on http://", false),
+                    ("listening on https://", false),
+                    ("admin API on http://", true),
+                ];
+                for (announcement, admin) in announced {
+                    if let Some(rest) = line.split(announcement).nth(1) {
+                        let addr = rest.split_whitespace().next().unwrap_or_default();
+                        let _ = ready_tx.send((admin, addr.to_owned()));
+                    }
                 }
                 let _ = log_tx.send(line);
             }
         });
-        let addr = match ready_rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(addr) => addr,
-            Err(_) => {
-                let _ = child.kill();
-                let lines: Vec<String> = log.try_iter().collect();
-                panic!(
-                    "upshift did not report its address; log:\n{}",
-                    lines.join("\n")
-                );
+        let (mut addr, mut admin) = (None, None);
+        while addr.is_none() || admin.is_none() {
+            match ready_rx.recv_timeout(Duration::from_secs(60)) {
+                Ok((true, announced)) => admin = Some(announced),
+                Ok((false, announced)) => addr = Some(announced),
+                Err(_) => {
+                    let _ = child.kill();
+                    let lines: Vec<String> = log.try_iter().collect();
+                    panic!(
+                        "upshift did not report its addresses; log:\n{}",
+                        lines.join("\n")
+                    );
+                }
             }
-        };
+        }
         Host {
             child,
-            url: format!("http://{addr}"),
+            url: format!("http://{}", addr.unwrap_or_default()),
+            admin: format!("http://{}", admin.unwrap_or_default()),
             state: state.to_owned(),
             log,
         }
@@ -179,7 +185,7 @@ impl Host {
     /// `PUT /admin/config` with `document`: status and JSON body.
     pub async fn put_config(&self, document: &str) -> (u16, Value) {
         let response = client()
-            .put(format!("{}/admin/config", self.url))
+            .put(format!("{}/admin/config", self.admin))
             .bearer_auth(ADMIN_TOKEN)
             .header("content-type", "application/yaml")
             .body(document.to_owned())

@@ -65,7 +65,7 @@ pub async fn send_many(
 /// `GET {host}{path}` on the admin API: status and JSON body.
 pub async fn admin_get(host: &Host, path: &str) -> (u16, Value) {
     let response = client()
-        .get(format!("{}{path}", host.url))
+        .get(format!("{}{path}", host.admin))
         .bearer_auth(ADMIN_TOKEN)
         .send()
         .await
@@ -77,7 +77,7 @@ pub async fn admin_get(host: &Host, path: &str) -> (u16, Value) {
 /// `POST {host}{path}` on the admin API with a YAML or JSON body.
 pub async fn admin_post(host: &Host, path: &str, body: &str) -> (u16, Value) {
     let response = client()
-        .post(format!("{}{path}", host.url))
+        .post(format!("{}{path}", host.admin))
         .bearer_auth(ADMIN_TOKEN)
         .body(body.to_owned())
         .send()
