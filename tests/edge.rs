@@ -342,3 +342,114 @@ async fn the_admin_api_is_not_on_the_public_listener_unless_asked_for() {
 fn host_with_admin_public(state: &std::path::Path) -> Host {
     host(state, &["--admin-public"])
 }
+
+#[tokio::test]
+async fn the_read_only_token_reads_and_changes_nothing() {
+    let up = Upstream::start("up").await;
+    let state = tempfile::tempdir().unwrap();
+    let variables = state.path().join("variables.toml");
+    std::fs::write(&variables, "admin_read_token = \"read-only-0123\"\n").unwrap();
+    let host = host(
+        state.path(),
+        &["--variables-file", variables.to_str().unwrap()],
+    );
+    host.apply(&up.only_route()).await;
+    let client = client();
+    let send = |method: reqwest::Method, path: &str, token: &str| {
+        client
+            .request(method, format!("{}{path}", host.admin))
+            .bearer_auth(token)
+            .body(up.only_route())
+            .send()
+    };
+    let status = |response: reqwest::Response| response.status().as_u16();
+    for path in ["/admin/config", "/admin/stats", "/admin/components"] {
+        assert_eq!(
+            status(
+                send(reqwest::Method::GET, path, "read-only-0123")
+                    .await
+                    .unwrap()
+            ),
+            200,
+            "{path}"
+        );
+    }
+    let write = send(reqwest::Method::PUT, "/admin/config", "read-only-0123")
+        .await
+        .unwrap();
+    assert_eq!(write.status().as_u16(), 403);
+    let body: serde_json::Value = write.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "forbidden");
+    let registry = send(
+        reqwest::Method::POST,
+        "/admin/components/router/rollback",
+        "read-only-0123",
+    )
+    .await
+    .unwrap();
+    assert_eq!(status(registry), 403);
+    assert_eq!(
+        status(
+            send(reqwest::Method::GET, "/admin/config", "read-only-0124")
+                .await
+                .unwrap()
+        ),
+        401
+    );
+    // The full token still writes.
+    assert_eq!(
+        status(
+            send(reqwest::Method::PUT, "/admin/config", support::ADMIN_TOKEN)
+                .await
+                .unwrap()
+        ),
+        201
+    );
+
+    // Every write of a known caller is in the audit trail, reads are not.
+    let audit: serde_json::Value = send(reqwest::Method::GET, "/admin/audit", "read-only-0123")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let entries: Vec<(String, String, String, u64, String)> = audit["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let text = |field: &str| e[field].as_str().unwrap_or_default().to_owned();
+            (
+                text("token"),
+                text("method"),
+                text("path"),
+                e["status"].as_u64().unwrap(),
+                text("outcome"),
+            )
+        })
+        .collect();
+    let entry = |token: &str, method: &str, path: &str, status: u64, outcome: &str| {
+        (
+            token.to_owned(),
+            method.to_owned(),
+            path.to_owned(),
+            status,
+            outcome.to_owned(),
+        )
+    };
+    assert_eq!(
+        entries,
+        [
+            entry("admin", "PUT", "/admin/config", 201, "version 1"),
+            entry("read-only", "PUT", "/admin/config", 403, "forbidden"),
+            entry(
+                "read-only",
+                "POST",
+                "/admin/components/router/rollback",
+                403,
+                "forbidden"
+            ),
+            entry("admin", "PUT", "/admin/config", 201, "version 2"),
+        ]
+    );
+}

@@ -251,11 +251,14 @@ impl Runtime {
             let Target::Component(admin) = admin_router.route(registry::PREFIX)?.target else {
                 return None;
             };
-            let token = variables
-                .for_component(&admin.name)
-                .get("admin_token")
-                .cloned();
-            Some(Arc::new(Registry::new(lane.clone(), kv.clone(), token)))
+            let admin_variables = variables.for_component(&admin.name);
+            let token = |name: &str| admin_variables.get(name).cloned().unwrap_or_default();
+            Some(Arc::new(Registry::new(
+                lane.clone(),
+                kv.clone(),
+                token("admin_token"),
+                token("admin_read_token"),
+            )))
         });
         if let Some(registry) = &registry {
             tokio::spawn(registry.clone().drive_canaries());

@@ -4,6 +4,8 @@ use crate::store::{ConfigStore, StoreError};
 use crate::{metrics, rollouts};
 use serde::Serialize;
 use serde_json::{Value, json};
+use upshift_config::audit;
+use upshift_config::token::Access;
 use upshift_config::{Config, ConfigError, Problem, keys};
 
 /// Largest config document accepted, in bytes.
@@ -18,8 +20,8 @@ pub struct AdminRequest<'a> {
     pub path: &'a str,
     /// Request body.
     pub body: &'a [u8],
-    /// Whether the caller presented the admin token.
-    pub authorized: bool,
+    /// What the caller's token allows.
+    pub access: Access,
     /// The clock, in Unix milliseconds.
     pub now_ms: u64,
 }
@@ -71,24 +73,48 @@ impl From<StoreError> for AdminResponse {
     }
 }
 
-/// Whether `presented` equals `expected`, compared in time independent of
-/// where they differ.
-pub fn token_matches(presented: &str, expected: &str) -> bool {
-    let (a, b) = (presented.as_bytes(), expected.as_bytes());
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// Serves one admin request against `store`, and records every write of a
+/// known caller in the audit trail.
+pub fn handle(request: &AdminRequest<'_>, store: &impl ConfigStore) -> AdminResponse {
+    let response = serve(request, store);
+    if request.access != Access::None && !matches!(request.method, "GET" | "HEAD") {
+        let outcome = match (response.body.get("version"), response.body.get("error")) {
+            (Some(version), _) => format!("version {version}"),
+            (None, Some(error)) => error["code"].as_str().unwrap_or_default().to_owned(),
+            (None, None) => String::new(),
+        };
+        let entry = audit::Entry {
+            n: 0,
+            at_ms: request.now_ms,
+            token: request.access.name().to_owned(),
+            method: request.method.to_owned(),
+            path: request.path.to_owned(),
+            status: response.status,
+            outcome,
+        };
+        // The write happened (or was refused) whether or not it is recorded.
+        let _ = audit::record(store, entry);
+    }
+    response
 }
 
-/// Serves one admin request against `store`.
-pub fn handle(request: &AdminRequest<'_>, store: &impl ConfigStore) -> AdminResponse {
+fn serve(request: &AdminRequest<'_>, store: &impl ConfigStore) -> AdminResponse {
     let segments: Vec<&str> = request.path.trim_matches('/').split('/').collect();
     if segments == ["admin", "health"] {
         return AdminResponse::ok(200, json!({ "status": "ok" }));
     }
-    if !request.authorized {
+    if request.access == Access::None {
         return AdminResponse::error(
             401,
             "unauthorized",
             "send the admin token as `authorization: Bearer <token>`",
+        );
+    }
+    if !request.access.allows(request.method) {
+        return AdminResponse::error(
+            403,
+            "forbidden",
+            "the read-only token cannot change anything",
         );
     }
     let result = match (request.method, segments.as_slice()) {
@@ -107,6 +133,9 @@ pub fn handle(request: &AdminRequest<'_>, store: &impl ConfigStore) -> AdminResp
         ("GET", ["admin", "metrics"]) => metrics::prometheus(store),
         ("GET", ["admin", "stats"]) => metrics::stats(store),
         ("GET", ["admin", "rollouts"]) => rollouts::list(store),
+        ("GET", ["admin", "audit"]) => audit::recent(store)
+            .map(|entries| AdminResponse::ok(200, json!({ "audit": entries })))
+            .map_err(AdminResponse::from),
         ("POST", ["admin", "rollouts"]) => current(store)
             .and_then(|v| load(store, v))
             .and_then(|config| rollouts::start(store, &config, request.body, request.now_ms)),
@@ -125,7 +154,8 @@ pub fn handle(request: &AdminRequest<'_>, store: &impl ConfigStore) -> AdminResp
             | ["admin", "routes"]
             | ["admin", "services"]
             | ["admin", "metrics"]
-            | ["admin", "stats"],
+            | ["admin", "stats"]
+            | ["admin", "audit"],
         ) => Err(not_allowed("GET")),
         (_, ["admin", "rollouts", _]) => Err(not_allowed("GET, DELETE")),
         (_, ["admin", "rollouts"]) => Err(not_allowed("GET, POST")),
@@ -307,7 +337,7 @@ mod tests {
             method,
             path,
             body: body.as_bytes(),
-            authorized: true,
+            access: Access::Full,
             now_ms: 1_000,
         };
         handle(&request, store)
@@ -409,14 +439,25 @@ mod tests {
             method: "GET",
             path,
             body: b"",
-            authorized: false,
+            access: Access::None,
             now_ms: 0,
         };
         assert_eq!(handle(&request("/admin/health"), &store).status, 200);
         assert_eq!(handle(&request("/admin/config"), &store).status, 401);
-        assert!(token_matches("secret", "secret"));
-        assert!(!token_matches("secret", "secreT"));
-        assert!(!token_matches("secret", "secret2"));
+        let read = |method| AdminRequest {
+            method,
+            path: "/admin/config",
+            body: GOOD.as_bytes(),
+            access: Access::Read,
+            now_ms: 0,
+        };
+        assert_eq!(handle(&read("GET"), &store).status, 404);
+        let refused = handle(&read("PUT"), &store);
+        assert_eq!(
+            (refused.status, &refused.body["error"]["code"]),
+            (403, &json!("forbidden"))
+        );
+        assert_eq!(store.get(keys::CURRENT).unwrap(), None);
     }
 
     #[test]

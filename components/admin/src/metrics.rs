@@ -236,7 +236,7 @@ mod tests {
                 method: "GET",
                 path,
                 body: b"",
-                authorized: true,
+                access: upshift_config::token::Access::Full,
                 now_ms: 0,
             },
             store,

@@ -261,7 +261,7 @@ mod tests {
                 method,
                 path,
                 body: body.as_bytes(),
-                authorized: true,
+                access: upshift_config::token::Access::Full,
                 now_ms,
             },
             store,

@@ -1,4 +1,5 @@
-//! The admin HTTP handler, over `wasi:keyvalue` and the `admin_token` variable.
+//! The admin HTTP handler, over `wasi:keyvalue` and the `admin_token` and
+//! `admin_read_token` variables.
 
 use crate::api::{self, AdminRequest, AdminResponse, MAX_DOCUMENT_BYTES};
 use crate::store::{ConfigStore, StoreError};
@@ -6,6 +7,7 @@ use bindings::wasi;
 use http_body_util::{BodyExt, Limited};
 use spin_sdk::http::{IntoResponse, Request};
 use spin_sdk::wasip3::http::types::{ErrorCode, Response};
+use upshift_config::token::Access;
 
 mod bindings {
     spin_sdk::wit_bindgen::generate!({
@@ -41,21 +43,22 @@ async fn serve(
     parts: &http::request::Parts,
     body: spin_sdk::wasip3::http_compat::IncomingRequestBody,
 ) -> Result<AdminResponse, AdminResponse> {
-    let authorized = match spin_sdk::variables::get("admin_token").await {
-        Ok(expected) => parts
-            .headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .is_some_and(|presented| api::token_matches(presented.trim(), &expected)),
-        Err(e) => {
-            return Err(AdminResponse::error(
-                500,
-                "admin_token_unset",
-                format!("the admin_token variable cannot be read: {e}"),
-            ));
-        }
-    };
+    let full = spin_sdk::variables::get("admin_token").await.map_err(|e| {
+        AdminResponse::error(
+            500,
+            "admin_token_unset",
+            format!("the admin_token variable cannot be read: {e}"),
+        )
+    })?;
+    // Optional: an app without the variable has no read-only token.
+    let read = spin_sdk::variables::get("admin_read_token")
+        .await
+        .unwrap_or_default();
+    let header = parts
+        .headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok());
+    let access = Access::granted(header, &full, &read);
     let body = Limited::new(body, MAX_DOCUMENT_BYTES + 1)
         .collect()
         .await
@@ -75,7 +78,7 @@ async fn serve(
         method: parts.method.as_str(),
         path: parts.uri.path(),
         body: &body,
-        authorized,
+        access,
         now_ms: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),

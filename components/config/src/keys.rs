@@ -36,6 +36,9 @@
 //! ratelimit/routes/{route}/{subject}/{window}   counter: a route's rate limit, per subject
 //! ratelimit/consumers/{consumer}/{window}       counter: a consumer's own rate limit
 //!
+//! audit/seq                                     counter: allocates admin audit entry numbers
+//! audit/{n:010}                                 JSON: one admin write (see `crate::audit`)
+//!
 //! components/in-force                           JSON: per component, the pushed version in
 //!                                               force, the ones before it and every pushed one
 //!                                               (written by compare-and-swap; host only)
@@ -66,6 +69,14 @@
 /// Key holding the number of the version in force, as decimal text
 /// (written by compare-and-swap, never incremented).
 pub const CURRENT: &str = "config/current";
+
+/// Counter allocating the admin audit trail's entry numbers.
+pub const AUDIT_SEQ: &str = "audit/seq";
+
+/// Key of entry `n` (from 1) of the admin audit trail.
+pub fn audit(n: u64) -> String {
+    format!("audit/{n:010}")
+}
 
 /// Key holding which pushed component versions are in force (see the
 /// host's component registry).

@@ -8,6 +8,7 @@
 
 pub mod ai;
 pub mod analysis;
+pub mod audit;
 mod deprecation;
 mod error;
 mod glue;
@@ -20,6 +21,7 @@ pub mod keys;
 pub mod metrics;
 pub mod rollout;
 pub mod store;
+pub mod token;
 
 pub use ai::{
     Ai, Budget, Cache, ModelAlias, ModelMatch, ModelRetries, ModelRule, ModelShare, Period, Price,

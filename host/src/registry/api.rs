@@ -23,6 +23,8 @@ use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::body::Incoming;
 use serde_json::{Value, json};
+use upshift_config::token::Access;
+use upshift_config::{audit, keys};
 use upshift_core::GatewayError;
 use wasmtime_wasi_http::WasiBody;
 
@@ -46,11 +48,32 @@ impl Registry {
         self: Arc<Self>,
         request: Request<Incoming>,
     ) -> Result<Response<WasiBody>, GatewayError> {
-        if !self.authorized(&request) {
+        let header = request
+            .headers()
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        let access = Access::granted(header, &self.tokens.0, &self.tokens.1);
+        if access == Access::None {
             return Err(refused(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
                 "send the admin token as `authorization: Bearer <token>`",
+            ));
+        }
+        if !access.allows(request.method().as_str()) {
+            let (method, path) = (request.method().clone(), request.uri().path().to_owned());
+            self.audit(
+                access,
+                &method,
+                &path,
+                StatusCode::FORBIDDEN,
+                "forbidden".into(),
+            )
+            .await;
+            return Err(refused(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "the read-only token cannot change anything",
             ));
         }
         let actor = actor(&request);
@@ -158,9 +181,55 @@ impl Registry {
                 ));
             }
         };
+        let (status, outcome) = match &result {
+            Ok((status, body)) => (
+                *status,
+                body.get("in_force")
+                    .or(body.get("sha256"))
+                    .and_then(Value::as_str)
+                    .map_or_else(String::new, |v| format!("version {v}")),
+            ),
+            Err(error) => (error.status(), error.code().to_owned()),
+        };
+        if method != Method::GET {
+            self.audit(access, &method, &path, status, outcome).await;
+        }
         match result {
             Ok((status, body)) => Ok(json_response(status, &body)),
             Err(error) => Err(refused(error.status(), error.code(), &error.to_string())),
+        }
+    }
+
+    /// Records a write in the admin audit trail (see `upshift_config::audit`).
+    async fn audit(
+        &self,
+        access: Access,
+        method: &Method,
+        path: &str,
+        status: StatusCode,
+        outcome: String,
+    ) {
+        let entry = audit::Entry {
+            n: 0,
+            at_ms: super::now_ms(),
+            token: access.name().to_owned(),
+            method: method.to_string(),
+            path: path.to_owned(),
+            status: status.as_u16(),
+            outcome,
+        };
+        let kv = self.kv.clone();
+        let recorded = tokio::task::spawn_blocking(move || {
+            let n = kv
+                .increment(super::BUCKET, keys::AUDIT_SEQ, 1)?
+                .unsigned_abs();
+            let entry = audit::Entry { n, ..entry };
+            let json = serde_json::to_vec(&entry).expect("audit entries serialize");
+            kv.set(super::BUCKET, &keys::audit(n), &json)
+        })
+        .await;
+        if !matches!(recorded, Ok(Ok(()))) {
+            tracing::warn!(%path, "an admin write is not in the audit trail");
         }
     }
 
@@ -172,18 +241,6 @@ impl Registry {
         let changed = changed?;
         self.settle(&changed).await?;
         Ok((StatusCode::OK, changed.to_json()))
-    }
-
-    fn authorized(&self, request: &Request<Incoming>) -> bool {
-        let Some(token) = self.token.as_deref().filter(|t| !t.is_empty()) else {
-            return false;
-        };
-        request
-            .headers()
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .is_some_and(|given| given.trim() == token)
     }
 }
 

@@ -139,15 +139,24 @@ pub struct Actor {
 pub struct Registry {
     lane: Arc<NativeGateway>,
     kv: Arc<dyn KvBackend>,
-    /// The admin API's bearer token (`None`: every request is refused).
-    token: Option<String>,
+    /// The admin API's bearer tokens: full and read-only (empty: none).
+    tokens: (String, String),
 }
 
 impl Registry {
     /// The registry of `lane`'s components, over `kv`, answering requests
-    /// that carry `token`.
-    pub fn new(lane: Arc<NativeGateway>, kv: Arc<dyn KvBackend>, token: Option<String>) -> Self {
-        Self { lane, kv, token }
+    /// that carry the admin token `full` (or, for reads, `read`).
+    pub fn new(
+        lane: Arc<NativeGateway>,
+        kv: Arc<dyn KvBackend>,
+        full: String,
+        read: String,
+    ) -> Self {
+        Self {
+            lane,
+            kv,
+            tokens: (full, read),
+        }
     }
 
     /// Whether `name` is one of the policy components.
