@@ -131,6 +131,8 @@ async fn oversized_and_overmany_headers_are_refused() {
 
 #[tokio::test]
 async fn trickling_request_heads_are_cut_off_while_others_are_served() {
+    // 1,000 sockets here and as many in the host, which inherits the limit.
+    raise_open_files_limit(4096);
     let up = Upstream::start("up").await;
     let state = tempfile::tempdir().unwrap();
     let host = host(state.path(), &["--header-read-timeout", "1"]);
@@ -451,5 +453,28 @@ async fn the_read_only_token_reads_and_changes_nothing() {
             ),
             entry("admin", "PUT", "/admin/config", 201, "version 2"),
         ]
+    );
+}
+
+/// Raises this process's limit of open files to `wanted` (or the hard
+/// limit, if lower); processes it starts afterwards inherit it.
+fn raise_open_files_limit(wanted: u64) {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit with a valid pointer to an rlimit.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
+        if limit.rlim_cur < wanted {
+            limit.rlim_cur = wanted.min(limit.rlim_max);
+            assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
+        }
+    }
+    assert!(
+        limit.rlim_cur >= 2100,
+        "open files are limited to {} (hard limit {}): too few for 1,000 connections",
+        limit.rlim_cur,
+        limit.rlim_max
     );
 }
