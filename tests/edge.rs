@@ -286,35 +286,24 @@ async fn the_admin_api_is_not_on_the_public_listener_unless_asked_for() {
     let host = host(state.path(), &[]);
     host.apply(&up.only_route()).await;
     let client = client();
-    let get = |base: &str, path: &str| {
-        client
+    let status = |base: &str, path: &str| {
+        let request = client
             .get(format!("{base}{path}"))
             .bearer_auth(support::ADMIN_TOKEN)
-            .send()
+            .send();
+        async move {
+            let response = request.await.unwrap();
+            let upstream = response.headers().get("x-upstream").cloned();
+            (response.status().as_u16(), upstream.is_some())
+        }
     };
-    // On the public listener, /admin/... is an ordinary path of the gateway.
-    let public = get(&host.url, "/admin/config").await.unwrap();
-    assert_eq!(public.headers()["x-upstream"], "up");
-    let registry = get(&host.url, "/admin/components").await.unwrap();
-    assert_eq!(registry.headers()["x-upstream"], "up");
-    assert_eq!(
-        get(&host.admin, "/admin/config")
-            .await
-            .unwrap()
-            .status()
-            .as_u16(),
-        200
-    );
-    assert_eq!(
-        get(&host.admin, "/admin/components")
-            .await
-            .unwrap()
-            .status()
-            .as_u16(),
-        200
-    );
+    for path in ["/admin/config", "/admin/components"] {
+        // On the public listener, /admin/... is an ordinary path of the gateway.
+        assert_eq!(status(&host.url, path).await, (200, true), "{path}");
+        assert_eq!(status(&host.admin, path).await, (200, false), "{path}");
+    }
     // The admin listener serves nothing else.
-    assert_eq!(get(&host.admin, "/x").await.unwrap().status().as_u16(), 404);
+    assert_eq!(status(&host.admin, "/x").await.0, 404);
     assert!(
         host.admin.starts_with("http://127.0.0.1:"),
         "{}",
@@ -322,27 +311,10 @@ async fn the_admin_api_is_not_on_the_public_listener_unless_asked_for() {
     );
     drop(host);
 
-    let host = host_with_admin_public(state.path());
-    assert_eq!(
-        get(&host.url, "/admin/config")
-            .await
-            .unwrap()
-            .status()
-            .as_u16(),
-        200
-    );
-    assert_eq!(
-        get(&host.url, "/admin/components")
-            .await
-            .unwrap()
-            .status()
-            .as_u16(),
-        200
-    );
-}
-
-fn host_with_admin_public(state: &std::path::Path) -> Host {
-    host(state, &["--admin-public"])
+    let host = self::host(state.path(), &["--admin-public"]);
+    for path in ["/admin/config", "/admin/components"] {
+        assert_eq!(status(&host.url, path).await, (200, false), "{path}");
+    }
 }
 
 #[tokio::test]

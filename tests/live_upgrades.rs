@@ -63,13 +63,17 @@ async fn route_of(host: &Host) -> (u16, String) {
         .send()
         .await
         .expect("the gateway answers");
-    let route = response
+    (response.status().as_u16(), route_header(&response))
+}
+
+/// The `x-upshift-route` of `response` (empty when absent).
+fn route_header(response: &reqwest::Response) -> String {
+    response
         .headers()
         .get("x-upshift-route")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
-        .to_owned();
-    (response.status().as_u16(), route)
+        .to_owned()
 }
 
 /// Waits (up to `limit`) until `host` serves `GET /x` from route `route`;
@@ -125,12 +129,7 @@ async fn upgrading_the_router_under_load_fails_no_request() {
                     let outcome = match client.get(&url).send().await {
                         Ok(response) => {
                             let status = response.status().as_u16();
-                            let route = response
-                                .headers()
-                                .get("x-upshift-route")
-                                .and_then(|v| v.to_str().ok())
-                                .unwrap_or_default()
-                                .to_owned();
+                            let route = route_header(&response);
                             match response.bytes().await {
                                 Ok(_) => Ok((status, route)),
                                 Err(error) => Err(format!("body: {error}")),
@@ -527,12 +526,7 @@ impl Load {
                             .send()
                             .await
                             .expect("the gateway answers");
-                        let route = response
-                            .headers()
-                            .get("x-upshift-route")
-                            .and_then(|v| v.to_str().ok())
-                            .unwrap_or_default()
-                            .to_owned();
+                        let route = route_header(&response);
                         seen.push((path, response.status().as_u16(), route));
                         let _ = response.bytes().await;
                     }

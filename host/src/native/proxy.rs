@@ -55,7 +55,7 @@ pub async fn serve(
     }
     let (mut parts, body) = request.into_parts();
     let canary = lane.canary.run();
-    let started = Instant::now();
+    let started = canary.as_ref().map(|_| Instant::now());
     let (policies, side) = lane.policies(worker);
     let served = serve_parts(lane, worker, policies, &mut parts, body, peer, request_id).await;
     if let Err(GatewayError::ComponentFailed { component, detail }) = &served {
@@ -73,7 +73,7 @@ pub async fn serve(
             lane.canary.failed(run, detail.clone());
         }
     }
-    if let Some(run) = &canary {
+    if let (Some(run), Some(started)) = (&canary, started) {
         let status = match &served {
             Ok(response) => response.status(),
             Err(error) => error.status(),
