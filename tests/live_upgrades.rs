@@ -1,6 +1,8 @@
-//! One policy component is replaced while traffic flows: pushed to the
+//! One component is replaced while traffic flows: pushed to the
 //! registry, admitted before any traffic, put in force and rolled back on
-//! every node sharing the store, without failing a request.
+//! every node sharing the store, without failing a request. The suite runs
+//! on both lanes; the gateway component itself is upgraded on the
+//! component lane, where it serves.
 
 mod support;
 
@@ -14,6 +16,23 @@ use support::{ADMIN_TOKEN, Host, cli, client, component, repo};
 fn faulty_router() -> Vec<u8> {
     let path = repo().join("target/wasm32-wasip2/release/upshift_faulty_router.wasm");
     std::fs::read(&path).expect("build the fixture first: tests/run.sh does")
+}
+
+/// The gateway built with the label `next`: its answers carry
+/// `x-upshift-build: next`.
+fn labelled_gateway() -> Vec<u8> {
+    let path = repo().join("target/wasm32-wasip2/release/upshift_gateway_next.wasm");
+    std::fs::read(&path).expect("build the labelled gateway first: tests/run.sh does")
+}
+
+/// The entry of component `name` in a `GET /admin/components` listing.
+fn entry<'a>(listing: &'a Value, name: &str) -> &'a Value {
+    listing["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("`{name}` is listed: {listing}"))
 }
 
 /// `POST /admin/components/{name}/versions` with `bytes`.
@@ -109,12 +128,70 @@ async fn upgrading_the_router_under_load_fails_no_request() {
     let state = tempfile::tempdir().unwrap();
     let host = Host::start(state.path());
     host.apply(&up.only_route()).await;
-    let (status, pushed) = push(&host, "router", faulty_router()).await;
+    upgrade_under_load(
+        &host,
+        "router",
+        faulty_router(),
+        route_header,
+        ("all", "all+faulty"),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn upgrading_the_gateway_under_load_fails_no_request() {
+    let up = Upstream::start("up").await;
+    let state = tempfile::tempdir().unwrap();
+    let host = Host::start_with(
+        &repo().join("spin.toml"),
+        state.path(),
+        &["--lane", "component"],
+    );
+    host.apply(&up.only_route()).await;
+    upgrade_under_load(
+        &host,
+        "gateway",
+        labelled_gateway(),
+        build_label,
+        ("", "next"),
+    )
+    .await;
+}
+
+/// The `x-upshift-build` of `response` (empty when absent).
+fn build_label(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get("x-upshift-build")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Pushes `bytes` as a version of `name`, then upgrades to it and rolls it
+/// back while 64 clients send requests: none fails, and every answer
+/// `marker` reads says `before` until the upgrade, `after` from its answer
+/// to the rollback, and `before` again from the rollback's answer.
+async fn upgrade_under_load(
+    host: &Host,
+    name: &str,
+    bytes: Vec<u8>,
+    marker: fn(&reqwest::Response) -> String,
+    (old, new): (&str, &str),
+) {
+    let (status, pushed) = push(host, name, bytes).await;
     assert_eq!(status, 201, "{pushed}");
     let sha256 = pushed["sha256"].as_str().unwrap().to_owned();
     // Pushed and admitted, not in force.
-    assert_eq!(route_of(&host).await, (200, "all".to_owned()));
-
+    let response = client()
+        .get(format!("{}/x", host.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (response.status().as_u16(), marker(&response)),
+        (200, old.to_owned())
+    );
     // 64 connections for 9 s; the upgrade 3 s in, the rollback 6 s in.
     let start = Instant::now();
     let end = start + Duration::from_secs(9);
@@ -129,7 +206,7 @@ async fn upgrading_the_router_under_load_fails_no_request() {
                     let outcome = match client.get(&url).send().await {
                         Ok(response) => {
                             let status = response.status().as_u16();
-                            let route = route_header(&response);
+                            let route = marker(&response);
                             match response.bytes().await {
                                 Ok(_) => Ok((status, route)),
                                 Err(error) => Err(format!("body: {error}")),
@@ -149,13 +226,13 @@ async fn upgrading_the_router_under_load_fails_no_request() {
         .collect();
     tokio::time::sleep_until((start + Duration::from_secs(3)).into()).await;
     let upgrade_sent = Instant::now();
-    let (status, body) = upgrade(&host, "router", &sha256).await;
+    let (status, body) = upgrade(host, name, &sha256).await;
     let upgraded = Instant::now();
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["in_force"], sha256.as_str());
     tokio::time::sleep_until((start + Duration::from_secs(6)).into()).await;
     let rollback_sent = Instant::now();
-    let (status, body) = rollback(&host, "router").await;
+    let (status, body) = rollback(host, name).await;
     let rolled_back = Instant::now();
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["in_force"], Value::Null);
@@ -193,16 +270,16 @@ async fn upgrading_the_router_under_load_fails_no_request() {
         .collect();
     let after: Vec<_> = answers.iter().filter(|a| a.sent > rolled_back).collect();
     for (phase, answered, expected) in [
-        ("before the upgrade", &before, "all"),
-        ("after the upgrade", &during, "all+faulty"),
-        ("after the rollback", &after, "all"),
+        ("before the upgrade", &before, old),
+        ("after the upgrade", &during, new),
+        ("after the rollback", &after, old),
     ] {
         assert!(answered.len() > 100, "{} requests {phase}", answered.len());
         let other = answered.iter().filter(|a| route(a) != expected).count();
         assert_eq!(
             other,
             0,
-            "{other} of {} requests {phase} were not served by {expected}",
+            "{other} of {} requests {phase} were not served by {expected:?}",
             answered.len()
         );
     }
@@ -285,11 +362,28 @@ async fn refused_builds_leave_the_version_in_force_serving() {
         (status, &body["error"]["code"]),
         (404, &json!("component_version_not_found"))
     );
-    let (status, body) = push(&host, "gateway", faulty_router()).await;
+    let (status, body) = push(&host, "cache", faulty_router()).await;
     assert_eq!(
         (status, &body["error"]["code"]),
         (404, &json!("component_not_found"))
     );
+    // The gateway component: refused as a router where it serves; on the
+    // native lane, where the host orchestrates, it is no component to change.
+    let (status, body) = push(&host, "gateway", faulty_router()).await;
+    let (expected, why) = if support::lane() == "component" {
+        (
+            (422, json!("component_refused")),
+            "it must export wasi:http/handler@0.3.x; it exports upshift:router/router@0.2.0",
+        )
+    } else {
+        (
+            (409, json!("component_not_served")),
+            "does not serve requests on this node's native lane",
+        )
+    };
+    assert_eq!((status, body["error"]["code"].clone()), expected, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains(why), "{message}");
     let (status, body) = rollback(&host, "router").await;
     assert_eq!(
         (status, &body["error"]["code"]),
@@ -351,7 +445,7 @@ async fn the_cli_pushes_upgrades_rolls_back_and_shows_the_history() {
     assert_eq!(route_of(&host).await, (200, "all+faulty".to_owned()));
     let sha256 = upgraded["in_force"].as_str().unwrap().to_owned();
     let listed = run(&["component", "list"]);
-    let router = &listed["components"][0];
+    let router = entry(&listed, "router");
     assert_eq!(
         (&router["name"], &router["in_force"], &router["serving"]),
         (&json!("router"), &json!(sha256), &json!(sha256))
@@ -474,7 +568,17 @@ async fn nodes_sharing_a_store_follow_an_upgrade() {
 
     let (status, pushed) = push(&a, "router", faulty_router()).await;
     assert_eq!(status, 201, "{pushed}");
-    let (status, body) = upgrade(&a, "router", pushed["sha256"].as_str().unwrap()).await;
+    let sha256 = pushed["sha256"].as_str().unwrap();
+    // Every node compiles a pushed version ahead of its upgrade.
+    let started = Instant::now();
+    while entry(&registry_get(&b, "").await, "router")["pushed"][0]["ready"] != true {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the other node compiles the pushed version"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, body) = upgrade(&a, "router", sha256).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(route_of(&a).await, (200, "all+faulty".to_owned()));
     let lag = until_route(&b, "all+faulty", Duration::from_secs(3)).await;
@@ -493,8 +597,9 @@ async fn nodes_sharing_a_store_follow_an_upgrade() {
     }
 }
 
-/// What one request of [`Load`] saw: its path, status and route.
-type Seen = (&'static str, u16, String);
+/// What one request of [`Load`] saw: its path, status, route and build
+/// label.
+type Seen = (&'static str, u16, String, String);
 
 /// Requests from `concurrency` clients until stopped; every tenth client
 /// request (counting per client) goes to `/__fault/panic` when `faults`.
@@ -526,8 +631,8 @@ impl Load {
                             .send()
                             .await
                             .expect("the gateway answers");
-                        let route = route_header(&response);
-                        seen.push((path, response.status().as_u16(), route));
+                        let (route, label) = (route_header(&response), build_label(&response));
+                        seen.push((path, response.status().as_u16(), route, label));
                         let _ = response.bytes().await;
                     }
                     seen
@@ -560,10 +665,10 @@ async fn registry_get(host: &Host, path: &str) -> Value {
 }
 
 /// Waits (up to `limit`) until the canary of `router` is in `phase`.
-async fn until_phase(host: &Host, phase: &str, limit: Duration) -> Value {
+async fn until_phase(host: &Host, name: &str, phase: &str, limit: Duration) -> Value {
     let started = Instant::now();
     loop {
-        let status = registry_get(host, "router/canary").await;
+        let status = registry_get(host, &format!("{name}/canary")).await;
         if status["canary"]["phase"] == phase {
             return status;
         }
@@ -608,12 +713,17 @@ async fn a_component_canary_that_traps_rolls_back_by_itself() {
     .await;
     assert_eq!(status, 201, "{body}");
     let load = Load::start(&host, 16, true);
-    let rolled_back = until_phase(&host, "rolled_back", Duration::from_secs(10)).await;
+    let rolled_back = until_phase(&host, "router", "rolled_back", Duration::from_secs(10)).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let seen = load.stop().await;
 
     let reason = rolled_back["canary"]["reason"].as_str().unwrap();
-    assert!(reason.contains("failed: wasm trap"), "{reason}");
+    // The native lane names the trap; the component lane knows that the
+    // composition trapped.
+    assert!(
+        reason.contains("failed: wasm trap") || reason.contains("failed: it trapped"),
+        "{reason}"
+    );
     // Only requests the canary took and trapped on failed: the canary's
     // share of the faulting tenth, and at most one per client in flight
     // when its first trap stopped its traffic.
@@ -632,8 +742,8 @@ async fn a_component_canary_that_traps_rolls_back_by_itself() {
     // Served by the version in force again.
     assert_eq!(route_of(&host).await, (200, "all".to_owned()));
     let listed = registry_get(&host, "").await;
-    assert_eq!(listed["components"][0]["canary"], Value::Null);
-    assert_eq!(listed["components"][0]["in_force"], Value::Null);
+    assert_eq!(entry(&listed, "router")["canary"], Value::Null);
+    assert_eq!(entry(&listed, "router")["in_force"], Value::Null);
     let history = registry_get(&host, "router/history").await;
     assert_eq!(
         actions(&history)[1..],
@@ -671,7 +781,7 @@ async fn a_healthy_component_canary_promotes_by_itself() {
     assert!(ok, "{err}");
     let started: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(started["action"], "canary");
-    let promoted = until_phase(&host, "promoted", Duration::from_secs(20)).await;
+    let promoted = until_phase(&host, "router", "promoted", Duration::from_secs(20)).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let seen = load.stop().await;
 
@@ -685,8 +795,8 @@ async fn a_healthy_component_canary_promotes_by_itself() {
     );
     let sha256 = promoted["canary"]["spec"]["canary"].as_str().unwrap();
     let listed = registry_get(&host, "").await;
-    assert_eq!(listed["components"][0]["in_force"], sha256);
-    assert_eq!(listed["components"][0]["canary"], Value::Null);
+    assert_eq!(entry(&listed, "router")["in_force"], sha256);
+    assert_eq!(entry(&listed, "router")["canary"], Value::Null);
     assert_eq!(route_of(&host).await, (200, "all+faulty".to_owned()));
     let history = registry_get(&host, "router/history").await;
     let who: Vec<(String, String)> = actions(&history);
@@ -768,5 +878,71 @@ async fn up_watch_rebuilds_a_changed_component_and_swaps_it_in() {
     assert!(
         last["reason"].as_str().unwrap().ends_with("lib.rs changed"),
         "{last}"
+    );
+}
+
+#[tokio::test]
+async fn a_canary_of_the_gateway_splits_its_answers_and_promotes() {
+    let up = Upstream::start("up").await;
+    let state = tempfile::tempdir().unwrap();
+    let host = Host::start_with(
+        &repo().join("spin.toml"),
+        state.path(),
+        &["--lane", "component"],
+    );
+    host.apply(&up.only_route()).await;
+    let (status, pushed) = push(&host, "gateway", labelled_gateway()).await;
+    assert_eq!(status, 201, "{pushed}");
+    let sha256 = pushed["sha256"].as_str().unwrap();
+    let load = Load::start(&host, 8, false);
+    let plan = json!({
+        "version": sha256,
+        "steps": [{ "weight": 50, "pause": "1s" }, { "weight": 100, "pause": "1s" }],
+        "analysis": { "min_requests": 50, "max_error_rate_increase": 0.01 },
+    });
+    let (status, body) = admin(
+        &host,
+        "gateway/canary",
+        plan.to_string().into_bytes(),
+        "application/json",
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    until_phase(&host, "gateway", "promoted", Duration::from_secs(20)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let seen = load.stop().await;
+
+    assert!(seen.iter().all(|s| s.1 == 200), "no request fails");
+    let on = |label: &str| seen.iter().filter(|s| s.3 == label).count();
+    assert!(
+        on("") > 50 && on("next") > 50,
+        "both builds served: {} and {}",
+        on(""),
+        on("next")
+    );
+    let listed = registry_get(&host, "").await;
+    assert_eq!(entry(&listed, "gateway")["in_force"], sha256);
+    let promoted = Instant::now();
+    while entry(&registry_get(&host, "").await, "gateway")["serving"] != sha256 {
+        assert!(
+            promoted.elapsed() < Duration::from_secs(5),
+            "the node serves the promoted build"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let response = client()
+        .get(format!("{}/x", host.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(build_label(&response), "next");
+    let history = registry_get(&host, "gateway/history").await;
+    assert_eq!(
+        actions(&history)[1..],
+        [
+            ("canary".into(), "tests".into()),
+            ("step".into(), "analysis".into()),
+            ("promote".into(), "analysis".into()),
+        ]
     );
 }

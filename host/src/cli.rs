@@ -33,7 +33,7 @@ pub enum Command {
     Get(GetArgs),
     /// Start, follow and steer rollouts through the admin API.
     Rollout(crate::rollout::RolloutArgs),
-    /// Push, upgrade and roll back one policy component while traffic
+    /// Push, upgrade and roll back one component of the gateway while traffic
     /// flows, on every node sharing the store.
     Component(crate::component::ComponentArgs),
     /// Build, start two demo upstreams and the gateway, and apply the demo config.

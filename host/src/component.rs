@@ -1,4 +1,4 @@
-//! `upshift component`: push, upgrade and roll back one policy component
+//! `upshift component`: push, upgrade and roll back one component of the gateway
 //! while traffic flows, through the component registry beside the admin
 //! API.
 
@@ -25,7 +25,7 @@ pub struct ComponentArgs {
 /// Component subcommands.
 #[derive(Debug, Subcommand)]
 pub enum ComponentAction {
-    /// Show each policy component: the version in force, the ones before
+    /// Show each component of the gateway: the version in force, the ones before
     /// it and the pushed ones.
     List(AdminOnly),
     /// Store a build and admit it (world, compilation, the config in

@@ -10,11 +10,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use wasmtime::Engine;
-use wasmtime::component::Linker;
+use wasmtime::component::{Component, Linker};
 use wasmtime_wasi_http::handler::{ProxyHandler, ProxyPre};
 use wasmtime_wasi_http::p3::bindings::ServicePre;
 
-use crate::compose::{Dependency, compose, deny_imports};
+use crate::compose::deny_imports;
+use crate::composed::{self, ComposedGateway};
 use crate::engine::{EpochTicker, HostState, load_component, new_engine, new_linker};
 use crate::instances::ComponentInstances;
 use crate::kv::{KvAccess, KvBackend, open_stores};
@@ -24,6 +25,7 @@ use crate::outbound::{AllowedHosts, OutboundClients};
 use crate::registry::{self, Registry};
 use crate::routes::{Route, Router};
 use crate::runtime_config::RuntimeConfig;
+use crate::sources::Sources;
 use crate::tls::TlsConfigs;
 use crate::variables::ComponentVariables;
 
@@ -74,6 +76,9 @@ pub enum Target {
     Component(Arc<ComponentService>),
     /// An Upshift gateway on the native lane.
     Native(Arc<NativeGateway>),
+    /// An Upshift gateway on the component lane, its components
+    /// upgradable.
+    Composed(Arc<ComposedGateway>),
 }
 
 /// All trigger components of an app and the router in front of them.
@@ -183,10 +188,64 @@ impl Runtime {
         let outbound_clients =
             OutboundClients::new(TlsConfigs::new(&runtime_config.client_tls)?, 1);
         let mut services: HashMap<String, Arc<ComponentService>> = HashMap::new();
+        let mut composed_lanes: HashMap<String, Arc<ComposedGateway>> = HashMap::new();
         let mut routes = Vec::new();
         for (route, name) in &app.routes {
             if let Some(lane) = natives.get(name) {
                 routes.push((route.clone(), Target::Native(lane.clone())));
+                continue;
+            }
+            if let Some(lane) = composed_lanes.get(name) {
+                routes.push((route.clone(), Target::Composed(lane.clone())));
+                continue;
+            }
+            let decl = &app.manifest.component[name];
+            let component: Arc<str> = name.as_str().into();
+            let instances = {
+                let allowed_hosts = Arc::new(AllowedHosts::parse(&decl.allowed_outbound_hosts)?);
+                let (engine, outbound_clients, kv) =
+                    (engine.clone(), outbound_clients.clone(), kv.clone());
+                let kv_access = KvAccess::new(
+                    Arc::new(decl.key_value_stores.iter().cloned().collect()),
+                    known_stores.clone(),
+                );
+                let (listener, variables) = (listener.clone(), variables.for_component(name));
+                let (request_timeout, instance_concurrency) =
+                    (options.request_timeout, options.instance_concurrency);
+                move |pre| ComponentInstances {
+                    name: component.clone(),
+                    engine: engine.clone(),
+                    pre,
+                    allowed_hosts: allowed_hosts.clone(),
+                    outbound_clients: outbound_clients.clone(),
+                    kv_backend: kv.clone(),
+                    kv_access: kv_access.clone(),
+                    config_listener: listener.clone(),
+                    variables: variables.clone(),
+                    request_timeout,
+                    instance_concurrency,
+                }
+            };
+            if options.lane == Lane::Component && NativeGateway::serves(app, name) {
+                let started = Instant::now();
+                let lane = ComposedGateway::start(composed::Setup {
+                    sources: Sources::read(app, name)?,
+                    engine: engine.clone(),
+                    linker: linker.clone(),
+                    instances: Box::new(instances),
+                    kv: kv.clone(),
+                    known_stores: known_stores.clone(),
+                    cache_dir: cache_dir.clone(),
+                    budget: options.request_timeout,
+                })
+                .with_context(|| format!("cannot load component `{name}`"))?;
+                tracing::info!(
+                    component = %name,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "component ready"
+                );
+                composed_lanes.insert(name.clone(), lane.clone());
+                routes.push((route.clone(), Target::Composed(lane)));
                 continue;
             }
             let service = match services.get(name) {
@@ -200,27 +259,9 @@ impl Runtime {
                         elapsed_ms = started.elapsed().as_millis() as u64,
                         "component ready"
                     );
-                    let decl = &app.manifest.component[name];
-                    let name: Arc<str> = name.as_str().into();
-                    let instances = ComponentInstances {
-                        name: name.clone(),
-                        engine: engine.clone(),
-                        pre,
-                        allowed_hosts: Arc::new(AllowedHosts::parse(&decl.allowed_outbound_hosts)?),
-                        outbound_clients: outbound_clients.clone(),
-                        kv_backend: kv.clone(),
-                        kv_access: KvAccess::new(
-                            Arc::new(decl.key_value_stores.iter().cloned().collect()),
-                            known_stores.clone(),
-                        ),
-                        config_listener: listener.clone(),
-                        variables: variables.for_component(&name),
-                        request_timeout: options.request_timeout,
-                        instance_concurrency: options.instance_concurrency,
-                    };
                     let service = Arc::new(ComponentService {
-                        name,
-                        handler: ProxyHandler::new(instances),
+                        name: name.as_str().into(),
+                        handler: ProxyHandler::new(instances(pre)),
                     });
                     services.insert(service.name.to_string(), service.clone());
                     service
@@ -247,14 +288,19 @@ impl Runtime {
                 .collect(),
         );
         // The registry answers beside the admin API, with its token.
-        let registry = natives.values().next().and_then(|lane| {
+        let lane = match (natives.values().next(), composed_lanes.values().next()) {
+            (Some(native), _) => Some(registry::Lane::Native(native.clone())),
+            (None, Some(composed)) => Some(registry::Lane::Composed(composed.clone())),
+            (None, None) => None,
+        };
+        let registry = lane.and_then(|lane| {
             let Target::Component(admin) = admin_router.route(registry::PREFIX)?.target else {
                 return None;
             };
             let admin_variables = variables.for_component(&admin.name);
             let token = |name: &str| admin_variables.get(name).cloned().unwrap_or_default();
             Some(Arc::new(Registry::new(
-                lane.clone(),
+                lane,
                 kv.clone(),
                 token("admin_token"),
                 token("admin_read_token"),
@@ -284,11 +330,19 @@ fn prepare(
     cache_dir: &Path,
 ) -> anyhow::Result<ProxyPre<HostState>> {
     let composed = composed(app, name)?;
-    let component = load_component(engine, &composed, cache_dir)?;
+    link(linker, &load_component(engine, &composed, cache_dir)?)
+}
+
+/// Links a compiled HTTP component with the host's imports (those of a
+/// dependency that does not inherit them denied).
+pub fn link(
+    linker: &Linker<HostState>,
+    component: &Component,
+) -> anyhow::Result<ProxyPre<HostState>> {
     let mut linker = linker.clone();
-    deny_imports(&mut linker, &component)?;
+    deny_imports(&mut linker, component)?;
     let pre = linker
-        .instantiate_pre(&component)
+        .instantiate_pre(component)
         .map_err(anyhow::Error::from)
         .context("the component imports something the host does not provide")?;
     let pre = ServicePre::new(pre).map_err(anyhow::Error::from).context(
@@ -300,30 +354,5 @@ fn prepare(
 
 /// Component `name` composed with its dependencies, as Spin composes it.
 pub fn composed(app: &App, name: &str) -> anyhow::Result<Vec<u8>> {
-    let decl = &app.manifest.component[name];
-    let read = |file: &str| {
-        let path = app.resolve(file);
-        std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))
-    };
-    let main = read(&decl.source)?;
-    let mut sources = Vec::with_capacity(decl.dependencies.len());
-    for (dependency_name, dependency) in &decl.dependencies {
-        let source = match (&dependency.component, &dependency.path) {
-            (Some(component), _) => &app.manifest.component[component].source,
-            (None, Some(path)) => path,
-            (None, None) => unreachable!("validated by the manifest loader"),
-        };
-        let inherit = decl.inherit(dependency_name);
-        sources.push((dependency_name, dependency, read(source)?, inherit));
-    }
-    let dependencies: Vec<Dependency<'_>> = sources
-        .iter()
-        .map(|(name, dependency, bytes, inherit)| Dependency {
-            name,
-            export: dependency.export.as_deref(),
-            bytes,
-            inherit,
-        })
-        .collect();
-    Ok(compose(name, &main, &dependencies)?)
+    Ok(Sources::read(app, name)?.compose(&HashMap::new())?)
 }

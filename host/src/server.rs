@@ -23,7 +23,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{CONNECTION, CONTENT_TYPE, HOST, RETRY_AFTER};
@@ -475,9 +475,30 @@ impl Shared {
                     Err(error) => error_response(&error, &request_id),
                 }
             }
-            Target::Component(component) => {
-                self.component(component, &matched, request, peer, &request_id)
-                    .await
+            Target::Component(component) => self
+                .component(component, &matched, request, peer, &request_id)
+                .await
+                .unwrap_or_else(|error| error_response(&error, &request_id)),
+            Target::Composed(lane) => {
+                let (service, side) = lane.service();
+                let run = lane.canary.run();
+                let started = Instant::now();
+                let result = self
+                    .component(&service, &matched, request, peer, &request_id)
+                    .await;
+                if let Some(run) = run {
+                    let (status, failure) = match &result {
+                        Ok(response) => (response.status().as_u16(), None),
+                        Err(error @ GatewayError::ComponentFailed { detail, .. }) => {
+                            (error.status().as_u16(), Some(detail.clone()))
+                        }
+                        Err(error) => (error.status().as_u16(), None),
+                    };
+                    let latency_ms =
+                        u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX);
+                    lane.count(&run, side, status, latency_ms, failure).await;
+                }
+                result.unwrap_or_else(|error| error_response(&error, &request_id))
             }
         }
     }
@@ -489,16 +510,12 @@ impl Shared {
         request: Request<Incoming>,
         peer: SocketAddr,
         request_id: &str,
-    ) -> Response<WasiBody> {
+    ) -> Result<Response<WasiBody>, GatewayError> {
         let method = request.method().clone();
         let path = request.uri().path().to_owned();
-        let request = match self.component_request(request, matched, peer, request_id) {
-            Ok(request) => request,
-            Err(_) => {
-                let error = GatewayError::BadRequest("invalid Host header".into());
-                return error_response(&error, request_id);
-            }
-        };
+        let request = self
+            .component_request(request, matched, peer, request_id)
+            .map_err(|_| GatewayError::BadRequest("invalid Host header".into()))?;
 
         let run = {
             let (component, permits) = (component.clone(), self.permits.clone());
@@ -524,7 +541,7 @@ impl Shared {
         };
 
         let error = match result {
-            Ok(response) => return response,
+            Ok(response) => return Ok(response),
             Err(error) => error,
         };
         let detail = if error.is::<ExpirationError>() {
@@ -541,11 +558,10 @@ impl Shared {
             %path,
             "component failed: {detail}"
         );
-        let error = GatewayError::ComponentFailed {
+        Err(GatewayError::ComponentFailed {
             component: component.name.to_string(),
             detail,
-        };
-        error_response(&error, request_id)
+        })
     }
 
     /// The request as the component sees it: an absolute URI and Spin's

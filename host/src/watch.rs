@@ -1,7 +1,7 @@
 //! `upshift up --watch`: rebuilds a component when one of its sources
 //! changes (its `[component.NAME.build]` `command` and `watch` globs, as
-//! `spin watch` reads them), and puts the new build of a policy component
-//! in force through the component registry while traffic flows.
+//! `spin watch` reads them), and puts the new build of a component the
+//! registry changes in force through it while traffic flows.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -79,7 +79,7 @@ fn modified(path: &Path) -> Option<SystemTime> {
 }
 
 /// Watches `watched` on a thread of its own until the process ends;
-/// swaps rebuilt policy components in through `registry`.
+/// swaps rebuilt components in through `registry`.
 pub fn spawn(watched: Vec<Watched>, registry: Option<Arc<Registry>>) {
     if watched.is_empty() {
         tracing::warn!("--watch: no component has a build command with `watch` globs");
@@ -112,7 +112,8 @@ pub fn spawn(watched: Vec<Watched>, registry: Option<Arc<Registry>>) {
         .expect("spawning the watch thread");
 }
 
-/// Rebuilds `component` and, for a policy component, puts the build in force.
+/// Rebuilds `component` and, when the registry changes it, puts the build
+/// in force.
 fn rebuild(
     component: &Watched,
     changed: &str,
@@ -127,7 +128,7 @@ fn rebuild(
     let Some(registry) = registry.filter(|r| r.has(name)) else {
         tracing::warn!(
             component = %name,
-            "rebuilt; only policy components are swapped live, this one takes effect on restart"
+            "rebuilt; this component is not swapped live here, it takes effect on restart"
         );
         return;
     };

@@ -477,6 +477,7 @@ fn answer_fields(
         answer.version,
         served_by,
     );
+    crate::add_build_label(&mut headers);
     Fields::from_list(&upstream::header_list(&headers)).map_err(|e| GatewayError::ComponentFailed {
         component: "gateway".into(),
         detail: format!("{e:?}"),

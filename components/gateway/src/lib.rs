@@ -13,6 +13,10 @@
 //! AI routes go to the AI component instead: it plans each call (provider
 //! URL, headers and body, then the fallbacks) and translates the answer,
 //! which the gateway streams back chunk by chunk (see `ai`).
+//!
+//! A build made with `UPSHIFT_GATEWAY_BUILD=<label>` in its environment
+//! answers `x-upshift-build: <label>` on the answers it passes on, so that
+//! while a canary of the gateway runs, an answer tells which build made it.
 
 #[cfg(target_arch = "wasm32")]
 mod ai;
@@ -28,3 +32,12 @@ mod proxy;
 mod service;
 #[cfg(target_arch = "wasm32")]
 mod upstream;
+
+/// Adds the build's label (`UPSHIFT_GATEWAY_BUILD` at build time), if it
+/// has one, to an answer's headers.
+#[cfg(target_arch = "wasm32")]
+fn add_build_label(headers: &mut http::HeaderMap) {
+    if let Some(label) = option_env!("UPSHIFT_GATEWAY_BUILD") {
+        headers.insert("x-upshift-build", http::HeaderValue::from_static(label));
+    }
+}

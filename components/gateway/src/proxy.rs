@@ -117,6 +117,7 @@ pub async fn serve(
     forwarding::to_client(&mut back, request_id);
     let (version, _) = config.tables.target(&route.service, attempt.upstream)?;
     response::add_proxied(&mut back, route, version, decision.authenticated.rate_limit);
+    crate::add_build_label(&mut back);
     upstream::stream_back(status, &back, answer)
 }
 

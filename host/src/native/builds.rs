@@ -4,20 +4,22 @@
 //! lane then also loads the config in force into it before any traffic.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::Context as _;
-use wasmtime::Engine;
 use wasmtime::component::Linker;
+use wasmtime::{Config, Engine};
 
 use upshift_config::keys;
 
-use super::policy::{PolicyState, Prepared, Role};
-use super::{BUCKET, lock};
+use super::policy::{PolicySet, PolicyState, Prepared, Role};
+use super::{BUCKET, lock, outer_and_root};
 use crate::engine::load_component;
-use crate::kv::KvBackend;
+use crate::kv::{KvAccess, KvBackend, KvCtx};
 use crate::registry::records::{InForce, sha256_hex};
+use crate::sources::Sources;
 
 /// Why a build of a component is refused.
 #[derive(Debug, thiserror::Error)]
@@ -30,16 +32,14 @@ pub enum Refusal {
     Import {
         /// The import.
         import: String,
-        /// The role's world in `wit/`.
+        /// The component's world in `wit/`.
         world: &'static str,
     },
     /// It does not export its role's interface at this host's minor version.
-    #[error(
-        "it must export {expected}@0.2.x; it exports {found}: rebuild it against this host's WIT"
-    )]
+    #[error("it must export {expected}; it exports {found}: rebuild it against this host's WIT")]
     Export {
-        /// The role's interface.
-        expected: &'static str,
+        /// The interface and version it must export.
+        expected: String,
         /// What it exports instead.
         found: String,
     },
@@ -52,9 +52,15 @@ pub enum Refusal {
     /// It rejects (or traps on) the config version in force.
     #[error("{0}")]
     Config(String),
+    /// It cannot be composed with the other components.
+    #[error("it cannot be composed with the other components: {0}")]
+    Compose(String),
     /// The store could not be read to check it.
     #[error("the store cannot be read: {0}")]
     Store(String),
+    /// The host could not check it.
+    #[error("the host cannot check it: {0}")]
+    Unchecked(String),
 }
 
 impl Role {
@@ -95,29 +101,81 @@ impl Role {
 /// Checks that `bytes` are a component that fits `role`'s world: it
 /// imports nothing else, and exports the role's interface at `0.2.x`.
 pub fn check_world(role: Role, bytes: &[u8]) -> Result<(), Refusal> {
+    check(bytes, role.world(), role.interface(), "0.2.", |import| {
+        role.provides(import)
+    })
+}
+
+/// Checks that `bytes` are a component that fits the `gateway` world: it
+/// imports what that world has (the policy interfaces, the key-value
+/// store, variables, outbound HTTP and WASI), and exports
+/// `wasi:http/handler@0.3.x`.
+pub fn check_gateway_world(bytes: &[u8]) -> Result<(), Refusal> {
+    check(bytes, "gateway", "wasi:http/handler", "0.3.", |import| {
+        let (interface, version) = import.split_once('@').unwrap_or((import, ""));
+        let policy = version.starts_with("0.2.")
+            && Role::ALL.iter().any(|role| role.interface() == interface);
+        let preview3 = version.starts_with("0.3.")
+            && (["wasi:http/types", "wasi:http/client", "wasi:random/random"].contains(&interface)
+                || interface.starts_with("wasi:clocks/"));
+        let runtime = preview3 || import == "spin:variables/variables@3.0.0";
+        policy || runtime || Role::Auth.provides(import)
+    })
+}
+
+/// Checks that `bytes` are a component that imports only what `provides`
+/// accepts, and exports `interface` at `version` (a prefix).
+fn check(
+    bytes: &[u8],
+    world: &'static str,
+    interface: &'static str,
+    version: &str,
+    provides: impl Fn(&str) -> bool,
+) -> Result<(), Refusal> {
     let mut types = wac_graph::types::Types::default();
     let package = wac_graph::types::Package::from_bytes("check", None, bytes.to_vec(), &mut types)
         .map_err(|e| Refusal::NotAComponent(format!("{e:#}")))?;
-    let world = &types[package.ty()];
-    if let Some(import) = world.imports.keys().find(|i| !role.provides(i)) {
+    let found = &types[package.ty()];
+    if let Some(import) = found.imports.keys().find(|i| !provides(i)) {
         return Err(Refusal::Import {
             import: import.clone(),
-            world: role.world(),
+            world,
         });
     }
-    let expected = format!("{}@0.2.", role.interface());
-    if world.exports.keys().any(|e| e.starts_with(&expected)) {
+    let expected = format!("{interface}@{version}");
+    if found.exports.keys().any(|e| e.starts_with(&expected)) {
         return Ok(());
     }
-    let found: Vec<&str> = world.exports.keys().map(String::as_str).collect();
+    let exports: Vec<&str> = found.exports.keys().map(String::as_str).collect();
     Err(Refusal::Export {
-        expected: role.interface(),
-        found: if found.is_empty() {
+        expected: format!("{interface}@{version}x"),
+        found: if exports.is_empty() {
             "nothing".to_owned()
         } else {
-            found.join(", ")
+            exports.join(", ")
         },
     })
+}
+
+/// The engine of the policy components: synchronous calls only (without
+/// the component model's concurrency, whose bookkeeping every call would
+/// otherwise pay), with epoch interruption for the time budget.
+fn new_engine() -> anyhow::Result<Engine> {
+    let mut config = Config::new();
+    config
+        .wasm_component_model(true)
+        .concurrency_support(false)
+        .epoch_interruption(true);
+    crate::engine::profile(&mut config);
+    Ok(Engine::new(&config)?)
+}
+
+fn new_linker(engine: &Engine) -> anyhow::Result<Linker<PolicyState>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+    super::stdio::add_to_linker(&mut linker)?;
+    super::bindings::Policies::add_to_linker::<_, crate::kv::Kv>(&mut linker, PolicyState::kv)?;
+    Ok(linker)
 }
 
 /// Compiles and links builds of the policy components.
@@ -130,25 +188,102 @@ pub struct Builds {
     pub manifest: Arc<[Prepared; 4]>,
     /// Pushed versions compiled into the cache by this process.
     compiled: Mutex<HashSet<String>>,
+    /// Pushed versions this process failed to compile.
+    failed: Mutex<HashSet<String>>,
 }
 
 impl Builds {
-    /// Builds from the manifest's `manifest`, compiled on `engine`.
-    pub fn new(
-        engine: Engine,
-        linker: Linker<PolicyState>,
-        cache_dir: PathBuf,
+    /// The manifest's builds of the policy components of a gateway (its
+    /// dependencies in `sources`), compiled on an engine of their own with
+    /// `cache_dir`'s compiled code; pushed builds are read from `kv`.
+    pub fn from_sources(
+        sources: &Sources,
         kv: Arc<dyn KvBackend>,
-        manifest: Arc<[Prepared; 4]>,
-    ) -> Self {
-        Self {
+        known_stores: Arc<HashSet<String>>,
+        cache_dir: &Path,
+    ) -> anyhow::Result<Self> {
+        let engine = new_engine()?;
+        let linker = new_linker(&engine)?;
+        let mut manifest = Vec::with_capacity(4);
+        for role in Role::ALL {
+            let dependency = sources
+                .dependencies
+                .iter()
+                .find(|d| d.name.starts_with(role.interface()))
+                .with_context(|| format!("no dependency provides {}", role.interface()))?;
+            let bytes = &dependency.source.bytes;
+            check_world(role, bytes)
+                .with_context(|| format!("dependency `{}` does not fit", dependency.name))?;
+            let component = load_component(&engine, bytes, cache_dir)
+                .with_context(|| format!("cannot compile dependency `{}`", dependency.name))?;
+            // A dependency sees the stores only when it inherits them, as on Spin.
+            let access = if dependency.inherit.allows("key_value_stores") {
+                sources.key_value_stores.clone()
+            } else {
+                Arc::default()
+            };
+            let store = KvCtx {
+                backend: kv.clone(),
+                access: KvAccess::new(access, known_stores.clone()),
+                config_listener: None,
+            };
+            let name = dependency
+                .source
+                .component
+                .as_ref()
+                .unwrap_or(&dependency.name);
+            manifest.push(Prepared::new(
+                name,
+                &sha256_hex(bytes),
+                &component,
+                &linker,
+                store,
+            )?);
+        }
+        let manifest: [Prepared; 4] = manifest
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("four policy components"))?;
+        Ok(Self {
             engine,
             linker,
-            cache_dir,
+            cache_dir: cache_dir.to_owned(),
             kv,
-            manifest,
+            manifest: Arc::new(manifest),
             compiled: Mutex::default(),
-        }
+            failed: Mutex::default(),
+        })
+    }
+
+    /// Whether pushed version `sha256` is compiled here: putting it in
+    /// force compiles nothing.
+    pub fn is_ready(&self, sha256: &str) -> bool {
+        lock(&self.compiled).contains(sha256)
+    }
+
+    /// The engine the builds are compiled on.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Admits `bytes` as a new build of `role`: it fits the role's world,
+    /// compiles and instantiates under the host's limits, and loads
+    /// `document` (config version `version`) beside the other builds of
+    /// `current`, within `budget`. Compiles on the calling thread.
+    pub fn admit(
+        &self,
+        current: &[Prepared; 4],
+        role: Role,
+        bytes: &[u8],
+        version: u64,
+        document: Arc<str>,
+        budget: Duration,
+    ) -> Result<Prepared, Refusal> {
+        let candidate = self.compile(role, bytes)?;
+        let mut trial = current.clone();
+        trial[role as usize] = candidate.clone();
+        PolicySet::load(&self.engine, Arc::new(trial), version, document, budget)
+            .map_err(|e| Refusal::Config(outer_and_root(&e)))?;
+        Ok(candidate)
     }
 
     /// Compiles and links `bytes` as a pushed build of `role`, after
@@ -234,13 +369,13 @@ impl Builds {
                 continue;
             };
             for sha256 in &slot.pushed {
-                if lock(&self.compiled).contains(sha256) {
+                if lock(&self.compiled).contains(sha256) || lock(&self.failed).contains(sha256) {
                     continue;
                 }
                 if let Err(error) = self.fetch(role, sha256) {
                     tracing::warn!(component = %name, version = %sha256, "{error:#}");
                     // Not again until the process restarts.
-                    lock(&self.compiled).insert(sha256.clone());
+                    lock(&self.failed).insert(sha256.clone());
                 }
             }
         }

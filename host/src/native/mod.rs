@@ -31,21 +31,19 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use tokio::sync::watch;
-use wasmtime::component::Linker;
-use wasmtime::{Config, Engine};
+use wasmtime::Engine;
 
 use upshift_config::keys;
 use upshift_core::policy::Count;
 
-use crate::engine::load_component;
-use crate::kv::{KvAccess, KvBackend, KvCtx, blocking};
+use crate::kv::{KvBackend, blocking};
 use crate::manifest::App;
 use crate::outbound::AllowedHosts;
-use crate::registry::records::{InForce, sha256_hex};
+use crate::registry::records::InForce;
+use crate::sources::Sources;
 use crate::tls::TlsConfigs;
-pub use builds::Refusal;
-use builds::{Builds, check_world};
-pub use canary::{CanaryRun, Side, Trap};
+pub use builds::{Builds, Refusal, check_gateway_world, check_world};
+pub use canary::{Canary, CanaryRun, Side, Trap, counts};
 pub use client::UpstreamClient;
 pub use policy::{PolicySet, Prepared, Role};
 pub use proxy::serve;
@@ -144,27 +142,6 @@ pub struct Setup<'a> {
     pub workers: usize,
 }
 
-/// The engine of the policy components: synchronous calls only (without
-/// the component model's concurrency, whose bookkeeping every call would
-/// otherwise pay), with epoch interruption for the time budget.
-fn new_engine() -> anyhow::Result<Engine> {
-    let mut config = Config::new();
-    config
-        .wasm_component_model(true)
-        .concurrency_support(false)
-        .epoch_interruption(true);
-    crate::engine::profile(&mut config);
-    Ok(Engine::new(&config)?)
-}
-
-fn new_linker(engine: &Engine) -> anyhow::Result<Linker<policy::PolicyState>> {
-    let mut linker = Linker::new(engine);
-    wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-    stdio::add_to_linker(&mut linker)?;
-    bindings::Policies::add_to_linker::<_, crate::kv::Kv>(&mut linker, policy::PolicyState::kv)?;
-    Ok(linker)
-}
-
 impl NativeGateway {
     /// Whether the component `name` of `app` is an Upshift gateway: its
     /// dependencies provide the four policy interfaces.
@@ -181,67 +158,14 @@ impl NativeGateway {
     /// version in force, with the component versions in force, into every
     /// worker's instances.
     pub fn start(setup: Setup<'_>) -> anyhow::Result<Arc<Self>> {
-        let app = setup.app;
-        let decl = &app.manifest.component[setup.gateway];
-        let engine = new_engine()?;
-        let linker = new_linker(&engine)?;
-        let kv_stores: Arc<std::collections::HashSet<String>> =
-            Arc::new(decl.key_value_stores.iter().cloned().collect());
-        let mut manifest = Vec::with_capacity(4);
-        for role in Role::ALL {
-            let (dependency, component_name, source) = decl
-                .dependencies
-                .iter()
-                .find(|(name, _)| name.starts_with(role.interface()))
-                .map(|(name, d)| {
-                    let source = match (&d.component, &d.path) {
-                        (Some(c), _) => app.manifest.component[c].source.clone(),
-                        (_, Some(path)) => path.clone(),
-                        (None, None) => unreachable!("validated by the manifest loader"),
-                    };
-                    (
-                        name.as_str(),
-                        d.component.as_deref().unwrap_or(name),
-                        source,
-                    )
-                })
-                .with_context(|| format!("no dependency provides {}", role.interface()))?;
-            let path = app.resolve(&source);
-            let bytes =
-                std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-            check_world(role, &bytes)
-                .with_context(|| format!("dependency `{dependency}` does not fit"))?;
-            let component = load_component(&engine, &bytes, setup.cache_dir)
-                .with_context(|| format!("cannot compile {}", path.display()))?;
-            // A dependency sees the stores only when it inherits them, as on Spin.
-            let access = if decl.inherit(dependency).allows("key_value_stores") {
-                kv_stores.clone()
-            } else {
-                Arc::default()
-            };
-            let kv = KvCtx {
-                backend: setup.kv.clone(),
-                access: KvAccess::new(access, setup.known_stores.clone()),
-                config_listener: None,
-            };
-            manifest.push(Prepared::new(
-                component_name,
-                &sha256_hex(&bytes),
-                &component,
-                &linker,
-                kv,
-            )?);
-        }
-        let manifest: [Prepared; 4] = manifest
-            .try_into()
-            .map_err(|_| anyhow::anyhow!("four policy components"))?;
-        let builds = Builds::new(
-            engine.clone(),
-            linker,
-            setup.cache_dir.to_owned(),
+        let decl = &setup.app.manifest.component[setup.gateway];
+        let builds = Builds::from_sources(
+            &Sources::read(setup.app, setup.gateway)?,
             setup.kv.clone(),
-            Arc::new(manifest),
-        );
+            setup.known_stores,
+            setup.cache_dir,
+        )?;
+        let engine = builds.engine().clone();
         // A store that cannot be read yet (Redis not up) leaves the lane on
         // no config, and the manifest's builds, until the poller reads it.
         let (wanted, document, unknown) = match in_force(&*setup.kv)
@@ -365,6 +289,11 @@ impl NativeGateway {
         lock(&self.prepared).clone()
     }
 
+    /// Whether pushed version `sha256` is compiled here.
+    pub fn is_ready(&self, sha256: &str) -> bool {
+        self.builds.is_ready(sha256)
+    }
+
     /// The manifest's build of each role.
     pub fn manifest_builds(&self) -> &[Prepared; 4] {
         &self.builds.manifest
@@ -374,21 +303,11 @@ impl NativeGateway {
     /// compiles and instantiates under the host's limits, and loads the
     /// config version this node serves. Compiles on the calling thread.
     pub fn admit(&self, role: Role, bytes: &[u8]) -> Result<Prepared, Refusal> {
-        let candidate = self.builds.compile(role, bytes)?;
-        let mut trial = (*self.builds()).clone();
-        trial[role as usize] = candidate.clone();
         let version = self.settled.borrow().version;
         let document =
             document(&*self.kv, version).map_err(|e| Refusal::Store(format!("{e:#}")))?;
-        PolicySet::load(
-            &self.engine,
-            Arc::new(trial),
-            version,
-            document,
-            self.budget,
-        )
-        .map_err(|e| Refusal::Config(outer_and_root(&e)))?;
-        Ok(candidate)
+        self.builds
+            .admit(&self.builds(), role, bytes, version, document, self.budget)
     }
 
     /// Asks for the component versions of `components` to be put in force
@@ -632,6 +551,12 @@ fn parse_version(bytes: Option<&[u8]>) -> anyhow::Result<u64> {
             .and_then(|s| s.trim().parse().ok())
             .with_context(|| format!("{} does not hold a version number", keys::CURRENT)),
     }
+}
+
+/// The config version in force (0: none applied yet) and its document.
+pub fn config_in_force(kv: &dyn KvBackend) -> anyhow::Result<(u64, Arc<str>)> {
+    let version = parse_version(kv.get(BUCKET, keys::CURRENT)?.as_deref())?;
+    Ok((version, document(kv, version)?))
 }
 
 /// The stored document of `version` (`{}` for 0).

@@ -2,7 +2,7 @@
 //! token:
 //!
 //! ```text
-//! GET  /admin/components                   every policy component and its versions
+//! GET  /admin/components                   every component and its versions
 //! POST /admin/components/{name}/versions   push a build (the .wasm bytes): admitted, not in force
 //! POST /admin/components/{name}/upgrade    {"version": "<sha256>"}: put a pushed version in force
 //! POST /admin/components/{name}/rollback   stop the canary, or put the version in force before back

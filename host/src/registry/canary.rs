@@ -48,7 +48,7 @@ impl Registry {
             })?
             .to_owned();
         let bytes = self.pushed_bytes(name, &version)?;
-        let role = self.role(name)?;
+        self.known(name)?;
         let in_force = self.in_force()?;
         if let Some((running, _)) = in_force.canary() {
             return Err(RegistryError::CanaryInProgress(running.to_owned()));
@@ -72,7 +72,7 @@ impl Registry {
         spec.check_plan()
             .map_err(|e| RegistryError::InvalidPlan(e.to_string()))?;
         self.lane
-            .admit(role, &bytes)
+            .admit(name, &bytes)
             .map_err(|refusal| RegistryError::Refused {
                 name: name.to_owned(),
                 sha256: version.clone(),
@@ -114,7 +114,7 @@ impl Registry {
 
     /// The canary of `name`: its state, and its step's counters per side.
     pub(super) fn canary_status(&self, name: &str) -> Result<Value, RegistryError> {
-        self.role(name)?;
+        self.known(name)?;
         let Some((state, _)) = self.canary_state(name)? else {
             return Ok(json!({ "name": name, "canary": null }));
         };
@@ -179,7 +179,7 @@ impl Registry {
     /// sets its share, moves it on when its analysis says so, and rolls it
     /// back when its build fails here.
     pub async fn drive_canaries(self: Arc<Self>) {
-        let Some(mut failures) = self.lane.canary.failures() else {
+        let Some(mut failures) = self.lane.canary().failures() else {
             return;
         };
         let mut ticker = tokio::time::interval(TICK);
@@ -214,11 +214,11 @@ impl Registry {
     fn tick(&self, since_analysis: Option<Duration>) -> Result<bool, RegistryError> {
         let in_force = self.in_force()?;
         let Some((name, version)) = in_force.canary() else {
-            self.lane.canary.idle();
+            self.lane.canary().idle();
             return Ok(false);
         };
         let Some((state, bytes)) = self.canary_state(name)? else {
-            self.lane.canary.stop();
+            self.lane.canary().stop();
             return Ok(false);
         };
         if state.spec.canary != version || !state.is_active() {
@@ -230,7 +230,7 @@ impl Registry {
             }
             return Ok(false);
         }
-        self.lane.canary.set(CanaryRun {
+        self.lane.canary().set(CanaryRun {
             name: name.into(),
             id: state.id.clone(),
             step: state.step,
@@ -315,9 +315,9 @@ impl Registry {
     /// Sets this node's share for the finished canary `state`.
     fn finished(&self, state: &RolloutState) {
         if state.phase == Phase::Promoted {
-            self.lane.canary.promoted();
+            self.lane.canary().promoted();
         } else {
-            self.lane.canary.stop();
+            self.lane.canary().stop();
         }
     }
 

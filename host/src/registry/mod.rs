@@ -8,6 +8,7 @@
 
 mod api;
 mod canary;
+mod lane;
 pub mod records;
 
 use std::sync::Arc;
@@ -18,10 +19,11 @@ use serde_json::{Value, json};
 use upshift_config::keys;
 
 use crate::kv::{KvBackend, KvError};
-use crate::native::{NativeGateway, Refusal, Role};
+use crate::native::Refusal;
 use records::{Action, InForce, Pushed, Transition, sha256_hex};
 
 pub use api::PREFIX;
+pub use lane::Lane;
 
 /// The key-value store the registry keeps its records in: the gateway's.
 const BUCKET: &str = "default";
@@ -36,9 +38,15 @@ const HISTORY_LIMIT: u64 = 1000;
 /// Why a registry request fails.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
-    /// No policy component of the gateway has that name.
-    #[error("no policy component is named `{0}`")]
+    /// No component of the gateway has that name.
+    #[error("no component of the gateway is named `{0}`")]
     UnknownComponent(String),
+    /// The gateway component does not serve requests on this node.
+    #[error(
+        "`{0}` does not serve requests on this node's native lane, where the host \
+         orchestrates: upgrade it on Spin, or on the component lane (`upshift up --lane component`)"
+    )]
+    NotServed(String),
     /// The component has no such pushed version.
     #[error("`{name}` has no pushed version `{version}`")]
     UnknownVersion {
@@ -97,6 +105,7 @@ impl RegistryError {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             RegistryError::NothingToRollBack(_)
+            | RegistryError::NotServed(_)
             | RegistryError::Contended
             | RegistryError::CanaryInProgress(_)
             | RegistryError::NoCanary(_) => StatusCode::CONFLICT,
@@ -112,6 +121,7 @@ impl RegistryError {
         match self {
             RegistryError::UnknownComponent(_) => "component_not_found",
             RegistryError::UnknownVersion { .. } => "component_version_not_found",
+            RegistryError::NotServed(_) => "component_not_served",
             RegistryError::Refused { .. } => "component_refused",
             RegistryError::NothingToRollBack(_) => "nothing_to_roll_back",
             RegistryError::CanaryInProgress(_) => "canary_in_progress",
@@ -135,9 +145,9 @@ pub struct Actor {
     pub reason: String,
 }
 
-/// The registry of one native gateway's policy components.
+/// The registry of one gateway's components.
 pub struct Registry {
-    lane: Arc<NativeGateway>,
+    lane: Lane,
     kv: Arc<dyn KvBackend>,
     /// The admin API's bearer tokens: full and read-only (empty: none).
     tokens: (String, String),
@@ -146,12 +156,7 @@ pub struct Registry {
 impl Registry {
     /// The registry of `lane`'s components, over `kv`, answering requests
     /// that carry the admin token `full` (or, for reads, `read`).
-    pub fn new(
-        lane: Arc<NativeGateway>,
-        kv: Arc<dyn KvBackend>,
-        full: String,
-        read: String,
-    ) -> Self {
+    pub fn new(lane: Lane, kv: Arc<dyn KvBackend>, full: String, read: String) -> Self {
         Self {
             lane,
             kv,
@@ -159,9 +164,9 @@ impl Registry {
         }
     }
 
-    /// Whether `name` is one of the policy components.
+    /// Whether `name` is one of the components the registry changes.
     pub fn has(&self, name: &str) -> bool {
-        self.role(name).is_ok()
+        self.lane.has(name)
     }
 
     /// Pushes `bytes` as a version of `name` and puts it in force, unless
@@ -175,12 +180,12 @@ impl Registry {
         let (registry, name) = (self.clone(), name.to_owned());
         let changed = off_thread(move || {
             let (pushed, _) = registry.push(&name, &bytes, &actor)?;
-            let serving = registry.lane.builds();
-            if registry.in_force()?.current(&name) == Some(pushed.sha256.as_str())
-                && serving
-                    .iter()
-                    .any(|b| b.version() == Some(pushed.sha256.as_str()))
-            {
+            let serving = registry
+                .lane
+                .entries()
+                .into_iter()
+                .any(|entry| entry.serving.as_deref() == Some(pushed.sha256.as_str()));
+            if registry.in_force()?.current(&name) == Some(pushed.sha256.as_str()) && serving {
                 return Ok(None);
             }
             registry.upgrade(&name, &pushed.sha256, &actor).map(Some)
@@ -192,22 +197,25 @@ impl Registry {
         }
     }
 
-    fn role(&self, name: &str) -> Result<Role, RegistryError> {
-        Role::ALL
-            .into_iter()
-            .find(|role| &*self.lane.manifest_builds()[*role as usize].name == name)
-            .ok_or_else(|| RegistryError::UnknownComponent(name.to_owned()))
+    /// Fails unless `name` is one of the components the registry changes.
+    fn known(&self, name: &str) -> Result<(), RegistryError> {
+        if self.lane.has(name) {
+            Ok(())
+        } else if matches!(self.lane, Lane::Native(_)) && self.lane.gateway() == name {
+            Err(RegistryError::NotServed(name.to_owned()))
+        } else {
+            Err(RegistryError::UnknownComponent(name.to_owned()))
+        }
     }
 
-    /// Every policy component: the version in force, the manifest's build,
-    /// the versions before and the pushed ones.
+    /// Every component: the version in force, the manifest's build, the
+    /// versions before and the pushed ones.
     fn list(&self) -> Result<Value, RegistryError> {
         let in_force = self.in_force()?;
-        let serving = self.lane.builds();
-        let mut components = Vec::with_capacity(4);
-        for role in Role::ALL {
-            let manifest = &self.lane.manifest_builds()[role as usize];
-            let name = &*manifest.name;
+        let entries = self.lane.entries();
+        let mut components = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let name = &*entry.name;
             let slot = in_force.0.get(name).cloned().unwrap_or_default();
             let keys: Vec<String> = slot
                 .pushed
@@ -218,16 +226,20 @@ impl Registry {
                 .kv
                 .get_many(BUCKET, &keys)?
                 .into_iter()
-                .flatten()
-                .filter_map(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+                .zip(&slot.pushed)
+                .filter_map(|(bytes, sha256)| {
+                    let mut record = serde_json::from_slice::<Value>(&bytes?).ok()?;
+                    record["ready"] = self.lane.is_ready(sha256).into();
+                    Some(record)
+                })
                 .collect();
             components.push(json!({
                 "name": name,
-                "interface": role.interface(),
-                "world": role.world(),
+                "interface": entry.interface,
+                "world": entry.world,
                 "in_force": slot.current,
-                "serving": serving[role as usize].version(),
-                "manifest_sha256": &*manifest.sha256,
+                "serving": entry.serving,
+                "manifest_sha256": &*entry.manifest_sha256,
                 "previous": slot.previous,
                 "canary": slot.canary,
                 "pushed": pushed,
@@ -244,10 +256,10 @@ impl Registry {
         bytes: &[u8],
         actor: &Actor,
     ) -> Result<(Pushed, bool), RegistryError> {
-        let role = self.role(name)?;
+        self.known(name)?;
         let sha256 = sha256_hex(bytes);
         self.lane
-            .admit(role, bytes)
+            .admit(name, bytes)
             .map_err(|refusal| RegistryError::Refused {
                 name: name.to_owned(),
                 sha256: sha256.clone(),
@@ -296,13 +308,13 @@ impl Registry {
     /// Puts pushed version `sha256` of `name` in force on every node, after
     /// admitting it again against the config in force now.
     fn upgrade(&self, name: &str, sha256: &str, actor: &Actor) -> Result<Changed, RegistryError> {
-        let role = self.role(name)?;
+        self.known(name)?;
         let bytes = self.pushed_bytes(name, sha256)?;
         if let Some((running, _)) = self.in_force()?.canary() {
             return Err(RegistryError::CanaryInProgress(running.to_owned()));
         }
         self.lane
-            .admit(role, &bytes)
+            .admit(name, &bytes)
             .map_err(|refusal| RegistryError::Refused {
                 name: name.to_owned(),
                 sha256: sha256.to_owned(),
@@ -320,7 +332,7 @@ impl Registry {
     /// Puts the version in force before the current one of `name` back in
     /// force on every node.
     fn rollback(&self, name: &str, actor: &Actor) -> Result<Changed, RegistryError> {
-        self.role(name)?;
+        self.known(name)?;
         self.change(name, Action::Rollback, actor, |slot| {
             let back = slot
                 .previous
@@ -361,7 +373,7 @@ impl Registry {
 
     /// The history of `name`, oldest first (the last [`HISTORY_LIMIT`]).
     fn history(&self, name: &str) -> Result<Vec<Transition>, RegistryError> {
-        self.role(name)?;
+        self.known(name)?;
         let newest = self
             .kv
             .increment(BUCKET, &keys::component_history_seq(name), 0)?;
