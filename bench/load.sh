@@ -33,6 +33,8 @@
 # components (cargo run --release -- build).
 # Usage: bash bench/load.sh [seconds per run, default 10] [connections, default 32]
 set -euo pipefail
+# The admin token of the hosts started here, and of the CLI talking to them.
+export SPIN_VARIABLE_ADMIN_TOKEN=bench-admin-token UPSHIFT_ADMIN_TOKEN=bench-admin-token
 cd "$(dirname "$0")/.."
 
 duration=${1:-10}

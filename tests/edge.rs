@@ -450,3 +450,165 @@ fn raise_open_files_limit(wanted: u64) {
         limit.rlim_max
     );
 }
+
+#[tokio::test]
+async fn without_a_token_one_is_generated_shown_once_and_kept_as_its_digest() {
+    let state = tempfile::tempdir().unwrap();
+    let manifest = repo().join("spin.toml");
+    let host = Host::start_without_token(&manifest, state.path(), &[]);
+    let log = host.drain_log();
+    let token = log
+        .iter()
+        .find_map(|line| line.trim().strip_prefix("UPSHIFT_ADMIN_TOKEN="))
+        .unwrap_or_else(|| panic!("the generated token is shown: {log:?}"))
+        .to_owned();
+    assert!(
+        token.starts_with("upshift_admin_") && token.len() > 70,
+        "{token}"
+    );
+    let status = |host: &Host, token: &str| {
+        let url = format!("{}/admin/components", host.admin);
+        let token = token.to_owned();
+        async move {
+            client()
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(status(&host, &token).await, 200);
+    assert_eq!(status(&host, "upshift-dev-admin-token").await, 401);
+    let config = client()
+        .put(format!("{}/admin/config", host.admin))
+        .bearer_auth(&token)
+        .header("content-type", "application/yaml")
+        .body("routes: []")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(config.status().as_u16(), 201);
+    drop(host);
+
+    // Only the digest is kept: the token is nowhere in the state directory.
+    let kept = std::fs::read_to_string(state.path().join("admin-token.sha256")).unwrap();
+    assert!(kept.trim().starts_with("sha256:"), "{kept}");
+    for entry in walk(state.path()) {
+        let bytes = std::fs::read(&entry).unwrap();
+        assert!(
+            !bytes.windows(token.len()).any(|w| w == token.as_bytes()),
+            "{} holds the token",
+            entry.display()
+        );
+    }
+
+    // A restart keeps the token and shows it no more.
+    let host = Host::start_without_token(&manifest, state.path(), &[]);
+    let log = host.drain_log();
+    assert!(
+        !log.iter().any(|line| line.contains("UPSHIFT_ADMIN_TOKEN=")),
+        "{log:?}"
+    );
+    assert_eq!(status(&host, &token).await, 200);
+}
+
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().map(Result::unwrap) {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+#[tokio::test]
+async fn a_request_body_that_stalls_gets_408_while_others_are_served() {
+    let up = Upstream::start("up").await;
+    let state = tempfile::tempdir().unwrap();
+    let host = host(state.path(), &["--body-read-timeout", "1"]);
+    // `held` keeps the body for a retry; the other route streams it on.
+    host.apply(&format!(
+        "services: [{{ name: s, versions: [{{ name: v1, targets: [{{ url: '{}' }}] }}] }}]\n\
+         routes:\n  - {{ name: held, paths: [/held], service: s, retries: {{ attempts: 1, methods: [POST] }} }}\n  \
+         - {{ name: streamed, service: s }}",
+        up.url()
+    ))
+    .await;
+    let address = host.url.trim_start_matches("http://").to_owned();
+    let stalled = |path: &'static str| {
+        let address = address.clone();
+        async move {
+            let mut stream = TcpStream::connect(address).await.unwrap();
+            let head = format!("POST {path} HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n");
+            stream.write_all(head.as_bytes()).await.unwrap();
+            stream.write_all(b"0123456789").await.unwrap();
+            let sent = Instant::now();
+            let mut answer = vec![0; 4096];
+            let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut answer))
+                .await
+                .expect("answered within 5 s")
+                .unwrap();
+            (
+                String::from_utf8_lossy(&answer[..n]).into_owned(),
+                sent.elapsed(),
+            )
+        }
+    };
+    let (held, streamed, served) =
+        tokio::join!(stalled("/held/upload"), stalled("/upload"), async {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            client()
+                .get(format!("{}/x", host.url))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        });
+    assert_eq!(served, 200, "others are served meanwhile");
+    for (route, (answer, waited)) in [("held", held), ("streamed", streamed)] {
+        assert_eq!(
+            status_line(&answer),
+            "HTTP/1.1 408 Request Timeout",
+            "{route}: {answer}"
+        );
+        assert!(
+            answer.contains("\"request_body_timeout\""),
+            "{route}: {answer}"
+        );
+        assert!(
+            waited >= Duration::from_millis(900) && waited < Duration::from_secs(4),
+            "{route} waited {waited:?}"
+        );
+    }
+
+    // A body that keeps coming, slower in all than the timeout but never
+    // pausing that long, goes through.
+    let mut stream = TcpStream::connect(&address).await.unwrap();
+    stream
+        .write_all(
+            b"POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 50\r\nConnection: close\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    for _ in 0..5 {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        stream.write_all(b"0123456789").await.unwrap();
+    }
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer))
+        .await
+        .expect("answered")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert_eq!(status_line(&answer), "HTTP/1.1 200 OK", "{answer}");
+    assert!(answer.contains("\"length\":50"), "{answer}");
+}

@@ -137,6 +137,10 @@ pub struct UpArgs {
     /// Concurrent streams of one HTTP/2 connection.
     #[arg(long, default_value_t = Limits::default().max_streams)]
     pub max_streams: u32,
+    /// Seconds a request body may go without data; the request then fails
+    /// with a 408.
+    #[arg(long, default_value_t = Limits::default().body_read_timeout.as_secs())]
+    pub body_read_timeout: u64,
     /// PEM certificate chain to serve TLS with (repeatable, each with its
     /// `--tls-key`); a client gets the first whose names fit the name it
     /// asks for (SNI), else the first. Reloaded when the files change.
@@ -157,13 +161,9 @@ pub struct AdminArgs {
     /// Base URL of the gateway's admin API (`upshift up --admin-listen`).
     #[arg(long, default_value = "http://127.0.0.1:3001")]
     pub admin: String,
-    /// Admin bearer token.
-    #[arg(
-        long,
-        env = "UPSHIFT_ADMIN_TOKEN",
-        default_value = "upshift-dev-admin-token",
-        hide_env_values = true
-    )]
+    /// Admin bearer token (`upshift up` prints the one it generates on its
+    /// first start when none is configured; `upshift demo` prints its own).
+    #[arg(long, env = "UPSHIFT_ADMIN_TOKEN", hide_env_values = true)]
     pub token: String,
 }
 
@@ -225,7 +225,7 @@ mod tests {
 
     #[test]
     fn parses_get_with_version() {
-        let cli = Cli::parse_from(["upshift", "get", "config", "--version", "3"]);
+        let cli = Cli::parse_from(["upshift", "get", "config", "--version", "3", "--token", "t"]);
         let Command::Get(args) = cli.command else {
             panic!("expected get")
         };

@@ -14,7 +14,7 @@ use crate::builder::{self, BuildError};
 use crate::cli::{ApplyArgs, ComposeArgs, GetArgs, ManifestArgs, Resource, UpArgs};
 use crate::inbound_tls::ServerCerts;
 use crate::manifest::App;
-use crate::runtime::{self, Runtime, RuntimeOptions};
+use crate::runtime::{self, Runtime, RuntimeOptions, UnsetAdminToken};
 use crate::server::{self, Limits, ServeOptions};
 use crate::watch::{self, Watched};
 
@@ -40,6 +40,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         lane: args.lane,
         workers,
         admin_public: args.admin_public,
+        unset_admin_token: UnsetAdminToken::Generate,
     };
     let watched = if args.watch {
         Some(Watched::from_app(&app)?)
@@ -71,6 +72,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
                 max_headers: args.max_headers.max(1),
                 max_connections: args.max_connections.max(1),
                 max_streams: args.max_streams.max(1),
+                body_read_timeout: Duration::from_secs(args.body_read_timeout.max(1)),
                 drain_timeout: Duration::from_secs(args.drain_timeout),
             },
             tls,

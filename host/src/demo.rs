@@ -22,7 +22,7 @@ use crate::builder;
 use crate::cli::ManifestArgs;
 use crate::commands::{default_concurrency, default_workers};
 use crate::manifest::App;
-use crate::runtime::{Lane, Runtime, RuntimeOptions};
+use crate::runtime::{Lane, Runtime, RuntimeOptions, UnsetAdminToken};
 use crate::server::{self, ServeOptions};
 
 const GATEWAY: &str = "127.0.0.1:3000";
@@ -51,6 +51,7 @@ pub async fn run(args: ManifestArgs) -> anyhow::Result<ExitCode> {
         lane: Lane::Native,
         workers,
         admin_public: false,
+        unset_admin_token: UnsetAdminToken::Fixed(DEFAULT_ADMIN_TOKEN.to_owned()),
     };
     let runtime = tokio::task::spawn_blocking(move || Runtime::load(&app, &options)).await??;
     let listeners = server::bind(GATEWAY.parse()?, workers)
@@ -102,6 +103,7 @@ pub async fn run(args: ManifestArgs) -> anyhow::Result<ExitCode> {
     println!("  curl -i -H 'x-api-key: demo-key-123456' http://{GATEWAY}/api/items");
     println!("  curl -i http://{GATEWAY}/api/items             # 401 without a key");
     println!("  curl -s http://{GATEWAY}/v1/models");
+    println!("  export UPSHIFT_ADMIN_TOKEN={token}   # for the CLI");
     println!("  upshift get routes; upshift get services; upshift get config");
     println!("  upshift rollout start orders --canary v2 --steps 25,50,100 --pause 20s");
     println!("  upshift rollout status orders                  # while traffic flows");

@@ -1,9 +1,11 @@
 //! `upshift`: serves Spin-manifest apps of WebAssembly components on wasmtime.
 
 mod admin_client;
+mod admin_token;
 mod bindings;
 mod builder;
 mod cli;
+mod client_body;
 mod commands;
 mod component;
 mod compose;

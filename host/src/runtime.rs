@@ -14,6 +14,7 @@ use wasmtime::component::{Component, Linker};
 use wasmtime_wasi_http::handler::{ProxyHandler, ProxyPre};
 use wasmtime_wasi_http::p3::bindings::ServicePre;
 
+use crate::admin_token;
 use crate::compose::deny_imports;
 use crate::composed::{self, ComposedGateway};
 use crate::engine::{EpochTicker, HostState, load_component, new_engine, new_linker};
@@ -59,6 +60,18 @@ pub struct RuntimeOptions {
     pub workers: usize,
     /// Whether the admin routes are served on the public listener too.
     pub admin_public: bool,
+    /// The admin token when the `admin_token` variable resolves empty.
+    pub unset_admin_token: UnsetAdminToken,
+}
+
+/// What the admin token is when none is configured.
+#[derive(Debug, Clone)]
+pub enum UnsetAdminToken {
+    /// A random one, generated on the first start and shown once; its
+    /// digest is kept in the state directory.
+    Generate,
+    /// This one (`upshift demo`).
+    Fixed(String),
 }
 
 /// A trigger component ready to handle requests.
@@ -117,7 +130,7 @@ impl Runtime {
             version = application.version.as_deref().unwrap_or("-"),
             "loading application"
         );
-        let variables =
+        let mut variables =
             ComponentVariables::resolve(app, options.variables_file.as_deref(), |name| {
                 std::env::var(name).ok()
             })?;
@@ -126,6 +139,10 @@ impl Runtime {
                 "cannot create state directory {}",
                 options.state_dir.display()
             )
+        })?;
+        variables.fill_empty("admin_token", || match &options.unset_admin_token {
+            UnsetAdminToken::Generate => admin_token::generated(&options.state_dir),
+            UnsetAdminToken::Fixed(token) => Ok(token.clone()),
         })?;
         let known_stores: Arc<HashSet<String>> = Arc::new(
             app.manifest

@@ -42,6 +42,7 @@ use upshift_core::{GatewayError, request_id};
 use wasmtime_wasi_http::WasiBody;
 use wasmtime_wasi_http::handler::{ExpirationError, TrapOrPanicError};
 
+use crate::client_body::{ClientBody, ClientBodyError};
 use crate::concurrency::RunPermits;
 use crate::registry::Registry;
 use crate::routes::RouteMatch;
@@ -80,6 +81,9 @@ pub struct Limits {
     pub max_connections: usize,
     /// Concurrent streams of an HTTP/2 connection.
     pub max_streams: u32,
+    /// Time a request body may go without data before the request fails
+    /// with a `408`.
+    pub body_read_timeout: Duration,
     /// Time in-flight requests get to finish after SIGTERM.
     pub drain_timeout: Duration,
 }
@@ -92,6 +96,7 @@ impl Default for Limits {
             max_headers: 100,
             max_connections: 10_000,
             max_streams: 256,
+            body_read_timeout: Duration::from_secs(30),
             drain_timeout: Duration::from_secs(30),
         }
     }
@@ -413,6 +418,11 @@ struct Shared {
 }
 
 impl Shared {
+    /// The request with its body cut off after the body read timeout.
+    fn client_body(&self, request: Request<Incoming>) -> Request<ClientBody> {
+        request.map(|body| ClientBody::new(body, self.limits.body_read_timeout))
+    }
+
     async fn handle(
         &self,
         request: Request<Incoming>,
@@ -470,13 +480,20 @@ impl Shared {
         };
         match matched.target {
             Target::Native(lane) => {
+                let request = self.client_body(request);
                 match crate::native::serve(lane, worker, request, peer, &request_id).await {
                     Ok(response) => response,
                     Err(error) => error_response(&error, &request_id),
                 }
             }
             Target::Component(component) => self
-                .component(component, &matched, request, peer, &request_id)
+                .component(
+                    component,
+                    &matched,
+                    self.client_body(request),
+                    peer,
+                    &request_id,
+                )
                 .await
                 .unwrap_or_else(|error| error_response(&error, &request_id)),
             Target::Composed(lane) => {
@@ -484,7 +501,13 @@ impl Shared {
                 let run = lane.canary.run();
                 let started = Instant::now();
                 let result = self
-                    .component(&service, &matched, request, peer, &request_id)
+                    .component(
+                        &service,
+                        &matched,
+                        self.client_body(request),
+                        peer,
+                        &request_id,
+                    )
                     .await;
                 if let Some(run) = run {
                     let (status, failure) = match &result {
@@ -507,7 +530,7 @@ impl Shared {
         &self,
         component: &Arc<ComponentService>,
         matched: &RouteMatch<'_, Target>,
-        request: Request<Incoming>,
+        request: Request<ClientBody>,
         peer: SocketAddr,
         request_id: &str,
     ) -> Result<Response<WasiBody>, GatewayError> {
@@ -569,7 +592,7 @@ impl Shared {
     /// that does not form a valid URI.
     fn component_request(
         &self,
-        mut request: Request<Incoming>,
+        mut request: Request<ClientBody>,
         matched: &RouteMatch<'_, Target>,
         peer: SocketAddr,
         request_id: &str,
@@ -609,7 +632,13 @@ impl Shared {
                     .insert(HeaderName::from_static(name), value);
             }
         }
-        Ok(request.map(|body| body.map_err(wasmtime_wasi_http::Error::from).boxed_unsync()))
+        Ok(request.map(|body| {
+            body.map_err(|error| match error {
+                ClientBodyError::Read(error) => wasmtime_wasi_http::Error::from(error),
+                ClientBodyError::Stalled(_) => wasmtime_wasi_http::Error::ConnectionReadTimeout,
+            })
+            .boxed_unsync()
+        }))
     }
 }
 

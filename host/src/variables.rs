@@ -188,6 +188,28 @@ impl ComponentVariables {
         Ok(Self(resolved))
     }
 
+    /// Sets variable `name` to `value()` in every component where it
+    /// resolved empty; `value` runs only when there is one.
+    pub fn fill_empty(
+        &mut self,
+        name: &str,
+        value: impl FnOnce() -> anyhow::Result<String>,
+    ) -> anyhow::Result<()> {
+        let mut value = Some(value);
+        let mut filled: Option<String> = None;
+        for vars in self.0.values_mut() {
+            if vars.get(name).is_some_and(String::is_empty) {
+                let filled = match (&filled, value.take()) {
+                    (Some(text), _) => text.clone(),
+                    (None, Some(make)) => filled.insert(make()?).clone(),
+                    (None, None) => unreachable!("made once, then kept"),
+                };
+                Arc::make_mut(vars).insert(name.to_owned(), filled);
+            }
+        }
+        Ok(())
+    }
+
     /// The variables of `component` (empty if it has none).
     pub fn for_component(&self, component: &str) -> Arc<HashMap<String, String>> {
         self.0.get(component).cloned().unwrap_or_default()

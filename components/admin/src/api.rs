@@ -77,7 +77,7 @@ impl From<StoreError> for AdminResponse {
 /// known caller in the audit trail.
 pub fn handle(request: &AdminRequest<'_>, store: &impl ConfigStore) -> AdminResponse {
     let response = serve(request, store);
-    if request.access != Access::None && !matches!(request.method, "GET" | "HEAD") {
+    if request.access.is_known() && !matches!(request.method, "GET" | "HEAD") {
         let outcome = match (response.body.get("version"), response.body.get("error")) {
             (Some(version), _) => format!("version {version}"),
             (None, Some(error)) => error["code"].as_str().unwrap_or_default().to_owned(),
@@ -103,19 +103,8 @@ fn serve(request: &AdminRequest<'_>, store: &impl ConfigStore) -> AdminResponse 
     if segments == ["admin", "health"] {
         return AdminResponse::ok(200, json!({ "status": "ok" }));
     }
-    if request.access == Access::None {
-        return AdminResponse::error(
-            401,
-            "unauthorized",
-            "send the admin token as `authorization: Bearer <token>`",
-        );
-    }
-    if !request.access.allows(request.method) {
-        return AdminResponse::error(
-            403,
-            "forbidden",
-            "the read-only token cannot change anything",
-        );
+    if let Some((status, code, message)) = request.access.refusal(request.method) {
+        return AdminResponse::error(status, code, message);
     }
     let result = match (request.method, segments.as_slice()) {
         ("PUT", ["admin", "config"]) => apply(store, request.body),

@@ -38,7 +38,7 @@ impl Access {
         match self {
             Access::Full => "admin",
             Access::Read => "read-only",
-            Access::None => "none",
+            Access::None | Access::Closed => "none",
         }
     }
 }

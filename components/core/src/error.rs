@@ -83,6 +83,12 @@ pub enum GatewayError {
     /// The request body broke off or could not be read.
     #[error("the request body could not be read: {0}")]
     BadRequestBody(String),
+    /// The client sent no request body data for the listener's body read
+    /// timeout.
+    #[error(
+        "the client stopped sending the request body (nothing came within the body read timeout)"
+    )]
+    RequestBodyTimeout,
     /// A request body longer than the route takes.
     #[error("request bodies on this route are limited to {limit} bytes")]
     RequestTooLarge {
@@ -126,6 +132,7 @@ impl GatewayError {
             | GatewayError::BadTarget { .. } => 502,
             GatewayError::BadRequest(_) | GatewayError::BadRequestBody(_) => 400,
             GatewayError::RequestTooLarge { .. } => 413,
+            GatewayError::RequestBodyTimeout => 408,
             GatewayError::ConfigStoreUnavailable(_) => 503,
             GatewayError::BodyConsumed
             | GatewayError::ConfigUnloadable { .. }
@@ -147,6 +154,7 @@ impl GatewayError {
             GatewayError::BadRequest(_) => "bad_request",
             GatewayError::BadRequestBody(_) => "bad_request_body",
             GatewayError::RequestTooLarge { .. } => "request_too_large",
+            GatewayError::RequestBodyTimeout => "request_body_timeout",
             GatewayError::BodyConsumed => "body_consumed",
             GatewayError::ConfigStoreUnavailable(_) => "config_store_unavailable",
             GatewayError::ConfigUnloadable { .. } => "config_unloadable",

@@ -446,9 +446,9 @@ async fn read_request(request: Request) -> Result<Vec<u8>, GatewayError> {
         return Err(too_large());
     }
     if let Err(error) = trailers.await {
-        let message = format!("{error:?}");
+        let failed = crate::body::body_error(&error);
         let _ = done.write(Err(error)).await;
-        return Err(GatewayError::BadRequestBody(message));
+        return Err(failed);
     }
     let _ = done.write(Ok(())).await;
     Ok(bytes)

@@ -68,9 +68,9 @@ impl Body {
         let trailers = match trailers.await {
             Ok(fields) => fields.map(|f| f.copy_all()),
             Err(error) => {
-                let message = format!("{error:?}");
+                let failed = body_error(&error);
                 let _ = done.write(Err(error)).await;
-                return Err(GatewayError::BadRequestBody(message));
+                return Err(failed);
             }
         };
         let _ = done.write(Ok(())).await;
@@ -171,4 +171,14 @@ fn declared_length(request: &Request) -> Option<u64> {
         .get("content-length")
         .first()
         .and_then(|v| std::str::from_utf8(v).ok()?.trim().parse().ok())
+}
+
+/// The error a request fails with when the client's body could not be
+/// read: the runtime's read timeout (the client stopped sending), or a
+/// body that broke off.
+pub fn body_error(error: &ErrorCode) -> GatewayError {
+    match error {
+        ErrorCode::ConnectionReadTimeout => GatewayError::RequestBodyTimeout,
+        other => GatewayError::BadRequestBody(format!("{other:?}")),
+    }
 }

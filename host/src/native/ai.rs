@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
 use http_body_util::{BodyExt as _, Full, StreamBody};
-use hyper::body::{Frame, Incoming};
+use hyper::body::Frame;
 use upshift_core::GatewayError;
 use upshift_core::ai::{
     ANSWER_LIMIT, BODY_LIMIT, Credential, DRAIN_LIMIT, MissingKey, provider_headers, retry_after_s,
@@ -19,6 +19,8 @@ use upshift_core::ai::{
 };
 use upshift_core::attempts::{Attempts, Ended};
 use upshift_core::head::Incoming as Head;
+
+use crate::client_body::ClientBody;
 use upshift_core::phases::Decision;
 use upshift_core::policy::{Attempt as Tried, Outcome, Upstream};
 use upshift_core::response::{self, ServedBy};
@@ -92,7 +94,7 @@ pub async fn serve(
     cx: &Context<'_>,
     head: &Head<'_>,
     decision: &Decision,
-    body: Incoming,
+    body: ClientBody,
 ) -> Result<Response<WasiBody>, GatewayError> {
     let path = match &decision.matched.upstream_path {
         Some(path) => path.split('?').next().unwrap_or_default().to_owned(),
@@ -412,7 +414,7 @@ async fn read_answer(
 /// Reads the client's request body, refusing one over [`BODY_LIMIT`]; a
 /// body a little over the limit is read to its end and dropped, so the
 /// client, still sending, reads the refusal.
-async fn read_request(mut body: Incoming, headers: &HeaderMap) -> Result<Vec<u8>, GatewayError> {
+async fn read_request(mut body: ClientBody, headers: &HeaderMap) -> Result<Vec<u8>, GatewayError> {
     let too_large = || GatewayError::RequestTooLarge {
         limit: BODY_LIMIT as u64,
     };
@@ -425,7 +427,7 @@ async fn read_request(mut body: Incoming, headers: &HeaderMap) -> Result<Vec<u8>
     let mut bytes = BytesMut::new();
     let mut total = 0;
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| GatewayError::BadRequestBody(e.to_string()))?;
+        let frame = frame.map_err(|e| e.to_gateway())?;
         if let Ok(data) = frame.into_data() {
             total += data.len();
             if total <= BODY_LIMIT {

@@ -7,8 +7,10 @@ use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt as _;
-use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::body::{Body, Frame, SizeHint};
 use upshift_core::GatewayError;
+
+use crate::client_body::{ClientBody, ClientBodyError};
 
 /// Largest body held in memory for retries and shadow copies; a longer body
 /// streams once, without them.
@@ -18,7 +20,7 @@ pub const REPLAY_LIMIT: usize = 1 << 20;
 #[derive(Debug)]
 pub enum ForwardBody {
     /// The client's body, as it streams in.
-    Streaming(Incoming),
+    Streaming(ClientBody),
     /// Bytes in memory (a held body, an AI provider request).
     Bytes(Option<Bytes>),
     /// What was read of a body past [`REPLAY_LIMIT`], then the rest of it.
@@ -26,7 +28,7 @@ pub enum ForwardBody {
         /// What was read.
         read: Option<Bytes>,
         /// The rest.
-        rest: Incoming,
+        rest: ClientBody,
     },
 }
 
@@ -39,12 +41,12 @@ impl ForwardBody {
 
 impl Body for ForwardBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = ClientBodyError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, ClientBodyError>>> {
         match self.get_mut() {
             ForwardBody::Streaming(body) => Pin::new(body).poll_frame(cx),
             ForwardBody::Bytes(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
@@ -85,7 +87,7 @@ impl Body for ForwardBody {
 /// The client's body, as the attempts see it.
 pub enum RequestBody {
     /// Not read: it streams to the first attempt, the only one.
-    Streaming(Incoming),
+    Streaming(ClientBody),
     /// Read in full: every attempt and copy gets the same bytes.
     Held(Bytes),
     /// Past [`REPLAY_LIMIT`]: what was read, then the rest, once.
@@ -97,14 +99,14 @@ pub enum RequestBody {
 impl RequestBody {
     /// Takes `body`: held in memory when `replay` is wanted and it fits
     /// [`REPLAY_LIMIT`], streaming otherwise.
-    pub async fn take(mut body: Incoming, replay: bool) -> Result<Self, GatewayError> {
+    pub async fn take(mut body: ClientBody, replay: bool) -> Result<Self, GatewayError> {
         let declared = body.size_hint().exact();
         if !replay || declared.is_some_and(|n| n > REPLAY_LIMIT as u64) {
             return Ok(RequestBody::Streaming(body));
         }
         let mut held = BytesMut::new();
         while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| GatewayError::BadRequestBody(e.to_string()))?;
+            let frame = frame.map_err(|e| e.to_gateway())?;
             if let Ok(data) = frame.into_data() {
                 held.extend_from_slice(&data);
                 if held.len() > REPLAY_LIMIT {

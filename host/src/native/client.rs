@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::body::ForwardBody;
 use upshift_core::GatewayError;
 
+use crate::client_body::ClientBodyError;
 use crate::outbound::{Failure, OutboundClients, UpstreamBody, classify};
 use crate::tls::TlsConfigs;
 
@@ -50,28 +51,32 @@ impl UpstreamClient {
                 timeout_ms,
             }),
             Ok(Ok(response)) => Ok(response),
-            Ok(Err(error)) => Err(match classify(&error) {
-                Failure::ConnectTimeout => GatewayError::UpstreamTimeout {
-                    target: target(),
-                    timeout_ms,
-                },
-                Failure::TlsCertificate(detail) | Failure::TlsProtocol(detail) => {
-                    GatewayError::UpstreamTlsFailed {
+            // The client's body stalled: not the upstream's doing.
+            Ok(Err(error)) => Err(match ClientBodyError::stall_in(&error) {
+                Some(stalled) => stalled,
+                None => match classify(&error) {
+                    Failure::ConnectTimeout => GatewayError::UpstreamTimeout {
+                        target: target(),
+                        timeout_ms,
+                    },
+                    Failure::TlsCertificate(detail) | Failure::TlsProtocol(detail) => {
+                        GatewayError::UpstreamTlsFailed {
+                            target: target(),
+                            detail,
+                        }
+                    }
+                    Failure::Connect(io) => GatewayError::UpstreamUnavailable {
+                        target: target(),
+                        detail: io.to_string(),
+                    },
+                    Failure::Refused => GatewayError::UpstreamUnavailable {
+                        target: target(),
+                        detail: "connection refused".into(),
+                    },
+                    Failure::Protocol(detail) => GatewayError::UpstreamUnavailable {
                         target: target(),
                         detail,
-                    }
-                }
-                Failure::Connect(io) => GatewayError::UpstreamUnavailable {
-                    target: target(),
-                    detail: io.to_string(),
-                },
-                Failure::Refused => GatewayError::UpstreamUnavailable {
-                    target: target(),
-                    detail: "connection refused".into(),
-                },
-                Failure::Protocol(detail) => GatewayError::UpstreamUnavailable {
-                    target: target(),
-                    detail,
+                    },
                 },
             }),
         }

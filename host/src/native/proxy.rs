@@ -10,11 +10,12 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::header::HOST;
 use http::{HeaderMap, Request, Response, Uri};
-use hyper::body::Incoming;
 use upshift_core::GatewayError;
 use upshift_core::attempts::{Attempts, Ended, try_timeout_ms};
 use upshift_core::forwarding::{self, ClientSide};
 use upshift_core::head::Incoming as Head;
+
+use crate::client_body::ClientBody;
 use upshift_core::phases::{self, Decision};
 use upshift_core::policy::{Attempt, Outcome, Selection, ShadowCopy};
 use upshift_core::response;
@@ -46,7 +47,7 @@ pub struct Context<'a> {
 pub async fn serve(
     lane: &Arc<NativeGateway>,
     worker: usize,
-    request: Request<Incoming>,
+    request: Request<ClientBody>,
     peer: SocketAddr,
     request_id: &str,
 ) -> Result<Response<WasiBody>, GatewayError> {
@@ -90,7 +91,7 @@ async fn serve_parts(
     worker: usize,
     policies: Arc<Mutex<PolicySet>>,
     parts: &mut http::request::Parts,
-    body: Incoming,
+    body: ClientBody,
     peer: SocketAddr,
     request_id: &str,
 ) -> Result<Response<WasiBody>, GatewayError> {
@@ -176,7 +177,7 @@ async fn proxy(
     decision: &Decision,
     selection: &Selection,
     forward: Forward<'_>,
-    body: Incoming,
+    body: ClientBody,
 ) -> Result<Response<WasiBody>, GatewayError> {
     let route = &decision.route;
     let index = decision.matched.route;

@@ -53,28 +53,14 @@ impl Registry {
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
         let access = Access::granted(header, &self.tokens.0, &self.tokens.1);
-        if access == Access::None {
-            return Err(refused(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "send the admin token as `authorization: Bearer <token>`",
-            ));
-        }
-        if !access.allows(request.method().as_str()) {
-            let (method, path) = (request.method().clone(), request.uri().path().to_owned());
-            self.audit(
-                access,
-                &method,
-                &path,
-                StatusCode::FORBIDDEN,
-                "forbidden".into(),
-            )
-            .await;
-            return Err(refused(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                "the read-only token cannot change anything",
-            ));
+        if let Some((status, code, message)) = access.refusal(request.method().as_str()) {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN);
+            if access.is_known() {
+                let (method, path) = (request.method().clone(), request.uri().path().to_owned());
+                self.audit(access, &method, &path, status, code.into())
+                    .await;
+            }
+            return Err(refused(status, code, message));
         }
         let actor = actor(&request);
         let method = request.method().clone();
