@@ -411,3 +411,60 @@ async fn rate_limits_hold_across_a_restart() {
     assert_eq!(answer.status, 200, "{:?}", answer.body);
     assert_eq!(answer.header("ratelimit-remaining"), Some("4"));
 }
+
+#[tokio::test]
+async fn an_api_key_kept_as_its_digest_identifies_its_consumer() {
+    let (one, two) = (Upstream::start("one").await, Upstream::start("two").await);
+    let state = tempfile::tempdir().unwrap();
+    let host = Host::start(state.path());
+    let (ok, out, err) = support::cli(&["key", "new"]);
+    assert!(ok, "{err}");
+    let made: Value = serde_json::from_str(&out).unwrap();
+    let (key, digest) = (
+        made["key"].as_str().unwrap(),
+        made["digest"].as_str().unwrap(),
+    );
+    assert!(key.starts_with("upk_") && key.len() == 68, "{key}");
+    assert!(digest.starts_with("sha256:"), "{digest}");
+    let routes = "- name: api\n\
+                  \x20 paths: [/api]\n\
+                  \x20 service: s\n\
+                  \x20 auth: { api_key: { header: x-api-key } }\n\
+                  \x20 split: { rules: [{ match: { consumers: [bob] }, version: v2 }] }\n";
+    let consumers = format!("- {{ name: bob, api_keys: [\"{digest}\"] }}\n");
+    host.apply(&document(&one, &two, routes, &consumers)).await;
+
+    let answer = get(&host, "/api", &[("x-api-key", key)]).await;
+    assert_eq!((answer.status, answer.version()), (200, "v2"));
+    let answer = get(&host, "/api", &[("x-api-key", digest)]).await;
+    assert_eq!((answer.status, answer.code()), (401, "invalid_api_key"));
+
+    // The key is nowhere the gateway keeps anything: not in the config
+    // document, the store or the log.
+    let stored = client()
+        .get(format!("{}/admin/config", host.admin))
+        .bearer_auth(support::ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(stored.contains(digest) && !stored.contains(key), "{stored}");
+    let log = host.drain_log();
+    assert!(!log.iter().any(|line| line.contains(key)));
+    drop(host);
+    for file in std::fs::read_dir(state.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+    {
+        if file.is_file() {
+            let bytes = std::fs::read(&file).unwrap();
+            assert!(
+                !bytes.windows(key.len()).any(|w| w == key.as_bytes()),
+                "{} holds the key",
+                file.display()
+            );
+        }
+    }
+}

@@ -74,6 +74,9 @@ fn main() -> ExitCode {
             Command::Get(args) => commands::get(args).await,
             Command::Rollout(args) => rollout::run(args).await,
             Command::Component(args) => component::run(args).await,
+            Command::Key {
+                action: cli::KeyAction::New,
+            } => commands::new_key(),
             Command::Demo(args) => demo::run(args).await,
         }
     });

@@ -5,7 +5,7 @@ use crate::jwt::{self, Credentials, TokenError};
 use crate::ratelimit::{self, Applied, Decision, Limit};
 use crate::store::Store;
 use std::collections::HashMap;
-use upshift_config::{ApiKeyAuth, Config, Consumer, JwtAuth, RequestHead};
+use upshift_config::{ApiKeyAuth, Config, Consumer, JwtAuth, RequestHead, token};
 
 /// The `www-authenticate` challenge of API-key routes.
 const API_KEY_CHALLENGE: &str = "ApiKey realm=\"upshift\"";
@@ -109,7 +109,8 @@ struct RoutePolicy {
 #[derive(Debug, Default)]
 pub struct Policy {
     consumers: Vec<Consumer>,
-    /// API key → index into `consumers`.
+    /// The digest of each API key (see [`token::digest`]) → index into
+    /// `consumers`.
     keys: HashMap<String, usize>,
     /// JWT credentials by their `iss`/`kid` value.
     credentials: Credentials,
@@ -128,7 +129,7 @@ impl Policy {
             .consumers
             .iter()
             .enumerate()
-            .flat_map(|(i, c)| c.api_keys.iter().map(move |k| (k.clone(), i)))
+            .flat_map(|(i, c)| c.api_keys.iter().map(move |k| (key_digest(k), i)))
             .collect();
         let routes = config
             .routes
@@ -226,7 +227,7 @@ impl Policy {
         {
             return self
                 .keys
-                .get(key)
+                .get(&token::digest(key))
                 .map(|i| Some(*i))
                 .ok_or(Denial::InvalidApiKey);
         }
@@ -297,6 +298,15 @@ impl Policy {
 
 /// The key sent in the configured header (a bearer token for
 /// `authorization`) or query parameter.
+/// The digest of a configured API key: given as one, or made from the key.
+fn key_digest(configured: &str) -> String {
+    if token::is_digest(configured) {
+        configured.to_owned()
+    } else {
+        token::digest(configured)
+    }
+}
+
 fn presented_key<'h>(settings: &ApiKeyAuth, head: &RequestHead<'h>) -> Option<&'h str> {
     let from_header = head.header(&settings.header).map(|value| {
         if settings.header == "authorization" {
@@ -354,9 +364,11 @@ consumers:
     jwt:
       - {{ key: bob-iss, algorithm: ES256, public_key: {ec:?} }}
       - {{ key: rsa-iss, algorithm: RS256, public_key: {rsa:?} }}
+  - {{ name: carol, api_keys: [{carol:?}] }}
 "#,
             rsa = include_str!("../testdata/rsa-public.pem"),
             ec = include_str!("../testdata/ec-public.pem"),
+            carol = token::digest("carol-key-0001"),
         ))
         .expect("valid");
         Policy::new(&config)
@@ -448,6 +460,16 @@ routes:
             ),
             Ok(Some("bob".into()))
         );
+    }
+
+    #[test]
+    fn keys_kept_as_digests_identify_consumers() {
+        let p = policy();
+        let with = |key: &str| who(&p, "keyed", &head(&[("x-api-key", key)], None));
+        assert_eq!(with("carol-key-0001"), Ok(Some("carol".into())));
+        // The digest itself is no key.
+        let digest = token::digest("carol-key-0001");
+        assert_eq!(with(&digest), Err(Denial::InvalidApiKey));
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! Bearer tokens of the admin API. A token is configured as itself, or as
-//! its digest (`sha256:` and 64 lower-case hex digits), so that what a
-//! deployment keeps is not the token.
+//! Secrets a caller presents: the admin API's bearer tokens and consumers'
+//! API keys. Each is configured as itself, or as its digest (`sha256:` and
+//! 64 lower-case hex digits), so that what a deployment keeps is not the
+//! secret.
 
 use sha2::{Digest as _, Sha256};
 

@@ -1,6 +1,7 @@
 //! Consistency checks on a well-formed document: names, references, URLs.
 
 use crate::time::parse_rfc3339;
+use crate::token;
 use crate::{
     BalancePolicy, Config, ConfigError, Deprecation, JwtAlgorithm, JwtAuth, JwtCredential, Match,
     PathMatch, Problem, RateLimit, RateLimitBy, RequestKey, Retries, Route, RouteKind, Service,
@@ -76,12 +77,17 @@ pub(crate) fn validate(config: &Config) -> Result<(), ConfigError> {
             );
         }
         for (k, key) in consumer.api_keys.iter().enumerate() {
+            let digest = if token::is_digest(key) {
+                key.clone()
+            } else {
+                token::digest(key)
+            };
             if key.len() < 8 || key.chars().any(|c| c.is_whitespace() || c.is_control()) {
                 report(
                     format!("{at}.api_keys[{k}]"),
                     "API keys need at least 8 characters and no whitespace".into(),
                 );
-            } else if !keys.insert(key.as_str()) {
+            } else if !keys.insert(digest) {
                 report(
                     format!("{at}.api_keys[{k}]"),
                     "API key is used by another consumer".into(),

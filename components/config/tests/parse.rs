@@ -73,6 +73,7 @@ routes:
 consumers:
   - { name: a, api_keys: [short] }
   - { name: b, api_keys: [same-key-1, same-key-1] }
+  - { name: c, api_keys: ["sha256:fdf2c7d08b5e09c701e56e4cf8ab06fc993540afb8b16577c334d42623196f18"] }
 "#,
     );
     let expected = [
@@ -90,6 +91,7 @@ consumers:
         "routes[3].service: an ai route is served by the AI component and takes no service",
         "consumers[0].api_keys[0]: API keys need at least 8 characters and no whitespace",
         "consumers[1].api_keys[1]: API key is used by another consumer",
+        "consumers[2].api_keys[0]: API key is used by another consumer",
     ];
     assert_eq!(found, expected);
 }
