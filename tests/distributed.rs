@@ -479,3 +479,102 @@ async fn rollouts_move_exactly_once_when_nodes_race() {
         "{counted} attempts counted for {sent} requests"
     );
 }
+
+#[tokio::test]
+async fn a_key_issued_on_one_node_works_on_both_until_revoked_or_expired() {
+    let cluster = Cluster::new();
+    let (state_a, state_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = node(state_a.path(), &cluster.config);
+    let b = node(state_b.path(), &cluster.config);
+    let up = Upstream::start("orders").await;
+    a.apply(&format!(
+        "services: [{{ name: orders, versions: [{{ name: v1, targets: [{{ url: '{}' }}] }}] }}]\n\
+         routes: [{{ name: orders, paths: [/orders], service: orders, auth: {{ api_key: {{ header: x-api-key }} }} }}]\n\
+         consumers: [{{ name: bob }}]",
+        up.url()
+    ))
+    .await;
+    let keyed = |host: &Host, key: &str| {
+        let (url, key) = (format!("{}/orders/1", host.url), key.to_owned());
+        async move {
+            client()
+                .get(url)
+                .header("x-api-key", key)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    let issue = |expires: Option<&str>| {
+        let mut args = vec!["key", "issue", "bob", "--admin", a.admin.as_str()];
+        if let Some(expires) = expires {
+            args.extend(["--expires", expires]);
+        }
+        let (ok, out, err) = support::cli(&args);
+        assert!(ok, "{err}");
+        serde_json::from_str::<Value>(&out).unwrap()
+    };
+    let issued = issue(None);
+    let (key, id) = (
+        issued["key"].as_str().unwrap(),
+        issued["id"].as_str().unwrap(),
+    );
+    assert!(key.starts_with("upk_"), "{issued}");
+    assert_eq!(
+        served(&b, "/orders/1", 401).await.0,
+        401,
+        "no key, no entry"
+    );
+    assert_eq!(keyed(&b, key).await, 200);
+    assert_eq!(keyed(&a, key).await, 200);
+
+    // Only the digest is in the store.
+    let stored = cluster
+        .redis
+        .get(&format!("api-keys/{}", issued_digest(key)));
+    assert!(
+        stored
+            .is_some_and(|record| record.contains("\"consumer\":\"bob\"") && !record.contains(key))
+    );
+
+    // Revoked through A: B refuses it within a second.
+    let (ok, out, err) = support::cli(&["key", "revoke", "bob", id, "--admin", &a.admin]);
+    assert!(ok && out.contains("\"revoked\": true"), "{out}{err}");
+    let revoked = Instant::now();
+    while keyed(&b, key).await != 401 {
+        assert!(
+            revoked.elapsed() < Duration::from_secs(1),
+            "B refuses a revoked key"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (ok, _, err) = support::cli(&["key", "revoke", "bob", id, "--admin", &a.admin]);
+    assert!(!ok && err.contains("key_not_found"), "{err}");
+
+    // A key that expires works until it does, on both nodes.
+    let expiring = issue(Some("2s"));
+    let key = expiring["key"].as_str().unwrap();
+    assert_eq!((keyed(&a, key).await, keyed(&b, key).await), (200, 200));
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    assert_eq!((keyed(&a, key).await, keyed(&b, key).await), (401, 401));
+    let (ok, out, err) = support::cli(&["key", "list", "bob", "--admin", &b.admin]);
+    assert!(
+        ok && out.contains(expiring["id"].as_str().unwrap()),
+        "{out}{err}"
+    );
+
+    // A consumer the config does not have gets no key.
+    let (ok, _, err) = support::cli(&["key", "issue", "eve", "--admin", &a.admin]);
+    assert!(!ok && err.contains("consumer_not_found"), "{err}");
+}
+
+/// The hex digest of `key`, as the store names its record.
+fn issued_digest(key: &str) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(key.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

@@ -134,9 +134,15 @@ fn api_key_lookup(c: &mut Criterion) {
     let policy = Policy::new(&config);
     let request = request_for(500);
     let request = request.view();
-    assert!(policy.identify("r500", &request, 0).unwrap().is_some());
+    let store = None::<&AuthStore>;
+    assert!(
+        policy
+            .identify(store, "r500", &request, 0)
+            .unwrap()
+            .is_some()
+    );
     c.bench_function("api_key_lookup_1000_consumers", |b| {
-        b.iter(|| black_box(policy.identify(black_box("r500"), black_box(&request), 0)))
+        b.iter(|| black_box(policy.identify(store, black_box("r500"), black_box(&request), 0)))
     });
 }
 
@@ -146,10 +152,19 @@ fn jwt_verification(c: &mut Criterion) {
     for (alg, token) in JWT_TOKENS {
         let request = jwt_request(token);
         let request = request.view();
-        let who = policy.identify("api", &request, JWT_NOW_MS).unwrap();
+        let who = policy
+            .identify(None::<&AuthStore>, "api", &request, JWT_NOW_MS)
+            .unwrap();
         assert_eq!(who.unwrap().name, alg.to_ascii_lowercase()[..2]);
         group.bench_with_input(BenchmarkId::from_parameter(alg), &request, |b, r| {
-            b.iter(|| black_box(policy.identify(black_box("api"), black_box(r), JWT_NOW_MS)))
+            b.iter(|| {
+                black_box(policy.identify(
+                    None::<&AuthStore>,
+                    black_box("api"),
+                    black_box(r),
+                    JWT_NOW_MS,
+                ))
+            })
         });
     }
     group.finish();

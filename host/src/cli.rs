@@ -36,22 +36,11 @@ pub enum Command {
     /// Push, upgrade and roll back one component of the gateway while traffic
     /// flows, on every node sharing the store.
     Component(crate::component::ComponentArgs),
-    /// Make API keys: a new random key (`upk_…`), shown once, and the
-    /// digest a consumer's `api_keys` keeps instead of it.
-    Key {
-        /// What to do.
-        #[command(subcommand)]
-        action: KeyAction,
-    },
+    /// Make, issue, list and revoke consumers' API keys: each key is
+    /// shown once; the gateway keeps only its digest.
+    Key(crate::key::KeyArgs),
     /// Build, start two demo upstreams and the gateway, and apply the demo config.
     Demo(ManifestArgs),
-}
-
-/// `upshift key` actions.
-#[derive(Debug, Subcommand)]
-pub enum KeyAction {
-    /// Print a new random API key and its digest, as JSON.
-    New,
 }
 
 /// Locates the manifest.

@@ -219,23 +219,3 @@ pub async fn get(args: GetArgs) -> anyhow::Result<ExitCode> {
         Ok(ExitCode::FAILURE)
     }
 }
-
-/// `upshift key new`: prints a new random API key, with the recognizable
-/// prefix `upk_` for secret scanners, and its digest for the config.
-pub fn new_key() -> anyhow::Result<ExitCode> {
-    let key = format!(
-        "upk_{}{}",
-        uuid::Uuid::new_v4().simple(),
-        uuid::Uuid::new_v4().simple()
-    );
-    let digest = upshift_config::token::digest(&key);
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&serde_json::json!({
-            "key": key,
-            "digest": digest,
-            "note": "the key is shown once: give it to its consumer and keep only the digest in its api_keys",
-        }))?
-    );
-    Ok(ExitCode::SUCCESS)
-}

@@ -15,6 +15,7 @@ mod demo;
 mod engine;
 mod inbound_tls;
 mod instances;
+mod key;
 mod kv;
 mod manifest;
 mod native;
@@ -74,9 +75,7 @@ fn main() -> ExitCode {
             Command::Get(args) => commands::get(args).await,
             Command::Rollout(args) => rollout::run(args).await,
             Command::Component(args) => component::run(args).await,
-            Command::Key {
-                action: cli::KeyAction::New,
-            } => commands::new_key(),
+            Command::Key(args) => key::run(args).await,
             Command::Demo(args) => demo::run(args).await,
         }
     });

@@ -1,7 +1,7 @@
 //! The admin endpoints, independent of how requests arrive.
 
 use crate::store::{ConfigStore, StoreError};
-use crate::{metrics, rollouts};
+use crate::{credentials, metrics, rollouts};
 use serde::Serialize;
 use serde_json::{Value, json};
 use upshift_config::audit;
@@ -133,6 +133,15 @@ fn serve(request: &AdminRequest<'_>, store: &impl ConfigStore) -> AdminResponse 
         ("POST", ["admin", "rollouts", service, action]) => {
             rollouts::act(store, service, action, request.body, request.now_ms)
         }
+        ("POST", ["admin", "consumers", name, "keys"]) => {
+            credentials::issue(store, name, request.body, request.now_ms)
+        }
+        ("GET", ["admin", "consumers", name, "keys"]) => credentials::list(store, name),
+        ("DELETE", ["admin", "consumers", name, "keys", id]) => {
+            credentials::revoke(store, name, id)
+        }
+        (_, ["admin", "consumers", _, "keys"]) => Err(not_allowed("GET, POST")),
+        (_, ["admin", "consumers", _, "keys", _]) => Err(not_allowed("DELETE")),
         (_, ["admin", "config"]) => Err(not_allowed("GET, PUT")),
         (_, ["admin", "config", "validate"] | ["admin", "config", "versions", _, "activate"]) => {
             Err(not_allowed("POST"))

@@ -4,11 +4,13 @@
 //! new numbered version, then makes it the version in force; a rejected
 //! document changes nothing. Rollouts are started and steered here
 //! (`/admin/rollouts`), and the splitter's counters are read back as
-//! Prometheus text (`/admin/metrics`) or JSON (`/admin/stats`). The API
+//! Prometheus text (`/admin/metrics`) or JSON (`/admin/stats`). API keys
+//! are issued to consumers and revoked (`/admin/consumers/{name}/keys`). The API
 //! logic is plain Rust over the
 //! [`ConfigStore`] trait; the wasm build backs it with `wasi:keyvalue`.
 
 pub mod api;
+pub mod credentials;
 pub mod metrics;
 pub mod rollouts;
 pub mod store;

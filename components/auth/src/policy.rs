@@ -5,7 +5,8 @@ use crate::jwt::{self, Credentials, TokenError};
 use crate::ratelimit::{self, Applied, Decision, Limit};
 use crate::store::Store;
 use std::collections::HashMap;
-use upshift_config::{ApiKeyAuth, Config, Consumer, JwtAuth, RequestHead, token};
+use upshift_config::token::{self, IssuedKey};
+use upshift_config::{ApiKeyAuth, Config, Consumer, JwtAuth, RequestHead, keys};
 
 /// The `www-authenticate` challenge of API-key routes.
 const API_KEY_CHALLENGE: &str = "ApiKey realm=\"upshift\"";
@@ -112,6 +113,8 @@ pub struct Policy {
     /// The digest of each API key (see [`token::digest`]) → index into
     /// `consumers`.
     keys: HashMap<String, usize>,
+    /// Consumer name → index into `consumers`, for issued keys.
+    by_name: HashMap<String, usize>,
     /// JWT credentials by their `iss`/`kid` value.
     credentials: Credentials,
     /// Each consumer's own limit, by index.
@@ -149,6 +152,12 @@ impl Policy {
         Policy {
             consumers: config.consumers.clone(),
             keys,
+            by_name: config
+                .consumers
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (c.name.clone(), i))
+                .collect(),
             credentials: Credentials::new(config),
             consumer_limits: config
                 .consumers
@@ -182,9 +191,11 @@ impl Policy {
 
     /// The consumer `head` authenticates as on `route` at `now_ms`: `None`
     /// for public routes, an error when the route needs credentials that
-    /// are missing or refused. Rate limits are not looked at.
-    pub fn identify(
+    /// are missing or refused. Keys issued through the admin API are looked
+    /// up in `store`. Rate limits are not looked at.
+    pub fn identify<S: Store + ?Sized>(
         &self,
+        store: Option<&S>,
         route: &str,
         head: &RequestHead<'_>,
         now_ms: u64,
@@ -193,15 +204,16 @@ impl Policy {
             return Ok(None);
         };
         Ok(self
-            .identify_index(settings, head, now_ms)?
+            .identify_index(settings, head, now_ms, &|| store)?
             .map(|i| &self.consumers[i]))
     }
 
-    fn identify_index(
+    fn identify_index<'s, S: Store + ?Sized + 's>(
         &self,
         settings: &RoutePolicy,
         head: &RequestHead<'_>,
         now_ms: u64,
+        store: &impl Fn() -> Option<&'s S>,
     ) -> Result<Option<usize>, Denial> {
         if settings.api_key.is_none() && settings.jwt.is_none() {
             return Ok(None);
@@ -225,10 +237,13 @@ impl Policy {
             .as_ref()
             .and_then(|settings| presented_key(settings, head))
         {
+            let digest = token::digest(key);
             return self
                 .keys
-                .get(&token::digest(key))
-                .map(|i| Some(*i))
+                .get(&digest)
+                .copied()
+                .or_else(|| self.issued(store(), &digest, now_ms))
+                .map(Some)
                 .ok_or(Denial::InvalidApiKey);
         }
         Err(Denial::MissingCredentials {
@@ -251,10 +266,28 @@ impl Policy {
         self.authenticate_with(|| Some(store), route, head, now_ms)
     }
 
-    /// [`Policy::authenticate`] with a store opened only when a limit applies.
+    /// The consumer of the issued key whose digest is `digest`, if it is
+    /// issued (in `store`), not expired at `now_ms`, and its consumer is in
+    /// the config. A store that cannot be read identifies no one.
+    fn issued<S: Store + ?Sized>(
+        &self,
+        store: Option<&S>,
+        digest: &str,
+        now_ms: u64,
+    ) -> Option<usize> {
+        let bytes = store?.get(&keys::issued_key(digest)).ok()??;
+        let issued: IssuedKey = serde_json::from_slice(&bytes).ok()?;
+        if !issued.is_live(now_ms) {
+            return None;
+        }
+        self.by_name.get(&issued.consumer).copied()
+    }
+
+    /// [`Policy::authenticate`] with a store opened only when it is needed:
+    /// a limit applies, or a key is not in the config.
     pub fn authenticate_with<'s, S: Store + ?Sized + 's>(
         &self,
-        store: impl FnOnce() -> Option<&'s S>,
+        store: impl Fn() -> Option<&'s S>,
         route: &str,
         head: &RequestHead<'_>,
         now_ms: u64,
@@ -266,7 +299,7 @@ impl Policy {
                 rate_limit: None,
             });
         };
-        let consumer = self.identify_index(settings, head, now_ms)?;
+        let consumer = self.identify_index(settings, head, now_ms, &store)?;
         let mut applied = Vec::with_capacity(2);
         if let Some(limit) = &settings.limit {
             let name = consumer.map(|i| self.consumers[i].name.as_str());
@@ -384,7 +417,8 @@ consumers:
     }
 
     fn who(p: &Policy, route: &str, h: &RequestHead<'_>) -> Result<Option<String>, Denial> {
-        p.identify(route, h, NOW).map(|c| c.map(|c| c.name.clone()))
+        p.identify(None::<&MemoryStore>, route, h, NOW)
+            .map(|c| c.map(|c| c.name.clone()))
     }
 
     /// A token for `claims`, signed with `alg` and `key`, with header `kid`.
@@ -470,6 +504,47 @@ routes:
         // The digest itself is no key.
         let digest = token::digest("carol-key-0001");
         assert_eq!(with(&digest), Err(Denial::InvalidApiKey));
+    }
+
+    #[test]
+    fn issued_keys_identify_their_consumer_until_revoked_or_expired() {
+        let p = policy();
+        let store = MemoryStore::default();
+        let issue = |key: &str, consumer: &str, expires_at_ms| {
+            let digest = token::digest(key);
+            let record = IssuedKey {
+                id: IssuedKey::id_of(&digest),
+                consumer: consumer.into(),
+                created_at_ms: 0,
+                expires_at_ms,
+            };
+            store
+                .set(
+                    &keys::issued_key(&digest),
+                    &serde_json::to_vec(&record).unwrap(),
+                )
+                .unwrap();
+        };
+        issue("upk_live", "bob", None);
+        issue("upk_until_now", "bob", Some(NOW));
+        issue("upk_of_nobody", "eve", None);
+        let with = |key: &str| {
+            p.identify(
+                Some(&store),
+                "keyed",
+                &head(&[("x-api-key", key)], None),
+                NOW,
+            )
+            .map(|c| c.map(|c| c.name.clone()))
+        };
+        assert_eq!(with("upk_live"), Ok(Some("bob".into())));
+        for refused in ["upk_until_now", "upk_of_nobody", "upk_never_issued"] {
+            assert_eq!(with(refused), Err(Denial::InvalidApiKey), "{refused}");
+        }
+        store
+            .delete(&keys::issued_key(&token::digest("upk_live")))
+            .unwrap();
+        assert_eq!(with("upk_live"), Err(Denial::InvalidApiKey));
     }
 
     #[test]

@@ -46,6 +46,10 @@
 //! components/{name}/versions/{sha256}           JSON: who pushed that version, when and why
 //! components/{name}/history-seq                 counter: allocates history entry numbers
 //! components/{name}/history/{n:010}             JSON: one transition of the component
+//! api-keys/{sha256}                             JSON: an issued API key (see
+//!                                               `crate::token::IssuedKey`), by its digest
+//! consumers/{consumer}/keys/{id}                the digest of one of the consumer's issued keys
+//!
 //! components/{name}/canary                      RolloutState JSON of the component's canary
 //! components/{name}/canary/{id}/{step}/{side}/{field}
 //!                                               counters of one canary step (side: stable or
@@ -76,6 +80,24 @@ pub const AUDIT_SEQ: &str = "audit/seq";
 /// Key of entry `n` (from 1) of the admin audit trail.
 pub fn audit(n: u64) -> String {
     format!("audit/{n:010}")
+}
+
+/// Key holding the issued API key whose digest is `digest` (`sha256:…`).
+pub fn issued_key(digest: &str) -> String {
+    format!(
+        "api-keys/{}",
+        digest.strip_prefix("sha256:").unwrap_or(digest)
+    )
+}
+
+/// Key holding the digest of issued key `id` of `consumer`.
+pub fn consumer_key(consumer: &str, id: &str) -> String {
+    format!("consumers/{consumer}/keys/{id}")
+}
+
+/// Prefix of the keys of `consumer`'s issued keys.
+pub fn consumer_keys_prefix(consumer: &str) -> String {
+    format!("consumers/{consumer}/keys/")
 }
 
 /// Key holding which pushed component versions are in force (see the

@@ -556,8 +556,8 @@ impl RolloutState {
     }
 }
 
-/// Parses `500ms`, `30s`, `2m`, `1h` (a whole number and a unit).
-fn parse_duration(text: &str) -> Option<Duration> {
+/// Parses `500ms`, `30s`, `2m`, `1h`, `90d` (a whole number and a unit).
+pub fn parse_duration(text: &str) -> Option<Duration> {
     let split = text.find(|c: char| !c.is_ascii_digit())?;
     let (number, unit) = text.split_at(split);
     let n: u64 = number.parse().ok()?;
@@ -566,6 +566,7 @@ fn parse_duration(text: &str) -> Option<Duration> {
         "s" => n.checked_mul(1_000)?,
         "m" => n.checked_mul(60_000)?,
         "h" => n.checked_mul(3_600_000)?,
+        "d" => n.checked_mul(86_400_000)?,
         _ => return None,
     };
     Some(Duration::from_millis(millis))

@@ -3,6 +3,7 @@
 //! 64 lower-case hex digits), so that what a deployment keeps is not the
 //! secret.
 
+use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 /// The prefix of a token's digest.
@@ -34,6 +35,35 @@ pub fn matches(presented: &str, expected: &str) -> bool {
         return same(digest(presented).as_bytes(), expected.as_bytes());
     }
     !expected.is_empty() && same(presented.as_bytes(), expected.as_bytes())
+}
+
+/// An API key issued to a consumer through the admin API, kept by its
+/// digest (see [`crate::keys::issued_key`]): the key itself is never sent
+/// to the gateway.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssuedKey {
+    /// Its id: the first 16 hex digits of its digest.
+    pub id: String,
+    /// The consumer it identifies (one of the config's).
+    pub consumer: String,
+    /// When it was issued, in Unix milliseconds.
+    pub created_at_ms: u64,
+    /// When it stops working, in Unix milliseconds (`None`: never).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at_ms: Option<u64>,
+}
+
+impl IssuedKey {
+    /// The id of the key whose digest is `digest`.
+    pub fn id_of(digest: &str) -> String {
+        let hex = digest.strip_prefix(DIGEST_PREFIX).unwrap_or(digest);
+        hex.chars().take(16).collect()
+    }
+
+    /// Whether it still works at `now_ms`.
+    pub fn is_live(&self, now_ms: u64) -> bool {
+        self.expires_at_ms.is_none_or(|at| now_ms < at)
+    }
 }
 
 fn same(a: &[u8], b: &[u8]) -> bool {
