@@ -468,3 +468,59 @@ async fn an_api_key_kept_as_its_digest_identifies_its_consumer() {
         }
     }
 }
+
+#[tokio::test]
+async fn access_lists_answer_403_to_callers_they_keep_out() {
+    let (one, two) = (Upstream::start("one").await, Upstream::start("two").await);
+    let state = tempfile::tempdir().unwrap();
+    let host = Host::start(state.path());
+    let routes = "- name: staff\n\
+                  \x20 paths: [/staff]\n\
+                  \x20 service: s\n\
+                  \x20 auth: { api_key: { header: x-api-key } }\n\
+                  \x20 access: { allow: { tenants: [acme] }, deny: { tags: [suspended] } }\n\
+                  - { name: here, paths: [/here], service: s, access: { allow: { ips: [127.0.0.1/32, '::1'] } } }\n\
+                  - { name: elsewhere, paths: [/elsewhere], service: s, access: { allow: { ips: [10.0.0.0/8] } } }\n\
+                  - { name: blocked, paths: [/blocked], service: s, access: { deny: { ips: [127.0.0.0/8] } } }\n";
+    let consumers = "- { name: ann, tenant: acme, api_keys: [ann-key-0001] }\n\
+                     - { name: sam, tenant: acme, tags: [suspended], api_keys: [sam-key-0001] }\n\
+                     - { name: eve, tenant: other, api_keys: [eve-key-0001] }\n";
+    host.apply(&document(&one, &two, routes, consumers)).await;
+
+    let key = |k: &'static str| [("x-api-key", k)];
+    assert_eq!(get(&host, "/staff", &key("ann-key-0001")).await.status, 200);
+    for (who, denied) in [("sam", "denied"), ("eve", "not allowed")] {
+        let answer = get(
+            &host,
+            "/staff",
+            &key(if who == "sam" {
+                "sam-key-0001"
+            } else {
+                "eve-key-0001"
+            }),
+        )
+        .await;
+        assert_eq!((answer.status, answer.code()), (403, "forbidden"), "{who}");
+        let message = answer.body["error"]["message"].as_str().unwrap();
+        assert_eq!(
+            message,
+            format!("consumer \"{who}\" is {denied} on this route")
+        );
+    }
+    // A wrong key is still a 401, not a 403.
+    assert_eq!(
+        get(&host, "/staff", &key("nobody-key-01")).await.status,
+        401
+    );
+    assert_eq!(get(&host, "/here", &[]).await.status, 200);
+    for path in ["/elsewhere", "/blocked"] {
+        let answer = get(&host, path, &[]).await;
+        assert_eq!((answer.status, answer.code()), (403, "forbidden"), "{path}");
+        assert!(
+            answer.body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("127.0.0.1")
+        );
+    }
+}

@@ -2,9 +2,11 @@
 //!
 //! A [`Policy`] is compiled once per config version: which routes require
 //! credentials (API keys, JSON Web Tokens), which consumer each credential
-//! belongs to, and the rate limits of routes and consumers. Rate-limit
+//! belongs to, who may use each route, and the rate limits of routes and
+//! consumers. Rate-limit
 //! counters live in the key-value store behind [`Store`].
 
+mod access;
 mod jwt;
 mod policy;
 mod ratelimit;

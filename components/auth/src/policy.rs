@@ -1,6 +1,7 @@
 //! Authentication per route (API keys, JSON Web Tokens) and rate limits
 //! per route and per consumer.
 
+use crate::access::Access;
 use crate::jwt::{self, Credentials, TokenError};
 use crate::ratelimit::{self, Applied, Decision, Limit};
 use crate::store::Store;
@@ -32,6 +33,10 @@ pub enum Denial {
     /// The token sent was refused.
     #[error("invalid token: {}", .0.reason())]
     InvalidToken(TokenError),
+    /// A known (or anonymous) caller that the route's access lists keep
+    /// out.
+    #[error("{0}")]
+    Forbidden(String),
     /// A rate limit was reached.
     #[error("rate limit of {} requests per {} s reached; retry in {} s", .0.limit, .0.window_s, .0.reset_s)]
     RateLimited(Decision),
@@ -50,6 +55,7 @@ impl Denial {
     pub fn status(&self) -> u16 {
         match self {
             Denial::RateLimited(_) => 429,
+            Denial::Forbidden(_) => 403,
             _ => 401,
         }
     }
@@ -61,6 +67,7 @@ impl Denial {
             Denial::InvalidApiKey => "invalid_api_key",
             Denial::InvalidToken(_) => "invalid_token",
             Denial::RateLimited(_) => "rate_limited",
+            Denial::Forbidden(_) => "forbidden",
         }
     }
 
@@ -82,6 +89,7 @@ impl Denial {
             Denial::InvalidApiKey => vec![challenge(API_KEY_CHALLENGE)],
             Denial::InvalidToken(_) => vec![challenge(INVALID_TOKEN_CHALLENGE)],
             Denial::RateLimited(decision) => decision.headers(),
+            Denial::Forbidden(_) => Vec::new(),
         }
     }
 }
@@ -104,6 +112,7 @@ struct RoutePolicy {
     api_key: Option<ApiKeyAuth>,
     jwt: Option<JwtAuth>,
     limit: Option<Limit>,
+    access: Option<Access>,
 }
 
 /// Consumers, credentials and route settings of one config version.
@@ -143,9 +152,12 @@ impl Policy {
                     api_key: auth.and_then(|a| a.api_key.clone()),
                     jwt: auth.and_then(|a| a.jwt.clone()),
                     limit: r.rate_limit.as_ref().map(Limit::from),
+                    access: r.access.as_ref().map(Access::new),
                 };
-                let relevant =
-                    policy.api_key.is_some() || policy.jwt.is_some() || policy.limit.is_some();
+                let relevant = policy.api_key.is_some()
+                    || policy.jwt.is_some()
+                    || policy.limit.is_some()
+                    || policy.access.is_some();
                 relevant.then(|| (r.name.clone(), policy))
             })
             .collect();
@@ -299,7 +311,16 @@ impl Policy {
                 rate_limit: None,
             });
         };
+        let access = settings.access.as_ref();
+        if let Some(why) = access.and_then(|a| a.refuse_address(head.client_ip())) {
+            return Err(Denial::Forbidden(why));
+        }
         let consumer = self.identify_index(settings, head, now_ms, &store)?;
+        if let Some(why) =
+            access.and_then(|a| a.refuse_caller(consumer.map(|i| &self.consumers[i])))
+        {
+            return Err(Denial::Forbidden(why));
+        }
         let mut applied = Vec::with_capacity(2);
         if let Some(limit) = &settings.limit {
             let name = consumer.map(|i| self.consumers[i].name.as_str());
@@ -545,6 +566,76 @@ routes:
             .delete(&keys::issued_key(&token::digest("upk_live")))
             .unwrap();
         assert_eq!(with("upk_live"), Err(Denial::InvalidApiKey));
+    }
+
+    #[test]
+    fn access_lists_keep_out_denied_and_unlisted_callers() {
+        let config = Config::parse(
+            r#"
+services: [{ name: s, versions: [{ name: v, targets: [{ url: "http://a" }] }] }]
+routes:
+  - name: staff
+    service: s
+    paths: [/staff]
+    auth: { api_key: {} }
+    access:
+      allow: { tenants: [acme], consumers: [dora] }
+      deny: { tags: [suspended], ips: [192.0.2.0/28] }
+  - { name: office, service: s, paths: [/o], access: { allow: { ips: [198.51.100.0/24, "2001:db8::1"] } } }
+consumers:
+  - { name: ann, tenant: acme, api_keys: [ann-key-0001] }
+  - { name: sam, tenant: acme, tags: [suspended], api_keys: [sam-key-0001] }
+  - { name: dora, api_keys: [dora-key-0001] }
+  - { name: eve, tenant: other, api_keys: [eve-key-0001] }
+"#,
+        )
+        .unwrap();
+        let p = Policy::new(&config);
+        let store = MemoryStore::default();
+        let at = |route: &str, ip: &'static str, key: &str| {
+            let line = HeadLine {
+                client_ip: Some(ip),
+                ..HeadLine::default()
+            };
+            let head = OwnedHead::new(&line, &[("x-api-key", key)]).leak();
+            p.authenticate(&store, route, &head, NOW)
+                .map(|a| a.consumer.map(|(_, c)| c.name.clone()))
+        };
+        let forbidden = |result: Result<Option<String>, Denial>| match result {
+            Err(denial @ Denial::Forbidden(_)) => (denial.status(), denial.to_string()),
+            other => panic!("expected a refusal, got {other:?}"),
+        };
+        assert_eq!(
+            at("staff", "203.0.113.9", "ann-key-0001"),
+            Ok(Some("ann".into()))
+        );
+        assert_eq!(
+            at("staff", "203.0.113.9", "dora-key-0001"),
+            Ok(Some("dora".into()))
+        );
+        let (status, why) = forbidden(at("staff", "203.0.113.9", "sam-key-0001"));
+        assert_eq!(
+            (status, why.as_str()),
+            (403, "consumer \"sam\" is denied on this route")
+        );
+        let (_, why) = forbidden(at("staff", "203.0.113.9", "eve-key-0001"));
+        assert_eq!(why, "consumer \"eve\" is not allowed on this route");
+        // A denied address is refused before its credentials are looked at.
+        let (_, why) = forbidden(at("staff", "192.0.2.3", "no-such-key"));
+        assert_eq!(why, "the client address 192.0.2.3 is denied on this route");
+        // Unknown credentials stay a 401.
+        assert_eq!(
+            at("staff", "203.0.113.9", "no-such-key"),
+            Err(Denial::InvalidApiKey)
+        );
+        assert_eq!(at("office", "198.51.100.7", ""), Ok(None));
+        assert_eq!(at("office", "2001:db8::1", ""), Ok(None));
+        let (_, why) = forbidden(at("office", "203.0.113.9", ""));
+        assert_eq!(
+            why,
+            "the client address 203.0.113.9 is not allowed on this route"
+        );
+        assert_eq!(p.guarded().collect::<Vec<_>>(), [0, 1]);
     }
 
     #[test]

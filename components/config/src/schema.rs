@@ -272,6 +272,66 @@ pub struct Route {
     /// How many requests the route serves per window, and per what.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimit>,
+    /// Who may use the route: consumers, tenants, tags and client IP
+    /// ranges allowed or denied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<RouteAccess>,
+}
+
+/// Allow and deny lists of a route. A caller on a deny list, or off a
+/// non-empty allow list, gets `403 forbidden`; deny wins.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteAccess {
+    /// Who may use the route (empty lists: anyone).
+    #[serde(default, skip_serializing_if = "AccessList::is_empty")]
+    pub allow: AccessList,
+    /// Who may not.
+    #[serde(default, skip_serializing_if = "AccessList::is_empty")]
+    pub deny: AccessList,
+}
+
+/// Callers named by consumer, tenant, tag or client IP range.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessList {
+    /// Consumer names.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub consumers: Vec<String>,
+    /// Tenants of consumers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tenants: Vec<String>,
+    /// Tags of consumers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// Client IP ranges in CIDR notation (`10.0.0.0/8`, `2001:db8::/32`; a
+    /// bare address is one host).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ips: Vec<String>,
+}
+
+impl AccessList {
+    /// Whether it names no one.
+    pub fn is_empty(&self) -> bool {
+        self.consumers.is_empty()
+            && self.tenants.is_empty()
+            && self.tags.is_empty()
+            && self.ips.is_empty()
+    }
+
+    /// Whether it names callers by who they are (not by IP).
+    pub fn names_callers(&self) -> bool {
+        !(self.consumers.is_empty() && self.tenants.is_empty() && self.tags.is_empty())
+    }
+}
+
+/// A client IP range of an access list: CIDR notation, or a bare address.
+pub fn parse_ip_range(text: &str) -> Option<ipnet::IpNet> {
+    text.parse().ok().or_else(|| {
+        text.parse::<std::net::IpAddr>()
+            .ok()
+            .map(ipnet::IpNet::from)
+    })
 }
 
 /// How a route's requests are split between versions, beyond the weights.

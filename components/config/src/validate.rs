@@ -4,8 +4,8 @@ use crate::time::parse_rfc3339;
 use crate::token;
 use crate::{
     BalancePolicy, Config, ConfigError, Deprecation, JwtAlgorithm, JwtAuth, JwtCredential, Match,
-    PathMatch, Problem, RateLimit, RateLimitBy, RequestKey, Retries, Route, RouteKind, Service,
-    Split,
+    PathMatch, Problem, RateLimit, RateLimitBy, RequestKey, Retries, Route, RouteAccess, RouteKind,
+    Service, Split, parse_ip_range,
 };
 use std::collections::{HashMap, HashSet};
 
@@ -133,6 +133,39 @@ pub(crate) type Report<'a> = dyn FnMut(String, String) + 'a;
 struct Known<'c> {
     services: HashMap<&'c str, &'c Service>,
     consumers: HashSet<&'c str>,
+}
+
+fn check_access(
+    route: &Route,
+    access: &RouteAccess,
+    known: &Known<'_>,
+    at: &str,
+    report: &mut Report<'_>,
+) {
+    for (side, list) in [("allow", &access.allow), ("deny", &access.deny)] {
+        if list.names_callers() && route.auth.is_none() {
+            report(
+                format!("{at}.{side}"),
+                "consumers, tenants and tags are known only on a route with auth".into(),
+            );
+        }
+        for (k, consumer) in list.consumers.iter().enumerate() {
+            if !known.consumers.contains(consumer.as_str()) {
+                report(
+                    format!("{at}.{side}.consumers[{k}]"),
+                    format!("unknown consumer {consumer:?}: define it under consumers"),
+                );
+            }
+        }
+        for (k, range) in list.ips.iter().enumerate() {
+            if parse_ip_range(range).is_none() {
+                report(
+                    format!("{at}.{side}.ips[{k}]"),
+                    format!("{range:?} is not an IP address or CIDR range"),
+                );
+            }
+        }
+    }
 }
 
 pub(crate) fn check_name(name: &str, at: &str, report: &mut Report<'_>) {
@@ -385,6 +418,9 @@ fn check_route(route: &Route, known: &Known<'_>, at: &str, report: &mut Report<'
     }
     if let Some(limit) = &route.rate_limit {
         check_rate_limit(limit, &format!("{at}.rate_limit"), report);
+    }
+    if let Some(access) = &route.access {
+        check_access(route, access, known, &format!("{at}.access"), report);
     }
     if route.kind == RouteKind::Ai {
         for (field, set) in [

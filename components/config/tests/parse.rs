@@ -95,3 +95,28 @@ consumers:
     ];
     assert_eq!(found, expected);
 }
+
+#[test]
+fn access_lists_are_checked() {
+    let found = problems(
+        r#"
+services: [{ name: s, versions: [{ name: v1, targets: [{ url: "http://a" }] }] }]
+routes:
+  - { name: open, service: s, access: { allow: { tenants: [acme] } } }
+  - name: keyed
+    service: s
+    paths: [/k]
+    auth: { api_key: {} }
+    access: { allow: { consumers: [nobody], ips: [10.0.0.0/8, "2001:db8::/32", 10.1.2.3] }, deny: { ips: [10.0.0.0/33, nonsense] } }
+"#,
+    );
+    assert_eq!(
+        found,
+        [
+            "routes[0].access.allow: consumers, tenants and tags are known only on a route with auth",
+            "routes[1].access.allow.consumers[0]: unknown consumer \"nobody\": define it under consumers",
+            "routes[1].access.deny.ips[0]: \"10.0.0.0/33\" is not an IP address or CIDR range",
+            "routes[1].access.deny.ips[1]: \"nonsense\" is not an IP address or CIDR range",
+        ]
+    );
+}
