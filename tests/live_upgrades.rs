@@ -140,14 +140,8 @@ async fn upgrading_the_router_under_load_fails_no_request() {
 
 #[tokio::test]
 async fn upgrading_the_gateway_under_load_fails_no_request() {
-    let up = Upstream::start("up").await;
     let state = tempfile::tempdir().unwrap();
-    let host = Host::start_with(
-        &repo().join("spin.toml"),
-        state.path(),
-        &["--lane", "component"],
-    );
-    host.apply(&up.only_route()).await;
+    let (_up, host) = on_the_component_lane(state.path()).await;
     upgrade_under_load(
         &host,
         "gateway",
@@ -156,6 +150,15 @@ async fn upgrading_the_gateway_under_load_fails_no_request() {
         ("", "next"),
     )
     .await;
+}
+
+/// A host serving the gateway component itself (the component lane) in
+/// `state`, with one route to a new upstream.
+async fn on_the_component_lane(state: &std::path::Path) -> (Upstream, Host) {
+    let up = Upstream::start("up").await;
+    let host = Host::start_with(&repo().join("spin.toml"), state, &["--lane", "component"]);
+    host.apply(&up.only_route()).await;
+    (up, host)
 }
 
 /// The `x-upshift-build` of `response` (empty when absent).
@@ -883,14 +886,8 @@ async fn up_watch_rebuilds_a_changed_component_and_swaps_it_in() {
 
 #[tokio::test]
 async fn a_canary_of_the_gateway_splits_its_answers_and_promotes() {
-    let up = Upstream::start("up").await;
     let state = tempfile::tempdir().unwrap();
-    let host = Host::start_with(
-        &repo().join("spin.toml"),
-        state.path(),
-        &["--lane", "component"],
-    );
-    host.apply(&up.only_route()).await;
+    let (_up, host) = on_the_component_lane(state.path()).await;
     let (status, pushed) = push(&host, "gateway", labelled_gateway()).await;
     assert_eq!(status, 201, "{pushed}");
     let sha256 = pushed["sha256"].as_str().unwrap();

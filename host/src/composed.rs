@@ -22,12 +22,12 @@ use upshift_config::keys;
 
 use crate::engine::{HostState, load_component};
 use crate::instances::ComponentInstances;
-use crate::kv::{KvBackend, blocking};
+use crate::kv::KvBackend;
 use crate::native::{
-    Builds, Canary, CanaryRun, Refusal, Role, Side, check_gateway_world, check_world,
+    Builds, Canary, CanaryRun, Refusal, Role, Side, add_counts, check_gateway_world, check_world,
     config_in_force, counts,
 };
-use crate::registry::records::{InForce, sha256_hex};
+use crate::registry::records::{InForce, read_blob, sha256_hex};
 use crate::runtime::{ComponentService, link};
 use crate::sources::Sources;
 
@@ -214,21 +214,7 @@ impl ComposedGateway {
         if let (Side::Canary, Some(detail)) = (side, failure) {
             self.canary.failed(run, detail);
         }
-        let counts = counts(run, side, status, latency_ms);
-        let kv = self.setup.kv.clone();
-        let add = move || {
-            for count in &counts {
-                if let Err(error) = kv.increment(BUCKET, &count.key, count.delta) {
-                    tracing::warn!(key = %count.key, "counter not counted: {error}");
-                }
-            }
-            Ok(())
-        };
-        if self.setup.kv.increments_inline(BUCKET) {
-            let _ = add();
-        } else {
-            let _ = blocking(add).await;
-        }
+        add_counts(&self.setup.kv, counts(run, side, status, latency_ms)).await;
     }
 
     /// The components the registry can change: the gateway, then each
@@ -347,16 +333,7 @@ impl ComposedGateway {
         if let Some(bytes) = lock(&self.blobs).get(sha256) {
             return Ok(bytes.clone());
         }
-        let bytes = self
-            .setup
-            .kv
-            .get(BUCKET, &keys::component_blob(sha256))?
-            .with_context(|| format!("version {sha256} of `{name}` is missing from the store"))?;
-        anyhow::ensure!(
-            sha256_hex(&bytes) == sha256,
-            "the stored bytes of version {sha256} of `{name}` do not match their digest"
-        );
-        let bytes: Arc<[u8]> = bytes.into();
+        let bytes: Arc<[u8]> = read_blob(&*self.setup.kv, name, sha256)?.into();
         lock(&self.blobs).insert(sha256.to_owned(), bytes.clone());
         Ok(bytes)
     }
@@ -491,31 +468,21 @@ async fn follow_versions(lane: Arc<ComposedGateway>) {
 /// Looks at the store's component versions every [`POLL_INTERVAL`], for
 /// changes made through other nodes.
 async fn poll_versions(lane: Arc<ComposedGateway>) {
-    let mut ticker = tokio::time::interval(POLL_INTERVAL);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut failing = false;
-    loop {
-        ticker.tick().await;
-        let kv = lane.setup.kv.clone();
-        let read = blocking(move || Ok(read_in_force(&*kv))).await;
-        match read.map_err(anyhow::Error::from).and_then(|wanted| wanted) {
-            Ok(wanted) => {
-                if std::mem::take(&mut failing) {
-                    tracing::info!("the component versions in force can be read again");
-                }
-                lane.requested.send_if_modified(|requested| {
-                    let changed = *requested != wanted;
-                    *requested = wanted;
-                    changed
-                });
-            }
-            Err(error) if !failing => {
-                failing = true;
-                tracing::warn!("cannot read the component versions in force: {error:#}");
-            }
-            Err(_) => {}
-        }
-    }
+    let kv = lane.setup.kv.clone();
+    crate::poll::every(
+        POLL_INTERVAL,
+        kv,
+        "component versions in force",
+        read_in_force,
+        |wanted| {
+            lane.requested.send_if_modified(|requested| {
+                let changed = *requested != wanted;
+                *requested = wanted;
+                changed
+            });
+        },
+    )
+    .await;
 }
 
 /// The component versions in force, from the store.

@@ -20,6 +20,7 @@ mod kv;
 mod manifest;
 mod native;
 mod outbound;
+mod poll;
 mod priority;
 mod registry;
 mod rollout;

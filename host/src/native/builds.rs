@@ -12,13 +12,11 @@ use anyhow::Context as _;
 use wasmtime::component::Linker;
 use wasmtime::{Config, Engine};
 
-use upshift_config::keys;
-
 use super::policy::{PolicySet, PolicyState, Prepared, Role};
-use super::{BUCKET, lock, outer_and_root};
+use super::{lock, outer_and_root};
 use crate::engine::load_component;
 use crate::kv::{KvAccess, KvBackend, KvCtx};
-use crate::registry::records::{InForce, sha256_hex};
+use crate::registry::records::{InForce, read_blob, sha256_hex};
 use crate::sources::Sources;
 
 /// Why a build of a component is refused.
@@ -302,14 +300,7 @@ impl Builds {
     /// The pushed version `sha256` of `role`, read from the store.
     fn fetch(&self, role: Role, sha256: &str) -> anyhow::Result<Prepared> {
         let name = &self.manifest[role as usize].name;
-        let bytes = self
-            .kv
-            .get(BUCKET, &keys::component_blob(sha256))?
-            .with_context(|| format!("version {sha256} of `{name}` is missing from the store"))?;
-        anyhow::ensure!(
-            sha256_hex(&bytes) == sha256,
-            "the stored bytes of version {sha256} of `{name}` do not match their digest"
-        );
+        let bytes = read_blob(&*self.kv, name, sha256)?;
         self.compile(role, &bytes)
             .with_context(|| format!("version {sha256} of `{name}` is refused"))
     }

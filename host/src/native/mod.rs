@@ -336,29 +336,9 @@ impl NativeGateway {
     }
 
     /// Adds the splitter's counts to the store before the request goes on,
-    /// so that what a client was answered is counted: in place when the
-    /// store answers from memory, on the blocking pool otherwise (a network
-    /// round trip must not hold up the worker's other requests).
+    /// so that what a client was answered is counted (see [`add_counts`]).
     pub async fn add(&self, counts: Vec<Count>) {
-        if counts.is_empty() {
-            return;
-        }
-        let add = {
-            let kv = self.kv.clone();
-            move || {
-                for count in &counts {
-                    if let Err(error) = kv.increment(BUCKET, &count.key, count.delta) {
-                        tracing::warn!(key = %count.key, "counter not counted: {error}");
-                    }
-                }
-                Ok(())
-            }
-        };
-        if self.kv.increments_inline(BUCKET) {
-            let _ = add();
-        } else {
-            let _ = blocking(add).await;
-        }
+        add_counts(&self.kv, counts).await;
     }
 
     /// Builds every worker's next sets for `wanted`.
@@ -412,6 +392,31 @@ impl NativeGateway {
             && builds
                 .iter()
                 .all(|build| components.current(&build.name) == build.version())
+    }
+}
+
+/// Adds `counts` to the store: in place when the store answers from
+/// memory, on the blocking pool otherwise (a network round trip must not
+/// hold up a worker's other requests).
+pub async fn add_counts(kv: &Arc<dyn KvBackend>, counts: Vec<Count>) {
+    if counts.is_empty() {
+        return;
+    }
+    let add = {
+        let kv = kv.clone();
+        move || {
+            for count in &counts {
+                if let Err(error) = kv.increment(BUCKET, &count.key, count.delta) {
+                    tracing::warn!(key = %count.key, "counter not counted: {error}");
+                }
+            }
+            Ok(())
+        }
+    };
+    if kv.increments_inline(BUCKET) {
+        let _ = add();
+    } else {
+        let _ = blocking(add).await;
     }
 }
 
@@ -495,35 +500,25 @@ fn describe(builds: &[Prepared; 4]) -> String {
 /// every [`POLL_INTERVAL`], for changes made through other nodes (and,
 /// when the store could not be read at start, for what to serve at all).
 async fn poll_versions(lane: Arc<NativeGateway>) {
-    let mut ticker = tokio::time::interval(POLL_INTERVAL);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut failing = false;
-    loop {
-        ticker.tick().await;
-        let kv = lane.kv.clone();
-        let read = blocking(move || Ok(in_force(&*kv))).await;
-        match read.map_err(anyhow::Error::from).and_then(|wanted| wanted) {
-            Ok(wanted) => {
-                if std::mem::take(&mut failing) {
-                    tracing::info!("the config version in force can be read again");
-                }
-                if wanted.version == 0 && lane.unknown().is_some() {
-                    // Readable, and nothing was ever applied.
-                    lane.known();
-                }
-                lane.requested.send_if_modified(|requested| {
-                    let changed = *requested != wanted;
-                    *requested = wanted;
-                    changed
-                });
+    let kv = lane.kv.clone();
+    crate::poll::every(
+        POLL_INTERVAL,
+        kv,
+        "config version in force",
+        in_force,
+        |wanted| {
+            if wanted.version == 0 && lane.unknown().is_some() {
+                // Readable, and nothing was ever applied.
+                lane.known();
             }
-            Err(error) if !failing => {
-                failing = true;
-                tracing::warn!("cannot read the config version in force: {error:#}");
-            }
-            Err(_) => {}
-        }
-    }
+            lane.requested.send_if_modified(|requested| {
+                let changed = *requested != wanted;
+                *requested = wanted;
+                changed
+            });
+        },
+    )
+    .await;
 }
 
 /// The config version and component versions in force, read together.

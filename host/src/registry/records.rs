@@ -4,7 +4,11 @@
 
 use std::collections::BTreeMap;
 
+use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
+use upshift_config::keys;
+
+use crate::kv::KvBackend;
 use sha2::{Digest as _, Sha256};
 
 /// The SHA-256 of `bytes`, in lower-case hex: a pushed version's name.
@@ -16,6 +20,19 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
             let _ = write!(hex, "{byte:02x}");
             hex
         })
+}
+
+/// The bytes of pushed version `sha256` of component `name`, read from
+/// `kv` and checked against their digest.
+pub fn read_blob(kv: &dyn KvBackend, name: &str, sha256: &str) -> anyhow::Result<Vec<u8>> {
+    let bytes = kv
+        .get("default", &keys::component_blob(sha256))?
+        .with_context(|| format!("version {sha256} of `{name}` is missing from the store"))?;
+    anyhow::ensure!(
+        sha256_hex(&bytes) == sha256,
+        "the stored bytes of version {sha256} of `{name}` do not match their digest"
+    );
+    Ok(bytes)
 }
 
 /// Whether `text` can name a pushed version (64 lower-case hex digits).
