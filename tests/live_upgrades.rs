@@ -865,7 +865,10 @@ async fn up_watch_rebuilds_a_changed_component_and_swaps_it_in() {
     assert_eq!(route_of(&host).await, (200, "all".to_owned()));
 
     std::fs::write(app.path().join("src/router/lib.rs"), "// a change\n").unwrap();
-    let lag = until_route(&host, "all+faulty", Duration::from_secs(20)).await;
+    // On the component lane the swap compiles the policy components (to
+    // load the config into the new router) and the whole composition, cold
+    // in a fresh state directory: allow for a slow machine.
+    let lag = until_route(&host, "all+faulty", Duration::from_secs(90)).await;
     eprintln!("rebuilt and swapped in {lag:?}");
     let history = registry_get(&host, "router/history").await;
     let last = history["history"]
