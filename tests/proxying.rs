@@ -201,8 +201,10 @@ async fn requests_sharing_an_instance_keep_their_own_answers() {
 
 /// A TLS upstream on 127.0.0.1 with a certificate for `localhost` from its
 /// own certificate authority (written to `ca.pem` in `dir`): it echoes the
-/// path and counts the connections it accepts.
-async fn tls_upstream(dir: &std::path::Path) -> (u16, Arc<AtomicU64>) {
+/// path and counts the connections it accepts. With `mutual`, it admits
+/// only clients with a certificate from that authority, and writes one
+/// (`client.pem`, `client-key.pem`) to `dir`.
+async fn tls_upstream(dir: &std::path::Path, mutual: bool) -> (u16, Arc<AtomicU64>) {
     use tokio_rustls::rustls;
 
     let ca_key = rcgen::KeyPair::generate().unwrap();
@@ -216,17 +218,35 @@ async fn tls_upstream(dir: &std::path::Path) -> (u16, Arc<AtomicU64>) {
         .signed_by(&key, &ca)
         .unwrap();
 
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(
-        vec![leaf.der().clone()],
-        rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-    )
-    .unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap();
+    let builder = if mutual {
+        let client_key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "upshift-gateway");
+        let client = params.signed_by(&client_key, &ca).unwrap();
+        std::fs::write(dir.join("client.pem"), client.pem()).unwrap();
+        std::fs::write(dir.join("client-key.pem"), client_key.serialize_pem()).unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(ca.der().clone()).unwrap();
+        let verifier =
+            rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .unwrap();
+        builder.with_client_cert_verifier(verifier)
+    } else {
+        builder.with_no_client_auth()
+    };
+    let config = builder
+        .with_single_cert(
+            vec![leaf.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -263,7 +283,7 @@ async fn tls_upstream(dir: &std::path::Path) -> (u16, Arc<AtomicU64>) {
 #[tokio::test]
 async fn https_upstreams_are_pooled_and_checked_against_the_configured_roots() {
     let dir = tempfile::tempdir().unwrap();
-    let (port, connections) = tls_upstream(dir.path()).await;
+    let (port, connections) = tls_upstream(dir.path(), false).await;
     let routes = format!(
         "services: [{{ name: s, versions: [{{ name: v1, targets: [{{ url: 'https://localhost:{port}' }}] }}] }}]\n\
          routes: [{{ name: all, service: s }}]"
@@ -321,4 +341,62 @@ async fn https_upstreams_are_pooled_and_checked_against_the_configured_roots() {
             .is_some_and(|m| m.contains("TLS handshake failed") && m.contains("[[client_tls]]")),
         "{body}"
     );
+}
+
+/// Mutual TLS: an upstream that asks for a client certificate gets the one
+/// `[[client_tls]]` names; without one, the handshake fails with a clear
+/// error.
+#[tokio::test]
+async fn client_certificates_are_presented_to_upstreams_that_ask() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, _) = tls_upstream(dir.path(), true).await;
+    let routes = format!(
+        "services: [{{ name: s, versions: [{{ name: v1, targets: [{{ url: 'https://localhost:{port}' }}] }}] }}]\n\
+         routes: [{{ name: all, service: s }}]"
+    );
+    let start = |identity: &str| {
+        let runtime_config = dir
+            .path()
+            .join(format!("runtime-config-{}.toml", identity.len()));
+        std::fs::write(
+            &runtime_config,
+            format!(
+                "[[client_tls]]\ncomponent_ids = [\"gateway\"]\nhosts = [\"localhost:{port}\"]\n\
+                 ca_roots_file = \"ca.pem\"\nca_use_webpki_roots = false\n{identity}"
+            ),
+        )
+        .unwrap();
+        let state = tempfile::tempdir().unwrap();
+        let host = Host::start_with(
+            &support::repo().join("spin.toml"),
+            state.path(),
+            &["--runtime-config-file", runtime_config.to_str().unwrap()],
+        );
+        (host, state)
+    };
+
+    let (host, _state) =
+        start("client_cert_file = \"client.pem\"\nclient_private_key_file = \"client-key.pem\"\n");
+    host.apply(&routes).await;
+    for i in 0..3 {
+        let response = client()
+            .get(format!("{}/mtls/{i}", host.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "request {i}");
+        let echo: Value = response.json().await.unwrap();
+        assert_eq!(echo["path"], format!("/mtls/{i}"));
+    }
+
+    let (host, _state) = start("");
+    host.apply(&routes).await;
+    let response = client()
+        .get(format!("{}/mtls/anonymous", host.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 502);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "upstream_tls_failed", "{body}");
 }

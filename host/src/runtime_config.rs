@@ -28,7 +28,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::tls::ClientTls;
+use crate::tls::{ClientIdentity, ClientTls};
 
 /// Where one store label keeps its data.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,21 +149,19 @@ fn parse_client_tls(
     let table = value
         .as_table()
         .ok_or_else(|| (field.to_owned(), "must be a table".to_owned()))?;
-    const FIELDS: [&str; 4] = [
+    const FIELDS: [&str; 6] = [
         "component_ids",
         "hosts",
         "ca_use_webpki_roots",
         "ca_roots_file",
+        "client_cert_file",
+        "client_private_key_file",
     ];
     if let Some(key) = table.keys().find(|k| !FIELDS.contains(&k.as_str())) {
-        let message = if key.starts_with("client_") {
-            "is not supported by upshift (client certificates)".to_owned()
-        } else {
-            format!(
-                "unknown field (expected {})",
-                FIELDS.map(|f| format!("`{f}`")).join(", ")
-            )
-        };
+        let message = format!(
+            "unknown field (expected {})",
+            FIELDS.map(|f| format!("`{f}`")).join(", ")
+        );
         return Err((format!("{field}.{key}"), message));
     }
     let strings = |name: &str| -> Result<Vec<String>, (String, String)> {
@@ -197,13 +195,27 @@ fn parse_client_tls(
             ));
         }
     };
-    let ca_roots_file = match table.get("ca_roots_file") {
-        None => None,
-        Some(toml::Value::String(path)) if !path.is_empty() => Some(base.join(path)),
-        Some(_) => {
+    let path = |name: &str| match table.get(name) {
+        None => Ok(None),
+        Some(toml::Value::String(path)) if !path.is_empty() => Ok(Some(base.join(path))),
+        Some(_) => Err((format!("{field}.{name}"), "must be a file path".to_owned())),
+    };
+    let client_identity = match (path("client_cert_file")?, path("client_private_key_file")?) {
+        (None, None) => None,
+        (Some(cert_file), Some(private_key_file)) => Some(ClientIdentity {
+            cert_file,
+            private_key_file,
+        }),
+        (Some(_), None) => {
             return Err((
-                format!("{field}.ca_roots_file"),
-                "must be a file path".to_owned(),
+                format!("{field}.client_private_key_file"),
+                "is missing: a client certificate needs its key".to_owned(),
+            ));
+        }
+        (None, Some(_)) => {
+            return Err((
+                format!("{field}.client_cert_file"),
+                "is missing: a client key needs its certificate".to_owned(),
             ));
         }
     };
@@ -211,7 +223,8 @@ fn parse_client_tls(
         component_ids: strings("component_ids")?,
         hosts: strings("hosts")?,
         use_webpki_roots,
-        ca_roots_file,
+        ca_roots_file: path("ca_roots_file")?,
+        client_identity,
     })
 }
 
@@ -437,6 +450,8 @@ mod tests {
             [[client_tls]]
             component_ids = ["gateway", "admin"]
             hosts = ["api.example.com"]
+            client_cert_file = "certs/gateway.pem"
+            client_private_key_file = "/keys/gateway.key"
             "#,
         )
         .unwrap();
@@ -448,12 +463,17 @@ mod tests {
                     hosts: vec!["payments.internal:8443".into(), "ledger".into()],
                     use_webpki_roots: false,
                     ca_roots_file: Some("/etc/upshift/certs/ca.pem".into()),
+                    client_identity: None,
                 },
                 ClientTls {
                     component_ids: vec!["gateway".into(), "admin".into()],
                     hosts: vec!["api.example.com".into()],
                     use_webpki_roots: true,
                     ca_roots_file: None,
+                    client_identity: Some(ClientIdentity {
+                        cert_file: "/etc/upshift/certs/gateway.pem".into(),
+                        private_key_file: "/keys/gateway.key".into(),
+                    }),
                 },
             ]
         );
@@ -465,8 +485,8 @@ mod tests {
         let (field, message) = case(
             "[[client_tls]]\ncomponent_ids = [\"gateway\"]\nhosts = [\"a\"]\nclient_cert_file = \"c.pem\"\n",
         );
-        assert_eq!(field, "client_tls[0].client_cert_file");
-        assert!(message.contains("client certificates"), "{message}");
+        assert_eq!(field, "client_tls[0].client_private_key_file");
+        assert!(message.contains("needs its key"), "{message}");
         let (field, message) = case("[[client_tls]]\nhosts = [\"a\"]\n");
         assert_eq!(
             (field.as_str(), message.as_str()),

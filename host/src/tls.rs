@@ -9,6 +9,8 @@
 //! hosts = ["payments.internal:8443"]   # port 443 when left out
 //! ca_roots_file = "certs/internal-ca.pem"
 //! ca_use_webpki_roots = false          # default: true
+//! client_cert_file = "certs/gateway.pem"        # mutual TLS: the chain
+//! client_private_key_file = "certs/gateway.key" # and its key (PKCS#8, PKCS#1 or SEC1)
 //! ```
 //!
 //! Each distinct setting is built once and shared by the connection pool.
@@ -17,8 +19,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ClientConfig, RootCertStore};
 
 /// One `[[client_tls]]` table.
@@ -33,6 +35,18 @@ pub struct ClientTls {
     /// PEM file of further root certificates (resolved against the runtime
     /// config file's folder).
     pub ca_roots_file: Option<PathBuf>,
+    /// The client certificate chain and private key (PEM files) presented
+    /// to upstreams that ask for one (mutual TLS).
+    pub client_identity: Option<ClientIdentity>,
+}
+
+/// A client certificate for mutual TLS: PEM files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientIdentity {
+    /// The certificate chain, leaf first.
+    pub cert_file: PathBuf,
+    /// The leaf's private key.
+    pub private_key_file: PathBuf,
 }
 
 /// Root certificates that cannot be loaded.
@@ -41,6 +55,16 @@ pub enum TlsError {
     /// The PEM file cannot be read or parsed.
     #[error("client_tls[{index}].ca_roots_file {path}: {message}")]
     Roots {
+        /// Position of the `[[client_tls]]` table.
+        index: usize,
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The client certificate or its key cannot be read or parsed.
+    #[error("client_tls[{index}] client certificate {path}: {message}")]
+    Identity {
         /// Position of the `[[client_tls]]` table.
         index: usize,
         /// The file.
@@ -70,7 +94,7 @@ impl TlsConfigs {
     /// Builds the default settings and those of `entries`; a later entry
     /// naming the same component and host wins.
     pub fn new(entries: &[ClientTls]) -> Result<Self, TlsError> {
-        let mut configs = vec![client_config(webpki_roots(), 0)?];
+        let mut configs = vec![client_config(webpki_roots(), None, 0)?];
         let mut rules = HashMap::new();
         for (index, entry) in entries.iter().enumerate() {
             let mut roots = if entry.use_webpki_roots {
@@ -81,7 +105,7 @@ impl TlsConfigs {
             if let Some(path) = &entry.ca_roots_file {
                 add_pem_roots(&mut roots, path, index)?;
             }
-            configs.push(client_config(roots, index)?);
+            configs.push(client_config(roots, entry.client_identity.as_ref(), index)?);
             let id = configs.len() - 1;
             for component in &entry.component_ids {
                 for host in &entry.hosts {
@@ -149,13 +173,43 @@ fn add_pem_roots(roots: &mut RootCertStore, path: &Path, index: usize) -> Result
     Ok(())
 }
 
-fn client_config(roots: RootCertStore, index: usize) -> Result<Arc<ClientConfig>, TlsError> {
+fn client_config(
+    roots: RootCertStore,
+    identity: Option<&ClientIdentity>,
+    index: usize,
+) -> Result<Arc<ClientConfig>, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = ClientConfig::builder_with_provider(provider)
+    let builder = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|source| TlsError::Settings { index, source })?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_root_certificates(roots);
+    let config = match identity {
+        None => builder.with_no_client_auth(),
+        Some(identity) => {
+            let failed = |path: &Path, message: String| TlsError::Identity {
+                index,
+                path: path.to_owned(),
+                message,
+            };
+            let chain = CertificateDer::pem_file_iter(&identity.cert_file)
+                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| failed(&identity.cert_file, e.to_string()))?;
+            if chain.is_empty() {
+                return Err(failed(
+                    &identity.cert_file,
+                    "holds no PEM certificate".to_owned(),
+                ));
+            }
+            let key = PrivateKeyDer::from_pem_file(&identity.private_key_file)
+                .map_err(|e| failed(&identity.private_key_file, e.to_string()))?;
+            builder.with_client_auth_cert(chain, key).map_err(|e| {
+                failed(
+                    &identity.private_key_file,
+                    format!("does not fit the certificate: {e}"),
+                )
+            })?
+        }
+    };
     Ok(Arc::new(config))
 }
 
@@ -169,6 +223,7 @@ mod tests {
             hosts: hosts.iter().map(|h| h.to_string()).collect(),
             use_webpki_roots: webpki,
             ca_roots_file: ca,
+            client_identity: None,
         }
     }
 
