@@ -568,6 +568,31 @@ async fn a_key_issued_on_one_node_works_on_both_until_revoked_or_expired() {
     // A consumer the config does not have gets no key.
     let (ok, _, err) = support::cli(&["key", "issue", "eve", "--admin", &a.admin]);
     assert!(!ok && err.contains("consumer_not_found"), "{err}");
+
+    // Created through B with a first key: the key works on A once A
+    // follows the new config version, and B refuses a second carol.
+    let (ok, out, err) = support::cli(&[
+        "consumer", "create", "carol", "--tenant", "acme", "--tag", "beta", "--admin", &b.admin,
+    ]);
+    assert!(ok, "{err}");
+    let created: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(created["consumer"]["tenant"], "acme", "{created}");
+    let key = created["key"]["key"].as_str().unwrap();
+    assert!(key.starts_with("upk_"), "{created}");
+    let since = Instant::now();
+    while keyed(&a, key).await != 200 {
+        assert!(
+            since.elapsed() < Duration::from_secs(10),
+            "A admits carol's key"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let config = cluster
+        .redis
+        .get(&format!("config/versions/{}", created["version"]));
+    assert!(config.is_some_and(|c| c.contains("carol") && !c.contains(key)));
+    let (ok, _, err) = support::cli(&["consumer", "create", "carol", "--admin", &b.admin]);
+    assert!(!ok && err.contains("consumer_exists"), "{err}");
 }
 
 /// The hex digest of `key`, as the store names its record.

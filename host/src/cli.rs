@@ -36,6 +36,8 @@ pub enum Command {
     /// Push, upgrade and roll back one component of the gateway while traffic
     /// flows, on every node sharing the store.
     Component(crate::component::ComponentArgs),
+    /// Add consumers to the config in force, each with a first API key.
+    Consumer(crate::consumer::ConsumerArgs),
     /// Make, issue, list and revoke consumers' API keys: each key is
     /// shown once; the gateway keeps only its digest.
     Key(crate::key::KeyArgs),

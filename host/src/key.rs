@@ -12,7 +12,7 @@ use serde_json::json;
 use upshift_config::rollout::parse_duration;
 use upshift_config::token::{IssuedKey, digest};
 
-use crate::admin_client::AdminClient;
+use crate::admin_client::{AdminClient, AdminResponse};
 use crate::cli::AdminArgs;
 
 /// `upshift key` arguments.
@@ -60,7 +60,7 @@ pub enum KeyAction {
     },
 }
 
-fn duration(text: &str) -> Result<std::time::Duration, String> {
+pub(crate) fn duration(text: &str) -> Result<std::time::Duration, String> {
     parse_duration(text).ok_or_else(|| format!("{text:?} is not a duration like 90d, 12h or 30m"))
 }
 
@@ -81,36 +81,13 @@ pub async fn run(args: KeyArgs) -> anyhow::Result<ExitCode> {
             consumer,
             expires,
             admin,
-        } => {
-            let key = new_key();
-            let key_digest = digest(&key);
-            let expires_at_ms = expires.map(|after| {
-                let now = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .unwrap_or_default();
-                u64::try_from((now + after).as_millis()).unwrap_or(u64::MAX)
-            });
-            let body = json!({ "digest": key_digest, "expires_at_ms": expires_at_ms });
-            let response = client(&admin)
-                .send(
-                    Method::POST,
-                    &format!("/admin/consumers/{consumer}/keys"),
-                    Some(("application/json", Bytes::from(body.to_string()))),
-                )
-                .await?;
-            if !response.status.is_success() {
-                return Ok(response.print());
+        } => match issue(&client(&admin), &consumer, expires).await? {
+            Ok(issued) => {
+                println!("{}", serde_json::to_string_pretty(&issued)?);
+                return Ok(ExitCode::SUCCESS);
             }
-            let issued = json!({
-                "key": key,
-                "id": IssuedKey::id_of(&key_digest),
-                "consumer": consumer,
-                "expires_at_ms": expires_at_ms,
-                "note": "the key is shown once: the gateway keeps only its digest",
-            });
-            println!("{}", serde_json::to_string_pretty(&issued)?);
-            return Ok(ExitCode::SUCCESS);
-        }
+            Err(refused) => refused,
+        },
         KeyAction::List { consumer, admin } => {
             client(&admin)
                 .send(
@@ -137,7 +114,43 @@ pub async fn run(args: KeyArgs) -> anyhow::Result<ExitCode> {
     Ok(response.print())
 }
 
-fn client(admin: &AdminArgs) -> AdminClient {
+/// Makes a key and issues it to `consumer` through `admin`, for `expires`
+/// (or until revoked): the key as JSON to show once, or the admin API's
+/// refusal.
+pub async fn issue(
+    admin: &AdminClient,
+    consumer: &str,
+    expires: Option<std::time::Duration>,
+) -> anyhow::Result<Result<serde_json::Value, AdminResponse>> {
+    let key = new_key();
+    let key_digest = digest(&key);
+    let expires_at_ms = expires.map(|after| {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        u64::try_from((now + after).as_millis()).unwrap_or(u64::MAX)
+    });
+    let body = json!({ "digest": key_digest, "expires_at_ms": expires_at_ms });
+    let response = admin
+        .send(
+            Method::POST,
+            &format!("/admin/consumers/{consumer}/keys"),
+            Some(("application/json", Bytes::from(body.to_string()))),
+        )
+        .await?;
+    if !response.status.is_success() {
+        return Ok(Err(response));
+    }
+    Ok(Ok(json!({
+        "key": key,
+        "id": IssuedKey::id_of(&key_digest),
+        "consumer": consumer,
+        "expires_at_ms": expires_at_ms,
+        "note": "the key is shown once: the gateway keeps only its digest",
+    })))
+}
+
+pub(crate) fn client(admin: &AdminArgs) -> AdminClient {
     AdminClient::new(&admin.admin, &admin.token)
 }
 

@@ -11,6 +11,7 @@ mod component;
 mod compose;
 mod composed;
 mod concurrency;
+mod consumer;
 mod demo;
 mod engine;
 mod inbound_tls;
@@ -76,6 +77,7 @@ fn main() -> ExitCode {
             Command::Get(args) => commands::get(args).await,
             Command::Rollout(args) => rollout::run(args).await,
             Command::Component(args) => component::run(args).await,
+            Command::Consumer(args) => consumer::run(args).await,
             Command::Key(args) => key::run(args).await,
             Command::Demo(args) => demo::run(args).await,
         }

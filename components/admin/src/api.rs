@@ -133,6 +133,7 @@ fn serve(request: &AdminRequest<'_>, store: &impl ConfigStore) -> AdminResponse 
         ("POST", ["admin", "rollouts", service, action]) => {
             rollouts::act(store, service, action, request.body, request.now_ms)
         }
+        ("POST", ["admin", "consumers"]) => credentials::create(store, request.body),
         ("POST", ["admin", "consumers", name, "keys"]) => {
             credentials::issue(store, name, request.body, request.now_ms)
         }
@@ -140,6 +141,7 @@ fn serve(request: &AdminRequest<'_>, store: &impl ConfigStore) -> AdminResponse 
         ("DELETE", ["admin", "consumers", name, "keys", id]) => {
             credentials::revoke(store, name, id)
         }
+        (_, ["admin", "consumers"]) => Err(not_allowed("POST")),
         (_, ["admin", "consumers", _, "keys"]) => Err(not_allowed("GET, POST")),
         (_, ["admin", "consumers", _, "keys", _]) => Err(not_allowed("DELETE")),
         (_, ["admin", "config"]) => Err(not_allowed("GET, PUT")),
@@ -178,6 +180,19 @@ fn not_allowed(allow: &str) -> AdminResponse {
 /// Validates `body` and stores it as the new version in force.
 fn apply(store: &impl ConfigStore, body: &[u8]) -> Result<AdminResponse, AdminResponse> {
     let config = parse(body)?;
+    let version = store_version(store, &config)?;
+    advance_current(store, version, false)?;
+    Ok(AdminResponse::ok(
+        201,
+        json!({ "version": version, "summary": summary(&config) }),
+    ))
+}
+
+/// Stores `config` as a new version, not yet in force: its number.
+pub(crate) fn store_version(
+    store: &impl ConfigStore,
+    config: &Config,
+) -> Result<u64, AdminResponse> {
     let version = store.increment(keys::SEQUENCE, 1)?;
     let version =
         u64::try_from(version).map_err(|_| StoreError("version counter is negative".into()))?;
@@ -185,11 +200,31 @@ fn apply(store: &impl ConfigStore, body: &[u8]) -> Result<AdminResponse, AdminRe
         &keys::version(version),
         config.to_canonical_json().as_bytes(),
     )?;
-    advance_current(store, version, false)?;
-    Ok(AdminResponse::ok(
-        201,
-        json!({ "version": version, "summary": summary(&config) }),
-    ))
+    Ok(version)
+}
+
+/// Puts `version`, made from version `base`, in force, unless another
+/// version took `base`'s place meanwhile (409: the change is to be made
+/// again over the newer version).
+pub(crate) fn replace_current(
+    store: &impl ConfigStore,
+    base: u64,
+    version: u64,
+) -> Result<(), AdminResponse> {
+    let base = base.to_string();
+    if store.compare_and_swap(
+        keys::CURRENT,
+        Some(base.as_bytes()),
+        version.to_string().as_bytes(),
+    )? {
+        Ok(())
+    } else {
+        Err(AdminResponse::error(
+            409,
+            "config_changed",
+            "the config in force changed meanwhile; try again",
+        ))
+    }
 }
 
 /// Makes an earlier (or later) stored version the one in force.

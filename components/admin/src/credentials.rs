@@ -1,3 +1,4 @@
+//! `/admin/consumers`: consumers added to the config in force, and
 //! `/admin/consumers/{name}/keys`: API keys issued to the config's
 //! consumers, revoked and listed while the gateway serves. The caller sends
 //! only a key's digest (`upshift key issue` makes the key and shows it
@@ -7,11 +8,61 @@
 
 use serde::Deserialize;
 use serde_json::json;
-use upshift_config::keys;
 use upshift_config::token::{IssuedKey, is_digest};
+use upshift_config::{Config, Consumer, keys};
 
-use crate::api::{AdminResponse, current, load};
+use crate::api::{AdminResponse, current, load, rejected, replace_current, store_version};
 use crate::store::ConfigStore;
+
+/// What `POST /admin/consumers` takes.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewConsumer {
+    name: String,
+    #[serde(default)]
+    tenant: Option<String>,
+    #[serde(default)]
+    tags: Vec<String>,
+}
+
+/// `POST /admin/consumers`: adds the consumer `body` describes to the
+/// config in force, as a new config version. Its keys are then issued
+/// through `/admin/consumers/{name}/keys`.
+pub fn create(store: &impl ConfigStore, body: &[u8]) -> Result<AdminResponse, AdminResponse> {
+    let new: NewConsumer = serde_json::from_slice(body).map_err(|e| {
+        AdminResponse::error(
+            400,
+            "malformed_consumer",
+            format!("send {{\"name\": …, \"tenant\": …, \"tags\": […]}}: {e}"),
+        )
+    })?;
+    let base = current(store)?;
+    let mut config = load(store, base)?;
+    if config.consumers.iter().any(|c| c.name == new.name) {
+        return Err(AdminResponse::error(
+            409,
+            "consumer_exists",
+            format!("the config in force has a consumer {:?} already", new.name),
+        ));
+    }
+    config.consumers.push(Consumer {
+        name: new.name.clone(),
+        tenant: new.tenant,
+        tags: new.tags,
+        api_keys: Vec::new(),
+        jwt: Vec::new(),
+        rate_limit: None,
+    });
+    // Checked as a whole document, as an apply would be.
+    let config = Config::parse(&config.to_canonical_json()).map_err(|e| rejected(&e))?;
+    let version = store_version(store, &config)?;
+    replace_current(store, base, version)?;
+    let consumer = config.consumers.last().expect("just added");
+    Ok(AdminResponse::ok(
+        201,
+        json!({ "version": version, "consumer": consumer }),
+    ))
+}
 
 /// What `POST /admin/consumers/{name}/keys` takes.
 #[derive(Deserialize)]
@@ -219,5 +270,46 @@ mod tests {
             let refused = handle(&request("POST", path, body.as_bytes()), &store);
             assert_eq!(refused.status, status, "{}", refused.body);
         }
+    }
+
+    #[test]
+    fn consumers_are_added_as_a_new_config_version() {
+        let store = MemoryStore::default();
+        let create = |body: serde_json::Value| {
+            let body = body.to_string();
+            handle(
+                &request("POST", "/admin/consumers", body.as_bytes()),
+                &store,
+            )
+        };
+        assert_eq!(
+            create(json!({ "name": "carol" })).status,
+            404,
+            "no config yet"
+        );
+        let config = "services: [{ name: s, versions: [{ name: v, targets: [{ url: 'http://a' }] }] }]\n\
+                      routes: [{ name: r, service: s, auth: { api_key: {} }, access: { allow: { consumers: [bob] } } }]\n\
+                      consumers: [{ name: bob }]";
+        let applied = handle(&request("PUT", "/admin/config", config.as_bytes()), &store);
+        assert_eq!(applied.status, 201, "{}", applied.body);
+        let created = create(json!({ "name": "carol", "tenant": "acme", "tags": ["beta"] }));
+        assert_eq!(created.status, 201, "{}", created.body);
+        assert_eq!(created.body["version"], 2);
+        assert_eq!(created.body["consumer"]["tenant"], "acme");
+        let shown = handle(&request("GET", "/admin/config", b""), &store);
+        assert_eq!(shown.body["version"], 2);
+        assert_eq!(shown.body["config"]["consumers"][1]["name"], "carol");
+        assert_eq!(
+            shown.body["config"]["routes"][0]["access"]["allow"]["consumers"][0], "bob",
+            "the rest of the config stays as it was"
+        );
+        let again = create(json!({ "name": "carol" }));
+        assert_eq!(
+            (again.status, again.body["error"]["code"].as_str()),
+            (409, Some("consumer_exists"))
+        );
+        let invalid = create(json!({ "name": "" }));
+        assert_eq!(invalid.status, 422, "{}", invalid.body);
+        assert_eq!(create(json!({ "nom": "dave" })).status, 400);
     }
 }
