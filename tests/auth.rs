@@ -1,5 +1,6 @@
 //! Authentication with JSON Web Tokens and rate limits, end to end: tokens
-//! signed here (HS256, RS256, ES256) accepted or refused by the real host,
+//! signed here (every algorithm, with keys made at test time) accepted or
+//! refused by the real host, scopes and claims checked and forwarded,
 //! and rate limits counted exactly in the key-value store, per consumer,
 //! across the window's end and across a restart.
 
@@ -7,6 +8,8 @@ mod support;
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde_json::{Value, json};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use support::upstream::Upstream;
 use support::{Host, client};
@@ -523,4 +526,382 @@ async fn access_lists_answer_403_to_callers_they_keep_out() {
                 .contains("127.0.0.1")
         );
     }
+}
+
+/// A private key made now by `openssl genpkey` with `args`, and its public
+/// key, both in PEM.
+fn key_pair(args: &[&str]) -> (Vec<u8>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let private = dir.path().join("key.pem");
+    let made = std::process::Command::new("openssl")
+        .arg("genpkey")
+        .args(args)
+        .arg("-out")
+        .arg(&private)
+        .output()
+        .expect("openssl runs");
+    assert!(made.status.success(), "{made:?}");
+    let public = std::process::Command::new("openssl")
+        .args(["pkey", "-pubout", "-in"])
+        .arg(&private)
+        .output()
+        .expect("openssl runs");
+    assert!(public.status.success(), "{public:?}");
+    (
+        std::fs::read(&private).unwrap(),
+        String::from_utf8(public.stdout).unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn every_algorithm_verifies_with_keys_made_at_test_time() {
+    let upstream = Upstream::start("one").await;
+    let state = tempfile::tempdir().unwrap();
+    let host = Host::start(state.path());
+    let (rsa_private, rsa_public) =
+        key_pair(&["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"]);
+    let (ec_private, ec_public) =
+        key_pair(&["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-384"]);
+    let (ec_other, _) = key_pair(&["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-384"]);
+    let (ed_private, ed_public) = key_pair(&["-algorithm", "ed25519"]);
+    let hs384 = "h".repeat(48);
+    let hs512 = "k".repeat(64);
+    let credential = |alg: &str, key: &str| match alg {
+        "HS384" | "HS512" => format!("{{ key: {alg}, algorithm: {alg}, secret: {key} }}"),
+        _ => format!("{{ key: {alg}, algorithm: {alg}, public_key: {key:?} }}"),
+    };
+    let credentials = [
+        credential("HS384", &hs384),
+        credential("HS512", &hs512),
+        credential("RS384", &rsa_public),
+        credential("RS512", &rsa_public),
+        credential("PS256", &rsa_public),
+        credential("PS512", &rsa_public),
+        credential("ES384", &ec_public),
+        credential("EdDSA", &ed_public),
+    ];
+    host.apply(&format!(
+        "services: [{{ name: s, versions: [{{ name: v1, targets: [{{ url: '{}' }}] }}] }}]\n\
+         routes: [{{ name: api, service: s, auth: {{ jwt: {{}} }} }}]\n\
+         consumers: [{{ name: carol, jwt: [{}] }}]",
+        upstream.url(),
+        credentials.join(", ")
+    ))
+    .await;
+    let key = |alg: Algorithm| match alg {
+        Algorithm::HS384 => EncodingKey::from_secret(hs384.as_bytes()),
+        Algorithm::HS512 => EncodingKey::from_secret(hs512.as_bytes()),
+        Algorithm::RS384 | Algorithm::RS512 | Algorithm::PS256 | Algorithm::PS512 => {
+            EncodingKey::from_rsa_pem(&rsa_private).unwrap()
+        }
+        Algorithm::ES384 => EncodingKey::from_ec_pem(&ec_private).unwrap(),
+        Algorithm::EdDSA => EncodingKey::from_ed_pem(&ed_private).unwrap(),
+        _ => unreachable!(),
+    };
+    let token = |alg: Algorithm, iss: &str, key: &EncodingKey| {
+        encode(
+            &Header::new(alg),
+            &json!({ "iss": iss, "exp": now_s() + 600 }),
+            key,
+        )
+        .unwrap()
+    };
+    for alg in [
+        Algorithm::HS384,
+        Algorithm::HS512,
+        Algorithm::RS384,
+        Algorithm::RS512,
+        Algorithm::PS256,
+        Algorithm::PS512,
+        Algorithm::ES384,
+        Algorithm::EdDSA,
+    ] {
+        let name = format!("{alg:?}");
+        let answer = with_token(&host, "/x", &token(alg, &name, &key(alg))).await;
+        assert_eq!(answer.status, 200, "{alg:?}: {:?}", answer.body);
+    }
+    // The credential fixes the algorithm: the same RSA key under another
+    // RSA algorithm, or an EC key of the right curve but not the
+    // credential's, is refused.
+    for (token, reason) in [
+        (
+            token(Algorithm::RS256, "PS256", &key(Algorithm::PS256)),
+            "algorithm not allowed",
+        ),
+        (
+            token(Algorithm::PS256, "RS384", &key(Algorithm::RS384)),
+            "algorithm not allowed",
+        ),
+        (
+            token(
+                Algorithm::ES384,
+                "ES384",
+                &EncodingKey::from_ec_pem(&ec_other).unwrap(),
+            ),
+            "bad signature",
+        ),
+        (
+            token(Algorithm::HS512, "HS384", &key(Algorithm::HS512)),
+            "algorithm not allowed",
+        ),
+    ] {
+        let answer = with_token(&host, "/x", &token).await;
+        assert_eq!(
+            (answer.status, answer.body["error"]["message"].as_str()),
+            (401, Some(format!("invalid token: {reason}").as_str())),
+        );
+    }
+    assert_eq!(upstream.hits(), 8, "refused tokens never reach upstream");
+}
+
+#[tokio::test]
+async fn scopes_and_claims_admit_callers_and_travel_upstream_as_headers() {
+    let upstream = Upstream::start("one").await;
+    let state = tempfile::tempdir().unwrap();
+    let host = Host::start(state.path());
+    host.apply(&format!(
+        "services: [{{ name: s, versions: [{{ name: v1, targets: [{{ url: '{}' }}] }}] }}]\n\
+         routes:\n\
+         - name: orders\n\
+         \x20 service: s\n\
+         \x20 auth:\n\
+         \x20   api_key: {{ header: x-api-key }}\n\
+         \x20   jwt:\n\
+         \x20     scopes: ['orders:write']\n\
+         \x20     required_claims: {{ tenant: acme }}\n\
+         \x20     forward_claims: {{ sub: x-user-id, email: x-user-email, roles: x-user-roles }}\n\
+         consumers:\n\
+         - {{ name: alice, api_keys: [alice-key-123], jwt: [{{ key: alice-iss, algorithm: HS256, secret: {HS_SECRET} }}] }}",
+        upstream.url(),
+    ))
+    .await;
+    let claims = |extra: Value| {
+        let mut claims = json!({ "iss": "alice-iss", "sub": "u-42", "exp": now_s() + 600 });
+        claims
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        claims
+    };
+    let spoofs = [
+        ("x-user-id", "admin"),
+        ("x-user-email", "root@example.com"),
+        ("x-user-roles", "superuser"),
+    ];
+    let host = &host;
+    let call = |claims: Value| {
+        let authorization = format!("Bearer {}", sign(Algorithm::HS256, &claims));
+        async move {
+            let mut headers = vec![("authorization", authorization.as_str())];
+            headers.extend(spoofs);
+            get(host, "/orders", &headers).await
+        }
+    };
+
+    // Granted: the scope among others (`scope` or `scp`) and the tenant.
+    for granted in [
+        json!({ "scope": "orders:read orders:write", "tenant": "acme", "roles": ["buyer", "admin"] }),
+        json!({ "scp": ["orders:write"], "tenant": ["beta", "acme"], "roles": "buyer,admin" }),
+    ] {
+        let answer = call(claims(granted)).await;
+        assert_eq!(answer.status, 200, "{:?}", answer.body);
+        let seen = |name| support::upstream::echoed_header(&answer.body, name);
+        assert_eq!(
+            seen("x-user-id"),
+            ["u-42"],
+            "the claim, not the client's copy"
+        );
+        assert_eq!(seen("x-user-roles"), ["buyer,admin"]);
+        assert!(
+            seen("x-user-email").is_empty(),
+            "a claim the token lacks is not forwarded, nor the spoof"
+        );
+    }
+
+    // Refused: a valid token that lacks the scope or the claim is 403.
+    for (lacking, message) in [
+        (
+            json!({ "scope": "orders:read", "tenant": "acme" }),
+            "the token does not grant the scope \"orders:write\"",
+        ),
+        (
+            json!({ "tenant": "acme" }),
+            "the token does not grant the scope \"orders:write\"",
+        ),
+        (
+            json!({ "scope": "orders:write", "tenant": "globex" }),
+            "the token's claim \"tenant\" is not \"acme\"",
+        ),
+    ] {
+        let answer = call(claims(lacking)).await;
+        assert_eq!(
+            (
+                answer.status,
+                answer.code(),
+                answer.body["error"]["message"].as_str()
+            ),
+            (403, "forbidden", Some(message))
+        );
+    }
+    assert_eq!(upstream.hits(), 2);
+
+    // An API key caller on the same route: no claims, and no spoofs either.
+    let mut headers = vec![("x-api-key", "alice-key-123")];
+    headers.extend(spoofs);
+    let answer = get(host, "/orders", &headers).await;
+    assert_eq!(answer.status, 200, "{:?}", answer.body);
+    for (name, _) in spoofs {
+        assert!(
+            support::upstream::echoed_header(&answer.body, name).is_empty(),
+            "{name}"
+        );
+    }
+}
+
+/// A key set endpoint on 127.0.0.1: serves the set it is given, or 503
+/// while it is down, and counts the requests it gets.
+struct KeySetServer {
+    url: String,
+    set: Arc<Mutex<Option<Value>>>,
+    hits: Arc<AtomicU64>,
+}
+
+impl KeySetServer {
+    async fn start() -> KeySetServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!(
+            "http://{}/.well-known/jwks.json",
+            listener.local_addr().unwrap()
+        );
+        let set: Arc<Mutex<Option<Value>>> = Arc::default();
+        let hits = Arc::new(AtomicU64::new(0));
+        let (served, counted) = (set.clone(), hits.clone());
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (served, counted) = (served.clone(), counted.clone());
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |_request| {
+                        counted.fetch_add(1, Ordering::SeqCst);
+                        let answer = match &*served.lock().unwrap() {
+                            Some(set) => hyper::Response::new(set.to_string()),
+                            None => {
+                                let mut down = hyper::Response::new("down".to_owned());
+                                *down.status_mut() = hyper::StatusCode::SERVICE_UNAVAILABLE;
+                                down
+                            }
+                        };
+                        async move {
+                            Ok::<_, std::convert::Infallible>(
+                                answer.map(http_body_util::Full::<bytes::Bytes>::from),
+                            )
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        KeySetServer { url, set, hits }
+    }
+
+    /// Publishes the public keys of `keys` under their `kid`s; `None`
+    /// takes the endpoint down.
+    fn publish(&self, keys: Option<&[(&str, &EncodingKey)]>) {
+        let set = keys.map(|keys| {
+            let keys: Vec<Value> = keys
+                .iter()
+                .map(|(kid, key)| {
+                    let mut jwk =
+                        jsonwebtoken::jwk::Jwk::from_encoding_key(key, Algorithm::RS256).unwrap();
+                    jwk.common.key_id = Some(kid.to_string());
+                    serde_json::to_value(jwk).unwrap()
+                })
+                .collect();
+            json!({ "keys": keys })
+        });
+        *self.set.lock().unwrap() = set;
+    }
+
+    fn hits(&self) -> u64 {
+        self.hits.load(Ordering::SeqCst)
+    }
+}
+
+#[tokio::test]
+async fn keys_come_from_a_key_set_that_rotates_and_survives_an_outage() {
+    let upstream = Upstream::start("one").await;
+    let jwks = KeySetServer::start().await;
+    let (first, _) = key_pair(&["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"]);
+    let (second, _) = key_pair(&["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"]);
+    let first = EncodingKey::from_rsa_pem(&first).unwrap();
+    let second = EncodingKey::from_rsa_pem(&second).unwrap();
+    jwks.publish(Some(&[("k1", &first)]));
+    let state = tempfile::tempdir().unwrap();
+    let host = Host::start(state.path());
+    host.apply(&format!(
+        "services: [{{ name: s, versions: [{{ name: v1, targets: [{{ url: '{}' }}] }}] }}]\n\
+         routes: [{{ name: api, service: s, auth: {{ jwt: {{ issuer: 'https://id.example.com' }} }} }}]\n\
+         consumers:\n\
+         - name: dave\n\
+         \x20 jwt: [{{ key: 'https://id.example.com', algorithm: RS256, jwks: {{ url: '{}', min_refresh_s: 1 }} }}]",
+        upstream.url(),
+        jwks.url
+    ))
+    .await;
+    let token = |kid: &str, key: &EncodingKey| {
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some(kid.to_owned());
+        let claims = json!({ "iss": "https://id.example.com", "exp": now_s() + 600 });
+        encode(&header, &claims, key).unwrap()
+    };
+    let status = async |token: &str| {
+        let answer = with_token(&host, "/x", token).await;
+        assert!(
+            answer
+                .header(upshift_config::jwks::JWKS_URL_HEADER)
+                .is_none()
+        );
+        (
+            answer.status,
+            answer.body["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        )
+    };
+
+    // The first token fetches the set; later ones use it as it is.
+    assert_eq!(status(&token("k1", &first)).await.0, 200);
+    assert_eq!(status(&token("k1", &first)).await.0, 200);
+    assert_eq!(jwks.hits(), 1, "the set is fetched once");
+
+    // Rotation: a token naming a new key fetches the set again, once the
+    // floor between fetches has passed.
+    jwks.publish(Some(&[("k1", &first), ("k2", &second)]));
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert_eq!(status(&token("k2", &second)).await.0, 200);
+    assert_eq!(jwks.hits(), 2);
+
+    // A key the set does not have: refused, and asked for again only after
+    // the floor.
+    let unknown = (401, "invalid token: unknown key".to_owned());
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert_eq!(status(&token("k9", &second)).await, unknown);
+    assert_eq!(jwks.hits(), 3);
+    for _ in 0..5 {
+        assert_eq!(status(&token("k9", &second)).await, unknown);
+    }
+    assert_eq!(jwks.hits(), 3, "no fetch within the floor");
+    // A token signed with another key under a known kid is a forgery.
+    assert_eq!(status(&token("k1", &second)).await.0, 401);
+
+    // Outage: the endpoint is down, the keys fetched before still work.
+    jwks.publish(None);
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert_eq!(status(&token("k9", &second)).await, unknown);
+    assert_eq!(jwks.hits(), 4, "the outage was tried");
+    assert_eq!(status(&token("k1", &first)).await.0, 200);
+    assert_eq!(status(&token("k2", &second)).await.0, 200);
+    assert_eq!(upstream.hits(), 5);
 }

@@ -312,7 +312,7 @@ async fn refused_builds_leave_the_version_in_force_serving() {
         (
             "auth",
             read("router"),
-            "it must export upshift:auth/auth@0.2.x; it exports upshift:router/router@0.2.0",
+            "it must export upshift:auth/auth@0.3.x; it exports upshift:router/router@0.2.0",
         ),
         (
             "router",

@@ -79,6 +79,7 @@ impl GuestPolicy for Compiled {
                     remaining: d.remaining,
                     reset_s: d.reset_s,
                 }),
+                upstream_headers: passed.upstream_headers,
             }),
             Err(denial) => Err(GatewayError {
                 status: denial.status(),

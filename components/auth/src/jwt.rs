@@ -1,4 +1,6 @@
-//! JSON Web Tokens (RFC 7519) signed with HS256, RS256 or ES256.
+//! JSON Web Tokens (RFC 7519) signed with any of the algorithms of
+//! [`JwtAlgorithm`]: HMAC (HS256/384/512), RSA (RS256/384/512,
+//! PS256/384/512), ECDSA (ES256, ES384) and EdDSA (Ed25519).
 //!
 //! A token names its credential by its `iss` claim or its `kid` header
 //! (per route); the credential fixes the one algorithm and key its tokens
@@ -6,26 +8,26 @@
 //! HMAC secret) are refused before any signature is checked. Times are the
 //! caller's clock, so every node and every test decides alike.
 //!
-//! Signatures are checked with the RustCrypto crates (`hmac`, `rsa`,
-//! `p256`), pure Rust for wasm32-wasip2, over keys parsed once per config
+//! Keys and signatures are the `jsonwebtoken` crate's, on its RustCrypto
+//! backend (pure Rust, for wasm32-wasip2); keys are read once per config
 //! version.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hmac::{Hmac, Mac};
-use p256::ecdsa::signature::Verifier;
-use rsa::pkcs1::DecodeRsaPublicKey;
-use rsa::pkcs8::DecodePublicKey;
-use rsa::{Pkcs1v15Sign, RsaPublicKey};
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
-use sha2::{Digest, Sha256};
+use serde_json::{Map, Value};
 use std::borrow::Cow;
 use std::collections::HashMap;
-use upshift_config::{Config, JwtAlgorithm, JwtAuth, JwtCredential, JwtKeyClaim, RequestHead};
+use upshift_config::jwks::JwksRecord;
+use upshift_config::{
+    Config, JwtAlgorithm, JwtAuth, JwtCredential, JwtKeyClaim, JwtKeyKind, RequestHead,
+};
+
+use crate::jwks::{KeySets, SetSource};
 
 /// Why a token was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenError {
     /// Not three base64url parts of JSON, or claims of the wrong type.
     Malformed,
@@ -45,14 +47,17 @@ pub enum TokenError {
     WrongAudience,
     /// The credential's public key could not be read.
     UnusableKey,
+    /// The token's key is not in its credential's key set as the store
+    /// holds it, which is old enough to fetch again from this URL.
+    KeysWanted(String),
 }
 
 impl TokenError {
     /// A short reason, for the error message.
-    pub fn reason(self) -> &'static str {
+    pub fn reason(&self) -> &'static str {
         match self {
             TokenError::Malformed => "malformed",
-            TokenError::UnknownKey => "unknown key",
+            TokenError::UnknownKey | TokenError::KeysWanted(_) => "unknown key",
             TokenError::AlgorithmNotAllowed => "algorithm not allowed",
             TokenError::BadSignature => "bad signature",
             TokenError::Expired => "expired",
@@ -69,65 +74,75 @@ struct Credential {
     consumer: usize,
     /// The one `alg` its tokens may carry.
     algorithm: JwtAlgorithm,
-    /// `None` when the configured key could not be read.
-    key: Option<Key>,
+    /// Where its key comes from.
+    key: KeySource,
 }
 
-/// A credential's key, parsed once per config version.
-enum Key {
-    Hmac(Vec<u8>),
-    Rsa(Box<RsaPublicKey>),
-    Ec(Box<p256::ecdsa::VerifyingKey>),
+/// A credential's key: configured, or from a key set.
+enum KeySource {
+    /// A secret or public key; `None` when it could not be read.
+    Fixed(Option<DecodingKey>),
+    /// The key a set holds under the token's `kid`.
+    Set(SetSource),
 }
 
-impl Key {
-    fn read(credential: &JwtCredential) -> Option<Key> {
-        match credential.algorithm {
-            JwtAlgorithm::Hs256 => Some(Key::Hmac(credential.secret.as_ref()?.as_bytes().to_vec())),
-            JwtAlgorithm::Rs256 => {
-                let pem = credential.public_key.as_deref()?.trim();
-                RsaPublicKey::from_public_key_pem(pem)
-                    .or_else(|_| RsaPublicKey::from_pkcs1_pem(pem))
-                    .ok()
-                    .map(|key| Key::Rsa(Box::new(key)))
-            }
-            JwtAlgorithm::Es256 => {
-                let pem = credential.public_key.as_deref()?.trim();
-                p256::ecdsa::VerifyingKey::from_public_key_pem(pem)
-                    .ok()
-                    .map(|key| Key::Ec(Box::new(key)))
-            }
-        }
-    }
-
-    /// Whether `signature` signs `message` under this key.
-    fn verifies(&self, message: &[u8], signature: &[u8]) -> bool {
-        match self {
-            Key::Hmac(secret) => Hmac::<Sha256>::new_from_slice(secret).is_ok_and(|mut mac| {
-                mac.update(message);
-                mac.verify_slice(signature).is_ok()
-            }),
-            Key::Rsa(key) => key
-                .verify(
-                    Pkcs1v15Sign::new::<Sha256>(),
-                    &Sha256::digest(message),
-                    signature,
-                )
-                .is_ok(),
-            // JWS carries ECDSA signatures as r ‖ s (RFC 7518 §3.4).
-            Key::Ec(key) => p256::ecdsa::Signature::from_slice(signature)
-                .is_ok_and(|signature| key.verify(message, &signature).is_ok()),
-        }
+/// The key of `credential`, read once per config version.
+fn read_key(credential: &JwtCredential) -> Option<DecodingKey> {
+    let pem = || {
+        credential
+            .public_key
+            .as_deref()
+            .map(|k| k.trim().as_bytes())
+    };
+    match credential.algorithm.key_kind() {
+        JwtKeyKind::Secret { .. } => Some(DecodingKey::from_secret(
+            credential.secret.as_ref()?.as_bytes(),
+        )),
+        JwtKeyKind::Rsa => DecodingKey::from_rsa_pem(pem()?).ok(),
+        JwtKeyKind::Ec => DecodingKey::from_ec_pem(pem()?).ok(),
+        JwtKeyKind::Ed => DecodingKey::from_ed_pem(pem()?).ok(),
     }
 }
 
-/// Every consumer's JWT credentials, by the `iss`/`kid` value naming them.
+/// The `jsonwebtoken` name of `algorithm`.
+fn library_algorithm(algorithm: JwtAlgorithm) -> Algorithm {
+    match algorithm {
+        JwtAlgorithm::Hs256 => Algorithm::HS256,
+        JwtAlgorithm::Hs384 => Algorithm::HS384,
+        JwtAlgorithm::Hs512 => Algorithm::HS512,
+        JwtAlgorithm::Rs256 => Algorithm::RS256,
+        JwtAlgorithm::Rs384 => Algorithm::RS384,
+        JwtAlgorithm::Rs512 => Algorithm::RS512,
+        JwtAlgorithm::Ps256 => Algorithm::PS256,
+        JwtAlgorithm::Ps384 => Algorithm::PS384,
+        JwtAlgorithm::Ps512 => Algorithm::PS512,
+        JwtAlgorithm::Es256 => Algorithm::ES256,
+        JwtAlgorithm::Es384 => Algorithm::ES384,
+        JwtAlgorithm::EdDsa => Algorithm::EdDSA,
+    }
+}
+
+/// A token that verified: whose it is, and its claims when the route looks
+/// at more than the registered ones.
+#[derive(Debug)]
+pub struct Verified {
+    /// The consumer (index into the config's consumers).
+    pub consumer: usize,
+    /// Every claim, for routes with scopes, required or forwarded claims.
+    pub claims: Option<Map<String, Value>>,
+}
+
+/// Every consumer's JWT credentials, by the `iss`/`kid` value naming them,
+/// and the key sets they read.
 #[derive(Default)]
-pub struct Credentials(HashMap<String, Credential>);
+pub struct Credentials {
+    by_name: HashMap<String, Credential>,
+    sets: KeySets,
+}
 
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_set().entries(self.0.keys()).finish()
+        f.debug_set().entries(self.by_name.keys()).finish()
     }
 }
 
@@ -142,16 +157,32 @@ impl Credentials {
                     .or_insert_with(|| Credential {
                         consumer,
                         algorithm: credential.algorithm,
-                        key: Key::read(credential),
+                        key: match &credential.jwks {
+                            Some(jwks) => KeySource::Set(SetSource {
+                                url: jwks.url.clone(),
+                                min_refresh_ms: u64::from(jwks.min_refresh_s) * 1000,
+                            }),
+                            None => KeySource::Fixed(read_key(credential)),
+                        },
                     });
             }
         }
-        Credentials(credentials)
+        Credentials {
+            by_name: credentials,
+            sets: KeySets::default(),
+        }
     }
 
-    /// The consumer (index into the config's consumers) that `token` was
-    /// issued to, if it is valid for `route` at `now_ms`.
-    pub fn verify(&self, route: &JwtAuth, token: &str, now_ms: u64) -> Result<usize, TokenError> {
+    /// Whom `token` was issued to, if it is valid for `route` at `now_ms`.
+    /// Key sets are read with `read_set` (by URL) when a token's key is not
+    /// among those read before.
+    pub fn verify(
+        &self,
+        route: &JwtAuth,
+        token: &str,
+        now_ms: u64,
+        read_set: &dyn Fn(&str) -> Option<JwksRecord>,
+    ) -> Result<Verified, TokenError> {
         let (message, signature) = token.rsplit_once('.').ok_or(TokenError::Malformed)?;
         let (header, payload) = message.split_once('.').ok_or(TokenError::Malformed)?;
         let header = decode_part(header)?;
@@ -169,17 +200,38 @@ impl Credentials {
             JwtKeyClaim::Kid => header.kid.as_deref(),
         };
         let credential = name
-            .and_then(|name| self.0.get(name))
+            .and_then(|name| self.by_name.get(name))
             .ok_or(TokenError::UnknownKey)?;
         if header.alg != credential.algorithm.name() {
             return Err(TokenError::AlgorithmNotAllowed);
         }
-        let key = credential.key.as_ref().ok_or(TokenError::UnusableKey)?;
-        let signature = URL_SAFE_NO_PAD
-            .decode(signature)
-            .map_err(|_| TokenError::BadSignature)?;
-        if !key.verifies(message.as_bytes(), &signature) {
-            return Err(TokenError::BadSignature);
+        let from_set;
+        let key = match &credential.key {
+            KeySource::Fixed(key) => key.as_ref().ok_or(TokenError::UnusableKey)?,
+            KeySource::Set(source) => {
+                from_set = self.sets.key(
+                    source,
+                    credential.algorithm,
+                    header.kid.as_deref(),
+                    now_ms,
+                    read_set,
+                )?;
+                &from_set
+            }
+        };
+        let algorithm = library_algorithm(credential.algorithm);
+        match jsonwebtoken::crypto::verify(signature, message.as_bytes(), key, algorithm) {
+            Ok(true) => {}
+            Ok(false) => return Err(TokenError::BadSignature),
+            Err(e) => {
+                return Err(match e.kind() {
+                    ErrorKind::InvalidKeyFormat
+                    | ErrorKind::InvalidRsaKey(_)
+                    | ErrorKind::InvalidEcdsaKey
+                    | ErrorKind::InvalidEddsaKey => TokenError::UnusableKey,
+                    _ => TokenError::BadSignature,
+                });
+            }
         }
         claims.check_times(now_ms, route.leeway_s)?;
         if let Some(issuer) = &route.issuer
@@ -197,14 +249,86 @@ impl Credentials {
                 return Err(TokenError::WrongAudience);
             }
         }
-        Ok(credential.consumer)
+        let looks_further = !(route.scopes.is_empty()
+            && route.required_claims.is_empty()
+            && route.forward_claims.is_empty());
+        let claims = if looks_further {
+            Some(serde_json::from_slice(&payload).map_err(|_| TokenError::Malformed)?)
+        } else {
+            None
+        };
+        Ok(Verified {
+            consumer: credential.consumer,
+            claims,
+        })
     }
 }
 
 fn decode_part(part: &str) -> Result<Vec<u8>, TokenError> {
-    URL_SAFE_NO_PAD
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(part)
         .map_err(|_| TokenError::Malformed)
+}
+
+/// Why `claims` do not give what `route` requires (its scopes and required
+/// claims), in words; `None` when they do.
+pub fn lacks(route: &JwtAuth, claims: &Map<String, Value>) -> Option<String> {
+    let granted = granted_scopes(claims);
+    if let Some(scope) = route
+        .scopes
+        .iter()
+        .find(|s| !granted.iter().any(|g| g == s))
+    {
+        return Some(format!("the token does not grant the scope {scope:?}"));
+    }
+    route
+        .required_claims
+        .iter()
+        .find(|(name, wanted)| !claim_has(claims.get(*name), wanted))
+        .map(|(name, wanted)| format!("the token's claim {name:?} is not {wanted:?}"))
+}
+
+/// The scopes `claims` grant: `scope` (space separated, RFC 8693 §4.2)
+/// and `scp` (a list, or a space-separated string).
+fn granted_scopes(claims: &Map<String, Value>) -> Vec<&str> {
+    let mut granted = Vec::new();
+    for name in ["scope", "scp"] {
+        match claims.get(name) {
+            Some(Value::String(s)) => granted.extend(s.split_whitespace()),
+            Some(Value::Array(all)) => granted.extend(all.iter().filter_map(Value::as_str)),
+            _ => {}
+        }
+    }
+    granted
+}
+
+/// Whether `claim` is `wanted`, or a list holding it.
+fn claim_has(claim: Option<&Value>, wanted: &str) -> bool {
+    match claim {
+        Some(Value::Array(all)) => all.iter().any(|v| claim_has(Some(v), wanted)),
+        Some(Value::String(s)) => s == wanted,
+        Some(Value::Number(n)) => wanted.parse::<serde_json::Number>().is_ok_and(|w| w == *n),
+        Some(Value::Bool(b)) => wanted == if *b { "true" } else { "false" },
+        _ => false,
+    }
+}
+
+/// `claim` as a header value: strings as they are, numbers and booleans
+/// written out, lists of those joined with commas, objects as JSON. `None`
+/// for a value no header can carry (control characters).
+pub fn header_value(claim: &Value) -> Option<String> {
+    let text = match claim {
+        Value::Null => return None,
+        Value::String(s) => s.clone(),
+        Value::Array(all) if all.iter().all(|v| !v.is_array() && !v.is_object()) => all
+            .iter()
+            .map(header_value)
+            .collect::<Option<Vec<_>>>()?
+            .join(","),
+        other => other.to_string(),
+    };
+    (!text.chars().any(char::is_control)).then_some(text)
 }
 
 /// The JOSE header fields looked at.
@@ -325,4 +449,72 @@ fn cookie<'h>(head: &RequestHead<'h>, name: &str) -> Option<&'h str> {
 /// dot-separated parts.
 pub fn looks_like_jwt(token: &str) -> bool {
     token.bytes().filter(|b| *b == b'.').count() == 2
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn route(scopes: &[&str], required: &[(&str, &str)]) -> JwtAuth {
+        let mut route: JwtAuth = serde_json::from_value(json!({})).unwrap();
+        route.scopes = scopes.iter().map(|s| s.to_string()).collect();
+        route.required_claims = required
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        route
+    }
+
+    fn claims(value: Value) -> Map<String, Value> {
+        value.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn scopes_come_from_scope_or_scp_and_all_are_needed() {
+        let route = route(&["a", "b"], &[]);
+        assert_eq!(lacks(&route, &claims(json!({ "scope": "b  a c" }))), None);
+        assert_eq!(lacks(&route, &claims(json!({ "scp": ["a", "b"] }))), None);
+        assert_eq!(
+            lacks(&route, &claims(json!({ "scope": "a", "scp": "b" }))),
+            None
+        );
+        assert_eq!(
+            lacks(&route, &claims(json!({ "scope": "a ab" }))),
+            Some("the token does not grant the scope \"b\"".into())
+        );
+        assert!(lacks(&route, &claims(json!({ "scope": ["a b"] }))).is_some());
+    }
+
+    #[test]
+    fn required_claims_match_a_value_or_a_member_of_a_list() {
+        let route = route(
+            &[],
+            &[("tenant", "acme"), ("level", "3"), ("admin", "true")],
+        );
+        let good = json!({ "tenant": ["x", "acme"], "level": 3, "admin": true });
+        assert_eq!(lacks(&route, &claims(good)), None);
+        for bad in [
+            json!({ "tenant": "acmex", "level": 3, "admin": true }),
+            json!({ "tenant": "acme", "level": "4", "admin": true }),
+            json!({ "tenant": "acme", "level": 3 }),
+            json!({ "tenant": { "acme": true }, "level": 3, "admin": true }),
+        ] {
+            assert!(lacks(&route, &claims(bad.clone())).is_some(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn claims_become_header_values_without_control_characters() {
+        assert_eq!(header_value(&json!("u-1")), Some("u-1".into()));
+        assert_eq!(header_value(&json!(42)), Some("42".into()));
+        assert_eq!(
+            header_value(&json!(["a", 1, true])),
+            Some("a,1,true".into())
+        );
+        assert_eq!(header_value(&json!({ "a": 1 })), Some("{\"a\":1}".into()));
+        assert_eq!(header_value(&json!([["a"]])), Some("[[\"a\"]]".into()));
+        assert_eq!(header_value(&json!(null)), None);
+        assert_eq!(header_value(&json!("a\r\nx-admin: 1")), None);
+    }
 }

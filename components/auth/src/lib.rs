@@ -7,6 +7,7 @@
 //! counters live in the key-value store behind [`Store`].
 
 mod access;
+mod jwks;
 mod jwt;
 mod policy;
 mod ratelimit;

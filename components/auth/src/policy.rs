@@ -6,6 +6,7 @@ use crate::jwt::{self, Credentials, TokenError};
 use crate::ratelimit::{self, Applied, Decision, Limit};
 use crate::store::Store;
 use std::collections::HashMap;
+use upshift_config::jwks::{self, JwksRecord};
 use upshift_config::token::{self, IssuedKey};
 use upshift_config::{ApiKeyAuth, Config, Consumer, JwtAuth, RequestHead, keys};
 
@@ -30,11 +31,13 @@ pub enum Denial {
     /// The credentials sent belong to no consumer.
     #[error("the API key is not valid")]
     InvalidApiKey,
-    /// The token sent was refused.
+    /// The token sent was refused. With [`TokenError::KeysWanted`] the
+    /// caller fetches the key set and asks again (see
+    /// [`upshift_config::jwks`]); unanswered, it is a 401 like the others.
     #[error("invalid token: {}", .0.reason())]
     InvalidToken(TokenError),
     /// A known (or anonymous) caller that the route's access lists keep
-    /// out.
+    /// out, or whose token lacks a scope or claim the route requires.
     #[error("{0}")]
     Forbidden(String),
     /// A rate limit was reached.
@@ -65,6 +68,7 @@ impl Denial {
         match self {
             Denial::MissingCredentials { .. } => "missing_credentials",
             Denial::InvalidApiKey => "invalid_api_key",
+            Denial::InvalidToken(TokenError::KeysWanted(_)) => jwks::KEYS_WANTED,
             Denial::InvalidToken(_) => "invalid_token",
             Denial::RateLimited(_) => "rate_limited",
             Denial::Forbidden(_) => "forbidden",
@@ -87,6 +91,10 @@ impl Denial {
                 headers
             }
             Denial::InvalidApiKey => vec![challenge(API_KEY_CHALLENGE)],
+            Denial::InvalidToken(TokenError::KeysWanted(url)) => vec![
+                challenge(INVALID_TOKEN_CHALLENGE),
+                (jwks::JWKS_URL_HEADER.to_owned(), url.clone()),
+            ],
             Denial::InvalidToken(_) => vec![challenge(INVALID_TOKEN_CHALLENGE)],
             Denial::RateLimited(decision) => decision.headers(),
             Denial::Forbidden(_) => Vec::new(),
@@ -104,6 +112,17 @@ pub struct Authenticated<'p> {
     /// The limit to advertise (the one with the fewest requests left);
     /// `None` when no limit applies or the store could not count.
     pub rate_limit: Option<Decision>,
+    /// Headers the upstream request gets in place of the client's copies
+    /// (see [`upshift_config::JwtAuth::forward_claims`]): each one named is
+    /// removed, then set to the value when there is one.
+    pub upstream_headers: Vec<(String, Option<String>)>,
+}
+
+/// Who a request comes from, before its rate limits.
+struct Identified {
+    consumer: Option<usize>,
+    /// The token's claims, when the route looks at them.
+    claims: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// Auth and rate-limit settings of one route.
@@ -217,6 +236,7 @@ impl Policy {
         };
         Ok(self
             .identify_index(settings, head, now_ms, &|| store)?
+            .consumer
             .map(|i| &self.consumers[i]))
     }
 
@@ -226,9 +246,13 @@ impl Policy {
         head: &RequestHead<'_>,
         now_ms: u64,
         store: &impl Fn() -> Option<&'s S>,
-    ) -> Result<Option<usize>, Denial> {
+    ) -> Result<Identified, Denial> {
+        let by_key = |consumer| Identified {
+            consumer,
+            claims: None,
+        };
         if settings.api_key.is_none() && settings.jwt.is_none() {
-            return Ok(None);
+            return Ok(by_key(None));
         }
         let token = settings
             .jwt
@@ -238,11 +262,21 @@ impl Policy {
         if let Some((jwt, token)) = token
             && (jwt::looks_like_jwt(token) || settings.api_key.is_none())
         {
-            return self
+            let read_set = |url: &str| {
+                let bytes = store()?.get(&keys::jwks(url)).ok()??;
+                serde_json::from_slice::<JwksRecord>(&bytes).ok()
+            };
+            let verified = self
                 .credentials
-                .verify(jwt, token, now_ms)
-                .map(Some)
-                .map_err(Denial::InvalidToken);
+                .verify(jwt, token, now_ms, &read_set)
+                .map_err(Denial::InvalidToken)?;
+            if let Some(why) = verified.claims.as_ref().and_then(|c| jwt::lacks(jwt, c)) {
+                return Err(Denial::Forbidden(why));
+            }
+            return Ok(Identified {
+                consumer: Some(verified.consumer),
+                claims: verified.claims,
+            });
         }
         if let Some(key) = settings
             .api_key
@@ -255,7 +289,7 @@ impl Policy {
                 .get(&digest)
                 .copied()
                 .or_else(|| self.issued(store(), &digest, now_ms))
-                .map(Some)
+                .map(|i| by_key(Some(i)))
                 .ok_or(Denial::InvalidApiKey);
         }
         Err(Denial::MissingCredentials {
@@ -309,13 +343,24 @@ impl Policy {
             return Ok(Authenticated {
                 consumer: None,
                 rate_limit: None,
+                upstream_headers: Vec::new(),
             });
         };
         let access = settings.access.as_ref();
         if let Some(why) = access.and_then(|a| a.refuse_address(head.client_ip())) {
             return Err(Denial::Forbidden(why));
         }
-        let consumer = self.identify_index(settings, head, now_ms, &store)?;
+        let Identified { consumer, claims } =
+            self.identify_index(settings, head, now_ms, &store)?;
+        let upstream_headers = settings.jwt.as_ref().map_or_else(Vec::new, |jwt| {
+            jwt.forward_claims
+                .iter()
+                .map(|(claim, header)| {
+                    let value = claims.as_ref().and_then(|c| c.get(claim));
+                    (header.clone(), value.and_then(jwt::header_value))
+                })
+                .collect()
+        });
         if let Some(why) =
             access.and_then(|a| a.refuse_caller(consumer.map(|i| &self.consumers[i])))
         {
@@ -344,6 +389,7 @@ impl Policy {
             Ok(rate_limit) => Ok(Authenticated {
                 consumer,
                 rate_limit,
+                upstream_headers,
             }),
             Err(refusal) => Err(Denial::RateLimited(refusal)),
         }

@@ -90,6 +90,17 @@ pub fn issued_key(digest: &str) -> String {
     )
 }
 
+/// Key holding the JSON Web Key Set fetched from `url` (a
+/// [`crate::jwks::JwksRecord`]), named by the URL's SHA-256.
+pub fn jwks(url: &str) -> String {
+    format!(
+        "jwks/{}",
+        crate::token::digest(url)
+            .strip_prefix("sha256:")
+            .unwrap_or_default()
+    )
+}
+
 /// Key holding the digest of issued key `id` of `consumer`.
 pub fn consumer_key(consumer: &str, id: &str) -> String {
     format!("consumers/{consumer}/keys/{id}")

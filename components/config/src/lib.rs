@@ -13,6 +13,7 @@ mod deprecation;
 mod error;
 mod glue;
 pub mod head;
+pub mod jwks;
 mod schema;
 mod time;
 mod validate;

@@ -3,7 +3,7 @@
 use crate::time::parse_rfc3339;
 use crate::token;
 use crate::{
-    BalancePolicy, Config, ConfigError, Deprecation, JwtAlgorithm, JwtAuth, JwtCredential, Match,
+    BalancePolicy, Config, ConfigError, Deprecation, JwtAuth, JwtCredential, JwtKeyKind, Match,
     PathMatch, Problem, RateLimit, RateLimitBy, RequestKey, Retries, Route, RouteAccess, RouteKind,
     Service, Split, parse_ip_range,
 };
@@ -20,9 +20,6 @@ const MAX_RATE_LIMIT: u64 = 1_000_000_000;
 
 /// Largest clock skew allowed on JWT times: one hour.
 const MAX_JWT_LEEWAY_S: u32 = 3_600;
-
-/// Shortest HS256 secret (RFC 7518 §3.2: at least the hash's 256 bits).
-const MIN_HMAC_SECRET: usize = 32;
 
 /// Checks everything a well-formed document can still get wrong, collecting
 /// every problem rather than stopping at the first.
@@ -618,6 +615,63 @@ fn check_jwt_auth(jwt: &JwtAuth, at: &str, report: &mut Report<'_>) {
             format!("must be at most {MAX_JWT_LEEWAY_S}"),
         );
     }
+    for (i, scope) in jwt.scopes.iter().enumerate() {
+        if scope.is_empty() || scope.contains(char::is_whitespace) {
+            report(
+                format!("{at}.scopes[{i}]"),
+                format!("{scope:?} is not a scope: one word, no spaces"),
+            );
+        }
+    }
+    for (field, mut claims) in [
+        ("required_claims", jwt.required_claims.keys()),
+        ("forward_claims", jwt.forward_claims.keys()),
+    ] {
+        if claims.any(String::is_empty) {
+            report(
+                format!("{at}.{field}"),
+                "claim names must not be empty".into(),
+            );
+        }
+    }
+    let mut headers = HashSet::new();
+    for (claim, header) in &jwt.forward_claims {
+        let at = format!("{at}.forward_claims.{claim}");
+        check_header_name(header, &at, report);
+        if !forwardable(header) {
+            report(
+                at,
+                format!("{header:?} is set by the gateway or names the connection; pick another"),
+            );
+        } else if !headers.insert(header.as_str()) {
+            report(at, format!("{header:?} carries another claim already"));
+        }
+    }
+}
+
+/// Whether a claim may be forwarded in header `name`: not one the
+/// gateway sets itself, nor one that describes the connection or the body.
+fn forwardable(name: &str) -> bool {
+    !matches!(
+        name,
+        "host"
+            | "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+            | "content-length"
+            | "content-type"
+            | "x-request-id"
+            | "x-forwarded-for"
+            | "x-forwarded-proto"
+            | "x-forwarded-host"
+            | "forwarded"
+    ) && !name.starts_with("spin-")
 }
 
 fn check_jwt_credential(credential: &JwtCredential, at: &str, report: &mut Report<'_>) {
@@ -625,53 +679,65 @@ fn check_jwt_credential(credential: &JwtCredential, at: &str, report: &mut Repor
         report(format!("{at}.key"), "must not be empty".into());
     }
     let algorithm = credential.algorithm.name();
-    match credential.algorithm {
-        JwtAlgorithm::Hs256 => {
+    let labels: &[&str] = match credential.algorithm.key_kind() {
+        JwtKeyKind::Secret { min_bytes } => {
             match &credential.secret {
                 None => report(
                     format!("{at}.secret"),
                     format!("{algorithm} needs a secret"),
                 ),
-                Some(secret) if secret.len() < MIN_HMAC_SECRET => report(
+                Some(secret) if secret.len() < min_bytes => report(
                     format!("{at}.secret"),
-                    format!("{algorithm} secrets need at least {MIN_HMAC_SECRET} bytes"),
+                    format!("{algorithm} secrets need at least {min_bytes} bytes"),
                 ),
                 Some(_) => {}
             }
-            if credential.public_key.is_some() {
+            if credential.public_key.is_some() || credential.jwks.is_some() {
                 report(
                     format!("{at}.public_key"),
                     format!("{algorithm} uses a secret, not a public key"),
                 );
             }
+            return;
         }
-        JwtAlgorithm::Rs256 | JwtAlgorithm::Es256 => {
-            let labels: &[&str] = if credential.algorithm == JwtAlgorithm::Rs256 {
-                &["PUBLIC KEY", "RSA PUBLIC KEY"]
-            } else {
-                &["PUBLIC KEY"]
-            };
-            match &credential.public_key {
-                None => report(
-                    format!("{at}.public_key"),
-                    format!("{algorithm} needs a public_key in PEM"),
-                ),
-                Some(pem) if !is_pem(pem, labels) => report(
-                    format!("{at}.public_key"),
-                    format!(
-                        "not a PEM public key: expected -----BEGIN {}-----",
-                        labels.join("----- or -----BEGIN ")
-                    ),
-                ),
-                Some(_) => {}
-            }
-            if credential.secret.is_some() {
-                report(
-                    format!("{at}.secret"),
-                    format!("{algorithm} uses a public key, not a secret"),
-                );
-            }
+        JwtKeyKind::Rsa => &["PUBLIC KEY", "RSA PUBLIC KEY"],
+        JwtKeyKind::Ec | JwtKeyKind::Ed => &["PUBLIC KEY"],
+    };
+    if let Some(jwks) = &credential.jwks {
+        if let Err(why) = check_target_url(&jwks.url) {
+            report(format!("{at}.jwks.url"), why);
         }
+        if jwks.min_refresh_s == 0 {
+            report(
+                format!("{at}.jwks.min_refresh_s"),
+                "must be at least 1".into(),
+            );
+        }
+    }
+    match &credential.public_key {
+        None if credential.jwks.is_some() => {}
+        Some(_) if credential.jwks.is_some() => report(
+            format!("{at}.public_key"),
+            "a credential takes its keys from jwks or public_key, not both".into(),
+        ),
+        None => report(
+            format!("{at}.public_key"),
+            format!("{algorithm} needs a public_key in PEM, or a jwks"),
+        ),
+        Some(pem) if !is_pem(pem, labels) => report(
+            format!("{at}.public_key"),
+            format!(
+                "not a PEM public key: expected -----BEGIN {}-----",
+                labels.join("----- or -----BEGIN ")
+            ),
+        ),
+        Some(_) => {}
+    }
+    if credential.secret.is_some() {
+        report(
+            format!("{at}.secret"),
+            format!("{algorithm} uses a public key, not a secret"),
+        );
     }
 }
 
@@ -811,6 +877,43 @@ mod tests {
             );
         }
         assert_eq!(found.len(), 13, "{found:#?}");
+    }
+
+    #[test]
+    fn scopes_claims_and_new_algorithms_are_checked() {
+        let doc = with(
+            "  - name: r\n    service: s\n    auth: { jwt: { scopes: ['a b', ''], required_claims: { '': x }, forward_claims: { sub: host, email: x-user, name: x-user, role: X-Role } } }",
+            &format!(
+                "  - name: alice\n    jwt:\n      - {{ key: a, algorithm: HS384, secret: 0123456789abcdef0123456789abcdef }}\n      - {{ key: b, algorithm: HS512, secret: {} }}\n      - {{ key: c, algorithm: EdDSA }}\n      - {{ key: d, algorithm: PS256, public_key: {PEM:?} }}\n      - {{ key: e, algorithm: ES384, public_key: {PEM:?} }}\n      - {{ key: f, algorithm: RS256, jwks: {{ url: 'not a url', min_refresh_s: 0 }} }}\n      - {{ key: g, algorithm: ES256, public_key: {PEM:?}, jwks: {{ url: 'https://id.example.com/jwks' }} }}\n      - {{ key: h, algorithm: PS384, jwks: {{ url: 'https://id.example.com/jwks' }} }}",
+                "s".repeat(64)
+            ),
+        );
+        let found = problems(&doc);
+        for expected in [
+            "routes[0].auth.jwt.scopes[0]: \"a b\" is not a scope",
+            "routes[0].auth.jwt.scopes[1]:",
+            "routes[0].auth.jwt.required_claims: claim names must not be empty",
+            "routes[0].auth.jwt.forward_claims.sub: \"host\" is set by the gateway",
+            "routes[0].auth.jwt.forward_claims.role:",
+            "consumers[0].jwt[0].secret: HS384 secrets need at least 48 bytes",
+            "consumers[0].jwt[2].public_key: EdDSA needs a public_key in PEM, or a jwks",
+            "consumers[0].jwt[5].jwks.url:",
+            "consumers[0].jwt[5].jwks.min_refresh_s: must be at least 1",
+            "consumers[0].jwt[6].public_key: a credential takes its keys from jwks or public_key",
+        ] {
+            assert!(
+                found.iter().any(|p| p.starts_with(expected)),
+                "{expected} not in {found:#?}"
+            );
+        }
+        // `email` and `name` share a header: one of them is reported.
+        assert!(
+            found
+                .iter()
+                .any(|p| p.contains("carries another claim already")),
+            "{found:#?}"
+        );
+        assert_eq!(found.len(), 11, "{found:#?}");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 use http::StatusCode;
 use serde::Serialize;
+use upshift_config::jwks;
 
 use crate::policy::Outcome;
 
@@ -120,6 +121,41 @@ pub enum GatewayError {
 }
 
 impl GatewayError {
+    /// The URL of the key set auth asks to have fetched (see
+    /// [`upshift_config::jwks`]), if this is that refusal.
+    pub fn keys_wanted(&self) -> Option<&str> {
+        match self {
+            GatewayError::Refused { code, headers, .. } if code == jwks::KEYS_WANTED => headers
+                .iter()
+                .find(|(name, _)| name == jwks::JWKS_URL_HEADER)
+                .map(|(_, url)| url.as_str()),
+            _ => None,
+        }
+    }
+
+    /// Auth's refusal asking for a key set, as the client gets it when the
+    /// set did not have the token's key after all: `401 invalid_token`.
+    /// Other errors stay as they are.
+    pub fn keys_unavailable(self) -> GatewayError {
+        match self {
+            GatewayError::Refused {
+                status,
+                code,
+                message,
+                headers,
+            } if code == jwks::KEYS_WANTED => GatewayError::Refused {
+                status,
+                code: "invalid_token".to_owned(),
+                message,
+                headers: headers
+                    .into_iter()
+                    .filter(|(name, _)| name != jwks::JWKS_URL_HEADER)
+                    .collect(),
+            },
+            other => other,
+        }
+    }
+
     /// The HTTP status to answer with.
     pub fn status(&self) -> StatusCode {
         let code = match self {

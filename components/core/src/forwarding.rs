@@ -36,6 +36,9 @@ pub struct ClientSide<'a> {
     pub host: &'a str,
     /// The gateway's request id.
     pub request_id: &'a str,
+    /// Headers auth sets from the caller's token (see
+    /// [`crate::policy::Authenticated::upstream_headers`]).
+    pub identity: &'a [(String, Option<String>)],
 }
 
 /// Removes the hop-by-hop headers and the ones a `connection` header
@@ -98,6 +101,17 @@ pub fn to_upstream(headers: &mut HeaderMap, client: &ClientSide<'_>) {
     set(headers, X_FORWARDED_HOST, client.host);
     if let Some(value) = forwarded {
         set(headers, FORWARDED, &value);
+    }
+    for (name, value) in client.identity {
+        let Ok(name) = HeaderName::from_bytes(name.as_bytes()) else {
+            continue;
+        };
+        match value {
+            Some(value) => set(headers, name, value),
+            None => {
+                headers.remove(name);
+            }
+        }
     }
 }
 
@@ -165,6 +179,7 @@ mod tests {
         proto: "http",
         host: "api.example.com",
         request_id: "rid",
+        identity: &[],
     };
 
     #[test]
@@ -237,5 +252,26 @@ mod tests {
         assert!(get(&headers, "connection").is_empty());
         assert_eq!(get(&headers, "content-type"), ["text/plain"]);
         assert_eq!(get(&headers, "x-request-id"), ["rid"]);
+    }
+
+    #[test]
+    fn claim_headers_replace_the_clients_copies() {
+        let identity = [
+            ("x-user".to_owned(), Some("alice".to_owned())),
+            ("x-role".to_owned(), None),
+        ];
+        let client = ClientSide {
+            identity: &identity,
+            ..CLIENT
+        };
+        let mut headers = HeaderMap::new();
+        headers.append("x-user", HeaderValue::from_static("mallory"));
+        headers.append("x-user", HeaderValue::from_static("eve"));
+        headers.append("x-role", HeaderValue::from_static("admin"));
+        headers.append("x-other", HeaderValue::from_static("kept"));
+        to_upstream(&mut headers, &client);
+        assert_eq!(get(&headers, "x-user"), ["alice"]);
+        assert!(get(&headers, "x-role").is_empty());
+        assert_eq!(get(&headers, "x-other"), ["kept"]);
     }
 }

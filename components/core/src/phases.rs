@@ -82,6 +82,26 @@ pub fn decide<P: Policy + ?Sized>(
     })
 }
 
+/// Runs `decide`, the phases over a lane's policies. When auth asks for a
+/// key set (a token names a key the stored set lacks, see
+/// [`upshift_config::jwks`]), the lane `fetch`es and stores it, and the
+/// phases run once more; a token whose key is still missing is then a 401.
+pub async fn decide_with_key_sets<T>(
+    mut decide: impl FnMut() -> Result<T, GatewayError>,
+    fetch: impl AsyncFnOnce(String),
+) -> Result<T, GatewayError> {
+    match decide() {
+        Err(error) => match error.keys_wanted() {
+            Some(url) => {
+                fetch(url.to_owned()).await;
+                decide().map_err(GatewayError::keys_unavailable)
+            }
+            None => Err(error),
+        },
+        decided => decided,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,7 +150,7 @@ mod tests {
             }
             Ok(Authenticated {
                 consumer: Some(7),
-                rate_limit: None,
+                ..Authenticated::default()
             })
         }
 

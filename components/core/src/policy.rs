@@ -49,6 +49,10 @@ pub struct Authenticated {
     pub consumer: Option<u32>,
     /// The limit to advertise.
     pub rate_limit: Option<RateLimit>,
+    /// Request headers for the upstream from the caller's token: each
+    /// named header is removed from the client's request, then set to the
+    /// value when there is one.
+    pub upstream_headers: Vec<(String, Option<String>)>,
 }
 
 /// A version and target of a service, by position.

@@ -20,7 +20,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
-use spin_sdk::wasip3::http::types::{ErrorCode, Fields, Method, Request, Response};
+use spin_sdk::wasip3::http::types::{Fields, Method, Request, Response};
 use spin_sdk::wasip3::wit_bindgen::{self, StreamReader, StreamResult};
 use spin_sdk::wasip3::{wit_future, wit_stream};
 use upshift_core::GatewayError;
@@ -37,7 +37,7 @@ use upshift_core::tables::Target;
 
 use crate::bindings;
 use crate::bindings::ai::{Attempt, Call, Plan, Reply, Translator};
-use crate::body::Contents;
+use crate::body::{Contents, TrailersReader, read_whole};
 use crate::config::{self, Loaded};
 use crate::service::{millis, now_ms};
 use crate::upstream::{self, Outgoing};
@@ -314,7 +314,7 @@ async fn try_once(
             }),
         });
     }
-    let body = match read_answer(body, trailers).await {
+    let body = match read_whole(body, trailers, ANSWER_LIMIT).await {
         Ok(body) => body,
         Err(detail) => {
             return Ok(failed(&GatewayError::UpstreamUnavailable {
@@ -351,16 +351,7 @@ async fn send(
         "GET" => Method::Get,
         _ => Method::Post,
     };
-    let (mut writer, stream) = wit_stream::new::<u8>();
-    let body = attempt.body.clone();
-    wit_bindgen::spawn(async move {
-        writer.write_all(body).await;
-    });
-    let contents = Contents {
-        stream,
-        trailers: wit_future::new(|| Ok(None)).1,
-        done: None,
-    };
+    let contents = Contents::bytes(attempt.body.clone());
     let outgoing = Outgoing {
         method,
         target: &target,
@@ -382,29 +373,6 @@ async fn first_bytes(mut body: StreamReader<u8>) -> Option<(Vec<u8>, StreamReade
         if matches!(status, StreamResult::Dropped | StreamResult::Cancelled) {
             return None;
         }
-    }
-}
-
-type Trailers = spin_sdk::wasip3::wit_bindgen::FutureReader<
-    Result<Option<spin_sdk::wasip3::http::types::Trailers>, ErrorCode>,
->;
-
-/// A whole provider answer; an error when it broke off or is too long.
-async fn read_answer(mut body: StreamReader<u8>, trailers: Trailers) -> Result<Vec<u8>, String> {
-    let mut bytes = Vec::new();
-    loop {
-        let (status, chunk) = body.read(Vec::with_capacity(CHUNK)).await;
-        bytes.extend_from_slice(&chunk);
-        if bytes.len() > ANSWER_LIMIT {
-            return Err(format!("the answer is over {ANSWER_LIMIT} bytes"));
-        }
-        if matches!(status, StreamResult::Dropped | StreamResult::Cancelled) {
-            break;
-        }
-    }
-    match trailers.await {
-        Ok(_) => Ok(bytes),
-        Err(error) => Err(format!("the answer broke off: {error:?}")),
     }
 }
 
@@ -512,7 +480,7 @@ fn send_reply(
 struct Streamed {
     first: Vec<u8>,
     rest: StreamReader<u8>,
-    trailers: Trailers,
+    trailers: TrailersReader,
 }
 
 /// Answers with the translated stream: each upstream chunk is translated

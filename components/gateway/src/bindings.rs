@@ -56,6 +56,7 @@ impl Policy for &Loaded {
                 remaining: r.remaining,
                 reset_s: r.reset_s,
             }),
+            upstream_headers: passed.upstream_headers,
         })
     }
 

@@ -18,9 +18,51 @@ pub struct Contents {
     /// The body bytes.
     pub stream: StreamReader<u8>,
     /// The trailers that follow the body.
-    pub trailers: FutureReader<Result<Option<Trailers>, ErrorCode>>,
+    pub trailers: TrailersReader,
     /// Where to report how sending the body ended, for the incoming side.
     pub done: Option<FutureWriter<Result<(), ErrorCode>>>,
+}
+
+impl Contents {
+    /// `bytes` as a body, without trailers.
+    pub fn bytes(bytes: Vec<u8>) -> Contents {
+        let (mut writer, stream) = wit_stream::new::<u8>();
+        wit_bindgen::spawn(async move {
+            writer.write_all(bytes).await;
+        });
+        Contents {
+            stream,
+            trailers: wit_future::new(|| Ok(None)).1,
+            done: None,
+        }
+    }
+}
+
+/// The trailers future of a body.
+pub type TrailersReader = FutureReader<Result<Option<Trailers>, ErrorCode>>;
+
+/// A whole response body of at most `limit` bytes; an error when it broke
+/// off or is longer.
+pub async fn read_whole(
+    mut body: StreamReader<u8>,
+    trailers: TrailersReader,
+    limit: usize,
+) -> Result<Vec<u8>, String> {
+    let mut bytes = Vec::new();
+    loop {
+        let (status, chunk) = body.read(Vec::with_capacity(CHUNK)).await;
+        bytes.extend_from_slice(&chunk);
+        if bytes.len() > limit {
+            return Err(format!("the answer is over {limit} bytes"));
+        }
+        if matches!(status, StreamResult::Dropped | StreamResult::Cancelled) {
+            break;
+        }
+    }
+    match trailers.await {
+        Ok(_) => Ok(bytes),
+        Err(error) => Err(format!("the answer broke off: {error:?}")),
+    }
 }
 
 /// The incoming request's body.

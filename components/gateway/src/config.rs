@@ -87,7 +87,8 @@ pub fn add_each(counts: impl IntoIterator<Item = (String, i64)>) {
     }
 }
 
-fn bucket() -> Result<Rc<store::Bucket>, GatewayError> {
+/// The key-value store every node shares, opened once per instance.
+pub fn bucket() -> Result<Rc<store::Bucket>, GatewayError> {
     if let Some(bucket) = STORE.with_borrow(|s| s.clone()) {
         return Ok(bucket);
     }

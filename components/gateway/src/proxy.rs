@@ -49,6 +49,7 @@ pub async fn serve(
             proto: &client.scheme,
             host: &client.authority,
             request_id,
+            identity: &decision.authenticated.upstream_headers,
         },
     );
     let headers = upstream::header_list(&headers);

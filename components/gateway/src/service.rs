@@ -11,7 +11,7 @@ use spin_sdk::wasip3::random::random::get_random_u64;
 use upshift_core::head::Incoming;
 use upshift_core::{GatewayError, phases, request_id};
 
-use crate::{ai, config, proxy};
+use crate::{ai, config, key_sets, proxy};
 
 #[spin_sdk::http_service]
 async fn handle(request: Request) -> Result<Response, ErrorCode> {
@@ -89,7 +89,11 @@ async fn serve(
     };
     let head = incoming.pack();
     let unconfigured = config.version == 0;
-    let decision = phases::decide(&mut &*config, &config.tables, &head, unconfigured, now_ms())?;
+    let decision = phases::decide_with_key_sets(
+        || phases::decide(&mut &*config, &config.tables, &head, unconfigured, now_ms()),
+        key_sets::fetch,
+    )
+    .await?;
     match &decision.selection {
         Some(selection) => {
             proxy::serve(

@@ -97,11 +97,16 @@ impl Role {
 }
 
 /// Checks that `bytes` are a component that fits `role`'s world: it
-/// imports nothing else, and exports the role's interface at `0.2.x`.
+/// imports nothing else, and exports the role's interface at its version
+/// line (see [`Role::version_line`]).
 pub fn check_world(role: Role, bytes: &[u8]) -> Result<(), Refusal> {
-    check(bytes, role.world(), role.interface(), "0.2.", |import| {
-        role.provides(import)
-    })
+    check(
+        bytes,
+        role.world(),
+        role.interface(),
+        role.version_line(),
+        |import| role.provides(import),
+    )
 }
 
 /// Checks that `bytes` are a component that fits the `gateway` world: it
@@ -111,8 +116,9 @@ pub fn check_world(role: Role, bytes: &[u8]) -> Result<(), Refusal> {
 pub fn check_gateway_world(bytes: &[u8]) -> Result<(), Refusal> {
     check(bytes, "gateway", "wasi:http/handler", "0.3.", |import| {
         let (interface, version) = import.split_once('@').unwrap_or((import, ""));
-        let policy = version.starts_with("0.2.")
-            && Role::ALL.iter().any(|role| role.interface() == interface);
+        let policy = Role::ALL
+            .iter()
+            .any(|role| role.interface() == interface && version.starts_with(role.version_line()));
         let preview3 = version.starts_with("0.3.")
             && (["wasi:http/types", "wasi:http/client", "wasi:random/random"].contains(&interface)
                 || interface.starts_with("wasi:clocks/"));

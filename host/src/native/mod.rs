@@ -20,6 +20,7 @@ mod body;
 mod builds;
 mod canary;
 mod client;
+mod key_sets;
 mod policy;
 mod proxy;
 mod stdio;
@@ -108,6 +109,8 @@ pub struct NativeGateway {
     pub allowed: Arc<AllowedHosts>,
     /// The pooled upstream client.
     pub client: UpstreamClient,
+    /// Key set fetches under way.
+    key_set_fetches: key_sets::KeySetFetches,
     budget: Duration,
     workers: Vec<WorkerSets>,
     requested: watch::Sender<Wanted>,
@@ -218,6 +221,7 @@ impl NativeGateway {
             variables: setup.variables,
             allowed: Arc::new(AllowedHosts::parse(&decl.allowed_outbound_hosts)?),
             client: UpstreamClient::new(setup.tls, setup.workers.max(1)),
+            key_set_fetches: key_sets::KeySetFetches::default(),
             budget: setup.budget,
             workers,
             requested: watch::Sender::new(wanted.clone()),

@@ -83,6 +83,15 @@ impl Role {
             Role::Ai => "upshift:ai/ai",
         }
     }
+
+    /// The version line of its interface that this host's WIT has, e.g.
+    /// `0.2.` (a prefix of the full version).
+    pub fn version_line(self) -> &'static str {
+        match self {
+            Role::Auth => "0.3.",
+            Role::Router | Role::Splitter | Role::Ai => "0.2.",
+        }
+    }
 }
 
 /// One build of a policy component, compiled and linked.
@@ -501,6 +510,7 @@ impl Policy for PolicySet {
                 remaining: r.remaining,
                 reset_s: r.reset_s,
             }),
+            upstream_headers: passed.upstream_headers,
         })
     }
 

@@ -107,13 +107,18 @@ async fn serve_parts(
         request_id,
     };
     let packed = head.pack();
-    let (decision, tables) = {
-        let mut policies = lock(&policies);
-        let unconfigured = policies.version == 0;
-        let tables = policies.tables.clone();
-        let decision = phases::decide(&mut *policies, &tables, &packed, unconfigured, now_ms())?;
-        (decision, tables)
-    };
+    let (decision, tables) = phases::decide_with_key_sets(
+        || {
+            let mut policies = lock(&policies);
+            let unconfigured = policies.version == 0;
+            let tables = policies.tables.clone();
+            let decision =
+                phases::decide(&mut *policies, &tables, &packed, unconfigured, now_ms())?;
+            Ok((decision, tables))
+        },
+        async |url| lane.fetch_key_set(worker, url).await,
+    )
+    .await?;
     let cx = Context {
         lane,
         policies,
@@ -191,6 +196,7 @@ async fn proxy(
             proto: forward.uri.scheme_str().unwrap_or("http"),
             host: forward.authority,
             request_id: cx.request_id,
+            identity: &decision.authenticated.upstream_headers,
         },
     );
     let path_and_query = match &decision.matched.upstream_path {
