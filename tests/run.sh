@@ -33,3 +33,5 @@ if grep Compiling <<<"$built"; then
   echo "building the host alone recompiled the above: run cargo hakari generate" >&2
   exit 1
 fi
+# Every parser of outside input, fuzzed for a bounded time.
+bash tests/fuzz.sh 20
