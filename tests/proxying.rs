@@ -400,3 +400,120 @@ async fn client_certificates_are_presented_to_upstreams_that_ask() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "upstream_tls_failed", "{body}");
 }
+
+/// A WebSocket upstream on 127.0.0.1 that answers each text message with
+/// `{name}:{message}` and binary ones as they are; its `http://` URL.
+async fn websocket_upstream(name: &'static str) -> String {
+    use futures::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let Ok(mut socket) = tokio_tungstenite::accept_async(stream).await else {
+                    return;
+                };
+                while let Some(Ok(message)) = socket.next().await {
+                    let answer = match message {
+                        Message::Text(text) => Message::text(format!("{name}:{text}")),
+                        Message::Binary(bytes) => Message::Binary(bytes),
+                        Message::Close(_) => break,
+                        _ => continue,
+                    };
+                    if socket.send(answer).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    url
+}
+
+/// WebSocket handshakes pass auth and the split like any request; the
+/// connection then stays on the version its handshake went to. The
+/// component lane, on wasi:http, refuses them clearly.
+#[tokio::test]
+async fn websockets_are_relayed_and_stay_on_the_version_their_handshake_picked() {
+    use futures::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    use tokio_tungstenite::tungstenite::{Error, Message};
+
+    let (one, two) = (
+        websocket_upstream("v1").await,
+        websocket_upstream("v2").await,
+    );
+    let state = tempfile::tempdir().unwrap();
+    let host = Host::start(state.path());
+    host.apply(&format!(
+        "services:\n\
+         - name: chat\n\
+         \x20 versions:\n\
+         \x20   - {{ name: v1, weight: 50, targets: [{{ url: '{one}' }}] }}\n\
+         \x20   - {{ name: v2, weight: 50, targets: [{{ url: '{two}' }}] }}\n\
+         routes: [{{ name: chat, paths: [/chat], service: chat, auth: {{ api_key: {{ header: x-api-key }} }} }}]\n\
+         consumers: [{{ name: alice, api_keys: [alice-key-123] }}]"
+    ))
+    .await;
+    let url = format!("{}/chat/room", host.url.replace("http://", "ws://"));
+    let handshake = |key: Option<&str>| {
+        let mut request = url.as_str().into_client_request().unwrap();
+        if let Some(key) = key {
+            request
+                .headers_mut()
+                .insert("x-api-key", key.parse().unwrap());
+        }
+        tokio_tungstenite::connect_async(request)
+    };
+    let refused = |result: Result<_, Error>| match result {
+        Err(Error::Http(response)) => response.status().as_u16(),
+        Err(other) => panic!("the handshake failed otherwise: {other}"),
+        Ok(_) => panic!("the handshake succeeded"),
+    };
+
+    if support::lane() == "component" {
+        assert_eq!(refused(handshake(Some("alice-key-123")).await), 501);
+        return;
+    }
+    assert_eq!(
+        refused(handshake(None).await),
+        401,
+        "auth holds at the handshake"
+    );
+    assert_eq!(refused(handshake(Some("wrong-key-000")).await), 401);
+
+    let mut versions = std::collections::BTreeMap::new();
+    for connection in 0..20 {
+        let (mut socket, response) = handshake(Some("alice-key-123")).await.unwrap();
+        assert_eq!(response.status(), 101);
+        let upstream = response.headers()["x-upshift-upstream"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let version = upstream.split('@').nth(1).unwrap().to_owned();
+        for i in 0..3 {
+            socket
+                .send(Message::text(format!("{connection}-{i}")))
+                .await
+                .unwrap();
+            let answer = socket.next().await.unwrap().unwrap();
+            assert_eq!(
+                answer,
+                Message::text(format!("{version}:{connection}-{i}")),
+                "every message of a connection goes to the version of its handshake"
+            );
+        }
+        let blob = vec![7u8; 100_000];
+        socket.send(Message::binary(blob.clone())).await.unwrap();
+        assert_eq!(socket.next().await.unwrap().unwrap(), Message::binary(blob));
+        socket.close(None).await.unwrap();
+        *versions.entry(version).or_insert(0) += 1;
+    }
+    assert_eq!(
+        versions.len(),
+        2,
+        "both versions take connections: {versions:?}"
+    );
+}

@@ -243,15 +243,34 @@ where
         request: http::Request<B>,
         connect_timeout: Option<Duration>,
     ) -> Result<http::Response<UpstreamBody<B>>, upshift_pool::Error> {
-        let uri = request.uri();
-        let tls = if uri.scheme() == Some(&http::uri::Scheme::HTTPS) {
+        self.pools[self.tls_of(component, request.uri())]
+            .send(shard, request, connect_timeout)
+            .await
+    }
+
+    /// Sends the protocol upgrade `request` (absolute URI) for
+    /// `component` on a connection of its own (see
+    /// [`Pool::send_upgrade`]).
+    pub async fn send_upgrade(
+        &self,
+        component: &str,
+        request: http::Request<B>,
+        connect_timeout: Option<Duration>,
+    ) -> Result<http::Response<hyper::body::Incoming>, upshift_pool::Error> {
+        self.pools[self.tls_of(component, request.uri())]
+            .send_upgrade(request, connect_timeout)
+            .await
+    }
+
+    /// The TLS setting for `component` sending to `uri`.
+    fn tls_of(&self, component: &str, uri: &http::Uri) -> usize {
+        if uri.scheme() == Some(&http::uri::Scheme::HTTPS) {
             let host = uri.host().unwrap_or_default();
             self.tls
                 .lookup(component, host, uri.port_u16().unwrap_or(443))
         } else {
             0
-        };
-        self.pools[tls].send(shard, request, connect_timeout).await
+        }
     }
 }
 

@@ -38,7 +38,7 @@ use tokio::signal::unix::SignalKind;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::task::AbortOnDropHandle;
-use upshift_core::{GatewayError, request_id};
+use upshift_core::{GatewayError, forwarding, request_id};
 use wasmtime_wasi_http::WasiBody;
 use wasmtime_wasi_http::handler::{ExpirationError, TrapOrPanicError};
 
@@ -274,7 +274,8 @@ async fn accept(
         tokio::spawn(async move {
             let served = match tls {
                 None => {
-                    let connection = builder.serve_connection(TokioIo::new(stream), service);
+                    let connection =
+                        builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
                     watcher.watch(connection.into_owned()).await
                 }
                 Some(acceptor) => {
@@ -283,8 +284,8 @@ async fn accept(
                         .await
                     {
                         Ok(Ok(stream)) => {
-                            let connection =
-                                builder.serve_connection(TokioIo::new(stream), service);
+                            let connection = builder
+                                .serve_connection_with_upgrades(TokioIo::new(stream), service);
                             watcher.watch(connection.into_owned()).await
                         }
                         Ok(Err(error)) => Err(format!("TLS handshake failed: {error}").into()),
@@ -534,6 +535,13 @@ impl Shared {
         peer: SocketAddr,
         request_id: &str,
     ) -> Result<Response<WasiBody>, GatewayError> {
+        if forwarding::is_websocket(request.headers()) {
+            return Err(GatewayError::UpgradeNotSupported(
+                "WebSocket is proxied on the native lane (`upshift up --lane native`); \
+                 wasi:http, which components serve on, has no protocol upgrades"
+                    .into(),
+            ));
+        }
         let method = request.method().clone();
         let path = request.uri().path().to_owned();
         let request = self

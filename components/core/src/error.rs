@@ -110,6 +110,10 @@ pub enum GatewayError {
         /// Why.
         detail: String,
     },
+    /// A protocol upgrade (WebSocket) where this lane or route cannot
+    /// carry one.
+    #[error("{0}")]
+    UpgradeNotSupported(String),
     /// A component trapped, ran out of memory or time, or broke its contract.
     #[error("component {component} failed: {detail}")]
     ComponentFailed {
@@ -170,6 +174,7 @@ impl GatewayError {
             GatewayError::RequestTooLarge { .. } => 413,
             GatewayError::RequestBodyTimeout => 408,
             GatewayError::ConfigStoreUnavailable(_) => 503,
+            GatewayError::UpgradeNotSupported(_) => 501,
             GatewayError::BodyConsumed
             | GatewayError::ConfigUnloadable { .. }
             | GatewayError::ComponentFailed { .. } => 500,
@@ -194,6 +199,7 @@ impl GatewayError {
             GatewayError::BodyConsumed => "body_consumed",
             GatewayError::ConfigStoreUnavailable(_) => "config_store_unavailable",
             GatewayError::ConfigUnloadable { .. } => "config_unloadable",
+            GatewayError::UpgradeNotSupported(_) => "upgrade_not_supported",
             GatewayError::ComponentFailed { .. } => "component_failed",
         }
     }

@@ -115,6 +115,28 @@ pub fn to_upstream(headers: &mut HeaderMap, client: &ClientSide<'_>) {
     }
 }
 
+/// Whether `headers` ask to switch the connection to WebSocket (RFC 6455
+/// §4.1): `Upgrade` names `websocket` and `Connection` names `upgrade`.
+pub fn is_websocket(headers: &HeaderMap) -> bool {
+    let lists = |name: &HeaderName, token: &str| {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case(token))
+    };
+    lists(&http::header::UPGRADE, "websocket") && lists(&CONNECTION, "upgrade")
+}
+
+/// Puts back the two hop-by-hop headers of a WebSocket handshake, which
+/// [`to_upstream`] and [`to_client`] remove: the gateway passes the upgrade
+/// on to the upstream, and the upstream's answer back.
+pub fn keep_websocket_upgrade(headers: &mut HeaderMap) {
+    headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+    headers.insert(http::header::UPGRADE, HeaderValue::from_static("websocket"));
+}
+
 /// Turns the upstream's response headers into the client's: without
 /// hop-by-hop headers, with the gateway's request id.
 pub fn to_client(headers: &mut HeaderMap, request_id: &str) {
@@ -273,5 +295,22 @@ mod tests {
         assert_eq!(get(&headers, "x-user"), ["alice"]);
         assert!(get(&headers, "x-role").is_empty());
         assert_eq!(get(&headers, "x-other"), ["kept"]);
+    }
+
+    #[test]
+    fn websocket_handshakes_are_told_apart() {
+        let mut headers = HeaderMap::new();
+        headers.append("upgrade", HeaderValue::from_static("WebSocket"));
+        assert!(!is_websocket(&headers), "Connection must name the upgrade");
+        headers.append(
+            "connection",
+            HeaderValue::from_static("keep-alive, Upgrade"),
+        );
+        assert!(is_websocket(&headers));
+        headers.insert("upgrade", HeaderValue::from_static("h2c"));
+        assert!(!is_websocket(&headers));
+        to_upstream(&mut headers, &CLIENT);
+        keep_websocket_upgrade(&mut headers);
+        assert!(is_websocket(&headers));
     }
 }

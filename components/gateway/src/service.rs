@@ -9,7 +9,7 @@ use spin_sdk::http::{IntoResponse, Request};
 use spin_sdk::wasip3::http::types::{ErrorCode, Response};
 use spin_sdk::wasip3::random::random::get_random_u64;
 use upshift_core::head::Incoming;
-use upshift_core::{GatewayError, phases, request_id};
+use upshift_core::{GatewayError, forwarding, phases, request_id};
 
 use crate::{ai, config, key_sets, proxy};
 
@@ -76,6 +76,13 @@ async fn serve(
     request_id: &str,
     raw: spin_sdk::wasip3::http::types::Request,
 ) -> Result<Response, GatewayError> {
+    if forwarding::is_websocket(&parts.headers) {
+        return Err(GatewayError::UpgradeNotSupported(
+            "WebSocket is proxied by the bundled host's native lane; wasi:http, \
+             which this gateway serves on, has no protocol upgrades"
+                .into(),
+        ));
+    }
     let config = config::current()?;
     let client = Client::of(&parts);
     let incoming = Incoming {

@@ -121,12 +121,41 @@ where
         }
     }
 
+    /// Sends `request` (absolute URI) on a new connection of its own, for
+    /// a protocol upgrade (WebSocket): the connection never goes back to
+    /// the pool, and after a `101` the response's upgrade
+    /// (`hyper::upgrade::on`) carries it on.
+    pub async fn send_upgrade(
+        &self,
+        mut request: Request<B>,
+        connect_timeout: Option<Duration>,
+    ) -> Result<Response<Incoming>, Error> {
+        let key = to_origin_form(&mut request)?;
+        let io = self.open(&key, connect_timeout).await?;
+        let (mut sender, connection) = http1::handshake(io).await?;
+        tokio::spawn(async move {
+            let _ = connection.with_upgrades().await;
+        });
+        Ok(sender.send_request(request).await?)
+    }
+
     /// A new connection to `key`, its I/O driven by a task of its own.
-    async fn connect(
+    async fn connect(&self, key: &Key, timeout: Option<Duration>) -> Result<SendRequest<B>, Error> {
+        let io = self.open(key, timeout).await?;
+        let (sender, connection) = http1::handshake(io).await?;
+        // Its errors reach the request that was on it.
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(sender)
+    }
+
+    /// A new transport to `key`, made within `timeout`.
+    async fn open(
         &self,
         (scheme, authority): &Key,
         timeout: Option<Duration>,
-    ) -> Result<SendRequest<B>, Error> {
+    ) -> Result<C::Response, Error> {
         let uri = Uri::builder()
             .scheme(scheme.clone())
             .authority(authority.clone())
@@ -143,18 +172,12 @@ where
                 .await
                 .map_err(|e| Error::Connect(e.into()))
         };
-        let io = match timeout {
+        match timeout {
             Some(limit) => tokio::time::timeout(limit, connecting)
                 .await
-                .map_err(|_| Error::ConnectTimeout(limit))??,
-            None => connecting.await?,
-        };
-        let (sender, connection) = http1::handshake(io).await?;
-        // Its errors reach the request that was on it.
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        Ok(sender)
+                .map_err(|_| Error::ConnectTimeout(limit))?,
+            None => connecting.await,
+        }
     }
 }
 

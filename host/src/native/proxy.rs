@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::header::HOST;
 use http::{HeaderMap, Request, Response, Uri};
+use http_body_util::BodyExt as _;
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
 use upshift_core::GatewayError;
 use upshift_core::attempts::{Attempts, Ended, try_timeout_ms};
 use upshift_core::forwarding::{self, ClientSide};
@@ -126,6 +129,7 @@ async fn serve_parts(
         request_id,
         worker,
     };
+    let websocket = forwarding::is_websocket(&parts.headers);
     match &decision.selection {
         Some(selection) => {
             // The head is decided on: its headers move on without a copy
@@ -139,8 +143,19 @@ async fn serve_parts(
                 authority: &authority,
                 client_ip: &client_ip,
             };
+            if websocket {
+                let client = parts.extensions.remove::<OnUpgrade>().ok_or_else(|| {
+                    GatewayError::UpgradeNotSupported(
+                        "WebSocket needs an HTTP/1.1 connection".into(),
+                    )
+                })?;
+                return relay_websocket(&cx, &decision, selection, forward, client).await;
+            }
             proxy(&cx, &decision, selection, forward, body).await
         }
+        None if websocket => Err(GatewayError::UpgradeNotSupported(
+            "AI routes take no WebSocket".into(),
+        )),
         None => super::ai::serve(&cx, &head, &decision, body).await,
     }
 }
@@ -277,6 +292,105 @@ async fn proxy(
         parts,
         between_bytes_timeout(upstream_body, timeout),
     ))
+}
+
+/// Relays a WebSocket connection of a proxy route. The handshake goes to
+/// the version and target the splitter picked, once (an upgrade is not
+/// replayed), and is counted like any attempt; after the upstream's `101`
+/// the bytes flow both ways until either side closes, so a connection
+/// stays on the version it started with.
+async fn relay_websocket(
+    cx: &Context<'_>,
+    decision: &Decision,
+    selection: &Selection,
+    forward: Forward<'_>,
+    client: OnUpgrade,
+) -> Result<Response<WasiBody>, GatewayError> {
+    let route = &decision.route;
+    let mut headers = forward.headers;
+    forwarding::to_upstream(
+        &mut headers,
+        &ClientSide {
+            client_ip: Some(forward.client_ip),
+            proto: forward.uri.scheme_str().unwrap_or("http"),
+            host: forward.authority,
+            request_id: cx.request_id,
+            identity: &decision.authenticated.upstream_headers,
+        },
+    );
+    forwarding::keep_websocket_upgrade(&mut headers);
+    let path_and_query = match &decision.matched.upstream_path {
+        Some(path) => path.as_str(),
+        None => forward.uri.path_and_query().map_or("/", |p| p.as_str()),
+    };
+    let upstream = selection.primary;
+    let (version, target) = cx.tables.target(&route.service, upstream)?;
+    let request = upstream_request(
+        forward.method,
+        target,
+        path_and_query,
+        headers,
+        ForwardBody::bytes(Bytes::new()),
+    )?;
+    if !cx.lane.allowed.allows(request.uri()) {
+        return Err(GatewayError::UpstreamNotAllowed {
+            target: request.uri().to_string(),
+        });
+    }
+    let timeout = Duration::from_millis(u64::from(route.timeout_ms));
+    let started = Instant::now();
+    let result = cx
+        .lane
+        .client
+        .upgrade(&cx.lane.name, request, timeout)
+        .await;
+    let outcome = match &result {
+        Ok(response) => Outcome::Status(response.status().as_u16()),
+        Err(error) => error.outcome().ok_or_else(|| error.clone())?,
+    };
+    let attempt = Attempt {
+        upstream,
+        outcome,
+        latency_ms: millis(started),
+    };
+    let counts = if attempt.reported(selection) {
+        lock(&cx.policies).report(decision.matched.route, None, &attempt, now_ms())
+    } else {
+        attempt.counts(&route.name, &route.service, &version.name)
+    };
+    cx.lane.add(counts).await;
+    let mut answer = result?;
+    let switched = answer.status() == http::StatusCode::SWITCHING_PROTOCOLS;
+    let upstream_side = switched.then(|| hyper::upgrade::on(&mut answer));
+    let (mut parts, body) = answer.into_parts();
+    forwarding::to_client(&mut parts.headers, cx.request_id);
+    if switched {
+        forwarding::keep_websocket_upgrade(&mut parts.headers);
+    }
+    response::add_proxied(
+        &mut parts.headers,
+        route,
+        version,
+        decision.authenticated.rate_limit,
+    );
+    if let Some(upstream_side) = upstream_side {
+        let request_id = cx.request_id.to_owned();
+        tokio::spawn(async move {
+            match tokio::try_join!(client, upstream_side) {
+                Ok((client, upstream)) => {
+                    let (mut client, mut upstream) = (TokioIo::new(client), TokioIo::new(upstream));
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                }
+                Err(error) => {
+                    tracing::debug!(%request_id, "WebSocket not relayed: {error}");
+                }
+            }
+        });
+    }
+    let body = body
+        .map_err(|_| wasmtime_wasi_http::Error::HttpProtocolError)
+        .boxed_unsync();
+    Ok(Response::from_parts(parts, body))
 }
 
 /// Sends `request` if the gateway may reach its target.
