@@ -517,3 +517,89 @@ async fn websockets_are_relayed_and_stay_on_the_version_their_handshake_picked()
         "both versions take connections: {versions:?}"
     );
 }
+
+/// The gateway ends relayed WebSocket connections with a close frame: an
+/// idle one and one past its lifetime with 1001, one that sends a message
+/// over the limit with 1009. (The component lane relays none: see above.)
+#[tokio::test]
+async fn websocket_limits_end_connections_with_a_close_frame() {
+    use futures::{SinkExt as _, StreamExt as _};
+    use std::time::{Duration, Instant};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+    if support::lane() == "component" {
+        return;
+    }
+    let upstream = websocket_upstream("v1").await;
+    let state = tempfile::tempdir().unwrap();
+    let host = Host::start_with(
+        &support::repo().join("spin.toml"),
+        state.path(),
+        &[
+            "--websocket-idle-timeout",
+            "1",
+            "--websocket-max-lifetime",
+            "3",
+            "--websocket-max-message-bytes",
+            "4096",
+        ],
+    );
+    host.apply(&format!(
+        "services: [{{ name: chat, versions: [{{ name: v1, targets: [{{ url: '{upstream}' }}] }}] }}]\n\
+         routes: [{{ name: chat, service: chat }}]"
+    ))
+    .await;
+    let url = format!("{}/chat", host.url.replace("http://", "ws://"));
+    let closed = |message: Option<Result<Message, _>>| match message {
+        Some(Ok(Message::Close(Some(frame)))) => (frame.code, frame.reason.to_string()),
+        other => panic!("expected a close frame, got {other:?}"),
+    };
+
+    // Idle: closed after a second without messages.
+    let (mut socket, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    socket.send(Message::text("hi")).await.unwrap();
+    assert_eq!(
+        socket.next().await.unwrap().unwrap(),
+        Message::text("v1:hi")
+    );
+    let since = Instant::now();
+    assert_eq!(
+        closed(socket.next().await),
+        (CloseCode::Away, "idle".to_owned())
+    );
+    assert!(
+        since.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        since.elapsed()
+    );
+
+    // Too big: 1009, and the upstream never sees the message.
+    let (mut socket, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    socket
+        .send(Message::binary(vec![1u8; 10_000]))
+        .await
+        .unwrap();
+    assert_eq!(closed(socket.next().await).0, CloseCode::Size);
+
+    // Lifetime: busy all along, closed after three seconds.
+    let (mut socket, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    let since = Instant::now();
+    let reason = loop {
+        socket.send(Message::text("tick")).await.unwrap();
+        match socket.next().await {
+            Some(Ok(Message::Text(text))) => assert_eq!(text.as_str(), "v1:tick"),
+            other => break closed(other),
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert_eq!(
+        reason,
+        (CloseCode::Away, "connection lifetime reached".to_owned())
+    );
+    let lived = since.elapsed();
+    assert!(
+        lived >= Duration::from_millis(2_900) && lived < Duration::from_secs(5),
+        "{lived:?}"
+    );
+}

@@ -154,6 +154,18 @@ pub struct UpArgs {
     /// PEM private key of the `--tls-cert` at the same position.
     #[arg(long)]
     pub tls_key: Vec<PathBuf>,
+    /// Seconds a relayed WebSocket connection may pass no message before
+    /// the gateway closes it (1001).
+    #[arg(long, default_value_t = Limits::default().websocket.idle_timeout.as_secs())]
+    pub websocket_idle_timeout: u64,
+    /// Seconds a relayed WebSocket connection may stay open at all (1001
+    /// then); 0: no limit.
+    #[arg(long, default_value_t = 0)]
+    pub websocket_max_lifetime: u64,
+    /// Largest WebSocket message, in bytes; a larger one closes the
+    /// connection (1009).
+    #[arg(long, default_value_t = Limits::default().websocket.max_message_bytes)]
+    pub websocket_max_message_bytes: usize,
     /// Seconds requests in flight get to finish after SIGTERM or Ctrl-C
     /// (a second signal exits at once).
     #[arg(long, default_value_t = Limits::default().drain_timeout.as_secs())]

@@ -14,6 +14,7 @@ use crate::builder::{self, BuildError};
 use crate::cli::{ApplyArgs, ComposeArgs, GetArgs, ManifestArgs, Resource, UpArgs};
 use crate::inbound_tls::ServerCerts;
 use crate::manifest::App;
+use crate::native::WebSocketLimits;
 use crate::runtime::{self, Runtime, RuntimeOptions, UnsetAdminToken};
 use crate::server::{self, Limits, ServeOptions};
 use crate::watch::{self, Watched};
@@ -74,6 +75,12 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
                 max_streams: args.max_streams.max(1),
                 body_read_timeout: Duration::from_secs(args.body_read_timeout.max(1)),
                 drain_timeout: Duration::from_secs(args.drain_timeout),
+                websocket: WebSocketLimits {
+                    idle_timeout: Duration::from_secs(args.websocket_idle_timeout.max(1)),
+                    max_lifetime: (args.websocket_max_lifetime > 0)
+                        .then(|| Duration::from_secs(args.websocket_max_lifetime)),
+                    max_message_bytes: args.websocket_max_message_bytes.max(1024),
+                },
             },
             tls,
         },

@@ -44,6 +44,7 @@ use wasmtime_wasi_http::handler::{ExpirationError, TrapOrPanicError};
 
 use crate::client_body::{ClientBody, ClientBodyError};
 use crate::concurrency::RunPermits;
+use crate::native::WebSocketLimits;
 use crate::registry::Registry;
 use crate::routes::RouteMatch;
 use crate::runtime::{ComponentService, Runtime, Target};
@@ -86,6 +87,8 @@ pub struct Limits {
     pub body_read_timeout: Duration,
     /// Time in-flight requests get to finish after SIGTERM.
     pub drain_timeout: Duration,
+    /// Limits of relayed WebSocket connections.
+    pub websocket: WebSocketLimits,
 }
 
 impl Default for Limits {
@@ -98,6 +101,7 @@ impl Default for Limits {
             max_streams: 256,
             body_read_timeout: Duration::from_secs(30),
             drain_timeout: Duration::from_secs(30),
+            websocket: WebSocketLimits::default(),
         }
     }
 }
@@ -482,7 +486,10 @@ impl Shared {
         match matched.target {
             Target::Native(lane) => {
                 let request = self.client_body(request);
-                match crate::native::serve(lane, worker, request, peer, &request_id).await {
+                let websocket = self.limits.websocket;
+                match crate::native::serve(lane, worker, request, peer, &request_id, websocket)
+                    .await
+                {
                     Ok(response) => response,
                     Err(error) => error_response(&error, &request_id),
                 }

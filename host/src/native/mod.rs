@@ -24,6 +24,7 @@ mod key_sets;
 mod policy;
 mod proxy;
 mod stdio;
+mod websocket;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -48,6 +49,7 @@ pub use canary::{Canary, CanaryRun, Side, Trap, counts};
 pub use client::UpstreamClient;
 pub use policy::{PolicySet, Prepared, Role};
 pub use proxy::serve;
+pub use websocket::WebSocketLimits;
 
 /// How often the store's config version is looked at, for versions applied
 /// through another node.

@@ -12,7 +12,6 @@ use http::header::HOST;
 use http::{HeaderMap, Request, Response, Uri};
 use http_body_util::BodyExt as _;
 use hyper::upgrade::OnUpgrade;
-use hyper_util::rt::TokioIo;
 use upshift_core::GatewayError;
 use upshift_core::attempts::{Attempts, Ended, try_timeout_ms};
 use upshift_core::forwarding::{self, ClientSide};
@@ -26,6 +25,7 @@ use upshift_core::tables::{Tables, Target};
 use wasmtime_wasi_http::WasiBody;
 
 use super::body::{ForwardBody, RequestBody};
+use super::websocket::{self, WebSocketLimits};
 use super::{NativeGateway, PolicySet, Side, canary, lock};
 use crate::outbound::{UpstreamBody, between_bytes_timeout};
 
@@ -53,6 +53,7 @@ pub async fn serve(
     request: Request<ClientBody>,
     peer: SocketAddr,
     request_id: &str,
+    websocket: WebSocketLimits,
 ) -> Result<Response<WasiBody>, GatewayError> {
     if let Some(detail) = lane.unknown() {
         return Err(GatewayError::ConfigStoreUnavailable(detail));
@@ -61,7 +62,16 @@ pub async fn serve(
     let canary = lane.canary.run();
     let started = canary.as_ref().map(|_| Instant::now());
     let (policies, side) = lane.policies(worker);
-    let served = serve_parts(lane, worker, policies, &mut parts, body, peer, request_id).await;
+    let served = serve_parts(
+        lane,
+        worker,
+        policies,
+        &mut parts,
+        body,
+        (peer, request_id),
+        websocket,
+    )
+    .await;
     if let Err(GatewayError::ComponentFailed { component, detail }) = &served {
         tracing::error!(
             %request_id,
@@ -95,8 +105,8 @@ async fn serve_parts(
     policies: Arc<Mutex<PolicySet>>,
     parts: &mut http::request::Parts,
     body: ClientBody,
-    peer: SocketAddr,
-    request_id: &str,
+    (peer, request_id): (SocketAddr, &str),
+    websocket: WebSocketLimits,
 ) -> Result<Response<WasiBody>, GatewayError> {
     let authority = authority(&parts.uri, &parts.headers)?;
     let client_ip = peer.ip().to_string();
@@ -129,7 +139,7 @@ async fn serve_parts(
         request_id,
         worker,
     };
-    let websocket = forwarding::is_websocket(&parts.headers);
+    let handshake = forwarding::is_websocket(&parts.headers);
     match &decision.selection {
         Some(selection) => {
             // The head is decided on: its headers move on without a copy
@@ -143,17 +153,18 @@ async fn serve_parts(
                 authority: &authority,
                 client_ip: &client_ip,
             };
-            if websocket {
+            if handshake {
                 let client = parts.extensions.remove::<OnUpgrade>().ok_or_else(|| {
                     GatewayError::UpgradeNotSupported(
                         "WebSocket needs an HTTP/1.1 connection".into(),
                     )
                 })?;
-                return relay_websocket(&cx, &decision, selection, forward, client).await;
+                return relay_websocket(&cx, &decision, selection, forward, (client, websocket))
+                    .await;
             }
             proxy(&cx, &decision, selection, forward, body).await
         }
-        None if websocket => Err(GatewayError::UpgradeNotSupported(
+        None if handshake => Err(GatewayError::UpgradeNotSupported(
             "AI routes take no WebSocket".into(),
         )),
         None => super::ai::serve(&cx, &head, &decision, body).await,
@@ -304,7 +315,7 @@ async fn relay_websocket(
     decision: &Decision,
     selection: &Selection,
     forward: Forward<'_>,
-    client: OnUpgrade,
+    (client, limits): (OnUpgrade, WebSocketLimits),
 ) -> Result<Response<WasiBody>, GatewayError> {
     let route = &decision.route;
     let mut headers = forward.headers;
@@ -377,10 +388,7 @@ async fn relay_websocket(
         let request_id = cx.request_id.to_owned();
         tokio::spawn(async move {
             match tokio::try_join!(client, upstream_side) {
-                Ok((client, upstream)) => {
-                    let (mut client, mut upstream) = (TokioIo::new(client), TokioIo::new(upstream));
-                    let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
-                }
+                Ok((client, upstream)) => websocket::relay(client, upstream, limits).await,
                 Err(error) => {
                     tracing::debug!(%request_id, "WebSocket not relayed: {error}");
                 }
