@@ -519,8 +519,9 @@ async fn websockets_are_relayed_and_stay_on_the_version_their_handshake_picked()
 }
 
 /// The gateway ends relayed WebSocket connections with a close frame: an
-/// idle one and one past its lifetime with 1001, one that sends a message
-/// over the limit with 1009. (The component lane relays none: see above.)
+/// idle one, one past its lifetime and those open at shutdown with 1001,
+/// one that sends a message over the limit with 1009. (The component lane
+/// relays none: see above.)
 #[tokio::test]
 async fn websocket_limits_end_connections_with_a_close_frame() {
     use futures::{SinkExt as _, StreamExt as _};
@@ -602,4 +603,20 @@ async fn websocket_limits_end_connections_with_a_close_frame() {
         lived >= Duration::from_millis(2_900) && lived < Duration::from_secs(5),
         "{lived:?}"
     );
+
+    // Shutdown: an open connection is closed with 1001 at once, and the
+    // host still exits 0.
+    let (mut socket, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    socket.send(Message::text("last")).await.unwrap();
+    assert_eq!(
+        socket.next().await.unwrap().unwrap(),
+        Message::text("v1:last")
+    );
+    let mut host = host;
+    host.signal(libc::SIGTERM);
+    assert_eq!(
+        closed(socket.next().await),
+        (CloseCode::Away, "the gateway is shutting down".to_owned())
+    );
+    assert_eq!(host.wait(Duration::from_secs(10)).code(), Some(0));
 }

@@ -44,7 +44,7 @@ use wasmtime_wasi_http::handler::{ExpirationError, TrapOrPanicError};
 
 use crate::client_body::{ClientBody, ClientBodyError};
 use crate::concurrency::RunPermits;
-use crate::native::WebSocketLimits;
+use crate::native::{WebSocketLimits, WebSockets};
 use crate::registry::Registry;
 use crate::routes::RouteMatch;
 use crate::runtime::{ComponentService, Runtime, Target};
@@ -155,6 +155,7 @@ pub async fn serve(
         limits: options.limits,
         open: AtomicUsize::new(0),
         tls: options.tls.map(TlsAcceptor::from),
+        websockets: WebSockets::new(options.limits.websocket),
     });
     let (stop, stopped) = watch::channel(false);
     let mut workers = Vec::with_capacity(listeners.len() + 1);
@@ -304,7 +305,10 @@ async fn accept(
         });
     }
     drop(listener);
-    if tokio::time::timeout(limits.drain_timeout, graceful.shutdown())
+    // Relayed WebSockets are closed (1001) at once: their clients reconnect
+    // elsewhere while the requests in flight finish.
+    let drained = async { tokio::join!(graceful.shutdown(), shared.websockets.drain()) };
+    if tokio::time::timeout(limits.drain_timeout, drained)
         .await
         .is_err()
     {
@@ -420,6 +424,8 @@ struct Shared {
     /// Connections open now.
     open: AtomicUsize,
     tls: Option<TlsAcceptor>,
+    /// Relayed WebSocket connections.
+    websockets: WebSockets,
 }
 
 impl Shared {
@@ -486,8 +492,8 @@ impl Shared {
         match matched.target {
             Target::Native(lane) => {
                 let request = self.client_body(request);
-                let websocket = self.limits.websocket;
-                match crate::native::serve(lane, worker, request, peer, &request_id, websocket)
+                let websockets = &self.websockets;
+                match crate::native::serve(lane, worker, request, peer, &request_id, websockets)
                     .await
                 {
                     Ok(response) => response,

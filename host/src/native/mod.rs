@@ -49,7 +49,7 @@ pub use canary::{Canary, CanaryRun, Side, Trap, counts};
 pub use client::UpstreamClient;
 pub use policy::{PolicySet, Prepared, Role};
 pub use proxy::serve;
-pub use websocket::WebSocketLimits;
+pub use websocket::{WebSocketLimits, WebSockets};
 
 /// How often the store's config version is looked at, for versions applied
 /// through another node.

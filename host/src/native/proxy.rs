@@ -25,7 +25,7 @@ use upshift_core::tables::{Tables, Target};
 use wasmtime_wasi_http::WasiBody;
 
 use super::body::{ForwardBody, RequestBody};
-use super::websocket::{self, WebSocketLimits};
+use super::websocket::WebSockets;
 use super::{NativeGateway, PolicySet, Side, canary, lock};
 use crate::outbound::{UpstreamBody, between_bytes_timeout};
 
@@ -53,7 +53,7 @@ pub async fn serve(
     request: Request<ClientBody>,
     peer: SocketAddr,
     request_id: &str,
-    websocket: WebSocketLimits,
+    websockets: &WebSockets,
 ) -> Result<Response<WasiBody>, GatewayError> {
     if let Some(detail) = lane.unknown() {
         return Err(GatewayError::ConfigStoreUnavailable(detail));
@@ -69,7 +69,7 @@ pub async fn serve(
         &mut parts,
         body,
         (peer, request_id),
-        websocket,
+        websockets,
     )
     .await;
     if let Err(GatewayError::ComponentFailed { component, detail }) = &served {
@@ -106,7 +106,7 @@ async fn serve_parts(
     parts: &mut http::request::Parts,
     body: ClientBody,
     (peer, request_id): (SocketAddr, &str),
-    websocket: WebSocketLimits,
+    websockets: &WebSockets,
 ) -> Result<Response<WasiBody>, GatewayError> {
     let authority = authority(&parts.uri, &parts.headers)?;
     let client_ip = peer.ip().to_string();
@@ -159,7 +159,7 @@ async fn serve_parts(
                         "WebSocket needs an HTTP/1.1 connection".into(),
                     )
                 })?;
-                return relay_websocket(&cx, &decision, selection, forward, (client, websocket))
+                return relay_websocket(&cx, &decision, selection, forward, (client, websockets))
                     .await;
             }
             proxy(&cx, &decision, selection, forward, body).await
@@ -315,7 +315,7 @@ async fn relay_websocket(
     decision: &Decision,
     selection: &Selection,
     forward: Forward<'_>,
-    (client, limits): (OnUpgrade, WebSocketLimits),
+    (client, websockets): (OnUpgrade, &WebSockets),
 ) -> Result<Response<WasiBody>, GatewayError> {
     let route = &decision.route;
     let mut headers = forward.headers;
@@ -385,15 +385,7 @@ async fn relay_websocket(
         decision.authenticated.rate_limit,
     );
     if let Some(upstream_side) = upstream_side {
-        let request_id = cx.request_id.to_owned();
-        tokio::spawn(async move {
-            match tokio::try_join!(client, upstream_side) {
-                Ok((client, upstream)) => websocket::relay(client, upstream, limits).await,
-                Err(error) => {
-                    tracing::debug!(%request_id, "WebSocket not relayed: {error}");
-                }
-            }
-        });
+        websockets.spawn(client, upstream_side, cx.request_id.to_owned());
     }
     let body = body
         .map_err(|_| wasmtime_wasi_http::Error::HttpProtocolError)

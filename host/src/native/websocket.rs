@@ -1,19 +1,21 @@
 //! WebSocket connections relayed frame by frame once both sides switched
 //! protocols: messages pass on as they are, pings are answered on each
 //! side, and the gateway ends a connection with a close frame, never by
-//! cutting it: `1001` (going away) when it stays idle or outlives its
-//! lifetime, `1009` (too big) for a message over the limit. A close from
-//! either side is passed on to the other.
+//! cutting it: `1001` (going away) when it stays idle, outlives its
+//! lifetime or the gateway shuts down, `1009` (too big) for a message over
+//! the limit. A close from either side is passed on to the other.
 
 use std::time::Duration;
 
 use futures::{SinkExt as _, StreamExt as _};
-use hyper::upgrade::Upgraded;
+use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error, Message};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// Limits of relayed WebSocket connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,14 +38,58 @@ impl Default for WebSocketLimits {
     }
 }
 
+/// The host's relayed connections, and the limits they run under.
+#[derive(Debug, Clone, Default)]
+pub struct WebSockets {
+    /// The limits.
+    pub limits: WebSocketLimits,
+    relays: TaskTracker,
+    stopping: CancellationToken,
+}
+
+impl WebSockets {
+    /// No relays yet, with `limits`.
+    pub fn new(limits: WebSocketLimits) -> Self {
+        Self {
+            limits,
+            ..Self::default()
+        }
+    }
+
+    /// Relays the connection once both sides switched protocols, on a task
+    /// of its own.
+    pub fn spawn(&self, client: OnUpgrade, upstream: OnUpgrade, request_id: String) {
+        let (limits, stopping) = (self.limits, self.stopping.clone());
+        self.relays.spawn(async move {
+            match tokio::try_join!(client, upstream) {
+                Ok((client, upstream)) => relay(client, upstream, limits, stopping).await,
+                Err(error) => tracing::debug!(%request_id, "WebSocket not relayed: {error}"),
+            }
+        });
+    }
+
+    /// Closes every relayed connection (1001) and waits until they ended;
+    /// a connection switched from now on is closed at once.
+    pub async fn drain(&self) {
+        self.stopping.cancel();
+        self.relays.close();
+        self.relays.wait().await;
+    }
+}
+
 type Socket = WebSocketStream<TokioIo<Upgraded>>;
 
 /// How long a side gets to answer the gateway's close frame.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
 /// Relays messages between `client` and `upstream` (both switched) until
-/// either side closes or a limit ends the connection.
-pub async fn relay(client: Upgraded, upstream: Upgraded, limits: WebSocketLimits) {
+/// either side closes, a limit ends the connection, or `stopping`.
+async fn relay(
+    client: Upgraded,
+    upstream: Upgraded,
+    limits: WebSocketLimits,
+    stopping: CancellationToken,
+) {
     let config = WebSocketConfig::default()
         .max_message_size(Some(limits.max_message_bytes))
         .max_frame_size(Some(limits.max_message_bytes));
@@ -78,6 +124,10 @@ pub async fn relay(client: Upgraded, upstream: Upgraded, limits: WebSocketLimits
             }
             () = &mut lifetime => {
                 let frame = going_away("connection lifetime reached");
+                break (Some(frame.clone()), Some(frame));
+            }
+            () = stopping.cancelled() => {
+                let frame = going_away("the gateway is shutting down");
                 break (Some(frame.clone()), Some(frame));
             }
         }
