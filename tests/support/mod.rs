@@ -18,6 +18,10 @@ use std::time::Duration;
 /// The admin token of the test apps.
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 
+/// Seconds a host may take to announce its addresses: every test host
+/// compiles the components afresh, several at once on a loaded machine.
+const START_LIMIT_S: u64 = 180;
+
 /// The repository root.
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -119,7 +123,7 @@ impl Host {
         });
         let (mut addr, mut admin) = (None, None);
         while addr.is_none() || admin.is_none() {
-            match ready_rx.recv_timeout(Duration::from_secs(60)) {
+            match ready_rx.recv_timeout(Duration::from_secs(START_LIMIT_S)) {
                 Ok((true, announced)) => admin = Some(announced),
                 Ok((false, announced)) => addr = Some(announced),
                 Err(_) => {
