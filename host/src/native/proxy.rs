@@ -19,7 +19,7 @@ use upshift_core::head::Incoming as Head;
 
 use crate::client_body::ClientBody;
 use upshift_core::phases::{self, Decision};
-use upshift_core::policy::{Attempt, Outcome, Selection, ShadowCopy};
+use upshift_core::policy::{Attempt, Outcome, Selection, ShadowCopy, Upstream};
 use upshift_core::response;
 use upshift_core::tables::{Tables, Target};
 use wasmtime_wasi_http::WasiBody;
@@ -207,28 +207,15 @@ async fn proxy(
     cx: &Context<'_>,
     decision: &Decision,
     selection: &Selection,
-    forward: Forward<'_>,
+    mut forward: Forward<'_>,
     body: ClientBody,
 ) -> Result<Response<WasiBody>, GatewayError> {
     let route = &decision.route;
     let index = decision.matched.route;
     let replay = selection.retry.attempts > 0 || selection.shadow.is_some();
     let mut body = RequestBody::take(body, replay).await?;
-    let mut headers = forward.headers;
-    forwarding::to_upstream(
-        &mut headers,
-        &ClientSide {
-            client_ip: Some(forward.client_ip),
-            proto: forward.uri.scheme_str().unwrap_or("http"),
-            host: forward.authority,
-            request_id: cx.request_id,
-            identity: &decision.authenticated.upstream_headers,
-        },
-    );
-    let path_and_query = match &decision.matched.upstream_path {
-        Some(path) => path.as_str(),
-        None => forward.uri.path_and_query().map_or("/", |p| p.as_str()),
-    };
+    let mut headers = upstream_headers(cx, decision, &mut forward);
+    let path_and_query = upstream_path(decision, forward.uri);
     let mut attempts = Attempts::proxy(selection, body.replayable());
     let timeout = Duration::from_millis(u64::from(try_timeout_ms(
         route.timeout_ms,
@@ -253,24 +240,9 @@ async fn proxy(
         )?;
         let started = Instant::now();
         let result = send(cx, request, timeout).await;
-        // A failure that is not the upstream's doing is neither counted nor retried.
-        let outcome = match &result {
-            Ok(response) => Outcome::Status(response.status().as_u16()),
-            Err(error) => error.outcome().ok_or_else(|| error.clone())?,
-        };
-        let attempt = Attempt {
-            upstream,
-            outcome,
-            latency_ms: millis(started),
-        };
-        // The splitter sees the attempts it needs; the others are counted here.
-        let counts = if attempt.reported(selection) {
-            lock(&cx.policies).report(index, None, &attempt, now_ms())
-        } else {
-            attempt.counts(&route.name, &route.service, &version.name)
-        };
-        cx.lane.add(counts).await;
-        let ended = match outcome {
+        let attempt = attempt_of(upstream, started, &result)?;
+        count(cx, decision, selection, &version.name, &attempt).await;
+        let ended = match attempt.outcome {
             Outcome::Status(status) => Ended::Answered {
                 status,
                 retry_after_s: None,
@@ -314,26 +286,13 @@ async fn relay_websocket(
     cx: &Context<'_>,
     decision: &Decision,
     selection: &Selection,
-    forward: Forward<'_>,
+    mut forward: Forward<'_>,
     (client, websockets): (OnUpgrade, &WebSockets),
 ) -> Result<Response<WasiBody>, GatewayError> {
     let route = &decision.route;
-    let mut headers = forward.headers;
-    forwarding::to_upstream(
-        &mut headers,
-        &ClientSide {
-            client_ip: Some(forward.client_ip),
-            proto: forward.uri.scheme_str().unwrap_or("http"),
-            host: forward.authority,
-            request_id: cx.request_id,
-            identity: &decision.authenticated.upstream_headers,
-        },
-    );
+    let mut headers = upstream_headers(cx, decision, &mut forward);
     forwarding::keep_websocket_upgrade(&mut headers);
-    let path_and_query = match &decision.matched.upstream_path {
-        Some(path) => path.as_str(),
-        None => forward.uri.path_and_query().map_or("/", |p| p.as_str()),
-    };
+    let path_and_query = upstream_path(decision, forward.uri);
     let upstream = selection.primary;
     let (version, target) = cx.tables.target(&route.service, upstream)?;
     let request = upstream_request(
@@ -355,21 +314,8 @@ async fn relay_websocket(
         .client
         .upgrade(&cx.lane.name, request, timeout)
         .await;
-    let outcome = match &result {
-        Ok(response) => Outcome::Status(response.status().as_u16()),
-        Err(error) => error.outcome().ok_or_else(|| error.clone())?,
-    };
-    let attempt = Attempt {
-        upstream,
-        outcome,
-        latency_ms: millis(started),
-    };
-    let counts = if attempt.reported(selection) {
-        lock(&cx.policies).report(decision.matched.route, None, &attempt, now_ms())
-    } else {
-        attempt.counts(&route.name, &route.service, &version.name)
-    };
-    cx.lane.add(counts).await;
+    let attempt = attempt_of(upstream, started, &result)?;
+    count(cx, decision, selection, &version.name, &attempt).await;
     let mut answer = result?;
     let switched = answer.status() == http::StatusCode::SWITCHING_PROTOCOLS;
     let upstream_side = switched.then(|| hyper::upgrade::on(&mut answer));
@@ -391,6 +337,69 @@ async fn relay_websocket(
         .map_err(|_| wasmtime_wasi_http::Error::HttpProtocolError)
         .boxed_unsync();
     Ok(Response::from_parts(parts, body))
+}
+
+/// The client's headers, taken from `forward`, turned into the upstream
+/// request's (see [`forwarding::to_upstream`]).
+fn upstream_headers(cx: &Context<'_>, decision: &Decision, forward: &mut Forward<'_>) -> HeaderMap {
+    let mut headers = std::mem::take(&mut forward.headers);
+    forwarding::to_upstream(
+        &mut headers,
+        &ClientSide {
+            client_ip: Some(forward.client_ip),
+            proto: forward.uri.scheme_str().unwrap_or("http"),
+            host: forward.authority,
+            request_id: cx.request_id,
+            identity: &decision.authenticated.upstream_headers,
+        },
+    );
+    headers
+}
+
+/// The path and query to ask the upstream for: the router's rewrite, or
+/// the client's.
+fn upstream_path<'a>(decision: &'a Decision, uri: &'a Uri) -> &'a str {
+    match &decision.matched.upstream_path {
+        Some(path) => path.as_str(),
+        None => uri.path_and_query().map_or("/", |p| p.as_str()),
+    }
+}
+
+/// The attempt at `upstream` that began at `started` and ended with
+/// `result`; a failure that is not the upstream's doing is neither counted
+/// nor retried, but returned.
+fn attempt_of<B>(
+    upstream: Upstream,
+    started: Instant,
+    result: &Result<Response<B>, GatewayError>,
+) -> Result<Attempt, GatewayError> {
+    let outcome = match result {
+        Ok(response) => Outcome::Status(response.status().as_u16()),
+        Err(error) => error.outcome().ok_or_else(|| error.clone())?,
+    };
+    Ok(Attempt {
+        upstream,
+        outcome,
+        latency_ms: millis(started),
+    })
+}
+
+/// Counts `attempt` at `version` of the decided route: the splitter sees
+/// the attempts it needs; the others are counted here.
+async fn count(
+    cx: &Context<'_>,
+    decision: &Decision,
+    selection: &Selection,
+    version: &str,
+    attempt: &Attempt,
+) {
+    let route = &decision.route;
+    let counts = if attempt.reported(selection) {
+        lock(&cx.policies).report(decision.matched.route, None, attempt, now_ms())
+    } else {
+        attempt.counts(&route.name, &route.service, version)
+    };
+    cx.lane.add(counts).await;
 }
 
 /// Sends `request` if the gateway may reach its target.
