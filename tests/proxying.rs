@@ -277,26 +277,24 @@ async fn tls_upstream(dir: &std::path::Path, mutual: bool) -> (u16, Arc<AtomicU6
     (port, connections)
 }
 
-/// `https` upstreams: connections are pooled across requests, and the
-/// certificate is checked against the Mozilla roots, or against the roots a
-/// runtime config file's `[[client_tls]]` names for the component and host.
-#[tokio::test]
-async fn https_upstreams_are_pooled_and_checked_against_the_configured_roots() {
-    let dir = tempfile::tempdir().unwrap();
-    let (port, connections) = tls_upstream(dir.path(), false).await;
-    let routes = format!(
+/// A config sending every request to the TLS upstream on `port`.
+fn tls_routes(port: u16) -> String {
+    format!(
         "services: [{{ name: s, versions: [{{ name: v1, targets: [{{ url: 'https://localhost:{port}' }}] }}] }}]\n\
          routes: [{{ name: all, service: s }}]"
-    );
+    )
+}
 
-    // Trusting the upstream's certificate authority: every answer comes
-    // back over one connection.
-    let runtime_config = dir.path().join("runtime-config.toml");
+/// A host whose runtime config (written to `dir`) trusts the certificate
+/// authority of the TLS upstream on `port`, with the `[[client_tls]]`
+/// lines `identity` adds; with its state folder.
+fn trusting_host(dir: &std::path::Path, port: u16, identity: &str) -> (Host, tempfile::TempDir) {
+    let runtime_config = dir.join(format!("runtime-config-{}.toml", identity.len()));
     std::fs::write(
         &runtime_config,
         format!(
             "[[client_tls]]\ncomponent_ids = [\"gateway\"]\nhosts = [\"localhost:{port}\"]\n\
-             ca_roots_file = \"ca.pem\"\nca_use_webpki_roots = false\n"
+             ca_roots_file = \"ca.pem\"\nca_use_webpki_roots = false\n{identity}"
         ),
     )
     .unwrap();
@@ -306,6 +304,21 @@ async fn https_upstreams_are_pooled_and_checked_against_the_configured_roots() {
         state.path(),
         &["--runtime-config-file", runtime_config.to_str().unwrap()],
     );
+    (host, state)
+}
+
+/// `https` upstreams: connections are pooled across requests, and the
+/// certificate is checked against the Mozilla roots, or against the roots a
+/// runtime config file's `[[client_tls]]` names for the component and host.
+#[tokio::test]
+async fn https_upstreams_are_pooled_and_checked_against_the_configured_roots() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, connections) = tls_upstream(dir.path(), false).await;
+    let routes = tls_routes(port);
+
+    // Trusting the upstream's certificate authority: every answer comes
+    // back over one connection.
+    let (host, _state) = trusting_host(dir.path(), port, "");
     host.apply(&routes).await;
     for i in 0..20 {
         let response = client()
@@ -350,30 +363,8 @@ async fn https_upstreams_are_pooled_and_checked_against_the_configured_roots() {
 async fn client_certificates_are_presented_to_upstreams_that_ask() {
     let dir = tempfile::tempdir().unwrap();
     let (port, _) = tls_upstream(dir.path(), true).await;
-    let routes = format!(
-        "services: [{{ name: s, versions: [{{ name: v1, targets: [{{ url: 'https://localhost:{port}' }}] }}] }}]\n\
-         routes: [{{ name: all, service: s }}]"
-    );
-    let start = |identity: &str| {
-        let runtime_config = dir
-            .path()
-            .join(format!("runtime-config-{}.toml", identity.len()));
-        std::fs::write(
-            &runtime_config,
-            format!(
-                "[[client_tls]]\ncomponent_ids = [\"gateway\"]\nhosts = [\"localhost:{port}\"]\n\
-                 ca_roots_file = \"ca.pem\"\nca_use_webpki_roots = false\n{identity}"
-            ),
-        )
-        .unwrap();
-        let state = tempfile::tempdir().unwrap();
-        let host = Host::start_with(
-            &support::repo().join("spin.toml"),
-            state.path(),
-            &["--runtime-config-file", runtime_config.to_str().unwrap()],
-        );
-        (host, state)
-    };
+    let routes = tls_routes(port);
+    let start = |identity: &str| trusting_host(dir.path(), port, identity);
 
     let (host, _state) =
         start("client_cert_file = \"client.pem\"\nclient_private_key_file = \"client-key.pem\"\n");
