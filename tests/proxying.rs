@@ -201,7 +201,8 @@ async fn requests_sharing_an_instance_keep_their_own_answers() {
 
 /// A TLS upstream on 127.0.0.1 with a certificate for `localhost` from its
 /// own certificate authority (written to `ca.pem` in `dir`): it echoes the
-/// path and counts the connections it accepts. With `mutual`, it admits
+/// path and HTTP version, and counts the connections it accepts. It
+/// speaks HTTP/2 to clients that ask for it by ALPN. With `mutual`, it admits
 /// only clients with a certificate from that authority, and writes one
 /// (`client.pem`, `client-key.pem`) to `dir`.
 async fn tls_upstream(dir: &std::path::Path, mutual: bool) -> (u16, Arc<AtomicU64>) {
@@ -241,12 +242,13 @@ async fn tls_upstream(dir: &std::path::Path, mutual: bool) -> (u16, Arc<AtomicU6
     } else {
         builder.with_no_client_auth()
     };
-    let config = builder
+    let mut config = builder
         .with_single_cert(
             vec![leaf.der().clone()],
             rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
         )
         .unwrap();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -261,26 +263,34 @@ async fn tls_upstream(dir: &std::path::Path, mutual: bool) -> (u16, Arc<AtomicU6
                     return;
                 };
                 let service = hyper::service::service_fn(|request: hyper::Request<_>| {
-                    let body = serde_json::json!({ "path": request.uri().path() }).to_string();
+                    let body = serde_json::json!({
+                        "path": request.uri().path(),
+                        "version": format!("{:?}", request.version()),
+                    })
+                    .to_string();
                     async move {
                         Ok::<_, std::convert::Infallible>(hyper::Response::new(
                             http_body_util::Full::new(Bytes::from(body)),
                         ))
                     }
                 });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                    .await;
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let _ = hyper_util::server::conn::auto::Builder::new(
+                    hyper_util::rt::TokioExecutor::new(),
+                )
+                .serve_connection(io, service)
+                .await;
             });
         }
     });
     (port, connections)
 }
 
-/// A config sending every request to the TLS upstream on `port`.
-fn tls_routes(port: u16) -> String {
+/// A config sending every request to the TLS upstream on `port`, as
+/// `scheme` (`https`, or `h2` for HTTP/2) says.
+fn tls_routes(scheme: &str, port: u16) -> String {
     format!(
-        "services: [{{ name: s, versions: [{{ name: v1, targets: [{{ url: 'https://localhost:{port}' }}] }}] }}]\n\
+        "services: [{{ name: s, versions: [{{ name: v1, targets: [{{ url: '{scheme}://localhost:{port}' }}] }}] }}]\n\
          routes: [{{ name: all, service: s }}]"
     )
 }
@@ -314,7 +324,7 @@ fn trusting_host(dir: &std::path::Path, port: u16, identity: &str) -> (Host, tem
 async fn https_upstreams_are_pooled_and_checked_against_the_configured_roots() {
     let dir = tempfile::tempdir().unwrap();
     let (port, connections) = tls_upstream(dir.path(), false).await;
-    let routes = tls_routes(port);
+    let routes = tls_routes("https", port);
 
     // Trusting the upstream's certificate authority: every answer comes
     // back over one connection.
@@ -363,7 +373,7 @@ async fn https_upstreams_are_pooled_and_checked_against_the_configured_roots() {
 async fn client_certificates_are_presented_to_upstreams_that_ask() {
     let dir = tempfile::tempdir().unwrap();
     let (port, _) = tls_upstream(dir.path(), true).await;
-    let routes = tls_routes(port);
+    let routes = tls_routes("https", port);
     let start = |identity: &str| trusting_host(dir.path(), port, identity);
 
     let (host, _state) =
@@ -392,222 +402,33 @@ async fn client_certificates_are_presented_to_upstreams_that_ask() {
     assert_eq!(body["error"]["code"], "upstream_tls_failed", "{body}");
 }
 
-/// A WebSocket upstream on 127.0.0.1 that answers each text message with
-/// `{name}:{message}` and binary ones as they are; its `http://` URL.
-async fn websocket_upstream(name: &'static str) -> String {
-    use futures::{SinkExt as _, StreamExt as _};
-    use tokio_tungstenite::tungstenite::Message;
-
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let Ok(mut socket) = tokio_tungstenite::accept_async(stream).await else {
-                    return;
-                };
-                while let Some(Ok(message)) = socket.next().await {
-                    let answer = match message {
-                        Message::Text(text) => Message::text(format!("{name}:{text}")),
-                        Message::Binary(bytes) => Message::Binary(bytes),
-                        Message::Close(_) => break,
-                        _ => continue,
-                    };
-                    if socket.send(answer).await.is_err() {
-                        break;
-                    }
-                }
-            });
+/// `h2://` targets get HTTP/2 over TLS, chosen by ALPN, with every request
+/// a stream of one connection; the component lane refuses them clearly.
+#[tokio::test]
+async fn h2_targets_speak_http2_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, connections) = tls_upstream(dir.path(), false).await;
+    let (host, _state) = trusting_host(dir.path(), port, "");
+    host.apply(&tls_routes("h2", port)).await;
+    if support::lane() == "component" {
+        let response = client()
+            .get(format!("{}/x", host.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 501);
+        return;
+    }
+    let requests = (0..20).map(|i| {
+        let url = format!("{}/tls/{i}", host.url);
+        async move {
+            let response = client().get(url).send().await.unwrap();
+            assert_eq!(response.status(), 200, "request {i}");
+            let echo: Value = response.json().await.unwrap();
+            assert_eq!(echo["path"], format!("/tls/{i}"));
+            assert_eq!(echo["version"], "HTTP/2.0");
         }
     });
-    url
-}
-
-/// WebSocket handshakes pass auth and the split like any request; the
-/// connection then stays on the version its handshake went to. The
-/// component lane, on wasi:http, refuses them clearly.
-#[tokio::test]
-async fn websockets_are_relayed_and_stay_on_the_version_their_handshake_picked() {
-    use futures::{SinkExt as _, StreamExt as _};
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
-    use tokio_tungstenite::tungstenite::{Error, Message};
-
-    let (one, two) = (
-        websocket_upstream("v1").await,
-        websocket_upstream("v2").await,
-    );
-    let state = tempfile::tempdir().unwrap();
-    let host = Host::start(state.path());
-    host.apply(&format!(
-        "services:\n\
-         - name: chat\n\
-         \x20 versions:\n\
-         \x20   - {{ name: v1, weight: 50, targets: [{{ url: '{one}' }}] }}\n\
-         \x20   - {{ name: v2, weight: 50, targets: [{{ url: '{two}' }}] }}\n\
-         routes: [{{ name: chat, paths: [/chat], service: chat, auth: {{ api_key: {{ header: x-api-key }} }} }}]\n\
-         consumers: [{{ name: alice, api_keys: [alice-key-123] }}]"
-    ))
-    .await;
-    let url = format!("{}/chat/room", host.url.replace("http://", "ws://"));
-    let handshake = |key: Option<&str>| {
-        let mut request = url.as_str().into_client_request().unwrap();
-        if let Some(key) = key {
-            request
-                .headers_mut()
-                .insert("x-api-key", key.parse().unwrap());
-        }
-        tokio_tungstenite::connect_async(request)
-    };
-    let refused = |result: Result<_, Error>| match result {
-        Err(Error::Http(response)) => response.status().as_u16(),
-        Err(other) => panic!("the handshake failed otherwise: {other}"),
-        Ok(_) => panic!("the handshake succeeded"),
-    };
-
-    if support::lane() == "component" {
-        assert_eq!(refused(handshake(Some("alice-key-123")).await), 501);
-        return;
-    }
-    assert_eq!(
-        refused(handshake(None).await),
-        401,
-        "auth holds at the handshake"
-    );
-    assert_eq!(refused(handshake(Some("wrong-key-000")).await), 401);
-
-    let mut versions = std::collections::BTreeMap::new();
-    for connection in 0..20 {
-        let (mut socket, response) = handshake(Some("alice-key-123")).await.unwrap();
-        assert_eq!(response.status(), 101);
-        let upstream = response.headers()["x-upshift-upstream"]
-            .to_str()
-            .unwrap()
-            .to_owned();
-        let version = upstream.split('@').nth(1).unwrap().to_owned();
-        for i in 0..3 {
-            socket
-                .send(Message::text(format!("{connection}-{i}")))
-                .await
-                .unwrap();
-            let answer = socket.next().await.unwrap().unwrap();
-            assert_eq!(
-                answer,
-                Message::text(format!("{version}:{connection}-{i}")),
-                "every message of a connection goes to the version of its handshake"
-            );
-        }
-        let blob = vec![7u8; 100_000];
-        socket.send(Message::binary(blob.clone())).await.unwrap();
-        assert_eq!(socket.next().await.unwrap().unwrap(), Message::binary(blob));
-        socket.close(None).await.unwrap();
-        *versions.entry(version).or_insert(0) += 1;
-    }
-    assert_eq!(
-        versions.len(),
-        2,
-        "both versions take connections: {versions:?}"
-    );
-}
-
-/// The gateway ends relayed WebSocket connections with a close frame: an
-/// idle one, one past its lifetime and those open at shutdown with 1001,
-/// one that sends a message over the limit with 1009. (The component lane
-/// relays none: see above.)
-#[tokio::test]
-async fn websocket_limits_end_connections_with_a_close_frame() {
-    use futures::{SinkExt as _, StreamExt as _};
-    use std::time::{Duration, Instant};
-    use tokio_tungstenite::tungstenite::Message;
-    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-
-    if support::lane() == "component" {
-        return;
-    }
-    let upstream = websocket_upstream("v1").await;
-    let state = tempfile::tempdir().unwrap();
-    let host = Host::start_with(
-        &support::repo().join("spin.toml"),
-        state.path(),
-        &[
-            "--websocket-idle-timeout",
-            "1",
-            "--websocket-max-lifetime",
-            "3",
-            "--websocket-max-message-bytes",
-            "4096",
-        ],
-    );
-    host.apply(&format!(
-        "services: [{{ name: chat, versions: [{{ name: v1, targets: [{{ url: '{upstream}' }}] }}] }}]\n\
-         routes: [{{ name: chat, service: chat }}]"
-    ))
-    .await;
-    let url = format!("{}/chat", host.url.replace("http://", "ws://"));
-    let closed = |message: Option<Result<Message, _>>| match message {
-        Some(Ok(Message::Close(Some(frame)))) => (frame.code, frame.reason.to_string()),
-        other => panic!("expected a close frame, got {other:?}"),
-    };
-
-    // Idle: closed after a second without messages.
-    let (mut socket, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
-    socket.send(Message::text("hi")).await.unwrap();
-    assert_eq!(
-        socket.next().await.unwrap().unwrap(),
-        Message::text("v1:hi")
-    );
-    let since = Instant::now();
-    assert_eq!(
-        closed(socket.next().await),
-        (CloseCode::Away, "idle".to_owned())
-    );
-    assert!(
-        since.elapsed() >= Duration::from_millis(900),
-        "{:?}",
-        since.elapsed()
-    );
-
-    // Too big: 1009, and the upstream never sees the message.
-    let (mut socket, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
-    socket
-        .send(Message::binary(vec![1u8; 10_000]))
-        .await
-        .unwrap();
-    assert_eq!(closed(socket.next().await).0, CloseCode::Size);
-
-    // Lifetime: busy all along, closed after three seconds.
-    let (mut socket, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
-    let since = Instant::now();
-    let reason = loop {
-        socket.send(Message::text("tick")).await.unwrap();
-        match socket.next().await {
-            Some(Ok(Message::Text(text))) => assert_eq!(text.as_str(), "v1:tick"),
-            other => break closed(other),
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    };
-    assert_eq!(
-        reason,
-        (CloseCode::Away, "connection lifetime reached".to_owned())
-    );
-    let lived = since.elapsed();
-    assert!(
-        lived >= Duration::from_millis(2_900) && lived < Duration::from_secs(5),
-        "{lived:?}"
-    );
-
-    // Shutdown: an open connection is closed with 1001 at once, and the
-    // host still exits 0.
-    let (mut socket, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
-    socket.send(Message::text("last")).await.unwrap();
-    assert_eq!(
-        socket.next().await.unwrap().unwrap(),
-        Message::text("v1:last")
-    );
-    let mut host = host;
-    host.signal(libc::SIGTERM);
-    assert_eq!(
-        closed(socket.next().await),
-        (CloseCode::Away, "the gateway is shutting down".to_owned())
-    );
-    assert_eq!(host.wait(Duration::from_secs(10)).code(), Some(0));
+    futures::future::join_all(requests).await;
+    assert_eq!(connections.load(Ordering::SeqCst), 1);
 }

@@ -24,7 +24,7 @@ done
 cargo test --release --workspace
 # The end-to-end suites again with the gateway component on the byte path,
 # as Spin runs it, so that lane cannot rot.
-suites=(routing proxying failures config components upgrades live_upgrades auth ai rollouts distributed)
+suites=(routing proxying protocols failures config components upgrades live_upgrades auth ai rollouts distributed)
 # --workspace keeps the features of the build above: nothing is rebuilt.
 UPSHIFT_TEST_LANE=component cargo test --release --workspace "${suites[@]/#/--test=}"
 # The demo command builds the host alone: it must find everything built.

@@ -166,6 +166,11 @@ pub struct UpArgs {
     /// connection (1009).
     #[arg(long, default_value_t = Limits::default().websocket.max_message_bytes)]
     pub websocket_max_message_bytes: usize,
+    /// Seconds the WebSocket connections of a version that takes no new
+    /// ones (after a rollback or a blue/green switch) stay open before the
+    /// gateway closes them (1001).
+    #[arg(long, default_value_t = Limits::default().websocket.drain_grace.as_secs())]
+    pub websocket_drain_grace: u64,
     /// Seconds requests in flight get to finish after SIGTERM or Ctrl-C
     /// (a second signal exits at once).
     #[arg(long, default_value_t = Limits::default().drain_timeout.as_secs())]

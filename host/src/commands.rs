@@ -80,6 +80,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
                     max_lifetime: (args.websocket_max_lifetime > 0)
                         .then(|| Duration::from_secs(args.websocket_max_lifetime)),
                     max_message_bytes: args.websocket_max_message_bytes.max(1024),
+                    drain_grace: Duration::from_secs(args.websocket_drain_grace),
                 },
             },
             tls,

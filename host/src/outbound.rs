@@ -13,7 +13,7 @@ use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, SizeHint};
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
-use upshift_pool::Pool;
+use upshift_pool::{Multiplexed, Pool};
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
 /// An invalid `allowed_outbound_hosts` entry.
@@ -195,6 +195,8 @@ pub type UpstreamBody<B> = upshift_pool::Pooled<B>;
 pub struct OutboundClients<B = WasiBody> {
     tls: Arc<TlsConfigs>,
     pools: Arc<[Pool<Connector, B>]>,
+    /// HTTP/2 connections, per TLS setting like `pools`.
+    multiplexed: Arc<[Multiplexed<Connector, B>]>,
 }
 
 impl<B> Clone for OutboundClients<B> {
@@ -202,36 +204,60 @@ impl<B> Clone for OutboundClients<B> {
         Self {
             tls: self.tls.clone(),
             pools: self.pools.clone(),
+            multiplexed: self.multiplexed.clone(),
         }
     }
 }
 
 impl<B> OutboundClients<B>
 where
-    B: Body<Data = Bytes> + Send + 'static,
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     /// Pools checking `https` upstreams as `tls` says, with `shards` shards.
     pub fn new(tls: TlsConfigs, shards: usize) -> Self {
+        let connector = |config: &rustls::ClientConfig, http2: bool| {
+            let mut connector = HttpConnector::new();
+            connector.set_nodelay(true);
+            connector.enforce_http(false);
+            let builder = HttpsConnectorBuilder::new()
+                .with_tls_config(config.clone())
+                .https_or_http();
+            // ALPN offers only what the connection will speak.
+            if http2 {
+                builder.enable_http2().wrap_connector(connector)
+            } else {
+                builder.enable_http1().wrap_connector(connector)
+            }
+        };
         let pools = tls
             .all()
             .iter()
-            .map(|config| {
-                let mut connector = HttpConnector::new();
-                connector.set_nodelay(true);
-                connector.enforce_http(false);
-                let connector = HttpsConnectorBuilder::new()
-                    .with_tls_config((**config).clone())
-                    .https_or_http()
-                    .enable_http1()
-                    .wrap_connector(connector);
-                Pool::new(connector, shards)
-            })
+            .map(|config| Pool::new(connector(config, false), shards))
+            .collect();
+        let multiplexed = tls
+            .all()
+            .iter()
+            .map(|config| Multiplexed::new(connector(config, true)))
             .collect();
         Self {
             tls: Arc::new(tls),
             pools,
+            multiplexed,
         }
+    }
+
+    /// Sends `request` (absolute URI) for `component` as a stream on the
+    /// shared HTTP/2 connection to its upstream (see [`Multiplexed`]).
+    pub async fn send_http2(
+        &self,
+        component: &str,
+        request: http::Request<B>,
+        connect_timeout: Option<Duration>,
+    ) -> Result<http::Response<UpstreamBody<B>>, upshift_pool::Error> {
+        self.multiplexed[self.tls_of(component, request.uri())]
+            .send(request, connect_timeout)
+            .await
     }
 
     /// Sends `request` (absolute URI) for `component` from shard `shard`,

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::header::{CONNECTION, CONTENT_TYPE, HOST, RETRY_AFTER};
 use http::{HeaderName, HeaderValue, Request, Response, Uri, Version};
-use http_body_util::{BodyExt as _, Full};
+use http_body_util::{BodyExt as _, Empty, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -38,7 +38,7 @@ use tokio::signal::unix::SignalKind;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::task::AbortOnDropHandle;
-use upshift_core::{GatewayError, forwarding, request_id};
+use upshift_core::{GatewayError, forwarding, grpc, request_id};
 use wasmtime_wasi_http::WasiBody;
 use wasmtime_wasi_http::handler::{ExpirationError, TrapOrPanicError};
 
@@ -157,6 +157,10 @@ pub async fn serve(
         tls: options.tls.map(TlsAcceptor::from),
         websockets: WebSockets::new(options.limits.websocket),
     });
+    tokio::spawn(crate::native::watch_websocket_versions(
+        shared.websockets.clone(),
+        shared.runtime.kv.clone(),
+    ));
     let (stop, stopped) = watch::channel(false);
     let mut workers = Vec::with_capacity(listeners.len() + 1);
     let planes = listeners
@@ -360,7 +364,7 @@ async fn overloaded(stream: TcpStream) {
             message: "the gateway has all the connections it takes; retry shortly".into(),
             headers: vec![(RETRY_AFTER.as_str().to_owned(), "1".to_owned())],
         };
-        Ok::<_, Infallible>(error_response(&error, &new_request_id()))
+        Ok::<_, Infallible>(error_response(&error, &new_request_id(), false))
     });
     let connection = hyper::server::conn::http1::Builder::new()
         .keep_alive(false)
@@ -441,6 +445,7 @@ impl Shared {
         worker: usize,
         plane: Plane,
     ) -> Response<WasiBody> {
+        let grpc = grpc::is_grpc(request.headers());
         let request_id = match request.headers().get(&REQUEST_ID) {
             Some(id) if request_id::is_acceptable(id.as_bytes()) => {
                 id.to_str().unwrap_or_default().to_owned()
@@ -449,7 +454,7 @@ impl Shared {
         };
         if let Some(problem) = malformed(&request) {
             let mut response =
-                error_response(&GatewayError::BadRequest(problem.into()), &request_id);
+                error_response(&GatewayError::BadRequest(problem.into()), &request_id, grpc);
             // The framing of what follows on the connection is in doubt.
             response
                 .headers_mut()
@@ -479,7 +484,7 @@ impl Shared {
                     }),
                 None => registry.handle(request).await,
             };
-            return result.unwrap_or_else(|error| error_response(&error, &request_id));
+            return result.unwrap_or_else(|error| error_response(&error, &request_id, grpc));
         }
         let Some(matched) = router.route(path) else {
             let error = GatewayError::RouteNotFound {
@@ -487,7 +492,7 @@ impl Shared {
                 path: path.to_owned(),
                 unconfigured: false,
             };
-            return error_response(&error, &request_id);
+            return error_response(&error, &request_id, grpc);
         };
         match matched.target {
             Target::Native(lane) => {
@@ -497,7 +502,7 @@ impl Shared {
                     .await
                 {
                     Ok(response) => response,
-                    Err(error) => error_response(&error, &request_id),
+                    Err(error) => error_response(&error, &request_id, grpc),
                 }
             }
             Target::Component(component) => self
@@ -509,7 +514,7 @@ impl Shared {
                     &request_id,
                 )
                 .await
-                .unwrap_or_else(|error| error_response(&error, &request_id)),
+                .unwrap_or_else(|error| error_response(&error, &request_id, grpc)),
             Target::Composed(lane) => {
                 let (service, side) = lane.service();
                 let run = lane.canary.run();
@@ -535,7 +540,7 @@ impl Shared {
                         u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX);
                     lane.count(&run, side, status, latency_ms, failure).await;
                 }
-                result.unwrap_or_else(|error| error_response(&error, &request_id))
+                result.unwrap_or_else(|error| error_response(&error, &request_id, grpc))
             }
         }
     }
@@ -552,6 +557,13 @@ impl Shared {
             return Err(GatewayError::UpgradeNotSupported(
                 "WebSocket is proxied on the native lane (`upshift up --lane native`); \
                  wasi:http, which components serve on, has no protocol upgrades"
+                    .into(),
+            ));
+        }
+        if grpc::is_grpc(request.headers()) {
+            return Err(GatewayError::ProtocolNotSupported(
+                "gRPC is proxied on the native lane (`upshift up --lane native`); \
+                 components send their upstream requests as HTTP/1.1, and gRPC needs HTTP/2"
                     .into(),
             ));
         }
@@ -690,8 +702,15 @@ fn drop_connection_listed(headers: &mut http::HeaderMap) {
     headers.remove(http::header::CONNECTION);
 }
 
-/// The JSON error response for `error`.
-fn error_response(error: &GatewayError, request_id: &str) -> Response<WasiBody> {
+/// The error response for `error`: JSON, or a trailers-only gRPC answer
+/// to a gRPC call.
+fn error_response(error: &GatewayError, request_id: &str, grpc: bool) -> Response<WasiBody> {
+    if grpc {
+        let mut response =
+            Response::new(Empty::new().map_err(|never| match never {}).boxed_unsync());
+        *response.headers_mut() = error.grpc_headers(request_id);
+        return response;
+    }
     let mut response = Response::new(
         Full::new(Bytes::from(error.body(request_id)))
             .map_err(|never| match never {})

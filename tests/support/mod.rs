@@ -3,6 +3,7 @@
 //! 127.0.0.1 and a real HTTP client.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod peers;
 pub mod providers;
 pub mod redis;
 pub mod traffic;

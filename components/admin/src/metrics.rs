@@ -72,6 +72,19 @@ pub fn prometheus(store: &impl ConfigStore) -> Result<AdminResponse, AdminRespon
         "Shadow copies whose response class differed from the primary's.",
         |s| vec![(String::new(), s.shadow_mismatches)],
     );
+    counter(
+        &mut out,
+        &series,
+        "upshift_grpc_responses_total",
+        "gRPC calls by status code.",
+        |s| {
+            s.grpc_statuses
+                .iter()
+                .map(|(code, n)| (format!(",grpc_status=\"{code}\""), *n))
+                .collect()
+        },
+    );
+    websocket_families(&mut out, &series);
     rollout_gauges(&mut out, &rollouts(store)?);
     if let Ok(version) = current(store) {
         let _ = writeln!(
@@ -98,6 +111,19 @@ pub fn stats(store: &impl ConfigStore) -> Result<AdminResponse, AdminResponse> {
             });
             entry["failures"] = json!(stats.failures);
             entry["timeouts"] = json!(stats.timeouts);
+            if !stats.grpc_statuses.is_empty() {
+                entry["grpc_statuses"] = json!(stats.grpc_statuses);
+            }
+            let websocket = &stats.websocket;
+            if websocket.opened > 0 {
+                entry["websocket"] = json!({
+                    "opened": websocket.opened,
+                    "open": websocket.open(),
+                    "messages_up": websocket.messages_up,
+                    "messages_down": websocket.messages_down,
+                    "closes": websocket.closes,
+                });
+            }
             entry
         })
         .collect();
@@ -167,7 +193,19 @@ fn counter(
     help: &str,
     values: impl Fn(&VersionStats) -> Vec<(String, u64)>,
 ) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+    family(out, series, (name, "counter"), help, values);
+}
+
+/// A metric family of type `kind` with one sample per series and extra
+/// labels `values` gives.
+fn family(
+    out: &mut String,
+    series: &Series,
+    (name, kind): (&str, &str),
+    help: &str,
+    values: impl Fn(&VersionStats) -> Vec<(String, u64)>,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
     for ((route, service, version), stats) in series {
         for (extra, n) in values(stats) {
             let _ = writeln!(
@@ -177,6 +215,48 @@ fn counter(
             );
         }
     }
+}
+
+fn websocket_families(out: &mut String, series: &Series) {
+    counter(
+        out,
+        series,
+        "upshift_websocket_connections_total",
+        "WebSocket connections switched.",
+        |s| vec![(String::new(), s.websocket.opened)],
+    );
+    family(
+        out,
+        series,
+        ("upshift_websocket_open_connections", "gauge"),
+        "WebSocket connections open now.",
+        |s| vec![(String::new(), s.websocket.open())],
+    );
+    counter(
+        out,
+        series,
+        "upshift_websocket_messages_total",
+        "WebSocket messages relayed, by direction.",
+        |s| {
+            vec![
+                (",direction=\"up\"".to_owned(), s.websocket.messages_up),
+                (",direction=\"down\"".to_owned(), s.websocket.messages_down),
+            ]
+        },
+    );
+    counter(
+        out,
+        series,
+        "upshift_websocket_closes_total",
+        "WebSocket connections ended, by close code (1005: a close without one).",
+        |s| {
+            s.websocket
+                .closes
+                .iter()
+                .map(|(code, n)| (format!(",code=\"{code}\""), *n))
+                .collect()
+        },
+    );
 }
 
 fn histogram(out: &mut String, series: &Series) {

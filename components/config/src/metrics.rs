@@ -8,6 +8,10 @@
 //! adds the three. Every attempt's latency (to the response head, or to the
 //! failure) counts in one latency bucket and in `latency_ms_sum`. Shadow
 //! copies count only in the `shadow_*` fields of the version they went to.
+//! gRPC calls count again by status (`grpc_status_*`), and relayed
+//! WebSocket connections in the `websocket_*` fields of their version.
+
+use std::collections::BTreeMap;
 
 /// Upper bounds (inclusive) of the latency buckets, in milliseconds; a last
 /// bucket takes everything above.
@@ -57,6 +61,32 @@ pub const SHADOW_REQUESTS: &str = "shadow_requests";
 pub const SHADOW_MISMATCHES: &str = "shadow_mismatches";
 /// Shadow copies that got no response or timed out.
 pub const SHADOW_FAILURES: &str = "shadow_failures";
+
+/// Prefix of the fields counting gRPC calls by status (`grpc_status_14`).
+/// A call also counts in the status class its status maps to (see
+/// `upshift_core::grpc`), so these only tell the statuses apart.
+pub const GRPC_STATUS_PREFIX: &str = "grpc_status_";
+/// WebSocket connections switched (handshakes answered `101`).
+pub const WEBSOCKET_OPENED: &str = "websocket_opened";
+/// WebSocket connections ended; open ones are `opened - closed`.
+pub const WEBSOCKET_CLOSED: &str = "websocket_closed";
+/// WebSocket messages relayed from the client to the upstream.
+pub const WEBSOCKET_MESSAGES_UP: &str = "websocket_messages_up";
+/// WebSocket messages relayed from the upstream to the client.
+pub const WEBSOCKET_MESSAGES_DOWN: &str = "websocket_messages_down";
+/// Prefix of the fields counting ended WebSocket connections by close
+/// code (`websocket_close_1001`; 1005 for a close without a code).
+pub const WEBSOCKET_CLOSE_PREFIX: &str = "websocket_close_";
+
+/// The field counting gRPC calls that ended with status `code`.
+pub fn grpc_status_field(code: u32) -> String {
+    format!("{GRPC_STATUS_PREFIX}{code}")
+}
+
+/// The field counting WebSocket connections closed with `code`.
+pub fn websocket_close_field(code: u16) -> String {
+    format!("{WEBSOCKET_CLOSE_PREFIX}{code}")
+}
 
 /// Every field, in the order [`VersionStats::fields`] lists them.
 pub const FIELDS: [&str; 25] = [
@@ -133,6 +163,32 @@ pub struct VersionStats {
     pub shadow_mismatches: u64,
     /// Shadow copies without a response.
     pub shadow_failures: u64,
+    /// gRPC calls by status code.
+    pub grpc_statuses: BTreeMap<u32, u64>,
+    /// WebSocket connections and messages.
+    pub websocket: WebSocketStats,
+}
+
+/// The WebSocket counters of one version.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WebSocketStats {
+    /// Connections switched.
+    pub opened: u64,
+    /// Connections ended.
+    pub closed: u64,
+    /// Messages relayed to the upstream.
+    pub messages_up: u64,
+    /// Messages relayed to the client.
+    pub messages_down: u64,
+    /// Ended connections by close code.
+    pub closes: BTreeMap<u16, u64>,
+}
+
+impl WebSocketStats {
+    /// Connections open now (as far as the counters have heard).
+    pub fn open(&self) -> u64 {
+        self.opened.saturating_sub(self.closed)
+    }
 }
 
 impl VersionStats {
@@ -165,7 +221,17 @@ impl VersionStats {
     }
 
     fn counter_mut(&mut self, field: &str) -> Option<&mut u64> {
+        if let Some(code) = field.strip_prefix(GRPC_STATUS_PREFIX) {
+            return Some(self.grpc_statuses.entry(code.parse().ok()?).or_default());
+        }
+        if let Some(code) = field.strip_prefix(WEBSOCKET_CLOSE_PREFIX) {
+            return Some(self.websocket.closes.entry(code.parse().ok()?).or_default());
+        }
         Some(match field {
+            WEBSOCKET_OPENED => &mut self.websocket.opened,
+            WEBSOCKET_CLOSED => &mut self.websocket.closed,
+            WEBSOCKET_MESSAGES_UP => &mut self.websocket.messages_up,
+            WEBSOCKET_MESSAGES_DOWN => &mut self.websocket.messages_down,
             REQUESTS => &mut self.requests,
             FAILURES => &mut self.failures,
             TIMEOUTS => &mut self.timeouts,
@@ -291,5 +357,29 @@ mod tests {
         assert_eq!(stats.quantile_ms(0.99), Some(250));
         assert_eq!(stats.quantile_ms(1.0), Some(u32::MAX));
         assert_eq!(stats.quantile_ms(0.0), Some(25));
+    }
+
+    #[test]
+    fn grpc_and_websocket_fields_add_up_by_code() {
+        let stats = VersionStats::from_fields([
+            ("grpc_status_0", 8),
+            ("grpc_status_14", 2),
+            ("grpc_status_14", 1),
+            ("grpc_status_x", 5),
+            (WEBSOCKET_OPENED, 3),
+            (WEBSOCKET_CLOSED, 2),
+            (WEBSOCKET_MESSAGES_UP, 7),
+            (WEBSOCKET_MESSAGES_DOWN, 6),
+            (websocket_close_field(1001).as_str(), 2),
+        ]);
+        assert_eq!(stats.grpc_statuses, BTreeMap::from([(0, 8), (14, 3)]));
+        assert_eq!(stats.websocket.open(), 1);
+        assert_eq!(
+            (stats.websocket.messages_up, stats.websocket.messages_down),
+            (7, 6)
+        );
+        assert_eq!(stats.websocket.closes, BTreeMap::from([(1001, 2)]));
+        assert_eq!(grpc_status_field(14), "grpc_status_14");
+        assert_eq!(stats.requests, 0, "these fields count no attempt");
     }
 }

@@ -363,6 +363,39 @@ pub enum RolloutError {
     NotWaiting,
 }
 
+/// Whether `version` of `service` takes a share of new requests by
+/// weight: under a rollout of the service (whatever its phase, as the
+/// splitter reads it), its share there; else the config's weights (the
+/// first version when none sets one). Pins and match rules aside.
+pub fn takes_new_requests(
+    config: &Config,
+    rollout: Option<&RolloutState>,
+    service: &str,
+    version: &str,
+) -> bool {
+    let Some(service) = config.service(service) else {
+        return false;
+    };
+    let has = |name: &str| service.versions.iter().any(|v| v.name == name);
+    if let Some(state) = rollout.filter(|s| {
+        s.spec.service == service.name
+            && s.spec.stable != s.spec.canary
+            && has(&s.spec.stable)
+            && has(&s.spec.canary)
+    }) {
+        let (stable, canary) = state.weights();
+        return (version == state.spec.stable && stable > 0)
+            || (version == state.spec.canary && canary > 0);
+    }
+    if service.versions.iter().all(|v| v.weight.is_none()) {
+        return service.versions.first().is_some_and(|v| v.name == version);
+    }
+    service
+        .versions
+        .iter()
+        .any(|v| v.name == version && v.weight.unwrap_or(0) > 0)
+}
+
 /// A rollout in progress or finished: the document under
 /// [`keys::rollout_state`](crate::keys::rollout_state).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -190,7 +190,9 @@ pub struct Deprecation {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Target {
-    /// Base URL: `http(s)://host[:port][/path-prefix]`.
+    /// Base URL: `http(s)://host[:port][/path-prefix]` for HTTP/1.1;
+    /// `h2c://` for HTTP/2 in clear text (prior knowledge) and `h2://` for
+    /// HTTP/2 over TLS (ALPN `h2`), as gRPC servers speak it.
     pub url: String,
     /// Share of the version's traffic relative to its other targets.
     #[serde(default = "one", skip_serializing_if = "is_one")]

@@ -203,7 +203,7 @@ fn check_service(service: &Service, at: &str, report: &mut Report<'_>) {
             );
         }
         for (t, target) in version.targets.iter().enumerate() {
-            if let Err(message) = check_target_url(&target.url) {
+            if let Err(message) = check_service_target_url(&target.url) {
                 report(format!("{at}.targets[{t}].url"), message);
             }
         }
@@ -319,13 +319,30 @@ fn check_cookie_name(name: &str, at: &str, report: &mut Report<'_>) {
     }
 }
 
+/// A service target's URL: [`check_target_url`]'s, or the same with
+/// `h2c://` or `h2://` for HTTP/2.
+fn check_service_target_url(url: &str) -> Result<(), String> {
+    let (scheme, rest) = url.split_once("://").unwrap_or_default();
+    let http = match scheme {
+        "http" | "https" => return check_target_url(url),
+        "h2c" => "http",
+        "h2" => "https",
+        _ => {
+            return Err(format!(
+                "{url:?} must start with http://, https://, h2c:// or h2://"
+            ));
+        }
+    };
+    check_target_url(&[http, "://", rest].concat())
+        .map_err(|e| e.replace(&[http, "://"].concat(), &[scheme, "://"].concat()))
+}
+
 pub(crate) fn check_target_url(url: &str) -> Result<(), String> {
     let uri: http::Uri = url
         .parse()
         .map_err(|e| format!("{url:?} is not a URL: {e}"))?;
-    match uri.scheme_str() {
-        Some("http" | "https") => {}
-        _ => return Err(format!("{url:?} must start with http:// or https://")),
+    if !matches!(uri.scheme_str(), Some("http" | "https")) {
+        return Err(format!("{url:?} must start with http:// or https://"));
     }
     let authority = uri
         .authority()

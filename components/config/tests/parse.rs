@@ -64,7 +64,7 @@ fn every_inconsistency_is_reported_with_its_path() {
         r#"
 services:
   - { name: s, versions: [] }
-  - { name: s, versions: [{ name: v1, targets: [{ url: "ftp://x" }, { url: "http://u:p@h" }] }] }
+  - { name: s, versions: [{ name: v1, targets: [{ url: "ftp://x" }, { url: "http://u:p@h" }, { url: "h2c://10.0.0.1:50051" }, { url: "h2://u:p@grpc" }] }] }
 routes:
   - { name: r, service: missing }
   - { name: r, service: s, hosts: [Bad_Host], paths: [orders], methods: [get], timeout_ms: 0 }
@@ -79,8 +79,9 @@ consumers:
     let expected = [
         "services[0].versions: a service needs at least one version",
         "services[1].name: duplicate service name \"s\"",
-        "services[1].versions[0].targets[0].url: \"ftp://x\" must start with http:// or https://",
+        "services[1].versions[0].targets[0].url: \"ftp://x\" must start with http://, https://, h2c:// or h2://",
         "services[1].versions[0].targets[1].url: \"http://u:p@h\" must not carry credentials",
+        "services[1].versions[0].targets[3].url: \"h2://u:p@grpc\" must not carry credentials",
         "routes[0].service: unknown service \"missing\": define it under services",
         "routes[1].name: duplicate route name \"r\"",
         "routes[1].hosts[0]: \"Bad_Host\" is not a lower-case host name or *.domain pattern",

@@ -217,3 +217,33 @@ fn the_state_document_is_small_json() {
     let again: RolloutState = serde_json::from_str(&json).unwrap();
     assert_eq!(again, state);
 }
+
+#[test]
+fn versions_take_new_requests_by_the_rollout_then_the_config() {
+    use upshift_config::rollout::takes_new_requests;
+    let config = config();
+    let takes = |state: Option<&RolloutState>, service: &str, version: &str| {
+        takes_new_requests(&config, state, service, version)
+    };
+    // The config's weights: v3 sets none among versions that do.
+    assert!(takes(None, "orders", "v1") && takes(None, "orders", "v2"));
+    assert!(!takes(None, "orders", "v3"));
+    assert!(takes(None, "solo", "v1"), "the only version takes all");
+    assert!(!takes(None, "orders", "v9") && !takes(None, "nope", "v1"));
+
+    let spec = RolloutSpec::parse("{service: orders, canary: v3}", &config).unwrap();
+    let (mut state, _) = RolloutState::start(spec, "r1", 0);
+    assert!(takes(Some(&state), "orders", "v2") && takes(Some(&state), "orders", "v3"));
+    assert!(
+        !takes(Some(&state), "orders", "v1"),
+        "the rollout's two versions share the traffic"
+    );
+    state.abort(1, "by hand").unwrap();
+    assert!(takes(Some(&state), "orders", "v2"));
+    assert!(!takes(Some(&state), "orders", "v3"), "rolled back");
+    let spec = RolloutSpec::parse("{service: orders, canary: v3}", &config).unwrap();
+    let (mut state, _) = RolloutState::start(spec, "r2", 0);
+    state.promote(1).unwrap();
+    assert!(!takes(Some(&state), "orders", "v2"), "promoted away");
+    assert!(takes(Some(&state), "orders", "v3"));
+}

@@ -114,6 +114,10 @@ pub enum GatewayError {
     /// carry one.
     #[error("{0}")]
     UpgradeNotSupported(String),
+    /// A protocol this lane cannot carry: gRPC, or an HTTP/2 target, where
+    /// the gateway can only speak HTTP/1.1 upstream (`wasi:http`).
+    #[error("{0}")]
+    ProtocolNotSupported(String),
     /// A component trapped, ran out of memory or time, or broke its contract.
     #[error("component {component} failed: {detail}")]
     ComponentFailed {
@@ -174,7 +178,7 @@ impl GatewayError {
             GatewayError::RequestTooLarge { .. } => 413,
             GatewayError::RequestBodyTimeout => 408,
             GatewayError::ConfigStoreUnavailable(_) => 503,
-            GatewayError::UpgradeNotSupported(_) => 501,
+            GatewayError::UpgradeNotSupported(_) | GatewayError::ProtocolNotSupported(_) => 501,
             GatewayError::BodyConsumed
             | GatewayError::ConfigUnloadable { .. }
             | GatewayError::ComponentFailed { .. } => 500,
@@ -200,6 +204,7 @@ impl GatewayError {
             GatewayError::ConfigStoreUnavailable(_) => "config_store_unavailable",
             GatewayError::ConfigUnloadable { .. } => "config_unloadable",
             GatewayError::UpgradeNotSupported(_) => "upgrade_not_supported",
+            GatewayError::ProtocolNotSupported(_) => "protocol_not_supported",
             GatewayError::ComponentFailed { .. } => "component_failed",
         }
     }

@@ -44,6 +44,13 @@ pub struct ClientSide<'a> {
 /// Removes the hop-by-hop headers and the ones a `connection` header
 /// names: they describe one connection, not the message.
 fn drop_hop_by_hop(headers: &mut HeaderMap) {
+    // `te: trailers` alone crosses: gRPC servers require it (RFC 9113 §8.2.2).
+    let trailers = headers
+        .get_all(http::header::TE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("trailers"));
     let listed: Vec<HeaderName> = headers
         .get_all(CONNECTION)
         .iter()
@@ -53,6 +60,9 @@ fn drop_hop_by_hop(headers: &mut HeaderMap) {
         .collect();
     for name in listed.iter().chain(&HOP_BY_HOP) {
         headers.remove(name);
+    }
+    if trailers {
+        headers.insert(http::header::TE, HeaderValue::from_static("trailers"));
     }
 }
 
@@ -216,6 +226,7 @@ mod tests {
             ("spin-client-addr", "10.1.2.3:5555"),
             ("x-request-id", "client-chosen"),
             ("accept", "application/json"),
+            ("te", "gzip, trailers"),
         ]);
         to_upstream(&mut headers, &CLIENT);
         for gone in [
@@ -231,6 +242,7 @@ mod tests {
         }
         assert_eq!(get(&headers, "accept"), ["application/json"]);
         assert_eq!(get(&headers, "x-request-id"), ["rid"]);
+        assert_eq!(get(&headers, "te"), ["trailers"], "gRPC needs it");
     }
 
     #[test]

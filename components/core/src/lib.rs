@@ -16,6 +16,7 @@ pub mod ai;
 pub mod attempts;
 pub mod error;
 pub mod forwarding;
+pub mod grpc;
 pub mod head;
 pub mod phases;
 pub mod policy;

@@ -55,11 +55,15 @@ pub struct Consumer {
 }
 
 /// One target of a version: a base URL (`scheme://host:port` and an
-/// optional path prefix), parsed once per config version.
+/// optional path prefix), parsed once per config version. The schemes
+/// `h2c` and `h2` select HTTP/2 (in clear text with prior knowledge, and
+/// over TLS); the request URI then says `http` and `https`.
 #[derive(Debug, Clone)]
 pub struct Target {
     /// The base URL, as configured.
     pub url: Arc<str>,
+    /// Whether the target speaks HTTP/2 only (`h2c://`, `h2://`).
+    pub http2: bool,
     /// Its scheme and authority; `None` when the URL is not a valid base.
     base: Option<(Scheme, Authority)>,
     /// Its path prefix, without a trailing `/`.
@@ -70,12 +74,21 @@ impl Target {
     /// The target at base URL `url`.
     pub fn new(url: &str) -> Self {
         let parsed = url.parse::<Uri>().ok();
+        let http2 = matches!(
+            parsed.as_ref().and_then(Uri::scheme_str),
+            Some("h2c" | "h2")
+        );
         let base = parsed.as_ref().and_then(|uri| {
-            let scheme = uri.scheme().cloned().unwrap_or(Scheme::HTTP);
+            let scheme = match uri.scheme_str() {
+                Some("h2c") | None => Scheme::HTTP,
+                Some("h2") => Scheme::HTTPS,
+                Some(_) => uri.scheme()?.clone(),
+            };
             Some((scheme, uri.authority()?.clone()))
         });
         Target {
             url: url.into(),
+            http2,
             base,
             prefix: parsed
                 .as_ref()
@@ -337,6 +350,16 @@ mod tests {
             Target::new("10.0.0.1:8080").uri("/").unwrap(),
             "http://10.0.0.1:8080/"
         );
+        assert!(!plain.http2 && !prefixed.http2);
+        let clear = Target::new("h2c://10.0.0.1:50051");
+        assert!(clear.http2);
+        assert_eq!(
+            clear.uri("/pkg.Svc/Call").unwrap(),
+            "http://10.0.0.1:50051/pkg.Svc/Call"
+        );
+        let tls = Target::new("h2://grpc.example.com");
+        assert!(tls.http2);
+        assert_eq!(tls.uri("/").unwrap(), "https://grpc.example.com/");
         for bad in ["not a url", "/relative"] {
             let error = Target::new(bad).uri("/").unwrap_err();
             assert_eq!(error.code(), "bad_target", "{bad}");

@@ -62,6 +62,9 @@ pub async fn serve(
     let (status, answer, attempt) = loop {
         let upstream = selection.candidate(attempts.current());
         let (version, url) = config.tables.target(&route.service, upstream)?;
+        if url.http2 {
+            return Err(http2_unsupported(&url.url));
+        }
         let started = Instant::now();
         let result = upstream::send(
             body.contents()?,
@@ -183,4 +186,12 @@ fn shadow(config: Rc<Loaded>, copy: ShadowCopy, mirror: Mirror, body: &Held, pri
         );
         config::add(counts);
     });
+}
+
+/// The error for a target that speaks only HTTP/2.
+fn http2_unsupported(url: &str) -> GatewayError {
+    GatewayError::ProtocolNotSupported(format!(
+        "target {url} speaks HTTP/2, which this gateway's wasi:http requests do not; \
+         the bundled host's native lane serves it"
+    ))
 }

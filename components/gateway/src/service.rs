@@ -9,13 +9,14 @@ use spin_sdk::http::{IntoResponse, Request};
 use spin_sdk::wasip3::http::types::{ErrorCode, Response};
 use spin_sdk::wasip3::random::random::get_random_u64;
 use upshift_core::head::Incoming;
-use upshift_core::{GatewayError, forwarding, phases, request_id};
+use upshift_core::{GatewayError, forwarding, grpc, phases, request_id};
 
 use crate::{ai, config, key_sets, proxy};
 
 #[spin_sdk::http_service]
 async fn handle(request: Request) -> Result<Response, ErrorCode> {
     let (parts, mut body) = request.into_parts();
+    let grpc = grpc::is_grpc(&parts.headers);
     let request_id = match parts.headers.get("x-request-id") {
         Some(id) if request_id::is_acceptable(id.as_bytes()) => {
             id.to_str().unwrap_or_default().to_owned()
@@ -23,11 +24,11 @@ async fn handle(request: Request) -> Result<Response, ErrorCode> {
         _ => request_id::from_random(get_random_u64(), get_random_u64()),
     };
     let Some(raw) = body.take_unstarted() else {
-        return refuse(&GatewayError::BodyConsumed, &request_id);
+        return refuse(&GatewayError::BodyConsumed, &request_id, grpc);
     };
     match serve(parts, &request_id, raw).await {
         Ok(response) => Ok(response),
-        Err(error) => refuse(&error, &request_id),
+        Err(error) => refuse(&error, &request_id, grpc),
     }
 }
 
@@ -83,6 +84,13 @@ async fn serve(
                 .into(),
         ));
     }
+    if grpc::is_grpc(&parts.headers) {
+        return Err(GatewayError::ProtocolNotSupported(
+            "gRPC is proxied by the bundled host's native lane; this gateway sends its \
+             upstream requests over wasi:http as HTTP/1.1, and gRPC needs HTTP/2"
+                .into(),
+        ));
+    }
     let config = config::current()?;
     let client = Client::of(&parts);
     let incoming = Incoming {
@@ -112,8 +120,14 @@ async fn serve(
     }
 }
 
-/// The JSON error response for `error`.
-fn refuse(error: &GatewayError, request_id: &str) -> Result<Response, ErrorCode> {
+/// The error response for `error`: JSON, or a trailers-only gRPC answer
+/// to a gRPC call.
+fn refuse(error: &GatewayError, request_id: &str, grpc: bool) -> Result<Response, ErrorCode> {
+    if grpc {
+        let mut response = http::Response::new(String::new());
+        *response.headers_mut() = error.grpc_headers(request_id);
+        return response.into_response();
+    }
     let mut builder = http::Response::builder()
         .status(error.status())
         .header("content-type", "application/json")

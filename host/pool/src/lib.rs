@@ -1,4 +1,5 @@
-//! Upstream HTTP/1.1 connections, kept and reused.
+//! Upstream HTTP/1.1 connections, kept and reused; and HTTP/2 ones,
+//! shared ([`Multiplexed`]).
 //!
 //! A [`Pool`] keeps the idle connections of each upstream (scheme and
 //! authority) in shards, one per worker thread, so that workers never wait
@@ -26,6 +27,9 @@ use http::{HeaderValue, Request, Response, Uri};
 use hyper::body::{Body, Bytes, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::{self, SendRequest};
 use tower_service::Service;
+
+mod multiplexed;
+pub use multiplexed::Multiplexed;
 
 /// An error a connector or a body can fail with.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -131,7 +135,7 @@ where
         connect_timeout: Option<Duration>,
     ) -> Result<Response<Incoming>, Error> {
         let key = to_origin_form(&mut request)?;
-        let io = self.open(&key, connect_timeout).await?;
+        let io = open(&self.connector, &key, connect_timeout).await?;
         let (mut sender, connection) = http1::handshake(io).await?;
         tokio::spawn(async move {
             let _ = connection.with_upgrades().await;
@@ -141,7 +145,7 @@ where
 
     /// A new connection to `key`, its I/O driven by a task of its own.
     async fn connect(&self, key: &Key, timeout: Option<Duration>) -> Result<SendRequest<B>, Error> {
-        let io = self.open(key, timeout).await?;
+        let io = open(&self.connector, key, timeout).await?;
         let (sender, connection) = http1::handshake(io).await?;
         // Its errors reach the request that was on it.
         tokio::spawn(async move {
@@ -149,35 +153,39 @@ where
         });
         Ok(sender)
     }
+}
 
-    /// A new transport to `key`, made within `timeout`.
-    async fn open(
-        &self,
-        (scheme, authority): &Key,
-        timeout: Option<Duration>,
-    ) -> Result<C::Response, Error> {
-        let uri = Uri::builder()
-            .scheme(scheme.clone())
-            .authority(authority.clone())
-            .path_and_query("/")
-            .build()
-            .expect("a scheme and an authority make a URI");
-        let mut connector = self.connector.clone();
-        let connecting = async move {
-            std::future::poll_fn(|cx| connector.poll_ready(cx))
-                .await
-                .map_err(|e| Error::Connect(e.into()))?;
-            connector
-                .call(uri)
-                .await
-                .map_err(|e| Error::Connect(e.into()))
-        };
-        match timeout {
-            Some(limit) => tokio::time::timeout(limit, connecting)
-                .await
-                .map_err(|_| Error::ConnectTimeout(limit))?,
-            None => connecting.await,
-        }
+/// A new transport to `key` through `connector`, made within `timeout`.
+async fn open<C>(
+    connector: &C,
+    (scheme, authority): &Key,
+    timeout: Option<Duration>,
+) -> Result<C::Response, Error>
+where
+    C: Service<Uri> + Clone,
+    C::Error: Into<BoxError>,
+{
+    let uri = Uri::builder()
+        .scheme(scheme.clone())
+        .authority(authority.clone())
+        .path_and_query("/")
+        .build()
+        .expect("a scheme and an authority make a URI");
+    let mut connector = connector.clone();
+    let connecting = async move {
+        std::future::poll_fn(|cx| connector.poll_ready(cx))
+            .await
+            .map_err(|e| Error::Connect(e.into()))?;
+        connector
+            .call(uri)
+            .await
+            .map_err(|e| Error::Connect(e.into()))
+    };
+    match timeout {
+        Some(limit) => tokio::time::timeout(limit, connecting)
+            .await
+            .map_err(|_| Error::ConnectTimeout(limit))?,
+        None => connecting.await,
     }
 }
 
@@ -299,6 +307,11 @@ impl<B> Pooled<B> {
             pooled.give_back();
         }
         pooled
+    }
+
+    /// The body of a stream on a shared connection: nothing to give back.
+    fn shared(body: Incoming) -> Self {
+        Pooled { body, back: None }
     }
 
     fn give_back(&mut self) {

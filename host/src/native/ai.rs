@@ -308,7 +308,7 @@ async fn try_once(
     let sent = if cx.lane.allowed.allows(request.uri()) {
         cx.lane
             .client
-            .send(cx.worker, &cx.lane.name, request, timeout)
+            .send((cx.worker, false), &cx.lane.name, request, timeout)
             .await
     } else {
         Err(GatewayError::UpstreamNotAllowed {

@@ -1,6 +1,9 @@
 //! The client's request body as the native lane sends it: streamed once,
 //! or held in memory (up to [`REPLAY_LIMIT`]) so that retries and a shadow
-//! copy can send it again. Held bodies go without trailers.
+//! copy can send it again. Held bodies go without trailers. A gRPC call's
+//! messages are held only while they come without a pause: a stream that
+//! waits for answers before it sends more (bidirectional streaming) goes
+//! on as it comes, without retries, rather than waiting for its end.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -15,6 +18,9 @@ use crate::client_body::{ClientBody, ClientBodyError};
 /// Largest body held in memory for retries and shadow copies; a longer body
 /// streams once, without them.
 pub const REPLAY_LIMIT: usize = 1 << 20;
+
+/// The longest pause in a gRPC call's messages that holding waits out.
+const STREAM_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// A body sent upstream.
 #[derive(Debug)]
@@ -90,7 +96,8 @@ pub enum RequestBody {
     Streaming(ClientBody),
     /// Read in full: every attempt and copy gets the same bytes.
     Held(Bytes),
-    /// Past [`REPLAY_LIMIT`]: what was read, then the rest, once.
+    /// Not held whole (past [`REPLAY_LIMIT`], or a gRPC stream that paused):
+    /// what was read, then the rest, once.
     Overflowed(ForwardBody),
     /// Sent already.
     Spent,
@@ -98,26 +105,46 @@ pub enum RequestBody {
 
 impl RequestBody {
     /// Takes `body`: held in memory when `replay` is wanted and it fits
-    /// [`REPLAY_LIMIT`], streaming otherwise.
-    pub async fn take(mut body: ClientBody, replay: bool) -> Result<Self, GatewayError> {
+    /// [`REPLAY_LIMIT`] (and, for a gRPC call, comes without a pause
+    /// longer than [`STREAM_PAUSE`]), streaming otherwise.
+    pub async fn take(
+        mut body: ClientBody,
+        replay: bool,
+        grpc: bool,
+    ) -> Result<Self, GatewayError> {
         let declared = body.size_hint().exact();
         if !replay || declared.is_some_and(|n| n > REPLAY_LIMIT as u64) {
             return Ok(RequestBody::Streaming(body));
         }
         let mut held = BytesMut::new();
-        while let Some(frame) = body.frame().await {
+        loop {
+            let frame = if grpc {
+                match tokio::time::timeout(STREAM_PAUSE, body.frame()).await {
+                    Ok(frame) => frame,
+                    Err(_) => break Ok(RequestBody::resumed(held, body)),
+                }
+            } else {
+                body.frame().await
+            };
+            let Some(frame) = frame else {
+                break Ok(RequestBody::Held(held.freeze()));
+            };
             let frame = frame.map_err(|e| e.to_gateway())?;
             if let Ok(data) = frame.into_data() {
                 held.extend_from_slice(&data);
                 if held.len() > REPLAY_LIMIT {
-                    return Ok(RequestBody::Overflowed(ForwardBody::Resumed {
-                        read: Some(held.freeze()),
-                        rest: body,
-                    }));
+                    break Ok(RequestBody::resumed(held, body));
                 }
             }
         }
-        Ok(RequestBody::Held(held.freeze()))
+    }
+
+    /// What was `held` of `body`, then the rest of it, sent once.
+    fn resumed(held: BytesMut, rest: ClientBody) -> Self {
+        RequestBody::Overflowed(ForwardBody::Resumed {
+            read: Some(held.freeze()),
+            rest,
+        })
     }
 
     /// Whether the body can be sent again after [`RequestBody::next`].

@@ -25,11 +25,12 @@ impl UpstreamClient {
         }
     }
 
-    /// Sends `request` for `component` from worker `worker`, and waits up
-    /// to `timeout` for the connection and the response head.
+    /// Sends `request` for `component` from worker `worker` (as a stream
+    /// of the shared connection if the target speaks `http2`), and waits
+    /// up to `timeout` for the connection and the response head.
     pub async fn send(
         &self,
-        worker: usize,
+        (worker, http2): (usize, bool),
         component: &str,
         request: http::Request<ForwardBody>,
         timeout: Duration,
@@ -38,7 +39,17 @@ impl UpstreamClient {
         let uri = request.uri().clone();
         let target = || target_of(&uri);
         let timeout_ms = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
-        let sending = self.clients.send(worker, component, request, Some(timeout));
+        let sending = async {
+            if http2 {
+                self.clients
+                    .send_http2(component, request, Some(timeout))
+                    .await
+            } else {
+                self.clients
+                    .send(worker, component, request, Some(timeout))
+                    .await
+            }
+        };
         match tokio::time::timeout(timeout, sending).await {
             Err(_) => Err(GatewayError::UpstreamTimeout {
                 target: target(),

@@ -72,7 +72,7 @@ impl NativeGateway {
         }
         let response = self
             .client
-            .send(worker, &self.name, request, FETCH_TIMEOUT)
+            .send((worker, false), &self.name, request, FETCH_TIMEOUT)
             .await
             .map_err(|e| e.to_string())?;
         if !response.status().is_success() {

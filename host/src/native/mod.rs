@@ -18,11 +18,13 @@ mod ai;
 pub mod bindings;
 mod body;
 mod builds;
+mod call_end;
 mod canary;
 mod client;
 mod key_sets;
 mod policy;
 mod proxy;
+mod retire;
 mod stdio;
 mod websocket;
 
@@ -49,6 +51,7 @@ pub use canary::{Canary, CanaryRun, Side, Trap, counts};
 pub use client::UpstreamClient;
 pub use policy::{PolicySet, Prepared, Role};
 pub use proxy::serve;
+pub use retire::watch as watch_websocket_versions;
 pub use websocket::{WebSocketLimits, WebSockets};
 
 /// How often the store's config version is looked at, for versions applied

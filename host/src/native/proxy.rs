@@ -15,17 +15,20 @@ use hyper::upgrade::OnUpgrade;
 use upshift_core::GatewayError;
 use upshift_core::attempts::{Attempts, Ended, try_timeout_ms};
 use upshift_core::forwarding::{self, ClientSide};
+use upshift_core::grpc;
 use upshift_core::head::Incoming as Head;
 
 use crate::client_body::ClientBody;
+use upshift_config::{keys, metrics};
 use upshift_core::phases::{self, Decision};
-use upshift_core::policy::{Attempt, Outcome, Selection, ShadowCopy, Upstream};
+use upshift_core::policy::{Attempt, Count, Outcome, Selection, ShadowCopy, Upstream};
 use upshift_core::response;
-use upshift_core::tables::{Tables, Target};
+use upshift_core::tables::{Route, Tables, Target};
 use wasmtime_wasi_http::WasiBody;
 
 use super::body::{ForwardBody, RequestBody};
-use super::websocket::WebSockets;
+use super::call_end::{CallEnd, Pending};
+use super::websocket::{Relayed, Tally, WebSockets};
 use super::{NativeGateway, PolicySet, Side, canary, lock};
 use crate::outbound::{UpstreamBody, between_bytes_timeout};
 
@@ -202,7 +205,10 @@ fn authority<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Result<&'a str, Gatewa
     }
 }
 
-/// Forwards a request of a proxy route to `selection`.
+/// Forwards a request of a proxy route to `selection`. A gRPC call's
+/// deadline (`grpc-timeout`) bounds each attempt, and its status counts:
+/// from the head of a trailers-only answer (so `UNAVAILABLE` is retried
+/// as a 503), else from the trailers when the body ends.
 async fn proxy(
     cx: &Context<'_>,
     decision: &Decision,
@@ -212,8 +218,10 @@ async fn proxy(
 ) -> Result<Response<WasiBody>, GatewayError> {
     let route = &decision.route;
     let index = decision.matched.route;
+    let grpc = grpc::is_grpc(&forward.headers);
+    let deadline = grpc.then(|| grpc::deadline(&forward.headers)).flatten();
     let replay = selection.retry.attempts > 0 || selection.shadow.is_some();
-    let mut body = RequestBody::take(body, replay).await?;
+    let mut body = RequestBody::take(body, replay, grpc).await?;
     let mut headers = upstream_headers(cx, decision, &mut forward);
     let path_and_query = upstream_path(decision, forward.uri);
     let mut attempts = Attempts::proxy(selection, body.replayable());
@@ -222,7 +230,8 @@ async fn proxy(
         &selection.retry,
         body.replayable(),
     )));
-    let (answer, attempt) = loop {
+    let timeout = deadline.map_or(timeout, |deadline| timeout.min(deadline));
+    let (answer, attempt, status_in_trailers) = loop {
         let upstream = selection.candidate(attempts.current());
         let (version, target) = cx.tables.target(&route.service, upstream)?;
         // The headers are copied only when a retry or a shadow may send them again.
@@ -239,9 +248,29 @@ async fn proxy(
             body.next()?,
         )?;
         let started = Instant::now();
-        let result = send(cx, request, timeout).await;
-        let attempt = attempt_of(upstream, started, &result)?;
-        count(cx, decision, selection, &version.name, &attempt).await;
+        let result = send(cx, request, timeout, target.http2).await;
+        let mut attempt = attempt_of(upstream, started, &result)?;
+        let grpc_status = match &result {
+            Ok(response) if grpc => grpc::status(response.headers()),
+            _ => None,
+        };
+        if let Some(code) = grpc_status {
+            attempt.outcome = Outcome::Status(grpc::http_equivalent(code));
+        }
+        let status_in_trailers =
+            grpc && grpc_status.is_none() && attempt.outcome == Outcome::Status(200);
+        if !status_in_trailers {
+            let counts = tally(
+                &cx.policies,
+                (index, route),
+                selection,
+                &version.name,
+                &attempt,
+                grpc_status,
+                now_ms(),
+            );
+            cx.lane.add(counts).await;
+        }
         let ended = match attempt.outcome {
             Outcome::Status(status) => Ended::Answered {
                 status,
@@ -251,7 +280,7 @@ async fn proxy(
         };
         let budget = || lock(&cx.policies).allow_retry(index, now_ms());
         if attempts.next(ended, budget).is_none() {
-            break (result?, attempt);
+            break (result?, attempt, status_in_trailers);
         }
     };
     if let (Some(copy), Some(held)) = (&selection.shadow, body.held()) {
@@ -271,10 +300,22 @@ async fn proxy(
     let (version, _) = cx.tables.target(&route.service, attempt.upstream)?;
     let rate_limit = decision.authenticated.rate_limit;
     response::add_proxied(&mut parts.headers, route, version, rate_limit);
-    Ok(Response::from_parts(
-        parts,
-        between_bytes_timeout(upstream_body, timeout),
-    ))
+    let body = between_bytes_timeout(upstream_body, timeout);
+    if status_in_trailers {
+        let pending = Pending {
+            lane: cx.lane.clone(),
+            policies: cx.policies.clone(),
+            route: (index, route.clone()),
+            selection: selection.clone(),
+            version: version.name.clone(),
+            attempt,
+        };
+        return Ok(Response::from_parts(
+            parts,
+            CallEnd::new(body, pending).boxed_unsync(),
+        ));
+    }
+    Ok(Response::from_parts(parts, body))
 }
 
 /// Relays a WebSocket connection of a proxy route. The handshake goes to
@@ -315,7 +356,16 @@ async fn relay_websocket(
         .upgrade(&cx.lane.name, request, timeout)
         .await;
     let attempt = attempt_of(upstream, started, &result)?;
-    count(cx, decision, selection, &version.name, &attempt).await;
+    let counts = tally(
+        &cx.policies,
+        (decision.matched.route, route),
+        selection,
+        &version.name,
+        &attempt,
+        None,
+        now_ms(),
+    );
+    cx.lane.add(counts).await;
     let mut answer = result?;
     let switched = answer.status() == http::StatusCode::SWITCHING_PROTOCOLS;
     let upstream_side = switched.then(|| hyper::upgrade::on(&mut answer));
@@ -331,7 +381,11 @@ async fn relay_websocket(
         decision.authenticated.rate_limit,
     );
     if let Some(upstream_side) = upstream_side {
-        websockets.spawn(client, upstream_side, cx.request_id.to_owned());
+        let relayed = Relayed {
+            version: (route.service.clone(), version.name.clone()),
+            tally: version_tally(cx.lane, route, &version.name),
+        };
+        websockets.spawn((client, upstream_side), relayed, cx.request_id.to_owned());
     }
     let body = body
         .map_err(|_| wasmtime_wasi_http::Error::HttpProtocolError)
@@ -384,22 +438,49 @@ fn attempt_of<B>(
     })
 }
 
-/// Counts `attempt` at `version` of the decided route: the splitter sees
-/// the attempts it needs; the others are counted here.
-async fn count(
-    cx: &Context<'_>,
-    decision: &Decision,
+/// The counts of `attempt` at `version` of route `(index, route)`: the
+/// splitter sees the attempts it needs; the others are counted here. A
+/// gRPC call's status counts too.
+pub fn tally(
+    policies: &Mutex<PolicySet>,
+    (index, route): (u32, &Route),
     selection: &Selection,
     version: &str,
     attempt: &Attempt,
-) {
-    let route = &decision.route;
-    let counts = if attempt.reported(selection) {
-        lock(&cx.policies).report(decision.matched.route, None, attempt, now_ms())
+    grpc_status: Option<u32>,
+    now_ms: u64,
+) -> Vec<Count> {
+    let mut counts = if attempt.reported(selection) {
+        lock(policies).report(index, None, attempt, now_ms)
     } else {
         attempt.counts(&route.name, &route.service, version)
     };
-    cx.lane.add(counts).await;
+    if let Some(code) = grpc_status {
+        let field = metrics::grpc_status_field(code);
+        counts.push(Count {
+            key: keys::metric(&route.name, &route.service, version, &field),
+            delta: 1,
+        });
+    }
+    counts
+}
+
+/// Adds to the counters of `version` of `route`'s service, in the
+/// background.
+fn version_tally(lane: &Arc<NativeGateway>, route: &Route, version: &Arc<str>) -> Tally {
+    let (lane, route, version) = (lane.clone(), route.clone(), version.clone());
+    Box::new(move |fields| {
+        let counts = fields
+            .into_iter()
+            .filter(|(_, delta)| *delta != 0)
+            .map(|(field, delta)| Count {
+                key: keys::metric(&route.name, &route.service, &version, &field),
+                delta,
+            })
+            .collect();
+        let lane = lane.clone();
+        tokio::spawn(async move { lane.add(counts).await });
+    })
 }
 
 /// Sends `request` if the gateway may reach its target.
@@ -407,6 +488,7 @@ async fn send(
     cx: &Context<'_>,
     request: Request<ForwardBody>,
     timeout: Duration,
+    http2: bool,
 ) -> Result<Response<UpstreamBody<ForwardBody>>, GatewayError> {
     if !cx.lane.allowed.allows(request.uri()) {
         tracing::warn!(uri = %request.uri(), "outbound request denied: not in allowed_outbound_hosts");
@@ -416,7 +498,7 @@ async fn send(
     }
     cx.lane
         .client
-        .send(cx.worker, &cx.lane.name, request, timeout)
+        .send((cx.worker, http2), &cx.lane.name, request, timeout)
         .await
 }
 
@@ -453,13 +535,14 @@ fn shadow(
         .tables
         .target(service, copy.upstream)
         .and_then(|(_, target)| {
-            upstream_request(
+            let request = upstream_request(
                 &method,
                 target,
                 path_and_query,
                 headers,
                 ForwardBody::bytes(body),
-            )
+            )?;
+            Ok((request, target.http2))
         }) {
         Ok(request) => request,
         Err(error) => {
@@ -469,11 +552,15 @@ fn shadow(
     };
     let lane = cx.lane.clone();
     let policies = cx.policies.clone();
+    let (request, http2) = request;
     let (upstream, worker) = (copy.upstream, cx.worker);
     let timeout = Duration::from_millis(u64::from(copy.timeout_ms));
     tokio::spawn(async move {
         let started = Instant::now();
-        let outcome = match lane.client.send(worker, &lane.name, request, timeout).await {
+        let sending = lane
+            .client
+            .send((worker, http2), &lane.name, request, timeout);
+        let outcome = match sending.await {
             Ok(response) => {
                 let status = response.status().as_u16();
                 // Read to the end, so that the connection goes back to the pool.
