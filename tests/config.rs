@@ -64,7 +64,7 @@ async fn apply_get_and_reject_through_the_cli() {
         ("unknown-field.yaml", good(&up, "/orders").replace("paths:", "pathz:"), "routes[0]", "unknown field `pathz`"),
         ("undefined-service.yaml", good(&up, "/orders").replace("service: orders", "service: payments"), "routes[0].service", "unknown service \"payments\""),
         ("malformed.yaml", "routes: [\n  {name: a,\n".to_owned(), "", "line"),
-        ("bad-url.json", r#"{"services":[{"name":"s","versions":[{"name":"v","targets":[{"url":"ftp://x"}]}]}]}"#.to_owned(), "services[0].versions[0].targets[0].url", "http:// or https://"),
+        ("bad-url.json", r#"{"services":[{"name":"s","versions":[{"name":"v","targets":[{"url":"ftp://x"}]}]}]}"#.to_owned(), "services[0].versions[0].targets[0].url", "must start with http://, https://"),
     ];
     for (name, text, path, message) in rejects {
         let bad = file(name, &text);

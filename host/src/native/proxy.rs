@@ -336,6 +336,13 @@ async fn relay_websocket(
     let path_and_query = upstream_path(decision, forward.uri);
     let upstream = selection.primary;
     let (version, target) = cx.tables.target(&route.service, upstream)?;
+    if target.http2 {
+        return Err(GatewayError::UpgradeNotSupported(format!(
+            "target {} speaks HTTP/2, over which the gateway relays no WebSocket; \
+             give the version an http:// or https:// target",
+            target.url
+        )));
+    }
     let request = upstream_request(
         forward.method,
         target,
