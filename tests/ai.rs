@@ -24,7 +24,7 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 use support::providers::{Answer, Kind, Provider, ToolCall};
 use support::redis::Redis;
-use support::traffic::{admin_get, admin_post};
+use support::traffic::{admin_get, admin_post, admin_text};
 use support::{Host, client, repo};
 
 const ALICE_KEY: &str = "alice-key-0001";
@@ -1394,15 +1394,7 @@ async fn a_model_canary_that_costs_too_much_rolls_back_by_itself() {
     let sent = oai.received();
     assert_eq!(sent.len(), on_canary);
     assert!(sent.iter().all(|r| r.body["model"] == "gpt-next"));
-    let metrics = client()
-        .get(format!("{}/admin/metrics", host.admin))
-        .bearer_auth(support::ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = admin_text(&host, "/admin/metrics").await;
     assert!(
         metrics.contains("service=\"model:chat\",version=\"chat-next\""),
         "{metrics}"

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use support::traffic::admin_text;
 use support::upstream::Upstream;
 use support::{Host, client};
 
@@ -444,15 +445,7 @@ async fn an_api_key_kept_as_its_digest_identifies_its_consumer() {
 
     // The key is nowhere the gateway keeps anything: not in the config
     // document, the store or the log.
-    let stored = client()
-        .get(format!("{}/admin/config", host.admin))
-        .bearer_auth(support::ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let stored = admin_text(&host, "/admin/config").await;
     assert!(stored.contains(digest) && !stored.contains(key), "{stored}");
     let log = host.drain_log();
     assert!(!log.iter().any(|line| line.contains(key)));

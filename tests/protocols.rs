@@ -11,7 +11,7 @@ mod support;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 use support::peers::{GrpcServer, H2Upstream, event_source, grpc_call, websocket_upstream};
-use support::traffic::{admin_get, admin_post};
+use support::traffic::{admin_get, admin_post, admin_text};
 use support::{Host, client};
 
 /// A raw gRPC call over HTTP/2 (prior knowledge) to `url`, with
@@ -36,17 +36,16 @@ async fn raw_grpc(url: &str, headers: &[(&str, &str)]) -> (u16, reqwest::header:
     (response.status().as_u16(), response.headers().clone())
 }
 
-/// The Prometheus text of `host`.
-async fn metrics(host: &Host) -> String {
-    client()
-        .get(format!("{}/admin/metrics", host.admin))
-        .bearer_auth(support::ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+/// Service `name` with versions `v1` and `v2` at `urls`, weighted as
+/// `weights` say.
+fn two_versions(name: &str, weights: (u32, u32), urls: (&str, &str)) -> String {
+    format!(
+        "- name: {name}\n\
+         \x20 versions:\n\
+         \x20   - {{ name: v1, weight: {}, targets: [{{ url: '{}' }}] }}\n\
+         \x20   - {{ name: v2, weight: {}, targets: [{{ url: '{}' }}] }}\n",
+        weights.0, urls.0, weights.1, urls.1
+    )
 }
 
 /// The value of the sample that starts with `series` (name and labels).
@@ -65,14 +64,10 @@ async fn grpc_calls_of_every_kind_pass_through_with_their_trailers() {
     let state = tempfile::tempdir().unwrap();
     let host = Host::start(state.path());
     host.apply(&format!(
-        "services:\n\
-         - name: echo\n\
-         \x20 versions:\n\
-         \x20   - {{ name: v1, weight: 50, targets: [{{ url: '{}' }}] }}\n\
-         \x20   - {{ name: v2, weight: 50, targets: [{{ url: '{}' }}] }}\n\
+        "services:\n{}\
          routes: [{{ name: grpc, paths: [/upshift.test.Echo], service: echo, timeout_ms: 5000, \
                      retries: {{ attempts: 1, methods: [POST] }} }}]",
-        one.url, two.url
+        two_versions("echo", (50, 50), (&one.url, &two.url))
     ))
     .await;
 
@@ -138,7 +133,7 @@ async fn grpc_calls_of_every_kind_pass_through_with_their_trailers() {
     assert_eq!(report["code"], "DEADLINE_EXCEEDED", "{report}");
 
     // The statuses count per version, streams when their trailers came.
-    let text = metrics(&host).await;
+    let text = admin_text(&host, "/admin/metrics").await;
     let ok: u64 = ["v1", "v2"]
         .iter()
         .filter_map(|version| {
@@ -167,18 +162,15 @@ async fn grpc_unavailable_is_retried_and_a_failing_canary_rolls_back() {
     let state = tempfile::tempdir().unwrap();
     let host = Host::start(state.path());
     host.apply(&format!(
-        "services:\n\
-         - name: echo\n\
-         \x20 versions:\n\
-         \x20   - {{ name: v1, weight: 100, targets: [{{ url: '{}' }}] }}\n\
-         \x20   - {{ name: v2, weight: 0, targets: [{{ url: '{}' }}] }}\n\
+        "services:\n{}\
          - name: flaky\n\
          \x20 versions: [{{ name: v1, targets: [{{ url: '{}' }}] }}]\n\
          routes:\n\
          - {{ name: echo, paths: [/upshift.test.Echo], service: echo }}\n\
          - {{ name: flaky, paths: [/upshift.test.Echo], headers: {{ x-lane: flaky }}, service: flaky, \
               retries: {{ attempts: 1, methods: [POST], budget_percent: 100 }} }}",
-        stable.url, canary.url, flaky.url
+        two_versions("echo", (100, 0), (&stable.url, &canary.url)),
+        flaky.url
     ))
     .await;
 
@@ -190,7 +182,7 @@ async fn grpc_unavailable_is_retried_and_a_failing_canary_rolls_back() {
         assert!(!headers.contains_key("grpc-status"), "{headers:?}");
     }
     let retried = sample(
-        &metrics(&host).await,
+        &admin_text(&host, "/admin/metrics").await,
         "upshift_grpc_responses_total{route=\"flaky\",service=\"flaky\",version=\"v1\",grpc_status=\"14\"}",
     );
     assert!(retried.is_some_and(|n| n >= 4), "{retried:?}");
@@ -233,7 +225,7 @@ async fn grpc_unavailable_is_retried_and_a_failing_canary_rolls_back() {
             (&"OK".into(), &"v1".into())
         );
     }
-    let text = metrics(&host).await;
+    let text = admin_text(&host, "/admin/metrics").await;
     let unavailable = |version: &str| {
         sample(
             &text,
@@ -247,7 +239,8 @@ async fn grpc_unavailable_is_retried_and_a_failing_canary_rolls_back() {
 }
 
 /// A target that speaks only HTTP/2 (`h2c://`) gets plain HTTP requests
-/// of HTTP/1.1 clients as streams of one shared connection.
+/// of HTTP/1.1 clients as streams of one shared connection; WebSocket
+/// handshakes to it are refused.
 #[tokio::test]
 async fn http2_upstreams_multiplex_requests_over_one_connection() {
     let upstream = H2Upstream::start(Duration::from_millis(200)).await;
@@ -290,6 +283,14 @@ async fn http2_upstreams_multiplex_requests_over_one_connection() {
         "requests shared it at once: at most {} did",
         upstream.most_in_flight()
     );
+    // A WebSocket cannot go to such a target: refused, not downgraded.
+    let url = format!("{}/ws", host.url.replace("http://", "ws://"));
+    match tokio_tungstenite::connect_async(url).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 501);
+        }
+        other => panic!("expected a 501: {:?}", other.map(|(_, r)| r.status())),
+    }
 }
 
 /// Server-sent events reach the client one by one as the upstream sends
@@ -355,13 +356,10 @@ async fn websockets_are_relayed_and_stay_on_the_version_their_handshake_picked()
     let state = tempfile::tempdir().unwrap();
     let host = Host::start(state.path());
     host.apply(&format!(
-        "services:\n\
-         - name: chat\n\
-         \x20 versions:\n\
-         \x20   - {{ name: v1, weight: 50, targets: [{{ url: '{one}' }}] }}\n\
-         \x20   - {{ name: v2, weight: 50, targets: [{{ url: '{two}' }}] }}\n\
+        "services:\n{}\
          routes: [{{ name: chat, paths: [/chat], service: chat, auth: {{ api_key: {{ header: x-api-key, query: apikey }} }} }}]\n\
-         consumers: [{{ name: alice, api_keys: [alice-key-123] }}]"
+         consumers: [{{ name: alice, api_keys: [alice-key-123] }}]",
+        two_versions("chat", (50, 50), (&one, &two))
     ))
     .await;
     let url = format!("{}/chat/room", host.url.replace("http://", "ws://"));
@@ -563,12 +561,8 @@ async fn a_rollback_drains_the_canarys_websockets_and_counts_them() {
         &["--websocket-drain-grace", "1"],
     );
     host.apply(&format!(
-        "services:\n\
-         - name: chat\n\
-         \x20 versions:\n\
-         \x20   - {{ name: v1, weight: 100, targets: [{{ url: '{one}' }}] }}\n\
-         \x20   - {{ name: v2, weight: 0, targets: [{{ url: '{two}' }}] }}\n\
-         routes: [{{ name: chat, paths: [/chat], service: chat }}]"
+        "services:\n{}routes: [{{ name: chat, paths: [/chat], service: chat }}]",
+        two_versions("chat", (100, 0), (&one, &two))
     ))
     .await;
     let (status, body) = admin_post(
@@ -633,13 +627,13 @@ async fn a_rollback_drains_the_canarys_websockets_and_counts_them() {
     let closes = "upshift_websocket_closes_total";
     let v2_closes =
         format!("{closes}{{route=\"chat\",service=\"chat\",version=\"v2\",code=\"1001\"}}");
-    let mut text = metrics(&host).await;
+    let mut text = admin_text(&host, "/admin/metrics").await;
     for _ in 0..50 {
         if sample(&text, &v2_closes) == Some(canary as u64) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
-        text = metrics(&host).await;
+        text = admin_text(&host, "/admin/metrics").await;
     }
     let series = |name: &str, version: &str, extra: &str| {
         let labels = format!("route=\"chat\",service=\"chat\",version=\"{version}\"{extra}");

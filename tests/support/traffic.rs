@@ -74,6 +74,20 @@ pub async fn admin_get(host: &Host, path: &str) -> (u16, Value) {
     (status, response.json().await.expect("admin answers JSON"))
 }
 
+/// `GET {host}{path}` on the admin API, as text (Prometheus metrics, a
+/// config document).
+pub async fn admin_text(host: &Host, path: &str) -> String {
+    client()
+        .get(format!("{}{path}", host.admin))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("admin answers")
+        .text()
+        .await
+        .expect("admin answers text")
+}
+
 /// `POST {host}{path}` on the admin API with a YAML or JSON body.
 pub async fn admin_post(host: &Host, path: &str, body: &str) -> (u16, Value) {
     let response = client()
