@@ -1,5 +1,6 @@
 //! Rollouts end to end: a canary that fails rolls back by itself, a healthy
-//! one promotes itself, operators steer one through the CLI, a blue/green
+//! one promotes itself, one without traffic is held with the reason,
+//! operators steer one through the CLI, a blue/green
 //! switch under load loses nothing, and the counters come out as
 //! Prometheus text.
 
@@ -159,6 +160,71 @@ async fn a_healthy_canary_promotes_itself() {
     );
     assert!(text.contains("upshift_upstream_latency_seconds_bucket{route=\"all\",service=\"s\",version=\"v2\",le=\"+Inf\"}"));
     assert!(text.contains("upshift_rollout_canary_weight{service=\"s\",stable=\"v1\",canary=\"v2\",phase=\"promoted\"} 100"));
+}
+
+#[tokio::test]
+async fn a_canary_without_traffic_holds_the_rollout_with_the_reason() {
+    let stable = Upstream::start("stable").await;
+    let canary = Upstream::start("canary").await;
+    let state = tempfile::tempdir().unwrap();
+    let host = Host::start(state.path());
+    // Every request carries a header that a split rule pins to v1, so the
+    // canary's 50% step sees none of them.
+    let doc = service(&stable, &canary).replace(
+        "routes: [{ name: all, service: s }]",
+        "routes: [{ name: all, service: s, \
+         split: { rules: [{ match: { headers: { x-cohort: old } }, version: v1 }] } }]",
+    );
+    host.apply(&doc).await;
+    let (status, body) = admin_post(
+        &host,
+        "/admin/rollouts",
+        "service: s\ncanary: v2\n\
+         steps: [{ weight: 50, pause: 300ms }, { weight: 100, pause: 300ms }]\n\
+         analysis: { min_requests: 20, max_error_rate: 0.05, max_error_rate_increase: 0.01, \
+                     confidence: 0.95, interval: 50ms, inconclusive_limit: 1s }\n",
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+
+    let started = Instant::now();
+    let mut served = 0;
+    let status = loop {
+        let seen = send_many(&host, "/r", 20, 4, |_, r| r.header("x-cohort", "old")).await;
+        assert!(seen.iter().all(|s| s.status == 200 && s.server == "stable"));
+        served += seen.len();
+        let status = rollout(&host).await;
+        if status["rollout"]["phase"] != "progressing" {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "never held: {status}"
+        );
+    };
+    // Held, not promoted or rolled back, and only after the pause and the
+    // extension had passed.
+    assert_eq!(status["rollout"]["phase"], "paused", "{status}");
+    assert_eq!(status["rollout"]["step"], 0);
+    assert_eq!(status["weights"]["canary"], 50, "the traffic stays as it was");
+    assert!(started.elapsed() >= Duration::from_millis(1_300));
+    let reason = status["rollout"]["reason"].as_str().unwrap();
+    assert_eq!(
+        reason,
+        "held: the analysis stayed inconclusive 1s past the step's pause: \
+         canary has 0 of 20 requests"
+    );
+    assert_eq!(status["step"]["analysis"]["verdict"], "inconclusive");
+    assert_eq!(status["step"]["canary"]["requests"], 0, "{status}");
+    assert!(served >= 20);
+    let history = status["history"].as_array().unwrap();
+    assert_eq!(history.len(), 2, "start and hold: {history:?}");
+    assert_eq!(history[1]["actor"], "auto");
+    assert_chain(history);
+
+    // More stable traffic while paused changes nothing.
+    send_many(&host, "/r", 100, 8, |_, r| r.header("x-cohort", "old")).await;
+    assert_eq!(rollout(&host).await["rollout"]["phase"], "paused");
 }
 
 #[tokio::test]

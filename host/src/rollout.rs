@@ -216,6 +216,12 @@ fn describe(status: &Value) -> String {
                 .map_or("-".to_owned(), |ms| format!("<= {ms} ms")),
         ));
     }
+    let analysis = &status["step"]["analysis"];
+    out.push_str(&format!(
+        "analysis: {}: {}\n",
+        text(&analysis["verdict"]),
+        text(&analysis["detail"])
+    ));
     out.push_str("history:\n");
     for t in status["history"].as_array().into_iter().flatten() {
         out.push_str(&format!(

@@ -9,6 +9,7 @@
 use crate::api::{AdminResponse, rejected};
 use crate::store::{ConfigStore, StoreError};
 use serde_json::{Value, json};
+use upshift_config::analysis::judge;
 use upshift_config::metrics::VersionStats;
 use upshift_config::rollout::{RolloutSpec, RolloutState, Transition};
 use upshift_config::store::counter;
@@ -96,9 +97,13 @@ pub fn status(store: &impl ConfigStore, service: &str) -> Result<AdminResponse, 
         .ok_or_else(|| no_rollout(service))?;
     let state = decode(&bytes)?;
     let (stable, canary) = state.weights();
+    let stable_stats = step_stats(store, &state, &state.spec.stable)?;
+    let canary_stats = step_stats(store, &state, &state.spec.canary)?;
+    let verdict = judge(&state, &stable_stats, &canary_stats);
     let step = json!({
-        "stable": summary(&step_stats(store, &state, &state.spec.stable)?),
-        "canary": summary(&step_stats(store, &state, &state.spec.canary)?),
+        "stable": summary(&stable_stats),
+        "canary": summary(&canary_stats),
+        "analysis": { "verdict": verdict.kind(), "detail": verdict.detail() },
     });
     let history: Vec<Value> = store
         .get_many(&store.keys(&keys::rollout_audit_prefix(service))?)?

@@ -7,18 +7,21 @@
 
 use crate::metrics::VersionStats;
 use crate::rollout::{Actor, Analysis, Pause, Phase, RolloutState, Transition};
+use crate::statistics::{self, Proportion};
 
 /// Rates within this of their limit count as at the limit, which passes.
 const TOLERANCE: f64 = 1e-9;
 
-/// What a step's counters say.
+/// What a step's counters say, each in words: what was compared, the
+/// numbers, and why it passed or failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
-    /// Every check had enough data and passed.
-    Pass,
-    /// Some check lacks data; nothing is decided yet.
-    InsufficientData(String),
-    /// The canary breaks a limit: roll back. Names the metric and numbers.
+    /// Every check had enough evidence and passed.
+    Pass(String),
+    /// Some check lacks data, or sees the canary worse than allowed without
+    /// that being significant yet; nothing is decided.
+    Inconclusive(String),
+    /// The canary breaks a limit: roll back.
     Breach(String),
     /// The canary breaks an absolute limit, but the stable breaks it too and
     /// the canary is not worse than the stable by the relative margin: the
@@ -26,49 +29,192 @@ pub enum Verdict {
     BaselineUnhealthy(String),
 }
 
+impl Verdict {
+    /// The verdict's name: `pass`, `inconclusive`, `breach` or
+    /// `baseline_unhealthy`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Verdict::Pass(_) => "pass",
+            Verdict::Inconclusive(_) => "inconclusive",
+            Verdict::Breach(_) => "breach",
+            Verdict::BaselineUnhealthy(_) => "baseline_unhealthy",
+        }
+    }
+
+    /// The account of the checks that decided it.
+    pub fn detail(&self) -> &str {
+        match self {
+            Verdict::Pass(why)
+            | Verdict::Inconclusive(why)
+            | Verdict::Breach(why)
+            | Verdict::BaselineUnhealthy(why) => why,
+        }
+    }
+}
+
+/// The findings of the checks, by what they lead to.
+#[derive(Default)]
+struct Findings {
+    passed: Vec<String>,
+    inconclusive: Vec<String>,
+    breaches: Vec<String>,
+    baseline: Vec<String>,
+}
+
+impl Findings {
+    /// A breach outweighs an unhealthy baseline, which outweighs missing
+    /// evidence, which outweighs passes.
+    fn verdict(self) -> Verdict {
+        let words = |list: Vec<String>| list.join("; ");
+        if !self.breaches.is_empty() {
+            Verdict::Breach(words(self.breaches))
+        } else if !self.baseline.is_empty() {
+            Verdict::BaselineUnhealthy(words(self.baseline))
+        } else if !self.inconclusive.is_empty() {
+            Verdict::Inconclusive(words(self.inconclusive))
+        } else if self.passed.is_empty() {
+            Verdict::Pass("no checks configured".to_owned())
+        } else {
+            Verdict::Pass(words(self.passed))
+        }
+    }
+
+    /// Files a comparison with the stable of a canary `increase` over the
+    /// `allowed` margin: within it passes; beyond it breaches when the
+    /// difference is significant at `confidence` (or, without one,
+    /// always), and is inconclusive until then.
+    fn compare(
+        &mut self,
+        what: String,
+        beyond: bool,
+        confidence: Option<f64>,
+        test: impl FnOnce() -> (&'static str, f64),
+    ) {
+        if !beyond {
+            self.passed
+                .push(format!("{what}: within the allowed margin"));
+            return;
+        }
+        let Some(confidence) = confidence else {
+            self.breaches.push(what);
+            return;
+        };
+        let (name, p) = test();
+        let level = percent_short(confidence);
+        if p <= 1.0 - confidence {
+            self.breaches.push(format!(
+                "{what}, significant at {level} confidence ({name}, p = {p:.2e})"
+            ));
+        } else {
+            self.inconclusive.push(format!(
+                "{what}, not significant at {level} confidence yet ({name}, p = {p:.3})"
+            ));
+        }
+    }
+}
+
 /// Judges a step. Each side needs `min_requests` requests before its
 /// request-based checks run (shadow copies, for the shadow check); the
 /// relative checks need both sides. A breach with enough data is reported
-/// at once, whatever else still waits for data. Limits are inclusive.
+/// at once, whatever else still waits for data. Limits are inclusive. With
+/// a `confidence`, the relative error and latency checks also need the
+/// difference to be significant (see [`crate::statistics`]).
 pub fn evaluate(analysis: &Analysis, stable: &VersionStats, canary: &VersionStats) -> Verdict {
     let min = analysis.min_requests;
     let relative = analysis.max_error_rate_increase.is_some()
         || analysis.max_p99_ratio.is_some()
+        || analysis.max_latency_increase.is_some()
         || analysis.max_cost_per_request_ratio.is_some();
     let request_checks = relative
         || analysis.max_error_rate.is_some()
         || analysis.max_p99_ms.is_some()
         || analysis.max_cost_per_request.is_some();
-    let (mut breaches, mut baseline, mut waiting) = (Vec::new(), Vec::new(), Vec::new());
+    let mut found = Findings::default();
 
     let canary_ready = canary.requests >= min;
     let stable_ready = stable.requests >= min;
     if !canary_ready && (request_checks || analysis.max_shadow_mismatch_rate.is_none()) {
-        waiting.push(format!("canary has {} of {min} requests", canary.requests));
+        found
+            .inconclusive
+            .push(format!("canary has {} of {min} requests", canary.requests));
     }
     if canary_ready {
-        let rate = canary.error_rate().unwrap_or(0.0);
-        let stable_rate = stable.error_rate().unwrap_or(0.0);
-        let p99 = canary.quantile_ms(0.99).unwrap_or(0);
-        let stable_p99 = stable.quantile_ms(0.99).unwrap_or(0);
-        let cost = canary.cost_per_request().unwrap_or(0.0);
-        let stable_cost = stable.cost_per_request().unwrap_or(0.0);
-        if let Some(max) = analysis.max_cost_per_request
-            && above(cost, max)
-        {
-            breaches.push(format!(
-                "cost per request {} > {} over {} requests",
-                dollars(cost),
-                dollars(max),
+        absolute_checks(analysis, stable, canary, stable_ready, &mut found);
+        if relative && !stable_ready {
+            found
+                .inconclusive
+                .push(format!("stable has {} of {min} requests", stable.requests));
+        }
+        if relative && stable_ready {
+            relative_checks(analysis, stable, canary, &mut found);
+        }
+    }
+    if let Some(max) = analysis.max_shadow_mismatch_rate {
+        if canary.shadow_requests < min {
+            found.inconclusive.push(format!(
+                "canary has {} of {min} shadow copies",
+                canary.shadow_requests
+            ));
+        } else {
+            let rate = canary.shadow_mismatch_rate().unwrap_or(0.0);
+            let breach = above(rate, max);
+            let what = format!(
+                "shadow mismatch rate {} {} {} over {} copies",
+                percent(rate),
+                if breach { ">" } else { "≤" },
+                percent(max),
+                canary.shadow_requests
+            );
+            if breach {
+                found.breaches.push(what);
+            } else {
+                found.passed.push(what);
+            }
+        }
+    }
+    found.verdict()
+}
+
+/// The canary's error rate, p99 and cost against their absolute limits; a
+/// breach the stable shares is the baseline's.
+fn absolute_checks(
+    analysis: &Analysis,
+    stable: &VersionStats,
+    canary: &VersionStats,
+    stable_ready: bool,
+    found: &mut Findings,
+) {
+    let rate = canary.error_rate().unwrap_or(0.0);
+    let stable_rate = stable.error_rate().unwrap_or(0.0);
+    let p99 = canary.quantile_ms(0.99).unwrap_or(0);
+    let stable_p99 = stable.quantile_ms(0.99).unwrap_or(0);
+    let cost = canary.cost_per_request().unwrap_or(0.0);
+    if let Some(max) = analysis.max_cost_per_request {
+        let what = format!(
+            "cost per request {} {} {} over {} requests",
+            dollars(cost),
+            if above(cost, max) { ">" } else { "≤" },
+            dollars(max),
+            canary.requests
+        );
+        if above(cost, max) {
+            found.breaches.push(what);
+        } else {
+            found.passed.push(what);
+        }
+    }
+    if let Some(max) = analysis.max_error_rate {
+        if !above(rate, max) {
+            found.passed.push(format!(
+                "error rate {} ≤ {} over {} requests",
+                percent(rate),
+                percent(max),
                 canary.requests
             ));
-        }
-        if let Some(max) = analysis.max_error_rate
-            && above(rate, max)
-        {
+        } else {
             let margin = analysis.max_error_rate_increase.unwrap_or(0.0);
             if stable_ready && above(stable_rate, max) && !above(rate, stable_rate + margin) {
-                baseline.push(format!(
+                found.baseline.push(format!(
                     "stable error rate {} > {} over {} requests (canary {})",
                     percent(stable_rate),
                     percent(max),
@@ -76,7 +222,7 @@ pub fn evaluate(analysis: &Analysis, stable: &VersionStats, canary: &VersionStat
                     percent(rate)
                 ));
             } else {
-                breaches.push(format!(
+                found.breaches.push(format!(
                     "error rate {} > {} over {} requests",
                     percent(rate),
                     percent(max),
@@ -84,89 +230,121 @@ pub fn evaluate(analysis: &Analysis, stable: &VersionStats, canary: &VersionStat
                 ));
             }
         }
-        if let Some(max) = analysis.max_p99_ms
-            && p99 > max
-        {
+    }
+    if let Some(max) = analysis.max_p99_ms {
+        if p99 <= max {
+            found.passed.push(format!(
+                "p99 {} ≤ {max} ms over {} requests",
+                millis(p99),
+                canary.requests
+            ));
+        } else {
             let ratio = analysis.max_p99_ratio.unwrap_or(1.0);
             if stable_ready
                 && stable_p99 > max
                 && !above(f64::from(p99), ratio * f64::from(stable_p99))
             {
-                baseline.push(format!(
+                found.baseline.push(format!(
                     "stable p99 {} > {max} ms over {} requests (canary {})",
                     millis(stable_p99),
                     stable.requests,
                     millis(p99)
                 ));
             } else {
-                breaches.push(format!(
+                found.breaches.push(format!(
                     "p99 {} > {max} ms over {} requests",
                     millis(p99),
                     canary.requests
                 ));
             }
         }
-        if relative && !stable_ready {
-            waiting.push(format!("stable has {} of {min} requests", stable.requests));
-        }
-        if relative && stable_ready {
-            if let Some(increase) = analysis.max_error_rate_increase
-                && above(rate, stable_rate + increase)
-            {
-                breaches.push(format!(
-                    "error rate {} exceeds the stable's {} by more than {}",
-                    percent(rate),
-                    percent(stable_rate),
-                    percent(increase)
-                ));
-            }
-            if let Some(ratio) = analysis.max_p99_ratio
-                && above(f64::from(p99), ratio * f64::from(stable_p99))
-            {
-                breaches.push(format!(
-                    "p99 {} is more than {ratio} × the stable's {}",
-                    millis(p99),
-                    millis(stable_p99)
-                ));
-            }
-            if let Some(ratio) = analysis.max_cost_per_request_ratio
-                && above(cost, ratio * stable_cost)
-            {
-                breaches.push(format!(
-                    "cost per request {} is more than {ratio} × the stable's {}",
-                    dollars(cost),
-                    dollars(stable_cost)
-                ));
-            }
-        }
     }
-    if let Some(max) = analysis.max_shadow_mismatch_rate {
-        if canary.shadow_requests < min {
-            waiting.push(format!(
-                "canary has {} of {min} shadow copies",
-                canary.shadow_requests
+}
+
+/// The canary against the stable: error rate and mean latency (with
+/// significance when a confidence is set), p99 and cost ratios.
+fn relative_checks(
+    analysis: &Analysis,
+    stable: &VersionStats,
+    canary: &VersionStats,
+    found: &mut Findings,
+) {
+    let confidence = analysis.confidence;
+    if let Some(increase) = analysis.max_error_rate_increase {
+        let rate = canary.error_rate().unwrap_or(0.0);
+        let stable_rate = stable.error_rate().unwrap_or(0.0);
+        let beyond = above(rate, stable_rate + increase);
+        let what = format!(
+            "error rate {} against the stable's {} over {} and {} requests{}",
+            percent(rate),
+            percent(stable_rate),
+            canary.requests,
+            stable.requests,
+            if beyond {
+                format!(", more than {} higher", percent(increase))
+            } else {
+                String::new()
+            }
+        );
+        found.compare(what, beyond, confidence, || {
+            let side = |s: &VersionStats| Proportion {
+                requests: s.requests,
+                errors: s.errors(),
+            };
+            let p = statistics::errors_greater(side(canary), side(stable));
+            ("Fisher's exact test", p)
+        });
+    }
+    if let Some(increase) = analysis.max_latency_increase {
+        let mean = |s: &VersionStats| s.latency_ms_sum as f64 / s.requests.max(1) as f64;
+        let (mean, stable_mean) = (mean(canary), mean(stable));
+        let beyond = above(mean, stable_mean * (1.0 + increase));
+        let what = format!(
+            "mean latency {mean:.1} ms against the stable's {stable_mean:.1} ms{}",
+            if beyond {
+                format!(", more than {} higher", percent(increase))
+            } else {
+                String::new()
+            }
+        );
+        found.compare(what, beyond, confidence, || {
+            let p = statistics::latency_greater(&canary.latency_buckets, &stable.latency_buckets);
+            ("Mann–Whitney U", p)
+        });
+    }
+    if let Some(ratio) = analysis.max_p99_ratio {
+        let p99 = canary.quantile_ms(0.99).unwrap_or(0);
+        let stable_p99 = stable.quantile_ms(0.99).unwrap_or(0);
+        if above(f64::from(p99), ratio * f64::from(stable_p99)) {
+            found.breaches.push(format!(
+                "p99 {} is more than {ratio} × the stable's {}",
+                millis(p99),
+                millis(stable_p99)
             ));
         } else {
-            let rate = canary.shadow_mismatch_rate().unwrap_or(0.0);
-            if above(rate, max) {
-                breaches.push(format!(
-                    "shadow mismatch rate {} > {} over {} copies",
-                    percent(rate),
-                    percent(max),
-                    canary.shadow_requests
-                ));
-            }
+            found.passed.push(format!(
+                "p99 {} within {ratio} × the stable's {}",
+                millis(p99),
+                millis(stable_p99)
+            ));
         }
     }
-
-    if !breaches.is_empty() {
-        Verdict::Breach(breaches.join("; "))
-    } else if !baseline.is_empty() {
-        Verdict::BaselineUnhealthy(baseline.join("; "))
-    } else if !waiting.is_empty() {
-        Verdict::InsufficientData(waiting.join("; "))
-    } else {
-        Verdict::Pass
+    if let Some(ratio) = analysis.max_cost_per_request_ratio {
+        let cost = canary.cost_per_request().unwrap_or(0.0);
+        let stable_cost = stable.cost_per_request().unwrap_or(0.0);
+        if above(cost, ratio * stable_cost) {
+            found.breaches.push(format!(
+                "cost per request {} is more than {ratio} × the stable's {}",
+                dollars(cost),
+                dollars(stable_cost)
+            ));
+        } else {
+            found.passed.push(format!(
+                "cost per request {} within {ratio} × the stable's {}",
+                dollars(cost),
+                dollars(stable_cost)
+            ));
+        }
     }
 }
 
@@ -190,6 +368,11 @@ fn percent(rate: f64) -> String {
     format!("{:.2}%", rate * 100.0)
 }
 
+/// A confidence as a short percentage: `95%`, `99.9%`.
+fn percent_short(fraction: f64) -> String {
+    format!("{}%", (fraction * 1000.0).round() / 10.0)
+}
+
 fn dollars(usd: f64) -> String {
     format!("${usd:.6}")
 }
@@ -205,10 +388,16 @@ fn millis(ms: u32) -> String {
 /// The next state of a progressing rollout at `now_ms`, given its current
 /// step's counters, and the transition there; `None` when it stays.
 ///
-/// A step's pause counts from `step_started_ms` on the caller's clock,
-/// never negative: a node whose clock is behind waits longer rather than
-/// moving early. A manual step waits for an operator, though its analysis
-/// can still roll back or pause it.
+/// A step's pause and its analysis's initial delay count from
+/// `step_started_ms` on the caller's clock, never negative: a node whose
+/// clock is behind waits longer rather than moving early. A manual step
+/// waits for an operator, though its analysis can still roll back or
+/// pause it. The analysis runs during the pause as well as at its end:
+/// a breach rolls back at once (after `failure_limit` tolerated breaches
+/// in a row), a pass moves on when the pause is over, and an
+/// inconclusive step runs on past its pause for up to
+/// `inconclusive_limit`, then pauses with the reason. A `dry_run`
+/// records each change of verdict and moves on the pauses alone.
 pub fn advance(
     state: &RolloutState,
     now_ms: u64,
@@ -219,49 +408,125 @@ pub fn advance(
         return None;
     }
     let step = state.current_step()?;
-    let (stable_weight, canary_weight) = state.weights();
-    let analysis = scoped(&state.spec.analysis, stable_weight, canary_weight);
+    let spec = &state.spec.analysis;
+    let elapsed = u128::from(now_ms.saturating_sub(state.step_started_ms));
+    if elapsed < spec.initial_delay.as_millis() {
+        return None;
+    }
+    let verdict = judge(state, stable, canary);
+    let pause_over = matches!(step.pause, Pause::For(pause) if elapsed >= pause.as_millis());
     let mut next = state.clone();
-    let transition = match evaluate(&analysis, stable, canary) {
-        Verdict::InsufficientData(_) => return None,
+    let here = state.step;
+    let canary_name = &state.spec.canary;
+
+    if spec.dry_run {
+        if pause_over {
+            let why = format!(
+                "dry run, pause over ({}): {}; canary {}; stable {}",
+                verdict.kind(),
+                verdict.detail(),
+                summary(canary),
+                summary(stable)
+            );
+            return Some(next_step(next, now_ms, why));
+        }
+        if next.dry_run_verdict == verdict.kind() {
+            return None;
+        }
+        next.dry_run_verdict = verdict.kind().to_owned();
+        let why = format!("dry run, {}: {}", verdict.kind(), verdict.detail());
+        let transition = next.transition(Phase::Progressing, here, now_ms, why, Actor::Auto);
+        return Some((next, transition));
+    }
+
+    let transition = match verdict {
+        Verdict::Breach(why) if state.breaches < spec.failure_limit => {
+            next.breaches += 1;
+            let why = format!(
+                "breach {} of {} tolerated in a row: canary {canary_name}: {why}",
+                next.breaches, spec.failure_limit
+            );
+            next.transition(Phase::Progressing, here, now_ms, why, Actor::Auto)
+        }
         Verdict::Breach(why) => next.transition(
             Phase::RolledBack,
-            state.step,
+            here,
             now_ms,
-            format!("canary {}: {why}", state.spec.canary),
+            format!("canary {canary_name}: {why}"),
             Actor::Auto,
         ),
         Verdict::BaselineUnhealthy(why) => next.transition(
             Phase::Paused,
-            state.step,
+            here,
             now_ms,
             format!("baseline unhealthy: {why}"),
             Actor::Auto,
         ),
-        Verdict::Pass => {
+        _ if state.breaches > 0 => {
+            next.breaches = 0;
+            let why = format!(
+                "breaches cleared after {} in a row: {}",
+                state.breaches,
+                verdict.detail()
+            );
+            next.transition(Phase::Progressing, here, now_ms, why, Actor::Auto)
+        }
+        Verdict::Inconclusive(why) => {
             let Pause::For(pause) = step.pause else {
                 return None;
             };
-            let elapsed = now_ms.saturating_sub(state.step_started_ms);
-            if u128::from(elapsed) < pause.as_millis() {
+            let limit = pause.saturating_add(spec.inconclusive_limit);
+            if elapsed < limit.as_millis() {
                 return None;
             }
             let why = format!(
-                "step {} of {} ({}%) passed: canary {}; stable {}",
-                state.step + 1,
-                state.spec.steps.len(),
-                step.weight,
+                "held: the analysis stayed inconclusive {} past the step's pause: {why}",
+                crate::rollout::format_duration(spec.inconclusive_limit)
+            );
+            next.transition(Phase::Paused, here, now_ms, why, Actor::Auto)
+        }
+        Verdict::Pass(why) => {
+            if !pause_over {
+                return None;
+            }
+            let why = format!(
+                "passed: {why}; canary {}; stable {}",
                 summary(canary),
                 summary(stable)
             );
-            if state.at_last_step() {
-                next.transition(Phase::Promoted, state.step, now_ms, why, Actor::Auto)
-            } else {
-                next.transition(Phase::Progressing, state.step + 1, now_ms, why, Actor::Auto)
-            }
+            return Some(next_step(next, now_ms, why));
         }
     };
     Some((next, transition))
+}
+
+/// Moves `state` past its current step (promoted after the last), saying
+/// what the step showed.
+fn next_step(mut state: RolloutState, now_ms: u64, why: String) -> (RolloutState, Transition) {
+    let step = state.step;
+    let weight = state.current_step().map_or(0, |s| s.weight);
+    let why = format!(
+        "step {} of {} ({weight}%) {why}",
+        step + 1,
+        state.spec.steps.len(),
+    );
+    let transition = if state.at_last_step() {
+        state.transition(Phase::Promoted, step, now_ms, why, Actor::Auto)
+    } else {
+        state.transition(Phase::Progressing, step + 1, now_ms, why, Actor::Auto)
+    };
+    (state, transition)
+}
+
+/// The verdict on the current step of `state`: [`evaluate`] with the
+/// checks its weights allow.
+pub fn judge(state: &RolloutState, stable: &VersionStats, canary: &VersionStats) -> Verdict {
+    let (stable_weight, canary_weight) = state.weights();
+    evaluate(
+        &scoped(&state.spec.analysis, stable_weight, canary_weight),
+        stable,
+        canary,
+    )
 }
 
 /// The checks a step's weights allow: without stable traffic there is
@@ -271,6 +536,7 @@ fn scoped(analysis: &Analysis, stable_weight: u32, canary_weight: u32) -> Analys
     let mut scoped = analysis.clone();
     if stable_weight == 0 || canary_weight == 0 {
         scoped.max_error_rate_increase = None;
+        scoped.max_latency_increase = None;
         scoped.max_p99_ratio = None;
     }
     if canary_weight == 0 {

@@ -21,6 +21,7 @@ mod validate;
 pub mod keys;
 pub mod metrics;
 pub mod rollout;
+pub mod statistics;
 pub mod store;
 pub mod token;
 

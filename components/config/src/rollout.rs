@@ -111,6 +111,17 @@ pub struct Analysis {
     /// Highest ratio of the canary's p99 latency to the stable's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_p99_ratio: Option<f64>,
+    /// Highest excess of the canary's mean latency over the stable's, as a
+    /// fraction of the stable's (`0.1`: 10% slower).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_latency_increase: Option<f64>,
+    /// Confidence of the comparisons with the stable (`0.95`). When set, a
+    /// canary worse than `max_error_rate_increase` or
+    /// `max_latency_increase` allow breaches only if the difference is
+    /// significant at this confidence (Fisher's exact test for errors,
+    /// Mann–Whitney U for latencies); until then the step is inconclusive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f64>,
     /// Highest share of the canary's shadow copies that differ from the primary.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_shadow_mismatch_rate: Option<f64>,
@@ -121,6 +132,30 @@ pub struct Analysis {
     /// Highest ratio of the canary's cost per request to the stable's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_cost_per_request_ratio: Option<f64>,
+    /// How long after a step starts its analysis begins (warm-up).
+    #[serde(
+        default,
+        skip_serializing_if = "Duration::is_zero",
+        with = "duration_text"
+    )]
+    pub initial_delay: Duration,
+    /// How long a step may run past its pause while its analysis is
+    /// inconclusive (too little data, or a difference not yet
+    /// significant) before the rollout pauses with the reason. A rollout
+    /// never fails for lack of data.
+    #[serde(
+        default = "default_inconclusive_limit",
+        skip_serializing_if = "is_default_inconclusive_limit",
+        with = "duration_text"
+    )]
+    pub inconclusive_limit: Duration,
+    /// Breaches in a row tolerated before rolling back (0: the first).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub failure_limit: u32,
+    /// Judge and record in the audit trail, never act: steps advance on
+    /// their pauses whatever the analysis says.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub dry_run: bool,
 }
 
 impl Default for Analysis {
@@ -135,6 +170,12 @@ impl Default for Analysis {
             max_shadow_mismatch_rate: None,
             max_cost_per_request: None,
             max_cost_per_request_ratio: None,
+            max_latency_increase: None,
+            confidence: None,
+            initial_delay: Duration::ZERO,
+            inconclusive_limit: default_inconclusive_limit(),
+            failure_limit: 0,
+            dry_run: false,
         }
     }
 }
@@ -251,6 +292,31 @@ impl Analysis {
                     "must be a fraction between 0 and 1",
                 ));
             }
+        }
+        if let Some(confidence) = self.confidence
+            && !(0.5..1.0).contains(&confidence)
+        {
+            problems.push(Problem::new(
+                "analysis.confidence",
+                "must be at least 0.5 and below 1 (0.95 is usual)",
+            ));
+        }
+        if self.confidence.is_some()
+            && self.max_error_rate_increase.is_none()
+            && self.max_latency_increase.is_none()
+        {
+            problems.push(Problem::new(
+                "analysis.confidence",
+                "applies to max_error_rate_increase and max_latency_increase; set one",
+            ));
+        }
+        if let Some(increase) = self.max_latency_increase
+            && !(increase.is_finite() && increase >= 0.0)
+        {
+            problems.push(Problem::new(
+                "analysis.max_latency_increase",
+                "must be a fraction of 0 or more (0.1 is 10% slower)",
+            ));
         }
         for (field, value) in [
             ("max_p99_ratio", self.max_p99_ratio),
@@ -418,6 +484,14 @@ pub struct RolloutState {
     /// Why it last changed.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub reason: String,
+    /// Breaches in a row in the current step, tolerated under
+    /// [`Analysis::failure_limit`].
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub breaches: u32,
+    /// The verdict a dry run last recorded in the current step
+    /// (`pass`, `breach`, …), so that each change is recorded once.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub dry_run_verdict: String,
 }
 
 impl RolloutState {
@@ -436,6 +510,8 @@ impl RolloutState {
             step_started_ms: now_ms,
             updated_ms: now_ms,
             reason: "started".to_owned(),
+            breaches: 0,
+            dry_run_verdict: String::new(),
         };
         let transition = Transition {
             at_ms: now_ms,
@@ -493,17 +569,23 @@ impl RolloutState {
         }
     }
 
-    /// Continues a paused rollout at its step, or passes the manual step it
-    /// waits at (to the next step, or promoted after the last).
+    /// Continues a paused rollout at its step, whose pause starts again, or
+    /// passes the manual step it waits at (to the next step, or promoted
+    /// after the last).
     pub fn resume(&mut self, now_ms: u64) -> Result<Transition, RolloutError> {
         match self.phase {
-            Phase::Paused => Ok(self.transition(
-                Phase::Progressing,
-                self.step,
-                now_ms,
-                "resumed",
-                Actor::Admin,
-            )),
+            Phase::Paused => {
+                let transition = self.transition(
+                    Phase::Progressing,
+                    self.step,
+                    now_ms,
+                    "resumed: the step's pause starts again",
+                    Actor::Admin,
+                );
+                self.step_started_ms = now_ms;
+                self.breaches = 0;
+                Ok(transition)
+            }
             Phase::Progressing
                 if self
                     .current_step()
@@ -579,6 +661,8 @@ impl RolloutState {
         };
         if step != self.step {
             self.step_started_ms = now_ms;
+            self.breaches = 0;
+            self.dry_run_verdict.clear();
         }
         self.phase = phase;
         self.step = step;
@@ -606,7 +690,7 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
 }
 
 /// The shortest form [`parse_duration`] reads back to the same milliseconds.
-fn format_duration(duration: Duration) -> String {
+pub fn format_duration(duration: Duration) -> String {
     let ms = duration.as_millis();
     match ms {
         0 => "0s".to_owned(),
@@ -660,6 +744,14 @@ fn default_interval() -> Duration {
 
 fn is_default_interval(d: &Duration) -> bool {
     *d == default_interval()
+}
+
+fn default_inconclusive_limit() -> Duration {
+    Duration::from_secs(600)
+}
+
+fn is_default_inconclusive_limit(d: &Duration) -> bool {
+    *d == default_inconclusive_limit()
 }
 
 fn is_default<T: Default + PartialEq>(value: &T) -> bool {

@@ -63,6 +63,12 @@ analysis:
   max_error_rate_increase: 0.005
   max_p99_ratio: 1.5
   max_shadow_mismatch_rate: 0.02
+  max_latency_increase: 0.1
+  confidence: 0.95
+  initial_delay: 30s
+  inconclusive_limit: 5m
+  failure_limit: 2
+  dry_run: true
 "#;
     let spec = RolloutSpec::parse(text, &config()).unwrap();
     assert_eq!(
@@ -77,6 +83,16 @@ analysis:
     assert!(json.contains(r#""pause":"500ms""#), "{json}");
     assert!(json.contains(r#""pause":"2h""#), "{json}");
     assert!(json.contains(r#""interval":"250ms""#), "{json}");
+    assert!(json.contains(r#""inconclusive_limit":"5m""#), "{json}");
+    assert_eq!(spec.analysis.initial_delay, Duration::from_secs(30));
+    assert_eq!(
+        (
+            spec.analysis.confidence,
+            spec.analysis.failure_limit,
+            spec.analysis.dry_run
+        ),
+        (Some(0.95), 2, true)
+    );
     assert_eq!(RolloutSpec::parse(&json, &config()).unwrap(), spec);
 }
 
@@ -100,6 +116,21 @@ fn every_problem_is_reported() {
             "analysis.max_error_rate_increase: must be a fraction between 0 and 1",
             "analysis.max_shadow_mismatch_rate: must be a fraction between 0 and 1",
             "analysis.max_p99_ratio: must be a number above 0",
+        ]
+    );
+    assert_eq!(
+        problems(
+            "{service: orders, canary: v3, analysis: {confidence: 1.0, max_latency_increase: -1}}"
+        ),
+        [
+            "analysis.confidence: must be at least 0.5 and below 1 (0.95 is usual)",
+            "analysis.max_latency_increase: must be a fraction of 0 or more (0.1 is 10% slower)",
+        ]
+    );
+    assert_eq!(
+        problems("{service: orders, canary: v3, analysis: {confidence: 0.9}}"),
+        [
+            "analysis.confidence: applies to max_error_rate_increase and max_latency_increase; set one"
         ]
     );
     assert_eq!(
@@ -176,13 +207,17 @@ fn manual_transitions_check_the_phase_and_count_revisions() {
     );
     assert_eq!(state.revision, 2);
 
-    // Resuming a paused rollout continues it at the same step.
+    // Resuming a paused rollout continues it at the same step, whose
+    // pause (and any extension for an inconclusive analysis) starts again.
     let t = state.resume(3_000).unwrap();
     assert_eq!(
         (t.from_phase, t.to_phase, t.to_step),
         (Some(Phase::Paused), Phase::Progressing, 0)
     );
-    assert_eq!(state.step_started_ms, 1_000, "same step, same clock");
+    assert_eq!(
+        state.step_started_ms, 3_000,
+        "same step, its clock restarted"
+    );
 
     // Resuming at a manual step passes it.
     let t = state.resume(4_000).unwrap();

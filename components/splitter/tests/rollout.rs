@@ -52,12 +52,12 @@ fn no_data_or_too_little_decides_nothing() {
     let empty = VersionStats::default();
     assert!(matches!(
         evaluate(&a, &empty, &empty),
-        Verdict::InsufficientData(_)
+        Verdict::Inconclusive(_)
     ));
     let v = evaluate(&a, &stats(1000, 0, 10), &stats(99, 50, 10));
     assert_eq!(
         v,
-        Verdict::InsufficientData("canary has 99 of 100 requests".into())
+        Verdict::Inconclusive("canary has 99 of 100 requests".into())
     );
     let s = state("[{weight: 10, pause: 1s}]", "{max_error_rate: 0.05}");
     assert_eq!(advance(&s, T0 + 60_000, &empty, &empty), None);
@@ -74,8 +74,8 @@ fn values_exactly_at_a_limit_pass() {
     );
     // 5% errors, p99 at the 250 ms bound, 1 point over the stable, 2.5 × its p99.
     assert_eq!(
-        evaluate(&a, &stats(1000, 40, 100), &stats(100, 5, 250)),
-        Verdict::Pass
+        evaluate(&a, &stats(1000, 40, 100), &stats(100, 5, 250)).kind(),
+        "pass"
     );
     assert!(matches!(
         evaluate(&a, &stats(1000, 40, 100), &stats(100, 6, 250)),
@@ -99,11 +99,15 @@ fn cost_per_request_is_judged_absolutely_and_against_the_stable() {
     // $0.001 against $0.001: pass; at exactly 1.5 × the stable: pass.
     assert_eq!(
         evaluate(&a, &costing(200, 0.001), &costing(100, 0.001)),
-        Verdict::Pass
+        Verdict::Pass(
+            "cost per request $0.001000 ≤ $0.002000 over 100 requests; \
+             cost per request $0.001000 within 1.5 × the stable's $0.001000"
+                .into()
+        )
     );
     assert_eq!(
-        evaluate(&a, &costing(200, 0.001), &costing(100, 0.0015)),
-        Verdict::Pass
+        evaluate(&a, &costing(200, 0.001), &costing(100, 0.0015)).kind(),
+        "pass"
     );
     assert_eq!(
         evaluate(&a, &costing(200, 0.001), &costing(100, 0.0016)),
@@ -119,7 +123,7 @@ fn cost_per_request_is_judged_absolutely_and_against_the_stable() {
     // The ratio needs the stable's requests.
     assert_eq!(
         evaluate(&a, &costing(50, 0.001), &costing(100, 0.001)),
-        Verdict::InsufficientData("stable has 50 of 100 requests".into())
+        Verdict::Inconclusive("stable has 50 of 100 requests".into())
     );
 }
 
@@ -158,8 +162,8 @@ fn a_breach_rolls_back_at_once_naming_the_metric() {
     let (_, t) = advance(&relative, T0, &stats(1000, 10, 100), &stats(100, 4, 250)).unwrap();
     assert_eq!(
         t.reason,
-        "canary v2: error rate 4.00% exceeds the stable's 1.00% by more than 2.00%; \
-         p99 250 ms is more than 1.5 × the stable's 100 ms"
+        "canary v2: error rate 4.00% against the stable's 1.00% over 100 and 1000 requests, \
+         more than 2.00% higher; p99 250 ms is more than 1.5 × the stable's 100 ms"
     );
 }
 
@@ -222,7 +226,8 @@ fn a_passed_step_moves_on_only_after_its_pause_on_the_callers_clock() {
     assert_eq!(next.weights(), (50, 50));
     assert_eq!(
         t.reason,
-        "step 1 of 2 (10%) passed: canary 0.00% errors, p99 10 ms over 100 requests; \
+        "step 1 of 2 (10%) passed: error rate 0.00% ≤ 5.00% over 100 requests; \
+         canary 0.00% errors, p99 10 ms over 100 requests; \
          stable 0.00% errors, p99 10 ms over 900 requests"
     );
     // The last step promotes.
@@ -312,6 +317,174 @@ fn a_dark_step_is_judged_on_its_shadow_copies() {
         .0
         .step,
         1
+    );
+}
+
+/// `requests` requests with `errors` 5xx and the latency histogram `buckets`
+/// (its counts must sum to `requests`), with `latency_ms_sum`.
+fn timed(requests: u64, errors: u64, buckets: [u64; 12], latency_ms_sum: u64) -> VersionStats {
+    VersionStats {
+        latency_buckets: buckets,
+        latency_ms_sum,
+        ..stats(requests, errors, 10)
+    }
+}
+
+#[test]
+fn a_significant_difference_breaches_and_a_small_sample_is_inconclusive() {
+    let a = analysis("{min_requests: 100, confidence: 0.95, max_error_rate_increase: 0}");
+    // 2% against 1%: at 500 requests each chance explains it (p = 0.149).
+    let v = evaluate(&a, &stats(500, 5, 10), &stats(500, 10, 10));
+    assert_eq!(
+        v,
+        Verdict::Inconclusive(
+            "error rate 2.00% against the stable's 1.00% over 500 and 500 requests, \
+             more than 0.00% higher, not significant at 95% confidence yet \
+             (Fisher's exact test, p = 0.149)"
+                .into()
+        )
+    );
+    // At 20,000 each it does not (p = 7.2e-17).
+    let v = evaluate(&a, &stats(20_000, 200, 10), &stats(20_000, 400, 10));
+    assert_eq!(v.kind(), "breach", "{v:?}");
+    assert!(
+        v.detail()
+            .ends_with("significant at 95% confidence (Fisher's exact test, p = 7.18e-17)"),
+        "{v:?}"
+    );
+    // Within the margin passes, however much data.
+    let v = evaluate(&a, &stats(20_000, 400, 10), &stats(20_000, 200, 10));
+    assert_eq!(v.kind(), "pass", "{v:?}");
+
+    // A 30% latency shift (the histograms of the statistics' own tests):
+    // detected at 500 requests, at 50 only at 95%, not at 99%.
+    let stable_500 = timed(500, 0, [13, 60, 182, 245, 0, 0, 0, 0, 0, 0, 0, 0], 12_515);
+    let canary_500 = timed(500, 0, [0, 49, 133, 233, 85, 0, 0, 0, 0, 0, 0, 0], 16_263);
+    let stable_50 = timed(50, 0, [2, 5, 18, 25, 0, 0, 0, 0, 0, 0, 0, 0], 1_254);
+    let canary_50 = timed(50, 0, [0, 5, 13, 24, 8, 0, 0, 0, 0, 0, 0, 0], 1_629);
+    let latency = |confidence: f64| {
+        analysis(&format!(
+            "{{min_requests: 50, confidence: {confidence}, max_latency_increase: 0.1}}"
+        ))
+    };
+    let v = evaluate(&latency(0.95), &stable_500, &canary_500);
+    assert_eq!(
+        v,
+        Verdict::Breach(
+            "mean latency 32.5 ms against the stable's 25.0 ms, more than 10.00% higher, \
+             significant at 95% confidence (Mann–Whitney U, p = 1.88e-12)"
+                .into()
+        )
+    );
+    assert_eq!(
+        evaluate(&latency(0.95), &stable_50, &canary_50).kind(),
+        "breach"
+    );
+    assert_eq!(
+        evaluate(&latency(0.99), &stable_50, &canary_50).kind(),
+        "inconclusive"
+    );
+    assert_eq!(
+        evaluate(&latency(0.95), &stable_500, &stable_500).kind(),
+        "pass"
+    );
+}
+
+#[test]
+fn an_inconclusive_step_is_extended_then_paused_never_failed() {
+    let s = state(
+        "[{weight: 10, pause: 30s}, {weight: 50}]",
+        "{min_requests: 100, max_error_rate: 0.05, inconclusive_limit: 1m}",
+    );
+    let no_canary = VersionStats::default();
+    let stable = stats(5_000, 0, 10);
+    // Past the pause, within the extension: held where it is.
+    assert_eq!(advance(&s, T0 + 30_000, &stable, &no_canary), None);
+    assert_eq!(advance(&s, T0 + 89_999, &stable, &no_canary), None);
+    let (next, t) = advance(&s, T0 + 90_000, &stable, &no_canary).unwrap();
+    assert_eq!((next.phase, next.step), (Phase::Paused, 0));
+    assert_eq!(next.weights(), (90, 10), "the traffic stays as it was");
+    assert_eq!(
+        t.reason,
+        "held: the analysis stayed inconclusive 1m past the step's pause: \
+         canary has 0 of 100 requests"
+    );
+    // A manual step waits for its operator, however long.
+    let manual = state("[{weight: 10, pause: manual}]", "{max_error_rate: 0.05}");
+    assert_eq!(advance(&manual, u64::MAX, &stable, &no_canary), None);
+}
+
+#[test]
+fn analysis_options_delay_tolerate_and_dry_run() {
+    let failing = stats(100, 50, 10);
+    let good = stats(900, 0, 10);
+    // No judgement before the initial delay.
+    let delayed = state(
+        "[{weight: 10, pause: 1m}]",
+        "{max_error_rate: 0.05, initial_delay: 10s}",
+    );
+    assert_eq!(advance(&delayed, T0 + 9_999, &good, &failing), None);
+    assert_eq!(
+        advance(&delayed, T0 + 10_000, &good, &failing)
+            .unwrap()
+            .0
+            .phase,
+        Phase::RolledBack
+    );
+
+    // Two breaches in a row are tolerated, the third rolls back; a pass
+    // between them starts the count again.
+    let tolerant = state(
+        "[{weight: 10, pause: 1m}]",
+        "{max_error_rate: 0.05, failure_limit: 2}",
+    );
+    let (first, t) = advance(&tolerant, T0 + 1, &good, &failing).unwrap();
+    assert_eq!((first.phase, first.breaches), (Phase::Progressing, 1));
+    assert!(
+        t.reason.starts_with("breach 1 of 2 tolerated in a row"),
+        "{}",
+        t.reason
+    );
+    let (cleared, t) = advance(&first, T0 + 2, &good, &stats(100, 0, 10)).unwrap();
+    assert_eq!((cleared.phase, cleared.breaches), (Phase::Progressing, 0));
+    assert!(
+        t.reason.starts_with("breaches cleared after 1"),
+        "{}",
+        t.reason
+    );
+    let mut run = cleared;
+    for n in 1..=2 {
+        run = advance(&run, T0 + 3, &good, &failing).unwrap().0;
+        assert_eq!((run.phase, run.breaches), (Phase::Progressing, n));
+    }
+    assert_eq!(
+        advance(&run, T0 + 4, &good, &failing).unwrap().0.phase,
+        Phase::RolledBack
+    );
+
+    // A dry run records each change of verdict once and moves on its pauses.
+    let dry = state(
+        "[{weight: 10, pause: 1m}, {weight: 50, pause: 1m}]",
+        "{max_error_rate: 0.05, dry_run: true}",
+    );
+    let (recorded, t) = advance(&dry, T0 + 1, &good, &failing).unwrap();
+    assert_eq!(recorded.phase, Phase::Progressing);
+    assert_eq!(
+        t.reason,
+        "dry run, breach: error rate 50.00% > 5.00% over 100 requests"
+    );
+    assert_eq!(
+        advance(&recorded, T0 + 2, &good, &failing),
+        None,
+        "recorded once"
+    );
+    let (moved, t) = advance(&recorded, T0 + 60_000, &good, &failing).unwrap();
+    assert_eq!((moved.phase, moved.step), (Phase::Progressing, 1));
+    assert!(
+        t.reason
+            .starts_with("step 1 of 2 (10%) dry run, pause over (breach)"),
+        "{}",
+        t.reason
     );
 }
 
