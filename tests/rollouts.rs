@@ -1,8 +1,8 @@
 //! Rollouts end to end: a canary that fails rolls back by itself, a healthy
-//! one promotes itself, one without traffic is held with the reason,
-//! operators steer one through the CLI, a blue/green
-//! switch under load loses nothing, and the counters come out as
-//! Prometheus text.
+//! one promotes itself, one without traffic is held with the reason, a
+//! mirror step catches a failing canary before live traffic, operators
+//! steer one through the CLI, a blue/green switch under load loses
+//! nothing, and the counters come out as Prometheus text.
 
 mod support;
 
@@ -206,7 +206,10 @@ async fn a_canary_without_traffic_holds_the_rollout_with_the_reason() {
     // extension had passed.
     assert_eq!(status["rollout"]["phase"], "paused", "{status}");
     assert_eq!(status["rollout"]["step"], 0);
-    assert_eq!(status["weights"]["canary"], 50, "the traffic stays as it was");
+    assert_eq!(
+        status["weights"]["canary"], 50,
+        "the traffic stays as it was"
+    );
     assert!(started.elapsed() >= Duration::from_millis(1_300));
     let reason = status["rollout"]["reason"].as_str().unwrap();
     assert_eq!(
@@ -225,6 +228,40 @@ async fn a_canary_without_traffic_holds_the_rollout_with_the_reason() {
     // More stable traffic while paused changes nothing.
     send_many(&host, "/r", 100, 8, |_, r| r.header("x-cohort", "old")).await;
     assert_eq!(rollout(&host).await["rollout"]["phase"], "paused");
+}
+
+#[tokio::test]
+async fn a_mirror_step_catches_a_failing_canary_before_any_live_traffic() {
+    let stable = Upstream::start("stable").await;
+    let canary = Upstream::start_with("canary", Behavior::FailEvery(4)).await;
+    let state = tempfile::tempdir().unwrap();
+    let host = Host::start(state.path());
+    host.apply(&service(&stable, &canary)).await;
+    let (status, body) = admin_post(
+        &host,
+        "/admin/rollouts",
+        "service: s\ncanary: v2\n\
+         steps: [{ weight: 0, pause: 10m, mirror: 50, header_route: { x-tester: 'yes' } }, \
+                 { weight: 50, pause: 10m }]\n\
+         analysis: { min_requests: 20, max_shadow_mismatch_rate: 0.05, interval: 50ms }\n",
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+
+    // Testers reach the canary by header while the public weight is 0.
+    let testers = send_many(&host, "/r", 3, 1, |_, r| r.header("x-tester", "yes")).await;
+    assert!(testers.iter().all(|s| s.server == "canary"), "{testers:?}");
+
+    let (seen, status) = drive_while(&host, "progressing", Duration::from_secs(20)).await;
+    assert_eq!(status["rollout"]["phase"], "rolled_back", "{status}");
+    assert_eq!(status["rollout"]["step"], 0, "before any live traffic");
+    let reason = status["rollout"]["reason"].as_str().unwrap();
+    assert!(reason.contains("shadow mismatch rate"), "{reason}");
+    // Every public request was answered by the stable; the canary saw
+    // only copies (and the testers).
+    assert!(seen.iter().all(|s| s.status == 200 && s.server == "stable"));
+    assert!(canary.hits() >= 20, "{} copies", canary.hits());
+    assert!(canary.hits() < seen.len() as u64 + 3);
 }
 
 #[tokio::test]

@@ -12,6 +12,7 @@
 
 use crate::{Config, ConfigError, Problem, Service};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -38,7 +39,7 @@ pub struct RolloutSpec {
 }
 
 /// One step of a rollout.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Step {
     /// The canary's share of traffic, 0–100 (the stable takes the rest).
@@ -46,6 +47,16 @@ pub struct Step {
     /// How long the step lasts at least, or `manual` to wait for an operator.
     #[serde(default = "default_pause")]
     pub pause: Pause,
+    /// Requests with all these headers (lower-case names, exact values) go
+    /// to the canary whatever the weight: testers reach it while the
+    /// public share stays.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub header_route: BTreeMap<String, String>,
+    /// Share of the stable's requests, 0–100, copied to the canary as
+    /// shadow copies (their answers discarded and compared): with weight
+    /// 0, a step that judges the canary before any live traffic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<f64>,
 }
 
 /// How a step ends once its analysis passes.
@@ -212,6 +223,14 @@ impl RolloutSpec {
     pub fn check_plan(&self) -> Result<(), ConfigError> {
         let mut problems = Vec::new();
         self.check_steps(&mut problems);
+        for (i, step) in self.steps.iter().enumerate() {
+            if !step.header_route.is_empty() || step.mirror.is_some() {
+                problems.push(Problem::new(
+                    format!("steps[{i}]"),
+                    "header_route and mirror apply to service rollouts only",
+                ));
+            }
+        }
         self.analysis.check(&mut problems);
         if problems.is_empty() {
             Ok(())
@@ -264,6 +283,24 @@ impl RolloutSpec {
                 ));
             }
             previous = previous.max(step.weight);
+            if let Some(mirror) = step.mirror
+                && !(mirror.is_finite() && (0.0..=100.0).contains(&mirror))
+            {
+                problems.push(Problem::new(
+                    format!("steps[{i}].mirror"),
+                    "must be a percentage between 0 and 100",
+                ));
+            }
+            for name in step.header_route.keys() {
+                if http::HeaderName::from_bytes(name.as_bytes()).is_err()
+                    || name.to_ascii_lowercase() != *name
+                {
+                    problems.push(Problem::new(
+                        format!("steps[{i}].header_route"),
+                        format!("{name:?} is not a lower-case header name"),
+                    ));
+                }
+            }
         }
     }
 }
@@ -722,6 +759,8 @@ fn default_steps() -> Vec<Step> {
         .map(|weight| Step {
             weight,
             pause: default_pause(),
+            header_route: BTreeMap::new(),
+            mirror: None,
         })
         .to_vec()
 }

@@ -55,6 +55,7 @@ steps:
   - { weight: 5, pause: 500ms }
   - { weight: 50, pause: manual }
   - { weight: 100, pause: 2h }
+  - { weight: 100, pause: 1m, header_route: { x-tester: "yes" }, mirror: 12.5 }
 analysis:
   min_requests: 20
   interval: 250ms
@@ -75,10 +76,14 @@ analysis:
         spec.steps[0],
         Step {
             weight: 5,
-            pause: Pause::For(Duration::from_millis(500))
+            pause: Pause::For(Duration::from_millis(500)),
+            header_route: Default::default(),
+            mirror: None,
         }
     );
     assert_eq!(spec.steps[1].pause, Pause::Manual);
+    assert_eq!(spec.steps[3].header_route["x-tester"], "yes");
+    assert_eq!(spec.steps[3].mirror, Some(12.5));
     let json = serde_json::to_string(&spec).unwrap();
     assert!(json.contains(r#""pause":"500ms""#), "{json}");
     assert!(json.contains(r#""pause":"2h""#), "{json}");
@@ -125,6 +130,15 @@ fn every_problem_is_reported() {
         [
             "analysis.confidence: must be at least 0.5 and below 1 (0.95 is usual)",
             "analysis.max_latency_increase: must be a fraction of 0 or more (0.1 is 10% slower)",
+        ]
+    );
+    assert_eq!(
+        problems(
+            "{service: orders, canary: v3, steps: [{weight: 0, mirror: 101, header_route: {X-Tester: yes}}]}"
+        ),
+        [
+            "steps[0].mirror: must be a percentage between 0 and 100",
+            "steps[0].header_route: \"X-Tester\" is not a lower-case header name",
         ]
     );
     assert_eq!(

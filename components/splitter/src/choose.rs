@@ -12,7 +12,7 @@ use crate::request::{Consumer, key_value};
 use crate::retry;
 use crate::store::{Store, StoreError};
 use upshift_config::metrics::{FAILURES, REQUESTS};
-use upshift_config::{BalancePolicy, RequestHead};
+use upshift_config::{BalancePolicy, DEFAULT_SHADOW_TIMEOUT_MS, RequestHead};
 
 /// One destination: a version of the service and one of its targets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -255,13 +255,27 @@ impl Plan {
             let _ = retry::count_request(store, route, now_ms);
         }
 
-        let shadow = route_plan
-            .and_then(|r| r.shadow.as_ref())
-            .filter(|s| s.version != version && !circuit_open(s.version))
-            .filter(|s| unit(hash(&[head.request_id().as_bytes(), b"shadow"])) * 100.0 < s.percent)
-            .map(|s| ShadowCopy {
-                upstream: upstream(plan, s.version, health, now_ms, request_hash),
-                timeout_ms: s.timeout_ms,
+        // A rollout step's mirror copies to its canary; otherwise the
+        // route's shadow.
+        let route_shadow = route_plan.and_then(|r| r.shadow.as_ref());
+        let mirror = rollout.and_then(|r| {
+            r.mirror().map(|percent| {
+                (
+                    r.canary,
+                    percent,
+                    route_shadow.map_or(DEFAULT_SHADOW_TIMEOUT_MS, |s| s.timeout_ms),
+                )
+            })
+        });
+        let shadow = mirror
+            .or_else(|| route_shadow.map(|s| (s.version, s.percent, s.timeout_ms)))
+            .filter(|(to, _, _)| *to != version && !circuit_open(*to))
+            .filter(|(_, percent, _)| {
+                unit(hash(&[head.request_id().as_bytes(), b"shadow"])) * 100.0 < *percent
+            })
+            .map(|(to, _, timeout_ms)| ShadowCopy {
+                upstream: upstream(plan, to, health, now_ms, request_hash),
+                timeout_ms,
             });
 
         Selection {
@@ -320,6 +334,9 @@ fn pick_version<'p>(
         .map(|value| hash(&[plan.name.as_bytes(), value.as_bytes()]));
     let point_hash = sticky.unwrap_or(request_hash);
     if let Some(rollout) = rollout {
+        if rollout.header_routed(head) {
+            return (rollout.canary, Reason::Rollout, Picked::Rollout);
+        }
         let (stable, canary) = rollout.state.weights();
         let point = scale(point_hash, 100);
         let version = match weighted_index(point, [u64::from(stable), u64::from(canary)]) {

@@ -377,4 +377,25 @@ impl<'s> RolloutView<'s> {
             canary,
         })
     }
+
+    /// Whether the current step routes `head` to the canary by its headers.
+    pub(crate) fn header_routed(&self, head: &RequestHead<'_>) -> bool {
+        self.state.is_active()
+            && self.state.current_step().is_some_and(|step| {
+                !step.header_route.is_empty()
+                    && step
+                        .header_route
+                        .iter()
+                        .all(|(name, want)| head.header_values(name).any(|v| v == want))
+            })
+    }
+
+    /// The share of requests the current step copies to the canary, in
+    /// percent.
+    pub(crate) fn mirror(&self) -> Option<f64> {
+        if !self.state.is_active() {
+            return None;
+        }
+        self.state.current_step()?.mirror.filter(|p| *p > 0.0)
+    }
 }

@@ -529,6 +529,63 @@ fn traffic(plan: &Plan, store: &MemoryStore, n: usize, now: u64, canary_status: 
 }
 
 #[test]
+fn a_step_can_route_testers_by_header_and_mirror_the_rest() {
+    let doc = orders(ROLLOUT_DOC);
+    let p = plan(&doc);
+    let store = MemoryStore::default();
+    start_rollout(
+        &store,
+        &doc,
+        "{service: orders, canary: v3, steps: [\
+           {weight: 0, pause: 1m, header_route: {x-tester: 'yes'}, mirror: 25}, {weight: 50}]}",
+        T0,
+    );
+    let choose = |head: &upshift_config::RequestHead<'_>| {
+        let s = p
+            .choose(&store, "orders", "orders", head, None, T0)
+            .unwrap();
+        (
+            s.primary.version.to_owned(),
+            s.shadow.map(|c| c.upstream.version.to_owned()),
+        )
+    };
+    let (mut public, mut mirrored) = (0, 0);
+    for i in 0..2_000 {
+        let (version, shadow) = choose(&head(i));
+        assert_eq!(version, "v1", "the public weight stays at 0");
+        public += 1;
+        if let Some(to) = shadow {
+            assert_eq!(to, "v3", "copies go to the canary");
+            mirrored += 1;
+        }
+        // Testers reach the canary, which is never its own shadow.
+        let tester = with_header(head(i), "x-tester", "yes");
+        assert_eq!(choose(&tester), ("v3".to_owned(), None));
+        let other = with_header(head(i), "x-tester", "no");
+        assert_eq!(choose(&other).0, "v1");
+    }
+    let share = f64::from(mirrored) / f64::from(public);
+    assert!(
+        (0.22..0.28).contains(&share),
+        "{mirrored} of {public} mirrored"
+    );
+
+    // Finished, the step's routes and mirror end with it.
+    let mut state = rollout(&store, "orders");
+    state.abort(T0 + 1, "stop").unwrap();
+    store
+        .set(
+            &keys::rollout_state("orders"),
+            &serde_json::to_vec(&state).unwrap(),
+        )
+        .unwrap();
+    for i in 0..200 {
+        let tester = with_header(head(i), "x-tester", "yes");
+        assert_eq!(choose(&tester), ("v1".to_owned(), None));
+    }
+}
+
+#[test]
 fn a_healthy_rollout_promotes_itself_step_by_step() {
     for_each_encoding(|store| {
         let doc = orders(ROLLOUT_DOC);
