@@ -1,8 +1,9 @@
 //! Several `upshift up` nodes sharing their key-value store on one real
 //! Redis through a Spin runtime config file: config applied on one node is
 //! served by the others, version numbers and the current version stay
-//! consistent under concurrent applies, everything survives restarts, and a
-//! Redis outage fails requests with a JSON 5xx (never a hang) until it heals.
+//! consistent under concurrent applies, a rollback decided on one node
+//! stops the canary on both, everything survives restarts, and a Redis
+//! outage fails requests with a JSON 5xx (never a hang) until it heals.
 
 mod support;
 
@@ -14,7 +15,8 @@ use std::time::{Duration, Instant};
 use futures::future::join_all;
 use serde_json::Value;
 use support::redis::Redis;
-use support::upstream::Upstream;
+use support::traffic::{admin_post, drive_to_rollback};
+use support::upstream::{Behavior, Upstream};
 use support::{ADMIN_TOKEN, Host, client, repo, upshift_bin};
 
 /// A config document routing `path` to `upstream`.
@@ -129,6 +131,43 @@ async fn config_applied_on_one_node_is_served_by_the_other() {
     assert_eq!(cluster.redis.get("config/seq").as_deref(), Some("2"));
     assert_eq!(cluster.redis.get("config/current").as_deref(), Some("2"));
     assert!(cluster.redis.get("config/versions/1").is_some());
+}
+
+#[tokio::test]
+async fn a_rollback_decided_on_one_node_stops_the_canary_on_both() {
+    let cluster = Cluster::new();
+    let (state_a, state_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = node(state_a.path(), &cluster.config);
+    let b = node(state_b.path(), &cluster.config);
+    let stable = Upstream::start("stable").await;
+    let canary = Upstream::start_with("canary", Behavior::Status(500)).await;
+    a.apply(&format!(
+        "services:\n\
+         - name: s\n\
+         \x20 outlier_detection: {{ failures: 0 }}\n\
+         \x20 versions:\n\
+         \x20   - {{ name: v1, weight: 100, targets: [{{ url: '{}' }}] }}\n\
+         \x20   - {{ name: v2, weight: 0, targets: [{{ url: '{}' }}] }}\n\
+         routes: [{{ name: all, service: s }}]\n",
+        stable.url(),
+        canary.url()
+    ))
+    .await;
+    assert_eq!(served(&b, "/r", 200).await.0, 200);
+    let (status, body) = admin_post(
+        &a,
+        "/admin/rollouts",
+        "service: s\ncanary: v2\nsteps: [{ weight: 50, pause: 10m }]\n\
+         analysis: { min_requests: 20, max_error_rate: 0.05 }\n",
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let times = drive_to_rollback(&[&a, &b], &canary, 20).await;
+    eprintln!(
+        "rollback, two nodes on Redis: decided {} ms and the canary's last request {} ms after the evidence",
+        times.decided_ms.saturating_sub(times.evidence_ms),
+        times.last_canary_ms.saturating_sub(times.evidence_ms),
+    );
 }
 
 #[tokio::test]

@@ -8,7 +8,7 @@ mod support;
 
 use serde_json::Value;
 use std::time::{Duration, Instant};
-use support::traffic::{Seen, admin_get, admin_post, send_many};
+use support::traffic::{Seen, admin_get, admin_post, drive_to_rollback, send_many};
 use support::upstream::{Behavior, Upstream};
 use support::{Host, cli};
 
@@ -262,6 +262,39 @@ async fn a_mirror_step_catches_a_failing_canary_before_any_live_traffic() {
     assert!(seen.iter().all(|s| s.status == 200 && s.server == "stable"));
     assert!(canary.hits() >= 20, "{} copies", canary.hits());
     assert!(canary.hits() < seen.len() as u64 + 3);
+}
+
+/// Service `s` as [`service`] says, without outlier detection, so that
+/// only the rollback can take a failing canary out.
+fn without_ejection(stable: &Upstream, canary: &Upstream) -> String {
+    service(stable, canary).replace(
+        "- name: s\n",
+        "- name: s\n  outlier_detection: { failures: 0 }\n",
+    )
+}
+
+#[tokio::test]
+async fn a_failing_canary_takes_no_new_request_soon_after_the_evidence() {
+    let stable = Upstream::start("stable").await;
+    let canary = Upstream::start_with("canary", Behavior::Status(500)).await;
+    let state = tempfile::tempdir().unwrap();
+    let host = Host::start(state.path());
+    host.apply(&without_ejection(&stable, &canary)).await;
+    // The default analysis interval, 1 s: a failing canary is judged sooner.
+    let (status, body) = admin_post(
+        &host,
+        "/admin/rollouts",
+        "service: s\ncanary: v2\nsteps: [{ weight: 50, pause: 10m }]\n\
+         analysis: { min_requests: 20, max_error_rate: 0.05 }\n",
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let times = drive_to_rollback(&[&host], &canary, 20).await;
+    eprintln!(
+        "rollback, one node: decided {} ms and the canary's last request {} ms after the evidence",
+        times.decided_ms.saturating_sub(times.evidence_ms),
+        times.last_canary_ms.saturating_sub(times.evidence_ms),
+    );
 }
 
 #[tokio::test]

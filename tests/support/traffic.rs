@@ -113,3 +113,57 @@ pub async fn stats_of(host: &Host, route: &str, version: &str) -> Value {
         .cloned()
         .unwrap_or(Value::Null)
 }
+
+/// When a failing canary's rollout rolled back, in Unix milliseconds.
+#[derive(Debug)]
+pub struct Rollback {
+    /// The canary's `min_requests`-th request arrived: the evidence was
+    /// complete once it was answered.
+    pub evidence_ms: u64,
+    /// The rollback transition was written.
+    pub decided_ms: u64,
+    /// The canary's last request arrived.
+    pub last_canary_ms: u64,
+}
+
+/// Sends requests to `/r` through every node of `hosts` in rounds until the
+/// rollout of service `s` leaves `progressing` (within 20 s), then 100 more
+/// per node, and checks that none of those reached `canary`, on any node.
+/// The canary fails every request; `min_requests` is the rollout's.
+pub async fn drive_to_rollback(
+    hosts: &[&Host],
+    canary: &super::upstream::Upstream,
+    min_requests: usize,
+) -> Rollback {
+    let started = std::time::Instant::now();
+    let status = loop {
+        let rounds = hosts.iter().map(|h| send_many(h, "/r", 20, 4, |_, r| r));
+        futures::future::join_all(rounds).await;
+        let (_, status) = admin_get(hosts[0], "/admin/rollouts/s").await;
+        if status["rollout"]["phase"] != "progressing" {
+            break status;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "never rolled back: {status}"
+        );
+    };
+    assert_eq!(status["rollout"]["phase"], "rolled_back", "{status}");
+    let seen = canary.hits();
+    for host in hosts {
+        let after = send_many(host, "/r", 100, 4, |_, r| r).await;
+        assert!(after.iter().all(|s| s.status == 200 && s.version() == "v1"));
+    }
+    assert_eq!(
+        canary.hits(),
+        seen,
+        "the canary took requests after its rollback"
+    );
+    let arrivals = canary.arrivals_ms();
+    let history = status["history"].as_array().unwrap();
+    Rollback {
+        evidence_ms: arrivals[min_requests - 1],
+        decided_ms: history.last().unwrap()["at_ms"].as_u64().unwrap(),
+        last_canary_ms: *arrivals.last().unwrap(),
+    }
+}

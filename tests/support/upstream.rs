@@ -23,8 +23,8 @@ use hyper_util::server::conn::auto;
 use serde_json::json;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use tokio::net::TcpListener;
 
 /// The byte at offset `i` of every generated body.
@@ -59,6 +59,7 @@ pub struct Upstream {
     /// Where it listens.
     pub addr: SocketAddr,
     hits: Arc<AtomicU64>,
+    arrivals: Arc<Mutex<Vec<u64>>>,
 }
 
 impl Upstream {
@@ -82,6 +83,11 @@ impl Upstream {
         self.hits.load(Ordering::SeqCst)
     }
 
+    /// When each request so far arrived, in Unix milliseconds, in order.
+    pub fn arrivals_ms(&self) -> Vec<u64> {
+        self.arrivals.lock().unwrap().clone()
+    }
+
     /// Starts an upstream called `name` on a free port.
     pub async fn start(name: &'static str) -> Upstream {
         Upstream::start_with(name, Behavior::Normal).await
@@ -92,16 +98,20 @@ impl Upstream {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let hits = Arc::new(AtomicU64::new(0));
-        let counter = hits.clone();
+        let arrivals = Arc::new(Mutex::new(Vec::new()));
+        let (counter, log) = (hits.clone(), arrivals.clone());
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     break;
                 };
-                let counter = counter.clone();
+                let (counter, log) = (counter.clone(), log.clone());
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |req| {
+                        let mut log = log.lock().unwrap();
                         let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+                        log.push(unix_ms());
+                        drop(log);
                         respond(name, behavior, n, req)
                     });
                     let _ = auto::Builder::new(TokioExecutor::new())
@@ -110,8 +120,19 @@ impl Upstream {
                 });
             }
         });
-        Upstream { addr, hits }
+        Upstream {
+            addr,
+            hits,
+            arrivals,
+        }
     }
+}
+
+/// The wall clock in Unix milliseconds, the clock the host stamps
+/// transitions with.
+pub fn unix_ms() -> u64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    since.map_or(0, |d| d.as_millis() as u64)
 }
 
 /// A port on which nothing listens.

@@ -214,6 +214,9 @@ impl Plan {
                         // Best effort: a lost count only delays the judgement.
                         let _ = store.increment(&key, n);
                     }
+                    if version == rollout.canary {
+                        self.analyse_if_due(store, plan, rollout.state, now_ms, true);
+                    }
                 }
                 version = fallback;
                 reason = Reason::CircuitOpen;

@@ -35,7 +35,7 @@ pub use choose::{ChooseError, Reason, RetryPolicy, Selection, ShadowCopy, Upstre
 pub use engine::step_stats;
 pub use live::Live;
 pub use plan::{Plan, ServiceView, VersionView};
-pub use report::{Attempt, Counts, Outcome};
+pub use report::{Attempt, Counts, Outcome, URGENT_INTERVAL_MS};
 pub use request::Consumer;
 pub use upshift_config::analysis::{Verdict, advance, evaluate};
 use upshift_config::store;

@@ -57,6 +57,10 @@ pub struct Attempt<'a> {
     pub latency_ms: u32,
 }
 
+/// How soon an attempt that went wrong on a rollout's canary makes its
+/// analysis due again, in milliseconds.
+pub const URGENT_INTERVAL_MS: u64 = 50;
+
 /// Counter increments for the caller to add: `(key, delta)`.
 pub type Counts = Vec<(String, i64)>;
 
@@ -99,7 +103,8 @@ impl Plan {
             }
         }
         if let Some(state) = rollout {
-            self.analyse_if_due(store, plan, &state, now_ms);
+            let failed_canary = attempt.outcome.is_error() && version == state.spec.canary;
+            self.analyse_if_due(store, plan, &state, now_ms, failed_canary);
         }
         out
     }
@@ -166,24 +171,32 @@ impl Plan {
         };
         if let Ok(Some(state)) = self.live.rollout(store, plan) {
             out.extend(step_counts(&state, version, &counts));
-            self.analyse_if_due(store, plan, &state, now_ms);
+            self.analyse_if_due(store, plan, &state, now_ms, mismatch || failed);
         }
         out
     }
 
     /// Analyses the rollout of `plan`, at most once per analysis interval on
-    /// this instance's clock, and writes the move it finds.
-    fn analyse_if_due<S: Store + ?Sized>(
+    /// this instance's clock, and writes the move it finds. An attempt that
+    /// went wrong on the canary (`urgent`) makes it due after
+    /// [`URGENT_INTERVAL_MS`] already, so that a failing canary is rolled
+    /// back within a fraction of a second whatever the interval.
+    pub(crate) fn analyse_if_due<S: Store + ?Sized>(
         &self,
         store: &S,
         plan: &ServicePlan,
         state: &RolloutState,
         now_ms: u64,
+        urgent: bool,
     ) {
         if state.phase != Phase::Progressing {
             return;
         }
-        let interval = u64::try_from(state.spec.analysis.interval.as_millis()).unwrap_or(u64::MAX);
+        let mut interval =
+            u64::try_from(state.spec.analysis.interval.as_millis()).unwrap_or(u64::MAX);
+        if urgent {
+            interval = interval.min(URGENT_INTERVAL_MS);
+        }
         {
             let mut analysed = self.analysed_ms.lock().unwrap_or_else(|e| e.into_inner());
             match analysed.get_mut(&plan.name) {

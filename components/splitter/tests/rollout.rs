@@ -10,8 +10,8 @@ use upshift_config::metrics::VersionStats;
 use upshift_config::rollout::{Actor, Analysis, Phase, RolloutSpec, RolloutState, Transition};
 use upshift_config::store::for_each_encoding;
 use upshift_splitter::{
-    Attempt, MemoryStore, Outcome, Plan, Reason, Store, StoreError, Upstream, Verdict, advance,
-    evaluate,
+    Attempt, MemoryStore, Outcome, Plan, Reason, Store, StoreError, URGENT_INTERVAL_MS, Upstream,
+    Verdict, advance, evaluate,
 };
 
 const T0: u64 = 1_800_000_000_000;
@@ -681,20 +681,42 @@ fn analysis_runs_at_most_once_per_interval_per_instance() {
         start_rollout(
             &store,
             &doc,
+            "{service: orders, canary: v3, steps: [{weight: 50, pause: 0s}, {weight: 100}], \
+              analysis: {min_requests: 10, interval: 1m, max_error_rate: 0.05}}",
+            T0,
+        );
+        // The first report analyses (too little data); the healthy ones
+        // after it wait for the next interval.
+        traffic(&p, &store, 200, T0 + 1, 200);
+        assert_eq!(rollout(&store, "orders").step, 0);
+        traffic(&p, &store, 1, T0 + 60_000, 200);
+        assert_eq!(rollout(&store, "orders").step, 0, "1 ms early");
+        traffic(&p, &store, 1, T0 + 60_001, 200);
+        assert_eq!(rollout(&store, "orders").step, 1);
+    });
+}
+
+#[test]
+fn a_failing_canary_is_analysed_again_within_the_urgent_interval() {
+    for_each_encoding(|store| {
+        let doc = orders(ROLLOUT_DOC);
+        let p = plan(&doc);
+        start_rollout(
+            &store,
+            &doc,
             "{service: orders, canary: v3, steps: [{weight: 50}], analysis: {min_requests: 10, interval: 1m, max_error_rate: 0.05}}",
             T0,
         );
-        // The first report analyses (too little data); the failures after it
-        // wait for the next interval.
         traffic(&p, &store, 200, T0 + 1, 503);
         assert_eq!(rollout(&store, "orders").phase, Phase::Progressing);
-        traffic(&p, &store, 1, T0 + 60_000, 503);
+        // Half of the requests meet the failing canary.
+        traffic(&p, &store, 20, T0 + URGENT_INTERVAL_MS, 503);
         assert_eq!(
             rollout(&store, "orders").phase,
             Phase::Progressing,
             "1 ms early"
         );
-        traffic(&p, &store, 1, T0 + 60_001, 503);
+        traffic(&p, &store, 20, T0 + 1 + URGENT_INTERVAL_MS, 503);
         assert_eq!(rollout(&store, "orders").phase, Phase::RolledBack);
     });
 }
