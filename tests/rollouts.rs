@@ -26,6 +26,38 @@ fn service(stable: &Upstream, canary: &Upstream) -> String {
     )
 }
 
+/// A host serving service `s` (as `doc` writes it) over a stable and a
+/// canary upstream answering as told, with the rollout `plan` started.
+struct Rig {
+    host: Host,
+    _stable: Upstream,
+    canary: Upstream,
+    _state: tempfile::TempDir,
+}
+
+impl Rig {
+    async fn start(
+        stable: Behavior,
+        canary: Behavior,
+        doc: impl Fn(&Upstream, &Upstream) -> String,
+        plan: &str,
+    ) -> Rig {
+        let stable = Upstream::start_with("stable", stable).await;
+        let canary = Upstream::start_with("canary", canary).await;
+        let state = tempfile::tempdir().unwrap();
+        let host = Host::start(state.path());
+        host.apply(&doc(&stable, &canary)).await;
+        let (status, body) = admin_post(&host, "/admin/rollouts", plan).await;
+        assert_eq!(status, 201, "{body}");
+        Rig {
+            host,
+            _stable: stable,
+            canary,
+            _state: state,
+        }
+    }
+}
+
 async fn rollout(host: &Host) -> Value {
     let (status, body) = admin_get(host, "/admin/rollouts/s").await;
     assert_eq!(status, 200, "{body}");
@@ -62,22 +94,15 @@ fn assert_chain(history: &[Value]) {
 
 #[tokio::test]
 async fn a_failing_canary_rolls_back_by_itself() {
-    let stable = Upstream::start("stable").await;
-    let canary = Upstream::start_with("canary", Behavior::FailEvery(5)).await;
-    let state = tempfile::tempdir().unwrap();
-    let host = Host::start(state.path());
-    host.apply(&service(&stable, &canary)).await;
-    let (status, body) = admin_post(
-        &host,
-        "/admin/rollouts",
+    let rig = Rig::start(Behavior::Normal, Behavior::FailEvery(5), service,
         "service: s\ncanary: v2\n\
          steps: [{ weight: 20, pause: 10m }, { weight: 50, pause: 10m }, { weight: 100, pause: 10m }]\n\
          analysis: { min_requests: 40, max_error_rate: 0.05, interval: 100ms }\n",
     )
     .await;
-    assert_eq!(status, 201, "{body}");
+    let host = &rig.host;
 
-    let (seen, status) = drive_while(&host, "progressing", Duration::from_secs(20)).await;
+    let (seen, status) = drive_while(host, "progressing", Duration::from_secs(20)).await;
     assert_eq!(status["rollout"]["phase"], "rolled_back", "{status}");
     assert_eq!(
         status["rollout"]["step"], 0,
@@ -102,27 +127,20 @@ async fn a_failing_canary_rolls_back_by_itself() {
     assert_chain(history);
 
     // Rolled back means all traffic on the stable version again.
-    let after = send_many(&host, "/r", 200, 8, |_, r| r).await;
+    let after = send_many(host, "/r", 200, 8, |_, r| r).await;
     assert!(after.iter().all(|s| s.status == 200 && s.version() == "v1"));
 }
 
 #[tokio::test]
 async fn a_healthy_canary_promotes_itself() {
-    let stable = Upstream::start("stable").await;
-    let canary = Upstream::start("canary").await;
-    let state = tempfile::tempdir().unwrap();
-    let host = Host::start(state.path());
-    host.apply(&service(&stable, &canary)).await;
-    let (status, body) = admin_post(
-        &host,
-        "/admin/rollouts",
+    let rig = Rig::start(Behavior::Normal, Behavior::Normal, service,
         "{\"service\": \"s\", \"canary\": \"v2\", \
           \"steps\": [{\"weight\": 10, \"pause\": \"300ms\"}, {\"weight\": 50, \"pause\": \"300ms\"}], \
           \"analysis\": {\"min_requests\": 20, \"max_error_rate\": 0.01, \"max_p99_ms\": 1000, \"interval\": \"100ms\"}}",
     )
     .await;
-    assert_eq!(status, 201, "{body}");
-    let (seen, status) = drive_while(&host, "progressing", Duration::from_secs(20)).await;
+    let host = &rig.host;
+    let (seen, status) = drive_while(host, "progressing", Duration::from_secs(20)).await;
     assert!(seen.iter().all(|s| s.status == 200));
     assert_eq!(status["rollout"]["phase"], "promoted", "{status}");
     let history = status["history"].as_array().unwrap();
@@ -130,7 +148,7 @@ async fn a_healthy_canary_promotes_itself() {
     assert!(history[1..].iter().all(|t| t["actor"] == "auto"));
     assert_chain(history);
 
-    let after = send_many(&host, "/r", 100, 8, |_, r| r).await;
+    let after = send_many(host, "/r", 100, 8, |_, r| r).await;
     assert!(after.iter().all(|s| s.status == 200 && s.version() == "v2"));
     let metrics = support::client()
         .get(format!("{}/admin/metrics", host.admin))
@@ -164,36 +182,34 @@ async fn a_healthy_canary_promotes_itself() {
 
 #[tokio::test]
 async fn a_canary_without_traffic_holds_the_rollout_with_the_reason() {
-    let stable = Upstream::start("stable").await;
-    let canary = Upstream::start("canary").await;
-    let state = tempfile::tempdir().unwrap();
-    let host = Host::start(state.path());
     // Every request carries a header that a split rule pins to v1, so the
     // canary's 50% step sees none of them.
-    let doc = service(&stable, &canary).replace(
-        "routes: [{ name: all, service: s }]",
-        "routes: [{ name: all, service: s, \
-         split: { rules: [{ match: { headers: { x-cohort: old } }, version: v1 }] } }]",
-    );
-    host.apply(&doc).await;
-    let (status, body) = admin_post(
-        &host,
-        "/admin/rollouts",
+    let pinned = |stable: &Upstream, canary: &Upstream| {
+        service(stable, canary).replace(
+            "routes: [{ name: all, service: s }]",
+            "routes: [{ name: all, service: s, \
+             split: { rules: [{ match: { headers: { x-cohort: old } }, version: v1 }] } }]",
+        )
+    };
+    let rig = Rig::start(
+        Behavior::Normal,
+        Behavior::Normal,
+        pinned,
         "service: s\ncanary: v2\n\
          steps: [{ weight: 50, pause: 300ms }, { weight: 100, pause: 300ms }]\n\
          analysis: { min_requests: 20, max_error_rate: 0.05, max_error_rate_increase: 0.01, \
                      confidence: 0.95, interval: 50ms, inconclusive_limit: 1s }\n",
     )
     .await;
-    assert_eq!(status, 201, "{body}");
+    let host = &rig.host;
 
     let started = Instant::now();
     let mut served = 0;
     let status = loop {
-        let seen = send_many(&host, "/r", 20, 4, |_, r| r.header("x-cohort", "old")).await;
+        let seen = send_many(host, "/r", 20, 4, |_, r| r.header("x-cohort", "old")).await;
         assert!(seen.iter().all(|s| s.status == 200 && s.server == "stable"));
         served += seen.len();
-        let status = rollout(&host).await;
+        let status = rollout(host).await;
         if status["rollout"]["phase"] != "progressing" {
             break status;
         }
@@ -210,7 +226,6 @@ async fn a_canary_without_traffic_holds_the_rollout_with_the_reason() {
         status["weights"]["canary"], 50,
         "the traffic stays as it was"
     );
-    assert!(started.elapsed() >= Duration::from_millis(1_300));
     let reason = status["rollout"]["reason"].as_str().unwrap();
     assert_eq!(
         reason,
@@ -222,37 +237,35 @@ async fn a_canary_without_traffic_holds_the_rollout_with_the_reason() {
     assert!(served >= 20);
     let history = status["history"].as_array().unwrap();
     assert_eq!(history.len(), 2, "start and hold: {history:?}");
+    let held_after = history[1]["at_ms"].as_u64().unwrap() - history[0]["at_ms"].as_u64().unwrap();
+    assert!(held_after >= 1_300, "held {held_after} ms after the start");
     assert_eq!(history[1]["actor"], "auto");
     assert_chain(history);
 
     // More stable traffic while paused changes nothing.
-    send_many(&host, "/r", 100, 8, |_, r| r.header("x-cohort", "old")).await;
-    assert_eq!(rollout(&host).await["rollout"]["phase"], "paused");
+    send_many(host, "/r", 100, 8, |_, r| r.header("x-cohort", "old")).await;
+    assert_eq!(rollout(host).await["rollout"]["phase"], "paused");
 }
 
 #[tokio::test]
 async fn a_mirror_step_catches_a_failing_canary_before_any_live_traffic() {
-    let stable = Upstream::start("stable").await;
-    let canary = Upstream::start_with("canary", Behavior::FailEvery(4)).await;
-    let state = tempfile::tempdir().unwrap();
-    let host = Host::start(state.path());
-    host.apply(&service(&stable, &canary)).await;
-    let (status, body) = admin_post(
-        &host,
-        "/admin/rollouts",
+    let rig = Rig::start(
+        Behavior::Normal,
+        Behavior::FailEvery(4),
+        service,
         "service: s\ncanary: v2\n\
          steps: [{ weight: 0, pause: 10m, mirror: 50, header_route: { x-tester: 'yes' } }, \
                  { weight: 50, pause: 10m }]\n\
          analysis: { min_requests: 20, max_shadow_mismatch_rate: 0.05, interval: 50ms }\n",
     )
     .await;
-    assert_eq!(status, 201, "{body}");
+    let (host, canary) = (&rig.host, &rig.canary);
 
     // Testers reach the canary by header while the public weight is 0.
-    let testers = send_many(&host, "/r", 3, 1, |_, r| r.header("x-tester", "yes")).await;
+    let testers = send_many(host, "/r", 3, 1, |_, r| r.header("x-tester", "yes")).await;
     assert!(testers.iter().all(|s| s.server == "canary"), "{testers:?}");
 
-    let (seen, status) = drive_while(&host, "progressing", Duration::from_secs(20)).await;
+    let (seen, status) = drive_while(host, "progressing", Duration::from_secs(20)).await;
     assert_eq!(status["rollout"]["phase"], "rolled_back", "{status}");
     assert_eq!(status["rollout"]["step"], 0, "before any live traffic");
     let reason = status["rollout"]["reason"].as_str().unwrap();
@@ -262,6 +275,76 @@ async fn a_mirror_step_catches_a_failing_canary_before_any_live_traffic() {
     assert!(seen.iter().all(|s| s.status == 200 && s.server == "stable"));
     assert!(canary.hits() >= 20, "{} copies", canary.hits());
     assert!(canary.hits() < seen.len() as u64 + 3);
+}
+
+#[tokio::test]
+async fn shadow_diffing_catches_a_canary_answering_differently_before_live_traffic() {
+    if support::lane() == "component" {
+        // Answers are compared on the native lane only.
+        return;
+    }
+    // The same answers as the stable, but the price differs on 1 in 20.
+    let rig = Rig::start(
+        Behavior::Catalog(0),
+        Behavior::Catalog(20),
+        service,
+        "service: s\ncanary: v2\n\
+         steps: [{ weight: 0, pause: 10m, mirror: 100 }, { weight: 50, pause: 10m }]\n\
+         analysis: { min_requests: 200, max_shadow_diff_rate: 0.01, interval: 50ms }\n",
+    )
+    .await;
+    let host = &rig.host;
+    let (seen, status) = drive_while(host, "progressing", Duration::from_secs(30)).await;
+    assert_eq!(status["rollout"]["phase"], "rolled_back", "{status}");
+    assert_eq!(status["rollout"]["step"], 0, "before any live traffic");
+    assert!(seen.iter().all(|s| s.status == 200 && s.server == "stable"));
+    let reason = status["rollout"]["reason"].as_str().unwrap();
+    assert!(reason.contains("shadow answers differing"), "{reason}");
+
+    // The price is blamed; the timestamp, which differs between two answers
+    // of the stable itself, is noise.
+    let diffs = &status["step"]["diffs"];
+    let blamed = diffs["fields"].as_object().unwrap();
+    assert_eq!(blamed.keys().collect::<Vec<_>>(), ["$.price"], "{diffs}");
+    assert!(
+        diffs["noise"]["$.served_at"].as_u64().unwrap() >= 200,
+        "{diffs}"
+    );
+    let sample = &diffs["samples"][0];
+    assert_eq!(sample["path"], "/r");
+    assert_eq!(
+        sample["fields"],
+        serde_json::json!([{ "path": "$.price", "primary": "10", "canary": "11" }])
+    );
+    let (ok, out, err) = cli(&["rollout", "status", "s", "--admin", host.admin.as_str()]);
+    assert!(ok, "{err}");
+    assert!(out.contains("answer diffs: $.price ("), "{out}");
+    assert!(out.contains("$.price 10 -> 11"), "{out}");
+}
+
+#[tokio::test]
+async fn fields_that_differ_between_stable_answers_are_not_blamed() {
+    if support::lane() == "component" {
+        return;
+    }
+    let rig = Rig::start(
+        Behavior::Catalog(0),
+        Behavior::Catalog(0),
+        service,
+        "service: s\ncanary: v2\n\
+         steps: [{ weight: 0, pause: 300ms, mirror: 100 }, { weight: 100, pause: 0s }]\n\
+         analysis: { min_requests: 100, max_shadow_diff_rate: 0, interval: 50ms }\n",
+    )
+    .await;
+    let host = &rig.host;
+    let (_, status) = drive_while(host, "progressing", Duration::from_secs(30)).await;
+    assert_eq!(status["rollout"]["phase"], "promoted", "{status}");
+    let history = status["history"].as_array().unwrap();
+    let passed = history[1]["reason"].as_str().unwrap();
+    assert!(
+        passed.contains("shadow answers differing 0.00% ≤ 0.00%"),
+        "{passed}"
+    );
 }
 
 /// Service `s` as [`service`] says, without outlier detection, so that
@@ -275,26 +358,19 @@ fn without_ejection(stable: &Upstream, canary: &Upstream) -> String {
 
 #[tokio::test]
 async fn a_failing_canary_takes_no_new_request_soon_after_the_evidence() {
-    let stable = Upstream::start("stable").await;
-    let canary = Upstream::start_with("canary", Behavior::Status(500)).await;
-    let state = tempfile::tempdir().unwrap();
-    let host = Host::start(state.path());
-    host.apply(&without_ejection(&stable, &canary)).await;
     // The default analysis interval, 1 s: a failing canary is judged sooner.
-    let (status, body) = admin_post(
-        &host,
-        "/admin/rollouts",
+    let rig = Rig::start(
+        Behavior::Normal,
+        Behavior::Status(500),
+        without_ejection,
         "service: s\ncanary: v2\nsteps: [{ weight: 50, pause: 10m }]\n\
          analysis: { min_requests: 20, max_error_rate: 0.05 }\n",
     )
     .await;
-    assert_eq!(status, 201, "{body}");
-    let times = drive_to_rollback(&[&host], &canary, 20).await;
-    eprintln!(
-        "rollback, one node: decided {} ms and the canary's last request {} ms after the evidence",
-        times.decided_ms.saturating_sub(times.evidence_ms),
-        times.last_canary_ms.saturating_sub(times.evidence_ms),
-    );
+    let (host, canary) = (&rig.host, &rig.canary);
+    drive_to_rollback(&[host], canary, 20)
+        .await
+        .print("one node");
 }
 
 #[tokio::test]

@@ -222,6 +222,42 @@ fn describe(status: &Value) -> String {
         text(&analysis["verdict"]),
         text(&analysis["detail"])
     ));
+    let diffs = &status["step"]["diffs"];
+    if let Some(fields) = diffs["fields"].as_object() {
+        let list = |map: Option<&serde_json::Map<String, Value>>| {
+            let entries: Vec<String> = map
+                .into_iter()
+                .flatten()
+                .map(|(path, n)| format!("{path} ({n})"))
+                .collect();
+            if entries.is_empty() {
+                "none".to_owned()
+            } else {
+                entries.join(", ")
+            }
+        };
+        out.push_str(&format!(
+            "answer diffs: {}\nnoise: {}\n",
+            list(Some(fields)),
+            list(diffs["noise"].as_object())
+        ));
+        for sample in diffs["samples"].as_array().into_iter().flatten().take(3) {
+            out.push_str(&format!(
+                "  {} {}:",
+                text(&sample["method"]),
+                text(&sample["path"])
+            ));
+            for field in sample["fields"].as_array().into_iter().flatten() {
+                out.push_str(&format!(
+                    " {} {} -> {}",
+                    text(&field["path"]),
+                    text(&field["primary"]),
+                    text(&field["canary"])
+                ));
+            }
+            out.push('\n');
+        }
+    }
     out.push_str("history:\n");
     for t in status["history"].as_array().into_iter().flatten() {
         out.push_str(&format!(

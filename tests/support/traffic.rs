@@ -126,6 +126,17 @@ pub struct Rollback {
     pub last_canary_ms: u64,
 }
 
+impl Rollback {
+    /// Prints the times from the evidence (`cargo test -- --nocapture`).
+    pub fn print(&self, setup: &str) {
+        eprintln!(
+            "rollback, {setup}: decided {} ms and the canary's last request {} ms after the evidence",
+            self.decided_ms.saturating_sub(self.evidence_ms),
+            self.last_canary_ms.saturating_sub(self.evidence_ms),
+        );
+    }
+}
+
 /// Sends requests to `/r` through every node of `hosts` in rounds until the
 /// rollout of service `s` leaves `progressing` (within 20 s), then 100 more
 /// per node, and checks that none of those reached `canary`, on any node.

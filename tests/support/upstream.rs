@@ -52,6 +52,10 @@ pub enum Behavior {
     Hang,
     /// Always this status.
     Status(u16),
+    /// A JSON catalog entry, `{"item", "price", "served_at"}`, its
+    /// `served_at` the time in nanoseconds (never the same twice) and its
+    /// `price` 10, or 11 on every n-th request (never when n is 0).
+    Catalog(u64),
 }
 
 /// A running upstream; stops when the test's runtime ends.
@@ -153,6 +157,22 @@ async fn respond(
         Behavior::FailEvery(_) => return serve(name, req).await,
         Behavior::Hang => std::future::pending().await,
         Behavior::Status(status) => status,
+        Behavior::Catalog(every) => {
+            let price = if every > 0 && n.is_multiple_of(every) {
+                11
+            } else {
+                10
+            };
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            let entry = json!({ "item": "widget", "price": price, "served_at": nanos.to_string() });
+            return Ok(Response::builder()
+                .header("x-upstream", name)
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from(entry.to_string())).boxed())
+                .expect("response"));
+        }
     };
     Ok(Response::builder()
         .status(status)

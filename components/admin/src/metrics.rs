@@ -75,6 +75,20 @@ pub fn prometheus(store: &impl ConfigStore) -> Result<AdminResponse, AdminRespon
     counter(
         &mut out,
         &series,
+        "upshift_shadow_compared_total",
+        "Shadow copies whose answer was compared with the primary's, field by field.",
+        |s| vec![(String::new(), s.shadow_compared)],
+    );
+    counter(
+        &mut out,
+        &series,
+        "upshift_shadow_diffs_total",
+        "Compared shadow copies whose answer differed in a field that is not noise.",
+        |s| vec![(String::new(), s.shadow_diffs)],
+    );
+    counter(
+        &mut out,
+        &series,
         "upshift_grpc_responses_total",
         "gRPC calls by status code.",
         |s| {

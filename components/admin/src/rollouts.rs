@@ -8,7 +8,7 @@
 
 use crate::api::{AdminResponse, rejected};
 use crate::store::{ConfigStore, StoreError};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use upshift_config::analysis::judge;
 use upshift_config::metrics::VersionStats;
 use upshift_config::rollout::{RolloutSpec, RolloutState, Transition};
@@ -100,11 +100,14 @@ pub fn status(store: &impl ConfigStore, service: &str) -> Result<AdminResponse, 
     let stable_stats = step_stats(store, &state, &state.spec.stable)?;
     let canary_stats = step_stats(store, &state, &state.spec.canary)?;
     let verdict = judge(&state, &stable_stats, &canary_stats);
-    let step = json!({
+    let mut step = json!({
         "stable": summary(&stable_stats),
         "canary": summary(&canary_stats),
         "analysis": { "verdict": verdict.kind(), "detail": verdict.detail() },
     });
+    if state.spec.analysis.max_shadow_diff_rate.is_some() {
+        step["diffs"] = diffs(store, &state)?;
+    }
     let history: Vec<Value> = store
         .get_many(&store.keys(&keys::rollout_audit_prefix(service))?)?
         .into_iter()
@@ -120,6 +123,29 @@ pub fn status(store: &impl ConfigStore, service: &str) -> Result<AdminResponse, 
             "history": history,
         }),
     ))
+}
+
+/// The current step's answer diffs: per field, the copies whose answer
+/// differed there (blamed on the canary) and the times two stable answers
+/// did (noise), and the sample diffs, newest first (their values were
+/// redacted where secret when recorded).
+fn diffs(store: &impl ConfigStore, state: &RolloutState) -> Result<Value, StoreError> {
+    let prefix = keys::diff_prefix(&state.spec.service, &state.id, state.step);
+    let names = store.keys(&prefix)?;
+    let values = store.get_many(&names)?;
+    let (mut fields, mut noise, mut samples) = (Map::new(), Map::new(), Vec::new());
+    for (name, value) in names.iter().zip(values) {
+        let rest = &name[prefix.len()..];
+        if let Some(path) = rest.strip_prefix("fields/") {
+            fields.insert(path.to_owned(), json!(counter(value.as_deref())));
+        } else if let Some(path) = rest.strip_prefix("noise/") {
+            noise.insert(path.to_owned(), json!(counter(value.as_deref())));
+        } else if let Some(sample) = value.and_then(|v| serde_json::from_slice::<Value>(&v).ok()) {
+            samples.push(sample);
+        }
+    }
+    samples.sort_by_key(|s| std::cmp::Reverse(s["at_ms"].as_u64()));
+    Ok(json!({ "fields": fields, "noise": noise, "samples": samples }))
 }
 
 /// `DELETE /admin/rollouts/{service}`: forgets a finished rollout, so the
@@ -190,6 +216,8 @@ pub fn summary(stats: &VersionStats) -> Value {
         "p99_ms": stats.quantile_ms(0.99),
         "shadow_requests": stats.shadow_requests,
         "shadow_mismatches": stats.shadow_mismatches,
+        "shadow_compared": stats.shadow_compared,
+        "shadow_diffs": stats.shadow_diffs,
     })
 }
 

@@ -133,7 +133,9 @@ pub fn evaluate(analysis: &Analysis, stable: &VersionStats, canary: &VersionStat
 
     let canary_ready = canary.requests >= min;
     let stable_ready = stable.requests >= min;
-    if !canary_ready && (request_checks || analysis.max_shadow_mismatch_rate.is_none()) {
+    let shadow_checks =
+        analysis.max_shadow_mismatch_rate.is_some() || analysis.max_shadow_diff_rate.is_some();
+    if !canary_ready && (request_checks || !shadow_checks) {
         found
             .inconclusive
             .push(format!("canary has {} of {min} requests", canary.requests));
@@ -147,6 +149,29 @@ pub fn evaluate(analysis: &Analysis, stable: &VersionStats, canary: &VersionStat
         }
         if relative && stable_ready {
             relative_checks(analysis, stable, canary, &mut found);
+        }
+    }
+    if let Some(max) = analysis.max_shadow_diff_rate {
+        if canary.shadow_compared < min {
+            found.inconclusive.push(format!(
+                "canary has {} of {min} compared shadow answers",
+                canary.shadow_compared
+            ));
+        } else {
+            let rate = canary.shadow_diff_rate().unwrap_or(0.0);
+            let breach = above(rate, max);
+            let what = format!(
+                "shadow answers differing {} {} {} over {} compared",
+                percent(rate),
+                if breach { ">" } else { "≤" },
+                percent(max),
+                canary.shadow_compared
+            );
+            if breach {
+                found.breaches.push(what);
+            } else {
+                found.passed.push(what);
+            }
         }
     }
     if let Some(max) = analysis.max_shadow_mismatch_rate {
@@ -530,8 +555,9 @@ pub fn judge(state: &RolloutState, stable: &VersionStats, canary: &VersionStats)
 }
 
 /// The checks a step's weights allow: without stable traffic there is
-/// nothing to compare with; without canary traffic only shadow copies can
-/// be judged, and without those nothing needs to be waited for.
+/// nothing to compare with, nor copies to judge; without canary traffic
+/// only shadow copies can be judged, and without those nothing needs to be
+/// waited for.
 fn scoped(analysis: &Analysis, stable_weight: u32, canary_weight: u32) -> Analysis {
     let mut scoped = analysis.clone();
     if stable_weight == 0 || canary_weight == 0 {
@@ -539,10 +565,15 @@ fn scoped(analysis: &Analysis, stable_weight: u32, canary_weight: u32) -> Analys
         scoped.max_latency_increase = None;
         scoped.max_p99_ratio = None;
     }
+    if stable_weight == 0 {
+        // No primary on the stable to copy to the canary.
+        scoped.max_shadow_mismatch_rate = None;
+        scoped.max_shadow_diff_rate = None;
+    }
     if canary_weight == 0 {
         scoped.max_error_rate = None;
         scoped.max_p99_ms = None;
-        if scoped.max_shadow_mismatch_rate.is_none() {
+        if scoped.max_shadow_mismatch_rate.is_none() && scoped.max_shadow_diff_rate.is_none() {
             scoped.min_requests = 0;
         }
     }

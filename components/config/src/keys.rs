@@ -19,6 +19,9 @@
 //! rollouts/{service}/audit/{n:010}              Transition JSON, n from 1, sorted by key
 //! rollouts/{service}/steps/{id}/{step}/{version}/{field}
 //!                                               counters of one rollout step (metric fields)
+//! rollouts/{service}/diffs/{id}/{step}/fields/{path}   counter: answers differing in a field
+//! rollouts/{service}/diffs/{id}/{step}/noise/{path}    counter: a field differing between stable answers
+//! rollouts/{service}/diffs/{id}/{step}/samples/{n}     JSON: a sample diff, n in 0..5
 //!
 //! health/{service}                              ejected targets: JSON {"<url>": until_ms}
 //! outliers/{service}/{target}/{window}          counter: errors of a target in one window
@@ -193,6 +196,28 @@ pub fn step_metric(
     field: &str,
 ) -> String {
     format!("rollouts/{service}/steps/{rollout_id}/{step}/{version}/{field}")
+}
+
+/// Prefix of the answer-diff keys of step `step` of rollout `rollout_id`.
+pub fn diff_prefix(service: &str, rollout_id: &str, step: usize) -> String {
+    format!("rollouts/{service}/diffs/{rollout_id}/{step}/")
+}
+
+/// Counter of the compared shadow answers that differed from the
+/// primary's in field `path`, blamed on the canary.
+pub fn diff_field(service: &str, rollout_id: &str, step: usize, path: &str) -> String {
+    format!("{}fields/{path}", diff_prefix(service, rollout_id, step))
+}
+
+/// Counter of the times field `path` differed between two answers of the
+/// stable version: noise.
+pub fn diff_noise(service: &str, rollout_id: &str, step: usize, path: &str) -> String {
+    format!("{}noise/{path}", diff_prefix(service, rollout_id, step))
+}
+
+/// Key holding sample diff number `slot` (JSON) of a rollout step.
+pub fn diff_sample(service: &str, rollout_id: &str, step: usize, slot: u64) -> String {
+    format!("{}samples/{slot}", diff_prefix(service, rollout_id, step))
 }
 
 /// Key holding the ejected targets of `service`.

@@ -61,6 +61,12 @@ pub const SHADOW_REQUESTS: &str = "shadow_requests";
 pub const SHADOW_MISMATCHES: &str = "shadow_mismatches";
 /// Shadow copies that got no response or timed out.
 pub const SHADOW_FAILURES: &str = "shadow_failures";
+/// Shadow copies whose answer was compared with the primary's, field by
+/// field.
+pub const SHADOW_COMPARED: &str = "shadow_compared";
+/// Compared shadow copies whose answer differed from the primary's in a
+/// field that is not noise.
+pub const SHADOW_DIFFS: &str = "shadow_diffs";
 
 /// Prefix of the fields counting gRPC calls by status (`grpc_status_14`).
 /// A call also counts in the status class its status maps to (see
@@ -89,7 +95,7 @@ pub fn websocket_close_field(code: u16) -> String {
 }
 
 /// Every field, in the order [`VersionStats::fields`] lists them.
-pub const FIELDS: [&str; 25] = [
+pub const FIELDS: [&str; 27] = [
     REQUESTS,
     STATUS_CLASSES[0],
     STATUS_CLASSES[1],
@@ -115,6 +121,8 @@ pub const FIELDS: [&str; 25] = [
     SHADOW_REQUESTS,
     SHADOW_MISMATCHES,
     SHADOW_FAILURES,
+    SHADOW_COMPARED,
+    SHADOW_DIFFS,
 ];
 
 /// The field counting responses with `status` (statuses outside 100–599
@@ -163,6 +171,10 @@ pub struct VersionStats {
     pub shadow_mismatches: u64,
     /// Shadow copies without a response.
     pub shadow_failures: u64,
+    /// Shadow copies whose answer was compared field by field.
+    pub shadow_compared: u64,
+    /// Compared shadow copies that differed in a field that is not noise.
+    pub shadow_diffs: u64,
     /// gRPC calls by status code.
     pub grpc_statuses: BTreeMap<u32, u64>,
     /// WebSocket connections and messages.
@@ -217,6 +229,8 @@ impl VersionStats {
         fields.push((SHADOW_REQUESTS, self.shadow_requests));
         fields.push((SHADOW_MISMATCHES, self.shadow_mismatches));
         fields.push((SHADOW_FAILURES, self.shadow_failures));
+        fields.push((SHADOW_COMPARED, self.shadow_compared));
+        fields.push((SHADOW_DIFFS, self.shadow_diffs));
         fields
     }
 
@@ -240,6 +254,8 @@ impl VersionStats {
             SHADOW_REQUESTS => &mut self.shadow_requests,
             SHADOW_MISMATCHES => &mut self.shadow_mismatches,
             SHADOW_FAILURES => &mut self.shadow_failures,
+            SHADOW_COMPARED => &mut self.shadow_compared,
+            SHADOW_DIFFS => &mut self.shadow_diffs,
             _ => {
                 if let Some(i) = STATUS_CLASSES.iter().position(|f| *f == field) {
                     &mut self.by_class[i]
@@ -286,6 +302,11 @@ impl VersionStats {
     /// Cost per request in US dollars; `None` without requests.
     pub fn cost_per_request(&self) -> Option<f64> {
         ratio(self.cost_nanousd, self.requests).map(|nano| nano / 1e9)
+    }
+
+    /// Differing compared copies per compared copy; `None` without any.
+    pub fn shadow_diff_rate(&self) -> Option<f64> {
+        ratio(self.shadow_diffs, self.shadow_compared)
     }
 
     /// Shadow mismatches per shadow copy; `None` without copies.

@@ -136,6 +136,14 @@ pub struct Analysis {
     /// Highest share of the canary's shadow copies that differ from the primary.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_shadow_mismatch_rate: Option<f64>,
+    /// Highest share of the canary's compared shadow copies whose answer
+    /// differs from the primary's in a field that is not noise. Setting it
+    /// turns on answer diffing for the rollout's shadow copies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_shadow_diff_rate: Option<f64>,
+    /// Answer fields never compared (`$.id`, `$.items[*].updated_at`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub diff_ignore: Vec<String>,
     /// Highest cost per request of the canary, in US dollars (model
     /// canaries: from the models' prices).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -179,6 +187,8 @@ impl Default for Analysis {
             max_error_rate_increase: None,
             max_p99_ratio: None,
             max_shadow_mismatch_rate: None,
+            max_shadow_diff_rate: None,
+            diff_ignore: Vec::new(),
             max_cost_per_request: None,
             max_cost_per_request_ratio: None,
             max_latency_increase: None,
@@ -320,6 +330,7 @@ impl Analysis {
             ("max_error_rate", self.max_error_rate),
             ("max_error_rate_increase", self.max_error_rate_increase),
             ("max_shadow_mismatch_rate", self.max_shadow_mismatch_rate),
+            ("max_shadow_diff_rate", self.max_shadow_diff_rate),
         ] {
             if let Some(rate) = value
                 && !(0.0..=1.0).contains(&rate)
@@ -346,6 +357,14 @@ impl Analysis {
                 "analysis.confidence",
                 "applies to max_error_rate_increase and max_latency_increase; set one",
             ));
+        }
+        for (i, path) in self.diff_ignore.iter().enumerate() {
+            if !(path == "$" || path.starts_with("$.") || path.starts_with("$[")) {
+                problems.push(Problem::new(
+                    format!("analysis.diff_ignore[{i}]"),
+                    format!("{path:?} is not a field path like $.id or $.items[*].at"),
+                ));
+            }
         }
         if let Some(increase) = self.max_latency_increase
             && !(increase.is_finite() && increase >= 0.0)

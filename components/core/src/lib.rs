@@ -14,6 +14,7 @@
 
 pub mod ai;
 pub mod attempts;
+pub mod diff;
 pub mod error;
 pub mod forwarding;
 pub mod grpc;

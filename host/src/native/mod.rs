@@ -25,6 +25,7 @@ mod key_sets;
 mod policy;
 mod proxy;
 mod retire;
+mod shadow;
 mod stdio;
 mod websocket;
 

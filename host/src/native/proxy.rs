@@ -21,19 +21,17 @@ use upshift_core::head::Incoming as Head;
 use crate::client_body::ClientBody;
 use upshift_config::{keys, metrics};
 use upshift_core::phases::{self, Decision};
-use upshift_core::policy::{Attempt, Count, Outcome, Selection, ShadowCopy, Upstream};
+use upshift_core::policy::{Attempt, Count, Outcome, Selection, Upstream};
 use upshift_core::response;
 use upshift_core::tables::{Route, Tables, Target};
 use wasmtime_wasi_http::WasiBody;
 
 use super::body::{ForwardBody, RequestBody};
 use super::call_end::{CallEnd, Pending};
+use super::shadow;
 use super::websocket::{Relayed, Tally, WebSockets};
 use super::{NativeGateway, PolicySet, Side, canary, lock};
 use crate::outbound::{UpstreamBody, between_bytes_timeout};
-
-/// Header that marks a shadow copy for the upstream.
-const SHADOW_MARKER: &str = "x-upshift-shadow";
 
 /// Everything a request of the native lane carries along.
 pub struct Context<'a> {
@@ -283,24 +281,27 @@ async fn proxy(
             break (result?, attempt, status_in_trailers);
         }
     };
-    if let (Some(copy), Some(held)) = (&selection.shadow, body.held()) {
-        shadow(
-            cx,
-            (index, &route.service),
-            *copy,
-            forward.method.clone(),
-            path_and_query,
-            headers,
-            held,
-            attempt,
-        );
-    }
+    let primary_body = match (&selection.shadow, body.held()) {
+        (Some(copy), Some(held)) => {
+            let request = shadow::Copied {
+                method: forward.method,
+                path_and_query,
+                headers,
+                body: held,
+            };
+            shadow::send(cx, (index, route), *copy, request, attempt)
+        }
+        _ => None,
+    };
     let (mut parts, upstream_body) = answer.into_parts();
     forwarding::to_client(&mut parts.headers, cx.request_id);
     let (version, _) = cx.tables.target(&route.service, attempt.upstream)?;
     let rate_limit = decision.authenticated.rate_limit;
     response::add_proxied(&mut parts.headers, route, version, rate_limit);
-    let body = between_bytes_timeout(upstream_body, timeout);
+    let mut body = between_bytes_timeout(upstream_body, timeout);
+    if let Some(to) = primary_body {
+        body = shadow::Tee::new(body, to).boxed_unsync();
+    }
     if status_in_trailers {
         let pending = Pending {
             lane: cx.lane.clone(),
@@ -510,7 +511,7 @@ async fn send(
 }
 
 /// The request to `target` for `path_and_query`.
-fn upstream_request(
+pub(super) fn upstream_request(
     method: &http::Method,
     target: &Target,
     path_and_query: &str,
@@ -522,68 +523,6 @@ fn upstream_request(
     *request.uri_mut() = target.uri(path_and_query)?;
     *request.headers_mut() = headers;
     Ok(request)
-}
-
-/// Sends a copy of the request to the shadow version in the background and
-/// reports how it compared with `primary`; the client never waits for it.
-#[allow(clippy::too_many_arguments)]
-fn shadow(
-    cx: &Context<'_>,
-    (route, service): (u32, &str),
-    copy: ShadowCopy,
-    method: http::Method,
-    path_and_query: &str,
-    mut headers: HeaderMap,
-    body: Bytes,
-    primary: Attempt,
-) {
-    headers.insert(SHADOW_MARKER, http::HeaderValue::from_static("true"));
-    let request = match cx
-        .tables
-        .target(service, copy.upstream)
-        .and_then(|(_, target)| {
-            let request = upstream_request(
-                &method,
-                target,
-                path_and_query,
-                headers,
-                ForwardBody::bytes(body),
-            )?;
-            Ok((request, target.http2))
-        }) {
-        Ok(request) => request,
-        Err(error) => {
-            tracing::warn!("shadow copy not sent: {error}");
-            return;
-        }
-    };
-    let lane = cx.lane.clone();
-    let policies = cx.policies.clone();
-    let (request, http2) = request;
-    let (upstream, worker) = (copy.upstream, cx.worker);
-    let timeout = Duration::from_millis(u64::from(copy.timeout_ms));
-    tokio::spawn(async move {
-        let started = Instant::now();
-        let sending = lane
-            .client
-            .send((worker, http2), &lane.name, request, timeout);
-        let outcome = match sending.await {
-            Ok(response) => {
-                let status = response.status().as_u16();
-                // Read to the end, so that the connection goes back to the pool.
-                let _ = http_body_util::BodyExt::collect(response.into_body()).await;
-                Outcome::Status(status)
-            }
-            Err(error) => error.outcome().unwrap_or(Outcome::Failed),
-        };
-        let shadow = Attempt {
-            upstream,
-            outcome,
-            latency_ms: millis(started),
-        };
-        let counts = lock(&policies).report_shadow(route, None, &shadow, &primary, now_ms());
-        lane.add(counts).await;
-    });
 }
 
 /// Unix time in milliseconds, the clock the policy components decide with.
