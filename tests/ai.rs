@@ -9,7 +9,8 @@
 //! falls back to the next when its provider answers 429 or closes the
 //! connection before the first byte; usage counters are exact; budgets
 //! refuse calls and cut streams; identical requests are answered from the
-//! cache; rules route by header and tenant; a model canary that costs too
+//! cache; rules route by header and tenant; model canaries that refuse or
+//! are slow to their first token roll back; a model canary that costs too
 //! much rolls back by itself; prompt templates are endpoints whose versions
 //! roll out like upstream versions.
 
@@ -1398,6 +1399,140 @@ async fn a_model_canary_that_costs_too_much_rolls_back_by_itself() {
     assert!(
         metrics.contains("service=\"model:chat\",version=\"chat-next\""),
         "{metrics}"
+    );
+}
+
+/// A host whose AI route serves alias `chat` from `claude` with a split
+/// to `chat-next` on `oai` (weight 0), and the rollout `analysis` of
+/// `chat-next` started.
+async fn model_canary(claude: &Provider, oai: &Provider, state: &Path, analysis: &str) -> Host {
+    let host = host_with(state, &[]);
+    host.apply(&config(
+        claude,
+        oai,
+        "[{ alias: chat, provider: claude, model: claude-sonnet-4-5,
+            split: [{ use: chat-next, weight: 0 }] },
+          { alias: chat-next, provider: oai, model: gpt-next }]",
+    ))
+    .await;
+    let (status, body) = admin_post(
+        &host,
+        "/admin/rollouts",
+        &format!(
+            "service: 'model:chat'\ncanary: chat-next\n\
+             steps: [{{ weight: 50, pause: 10m }}, {{ weight: 100, pause: 10m }}]\n\
+             analysis: {analysis}\n"
+        ),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    host
+}
+
+#[tokio::test]
+async fn a_model_canary_that_refuses_rolls_back_by_itself() {
+    let claude = Provider::start(
+        Kind::Anthropic,
+        vec![Answer::text(&["From claude."], 100, 20)],
+    )
+    .await;
+    // The canary answers, but with nothing: a refusal.
+    let oai = Provider::start(Kind::OpenAi, vec![Answer::text(&[], 100, 0)]).await;
+    let state = tempfile::tempdir().unwrap();
+    let host = model_canary(
+        &claude,
+        &oai,
+        state.path(),
+        "{ min_requests: 10, max_refusal_rate: 0.1, interval: 50ms }",
+    )
+    .await;
+    let versions = drive_rollout(&host, Some("model:chat"), "chat", 300).await;
+    assert!(versions.iter().any(|v| v == "chat-next"), "{versions:?}");
+    let (_, status) = admin_get(&host, "/admin/rollouts/model:chat").await;
+    assert_eq!(status["rollout"]["phase"], "rolled_back", "{status}");
+    let reason = status["rollout"]["reason"].as_str().unwrap();
+    assert!(reason.contains("refusal rate 100.00% > 10.00%"), "{reason}");
+    assert_eq!(
+        status["step"]["canary"]["ai"]["refusal_rate"], 1.0,
+        "{status}"
+    );
+    assert_eq!(
+        status["step"]["stable"]["ai"]["refusal_rate"], 0.0,
+        "{status}"
+    );
+    let metrics = admin_text(&host, "/admin/metrics").await;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("upshift_ai_refusals_total{")
+                && l.contains("version=\"chat-next\"")
+                && !l.ends_with(" 0")),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_model_canary_slow_to_its_first_token_rolls_back_by_itself() {
+    let claude = Provider::start(
+        Kind::Anthropic,
+        vec![Answer::text(&["From claude."], 100, 20)],
+    )
+    .await;
+    let oai = Provider::start(
+        Kind::OpenAi,
+        vec![Answer::Delayed(
+            Duration::from_millis(300),
+            Box::new(Answer::text(&["From ", "openai."], 100, 20)),
+        )],
+    )
+    .await;
+    let state = tempfile::tempdir().unwrap();
+    let host = model_canary(
+        &claude,
+        &oai,
+        state.path(),
+        "{ min_requests: 5, max_ttft_ratio: 3, min_tokens_per_second: 1, interval: 50ms }",
+    )
+    .await;
+    // Streamed answers: the first token is what the client waits for.
+    let mut rounds = 0;
+    loop {
+        let response = send(&host, "/v1/chat/completions", &chat_request("chat", true)).await;
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        assert_eq!(status, 200, "{text}");
+        assert!(text.contains("data: [DONE]"), "{text}");
+        rounds += 1;
+        if rounds % 5 == 0 {
+            let (_, state) = admin_get(&host, "/admin/rollouts/model:chat").await;
+            if state["rollout"]["phase"] != "progressing" {
+                break;
+            }
+        }
+        assert!(rounds < 300, "still progressing after {rounds} calls");
+    }
+    let (_, status) = admin_get(&host, "/admin/rollouts/model:chat").await;
+    assert_eq!(status["rollout"]["phase"], "rolled_back", "{status}");
+    let reason = status["rollout"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("mean time to first token") && reason.contains("the stable's"),
+        "{reason}"
+    );
+    let canary = &status["step"]["canary"]["ai"];
+    assert!(
+        canary["mean_ttft_ms"].as_f64().unwrap() >= 300.0,
+        "{status}"
+    );
+    assert!(
+        canary["tokens_per_second"].as_f64().unwrap() > 1.0,
+        "{status}"
+    );
+    assert!(
+        status["step"]["stable"]["ai"]["mean_ttft_ms"]
+            .as_f64()
+            .unwrap()
+            < 100.0,
+        "{status}"
     );
 }
 

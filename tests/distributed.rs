@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use serde_json::Value;
+use support::peers::Receiver;
 use support::redis::Redis;
 use support::traffic::{admin_post, drive_to_rollback};
 use support::upstream::{Behavior, Upstream};
@@ -154,17 +155,57 @@ async fn a_rollback_decided_on_one_node_stops_the_canary_on_both() {
     ))
     .await;
     assert_eq!(served(&b, "/r", 200).await.0, 200);
+    let hooks = Receiver::start().await;
     let (status, body) = admin_post(
         &a,
         "/admin/rollouts",
-        "service: s\ncanary: v2\nsteps: [{ weight: 50, pause: 10m }]\n\
-         analysis: { min_requests: 20, max_error_rate: 0.05 }\n",
+        &format!(
+            "service: s\ncanary: v2\nsteps: [{{ weight: 50, pause: 10m }}]\n\
+             analysis: {{ min_requests: 20, max_error_rate: 0.05 }}\n\
+             webhooks:\n\
+             - {{ name: back, type: rollback, url: '{}' }}\n\
+             - {{ name: all, type: event, url: '{}' }}\n",
+            hooks.url("/rollback"),
+            hooks.url("/events")
+        ),
     )
     .await;
     assert_eq!(status, 201, "{body}");
     drive_to_rollback(&[&a, &b], &canary, 20)
         .await
         .print("two nodes on Redis");
+
+    // Both nodes saw the hooks due; the store's lease and the state's
+    // `hooked` revision let exactly one tell each transition.
+    let started = Instant::now();
+    while hooks.taken("/rollback").is_empty() || hooks.taken("/events").len() < 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "hooks not told"
+        );
+        join_all([served(&a, "/r", 200), served(&b, "/r", 200)]).await;
+    }
+    for _ in 0..20 {
+        join_all([served(&a, "/r", 200), served(&b, "/r", 200)]).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        hooks.taken("/rollback").len(),
+        1,
+        "{:?}",
+        hooks.taken("/rollback")
+    );
+    let events: Vec<String> = hooks
+        .taken("/events")
+        .iter()
+        .map(|d| {
+            d.body["transition"]["to_phase"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(events, ["progressing", "rolled_back"]);
 }
 
 #[tokio::test]

@@ -1,16 +1,22 @@
 //! Rollouts end to end: a canary that fails rolls back by itself, a healthy
 //! one promotes itself, one without traffic is held with the reason, a
-//! mirror step catches a failing canary before live traffic, operators
-//! steer one through the CLI, a blue/green switch under load loses
-//! nothing, and the counters come out as Prometheus text.
+//! mirror step catches a failing canary before live traffic, webhooks
+//! hold a step and are told of each transition once, operators steer one
+//! through the CLI, a blue/green switch under load loses nothing, and the
+//! counters come out as Prometheus text.
 
 mod support;
 
 use serde_json::Value;
 use std::time::{Duration, Instant};
+use support::peers::{Delivery, Receiver};
 use support::traffic::{Seen, admin_get, admin_post, drive_to_rollback, send_many};
 use support::upstream::{Behavior, Upstream};
-use support::{Host, cli};
+use support::{Host, cli, repo};
+use upshift_config::webhook::{DELIVERY_HEADER, SIGNATURE_HEADER, verify};
+
+/// The key the rigs' webhooks sign with (variable `webhook_secret`).
+const WEBHOOK_KEY: &str = "rig-webhook-key";
 
 /// Service `s`: `v1` on `stable` with all the weight, `v2` on `canary`.
 fn service(stable: &Upstream, canary: &Upstream) -> String {
@@ -27,7 +33,8 @@ fn service(stable: &Upstream, canary: &Upstream) -> String {
 }
 
 /// A host serving service `s` (as `doc` writes it) over a stable and a
-/// canary upstream answering as told, with the rollout `plan` started.
+/// canary upstream answering as told, with the rollout `plan` started;
+/// its variable `webhook_secret` is [`WEBHOOK_KEY`].
 struct Rig {
     host: Host,
     _stable: Upstream,
@@ -45,7 +52,13 @@ impl Rig {
         let stable = Upstream::start_with("stable", stable).await;
         let canary = Upstream::start_with("canary", canary).await;
         let state = tempfile::tempdir().unwrap();
-        let host = Host::start(state.path());
+        let variables = state.path().join("variables.toml");
+        std::fs::write(&variables, format!("webhook_secret = \"{WEBHOOK_KEY}\"\n")).unwrap();
+        let host = Host::start_with(
+            &repo().join("spin.toml"),
+            state.path(),
+            &["--variables-file", variables.to_str().unwrap()],
+        );
         host.apply(&doc(&stable, &canary)).await;
         let (status, body) = admin_post(&host, "/admin/rollouts", plan).await;
         assert_eq!(status, 201, "{body}");
@@ -354,6 +367,189 @@ fn without_ejection(stable: &Upstream, canary: &Upstream) -> String {
         "- name: s\n",
         "- name: s\n  outlier_detection: { failures: 0 }\n",
     )
+}
+
+/// Checks that every delivery is signed with [`WEBHOOK_KEY`] and names a
+/// delivery no other one does.
+fn assert_signed_once(deliveries: &[Delivery]) {
+    let mut ids = std::collections::HashSet::new();
+    for delivery in deliveries {
+        let signature = delivery.header(SIGNATURE_HEADER).expect("signed");
+        assert!(
+            verify(WEBHOOK_KEY.as_bytes(), signature, &delivery.raw).is_some(),
+            "bad signature {signature} on {}",
+            delivery.body
+        );
+        assert!(
+            verify(b"another key", signature, &delivery.raw).is_none(),
+            "a wrong key must not verify"
+        );
+        let id = delivery.header(DELIVERY_HEADER).expect("a delivery id");
+        assert!(ids.insert(id.to_owned()), "{id} delivered twice");
+    }
+}
+
+#[tokio::test]
+async fn a_confirm_hook_holds_a_step_until_it_answers_2xx() {
+    let hooks = Receiver::start().await;
+    hooks.answer("/confirm", 403);
+    let plan = format!(
+        "service: s\ncanary: v2\n\
+         steps: [{{ weight: 20, pause: 0s }}, {{ weight: 60, pause: 0s }}]\n\
+         analysis: {{ min_requests: 5, max_error_rate: 0.05, interval: 100ms }}\n\
+         webhooks:\n\
+         - {{ name: gate, type: confirm_step, url: '{}', secret_variable: webhook_secret }}\n\
+         - {{ name: events, type: event, url: '{}', secret_variable: webhook_secret }}\n",
+        hooks.url("/confirm"),
+        hooks.url("/events"),
+    );
+    let rig = Rig::start(Behavior::Normal, Behavior::Normal, service, &plan).await;
+    let host = &rig.host;
+
+    // The step passes, then waits at the gate: the hook is asked again
+    // each interval and keeps saying no.
+    let started = Instant::now();
+    while hooks.taken("/confirm").len() < 3 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the confirm hook was not asked: {}",
+            rollout(host).await
+        );
+        send_many(host, "/r", 20, 4, |_, r| r).await;
+    }
+    let held = rollout(host).await;
+    assert_eq!(held["rollout"]["phase"], "progressing", "{held}");
+    assert_eq!(held["rollout"]["step"], 0, "{held}");
+    assert_eq!(held["rollout"]["awaiting"], "confirm", "{held}");
+    assert_eq!(held["weights"]["canary"], 20);
+    let gate = held["hooks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["hook"] == "gate")
+        .unwrap();
+    assert_eq!(gate["outcome"], "answered 403", "{held}");
+    let asked = hooks.taken("/confirm");
+    assert_signed_once(&asked[..1]);
+    assert_eq!(asked[0].body["type"], "confirm_step");
+    assert_eq!(asked[0].body["step"], 0);
+    // Asked about once per interval, not per request.
+    let span = asked.len() as f64;
+    assert!(
+        span <= 3.0 + started.elapsed().as_secs_f64() * 10.0 * 1.5,
+        "{span}"
+    );
+
+    // A 2xx releases the step; the last one needs no confirmation.
+    hooks.answer("/confirm", 204);
+    let (_, done) = drive_while(host, "progressing", Duration::from_secs(20)).await;
+    assert_eq!(done["rollout"]["phase"], "promoted", "{done}");
+    let history = done["history"].as_array().unwrap();
+    assert!(
+        history.iter().any(|t| t["actor"] == "webhook"
+            && t["reason"]
+                .as_str()
+                .unwrap()
+                .starts_with("step 1 of 2 confirmed (confirm_step hooks: gate answered 204)")),
+        "{history:?}"
+    );
+    assert_chain(history);
+
+    // The event hook hears of every transition, once each, in order.
+    let revision = done["rollout"]["revision"].as_u64().unwrap();
+    let started = Instant::now();
+    while (hooks.taken("/events").len() as u64) < revision {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "events missing"
+        );
+        send_many(host, "/r", 5, 1, |_, r| r).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let events = hooks.taken("/events");
+    assert_signed_once(&events);
+    let revisions: Vec<u64> = events
+        .iter()
+        .map(|e| e.body["transition"]["revision"].as_u64().unwrap())
+        .collect();
+    assert_eq!(revisions, (1..=revision).collect::<Vec<_>>());
+    assert_eq!(
+        events.last().unwrap().body["transition"]["to_phase"],
+        "promoted"
+    );
+}
+
+#[tokio::test]
+async fn a_rollback_is_told_once_and_a_failing_pre_rollout_hook_keeps_the_canary_dark() {
+    let hooks = Receiver::start().await;
+    let plan = format!(
+        "service: s\ncanary: v2\n\
+         steps: [{{ weight: 50, pause: 10m }}]\n\
+         analysis: {{ min_requests: 20, max_error_rate: 0.05, interval: 100ms }}\n\
+         webhooks:\n\
+         - {{ name: back, type: rollback, url: '{}', secret_variable: webhook_secret }}\n\
+         - {{ name: after, type: post_rollout, url: '{}', retries: 0 }}\n",
+        hooks.url("/rollback"),
+        hooks.url("/post"),
+    );
+    let rig = Rig::start(Behavior::Normal, Behavior::Status(500), service, &plan).await;
+    let host = &rig.host;
+    let (_, status) = drive_while(host, "progressing", Duration::from_secs(20)).await;
+    assert_eq!(status["rollout"]["phase"], "rolled_back", "{status}");
+    // Traffic goes on after the rollback: the news is told once.
+    let started = Instant::now();
+    while hooks.taken("/rollback").is_empty() || hooks.taken("/post").is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no rollback event"
+        );
+        send_many(host, "/r", 10, 2, |_, r| r).await;
+    }
+    send_many(host, "/r", 200, 8, |_, r| r).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let told = hooks.taken("/rollback");
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_signed_once(&told);
+    assert_eq!(told[0].body["phase"], "rolled_back");
+    assert_eq!(told[0].body["transition"]["to_phase"], "rolled_back");
+    assert!(
+        told[0].body["transition"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("error rate"),
+        "{}",
+        told[0].body
+    );
+    let after = hooks.taken("/post");
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert!(
+        after[0].header(SIGNATURE_HEADER).is_none(),
+        "no secret, no signature"
+    );
+
+    // A pre-rollout hook that fails rolls the next rollout back before the
+    // canary takes a single request.
+    hooks.answer("/smoke", 500);
+    let (cleared, body) = support::traffic::admin_delete(host, "/admin/rollouts/s").await;
+    assert_eq!(cleared, 200, "{body}");
+    let served_before = rig.canary.hits();
+    let plan = format!(
+        "service: s\ncanary: v2\n\
+         steps: [{{ weight: 50, pause: 10m }}]\n\
+         webhooks: [{{ name: smoke, type: pre_rollout, url: '{}', retries: 1, backoff: 50ms }}]\n",
+        hooks.url("/smoke"),
+    );
+    let (started_status, body) = admin_post(host, "/admin/rollouts", &plan).await;
+    assert_eq!(started_status, 201, "{body}");
+    assert_eq!(body["rollout"]["awaiting"], "pre_rollout");
+    let (_, status) = drive_while(host, "progressing", Duration::from_secs(20)).await;
+    assert_eq!(status["rollout"]["phase"], "rolled_back", "{status}");
+    assert_eq!(
+        status["rollout"]["reason"],
+        "the pre_rollout hook smoke answered 500 after 2 attempts"
+    );
+    assert_eq!(hooks.taken("/smoke").len(), 2, "one retry");
+    assert_eq!(rig.canary.hits(), served_before, "the canary stayed dark");
 }
 
 #[tokio::test]

@@ -29,7 +29,7 @@ pub enum RolloutAction {
     Status(ServiceArgs),
     /// Hold the rollout at its current step.
     Pause(ReasonArgs),
-    /// Go on from a pause or a manual gate.
+    /// Go on from a pause, a manual step or a webhook gate.
     Resume(ServiceArgs),
     /// Send all traffic to the canary now.
     Promote(ServiceArgs),
@@ -215,6 +215,18 @@ fn describe(status: &Value) -> String {
                 .as_u64()
                 .map_or("-".to_owned(), |ms| format!("<= {ms} ms")),
         ));
+        let ai = &s["ai"];
+        if ai.is_object() {
+            out.push_str(&format!(
+                "  AI answers: {}, first token {} ms on average, {} tokens/s, {:.1}% refused\n",
+                ai["answers"],
+                ai["mean_ttft_ms"].as_f64().map_or(0.0, f64::round),
+                ai["tokens_per_second"]
+                    .as_f64()
+                    .map_or("-".to_owned(), |t| format!("{t:.1}")),
+                ai["refusal_rate"].as_f64().unwrap_or(0.0) * 100.0,
+            ));
+        }
     }
     let analysis = &status["step"]["analysis"];
     out.push_str(&format!(
@@ -258,10 +270,21 @@ fn describe(status: &Value) -> String {
             out.push('\n');
         }
     }
+    if let Some(gate) = rollout["awaiting"].as_str() {
+        out.push_str(&format!("waiting: at the {gate} gate for its webhooks\n"));
+    }
+    for call in status["hooks"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "webhook {} ({}): {}\n",
+            text(&call["hook"]),
+            text(&call["type"]),
+            text(&call["outcome"])
+        ));
+    }
     out.push_str("history:\n");
     for t in status["history"].as_array().into_iter().flatten() {
         out.push_str(&format!(
-            "  {}  {:<5}  {} -> {} (step {} -> {})  {}\n",
+            "  {}  {:<7}  {} -> {} (step {} -> {})  {}\n",
             t["at_ms"],
             text(&t["actor"]),
             text(&t["from_phase"]),

@@ -209,6 +209,14 @@ impl Drop for Host {
     }
 }
 
+/// The first value of header `name` among `headers` (lower-case names).
+pub fn header_of<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str> {
+    headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
 /// An HTTP client that does not follow redirects or use proxies.
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()

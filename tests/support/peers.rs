@@ -1,7 +1,8 @@
 //! Upstreams and clients that speak more than HTTP/1.1 requests: a
 //! WebSocket echo server, gRPC servers and clients (Python's grpcio, see
 //! `grpc_peer.py`), an HTTP/2-only (h2c) server that counts its
-//! connections, and a server-sent-events source paced by the test.
+//! connections, a server-sent-events source paced by the test, and a
+//! webhook receiver.
 
 use std::io::{BufRead as _, BufReader};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -211,4 +212,120 @@ pub async fn event_source() -> (String, tokio::sync::mpsc::Sender<String>) {
         }
     });
     (url, events)
+}
+
+/// One webhook call a [`Receiver`] took.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// Its path.
+    pub path: String,
+    /// Its headers, names in lower case.
+    pub headers: Vec<(String, String)>,
+    /// Its body, as JSON.
+    pub body: Value,
+    /// Its body as sent, for signatures.
+    pub raw: Bytes,
+    /// The status it was answered with.
+    pub status: u16,
+}
+
+impl Delivery {
+    /// The value of header `name`, if sent.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        super::header_of(&self.headers, name)
+    }
+}
+
+/// A webhook receiver on 127.0.0.1: records every call and answers each
+/// with the status the test sets for its path (200 until then).
+#[derive(Clone)]
+pub struct Receiver {
+    url: String,
+    taken: Arc<std::sync::Mutex<Vec<Delivery>>>,
+    statuses: Arc<std::sync::Mutex<std::collections::HashMap<String, u16>>>,
+}
+
+impl Receiver {
+    /// Starts one.
+    pub async fn start() -> Receiver {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let receiver = Receiver {
+            url: format!("http://{}", listener.local_addr().unwrap()),
+            taken: Arc::default(),
+            statuses: Arc::default(),
+        };
+        let serving = receiver.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let serving = serving.clone();
+                let service = hyper::service::service_fn(
+                    move |request: http::Request<hyper::body::Incoming>| {
+                        let serving = serving.clone();
+                        async move {
+                            let path = request.uri().path().to_owned();
+                            let headers = request
+                                .headers()
+                                .iter()
+                                .map(|(n, v)| {
+                                    (n.as_str().to_owned(), v.to_str().unwrap_or("").to_owned())
+                                })
+                                .collect();
+                            let raw: Bytes = request.into_body().collect().await?.to_bytes();
+                            let status = serving.status_of(&path);
+                            serving.taken.lock().unwrap().push(Delivery {
+                                path,
+                                headers,
+                                body: serde_json::from_slice(&raw).unwrap_or(Value::Null),
+                                raw,
+                                status,
+                            });
+                            let response = http::Response::builder()
+                                .status(status)
+                                .body(Full::new(Bytes::new()))
+                                .unwrap();
+                            Ok::<_, hyper::Error>(response)
+                        }
+                    },
+                );
+                tokio::spawn(
+                    hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service),
+                );
+            }
+        });
+        receiver
+    }
+
+    /// The URL of `path` on it.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    /// Answers calls to `path` with `status` from now on.
+    pub fn answer(&self, path: &str, status: u16) {
+        self.statuses
+            .lock()
+            .unwrap()
+            .insert(path.to_owned(), status);
+    }
+
+    fn status_of(&self, path: &str) -> u16 {
+        self.statuses
+            .lock()
+            .unwrap()
+            .get(path)
+            .copied()
+            .unwrap_or(200)
+    }
+
+    /// Every call taken so far at `path`, in order.
+    pub fn taken(&self, path: &str) -> Vec<Delivery> {
+        self.taken
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|d| d.path == path)
+            .cloned()
+            .collect()
+    }
 }

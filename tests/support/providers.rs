@@ -87,6 +87,8 @@ pub enum Answer {
     },
     /// Reads the request, then closes the connection without answering.
     Close,
+    /// Another answer, after a wait.
+    Delayed(std::time::Duration, Box<Answer>),
 }
 
 impl Answer {
@@ -117,10 +119,7 @@ pub struct Received {
 impl Received {
     /// The first value of header `name`.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        super::header_of(&self.headers, name)
     }
 }
 
@@ -279,10 +278,18 @@ async fn handle(
             body["stream"].as_bool().unwrap_or(false),
         ),
     };
+    let answer = match answer {
+        Answer::Delayed(wait, answer) => {
+            tokio::time::sleep(wait).await;
+            *answer
+        }
+        answer => answer,
+    };
     match answer {
         // An error from the service makes hyper close the connection
         // without a response.
         Answer::Close => Err("closing without an answer".to_owned()),
+        Answer::Delayed(..) => Err("one delay per answer".to_owned()),
         Answer::Error {
             status,
             kind: error_kind,

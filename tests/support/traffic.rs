@@ -64,9 +64,15 @@ pub async fn send_many(
 
 /// `GET {host}{path}` on the admin API: status and JSON body.
 pub async fn admin_get(host: &Host, path: &str) -> (u16, Value) {
+    admin_json(host, reqwest::Method::GET, path, "").await
+}
+
+/// A request to the admin API with `body`: status and JSON answer.
+async fn admin_json(host: &Host, method: reqwest::Method, path: &str, body: &str) -> (u16, Value) {
     let response = client()
-        .get(format!("{}{path}", host.admin))
+        .request(method, format!("{}{path}", host.admin))
         .bearer_auth(ADMIN_TOKEN)
+        .body(body.to_owned())
         .send()
         .await
         .expect("admin answers");
@@ -90,15 +96,12 @@ pub async fn admin_text(host: &Host, path: &str) -> String {
 
 /// `POST {host}{path}` on the admin API with a YAML or JSON body.
 pub async fn admin_post(host: &Host, path: &str, body: &str) -> (u16, Value) {
-    let response = client()
-        .post(format!("{}{path}", host.admin))
-        .bearer_auth(ADMIN_TOKEN)
-        .body(body.to_owned())
-        .send()
-        .await
-        .expect("admin answers");
-    let status = response.status().as_u16();
-    (status, response.json().await.expect("admin answers JSON"))
+    admin_json(host, reqwest::Method::POST, path, body).await
+}
+
+/// `DELETE {host}{path}` on the admin API: status and JSON answer.
+pub async fn admin_delete(host: &Host, path: &str) -> (u16, Value) {
+    admin_json(host, reqwest::Method::DELETE, path, "").await
 }
 
 /// The `/admin/stats` entry of `route`, `service`, `version`.

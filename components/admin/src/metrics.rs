@@ -86,6 +86,39 @@ pub fn prometheus(store: &impl ConfigStore) -> Result<AdminResponse, AdminRespon
         "Compared shadow copies whose answer differed in a field that is not noise.",
         |s| vec![(String::new(), s.shadow_diffs)],
     );
+    for (name, help, field) in [
+        (
+            "upshift_ai_answers_total",
+            "AI answers counted for speed and refusals.",
+            (|s: &VersionStats| s.ai.answers) as fn(&VersionStats) -> u64,
+        ),
+        (
+            "upshift_ai_refusals_total",
+            "AI answers that were refusals (content filter, or empty).",
+            |s| s.ai.refusals,
+        ),
+        (
+            "upshift_ai_output_tokens_total",
+            "Output tokens of the AI answers.",
+            |s| s.ai.output_tokens,
+        ),
+        (
+            "upshift_ai_ttft_milliseconds_total",
+            "Sum of the AI answers' times to the first token.",
+            |s| s.ai.ttft_ms_sum,
+        ),
+        (
+            "upshift_ai_generation_milliseconds_total",
+            "Sum of the AI answers' generation times.",
+            |s| s.ai.generation_ms_sum,
+        ),
+    ] {
+        if series.values().any(|s| s.ai.answers > 0) {
+            counter(&mut out, &series, name, help, |s| {
+                vec![(String::new(), field(s))]
+            });
+        }
+    }
     counter(
         &mut out,
         &series,

@@ -11,9 +11,9 @@ use crate::store::{ConfigStore, StoreError};
 use serde_json::{Map, Value, json};
 use upshift_config::analysis::judge;
 use upshift_config::metrics::VersionStats;
-use upshift_config::rollout::{RolloutSpec, RolloutState, Transition};
+use upshift_config::rollout::{RolloutSpec, RolloutState};
 use upshift_config::store::counter;
-use upshift_config::{Config, keys};
+use upshift_config::{Config, keys, rollout_log};
 
 /// `POST /admin/rollouts`: starts the rollout `body` describes (YAML or
 /// JSON), unless one is already running for its service.
@@ -49,7 +49,7 @@ pub fn start(
             "the rollout changed while starting; try again",
         ));
     }
-    append_audit(store, &state.spec.service, &transition)?;
+    rollout_log::append(store, &state.spec.service, &transition)?;
     Ok(AdminResponse::ok(201, json!({ "rollout": state })))
 }
 
@@ -83,14 +83,15 @@ pub fn act(
         let transition =
             changed.map_err(|e| AdminResponse::error(409, "rollout_conflict", e.to_string()))?;
         if store.compare_and_swap(&key, Some(&bytes), &encode(&state))? {
-            append_audit(store, service, &transition)?;
+            rollout_log::append(store, service, &transition)?;
             return Ok(AdminResponse::ok(200, json!({ "rollout": state })));
         }
     }
 }
 
 /// `GET /admin/rollouts/{service}`: the state, its weights, the current
-/// step's counters per side and the audit trail.
+/// step's counters per side, the last call of each webhook and the audit
+/// trail.
 pub fn status(store: &impl ConfigStore, service: &str) -> Result<AdminResponse, AdminResponse> {
     let bytes = store
         .get(&keys::rollout_state(service))?
@@ -108,6 +109,12 @@ pub fn status(store: &impl ConfigStore, service: &str) -> Result<AdminResponse, 
     if state.spec.analysis.max_shadow_diff_rate.is_some() {
         step["diffs"] = diffs(store, &state)?;
     }
+    let hooks: Vec<Value> = store
+        .get_many(&store.keys(&keys::hook_calls_prefix(service, &state.id))?)?
+        .into_iter()
+        .flatten()
+        .filter_map(|b| serde_json::from_slice(&b).ok())
+        .collect();
     let history: Vec<Value> = store
         .get_many(&store.keys(&keys::rollout_audit_prefix(service))?)?
         .into_iter()
@@ -120,6 +127,7 @@ pub fn status(store: &impl ConfigStore, service: &str) -> Result<AdminResponse, 
             "rollout": state,
             "weights": { "stable": stable, "canary": canary },
             "step": step,
+            "hooks": hooks,
             "history": history,
         }),
     ))
@@ -178,7 +186,7 @@ pub fn list(store: &impl ConfigStore) -> Result<AdminResponse, AdminResponse> {
     let keys: Vec<String> = store
         .keys("rollouts/")?
         .into_iter()
-        .filter(|k| k.ends_with("/state"))
+        .filter(|k| k.ends_with("/state") && k.split('/').count() == 3)
         .collect();
     let rollouts: Vec<RolloutState> = store
         .get_many(&keys)?
@@ -208,7 +216,7 @@ fn step_stats(
 
 /// What an operator wants to see of one side of a step.
 pub fn summary(stats: &VersionStats) -> Value {
-    json!({
+    let mut summary = json!({
         "requests": stats.requests,
         "errors": stats.errors(),
         "error_rate": stats.error_rate(),
@@ -218,18 +226,17 @@ pub fn summary(stats: &VersionStats) -> Value {
         "shadow_mismatches": stats.shadow_mismatches,
         "shadow_compared": stats.shadow_compared,
         "shadow_diffs": stats.shadow_diffs,
-    })
-}
-
-fn append_audit(
-    store: &impl ConfigStore,
-    service: &str,
-    transition: &Transition,
-) -> Result<(), StoreError> {
-    let n = store.increment(&keys::rollout_audit_seq(service), 1)?;
-    let n = u64::try_from(n).map_err(|_| StoreError("audit sequence is negative".into()))?;
-    let entry = serde_json::to_vec(transition).expect("transitions serialize");
-    store.set(&keys::rollout_audit(service, n), &entry)
+    });
+    let ai = &stats.ai;
+    if ai.answers > 0 {
+        summary["ai"] = json!({
+            "answers": ai.answers,
+            "mean_ttft_ms": ai.mean_ttft_ms(),
+            "tokens_per_second": ai.tokens_per_second(),
+            "refusal_rate": ai.refusal_rate(),
+        });
+    }
+    summary
 }
 
 fn reason(body: &[u8]) -> Result<String, AdminResponse> {

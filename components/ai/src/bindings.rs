@@ -105,8 +105,14 @@ impl GuestCall for Planned {
         self.0.choose(&version)
     }
 
-    fn cost_nano_usd(&self) -> u64 {
-        self.0.cost_nanousd()
+    fn answered(&self) -> wit::Answered {
+        let answered = self.0.answered();
+        wit::Answered {
+            cost_nano_usd: self.0.cost_nanousd(),
+            counted: answered.counted,
+            output_tokens: answered.output_tokens,
+            refused: answered.refused,
+        }
     }
 
     fn attempts(&self) -> Vec<wit::Attempt> {

@@ -247,6 +247,19 @@ pub struct Call {
     pub(crate) cache_status: Option<&'static str>,
     /// What the answered attempts cost so far, in billionths of a USD.
     pub(crate) spent: Cell<u64>,
+    /// What the last answer counted came to.
+    pub(crate) answered: Cell<Answered>,
+}
+
+/// What a call's last counted answer came to, beside its cost.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Answered {
+    /// Whether an answer was counted.
+    pub counted: bool,
+    /// Its output tokens (reported, or estimated).
+    pub output_tokens: u64,
+    /// Whether it was a refusal: stopped by a content filter, or empty.
+    pub refused: bool,
 }
 
 /// One version of what a call sends: the client's body (or a prompt
@@ -313,6 +326,12 @@ impl Call {
         self.spent.get()
     }
 
+    /// What the last answer counted came to: its output and whether it
+    /// was a refusal.
+    pub fn answered(&self) -> Answered {
+        self.answered.get()
+    }
+
     fn variant(&self) -> &Variant {
         &self.variants[self.chosen.get()]
     }
@@ -374,13 +393,18 @@ impl Call {
         {
             return reply;
         }
-        let (reply, reported, output) = match (self.stream, passthrough, parsed) {
+        let (reply, reported, output, stop) = match (self.stream, passthrough, parsed) {
             // The provider (or a proxy before it) did not stream: the
             // client still gets the stream it asked for.
             (true, _, Ok(response)) => {
                 let output = usage::estimate_output(&response.content);
                 match translate::stream_response(self.ingress, &response, self.stream_options()) {
-                    Ok(events) => (Reply::event_stream(events), response.usage, output),
+                    Ok(events) => (
+                        Reply::event_stream(events),
+                        response.usage,
+                        output,
+                        response.stop_reason,
+                    ),
                     Err(error) => return self.not_streaming(attempt, &error),
                 }
             }
@@ -388,11 +412,13 @@ impl Call {
                 Reply::json(status, body.to_vec()),
                 response.usage,
                 usage::estimate_output(&response.content),
+                response.stop_reason,
             ),
             (false, true, Err(_)) => (
                 Reply::json(status, body.to_vec()),
                 Usage::default(),
                 usage::estimate_text(&String::from_utf8_lossy(body)),
+                None,
             ),
             (false, false, Ok(mut response)) => {
                 if response.created == 0 {
@@ -400,13 +426,18 @@ impl Call {
                 }
                 let output = usage::estimate_output(&response.content);
                 match self.ingress.render_response(&response) {
-                    Ok(rendered) => (Reply::json(200, rendered), response.usage, output),
+                    Ok(rendered) => (
+                        Reply::json(200, rendered),
+                        response.usage,
+                        output,
+                        response.stop_reason,
+                    ),
                     Err(error) => return self.bad_upstream(attempt, &error),
                 }
             }
             (_, _, Err(error)) => return self.bad_upstream(attempt, &error),
         };
-        self.record(attempt, reported, output, store);
+        self.record(attempt, (reported, output), stop, store);
         self.keep(attempt, reply, store)
     }
 
@@ -437,7 +468,7 @@ impl Call {
             input_tokens,
             ..Usage::default()
         };
-        self.record(attempt, reported, 0, store);
+        self.record(attempt, (reported, 0), None, store);
         self.keep(attempt, Reply::json(status, body.to_vec()), store)
     }
 
@@ -527,8 +558,15 @@ impl Call {
     }
 
     /// Counts a completed call of `attempt`: the reported counts, estimates
-    /// where the provider gave none.
-    fn record(&self, attempt: &Attempt, reported: Usage, output: u64, store: &dyn Store) {
+    /// where the provider gave none, and whether the answer (which stopped
+    /// for `stop_reason`) was a refusal.
+    fn record(
+        &self,
+        attempt: &Attempt,
+        (reported, output): (Usage, u64),
+        stop_reason: Option<StopReason>,
+        store: &dyn Store,
+    ) {
         let input = match reported.input_tokens {
             0 if self.embeddings => {
                 usage::estimate_text(&String::from_utf8_lossy(&self.variant().body))
@@ -543,6 +581,12 @@ impl Call {
             0 => output,
             n => n,
         };
+        self.answered.set(Answered {
+            counted: true,
+            output_tokens: output,
+            refused: !self.embeddings
+                && (stop_reason == Some(StopReason::ContentFilter) || output == 0),
+        });
         let caller = &self.caller;
         let key = |field| {
             usage_keys::usage(
@@ -670,8 +714,12 @@ impl Stream {
             // The provider's count stopped where the client's stream did not.
             usage.output_tokens = usage.output_tokens.max(output);
         }
+        let stop_reason = match &self.lane {
+            Lane::Translate(translator) => translator.stop_reason(),
+            Lane::Tap(tap) => tap.stop_reason,
+        };
         if let Some(attempt) = call.attempts().get(self.attempt) {
-            call.record(attempt, usage, output, store);
+            call.record(attempt, (usage, output), stop_reason, store);
         }
     }
 }
@@ -689,6 +737,8 @@ struct Tap {
     options: StreamOptions,
     usage: Usage,
     output: TokenCounter,
+    /// Why the provider says generation stopped, once it has.
+    stop_reason: Option<StopReason>,
     done: bool,
     events: Vec<sse::Event>,
     ir: Vec<StreamEvent>,
@@ -714,6 +764,7 @@ impl Tap {
             options,
             usage: Usage::default(),
             output: TokenCounter::default(),
+            stop_reason: None,
             done: false,
             events: Vec::new(),
             ir: Vec::new(),
@@ -809,8 +860,13 @@ impl Tap {
                 StreamEvent::BlockStart { index, .. } => self.open = Some(index),
                 StreamEvent::BlockStop { .. } => self.open = None,
                 StreamEvent::MessageDelta {
-                    usage: Some(usage), ..
-                } => self.usage.merge(&usage),
+                    stop_reason, usage, ..
+                } => {
+                    self.stop_reason = stop_reason.or(self.stop_reason);
+                    if let Some(usage) = usage {
+                        self.usage.merge(&usage);
+                    }
+                }
                 StreamEvent::BlockDelta {
                     delta: Delta::Text(text) | Delta::Thinking(text) | Delta::Json(text),
                     ..

@@ -654,6 +654,7 @@ impl Catalog {
             cache,
             cache_status,
             spent: Cell::new(0),
+            answered: Cell::default(),
         };
         for (v, draft) in drafts.into_iter().enumerate() {
             let mut variant = Variant {

@@ -38,7 +38,7 @@ pub mod usage;
 #[cfg(target_arch = "wasm32")]
 mod bindings;
 
-pub use call::{Attempt, Call, Caller, Reply, Store, Stream};
+pub use call::{Answered, Attempt, Call, Caller, Reply, Store, Stream};
 pub use catalog::{ApiEndpoint, Catalog, Incoming, Plan, endpoint, error_dialect};
 pub use dialect::{Dialect, StreamOptions};
 pub use errors::{ApiError, ErrorKind, TranslateError};

@@ -241,6 +241,77 @@ fn anthropic_answers_reach_openai_clients_with_usage_and_cost_counted() {
 }
 
 #[test]
+fn answers_tell_their_output_and_refusals() {
+    for_each_encoding(|store| {
+        let catalog = catalog();
+        let counters = Memory(store);
+        let answer = |stop_reason: &str, text: &str, output_tokens: u64| {
+            let call = call(&catalog, &chat(false));
+            assert!(!call.answered().counted, "nothing counted before an answer");
+            let upstream = json!({
+                "id": "msg_01", "type": "message", "role": "assistant", "model": "claude-x",
+                "content": [{"type": "text", "text": text}],
+                "stop_reason": stop_reason,
+                "usage": {"input_tokens": 10, "output_tokens": output_tokens}
+            });
+            call.respond(0, 200, &serde_json::to_vec(&upstream).unwrap(), &counters);
+            call.answered()
+        };
+        let plain = answer("end_turn", "Sunny.", 3);
+        assert_eq!(
+            (plain.counted, plain.output_tokens, plain.refused),
+            (true, 3, false)
+        );
+        // Anthropic's `refusal` is a content filter's stop.
+        assert!(answer("refusal", "I can't help with that.", 7).refused);
+        // An empty answer is a refusal too.
+        let empty = answer("end_turn", "", 0);
+        assert_eq!((empty.output_tokens, empty.refused), (0, true));
+        // A provider error is no answer.
+        let call = call(&catalog, &chat(false));
+        call.respond(
+            0,
+            529,
+            br#"{"type":"error","error":{"type":"overloaded_error","message":"x"}}"#,
+            &counters,
+        );
+        assert!(!call.answered().counted);
+    });
+}
+
+#[test]
+fn a_stream_stopped_by_a_content_filter_is_a_refusal() {
+    for_each_encoding(|store| {
+        let catalog = catalog();
+        let filtered_call = call(&catalog, &chat(true));
+        let counters = Memory(store);
+        let mut stream = filtered_call.stream(0);
+        let mut out = Vec::new();
+        let filtered = ANTHROPIC_STREAM.replace(
+            "\"stop_reason\":\"tool_use\"",
+            "\"stop_reason\":\"refusal\"",
+        );
+        assert_ne!(
+            filtered, ANTHROPIC_STREAM,
+            "the stream names its stop reason"
+        );
+        stream.push(filtered.as_bytes(), &mut out);
+        stream.finish(&filtered_call, true, &mut out, &counters);
+        let answered = filtered_call.answered();
+        assert_eq!(
+            (answered.counted, answered.output_tokens, answered.refused),
+            (true, 57, true)
+        );
+
+        let plain_call = call(&catalog, &chat(true));
+        let mut stream = plain_call.stream(0);
+        stream.push(ANTHROPIC_STREAM.as_bytes(), &mut out);
+        stream.finish(&plain_call, true, &mut out, &counters);
+        assert!(!plain_call.answered().refused);
+    });
+}
+
+#[test]
 fn provider_errors_become_openai_errors() {
     for_each_encoding(|store| {
         let catalog = catalog();

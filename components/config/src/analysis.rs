@@ -6,7 +6,7 @@
 //! this way.
 
 use crate::metrics::VersionStats;
-use crate::rollout::{Actor, Analysis, Pause, Phase, RolloutState, Transition};
+use crate::rollout::{Actor, Analysis, Gate, Pause, Phase, RolloutState, Transition};
 use crate::statistics::{self, Proportion};
 
 /// Rates within this of their limit count as at the limit, which passes.
@@ -62,6 +62,15 @@ struct Findings {
 }
 
 impl Findings {
+    /// Files the account of one check, as a breach or a pass.
+    fn file(&mut self, breach: bool, what: String) {
+        if breach {
+            self.breaches.push(what);
+        } else {
+            self.passed.push(what);
+        }
+    }
+
     /// A breach outweighs an unhealthy baseline, which outweighs missing
     /// evidence, which outweighs passes.
     fn verdict(self) -> Verdict {
@@ -133,9 +142,11 @@ pub fn evaluate(analysis: &Analysis, stable: &VersionStats, canary: &VersionStat
 
     let canary_ready = canary.requests >= min;
     let stable_ready = stable.requests >= min;
-    let shadow_checks =
-        analysis.max_shadow_mismatch_rate.is_some() || analysis.max_shadow_diff_rate.is_some();
-    if !canary_ready && (request_checks || !shadow_checks) {
+    // Shadow copies and AI answers are counted apart from requests.
+    let other_checks = analysis.max_shadow_mismatch_rate.is_some()
+        || analysis.max_shadow_diff_rate.is_some()
+        || has_ai_checks(analysis);
+    if !canary_ready && (request_checks || !other_checks) {
         found
             .inconclusive
             .push(format!("canary has {} of {min} requests", canary.requests));
@@ -151,6 +162,7 @@ pub fn evaluate(analysis: &Analysis, stable: &VersionStats, canary: &VersionStat
             relative_checks(analysis, stable, canary, &mut found);
         }
     }
+    ai_checks(analysis, stable, canary, &mut found);
     if let Some(max) = analysis.max_shadow_diff_rate {
         if canary.shadow_compared < min {
             found.inconclusive.push(format!(
@@ -198,6 +210,91 @@ pub fn evaluate(analysis: &Analysis, stable: &VersionStats, canary: &VersionStat
         }
     }
     found.verdict()
+}
+
+fn has_ai_checks(analysis: &Analysis) -> bool {
+    analysis.max_ttft_ms.is_some()
+        || analysis.max_ttft_ratio.is_some()
+        || analysis.min_tokens_per_second.is_some()
+        || analysis.max_refusal_rate.is_some()
+}
+
+/// The canary's AI answers: time to the first token (against its limit
+/// and the stable's), output speed and refusals. Each side needs
+/// `min_requests` answers.
+fn ai_checks(
+    analysis: &Analysis,
+    stable: &VersionStats,
+    canary: &VersionStats,
+    found: &mut Findings,
+) {
+    let min = analysis.min_requests;
+    if !has_ai_checks(analysis) {
+        return;
+    }
+    let ai = &canary.ai;
+    if ai.answers < min {
+        found
+            .inconclusive
+            .push(format!("canary has {} of {min} AI answers", ai.answers));
+        return;
+    }
+    let ttft = ai.mean_ttft_ms().unwrap_or(0.0);
+    if let Some(max) = analysis.max_ttft_ms {
+        let breach = above(ttft, f64::from(max));
+        found.file(
+            breach,
+            format!(
+                "mean time to first token {ttft:.0} ms {} {max} ms over {} answers",
+                if breach { ">" } else { "≤" },
+                ai.answers
+            ),
+        );
+    }
+    if let Some(want) = analysis.min_tokens_per_second {
+        let speed = ai.tokens_per_second().unwrap_or(f64::INFINITY);
+        let breach = speed + TOLERANCE < want;
+        found.file(
+            breach,
+            format!(
+                "output {speed:.1} tokens/s {} {want} tokens/s over {} answers",
+                if breach { "<" } else { "≥" },
+                ai.answers
+            ),
+        );
+    }
+    if let Some(max) = analysis.max_refusal_rate {
+        let rate = ai.refusal_rate().unwrap_or(0.0);
+        let breach = above(rate, max);
+        found.file(
+            breach,
+            format!(
+                "refusal rate {} {} {} over {} answers",
+                percent(rate),
+                if breach { ">" } else { "≤" },
+                percent(max),
+                ai.answers
+            ),
+        );
+    }
+    if let Some(ratio) = analysis.max_ttft_ratio {
+        if stable.ai.answers < min {
+            found.inconclusive.push(format!(
+                "stable has {} of {min} AI answers",
+                stable.ai.answers
+            ));
+            return;
+        }
+        let stable_ttft = stable.ai.mean_ttft_ms().unwrap_or(0.0);
+        let breach = above(ttft, ratio * stable_ttft);
+        found.file(
+            breach,
+            format!(
+                "mean time to first token {ttft:.0} ms {} {ratio} × the stable's {stable_ttft:.0} ms",
+                if breach { "is more than" } else { "within" }
+            ),
+        );
+    }
 }
 
 /// The canary's error rate, p99 and cost against their absolute limits; a
@@ -429,7 +526,7 @@ pub fn advance(
     stable: &VersionStats,
     canary: &VersionStats,
 ) -> Option<(RolloutState, Transition)> {
-    if state.phase != Phase::Progressing {
+    if state.phase != Phase::Progressing || state.awaiting == Some(Gate::PreRollout) {
         return None;
     }
     let step = state.current_step()?;
@@ -439,12 +536,21 @@ pub fn advance(
         return None;
     }
     let verdict = judge(state, stable, canary);
-    let pause_over = matches!(step.pause, Pause::For(pause) if elapsed >= pause.as_millis());
+    // A manual step with confirm hooks lets them stand in for its operator.
+    let pause_over = match step.pause {
+        Pause::For(pause) => elapsed >= pause.as_millis(),
+        Pause::Manual => !state.hooks(state.confirm_kind()).is_empty(),
+    };
+    // Once at the confirm gate, only a breach or an unhealthy baseline moves.
+    let at_gate = state.awaiting == Some(Gate::Confirm);
     let mut next = state.clone();
     let here = state.step;
     let canary_name = &state.spec.canary;
 
     if spec.dry_run {
+        if at_gate {
+            return None;
+        }
         if pause_over {
             let why = format!(
                 "dry run, pause over ({}): {}; canary {}; stable {}",
@@ -453,7 +559,7 @@ pub fn advance(
                 summary(canary),
                 summary(stable)
             );
-            return Some(next_step(next, now_ms, why));
+            return Some(move_on(next, now_ms, why));
         }
         if next.dry_run_verdict == verdict.kind() {
             return None;
@@ -511,7 +617,7 @@ pub fn advance(
             next.transition(Phase::Paused, here, now_ms, why, Actor::Auto)
         }
         Verdict::Pass(why) => {
-            if !pause_over {
+            if !pause_over || at_gate {
                 return None;
             }
             let why = format!(
@@ -519,10 +625,31 @@ pub fn advance(
                 summary(canary),
                 summary(stable)
             );
-            return Some(next_step(next, now_ms, why));
+            return Some(move_on(next, now_ms, why));
         }
     };
     Some((next, transition))
+}
+
+/// Moves `state` past its current step, or to the confirm gate before
+/// that when the rollout has hooks to confirm the move.
+fn move_on(mut state: RolloutState, now_ms: u64, why: String) -> (RolloutState, Transition) {
+    let kind = state.confirm_kind();
+    let names: Vec<&str> = state.hooks(kind).iter().map(|h| h.name.as_str()).collect();
+    if names.is_empty() {
+        return next_step(state, now_ms, why);
+    }
+    let why = format!(
+        "step {} of {} {why}; awaiting the {} hooks: {}",
+        state.step + 1,
+        state.spec.steps.len(),
+        kind.name(),
+        names.join(", ")
+    );
+    let here = state.step;
+    let transition = state.transition(Phase::Progressing, here, now_ms, why, Actor::Auto);
+    state.awaiting = Some(Gate::Confirm);
+    (state, transition)
 }
 
 /// Moves `state` past its current step (promoted after the last), saying
@@ -564,6 +691,7 @@ fn scoped(analysis: &Analysis, stable_weight: u32, canary_weight: u32) -> Analys
         scoped.max_error_rate_increase = None;
         scoped.max_latency_increase = None;
         scoped.max_p99_ratio = None;
+        scoped.max_ttft_ratio = None;
     }
     if stable_weight == 0 {
         // No primary on the stable to copy to the canary.
@@ -573,6 +701,9 @@ fn scoped(analysis: &Analysis, stable_weight: u32, canary_weight: u32) -> Analys
     if canary_weight == 0 {
         scoped.max_error_rate = None;
         scoped.max_p99_ms = None;
+        scoped.max_ttft_ms = None;
+        scoped.min_tokens_per_second = None;
+        scoped.max_refusal_rate = None;
         if scoped.max_shadow_mismatch_rate.is_none() && scoped.max_shadow_diff_rate.is_none() {
             scoped.min_requests = 0;
         }

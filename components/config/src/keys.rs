@@ -22,6 +22,8 @@
 //! rollouts/{service}/diffs/{id}/{step}/fields/{path}   counter: answers differing in a field
 //! rollouts/{service}/diffs/{id}/{step}/noise/{path}    counter: a field differing between stable answers
 //! rollouts/{service}/diffs/{id}/{step}/samples/{n}     JSON: a sample diff, n in 0..5
+//! rollouts/{service}/hooks/lease                JSON {"until_ms"}: the node running the webhooks
+//! rollouts/{service}/hooks/calls/{id}/{hook}    JSON: the last call of a webhook
 //!
 //! health/{service}                              ejected targets: JSON {"<url>": until_ms}
 //! outliers/{service}/{target}/{window}          counter: errors of a target in one window
@@ -218,6 +220,21 @@ pub fn diff_noise(service: &str, rollout_id: &str, step: usize, path: &str) -> S
 /// Key holding sample diff number `slot` (JSON) of a rollout step.
 pub fn diff_sample(service: &str, rollout_id: &str, step: usize, slot: u64) -> String {
     format!("{}samples/{slot}", diff_prefix(service, rollout_id, step))
+}
+
+/// Key of the lease on running the webhooks of `service`'s rollout.
+pub fn hooks_lease(service: &str) -> String {
+    format!("rollouts/{service}/hooks/lease")
+}
+
+/// Prefix of the keys recording the webhook calls of rollout `rollout_id`.
+pub fn hook_calls_prefix(service: &str, rollout_id: &str) -> String {
+    format!("rollouts/{service}/hooks/calls/{rollout_id}/")
+}
+
+/// Key recording the last call of webhook `hook` of rollout `rollout_id`.
+pub fn hook_call(service: &str, rollout_id: &str, hook: &str) -> String {
+    format!("{}{hook}", hook_calls_prefix(service, rollout_id))
 }
 
 /// Key holding the ejected targets of `service`.

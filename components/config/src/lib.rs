@@ -21,9 +21,11 @@ mod validate;
 pub mod keys;
 pub mod metrics;
 pub mod rollout;
+pub mod rollout_log;
 pub mod statistics;
 pub mod store;
 pub mod token;
+pub mod webhook;
 
 pub use ai::{
     Ai, Budget, Cache, ModelAlias, ModelMatch, ModelRetries, ModelRule, ModelShare, Period, Price,

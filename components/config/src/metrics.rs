@@ -54,6 +54,18 @@ pub const LATENCY_BUCKET_FIELDS: [&str; LATENCY_BUCKETS] = [
 /// Sum of what the attempts cost, in billionths of a US dollar (AI
 /// versions, from the model's price).
 pub const COST_NANOUSD_SUM: &str = "cost_nanousd_sum";
+/// AI answers whose time to first token, output and refusal were counted.
+pub const AI_ANSWERS: &str = "ai_answers";
+/// Sum of the AI answers' times to the first token (to the whole answer
+/// when not streamed), in milliseconds.
+pub const TTFT_MS_SUM: &str = "ttft_ms_sum";
+/// Sum of the AI answers' output tokens.
+pub const OUTPUT_TOKENS: &str = "output_tokens";
+/// Sum of the AI answers' generation times (first token to the end of a
+/// stream; the whole answer otherwise), in milliseconds.
+pub const GENERATION_MS_SUM: &str = "generation_ms_sum";
+/// AI answers that were refusals: stopped by a content filter, or empty.
+pub const REFUSALS: &str = "refusals";
 /// Shadow copies sent to this version.
 pub const SHADOW_REQUESTS: &str = "shadow_requests";
 /// Shadow copies whose outcome differed from the primary's: another status
@@ -95,7 +107,7 @@ pub fn websocket_close_field(code: u16) -> String {
 }
 
 /// Every field, in the order [`VersionStats::fields`] lists them.
-pub const FIELDS: [&str; 27] = [
+pub const FIELDS: [&str; 32] = [
     REQUESTS,
     STATUS_CLASSES[0],
     STATUS_CLASSES[1],
@@ -118,6 +130,11 @@ pub const FIELDS: [&str; 27] = [
     LATENCY_BUCKET_FIELDS[10],
     LATENCY_BUCKET_FIELDS[11],
     COST_NANOUSD_SUM,
+    AI_ANSWERS,
+    TTFT_MS_SUM,
+    OUTPUT_TOKENS,
+    GENERATION_MS_SUM,
+    REFUSALS,
     SHADOW_REQUESTS,
     SHADOW_MISMATCHES,
     SHADOW_FAILURES,
@@ -165,6 +182,8 @@ pub struct VersionStats {
     pub latency_ms_sum: u64,
     /// Sum of costs, in billionths of a US dollar.
     pub cost_nanousd: u64,
+    /// AI answers counted for time to first token, output and refusals.
+    pub ai: AiStats,
     /// Shadow copies received.
     pub shadow_requests: u64,
     /// Shadow copies whose outcome differed from the primary's.
@@ -179,6 +198,83 @@ pub struct VersionStats {
     pub grpc_statuses: BTreeMap<u32, u64>,
     /// WebSocket connections and messages.
     pub websocket: WebSocketStats,
+}
+
+/// The AI answer counters of one version.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AiStats {
+    /// Answers counted.
+    pub answers: u64,
+    /// Sum of their times to the first token, in milliseconds.
+    pub ttft_ms_sum: u64,
+    /// Sum of their output tokens.
+    pub output_tokens: u64,
+    /// Sum of their generation times, in milliseconds.
+    pub generation_ms_sum: u64,
+    /// Answers that were refusals.
+    pub refusals: u64,
+}
+
+impl AiStats {
+    /// The mean time to the first token, in milliseconds; `None` without
+    /// answers.
+    pub fn mean_ttft_ms(&self) -> Option<f64> {
+        (self.answers > 0).then(|| self.ttft_ms_sum as f64 / self.answers as f64)
+    }
+
+    /// Output tokens per second of generation; `None` without generation
+    /// time.
+    pub fn tokens_per_second(&self) -> Option<f64> {
+        (self.generation_ms_sum > 0)
+            .then(|| self.output_tokens as f64 * 1000.0 / self.generation_ms_sum as f64)
+    }
+
+    /// Refusals per answer; `None` without answers.
+    pub fn refusal_rate(&self) -> Option<f64> {
+        ratio(self.refusals, self.answers)
+    }
+}
+
+/// What one AI call's answer came to: its cost, and (for a success) how
+/// fast it came and whether it was a refusal.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AiAnswer {
+    /// What it cost, in billionths of a US dollar.
+    pub nano_usd: u64,
+    /// Whether an answer was counted: only then do the fields below count.
+    pub counted: bool,
+    /// Time from the request to the first token the client got (to the
+    /// whole answer when not streamed), in milliseconds.
+    pub ttft_ms: u32,
+    /// Time from the first token to the end of the answer (the whole
+    /// answer when not streamed), in milliseconds.
+    pub generation_ms: u32,
+    /// Output tokens.
+    pub output_tokens: u64,
+    /// Whether it was a refusal.
+    pub refused: bool,
+}
+
+impl AiAnswer {
+    /// The fields it adds to, with what it adds; none of them zero.
+    pub fn fields(&self) -> Vec<(&'static str, i64)> {
+        let mut fields = vec![(COST_NANOUSD_SUM, clamp(self.nano_usd))];
+        if self.counted {
+            fields.extend([
+                (AI_ANSWERS, 1),
+                (TTFT_MS_SUM, i64::from(self.ttft_ms)),
+                (GENERATION_MS_SUM, i64::from(self.generation_ms)),
+                (OUTPUT_TOKENS, clamp(self.output_tokens)),
+                (REFUSALS, i64::from(self.refused)),
+            ]);
+        }
+        fields.retain(|(_, delta)| *delta != 0);
+        fields
+    }
+}
+
+fn clamp(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
 }
 
 /// The WebSocket counters of one version.
@@ -226,6 +322,11 @@ impl VersionStats {
         fields.push((LATENCY_MS_SUM, self.latency_ms_sum));
         fields.extend(LATENCY_BUCKET_FIELDS.into_iter().zip(self.latency_buckets));
         fields.push((COST_NANOUSD_SUM, self.cost_nanousd));
+        fields.push((AI_ANSWERS, self.ai.answers));
+        fields.push((TTFT_MS_SUM, self.ai.ttft_ms_sum));
+        fields.push((OUTPUT_TOKENS, self.ai.output_tokens));
+        fields.push((GENERATION_MS_SUM, self.ai.generation_ms_sum));
+        fields.push((REFUSALS, self.ai.refusals));
         fields.push((SHADOW_REQUESTS, self.shadow_requests));
         fields.push((SHADOW_MISMATCHES, self.shadow_mismatches));
         fields.push((SHADOW_FAILURES, self.shadow_failures));
@@ -251,6 +352,11 @@ impl VersionStats {
             TIMEOUTS => &mut self.timeouts,
             LATENCY_MS_SUM => &mut self.latency_ms_sum,
             COST_NANOUSD_SUM => &mut self.cost_nanousd,
+            AI_ANSWERS => &mut self.ai.answers,
+            TTFT_MS_SUM => &mut self.ai.ttft_ms_sum,
+            OUTPUT_TOKENS => &mut self.ai.output_tokens,
+            GENERATION_MS_SUM => &mut self.ai.generation_ms_sum,
+            REFUSALS => &mut self.ai.refusals,
             SHADOW_REQUESTS => &mut self.shadow_requests,
             SHADOW_MISMATCHES => &mut self.shadow_mismatches,
             SHADOW_FAILURES => &mut self.shadow_failures,

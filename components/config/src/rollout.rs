@@ -10,6 +10,7 @@
 //! [`Transition`], appended to the audit keys, so the state itself stays
 //! small.
 
+use crate::webhook::{self, HookKind, Webhook};
 use crate::{Config, ConfigError, Problem, Service};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -36,6 +37,10 @@ pub struct RolloutSpec {
     /// What each step must show before the next.
     #[serde(default, skip_serializing_if = "is_default")]
     pub analysis: Analysis,
+    /// Calls to the team's own systems: gates the rollout waits for, and
+    /// notifications of its transitions (see [`webhook`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub webhooks: Vec<Webhook>,
 }
 
 /// One step of a rollout.
@@ -151,6 +156,23 @@ pub struct Analysis {
     /// Highest ratio of the canary's cost per request to the stable's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_cost_per_request_ratio: Option<f64>,
+    /// Highest mean time to the first token of the canary's AI answers,
+    /// in milliseconds (to the whole answer when not streamed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_ttft_ms: Option<u32>,
+    /// Highest ratio of the canary's mean time to the first token to the
+    /// stable's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_ttft_ratio: Option<f64>,
+    /// Lowest output speed of the canary's AI answers, in tokens per
+    /// second of generation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_tokens_per_second: Option<f64>,
+    /// Highest share of the canary's AI answers that are refusals: stopped
+    /// by a content filter (`content_filter`, Anthropic's `refusal`,
+    /// Gemini's `SAFETY`), or empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_refusal_rate: Option<f64>,
     /// How long after a step starts its analysis begins (warm-up).
     #[serde(
         default,
@@ -192,6 +214,10 @@ impl Default for Analysis {
             max_cost_per_request: None,
             max_cost_per_request_ratio: None,
             max_latency_increase: None,
+            max_ttft_ms: None,
+            max_ttft_ratio: None,
+            min_tokens_per_second: None,
+            max_refusal_rate: None,
             confidence: None,
             initial_delay: Duration::ZERO,
             inconclusive_limit: default_inconclusive_limit(),
@@ -220,6 +246,7 @@ impl RolloutSpec {
         }
         spec.check_steps(&mut problems);
         spec.analysis.check(&mut problems);
+        webhook::check(&spec.webhooks, &mut problems);
         if problems.is_empty() {
             Ok(spec)
         } else {
@@ -240,6 +267,12 @@ impl RolloutSpec {
                     "header_route and mirror apply to service rollouts only",
                 ));
             }
+        }
+        if !self.webhooks.is_empty() {
+            problems.push(Problem::new(
+                "webhooks",
+                "webhooks apply to service rollouts only",
+            ));
         }
         self.analysis.check(&mut problems);
         if problems.is_empty() {
@@ -326,11 +359,15 @@ impl Analysis {
         if self.max_p99_ms == Some(0) {
             problems.push(Problem::new("analysis.max_p99_ms", "must be at least 1"));
         }
+        if self.max_ttft_ms == Some(0) {
+            problems.push(Problem::new("analysis.max_ttft_ms", "must be at least 1"));
+        }
         for (field, value) in [
             ("max_error_rate", self.max_error_rate),
             ("max_error_rate_increase", self.max_error_rate_increase),
             ("max_shadow_mismatch_rate", self.max_shadow_mismatch_rate),
             ("max_shadow_diff_rate", self.max_shadow_diff_rate),
+            ("max_refusal_rate", self.max_refusal_rate),
         ] {
             if let Some(rate) = value
                 && !(0.0..=1.0).contains(&rate)
@@ -376,6 +413,8 @@ impl Analysis {
         }
         for (field, value) in [
             ("max_p99_ratio", self.max_p99_ratio),
+            ("max_ttft_ratio", self.max_ttft_ratio),
+            ("min_tokens_per_second", self.min_tokens_per_second),
             ("max_cost_per_request", self.max_cost_per_request),
             (
                 "max_cost_per_request_ratio",
@@ -450,11 +489,19 @@ pub enum Actor {
     Auto,
     /// An operator, through the admin API.
     Admin,
+    /// A webhook's answer at a gate.
+    Webhook,
 }
 
 /// One move of a rollout, as stored in its audit.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Transition {
+    /// The rollout's id.
+    #[serde(default)]
+    pub rollout: String,
+    /// The rollout's revision after the move.
+    #[serde(default)]
+    pub revision: u64,
     /// When, in Unix milliseconds.
     pub at_ms: u64,
     /// The phase before; `None` when the rollout started.
@@ -548,6 +595,24 @@ pub struct RolloutState {
     /// (`pass`, `breach`, …), so that each change is recorded once.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub dry_run_verdict: String,
+    /// The gate the rollout waits at for its webhooks, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub awaiting: Option<Gate>,
+    /// The revision up to which the webhooks have been told of the
+    /// transitions.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub hooked: u64,
+}
+
+/// A gate a rollout waits at until its webhooks of one kind answer 2xx.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Gate {
+    /// Before the first step: the canary takes no traffic yet.
+    PreRollout,
+    /// The current step has passed: the move to the next step (or the
+    /// promotion after the last) waits for confirmation.
+    Confirm,
 }
 
 impl RolloutState {
@@ -557,7 +622,7 @@ impl RolloutState {
         id: impl Into<String>,
         now_ms: u64,
     ) -> (RolloutState, Transition) {
-        let state = RolloutState {
+        let mut state = RolloutState {
             id: id.into(),
             revision: 1,
             spec,
@@ -568,8 +633,17 @@ impl RolloutState {
             reason: "started".to_owned(),
             breaches: 0,
             dry_run_verdict: String::new(),
+            awaiting: None,
+            hooked: 0,
         };
+        if !state.hooks(HookKind::PreRollout).is_empty() {
+            state.awaiting = Some(Gate::PreRollout);
+            state.reason =
+                "started: the canary takes no traffic until the pre-rollout hooks pass".to_owned();
+        }
         let transition = Transition {
+            rollout: state.id.clone(),
+            revision: state.revision,
             at_ms: now_ms,
             from_phase: None,
             to_phase: Phase::Progressing,
@@ -585,6 +659,9 @@ impl RolloutState {
     /// current step's while progressing or paused, all to the canary once
     /// promoted, all to the stable once rolled back or aborted.
     pub fn weights(&self) -> (u32, u32) {
+        if self.awaiting == Some(Gate::PreRollout) && self.is_active() {
+            return (100, 0);
+        }
         match self.phase {
             Phase::Progressing | Phase::Paused => {
                 let canary = self.current_step().map_or(0, |s| s.weight.min(100));
@@ -610,6 +687,80 @@ impl RolloutState {
         self.step + 1 >= self.spec.steps.len()
     }
 
+    /// The rollout's webhooks of `kind`.
+    pub fn hooks(&self, kind: HookKind) -> Vec<&Webhook> {
+        self.spec
+            .webhooks
+            .iter()
+            .filter(|h| h.kind == kind)
+            .collect()
+    }
+
+    /// The kind of hook that confirms leaving the current step:
+    /// `confirm_promotion` after the last step, else `confirm_step`.
+    pub fn confirm_kind(&self) -> HookKind {
+        if self.at_last_step() {
+            HookKind::ConfirmPromotion
+        } else {
+            HookKind::ConfirmStep
+        }
+    }
+
+    /// The kind of the hooks the rollout waits for, if it waits at a gate.
+    pub fn gate_kind(&self) -> Option<HookKind> {
+        match self.awaiting? {
+            Gate::PreRollout => Some(HookKind::PreRollout),
+            Gate::Confirm => Some(self.confirm_kind()),
+        }
+    }
+
+    /// Whether the webhooks have work: transitions not yet told, or a gate
+    /// to ask.
+    pub fn hooks_due(&self) -> bool {
+        !self.spec.webhooks.is_empty()
+            && (self.hooked < self.revision || (self.is_active() && self.awaiting.is_some()))
+    }
+
+    /// Passes the gate the rollout waits at, as its hooks allowed: after
+    /// the pre-rollout hooks the first step starts; after the confirm
+    /// hooks the rollout moves to the next step, or is promoted after the
+    /// last. `None` when it waits at no gate.
+    pub fn pass_gate(&mut self, now_ms: u64, why: &str, actor: Actor) -> Option<Transition> {
+        let gate = self.awaiting.filter(|_| self.phase == Phase::Progressing)?;
+        Some(match gate {
+            Gate::PreRollout => {
+                let transition = self.transition(
+                    Phase::Progressing,
+                    self.step,
+                    now_ms,
+                    format!("pre-rollout gate passed ({why}): the first step starts"),
+                    actor,
+                );
+                self.awaiting = None;
+                self.step_started_ms = now_ms;
+                transition
+            }
+            Gate::Confirm if self.at_last_step() => self.transition(
+                Phase::Promoted,
+                self.step,
+                now_ms,
+                format!("promotion confirmed ({why})"),
+                actor,
+            ),
+            Gate::Confirm => self.transition(
+                Phase::Progressing,
+                self.step + 1,
+                now_ms,
+                format!(
+                    "step {} of {} confirmed ({why})",
+                    self.step + 1,
+                    self.spec.steps.len()
+                ),
+                actor,
+            ),
+        })
+    }
+
     /// Holds the rollout at its current step.
     pub fn pause(
         &mut self,
@@ -626,9 +777,14 @@ impl RolloutState {
     }
 
     /// Continues a paused rollout at its step, whose pause starts again, or
-    /// passes the manual step it waits at (to the next step, or promoted
-    /// after the last).
+    /// passes the manual step or the webhook gate it waits at (to the next
+    /// step, or promoted after the last).
     pub fn resume(&mut self, now_ms: u64) -> Result<Transition, RolloutError> {
+        if self.phase == Phase::Progressing
+            && let Some(transition) = self.pass_gate(now_ms, "by an operator", Actor::Admin)
+        {
+            return Ok(transition);
+        }
         match self.phase {
             Phase::Paused => {
                 let transition = self.transition(
@@ -706,7 +862,12 @@ impl RolloutState {
         reason: impl Into<String>,
         actor: Actor,
     ) -> Transition {
+        if step != self.step || phase != self.phase {
+            self.awaiting = None;
+        }
         let transition = Transition {
+            rollout: self.id.clone(),
+            revision: self.revision + 1,
             at_ms: now_ms,
             from_phase: Some(self.phase),
             to_phase: phase,
@@ -758,7 +919,7 @@ pub fn format_duration(duration: Duration) -> String {
 }
 
 /// Serde for durations written as text (`1s`, `250ms`).
-mod duration_text {
+pub(crate) mod duration_text {
     use serde::{Deserialize, Deserializer, Serializer, de::Error};
     use std::time::Duration;
 

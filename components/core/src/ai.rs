@@ -1,5 +1,6 @@
 //! The AI lane's decisions that do not depend on I/O: limits, the headers a
-//! provider request carries, and whether an answer streams.
+//! provider request carries, whether an answer streams, and how long its
+//! parts took.
 
 /// Largest request body an AI route takes.
 pub const BODY_LIMIT: usize = 10 << 20;
@@ -83,9 +84,37 @@ pub fn retry_after_s(value: Option<&[u8]>) -> Option<u64> {
     std::str::from_utf8(value?).ok()?.trim().parse().ok()
 }
 
+/// The time to the first token and the generation time of an answer, in
+/// milliseconds: the call started at `started`, its first bytes reached
+/// the client at `first` and it ended at `ended`. A whole answer (`first`
+/// is `None`) counts as arriving, and generated, in one piece at its end.
+pub fn answer_times(
+    started: std::time::Instant,
+    first: Option<std::time::Instant>,
+    ended: std::time::Instant,
+) -> (u32, u32) {
+    let ms = |d: std::time::Duration| u32::try_from(d.as_millis()).unwrap_or(u32::MAX);
+    let whole = ended.saturating_duration_since(started);
+    match first {
+        Some(first) => (
+            ms(first.saturating_duration_since(started)),
+            ms(ended.saturating_duration_since(first)),
+        ),
+        None => (ms(whole), ms(whole)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn answer_times_split_at_the_first_bytes() {
+        let started = std::time::Instant::now();
+        let at = |ms| started + std::time::Duration::from_millis(ms);
+        assert_eq!(answer_times(started, Some(at(300)), at(1_300)), (300, 1_000));
+        assert_eq!(answer_times(started, None, at(800)), (800, 800));
+    }
 
     #[test]
     fn keys_go_in_their_header_with_their_prefix() {

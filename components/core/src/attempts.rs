@@ -236,6 +236,7 @@ mod tests {
             },
             reason: crate::policy::Reason::Weight,
             report_all: false,
+            hooks_due: false,
         }
     }
 

@@ -19,6 +19,7 @@ pub mod error;
 pub mod forwarding;
 pub mod grpc;
 pub mod head;
+pub mod hooks;
 pub mod phases;
 pub mod policy;
 pub mod request_id;

@@ -174,6 +174,7 @@ mod tests {
                 retry: RetryPolicy::default(),
                 reason: Reason::Weight,
                 report_all: false,
+                hooks_due: false,
             })
         }
     }

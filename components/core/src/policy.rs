@@ -119,6 +119,9 @@ pub struct Selection {
     /// Whether every attempt goes to the splitter's `report` (a running
     /// rollout, `least_outstanding` balancing), not only the failed ones.
     pub report_all: bool,
+    /// Whether the service's rollout has webhooks with work (see
+    /// [`hooks`](crate::hooks)).
+    pub hooks_due: bool,
 }
 
 impl Selection {
@@ -254,6 +257,7 @@ mod tests {
             retry: RetryPolicy::default(),
             reason: Reason::Weight,
             report_all: false,
+            hooks_due: false,
         };
         assert!(!attempt(Outcome::Status(200), 3).reported(&selection));
         assert!(!attempt(Outcome::Status(404), 3).reported(&selection));

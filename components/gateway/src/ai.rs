@@ -25,22 +25,22 @@ use spin_sdk::wasip3::wit_bindgen::{self, StreamReader, StreamResult};
 use spin_sdk::wasip3::{wit_future, wit_stream};
 use upshift_core::GatewayError;
 use upshift_core::ai::{
-    ANSWER_LIMIT, BODY_LIMIT, Credential, DRAIN_LIMIT, MissingKey, provider_headers, retry_after_s,
-    streams,
+    ANSWER_LIMIT, BODY_LIMIT, Credential, DRAIN_LIMIT, MissingKey, answer_times, provider_headers,
+    retry_after_s, streams,
 };
 use upshift_core::attempts::{Attempts, Ended};
 use upshift_core::head::Incoming;
 use upshift_core::phases::Decision;
 use upshift_core::policy::{self, Outcome, Upstream};
 use upshift_core::response::{self, ServedBy};
-use upshift_core::tables::Target;
 
 use crate::bindings;
 use crate::bindings::ai::{Attempt, Call, Plan, Reply, Translator};
-use crate::body::{Contents, TrailersReader, read_whole};
+use crate::bindings::splitter::AiAnswer;
+use crate::body::{TrailersReader, read_whole};
 use crate::config::{self, Loaded};
 use crate::service::{millis, now_ms};
-use crate::upstream::{self, Outgoing};
+use crate::upstream;
 
 /// Read size of bodies.
 const CHUNK: usize = 16 * 1024;
@@ -67,6 +67,9 @@ impl Picked {
             .splitter
             .choose(route, Some(&service), head, consumer, now_ms())
             .ok()?;
+        if selection.hooks_due {
+            crate::hooks::wake(&service);
+        }
         let upstream = Upstream {
             version: selection.primary.version,
             target: selection.primary.target,
@@ -97,13 +100,25 @@ impl Picked {
         config::add(counts);
     }
 
-    /// Reports what the call cost.
-    fn cost(&self, call: &Call) {
-        let counts = self.config.splitter.report_cost(
+    /// Reports what the call came to: its cost, speed and refusal. It
+    /// started at `started`; its first bytes reached the client at `first`
+    /// (`None` for a whole answer).
+    fn answered(&self, call: &Call, started: Instant, first: Option<Instant>) {
+        let answered = call.answered();
+        let (ttft_ms, generation_ms) = answer_times(started, first, Instant::now());
+        let answer = AiAnswer {
+            nano_usd: answered.cost_nano_usd,
+            counted: answered.counted,
+            ttft_ms,
+            generation_ms,
+            output_tokens: answered.output_tokens,
+            refused: answered.refused,
+        };
+        let counts = self.config.splitter.report_answer(
             self.route,
             &self.service,
             self.upstream.version,
-            call.cost_nano_usd(),
+            answer,
         );
         config::add(counts);
     }
@@ -179,6 +194,7 @@ async fn run(
     timeout_ms: u32,
     picked: Option<Picked>,
 ) -> Result<Response, GatewayError> {
+    let started = Instant::now();
     let plans = call.attempts();
     let mut attempts = Attempts::ai(plans.iter().map(|a| (a.retries, a.backoff_ms)));
     let mut first = true;
@@ -204,13 +220,19 @@ async fn run(
             return match outcome {
                 Answered::Replied(reply) => {
                     let response = send_reply(reply, answer, served_by);
-                    finish(&call, picked.as_ref());
+                    if let Some(picked) = &picked {
+                        picked.answered(&call, started, None);
+                    }
                     response
                 }
                 Answered::Failed(reply) => send_reply(reply, answer, None),
                 Answered::Stream(streamed) => {
                     let translator = call.stream(index as u32);
-                    let done = move || finish(&call, picked.as_ref());
+                    let done = move |first| {
+                        if let Some(picked) = &picked {
+                            picked.answered(&call, started, first);
+                        }
+                    };
                     stream_back(translator, streamed, answer, served_by, done)
                 }
             };
@@ -218,13 +240,6 @@ async fn run(
         if !next.wait.is_zero() {
             spin_sdk::time::sleep(next.wait).await;
         }
-    }
-}
-
-/// Reports the call's cost for the picked version, once its answer is counted.
-fn finish(call: &Call, picked: Option<&Picked>) {
-    if let Some(picked) = picked {
-        picked.cost(call);
     }
 }
 
@@ -337,29 +352,18 @@ async fn send(
     headers: Vec<upstream::Header>,
     timeout_ms: u32,
 ) -> Result<Response, GatewayError> {
-    let bad_target = || GatewayError::BadTarget {
-        target: attempt.url.clone(),
-    };
-    let url: http::Uri = attempt.url.parse().map_err(|_| bad_target())?;
-    let target = Target::new(&format!(
-        "{}://{}",
-        url.scheme_str().unwrap_or("http"),
-        url.authority().map(|a| a.as_str()).unwrap_or_default()
-    ));
-    let path_and_query = url.path_and_query().map_or("/", |p| p.as_str());
     let method = match attempt.method.as_str() {
         "GET" => Method::Get,
         _ => Method::Post,
     };
-    let contents = Contents::bytes(attempt.body.clone());
-    let outgoing = Outgoing {
+    upstream::send_bytes(
+        &attempt.url,
         method,
-        target: &target,
-        path_and_query,
         headers,
+        attempt.body.clone(),
         timeout_ms,
-    };
-    Ok(upstream::send(contents, outgoing).await?.1)
+    )
+    .await
 }
 
 /// The first bytes of a body and the rest of it; `None` when the body
@@ -485,13 +489,13 @@ struct Streamed {
 
 /// Answers with the translated stream: each upstream chunk is translated
 /// and written as it arrives; `done` runs once the stream's usage is
-/// counted.
+/// counted, with when its first bytes reached the client.
 fn stream_back(
     translator: Translator,
     upstream: Streamed,
     answer: &Answer<'_>,
     served_by: Option<ServedBy<'_>>,
-    done: impl FnOnce() + 'static,
+    done: impl FnOnce(Option<Instant>) + 'static,
 ) -> Result<Response, GatewayError> {
     let Streamed {
         first,
@@ -512,8 +516,10 @@ fn stream_back(
     });
     wit_bindgen::spawn(async move {
         let mut client_gone = false;
+        let mut first_out = None;
         let out = translator.push(&first);
         if !out.is_empty() {
+            first_out = Some(Instant::now());
             client_gone = !writer.write_all(out).await.is_empty();
         }
         // The client's stream may be complete before the upstream's: the
@@ -524,6 +530,7 @@ fn stream_back(
             if !chunk.is_empty() {
                 let out = translator.push(&chunk);
                 if !out.is_empty() {
+                    first_out.get_or_insert_with(Instant::now);
                     client_gone = !writer.write_all(out).await.is_empty();
                 }
                 ended = translator.done();
@@ -535,7 +542,7 @@ fn stream_back(
         drop(rest);
         let complete = ended || (!client_gone && trailers.await.is_ok());
         let tail = translator.finish(complete);
-        done();
+        done(first_out);
         if !client_gone && !tail.is_empty() {
             writer.write_all(tail).await;
         }

@@ -93,6 +93,7 @@ impl Policy for &Loaded {
                 splitter::Reason::CircuitOpen => core::Reason::CircuitOpen,
             },
             report_all: s.report_all,
+            hooks_due: s.hooks_due,
         })
     }
 }

@@ -27,6 +27,8 @@ mod body;
 #[cfg(target_arch = "wasm32")]
 mod config;
 #[cfg(target_arch = "wasm32")]
+mod hooks;
+#[cfg(target_arch = "wasm32")]
 mod key_sets;
 #[cfg(target_arch = "wasm32")]
 mod proxy;

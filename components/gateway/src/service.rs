@@ -109,6 +109,9 @@ async fn serve(
         key_sets::fetch,
     )
     .await?;
+    if decision.selection.as_ref().is_some_and(|s| s.hooks_due) {
+        crate::hooks::wake(&decision.route.service);
+    }
     match &decision.selection {
         Some(selection) => {
             proxy::serve(

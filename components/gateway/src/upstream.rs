@@ -80,6 +80,35 @@ pub async fn send(
     Ok((response.get_status_code(), response))
 }
 
+/// Sends `body` to `url` (a whole URL) with `method` and `headers`, and
+/// returns the response with its body still streaming.
+pub async fn send_bytes(
+    url: &str,
+    method: Method,
+    headers: Vec<Header>,
+    body: Vec<u8>,
+    timeout_ms: u32,
+) -> Result<Response, GatewayError> {
+    let bad_target = || GatewayError::BadTarget {
+        target: url.to_owned(),
+    };
+    let uri: http::Uri = url.parse().map_err(|_| bad_target())?;
+    let target = Target::new(&format!(
+        "{}://{}",
+        uri.scheme_str().unwrap_or("http"),
+        uri.authority().map(|a| a.as_str()).unwrap_or_default()
+    ));
+    let path_and_query = uri.path_and_query().map_or("/", |p| p.as_str());
+    let outgoing = Outgoing {
+        method,
+        target: &target,
+        path_and_query,
+        headers,
+        timeout_ms,
+    };
+    Ok(send(Contents::bytes(body), outgoing).await?.1)
+}
+
 /// The headers of `response` as a header map; fields that are not valid
 /// HTTP (which a runtime never hands over) are left out.
 pub fn header_map(response: &Response) -> HeaderMap {

@@ -7,6 +7,7 @@ use crate::{Attempt, ChooseError, Counts, Outcome, Plan, Reason, Upstream};
 use exports::upshift::splitter::splitter::{self as wit, Guest, GuestPlan};
 use upshift::types::types::{ConfigError, GatewayError};
 use upshift_config::RequestHead;
+use upshift_config::metrics::AiAnswer;
 
 wit_bindgen::generate!({
     path: "../../wit",
@@ -142,6 +143,7 @@ impl GuestPlan for Compiled {
             },
             reason: s.reason.into(),
             report_all: s.report_all,
+            hooks_due: s.hooks_due,
         })
     }
 
@@ -168,12 +170,12 @@ impl GuestPlan for Compiled {
         counts(self.0.report(&*bucket, route, service, &attempt, now_ms))
     }
 
-    fn report_cost(
+    fn report_answer(
         &self,
         route: u32,
         service: String,
         version: u32,
-        nano_usd: u64,
+        answer: wit::AiAnswer,
     ) -> Vec<wit::Count> {
         let Some((route, service)) = self.route(route, Some(&service)) else {
             return Vec::new();
@@ -183,9 +185,17 @@ impl GuestPlan for Compiled {
         else {
             return Vec::new();
         };
+        let answer = AiAnswer {
+            nano_usd: answer.nano_usd,
+            counted: answer.counted,
+            ttft_ms: answer.ttft_ms,
+            generation_ms: answer.generation_ms,
+            output_tokens: answer.output_tokens,
+            refused: answer.refused,
+        };
         counts(
             self.0
-                .report_cost(&*bucket, route, service, version, nano_usd),
+                .report_answer(&*bucket, route, service, version, &answer),
         )
     }
 

@@ -62,6 +62,8 @@ pub struct Selection<'a> {
     /// Whether every attempt must be reported, not only the failed ones:
     /// a running rollout counts its step, `least_outstanding` its gauge.
     pub report_all: bool,
+    /// Whether the service's rollout has webhooks with work.
+    pub hooks_due: bool,
 }
 
 /// Why a request goes to its version.
@@ -297,6 +299,7 @@ impl Plan {
             reason,
             report_all: live.rollout.as_deref().is_some_and(|s| s.is_active())
                 || plan.policy == BalancePolicy::LeastOutstanding,
+            hooks_due: live.rollout.as_deref().is_some_and(|s| s.hooks_due()),
         }
     }
 

@@ -8,9 +8,9 @@
 
 use crate::store::{Store, StoreError, counter};
 use upshift_config::analysis::advance;
-use upshift_config::keys;
 use upshift_config::metrics::{FIELDS, VersionStats};
 use upshift_config::rollout::{Phase, RolloutState, Transition};
+use upshift_config::{keys, rollout_log};
 
 /// The counters of `version` in the current step of `state`.
 pub fn step_stats<S: Store + ?Sized>(
@@ -46,10 +46,7 @@ pub(crate) fn propose<S: Store + ?Sized>(
     service: &str,
     now_ms: u64,
 ) -> Result<Option<Proposal>, StoreError> {
-    let Some(bytes) = store.get(&keys::rollout_state(service))? else {
-        return Ok(None);
-    };
-    let Ok(state) = serde_json::from_slice::<RolloutState>(&bytes) else {
+    let Some((bytes, state)) = rollout_log::read(store, service)? else {
         return Ok(None);
     };
     if state.phase != Phase::Progressing {
@@ -70,19 +67,12 @@ pub(crate) fn propose<S: Store + ?Sized>(
 /// appends its transition to the audit. Returns whether it was written.
 pub(crate) fn commit<S: Store + ?Sized>(
     store: &S,
-    service: &str,
     proposal: &Proposal,
 ) -> Result<bool, StoreError> {
-    let json = serde_json::to_vec(&proposal.state).expect("rollout state serializes");
-    if !store.compare_and_swap(
-        &keys::rollout_state(service),
-        Some(&proposal.expected),
-        &json,
-    )? {
-        return Ok(false);
-    }
-    let n = store.increment(&keys::rollout_audit_seq(service), 1)?;
-    let entry = serde_json::to_vec(&proposal.transition).expect("transitions serialize");
-    store.set(&keys::rollout_audit(service, n.unsigned_abs()), &entry)?;
-    Ok(true)
+    rollout_log::commit(
+        store,
+        &proposal.expected,
+        &proposal.state,
+        Some(&proposal.transition),
+    )
 }

@@ -15,7 +15,7 @@ use crate::store::Store;
 use upshift_config::BalancePolicy;
 use upshift_config::keys;
 use upshift_config::metrics::{
-    COST_NANOUSD_SUM, FAILURES, SHADOW_FAILURES, SHADOW_MISMATCHES, SHADOW_REQUESTS, TIMEOUTS,
+    AiAnswer, FAILURES, SHADOW_FAILURES, SHADOW_MISMATCHES, SHADOW_REQUESTS, TIMEOUTS,
     attempt_fields, status_field,
 };
 use upshift_config::rollout::{Phase, RolloutState};
@@ -109,25 +109,23 @@ impl Plan {
         out
     }
 
-    /// The counters what a `route` request to `version` of `service` cost
-    /// (AI calls, in billionths of a USD) adds to: its own and, when
-    /// `version` is a side of the running rollout, the step's. The attempt
-    /// itself was reported with [`Plan::report`].
-    pub fn report_cost<S: Store + ?Sized>(
+    /// The counters an AI call's `answer` from `version` of `service` (of
+    /// a `route` request) adds to: its cost, and for a success its time to
+    /// the first token, output, generation time and refusal; its own and,
+    /// when `version` is a side of the running rollout, the step's. The
+    /// attempt itself was reported with [`Plan::report`].
+    pub fn report_answer<S: Store + ?Sized>(
         &self,
         store: &S,
         route: &str,
         service: &str,
         version: &str,
-        nano_usd: u64,
+        answer: &AiAnswer,
     ) -> Counts {
-        if nano_usd == 0 {
+        let counts = answer.fields();
+        if counts.is_empty() {
             return Counts::new();
         }
-        let counts = [(
-            COST_NANOUSD_SUM,
-            i64::try_from(nano_usd).unwrap_or(i64::MAX),
-        )];
         let mut out = metric_counts(route, service, version, &counts);
         if let Some(plan) = self.service(service)
             && let Ok(Some(state)) = self.live.rollout(store, plan)
@@ -209,7 +207,7 @@ impl Plan {
             }
         }
         if let Ok(Some(proposal)) = engine::propose(store, &plan.name, now_ms) {
-            let _ = engine::commit(store, &plan.name, &proposal);
+            let _ = engine::commit(store, &proposal);
         }
     }
 }

@@ -7,7 +7,9 @@ use std::cell::Cell;
 use support::*;
 use upshift_config::keys;
 use upshift_config::metrics::VersionStats;
-use upshift_config::rollout::{Actor, Analysis, Phase, RolloutSpec, RolloutState, Transition};
+use upshift_config::rollout::{
+    Actor, Analysis, Gate, Phase, RolloutSpec, RolloutState, Transition,
+};
 use upshift_config::store::for_each_encoding;
 use upshift_splitter::{
     Attempt, MemoryStore, Outcome, Plan, Reason, Store, StoreError, URGENT_INTERVAL_MS, Upstream,
@@ -125,6 +127,86 @@ fn cost_per_request_is_judged_absolutely_and_against_the_stable() {
         evaluate(&a, &costing(50, 0.001), &costing(100, 0.001)),
         Verdict::Inconclusive("stable has 50 of 100 requests".into())
     );
+}
+
+/// `answers` AI answers with `ttft_ms` each, `tokens` output over
+/// `generation_ms` in all, `refusals` of them refused.
+fn answers(
+    answers: u64,
+    ttft_ms: u64,
+    (tokens, generation_ms): (u64, u64),
+    refusals: u64,
+) -> VersionStats {
+    let mut stats = stats(answers, 0, 10);
+    stats.ai = upshift_config::metrics::AiStats {
+        answers,
+        ttft_ms_sum: answers * ttft_ms,
+        output_tokens: tokens,
+        generation_ms_sum: generation_ms,
+        refusals,
+    };
+    stats
+}
+
+#[test]
+fn ai_answers_are_judged_by_first_token_speed_and_refusals() {
+    let a = analysis(
+        "{min_requests: 20, max_ttft_ms: 800, max_ttft_ratio: 2, min_tokens_per_second: 20, max_refusal_rate: 0.05}",
+    );
+    let stable = answers(100, 300, (5_000, 100_000), 1);
+    // 600 ms to the first token, 40 tokens/s, 5% refusals: all within.
+    let verdict = evaluate(&a, &stable, &answers(40, 600, (4_000, 100_000), 2));
+    assert_eq!(verdict.kind(), "pass", "{verdict:?}");
+    assert!(
+        verdict
+            .detail()
+            .contains("mean time to first token 600 ms ≤ 800 ms over 40 answers"),
+        "{verdict:?}"
+    );
+    assert!(
+        verdict
+            .detail()
+            .contains("output 40.0 tokens/s ≥ 20 tokens/s"),
+        "{verdict:?}"
+    );
+    // Too few answers: nothing decided.
+    assert_eq!(
+        evaluate(&a, &stable, &answers(19, 5_000, (0, 0), 19)),
+        Verdict::Inconclusive("canary has 19 of 20 AI answers".into())
+    );
+    // Each gate breaches by itself.
+    let slow = evaluate(&a, &stable, &answers(40, 700, (4_000, 100_000), 0));
+    assert_eq!(
+        slow,
+        Verdict::Breach(
+            "mean time to first token 700 ms is more than 2 × the stable's 300 ms".into()
+        )
+    );
+    let sluggish = evaluate(&a, &stable, &answers(40, 300, (1_000, 100_000), 0));
+    assert!(
+        sluggish
+            .detail()
+            .contains("output 10.0 tokens/s < 20 tokens/s over 40 answers"),
+        "{sluggish:?}"
+    );
+    let refusing = evaluate(&a, &stable, &answers(40, 300, (4_000, 100_000), 4));
+    assert_eq!(
+        refusing,
+        Verdict::Breach("refusal rate 10.00% > 5.00% over 40 answers".into())
+    );
+    // Without stable traffic (the last step), only the ratio is skipped.
+    let s = state(
+        "[{weight: 100, pause: 0s}]",
+        "{min_requests: 20, max_ttft_ratio: 2}",
+    );
+    let (done, _) = advance(
+        &s,
+        T0,
+        &VersionStats::default(),
+        &answers(40, 5_000, (1, 1), 0),
+    )
+    .unwrap();
+    assert_eq!(done.phase, Phase::Promoted);
 }
 
 #[test]
@@ -272,6 +354,77 @@ fn a_manual_step_waits_for_an_operator_but_can_still_roll_back() {
     );
     let (done, _) = advance(&relative, T0, &VersionStats::default(), &stats(100, 0, 10)).unwrap();
     assert_eq!(done.phase, Phase::Promoted);
+}
+
+fn with_hooks(steps: &str, hooks: &str) -> RolloutState {
+    let spec = RolloutSpec::parse(
+        &format!(
+            "{{service: orders, canary: v2, steps: {steps}, analysis: {{max_error_rate: 0.05}}, webhooks: {hooks}}}"
+        ),
+        &config(ORDERS),
+    )
+    .unwrap();
+    RolloutState::start(spec, "r1", T0).0
+}
+
+#[test]
+fn webhook_gates_hold_the_moves_they_confirm() {
+    let (good, bad) = (stats(900, 0, 10), stats(100, 50, 10));
+    // A pre-rollout hook keeps the canary dark and the analysis idle.
+    let mut s = with_hooks(
+        "[{weight: 10, pause: 1s}, {weight: 50, pause: manual}]",
+        "[{name: smoke, type: pre_rollout, url: 'http://127.0.0.1:9/'},
+          {name: ok, type: confirm_step, url: 'http://127.0.0.1:9/'},
+          {name: promo, type: confirm_promotion, url: 'http://127.0.0.1:9/'}]",
+    );
+    assert_eq!(s.awaiting, Some(Gate::PreRollout));
+    assert_eq!(s.weights(), (100, 0));
+    assert!(s.hooks_due());
+    assert_eq!(advance(&s, T0 + 60_000, &good, &bad), None);
+    let passed = s
+        .pass_gate(T0 + 10, "smoke answered 200", Actor::Webhook)
+        .unwrap();
+    assert_eq!((passed.to_step, passed.actor), (0, Actor::Webhook));
+    assert_eq!(
+        (s.awaiting, s.weights(), s.step_started_ms),
+        (None, (90, 10), T0 + 10)
+    );
+
+    // A passed step whose pause is over waits at the confirm gate...
+    let (gated, why) = advance(&s, T0 + 2_000, &good, &good).unwrap();
+    assert_eq!((gated.phase, gated.step), (Phase::Progressing, 0));
+    assert_eq!(gated.awaiting, Some(Gate::Confirm));
+    assert!(
+        why.reason.ends_with("awaiting the confirm_step hooks: ok"),
+        "{}",
+        why.reason
+    );
+    // ...where passing again changes nothing and a breach still rolls back.
+    assert_eq!(advance(&gated, T0 + 3_000, &good, &good), None);
+    let (rolled_back, _) = advance(&gated, T0 + 3_000, &good, &bad).unwrap();
+    assert_eq!(
+        (rolled_back.phase, rolled_back.awaiting),
+        (Phase::RolledBack, None)
+    );
+
+    // The confirm hooks pass it; at the manual last step they stand in for
+    // the operator, and the promotion waits for its own hook.
+    let mut s = gated;
+    s.pass_gate(T0 + 4_000, "ok answered 200", Actor::Webhook)
+        .unwrap();
+    assert_eq!((s.step, s.awaiting), (1, None));
+    let (at_promotion, _) = advance(&s, T0 + 4_001, &good, &good).unwrap();
+    assert_eq!(at_promotion.awaiting, Some(Gate::Confirm));
+    assert_eq!(
+        at_promotion.gate_kind(),
+        Some(upshift_config::webhook::HookKind::ConfirmPromotion)
+    );
+    // An operator can pass the gate too.
+    let mut s = at_promotion;
+    let t = s.resume(T0 + 5_000).unwrap();
+    assert_eq!((t.to_phase, t.actor), (Phase::Promoted, Actor::Admin));
+    // Every transition names the rollout and its revision.
+    assert_eq!((t.rollout.as_str(), t.revision), ("r1", s.revision));
 }
 
 #[test]

@@ -12,10 +12,11 @@ use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
 use http_body_util::{BodyExt as _, Full, StreamBody};
 use hyper::body::Frame;
+use upshift_config::metrics::AiAnswer;
 use upshift_core::GatewayError;
 use upshift_core::ai::{
-    ANSWER_LIMIT, BODY_LIMIT, Credential, DRAIN_LIMIT, MissingKey, provider_headers, retry_after_s,
-    streams,
+    ANSWER_LIMIT, BODY_LIMIT, Credential, DRAIN_LIMIT, MissingKey, answer_times, provider_headers,
+    retry_after_s, streams,
 };
 use upshift_core::attempts::{Attempts, Ended};
 use upshift_core::head::Incoming as Head;
@@ -154,6 +155,9 @@ fn pick(
     let Ok(selection) = chosen else {
         return Ok(None);
     };
+    if selection.hooks_due {
+        cx.lane.hooks.wake(&service);
+    }
     let Ok((version, _)) = cx.tables.target(&service, selection.primary) else {
         return Ok(None);
     };
@@ -185,6 +189,7 @@ async fn run(
     timeout_ms: u32,
     picked: Option<Picked>,
 ) -> Result<Response<WasiBody>, GatewayError> {
+    let started = Instant::now();
     let plans = call.call(|g, store, call| g.call().call_attempts(store, call))?;
     let mut attempts = Attempts::ai(plans.iter().map(|a| (a.retries, a.backoff_ms)));
     let mut first = true;
@@ -215,11 +220,16 @@ async fn run(
             return match answered {
                 Answered::Replied(reply) => {
                     let response = reply_response(reply, answer, served_by);
-                    cost(cx.lane, &call, picked.as_ref()).await;
+                    let timing = Timing {
+                        started,
+                        first: None,
+                    };
+                    report_answer(cx.lane, &call, picked.as_ref(), timing).await;
                     response
                 }
                 Answered::Failed(reply) => reply_response(reply, answer, None),
                 Answered::Stream(upstream) => {
+                    let picked = picked.map(|p| (p, started));
                     stream_response(cx, call, index, upstream, answer, served_by, picked)
                 }
             };
@@ -252,19 +262,44 @@ fn served_by(attempt: &Attempt) -> ServedBy<'_> {
     }
 }
 
-/// Reports what the call cost, for the picked version.
-async fn cost(lane: &NativeGateway, call: &Owned, picked: Option<&Picked>) {
+/// When an answer's parts reached the client.
+struct Timing {
+    /// When the call started.
+    started: Instant,
+    /// When the first bytes of the answer went out; `None` for a whole
+    /// answer (or a stream that sent nothing), whose first token counts
+    /// as arriving at its end.
+    first: Option<Instant>,
+}
+
+/// Reports what the call came to (its cost, speed and refusal), for the
+/// picked version.
+async fn report_answer(
+    lane: &NativeGateway,
+    call: &Owned,
+    picked: Option<&Picked>,
+    timing: Timing,
+) {
     let Some(picked) = picked else {
         return;
     };
-    let Ok(nano_usd) = call.call(|g, store, call| g.call().call_cost_nano_usd(store, call)) else {
+    let Ok(answered) = call.call(|g, store, call| g.call().call_answered(store, call)) else {
         return;
     };
-    let counts = lock(&call.policies).report_cost(
+    let (ttft_ms, generation_ms) = answer_times(timing.started, timing.first, Instant::now());
+    let answer = AiAnswer {
+        nano_usd: answered.cost_nano_usd,
+        counted: answered.counted,
+        ttft_ms,
+        generation_ms,
+        output_tokens: answered.output_tokens,
+        refused: answered.refused,
+    };
+    let counts = lock(&call.policies).report_answer(
         picked.route,
         &picked.service,
         picked.upstream.version,
-        nano_usd,
+        &answer,
     );
     lane.add(counts).await;
 }
@@ -498,7 +533,7 @@ fn stream_response(
     upstream: Response<UpstreamBody<ForwardBody>>,
     answer: &Answer<'_>,
     served_by: Option<ServedBy<'_>>,
-    picked: Option<Picked>,
+    picked: Option<(Picked, Instant)>,
 ) -> Result<Response<WasiBody>, GatewayError> {
     let translator = call.call(|g, store, call| g.call().call_stream(store, call, index as u32))?;
     let translator = Owned::new(&cx.policies, translator);
@@ -511,6 +546,7 @@ fn stream_response(
         let mut body = upstream.into_body();
         let mut client_gone = false;
         let mut ended = false;
+        let mut first = None;
         let push =
             |bytes: &[u8]| translator.call(|g, store, t| g.translator().call_push(store, t, bytes));
         let done = || translator.call(|g, store, t| g.translator().call_done(store, t));
@@ -527,6 +563,7 @@ fn stream_response(
             };
             match push(&data) {
                 Ok(out) if !out.is_empty() => {
+                    first.get_or_insert_with(Instant::now);
                     client_gone = sender
                         .send(Ok(Frame::data(Bytes::from(out))))
                         .await
@@ -544,7 +581,10 @@ fn stream_response(
         let tail =
             translator.call(|g, store, t| g.translator().call_finish(store, t, complete || ended));
         drop(translator);
-        cost(&lane, &call, picked.as_ref()).await;
+        if let Some((picked, started)) = picked {
+            let timing = Timing { started, first };
+            report_answer(&lane, &call, Some(&picked), timing).await;
+        }
         if let Ok(tail) = tail
             && !client_gone
             && !tail.is_empty()

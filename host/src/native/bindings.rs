@@ -14,8 +14,8 @@ wasmtime::component::bindgen!({
             import wasi:keyvalue/batch@0.2.0-draft2;
             export upshift:router/router@0.2.0;
             export upshift:auth/auth@0.3.0;
-            export upshift:splitter/splitter@0.2.0;
-            export upshift:ai/ai@0.2.0;
+            export upshift:splitter/splitter@0.3.0;
+            export upshift:ai/ai@0.3.0;
         }
     ",
     path: ["../wit"],

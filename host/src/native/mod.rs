@@ -21,6 +21,7 @@ mod builds;
 mod call_end;
 mod canary;
 mod client;
+mod hooks;
 mod key_sets;
 mod policy;
 mod proxy;
@@ -115,6 +116,8 @@ pub struct NativeGateway {
     pub allowed: Arc<AllowedHosts>,
     /// The pooled upstream client.
     pub client: UpstreamClient,
+    /// Services whose rollout webhooks have work.
+    hooks: hooks::HookQueue,
     /// Key set fetches under way.
     key_set_fetches: key_sets::KeySetFetches,
     budget: Duration,
@@ -227,6 +230,7 @@ impl NativeGateway {
             variables: setup.variables,
             allowed: Arc::new(AllowedHosts::parse(&decl.allowed_outbound_hosts)?),
             client: UpstreamClient::new(setup.tls, setup.workers.max(1)),
+            hooks: hooks::HookQueue::default(),
             key_set_fetches: key_sets::KeySetFetches::default(),
             budget: setup.budget,
             workers,
@@ -240,6 +244,7 @@ impl NativeGateway {
         tokio::task::spawn_blocking(move || precompiling.builds.precompile(&wanted.components));
         tokio::spawn(load_versions(lane.clone()));
         tokio::spawn(poll_versions(lane.clone()));
+        tokio::spawn(hooks::run(Arc::downgrade(&lane)));
         Ok(lane)
     }
 

@@ -15,6 +15,7 @@ use wasmtime::component::{Component, InstancePre, Linker, ResourceAny, ResourceT
 use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use upshift_config::metrics::AiAnswer;
 use upshift_core::GatewayError;
 use upshift_core::policy::{self as core, Policy};
 use upshift_core::tables::Tables;
@@ -88,8 +89,8 @@ impl Role {
     /// `0.2.` (a prefix of the full version).
     pub fn version_line(self) -> &'static str {
         match self {
-            Role::Auth => "0.3.",
-            Role::Router | Role::Splitter | Role::Ai => "0.2.",
+            Role::Auth | Role::Splitter | Role::Ai => "0.3.",
+            Role::Router => "0.2.",
         }
     }
 }
@@ -446,20 +447,28 @@ impl PolicySet {
         .unwrap_or_default()
     }
 
-    /// `splitter.report-cost`.
-    pub fn report_cost(
+    /// `splitter.report-answer`.
+    pub fn report_answer(
         &mut self,
         route: u32,
         service: &str,
         version: u32,
-        nano_usd: u64,
+        answer: &AiAnswer,
     ) -> Vec<core::Count> {
+        let answer = splitter::AiAnswer {
+            nano_usd: answer.nano_usd,
+            counted: answer.counted,
+            ttft_ms: answer.ttft_ms,
+            generation_ms: answer.generation_ms,
+            output_tokens: answer.output_tokens,
+            refused: answer.refused,
+        };
         self.call(
             Role::Splitter,
             |s| &mut s.splitter,
             |g, store, plan| {
                 g.plan()
-                    .call_report_cost(store, plan, route, service, version, nano_usd)
+                    .call_report_answer(store, plan, route, service, version, answer)
             },
         )
         .map(counts)
@@ -553,6 +562,7 @@ impl Policy for PolicySet {
                 splitter::Reason::CircuitOpen => core::Reason::CircuitOpen,
             },
             report_all: s.report_all,
+            hooks_due: s.hooks_due,
         })
     }
 }

@@ -141,6 +141,9 @@ async fn serve_parts(
         worker,
     };
     let handshake = forwarding::is_websocket(&parts.headers);
+    if decision.selection.as_ref().is_some_and(|s| s.hooks_due) {
+        lane.hooks.wake(&decision.route.service);
+    }
     match &decision.selection {
         Some(selection) => {
             // The head is decided on: its headers move on without a copy
