@@ -112,7 +112,10 @@ mod tests {
     fn answer_times_split_at_the_first_bytes() {
         let started = std::time::Instant::now();
         let at = |ms| started + std::time::Duration::from_millis(ms);
-        assert_eq!(answer_times(started, Some(at(300)), at(1_300)), (300, 1_000));
+        assert_eq!(
+            answer_times(started, Some(at(300)), at(1_300)),
+            (300, 1_000)
+        );
         assert_eq!(answer_times(started, None, at(800)), (800, 800));
     }
 
