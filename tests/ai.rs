@@ -14,7 +14,7 @@
 //! much rolls back by itself; prompt templates are endpoints whose versions
 //! roll out like upstream versions.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::Command;

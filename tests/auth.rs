@@ -4,7 +4,7 @@
 //! and rate limits counted exactly in the key-value store, per consumer,
 //! across the window's end and across a restart.
 
-mod support;
+use crate::support;
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde_json::{Value, json};

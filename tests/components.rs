@@ -1,7 +1,7 @@
 //! Components are separate files: one can be replaced alone, and one that
 //! traps, spins or runs out of memory fails only its own request.
 
-mod support;
+use crate::support;
 
 use serde_json::Value;
 use std::path::Path;

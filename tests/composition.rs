@@ -4,7 +4,7 @@
 //! are refused with Spin's reason. Components are made from WIT with
 //! `wasm-tools component embed --dummy`, so each case states its shape.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

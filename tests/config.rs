@@ -1,7 +1,7 @@
 //! Config documents through the CLI and the admin API: apply, read back,
 //! reject whole, and survive a restart.
 
-mod support;
+use crate::support;
 
 use serde_json::Value;
 use support::upstream::Upstream;

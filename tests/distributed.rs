@@ -5,7 +5,7 @@
 //! stops the canary on both, everything survives restarts, and a Redis
 //! outage fails requests with a JSON 5xx (never a hang) until it heals.
 
-mod support;
+use crate::support;
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};

@@ -2,7 +2,7 @@
 //! trickle, are too large or lack `Host`, connection floods, and a drain
 //! on SIGTERM that lets requests in flight finish.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

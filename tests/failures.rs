@@ -1,7 +1,7 @@
 //! Broken upstreams and bad requests get clear JSON errors with the request
 //! id, and the gateway keeps serving.
 
-mod support;
+use crate::support;
 
 use serde_json::Value;
 use std::time::{Duration, Instant};

@@ -4,7 +4,7 @@
 //! on both lanes; the gateway component itself is upgraded on the
 //! component lane, where it serves.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

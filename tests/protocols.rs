@@ -6,7 +6,7 @@
 //! component lane, on wasi:http, refuses what it cannot carry with a
 //! clear error.
 
-mod support;
+use crate::support;
 
 use serde_json::Value;
 use std::time::{Duration, Instant};

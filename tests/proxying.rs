@@ -2,7 +2,7 @@
 //! large bodies streamed both ways without being held in memory, concurrent
 //! requests sharing instances, and `https` upstreams.
 
-mod support;
+use crate::support;
 
 use bytes::Bytes;
 use futures::StreamExt;

@@ -5,7 +5,7 @@
 //! through the CLI, a blue/green switch under load loses nothing, and the
 //! counters come out as Prometheus text.
 
-mod support;
+use crate::support;
 
 use serde_json::Value;
 use std::time::{Duration, Instant};

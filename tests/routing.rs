@@ -1,7 +1,7 @@
 //! Routing through the whole chain: host, path, method and header matching,
 //! rewrites, version splitting, and the JSON 404 when nothing matches.
 
-mod support;
+use crate::support;
 
 use serde_json::Value;
 use support::upstream::{Upstream, echoed_header};

@@ -2,7 +2,7 @@
 //! resolves: components, component files, variables and the dependency
 //! wiring (each dependency exports the interface the gateway imports).
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use support::{component_wit, repo};

@@ -2,7 +2,7 @@
 //! it asks for (SNI) and reloaded when its files change, without a
 //! restart; HTTP/2 is offered by ALPN, and spoken in clear (h2c) too.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -4,7 +4,7 @@
 //! ejection, with real upstreams on 127.0.0.1 and exact counters read back
 //! from the admin API.
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

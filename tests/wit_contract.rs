@@ -5,7 +5,7 @@
 //! filesystem). Other world imports a component does not use (type-only
 //! interfaces, say) are left out by the component tooling, which is fine.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::path::Path;

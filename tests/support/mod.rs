@@ -1,7 +1,7 @@
 //! The end-to-end test harness: the real `upshift` host serving the real
 //! components from the repository's spin.toml, real upstream servers on
 //! 127.0.0.1 and a real HTTP client.
-#![allow(dead_code)] // each test binary uses a different part of the harness
+#![allow(dead_code)] // a part of the harness serves one lane only
 
 pub mod peers;
 pub mod providers;
