@@ -414,12 +414,32 @@ async fn a_model_falls_back_when_its_provider_answers_429() {
     )
     .await;
     let state = tempfile::tempdir().unwrap();
-    let host = host_with(state.path(), &[]);
+    let log = state.path().join("access.log");
+    let host = host_with(state.path(), &["--access-log", log.to_str().unwrap()]);
     host.apply(&config(&claude, &oai, MODELS)).await;
 
     let (status, headers, body) =
         post(&host, "/v1/chat/completions", &chat_request("chat", false)).await;
     assert_eq!(status, 200, "{body}");
+    let line = &support::access_log_lines(&log, 1).await[0];
+    assert_eq!(
+        (line["status"].as_u64(), line["path"].as_str()),
+        (Some(200), Some("/v1/chat/completions"))
+    );
+    assert_eq!(line["service"], "oai@gpt-4o-mini");
+    if support::lane() == "native" {
+        assert_eq!(
+            (line["route"].as_str(), line["consumer"].as_str()),
+            (Some("ai"), Some("alice"))
+        );
+        assert_eq!(line["attempts"], 2);
+        let ai = &line["ai"];
+        assert_eq!(
+            (ai["alias"].as_str(), ai["provider"].as_str()),
+            (Some("backup"), Some("oai"))
+        );
+        assert_eq!(ai["model"], "gpt-4o-mini");
+    }
     assert_eq!(header(&headers, "x-upshift-model"), "backup");
     assert_eq!(header(&headers, "x-upshift-upstream"), "oai@gpt-4o-mini");
     assert_eq!(body["choices"][0]["message"]["content"], "From backup.");
@@ -449,6 +469,13 @@ async fn a_model_falls_back_when_its_provider_answers_429() {
         body["error"]["message"],
         "Number of request tokens has exceeded your per-minute rate limit"
     );
+    let text = std::fs::read_to_string(&log).unwrap();
+    for secret in [ALICE_KEY, ANTHROPIC_KEY, OPENAI_KEY] {
+        assert!(
+            !text.contains(secret),
+            "{secret} leaked into the access log"
+        );
+    }
 }
 
 #[tokio::test]

@@ -15,6 +15,7 @@ mod distributed;
 mod edge;
 mod failures;
 mod live_upgrades;
+mod observability;
 mod protocols;
 mod proxying;
 mod rollouts;

@@ -25,7 +25,7 @@ cargo test --release --workspace
 # The end-to-end suites again with the gateway component on the byte path,
 # as Spin runs it, so that lane cannot rot (the suites of the manifest,
 # the WIT contract and TLS settings have no lane).
-suites=(routing proxying protocols failures config components upgrades live_upgrades auth ai rollouts distributed)
+suites=(routing proxying protocols failures config components upgrades live_upgrades auth ai rollouts distributed observability)
 # --workspace keeps the features of the build above: nothing is rebuilt.
 UPSHIFT_TEST_LANE=component cargo test --release --workspace --test e2e -- "${suites[@]/%/::}"
 # The demo command builds the host alone: it must find everything built.

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::access_log::Sink;
 use crate::runtime::Lane;
 use crate::server::Limits;
 
@@ -119,6 +120,10 @@ pub struct UpArgs {
     /// `gateway` component serves every request, as on Spin).
     #[arg(long, value_enum, default_value_t = Lane::Native)]
     pub lane: Lane,
+    /// Where to log requests, one JSON line each: `stdout` (or `-`), or
+    /// a file's path, appended to. Off when not given.
+    #[arg(long, env = "UPSHIFT_ACCESS_LOG")]
+    pub access_log: Option<Sink>,
     /// Worker threads, each with its own listening socket (default: one
     /// per CPU core available to the process).
     #[arg(long)]

@@ -8,9 +8,13 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
+use std::sync::atomic::Ordering;
+
 use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use upshift_core::GatewayError;
+
+use crate::access_log::BytesIn;
 
 /// Why the client's body could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -55,16 +59,20 @@ pub struct ClientBody {
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
     /// Whether the timer runs for the current wait.
     armed: bool,
+    /// Bytes read so far, for the access log.
+    read: BytesIn,
 }
 
 impl ClientBody {
-    /// `body`, failing after `timeout` without data.
-    pub fn new(body: Incoming, timeout: Duration) -> Self {
+    /// `body`, failing after `timeout` without data, counting the bytes
+    /// it reads in `read`.
+    pub fn new(body: Incoming, timeout: Duration, read: BytesIn) -> Self {
         Self {
             body,
             timeout,
             timer: None,
             armed: false,
+            read,
         }
     }
 }
@@ -81,6 +89,11 @@ impl Body for ClientBody {
         match Pin::new(&mut this.body).poll_frame(cx) {
             Poll::Ready(frame) => {
                 this.armed = false;
+                if let Some(Ok(frame)) = &frame
+                    && let Some(data) = frame.data_ref()
+                {
+                    this.read.0.fetch_add(data.len() as u64, Ordering::Relaxed);
+                }
                 Poll::Ready(frame.map(|frame| frame.map_err(ClientBodyError::from)))
             }
             Poll::Pending => {

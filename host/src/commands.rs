@@ -9,6 +9,7 @@ use anyhow::Context as _;
 use bytes::Bytes;
 use http::Method;
 
+use crate::access_log::AccessLog;
 use crate::admin_client::{AdminClient, config_content_type};
 use crate::builder::{self, BuildError};
 use crate::cli::{ApplyArgs, ComposeArgs, GetArgs, ManifestArgs, Resource, UpArgs};
@@ -42,6 +43,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         workers,
         admin_public: args.admin_public,
         unset_admin_token: UnsetAdminToken::Generate,
+        access_log: args.access_log.as_ref().map(AccessLog::start).transpose()?,
     };
     let watched = if args.watch {
         Some(Watched::from_app(&app)?)

@@ -1,5 +1,6 @@
 //! `upshift`: serves Spin-manifest apps of WebAssembly components on wasmtime.
 
+mod access_log;
 mod admin_client;
 mod admin_token;
 mod bindings;

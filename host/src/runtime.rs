@@ -14,6 +14,7 @@ use wasmtime::component::{Component, Linker};
 use wasmtime_wasi_http::handler::{ProxyHandler, ProxyPre};
 use wasmtime_wasi_http::p3::bindings::ServicePre;
 
+use crate::access_log::AccessLog;
 use crate::admin_token;
 use crate::compose::deny_imports;
 use crate::composed::{self, ComposedGateway};
@@ -62,6 +63,8 @@ pub struct RuntimeOptions {
     pub admin_public: bool,
     /// The admin token when the `admin_token` variable resolves empty.
     pub unset_admin_token: UnsetAdminToken,
+    /// Where requests are logged, if anywhere.
+    pub access_log: Option<AccessLog>,
 }
 
 /// What the admin token is when none is configured.
@@ -112,6 +115,8 @@ pub struct Runtime {
     pub registry: Option<Arc<Registry>>,
     /// The key-value backend of every store.
     pub kv: Arc<dyn KvBackend>,
+    /// Where requests are logged, if anywhere.
+    pub access_log: Option<AccessLog>,
     _ticker: EpochTicker,
 }
 
@@ -332,6 +337,7 @@ impl Runtime {
             admin_public: options.admin_public,
             registry,
             kv,
+            access_log: options.access_log.clone(),
             offload_components: !natives.is_empty(),
             _ticker: EpochTicker::start(engines),
         })

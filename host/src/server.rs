@@ -38,10 +38,13 @@ use tokio::signal::unix::SignalKind;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::task::AbortOnDropHandle;
+use upshift_core::access_log::{self, Entry, Served};
+use upshift_core::trace::{TRACEPARENT, TraceContext};
 use upshift_core::{GatewayError, forwarding, grpc, request_id};
 use wasmtime_wasi_http::WasiBody;
 use wasmtime_wasi_http::handler::{ExpirationError, TrapOrPanicError};
 
+use crate::access_log::{BytesIn, Logged, Pending};
 use crate::client_body::{ClientBody, ClientBodyError};
 use crate::concurrency::RunPermits;
 use crate::native::{WebSocketLimits, WebSockets};
@@ -406,16 +409,39 @@ fn seed() -> u64 {
 /// (ids must be unique, not unguessable, and a system call each costs more
 /// than the rest of a request's id handling).
 fn new_request_id() -> String {
+    request_id::from_random(random_u64(), random_u64())
+}
+
+/// The next number of this worker's SplitMix64 sequence.
+fn random_u64() -> u64 {
     REQUEST_IDS.with(|state| {
-        let next = || {
-            let mut z = state.get().wrapping_add(0x9e37_79b9_7f4a_7c15);
-            state.set(z);
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^ (z >> 31)
-        };
-        request_id::from_random(next(), next())
+        let mut z = state.get().wrapping_add(0x9e37_79b9_7f4a_7c15);
+        state.set(z);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
     })
+}
+
+/// 128 bits of this worker's sequence: a trace id.
+fn random_u128() -> u128 {
+    (u128::from(random_u64()) << 64) | u128::from(random_u64())
+}
+
+/// The error code of an answer the host made for a failure, for the
+/// access log.
+#[derive(Debug, Clone)]
+struct ErrorCode(String);
+
+/// The host the client asked for: the URI's authority (HTTP/2), else the
+/// `Host` header.
+fn requested_host<B>(request: &Request<B>) -> &str {
+    request
+        .uri()
+        .authority()
+        .map(|a| a.as_str())
+        .or_else(|| request.headers().get(HOST).and_then(|h| h.to_str().ok()))
+        .unwrap_or_default()
 }
 
 struct Shared {
@@ -433,25 +459,94 @@ struct Shared {
 }
 
 impl Shared {
-    /// The request with its body cut off after the body read timeout.
+    /// The request with its body cut off after the body read timeout,
+    /// its bytes counted.
     fn client_body(&self, request: Request<Incoming>) -> Request<ClientBody> {
-        request.map(|body| ClientBody::new(body, self.limits.body_read_timeout))
+        let read = request
+            .extensions()
+            .get::<BytesIn>()
+            .cloned()
+            .unwrap_or_default();
+        request.map(|body| ClientBody::new(body, self.limits.body_read_timeout, read))
     }
 
+    /// Answers `request`: its request id and its span of the trace are
+    /// settled, and its line is logged when the answer ends.
     async fn handle(
         &self,
-        request: Request<Incoming>,
+        mut request: Request<Incoming>,
         peer: SocketAddr,
         worker: usize,
         plane: Plane,
     ) -> Response<WasiBody> {
-        let grpc = grpc::is_grpc(request.headers());
+        let arrived = Instant::now();
         let request_id = match request.headers().get(&REQUEST_ID) {
             Some(id) if request_id::is_acceptable(id.as_bytes()) => {
                 id.to_str().unwrap_or_default().to_owned()
             }
             _ => new_request_id(),
         };
+        let traceparent = request
+            .headers()
+            .get(TRACEPARENT)
+            .map(HeaderValue::as_bytes);
+        let trace = TraceContext::continue_or_start(traceparent, random_u128(), random_u64());
+        if let Ok(value) = HeaderValue::try_from(trace.to_string()) {
+            request.headers_mut().insert(TRACEPARENT, value);
+        }
+        // The access log is of traffic: the admin listener's requests
+        // leave their trace in the admin API's audit.
+        let log = self.runtime.access_log.as_ref();
+        let Some(log) = log.filter(|_| plane == Plane::Public) else {
+            let mut served = Served::default();
+            return self
+                .answer(request, (peer, worker, plane), &request_id, &mut served)
+                .await;
+        };
+        let bytes_in = BytesIn::default();
+        request.extensions_mut().insert(bytes_in.clone());
+        let mut entry = Entry {
+            time: access_log::timestamp(crate::native::now_ms()),
+            request_id: request_id.clone(),
+            trace_id: trace.trace_hex(),
+            client_ip: Some(peer.ip().to_string()),
+            method: request.method().to_string(),
+            host: requested_host(&request).to_owned(),
+            path: request.uri().path().to_owned(),
+            ..Entry::default()
+        };
+        let response = self
+            .answer(
+                request,
+                (peer, worker, plane),
+                &request_id,
+                &mut entry.served,
+            )
+            .await;
+        if let Some(ErrorCode(code)) = response.extensions().get::<ErrorCode>() {
+            entry.served.error = Some(code.clone());
+        }
+        entry.served.answered(response.headers());
+        entry.status = response.status().as_u16();
+        let pending = Pending {
+            log: log.clone(),
+            entry,
+            arrived,
+            bytes_in,
+        };
+        response.map(|body| Logged::new(body, pending).boxed_unsync())
+    }
+
+    /// The answer to `request`, with what was done for it in `served`.
+    async fn answer(
+        &self,
+        request: Request<Incoming>,
+        (peer, worker, plane): (SocketAddr, usize, Plane),
+        request_id: &str,
+        served: &mut Served,
+    ) -> Response<WasiBody> {
+        let request_id = request_id.to_owned();
+        let grpc = grpc::is_grpc(request.headers());
         if let Some(problem) = malformed(&request) {
             let mut response =
                 error_response(&GatewayError::BadRequest(problem.into()), &request_id, grpc);
@@ -498,8 +593,15 @@ impl Shared {
             Target::Native(lane) => {
                 let request = self.client_body(request);
                 let websockets = &self.websockets;
-                match crate::native::serve(lane, worker, request, peer, &request_id, websockets)
-                    .await
+                match crate::native::serve(
+                    lane,
+                    worker,
+                    request,
+                    (peer, &request_id),
+                    websockets,
+                    served,
+                )
+                .await
                 {
                     Ok(response) => response,
                     Err(error) => error_response(&error, &request_id, grpc),
@@ -705,10 +807,12 @@ fn drop_connection_listed(headers: &mut http::HeaderMap) {
 /// The error response for `error`: JSON, or a trailers-only gRPC answer
 /// to a gRPC call.
 fn error_response(error: &GatewayError, request_id: &str, grpc: bool) -> Response<WasiBody> {
+    let code = ErrorCode(error.code().to_owned());
     if grpc {
         let mut response =
             Response::new(Empty::new().map_err(|never| match never {}).boxed_unsync());
         *response.headers_mut() = error.grpc_headers(request_id);
+        response.extensions_mut().insert(code);
         return response;
     }
     let mut response = Response::new(
@@ -717,6 +821,7 @@ fn error_response(error: &GatewayError, request_id: &str, grpc: bool) -> Respons
             .boxed_unsync(),
     );
     *response.status_mut() = error.status();
+    response.extensions_mut().insert(code);
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     if let Ok(value) = HeaderValue::from_str(request_id) {

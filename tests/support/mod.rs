@@ -295,3 +295,20 @@ impl RssPeak {
         self.sampler.join().expect("the RSS sampler")
     }
 }
+
+/// The lines of the access log at `path`, parsed, once there are `n` (its
+/// writer follows the answers) or after 10 s.
+pub async fn access_log_lines(path: &Path, n: usize) -> Vec<Value> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}")))
+            .collect();
+        if lines.len() >= n || std::time::Instant::now() > deadline {
+            return lines;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -12,6 +12,7 @@
 //! request the components answer with positions in the config version's
 //! [`tables`].
 
+pub mod access_log;
 pub mod ai;
 pub mod attempts;
 pub mod diff;
@@ -25,6 +26,7 @@ pub mod policy;
 pub mod request_id;
 pub mod response;
 pub mod tables;
+pub mod trace;
 
 pub use error::GatewayError;
 pub use policy::Policy;

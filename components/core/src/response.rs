@@ -8,8 +8,10 @@ use crate::forwarding::REQUEST_ID;
 use crate::policy::RateLimit;
 use crate::tables::{Route, Version};
 
-const ROUTE: HeaderName = HeaderName::from_static("x-upshift-route");
-const UPSTREAM: HeaderName = HeaderName::from_static("x-upshift-upstream");
+/// The route that served an answer.
+pub const ROUTE: HeaderName = HeaderName::from_static("x-upshift-route");
+/// The `service@version` that served an answer.
+pub const UPSTREAM: HeaderName = HeaderName::from_static("x-upshift-upstream");
 const VERSION: HeaderName = HeaderName::from_static("x-upshift-version");
 const MODEL: HeaderName = HeaderName::from_static("x-upshift-model");
 const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");

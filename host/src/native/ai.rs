@@ -14,6 +14,7 @@ use http_body_util::{BodyExt as _, Full, StreamBody};
 use hyper::body::Frame;
 use upshift_config::metrics::AiAnswer;
 use upshift_core::GatewayError;
+use upshift_core::access_log::{AiServed, Served};
 use upshift_core::ai::{
     ANSWER_LIMIT, BODY_LIMIT, Credential, DRAIN_LIMIT, MissingKey, answer_times, provider_headers,
     retry_after_s, streams,
@@ -96,6 +97,7 @@ pub async fn serve(
     head: &Head<'_>,
     decision: &Decision,
     body: ClientBody,
+    served: &mut Served,
 ) -> Result<Response<WasiBody>, GatewayError> {
     let path = match &decision.matched.upstream_path {
         Some(path) => path.split('?').next().unwrap_or_default().to_owned(),
@@ -132,7 +134,7 @@ pub async fn serve(
     };
     let picked = pick(cx, &call, &head.pack(), decision)?;
     answer.version = picked.as_ref().map(|p| p.version.clone());
-    run(cx, call, &answer, decision.route.timeout_ms, picked).await
+    run(cx, call, &answer, decision.route.timeout_ms, picked, served).await
 }
 
 /// Asks the splitter which version of the call's split serves it, and makes
@@ -188,6 +190,7 @@ async fn run(
     answer: &Answer<'_>,
     timeout_ms: u32,
     picked: Option<Picked>,
+    served: &mut Served,
 ) -> Result<Response<WasiBody>, GatewayError> {
     let started = Instant::now();
     let plans = call.call(|g, store, call| g.call().call_attempts(store, call))?;
@@ -198,6 +201,12 @@ async fn run(
         let index = attempts.current();
         let attempt = &plans[index];
         let report = picked.as_ref().filter(|_| std::mem::take(&mut first));
+        served.attempts += 1;
+        served.ai = Some(AiServed {
+            alias: attempt.alias.clone(),
+            provider: Some(attempt.provider.clone()),
+            model: Some(attempt.model.clone()),
+        });
         let (answered, ended) = match try_once(cx, &call, index, attempt, timeout, report).await {
             Ok(tried) => tried,
             Err(Unsent::MissingKey(missing)) => {

@@ -52,7 +52,7 @@ pub use builds::{Builds, Refusal, check_gateway_world, check_world};
 pub use canary::{Canary, CanaryRun, Side, Trap, counts};
 pub use client::UpstreamClient;
 pub use policy::{PolicySet, Prepared, Role};
-pub use proxy::serve;
+pub use proxy::{now_ms, serve};
 pub use retire::watch as watch_websocket_versions;
 pub use websocket::{WebSocketLimits, WebSockets};
 

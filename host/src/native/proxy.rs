@@ -13,6 +13,7 @@ use http::{HeaderMap, Request, Response, Uri};
 use http_body_util::BodyExt as _;
 use hyper::upgrade::OnUpgrade;
 use upshift_core::GatewayError;
+use upshift_core::access_log::Served;
 use upshift_core::attempts::{Attempts, Ended, try_timeout_ms};
 use upshift_core::forwarding::{self, ClientSide};
 use upshift_core::grpc;
@@ -47,14 +48,15 @@ pub struct Context<'a> {
     pub worker: usize,
 }
 
-/// Serves `request` on the native lane of `lane`, as worker `worker`.
+/// Serves `request` of client `peer`, with id `request_id`, on the native
+/// lane of `lane`, as worker `worker`; what it did goes in `served`.
 pub async fn serve(
     lane: &Arc<NativeGateway>,
     worker: usize,
     request: Request<ClientBody>,
-    peer: SocketAddr,
-    request_id: &str,
+    (peer, request_id): (SocketAddr, &str),
     websockets: &WebSockets,
+    served: &mut Served,
 ) -> Result<Response<WasiBody>, GatewayError> {
     if let Some(detail) = lane.unknown() {
         return Err(GatewayError::ConfigStoreUnavailable(detail));
@@ -63,17 +65,17 @@ pub async fn serve(
     let canary = lane.canary.run();
     let started = canary.as_ref().map(|_| Instant::now());
     let (policies, side) = lane.policies(worker);
-    let served = serve_parts(
+    let answer = serve_parts(
         lane,
-        worker,
-        policies,
+        (worker, policies),
         &mut parts,
         body,
         (peer, request_id),
         websockets,
+        served,
     )
     .await;
-    if let Err(GatewayError::ComponentFailed { component, detail }) = &served {
+    if let Err(GatewayError::ComponentFailed { component, detail }) = &answer {
         tracing::error!(
             %request_id,
             %component,
@@ -89,7 +91,7 @@ pub async fn serve(
         }
     }
     if let (Some(run), Some(started)) = (&canary, started) {
-        let status = match &served {
+        let status = match &answer {
             Ok(response) => response.status(),
             Err(error) => error.status(),
         };
@@ -97,17 +99,17 @@ pub async fn serve(
         lane.add(canary::counts(run, side, status.as_u16(), latency_ms))
             .await;
     }
-    served
+    answer
 }
 
 async fn serve_parts(
     lane: &Arc<NativeGateway>,
-    worker: usize,
-    policies: Arc<Mutex<PolicySet>>,
+    (worker, policies): (usize, Arc<Mutex<PolicySet>>),
     parts: &mut http::request::Parts,
     body: ClientBody,
     (peer, request_id): (SocketAddr, &str),
     websockets: &WebSockets,
+    served: &mut Served,
 ) -> Result<Response<WasiBody>, GatewayError> {
     let authority = authority(&parts.uri, &parts.headers)?;
     let client_ip = peer.ip().to_string();
@@ -133,6 +135,7 @@ async fn serve_parts(
         async |url| lane.fetch_key_set(worker, url).await,
     )
     .await?;
+    served.decided(&decision, &tables);
     let cx = Context {
         lane,
         policies,
@@ -163,15 +166,16 @@ async fn serve_parts(
                         "WebSocket needs an HTTP/1.1 connection".into(),
                     )
                 })?;
-                return relay_websocket(&cx, &decision, selection, forward, (client, websockets))
+                let websocket = (client, websockets);
+                return relay_websocket(&cx, &decision, selection, forward, websocket, served)
                     .await;
             }
-            proxy(&cx, &decision, selection, forward, body).await
+            proxy(&cx, &decision, selection, forward, body, served).await
         }
         None if handshake => Err(GatewayError::UpgradeNotSupported(
             "AI routes take no WebSocket".into(),
         )),
-        None => super::ai::serve(&cx, &head, &decision, body).await,
+        None => super::ai::serve(&cx, &head, &decision, body, served).await,
     }
 }
 
@@ -216,6 +220,7 @@ async fn proxy(
     selection: &Selection,
     mut forward: Forward<'_>,
     body: ClientBody,
+    served: &mut Served,
 ) -> Result<Response<WasiBody>, GatewayError> {
     let route = &decision.route;
     let index = decision.matched.route;
@@ -251,6 +256,7 @@ async fn proxy(
         let started = Instant::now();
         let result = send(cx, request, timeout, target.http2).await;
         let mut attempt = attempt_of(upstream, started, &result)?;
+        served.attempted(&route.service, &version.name, target, attempt.latency_ms);
         let grpc_status = match &result {
             Ok(response) if grpc => grpc::status(response.headers()),
             _ => None,
@@ -333,6 +339,7 @@ async fn relay_websocket(
     selection: &Selection,
     mut forward: Forward<'_>,
     (client, websockets): (OnUpgrade, &WebSockets),
+    served: &mut Served,
 ) -> Result<Response<WasiBody>, GatewayError> {
     let route = &decision.route;
     let mut headers = upstream_headers(cx, decision, &mut forward);
@@ -367,6 +374,7 @@ async fn relay_websocket(
         .upgrade(&cx.lane.name, request, timeout)
         .await;
     let attempt = attempt_of(upstream, started, &result)?;
+    served.attempted(&route.service, &version.name, target, attempt.latency_ms);
     let counts = tally(
         &cx.policies,
         (decision.matched.route, route),

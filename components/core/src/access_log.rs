@@ -1,0 +1,178 @@
+//! The access log: one JSON line per request, with what the gateway did
+//! for it. Both lanes fill a [`Served`] as the request goes and an
+//! [`Entry`] when its answer ends; the line is written off the request
+//! path.
+//!
+//! Nothing secret goes in: the path is logged without its query (where
+//! keys are sometimes passed), no header is logged, and the caller is
+//! named by its consumer id.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use time::format_description::well_known::Rfc3339;
+
+use crate::GatewayError;
+use crate::phases::Decision;
+use crate::tables::{Tables, Target};
+
+/// One request's line.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Entry {
+    /// When the request arrived, RFC 3339 in UTC with milliseconds.
+    pub time: String,
+    /// The request id (`x-request-id`).
+    pub request_id: String,
+    /// The W3C trace id.
+    pub trace_id: String,
+    /// The peer's address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_ip: Option<String>,
+    /// The method.
+    pub method: String,
+    /// The authority the client asked for.
+    pub host: String,
+    /// The path, without the query.
+    pub path: String,
+    /// What the gateway did.
+    #[serde(flatten)]
+    pub served: Served,
+    /// The answer's status.
+    pub status: u16,
+    /// From the request's arrival to the answer's last byte, in
+    /// milliseconds.
+    pub latency_ms: f64,
+    /// Request body bytes read from the client.
+    pub bytes_in: u64,
+    /// Answer body bytes sent to the client.
+    pub bytes_out: u64,
+}
+
+/// What the gateway did for a request, as far as it got.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Served {
+    /// The route's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route: Option<Arc<str>>,
+    /// The caller's consumer id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consumer: Option<Arc<str>>,
+    /// The caller's tenant.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<Arc<str>>,
+    /// `service@version` of the last attempt.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// The URL of the last attempt's target.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<Arc<str>>,
+    /// Upstream attempts made (retries and fallbacks included).
+    pub attempts: u32,
+    /// How long the last attempt took to answer, in milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream_latency_ms: Option<u32>,
+    /// The gateway's error code, when it refused or failed the request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// What an AI route did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ai: Option<AiServed>,
+}
+
+/// What an AI route did for a request.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AiServed {
+    /// The model the client asked for.
+    pub alias: String,
+    /// The provider that answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    /// The provider's model that answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+}
+
+impl Served {
+    /// Records the decision: the route and the caller.
+    pub fn decided(&mut self, decision: &Decision, tables: &Tables) {
+        self.route = Some(decision.route.name.clone());
+        if let Some(consumer) = decision
+            .authenticated
+            .consumer
+            .and_then(|c| tables.consumer(c))
+        {
+            self.consumer = Some(consumer.id.clone());
+            self.tenant = consumer.tenant.clone();
+        }
+    }
+
+    /// Records an attempt at `version` of `service`, at `target`, that
+    /// answered (or failed) after `latency_ms`.
+    pub fn attempted(&mut self, service: &str, version: &str, target: &Target, latency_ms: u32) {
+        self.attempts += 1;
+        self.service = Some(format!("{service}@{version}"));
+        self.upstream = Some(target.url.clone());
+        self.upstream_latency_ms = Some(latency_ms);
+    }
+
+    /// Records what an answer's headers tell and is not known yet: the
+    /// route, and the `service@version` that served it (all that the
+    /// component lane tells).
+    pub fn answered(&mut self, headers: &http::HeaderMap) {
+        let text = |name| {
+            headers
+                .get(name)
+                .and_then(|v: &http::HeaderValue| v.to_str().ok())
+        };
+        if self.route.is_none() {
+            self.route = text(crate::response::ROUTE).map(Into::into);
+        }
+        if self.service.is_none() {
+            self.service = text(crate::response::UPSTREAM).map(str::to_owned);
+        }
+    }
+
+    /// Records that the request failed with `error`.
+    pub fn failed(&mut self, error: &GatewayError) {
+        self.error = Some(error.code().to_owned());
+    }
+}
+
+/// `unix_ms` as RFC 3339 in UTC, with milliseconds.
+pub fn timestamp(unix_ms: u64) -> String {
+    let nanos = i128::from(unix_ms) * 1_000_000;
+    time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_rfc3339_with_milliseconds() {
+        assert_eq!(timestamp(1_764_000_000_123), "2025-11-24T16:00:00.123Z");
+        assert_eq!(timestamp(0), "1970-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn a_line_leaves_out_what_is_unknown() {
+        let entry = Entry {
+            method: "GET".into(),
+            path: "/orders".into(),
+            status: 404,
+            served: Served {
+                error: Some("route_not_found".into()),
+                ..Served::default()
+            },
+            ..Entry::default()
+        };
+        let line = serde_json::to_value(&entry).unwrap();
+        assert_eq!(line["error"], "route_not_found");
+        assert_eq!(line["attempts"], 0);
+        assert!(line.get("route").is_none());
+        assert!(line.get("ai").is_none());
+    }
+}

@@ -1,0 +1,182 @@
+//! What the gateway tells of the requests it serves: one access log line
+//! each, with no secret in it, and the W3C trace context the upstream gets.
+
+use crate::support;
+
+use serde_json::Value;
+use support::upstream::{Upstream, closed_port, echoed_header};
+use support::{Host, access_log_lines as log_lines, client, lane, repo};
+
+const ALICE_KEY: &str = "alice-secret-key-4f1c";
+const CLIENT_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+
+/// The line of request `id`.
+fn line_of<'a>(lines: &'a [Value], id: &str) -> &'a Value {
+    lines
+        .iter()
+        .find(|l| l["request_id"] == id)
+        .unwrap_or_else(|| panic!("no line for {id} in {lines:#?}"))
+}
+
+#[tokio::test]
+async fn the_access_log_has_one_line_per_request_and_no_secret() {
+    let up = Upstream::start("one").await;
+    let closed = closed_port().await;
+    let state = tempfile::tempdir().unwrap();
+    let log = state.path().join("access.log");
+    let host = Host::start_with(
+        &repo().join("spin.toml"),
+        state.path(),
+        &["--access-log", log.to_str().unwrap()],
+    );
+    host.apply(&format!(
+        "services:
+  - {{ name: orders, versions: [{{ name: v1, targets: [{{ url: '{}' }}] }}] }}
+  - {{ name: gone, versions: [{{ name: v3, targets: [{{ url: 'http://127.0.0.1:{closed}' }}] }}] }}
+routes:
+  - {{ name: api, paths: [/api], service: orders, auth: {{ api_key: {{ header: x-api-key }} }} }}
+  - {{ name: down, paths: [/down], service: gone, retries: {{ attempts: 2, methods: [POST] }} }}
+consumers:
+  - {{ name: alice, tenant: acme, api_keys: [{ALICE_KEY}] }}
+",
+        up.url()
+    ))
+    .await;
+
+    let send = |path: &str, id: &str, key: Option<&str>| {
+        let mut request = client()
+            .post(format!("{}{path}", host.url))
+            .header("x-request-id", id)
+            .body("twelve bytes");
+        if let Some(key) = key {
+            request = request.header("x-api-key", key);
+        }
+        request.send()
+    };
+    let proxied = send(
+        "/api/orders?token=query-secret",
+        "r-proxied",
+        Some(ALICE_KEY),
+    )
+    .await
+    .unwrap();
+    assert_eq!(proxied.status(), 200);
+    let proxied_len = proxied.bytes().await.unwrap().len() as u64;
+    let refused = send("/api/orders", "r-refused", Some("wrong-key-9d2e"))
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    let failed = send("/down", "r-failed", None).await.unwrap();
+    assert_eq!(failed.status(), 502);
+    let unrouted = send("/nowhere", "r-unrouted", None).await.unwrap();
+    assert_eq!(unrouted.status(), 404);
+
+    let lines = log_lines(&log, 4).await;
+    assert_eq!(lines.len(), 4, "one line per request: {lines:#?}");
+
+    let line = line_of(&lines, "r-proxied");
+    assert_eq!(line["method"], "POST");
+    assert_eq!(line["path"], "/api/orders", "the query stays out");
+    assert_eq!(line["status"], 200);
+    assert_eq!(line["route"], "api");
+    assert_eq!(line["service"], "orders@v1");
+    assert_eq!(line["client_ip"], "127.0.0.1");
+    assert!(line["host"].as_str().unwrap().starts_with("127.0.0.1:"));
+    assert_eq!(line["bytes_in"], 12);
+    assert_eq!(line["bytes_out"], proxied_len);
+    assert_eq!(line["trace_id"].as_str().unwrap().len(), 32);
+    assert!(line["latency_ms"].as_f64().unwrap() > 0.0);
+    assert!(line["time"].as_str().unwrap().ends_with('Z'));
+    if lane() == "native" {
+        assert_eq!(line["consumer"], "alice");
+        assert_eq!(line["tenant"], "acme");
+        assert_eq!(line["upstream"], up.url().as_str());
+        assert_eq!(line["attempts"], 1);
+        assert!(line["upstream_latency_ms"].is_u64());
+    }
+
+    let line = line_of(&lines, "r-refused");
+    assert_eq!(line["status"], 401);
+    if lane() == "native" {
+        assert_eq!(line["error"], "invalid_api_key");
+        assert_eq!(line["attempts"], 0);
+    }
+
+    let line = line_of(&lines, "r-failed");
+    assert_eq!(line["status"], 502);
+    if lane() == "native" {
+        assert_eq!(line["error"], "upstream_unavailable");
+        assert_eq!(line["attempts"], 3, "the first try and two retries");
+        assert_eq!(line["service"], "gone@v3");
+    }
+
+    let line = line_of(&lines, "r-unrouted");
+    assert_eq!(line["status"], 404);
+    if lane() == "native" {
+        assert_eq!(line["error"], "route_not_found");
+    }
+
+    let text = std::fs::read_to_string(&log).unwrap();
+    for secret in [ALICE_KEY, "wrong-key-9d2e", "query-secret"] {
+        assert!(
+            !text.contains(secret),
+            "{secret} leaked into the access log"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_upstream_continues_the_clients_trace() {
+    let up = Upstream::start("one").await;
+    let state = tempfile::tempdir().unwrap();
+    let log = state.path().join("access.log");
+    let host = Host::start_with(
+        &repo().join("spin.toml"),
+        state.path(),
+        &["--access-log", log.to_str().unwrap()],
+    );
+    host.apply(&up.only_route()).await;
+
+    let sent = format!("00-{CLIENT_TRACE}-00f067aa0ba902b7-01");
+    let echo: Value = client()
+        .get(format!("{}/traced", host.url))
+        .header("traceparent", &sent)
+        .header("tracestate", "vendor=opaque")
+        .header("x-request-id", "r-traced")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let got = echoed_header(&echo, "traceparent");
+    let fields: Vec<&str> = got[0].split('-').collect();
+    assert_eq!(fields.len(), 4, "{got:?}");
+    assert_eq!(
+        (fields[0], fields[1], fields[3]),
+        ("00", CLIENT_TRACE, "01")
+    );
+    assert_ne!(
+        fields[2], "00f067aa0ba902b7",
+        "the gateway's span is the parent"
+    );
+    assert_eq!(echoed_header(&echo, "tracestate"), ["vendor=opaque"]);
+
+    // Without one (or with a malformed one), a trace starts here.
+    for traceparent in [None, Some("00-xyz-00f067aa0ba902b7-01")] {
+        let mut request = client().get(format!("{}/started", host.url));
+        if let Some(value) = traceparent {
+            request = request.header("traceparent", value);
+        }
+        let echo: Value = request.send().await.unwrap().json().await.unwrap();
+        let got = echoed_header(&echo, "traceparent");
+        let fields: Vec<&str> = got[0].split('-').collect();
+        assert_eq!(fields.len(), 4, "{got:?}");
+        assert_eq!(fields[1].len(), 32);
+        assert_ne!(fields[1], CLIENT_TRACE);
+        assert_ne!(fields[1], "0".repeat(32));
+    }
+
+    let lines = log_lines(&log, 3).await;
+    assert_eq!(line_of(&lines, "r-traced")["trace_id"], CLIENT_TRACE);
+}
