@@ -12,7 +12,8 @@
 #           worker models); through Upshift's native
 #           lane on a plain route (one version, no auth) and on the full
 #           chain (route + API key + rate limit + 90/10 split + per-version
-#           counters); and through the component lane, for reference.
+#           counters), with and without the access log (to a file); and
+#           through the component lane, for reference.
 #           Saturated (N connections), unloaded (1 connection: the latency a
 #           request adds over direct), and at a constant rate of half of
 #           nginx's maximum (oha -q), where the added p99 is what counts.
@@ -51,6 +52,7 @@ port_fake_sse=18089
 port_nginx_ai=18090
 port_litellm=18091
 port_floor_mt=18092
+port_logged=18093
 work=$(mktemp -d)
 pids=()
 cleanup() {
@@ -238,6 +240,8 @@ configure() {
 start_upshift "$port_component" --lane component
 component_pid=$upshift_pid
 configure "$port_component"
+start_upshift "$port_logged" --access-log "$work/access.log"
+configure "$port_logged"
 start_upshift "$port_upshift"
 configure "$port_upshift"
 
@@ -311,6 +315,7 @@ targets=(
   "bare hyper proxy, multi-thread runtime|http://127.0.0.1:$port_floor_mt$path"
   "Upshift native, plain route|http://127.0.0.1:$port_upshift/plain$path"
   "Upshift native, full chain|http://127.0.0.1:$port_upshift/bench$path"
+  "Upshift native, full chain, access log on|http://127.0.0.1:$port_logged/bench$path"
   "Upshift component lane, full chain|http://127.0.0.1:$port_component/bench$path"
 )
 declare -A rps p50 p99 u50 u99

@@ -956,7 +956,8 @@ async fn identical_requests_are_answered_from_the_cache_until_it_expires() {
     .await;
     let oai = Provider::start(Kind::OpenAi, vec![Answer::text(&["x"], 1, 1)]).await;
     let state = tempfile::tempdir().unwrap();
-    let host = host_with(state.path(), &[]);
+    let log = state.path().join("access.log");
+    let host = host_with(state.path(), &["--access-log", log.to_str().unwrap()]);
     host.apply(&config_with(&claude, &oai, "  cache: { ttl_s: 2 }\n"))
         .await;
 
@@ -982,6 +983,17 @@ async fn identical_requests_are_answered_from_the_cache_until_it_expires() {
     assert_eq!(ask(None).await, ("miss".to_owned(), "First.".to_owned()));
     assert_eq!(ask(None).await, ("hit".to_owned(), "First.".to_owned()));
     assert_eq!(claude.received().len(), 1);
+    let lines = support::access_log_lines(&log, 2).await;
+    let cached: Vec<(&str, &str)> = lines
+        .iter()
+        .map(|l| {
+            (
+                l["ai"]["alias"].as_str().unwrap(),
+                l["ai"]["cache"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(cached, [("chat", "miss"), ("chat", "hit")], "{lines:#?}");
     assert_eq!(
         ask(Some("no-store")).await,
         ("bypass".to_owned(), "Second.".to_owned())

@@ -113,11 +113,9 @@ pub fn prometheus(store: &impl ConfigStore) -> Result<AdminResponse, AdminRespon
             |s| s.ai.generation_ms_sum,
         ),
     ] {
-        if series.values().any(|s| s.ai.answers > 0) {
-            counter(&mut out, &series, name, help, |s| {
-                vec![(String::new(), field(s))]
-            });
-        }
+        counter(&mut out, &series, name, help, |s| {
+            vec![(String::new(), field(s))]
+        });
     }
     counter(
         &mut out,
@@ -158,6 +156,8 @@ pub fn stats(store: &impl ConfigStore) -> Result<AdminResponse, AdminResponse> {
             });
             entry["failures"] = json!(stats.failures);
             entry["timeouts"] = json!(stats.timeouts);
+            // The raw counters, for tools that take differences over time.
+            entry["counters"] = stats.fields().into_iter().collect();
             if !stats.grpc_statuses.is_empty() {
                 entry["grpc_statuses"] = json!(stats.grpc_statuses);
             }
@@ -329,24 +329,41 @@ fn histogram(out: &mut String, series: &Series) {
     }
 }
 
+/// A rollout gauge: its name, its help and how to read it.
+type RolloutGauge = (&'static str, &'static str, fn(&RolloutState) -> u64);
+
 fn rollout_gauges(out: &mut String, rollouts: &[RolloutState]) {
-    let name = "upshift_rollout_canary_weight";
-    let _ = writeln!(
-        out,
-        "# HELP {name} Share of the service's traffic on the rollout's canary, in percent.\n\
-         # TYPE {name} gauge"
-    );
-    for state in rollouts {
-        let phase = serde_json::to_value(state.phase).unwrap_or_default();
-        let _ = writeln!(
-            out,
-            "{name}{{service=\"{}\",stable=\"{}\",canary=\"{}\",phase=\"{}\"}} {}",
-            escape(&state.spec.service),
-            escape(&state.spec.stable),
-            escape(&state.spec.canary),
-            phase.as_str().unwrap_or_default(),
-            state.weights().1
-        );
+    let gauges: [RolloutGauge; 3] = [
+        (
+            "upshift_rollout_canary_weight",
+            "Share of the service's traffic on the rollout's canary, in percent.",
+            |state| u64::from(state.weights().1),
+        ),
+        (
+            "upshift_rollout_step",
+            "The rollout's current step, counted from 1.",
+            |state| state.step as u64 + 1,
+        ),
+        (
+            "upshift_rollout_steps",
+            "Steps of the rollout's plan.",
+            |state| state.spec.steps.len() as u64,
+        ),
+    ];
+    for (name, help, value) in gauges {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for state in rollouts {
+            let phase = serde_json::to_value(state.phase).unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "{name}{{service=\"{}\",stable=\"{}\",canary=\"{}\",phase=\"{}\"}} {}",
+                escape(&state.spec.service),
+                escape(&state.spec.stable),
+                escape(&state.spec.canary),
+                phase.as_str().unwrap_or_default(),
+                value(state)
+            );
+        }
     }
 }
 

@@ -90,6 +90,9 @@ pub struct AiServed {
     /// The provider's model that answered.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
+    /// `hit` or `miss` when the route caches answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache: Option<String>,
 }
 
 impl Served {
@@ -129,6 +132,13 @@ impl Served {
         }
         if self.service.is_none() {
             self.service = text(crate::response::UPSTREAM).map(str::to_owned);
+        }
+        if let Some(alias) = text(crate::response::MODEL) {
+            let ai = self.ai.get_or_insert_with(|| AiServed {
+                alias: alias.to_owned(),
+                ..AiServed::default()
+            });
+            ai.cache = text(crate::response::CACHE).map(str::to_owned);
         }
     }
 

@@ -13,7 +13,10 @@ pub const ROUTE: HeaderName = HeaderName::from_static("x-upshift-route");
 /// The `service@version` that served an answer.
 pub const UPSTREAM: HeaderName = HeaderName::from_static("x-upshift-upstream");
 const VERSION: HeaderName = HeaderName::from_static("x-upshift-version");
-const MODEL: HeaderName = HeaderName::from_static("x-upshift-model");
+/// The model alias that served an AI answer.
+pub const MODEL: HeaderName = HeaderName::from_static("x-upshift-model");
+/// Whether an AI answer came from the cache (`hit`) or was stored (`miss`).
+pub const CACHE: HeaderName = HeaderName::from_static("x-upshift-cache");
 const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
 const RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
 const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");

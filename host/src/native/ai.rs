@@ -206,6 +206,7 @@ async fn run(
             alias: attempt.alias.clone(),
             provider: Some(attempt.provider.clone()),
             model: Some(attempt.model.clone()),
+            cache: None,
         });
         let (answered, ended) = match try_once(cx, &call, index, attempt, timeout, report).await {
             Ok(tried) => tried,
