@@ -230,3 +230,80 @@ async fn the_demo_config_is_valid_and_serves_what_the_demo_promises() {
         .unwrap();
     assert_eq!(keyed.status(), 200);
 }
+
+#[tokio::test]
+async fn diff_shows_what_a_document_would_change_and_apply_asks_first() {
+    let up = Upstream::start("orders").await;
+    let state = tempfile::tempdir().unwrap();
+    let host = Host::start(state.path());
+    let dir = tempfile::tempdir().unwrap();
+    let file = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let first = file("first.yaml", &good(&up, "/orders"));
+    let (ok, out, _) = cli(&["diff", "-f", &first, "--admin", &host.admin]);
+    assert!(ok);
+    assert!(out.contains("against version 0:"), "{out}");
+    assert!(out.contains("+ routes: "), "{out}");
+    let (ok, out, err) = cli(&["apply", "-f", &first, "--admin", &host.admin]);
+    assert!(ok, "{out}{err}");
+
+    let next = file(
+        "next.yaml",
+        &format!(
+            "services:\n\
+             - name: orders\n\
+             \x20 versions:\n\
+             \x20   - {{ name: v1, weight: 80, targets: [{{ url: '{0}' }}] }}\n\
+             \x20   - {{ name: v2, weight: 20, targets: [{{ url: '{0}' }}] }}\n\
+             routes:\n\
+             - {{ name: orders, paths: ['/orders'], service: orders, auth: {{ api_key: {{}} }} }}\n\
+             consumers:\n\
+             - {{ name: carol, api_keys: [carol-secret-key-31] }}\n",
+            up.url()
+        ),
+    );
+    let (ok, out, err) = cli(&["diff", "-f", &next, "--admin", &host.admin]);
+    assert!(ok, "{err}");
+    for line in [
+        "against version 1:",
+        "+ services.orders.versions.v1.weight: 80",
+        "+ services.orders.versions.v2: ",
+        "+ routes.orders.auth: ",
+        "\"name\":\"carol\"",
+        "(1 hidden)",
+    ] {
+        assert!(out.contains(line), "{line} is missing from:\n{out}");
+    }
+    assert!(
+        !out.contains("carol-secret-key-31"),
+        "a key was shown: {out}"
+    );
+
+    // Without a terminal to ask on, apply --diff applies nothing unless
+    // told yes.
+    let (ok, out, err) = cli(&["apply", "-f", &next, "--diff", "--admin", &host.admin]);
+    assert!(!ok, "{out}");
+    assert!(err.contains("pass --yes"), "{err}");
+    let (_, out, _) = cli(&["get", "config", "--admin", &host.admin]);
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["version"], 1);
+    let (ok, out, err) = cli(&[
+        "apply",
+        "-f",
+        &next,
+        "--diff",
+        "--yes",
+        "--admin",
+        &host.admin,
+    ]);
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains("+ services.orders.versions.v1.weight"),
+        "{out}"
+    );
+    let (ok, out, _) = cli(&["diff", "-f", &next, "--admin", &host.admin]);
+    assert!(ok);
+    assert!(out.contains("no changes against version 2"), "{out}");
+}

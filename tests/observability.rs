@@ -3,6 +3,8 @@
 
 use crate::support;
 
+use std::time::{Duration, Instant};
+
 use serde_json::Value;
 use support::upstream::{Upstream, closed_port, echoed_header};
 use support::{Host, access_log_lines as log_lines, client, lane, repo};
@@ -179,4 +181,176 @@ async fn the_upstream_continues_the_clients_trace() {
 
     let lines = log_lines(&log, 3).await;
     assert_eq!(line_of(&lines, "r-traced")["trace_id"], CLIENT_TRACE);
+}
+
+#[tokio::test]
+async fn the_grafana_dashboard_reads_metrics_the_gateway_exports() {
+    let dashboard: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("components/admin/grafana/upshift.json")).unwrap(),
+    )
+    .unwrap();
+    let up = Upstream::start("one").await;
+    let state = tempfile::tempdir().unwrap();
+    let host = Host::start(state.path());
+    host.apply(&up.only_route()).await;
+    let text = client()
+        .get(format!("{}/admin/metrics", host.admin))
+        .bearer_auth(support::ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let exported: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+
+    let panels = dashboard["panels"].as_array().unwrap();
+    assert!(panels.len() >= 8);
+    let mut read = 0;
+    for expr in panels
+        .iter()
+        .flat_map(|p| p["targets"].as_array().unwrap())
+        .map(|t| t["expr"].as_str().unwrap())
+    {
+        for name in expr
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|word| word.starts_with("upshift_"))
+        {
+            let family = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|suffix| name.strip_suffix(suffix))
+                .unwrap_or(name);
+            assert!(
+                exported.contains(&family),
+                "the dashboard reads {name}, which /admin/metrics does not export"
+            );
+            read += 1;
+        }
+    }
+    assert!(read >= 15, "{read} metric references");
+}
+
+/// Runs `upshift ARGS` (a shell command line) in a new detached tmux
+/// session `session`, 120 columns by 50 lines, with the admin token.
+fn in_tmux(session: &str, args: &str) {
+    let started = std::process::Command::new("tmux")
+        .args(["new-session", "-d", "-s", session, "-x", "120", "-y", "50"])
+        .args([
+            "-e",
+            &format!("UPSHIFT_ADMIN_TOKEN={}", support::ADMIN_TOKEN),
+        ])
+        .arg(format!("{} {args}", support::upshift_bin()))
+        .status()
+        .expect("tmux starts");
+    assert!(started.success());
+}
+
+/// What tmux's pane `session` shows now.
+fn pane(session: &str) -> String {
+    let out = std::process::Command::new("tmux")
+        .args(["capture-pane", "-p", "-t", session])
+        .output()
+        .expect("tmux runs");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn rollout_status_watch_redraws_the_rollout_as_it_advances() {
+    let (one, two) = (Upstream::start("one").await, Upstream::start("two").await);
+    let state = tempfile::tempdir().unwrap();
+    let host = Host::start(state.path());
+    host.apply(&format!(
+        "services:
+  - {{ name: s, versions: [{{ name: v1, targets: [{{ url: '{}' }}] }}, {{ name: v2, targets: [{{ url: '{}' }}] }}] }}
+routes:
+  - {{ name: all, service: s }}
+",
+        one.url(),
+        two.url()
+    ))
+    .await;
+    let (status, body) = support::traffic::admin_post(
+        &host,
+        "/admin/rollouts",
+        r#"{"service": "s", "canary": "v2",
+            "steps": [{"weight": 10, "pause": "2s"}, {"weight": 50, "pause": "2s"}],
+            "analysis": {"min_requests": 5, "max_error_rate": 0.05, "interval": "100ms"}}"#,
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+
+    let session = format!("upshift-watch-{}", std::process::id());
+    let watch = "rollout status s --watch --interval 200ms";
+    in_tmux(
+        &session,
+        &format!("{watch} --admin {}; sleep 30", host.admin),
+    );
+    let top = format!("{session}-top");
+    in_tmux(&top, &format!("top --interval 0.5 --admin {}", host.admin));
+
+    let traffic = {
+        let url = format!("{}/watched", host.url);
+        tokio::spawn(async move {
+            loop {
+                let _ = client().get(&url).send().await;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    };
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let shown = pane(&session);
+        if seen.last() != Some(&shown) {
+            seen.push(shown.clone());
+        }
+        if shown.contains("phase:   promoted") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let table = pane(&top);
+    traffic.abort();
+    for name in [&session, &top] {
+        let _ = std::process::Command::new("tmux")
+            .args(["kill-session", "-t", name])
+            .status();
+    }
+
+    // `top` shows the last interval's rate per version while traffic flows.
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("all ") && l.contains("s@v2"))
+        .unwrap_or_else(|| panic!("no row of s@v2: {table}"));
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    let rate: f64 = cells[2].parse().unwrap();
+    assert!(rate > 1.0, "{table}");
+    assert_eq!(cells[3], "0.0", "{table}");
+
+    let first = seen
+        .iter()
+        .position(|s| s.contains("step 1 of 2") && s.contains("pause:"))
+        .unwrap_or_else(|| panic!("step 1 never shown: {seen:#?}"));
+    let second = seen
+        .iter()
+        .position(|s| s.contains("step 2 of 2") && s.contains("v2 50%"))
+        .unwrap_or_else(|| panic!("step 2 never shown: {seen:#?}"));
+    let last = seen.last().unwrap();
+    assert!(first < second, "{seen:#?}");
+    assert!(last.contains("phase:   promoted"), "{last}");
+    assert!(last.contains("[####################]"), "{last}");
+    assert!(
+        last.contains(" ago)"),
+        "history times read as how long ago: {last}"
+    );
+    assert!(
+        !last
+            .split(|c: char| !c.is_ascii_digit())
+            .any(|n| n.len() >= 13),
+        "no epoch milliseconds: {last}"
+    );
 }

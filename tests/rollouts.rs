@@ -190,7 +190,23 @@ async fn a_healthy_canary_promotes_itself() {
         "{text}"
     );
     assert!(text.contains("upshift_upstream_latency_seconds_bucket{route=\"all\",service=\"s\",version=\"v2\",le=\"+Inf\"}"));
-    assert!(text.contains("upshift_rollout_canary_weight{service=\"s\",stable=\"v1\",canary=\"v2\",phase=\"promoted\"} 100"));
+    let gauge = |name: &str| {
+        let labels = "{service=\"s\",stable=\"v1\",canary=\"v2\",phase=\"promoted\"} ";
+        let prefix = format!("{name}{labels}");
+        text.lines()
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
+            .map(str::to_owned)
+    };
+    assert_eq!(
+        gauge("upshift_rollout_canary_weight").as_deref(),
+        Some("100")
+    );
+    assert_eq!(
+        gauge("upshift_rollout_step").as_deref(),
+        Some("2"),
+        "{text}"
+    );
+    assert_eq!(gauge("upshift_rollout_steps").as_deref(), Some("2"));
 }
 
 #[tokio::test]
@@ -583,6 +599,14 @@ async fn operators_steer_a_rollout_from_the_cli() {
         "rollout", "start", "s", "--canary", "v2", "--steps", "30,100", "--pause", "manual",
     ]);
     assert!(ok, "{out}{err}");
+    assert!(
+        out.contains(" of s started: progressing, step 1 of 2, v1 70% / v2 30%"),
+        "{out}"
+    );
+    let (ok, out, _) = run(&["rollout", "status", "s", "--output", "json"]);
+    assert!(ok);
+    let status: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(status["weights"]["canary"], 30, "{out}");
     let (ok, _, err) = run(&["rollout", "start", "s", "--canary", "v2"]);
     assert!(!ok && err.contains("rollout_in_progress"), "{err}");
 
@@ -597,8 +621,9 @@ async fn operators_steer_a_rollout_from_the_cli() {
     assert!(ok);
     assert!(out.contains("v1 70% / v2 30%"), "{out}");
 
-    let (ok, _, err) = run(&["rollout", "pause", "s", "--reason", "checking dashboards"]);
+    let (ok, out, err) = run(&["rollout", "pause", "s", "--reason", "checking dashboards"]);
     assert!(ok, "{err}");
+    assert!(out.contains(" of s paused: paused, step 1 of 2"), "{out}");
     let (ok, _, err) = run(&["rollout", "resume", "s"]);
     assert!(ok, "{err}");
     assert_eq!(

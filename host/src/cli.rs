@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::access_log::Sink;
 use crate::runtime::Lane;
 use crate::server::Limits;
+use crate::top::TopArgs;
 
 /// Upshift: an edge API and AI gateway made of WebAssembly components.
 #[derive(Debug, Parser)]
@@ -30,8 +31,13 @@ pub enum Command {
     Compose(ComposeArgs),
     /// Apply a gateway configuration file (YAML or JSON) through the admin API.
     Apply(ApplyArgs),
+    /// Show what applying a configuration file would change against the
+    /// version in force (consumers' keys hidden).
+    Diff(DiffArgs),
     /// Show configuration, routes, services or metrics from the admin API.
     Get(GetArgs),
+    /// Watch request rate, error rate and p99 per route and version, live.
+    Top(TopArgs),
     /// Start, follow and steer rollouts through the admin API.
     Rollout(crate::rollout::RolloutArgs),
     /// Push, upgrade and roll back one component of the gateway while traffic
@@ -197,6 +203,23 @@ pub struct AdminArgs {
 /// Options of `upshift apply`.
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
+    /// The configuration file (`.yaml`, `.yml` or `.json`).
+    #[arg(short = 'f', long = "file")]
+    pub file: PathBuf,
+    /// Show what the file changes first, and ask before applying it.
+    #[arg(long)]
+    pub diff: bool,
+    /// With `--diff`: apply without asking.
+    #[arg(long, requires = "diff")]
+    pub yes: bool,
+    /// Admin API location and credentials.
+    #[command(flatten)]
+    pub admin: AdminArgs,
+}
+
+/// Options of `upshift diff`.
+#[derive(Debug, Args)]
+pub struct DiffArgs {
     /// The configuration file (`.yaml`, `.yml` or `.json`).
     #[arg(short = 'f', long = "file")]
     pub file: PathBuf,

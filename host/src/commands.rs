@@ -1,6 +1,7 @@
 //! Implementations of the `up`, `build`, `apply` and `get` subcommands.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,11 +9,13 @@ use std::time::Duration;
 use anyhow::Context as _;
 use bytes::Bytes;
 use http::Method;
+use upshift_config::Config;
+use upshift_config::changes::changes;
 
 use crate::access_log::AccessLog;
 use crate::admin_client::{AdminClient, config_content_type};
 use crate::builder::{self, BuildError};
-use crate::cli::{ApplyArgs, ComposeArgs, GetArgs, ManifestArgs, Resource, UpArgs};
+use crate::cli::{AdminArgs, ApplyArgs, ComposeArgs, GetArgs, ManifestArgs, Resource, UpArgs};
 use crate::inbound_tls::ServerCerts;
 use crate::manifest::App;
 use crate::native::WebSocketLimits;
@@ -163,10 +166,71 @@ fn build_failed(error: BuildError) -> ExitCode {
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
 
+/// `upshift diff`: what applying `file` would change against the version
+/// in force, a line per change.
+pub async fn diff(file: &Path, admin: &AdminArgs) -> anyhow::Result<ExitCode> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let wanted = match Config::parse(&text) {
+        Ok(config) => serde_json::to_value(&config)?,
+        Err(error) => {
+            eprintln!("{}: {error}", file.display());
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let client = AdminClient::new(&admin.admin, &admin.token);
+    let response = client.send(Method::GET, "/admin/config", None).await?;
+    let (version, in_force) = match response.status.as_u16() {
+        404 => (0, serde_json::json!({})),
+        status if (200..300).contains(&status) => {
+            let mut body: serde_json::Value = serde_json::from_slice(&response.body)?;
+            (body["version"].as_u64().unwrap_or(0), body["config"].take())
+        }
+        _ => {
+            eprintln!("cannot read the config in force ({}):", response.status);
+            eprintln!("{}", response.pretty_body());
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let found = changes(&in_force, &wanted);
+    if found.is_empty() {
+        println!("{}: no changes against version {version}", file.display());
+    } else {
+        println!("{} against version {version}:", file.display());
+        for change in found {
+            println!("  {change}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Whether the operator answers yes to `question` on the terminal.
+fn confirmed(question: &str) -> anyhow::Result<bool> {
+    use std::io::{BufRead as _, IsTerminal as _, Write as _};
+    if !std::io::stdin().is_terminal() {
+        anyhow::bail!("not applied: there is no terminal to ask on; pass --yes");
+    }
+    print!("{question} [y/N] ");
+    std::io::stdout().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+}
+
 /// `upshift apply`.
 pub async fn apply(args: ApplyArgs) -> anyhow::Result<ExitCode> {
     let content = std::fs::read(&args.file)
         .with_context(|| format!("cannot read {}", args.file.display()))?;
+    if args.diff {
+        let shown = diff(&args.file, &args.admin).await?;
+        if shown != ExitCode::SUCCESS {
+            return Ok(shown);
+        }
+        if !args.yes && !confirmed("Apply these changes?")? {
+            println!("not applied");
+            return Ok(ExitCode::FAILURE);
+        }
+    }
     let client = AdminClient::new(&args.admin.admin, &args.admin.token);
     let response = client
         .send(

@@ -19,6 +19,7 @@ mod inbound_tls;
 mod instances;
 mod key;
 mod kv;
+mod local_time;
 mod manifest;
 mod native;
 mod outbound;
@@ -32,6 +33,7 @@ mod runtime_config;
 mod server;
 mod sources;
 mod tls;
+mod top;
 mod variables;
 mod watch;
 
@@ -47,6 +49,7 @@ use crate::cli::{Cli, Command};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    local_time::init();
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
@@ -75,7 +78,9 @@ fn main() -> ExitCode {
             Command::Build(args) => commands::build(args),
             Command::Compose(args) => commands::compose(args),
             Command::Apply(args) => commands::apply(args).await,
+            Command::Diff(args) => commands::diff(&args.file, &args.admin).await,
             Command::Get(args) => commands::get(args).await,
+            Command::Top(args) => top::run(args).await,
             Command::Rollout(args) => rollout::run(args).await,
             Command::Component(args) => component::run(args).await,
             Command::Consumer(args) => consumer::run(args).await,

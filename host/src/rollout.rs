@@ -3,14 +3,18 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use bytes::Bytes;
 use clap::{Args, Subcommand};
 use http::Method;
 use serde_json::{Value, json};
 
-use crate::admin_client::{AdminClient, config_content_type};
+use upshift_config::rollout::{Pause, RolloutState};
+
+use crate::admin_client::{AdminClient, AdminResponse, config_content_type};
 use crate::cli::AdminArgs;
+use crate::local_time;
 
 /// Options of `upshift rollout`.
 #[derive(Debug, Args)]
@@ -18,6 +22,10 @@ pub struct RolloutArgs {
     /// What to do.
     #[command(subcommand)]
     pub action: RolloutAction,
+    /// `text`: summaries for people; `json`: the admin API's answers, for
+    /// scripts.
+    #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
 }
 
 /// Rollout subcommands.
@@ -26,7 +34,7 @@ pub enum RolloutAction {
     /// Start a rollout from a plan file, or from flags.
     Start(StartArgs),
     /// Show phase, step, weights, the step's analysis and the audit trail.
-    Status(ServiceArgs),
+    Status(StatusArgs),
     /// Hold the rollout at its current step.
     Pause(ReasonArgs),
     /// Go on from a pause, a manual step or a webhook gate.
@@ -71,12 +79,32 @@ pub struct StartArgs {
 pub struct ServiceArgs {
     /// The service whose rollout this is.
     pub service: String,
-    /// Print the admin API's JSON instead of a summary.
-    #[arg(long)]
-    pub json: bool,
     /// Admin API location and credentials.
     #[command(flatten)]
     pub admin: AdminArgs,
+}
+
+/// How a command prints what it did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    /// A summary for people.
+    Text,
+    /// The admin API's JSON answer.
+    Json,
+}
+
+/// Options of `upshift rollout status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The service, and where its admin API is.
+    #[command(flatten)]
+    pub target: ServiceArgs,
+    /// Redraw the summary as the rollout goes, until it ends (or Ctrl-C).
+    #[arg(long)]
+    pub watch: bool,
+    /// How often `--watch` redraws, e.g. `1s`, `500ms`.
+    #[arg(long, default_value = "1s", value_parser = parse_interval)]
+    pub interval: Duration,
 }
 
 /// A service, a reason for the audit trail, and where its admin API is.
@@ -94,6 +122,7 @@ pub struct ReasonArgs {
 
 /// `upshift rollout …`.
 pub async fn run(args: RolloutArgs) -> anyhow::Result<ExitCode> {
+    let output = args.output;
     match args.action {
         RolloutAction::Start(start) => {
             let body = match &start.file {
@@ -113,37 +142,85 @@ pub async fn run(args: RolloutArgs) -> anyhow::Result<ExitCode> {
             let response = client
                 .send(Method::POST, "/admin/rollouts", Some(body))
                 .await?;
-            report(response.status.is_success(), &response.pretty_body())
+            report(&response, output, "started")
         }
-        RolloutAction::Status(target) => {
-            let client = AdminClient::new(&target.admin.admin, &target.admin.token);
-            let path = format!("/admin/rollouts/{}", target.service);
-            let response = client.send(Method::GET, &path, None).await?;
-            if !response.status.is_success() || target.json {
-                return report(response.status.is_success(), &response.pretty_body());
-            }
-            let status: Value = serde_json::from_slice(&response.body)?;
-            print!("{}", describe(&status));
-            Ok(ExitCode::SUCCESS)
+        RolloutAction::Status(args) => status(args, output).await,
+        RolloutAction::Pause(r) => {
+            act(&r.admin, &r.service, ("pause", "paused"), r.reason, output).await
         }
-        RolloutAction::Pause(r) => act(&r.admin, &r.service, "pause", r.reason).await,
-        RolloutAction::Abort(r) => act(&r.admin, &r.service, "abort", r.reason).await,
-        RolloutAction::Resume(t) => act(&t.admin, &t.service, "resume", None).await,
-        RolloutAction::Promote(t) => act(&t.admin, &t.service, "promote", None).await,
+        RolloutAction::Abort(r) => {
+            act(&r.admin, &r.service, ("abort", "aborted"), r.reason, output).await
+        }
+        RolloutAction::Resume(t) => {
+            act(&t.admin, &t.service, ("resume", "resumed"), None, output).await
+        }
+        RolloutAction::Promote(t) => {
+            act(&t.admin, &t.service, ("promote", "promoted"), None, output).await
+        }
         RolloutAction::Clear(t) => {
             let client = AdminClient::new(&t.admin.admin, &t.admin.token);
             let path = format!("/admin/rollouts/{}", t.service);
             let response = client.send(Method::DELETE, &path, None).await?;
-            report(response.status.is_success(), &response.pretty_body())
+            report(&response, output, "cleared")
         }
     }
 }
 
+/// `upshift rollout status`: the summary once, or redrawn until the
+/// rollout ends with `--watch`.
+async fn status(args: StatusArgs, output: Output) -> anyhow::Result<ExitCode> {
+    let target = &args.target;
+    let client = AdminClient::new(&target.admin.admin, &target.admin.token);
+    let path = format!("/admin/rollouts/{}", target.service);
+    loop {
+        let response = client.send(Method::GET, &path, None).await?;
+        if !response.status.is_success() || output == Output::Json {
+            return report(&response, Output::Json, "");
+        }
+        let status: Value = serde_json::from_slice(&response.body)?;
+        let summary = describe(&status, now_ms());
+        if !args.watch {
+            print!("{summary}");
+            return Ok(ExitCode::SUCCESS);
+        }
+        // Clear the screen and draw from its top.
+        print!("\x1b[2J\x1b[H{summary}");
+        let ended = serde_json::from_value::<RolloutState>(status["rollout"].clone())
+            .is_ok_and(|state| !state.is_active());
+        if ended {
+            return Ok(ExitCode::SUCCESS);
+        }
+        use std::io::Write as _;
+        std::io::stdout().flush()?;
+        tokio::select! {
+            () = tokio::time::sleep(args.interval) => {}
+            _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
+        }
+    }
+}
+
+fn parse_interval(text: &str) -> Result<Duration, String> {
+    match Pause::try_from(text.to_owned())? {
+        Pause::For(interval) if !interval.is_zero() => Ok(interval),
+        _ => Err(format!("`{text}` is not an interval like `1s` or `500ms`")),
+    }
+}
+
+/// The wall clock in Unix milliseconds.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Asks for `action` on `service`'s rollout; `done` says what happened,
+/// in the summary.
 async fn act(
     admin: &AdminArgs,
     service: &str,
-    action: &str,
+    (action, done): (&str, &str),
     reason: Option<String>,
+    output: Output,
 ) -> anyhow::Result<ExitCode> {
     let client = AdminClient::new(&admin.admin, &admin.token);
     let body = reason.map(|r| {
@@ -154,17 +231,40 @@ async fn act(
     });
     let path = format!("/admin/rollouts/{service}/{action}");
     let response = client.send(Method::POST, &path, body).await?;
-    report(response.status.is_success(), &response.pretty_body())
+    report(&response, output, done)
 }
 
-fn report(ok: bool, body: &str) -> anyhow::Result<ExitCode> {
-    if ok {
-        println!("{body}");
-        Ok(ExitCode::SUCCESS)
-    } else {
-        eprintln!("{body}");
-        Ok(ExitCode::FAILURE)
+/// Prints the admin API's answer: for people, what `done` to the rollout
+/// and where it stands; for scripts, the JSON. A refusal goes to stderr.
+fn report(response: &AdminResponse, output: Output, done: &str) -> anyhow::Result<ExitCode> {
+    if !response.status.is_success() {
+        eprintln!("{}", response.pretty_body());
+        return Ok(ExitCode::FAILURE);
     }
+    let body: Value = serde_json::from_slice(&response.body).unwrap_or_default();
+    let state = serde_json::from_value::<RolloutState>(body["rollout"].clone());
+    match (output, state) {
+        (Output::Text, Ok(state)) => {
+            let (stable, canary) = state.weights();
+            println!(
+                "rollout {} of {} {done}: {}, step {} of {}, {} {stable}% / {} {canary}%",
+                state.id,
+                state.spec.service,
+                state.phase,
+                state.step + 1,
+                state.spec.steps.len(),
+                state.spec.stable,
+                state.spec.canary,
+            );
+        }
+        (Output::Text, Err(_)) if body["cleared"].is_string() => println!(
+            "rollout {} of {} {done}",
+            text(&body["cleared"]),
+            text(&body["service"])
+        ),
+        _ => println!("{}", response.pretty_body()),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The plan `upshift rollout start SERVICE --canary V …` describes.
@@ -183,25 +283,42 @@ fn plan_from_flags(start: &StartArgs) -> Value {
     plan
 }
 
-/// A summary of `GET /admin/rollouts/{service}` for people.
-fn describe(status: &Value) -> String {
+/// A summary of `GET /admin/rollouts/{service}` for people, at `now_ms`.
+fn describe(status: &Value, now_ms: u64) -> String {
     let rollout = &status["rollout"];
     let spec = &rollout["spec"];
     let (stable, canary) = (text(&spec["stable"]), text(&spec["canary"]));
     let steps = spec["steps"].as_array().map_or(0, Vec::len);
+    let step = rollout["step"].as_u64().unwrap_or(0) + 1;
     let mut out = format!(
         "rollout {} of {}: {stable} -> {canary}\n\
-         phase:   {} (step {} of {steps})\n\
+         phase:   {} {} step {step} of {steps}\n\
          weights: {stable} {}% / {canary} {}%\n\
          reason:  {}\n",
         text(&rollout["id"]),
         text(&spec["service"]),
         text(&rollout["phase"]),
-        rollout["step"].as_u64().unwrap_or(0) + 1,
+        progress_bar(step, steps as u64),
         status["weights"]["stable"],
         status["weights"]["canary"],
         text(&rollout["reason"]),
     );
+    if let Ok(state) = serde_json::from_value::<RolloutState>(rollout.clone()) {
+        out.push_str(&format!(
+            "updated: {}\n",
+            local_time::when(state.updated_ms, now_ms)
+        ));
+        match state.spec.steps.get(state.step).map(|s| &s.pause) {
+            _ if !state.is_active() => {}
+            Some(Pause::For(pause)) => {
+                let ends = state.step_started_ms + pause.as_millis() as u64;
+                let left = ends.saturating_sub(now_ms);
+                out.push_str(&format!("pause:   {} left\n", local_time::span(left)));
+            }
+            Some(Pause::Manual) => out.push_str("pause:   until `rollout resume`\n"),
+            None => {}
+        }
+    }
     for (side, version) in [("canary", &canary), ("stable", &stable)] {
         let s = &status["step"][side];
         out.push_str(&format!(
@@ -283,9 +400,10 @@ fn describe(status: &Value) -> String {
     }
     out.push_str("history:\n");
     for t in status["history"].as_array().into_iter().flatten() {
+        let at = t["at_ms"].as_u64().unwrap_or_default();
         out.push_str(&format!(
             "  {}  {:<7}  {} -> {} (step {} -> {})  {}\n",
-            t["at_ms"],
+            local_time::when(at, now_ms),
             text(&t["actor"]),
             text(&t["from_phase"]),
             text(&t["to_phase"]),
@@ -295,6 +413,17 @@ fn describe(status: &Value) -> String {
         ));
     }
     out
+}
+
+/// `[####------]`: `step` of `steps` done.
+fn progress_bar(step: u64, steps: u64) -> String {
+    const WIDTH: u64 = 20;
+    let done = (step * WIDTH).checked_div(steps).unwrap_or(0).min(WIDTH);
+    format!(
+        "[{}{}]",
+        "#".repeat(done as usize),
+        "-".repeat((WIDTH - done) as usize)
+    )
 }
 
 fn text(value: &Value) -> String {

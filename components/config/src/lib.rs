@@ -9,6 +9,7 @@
 pub mod ai;
 pub mod analysis;
 pub mod audit;
+pub mod changes;
 mod deprecation;
 mod error;
 mod glue;
