@@ -776,6 +776,11 @@ async fn a_healthy_component_canary_promotes_by_itself() {
         "1s",
         "--min-requests",
         "50",
+        // The build is the same code: only noise (tests of other suites
+        // share the machine) could make its p99 differ, and the latency
+        // gate is tested on its own.
+        "--max-p99-ratio",
+        "10",
         "--reason",
         "new matcher",
         "--admin",
