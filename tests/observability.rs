@@ -6,7 +6,8 @@ use crate::support;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::upstream::{Upstream, closed_port, echoed_header};
+use support::collector::Collector;
+use support::upstream::{Behavior, Upstream, closed_port, echoed_header};
 use support::{Host, access_log_lines as log_lines, client, lane, repo};
 
 const ALICE_KEY: &str = "alice-secret-key-4f1c";
@@ -181,6 +182,98 @@ async fn the_upstream_continues_the_clients_trace() {
 
     let lines = log_lines(&log, 3).await;
     assert_eq!(line_of(&lines, "r-traced")["trace_id"], CLIENT_TRACE);
+}
+
+#[tokio::test]
+async fn a_retried_request_is_traced_to_the_collector_under_the_clients_trace() {
+    // Every second request fails: the traced one fails once, then its
+    // retry is answered.
+    let up = Upstream::start_with("flaky", Behavior::FailEvery(2)).await;
+    let collector = Collector::start().await;
+    let state = tempfile::tempdir().unwrap();
+    let host = Host::start_with(
+        &repo().join("spin.toml"),
+        state.path(),
+        &["--otlp-endpoint", &collector.url],
+    );
+    host.apply(&format!(
+        "services: [{{ name: orders, versions: [{{ name: v1, targets: [{{ url: '{}' }}] }}] }}]
+routes:
+  - {{ name: api, paths: [/api], service: orders,
+      retries: {{ attempts: 2, retry_on: [500], budget_percent: 100 }} }}
+",
+        up.url()
+    ))
+    .await;
+    let first = client().get(format!("{}/api/warm", host.url)).send();
+    assert_eq!(first.await.unwrap().status(), 200);
+
+    let sent = format!("00-{CLIENT_TRACE}-00f067aa0ba902b7-01");
+    let answer = client()
+        .get(format!("{}/api/traced", host.url))
+        .header("traceparent", &sent)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let echo: Value = answer.json().await.unwrap();
+    assert_eq!(up.hits(), 3, "the traced request was retried once");
+    let upstream_saw = echoed_header(&echo, "traceparent");
+    let fields: Vec<&str> = upstream_saw[0].split('-').collect();
+    assert_eq!(fields[1], CLIENT_TRACE, "{upstream_saw:?}");
+
+    let native = lane() == "native";
+    let wanted = if native { 6 } else { 2 };
+    let spans = collector.spans(wanted).await;
+    let trace = hex(&spans
+        .iter()
+        .find(|(_, s)| s.name == "GET api" && hex(&s.parent_span_id) == "00f067aa0ba902b7")
+        .unwrap_or_else(|| panic!("no server span of the traced request in {spans:#?}"))
+        .1
+        .trace_id);
+    assert_eq!(trace, CLIENT_TRACE);
+    let ours: Vec<_> = spans
+        .iter()
+        .filter(|(_, s)| hex(&s.trace_id) == CLIENT_TRACE)
+        .collect();
+    assert!(ours.iter().all(|(service, _)| service.contains("upshift")));
+    let server = &ours.iter().find(|(_, s)| s.name == "GET api").unwrap().1;
+    // The upstream's parent is the gateway's span of the request.
+    assert_eq!(hex(&server.span_id), fields[2]);
+    if native {
+        let attempts: Vec<_> = ours
+            .iter()
+            .map(|(_, s)| s)
+            .filter(|s| s.name == "attempt orders@v1")
+            .collect();
+        assert_eq!(attempts.len(), 2, "{ours:#?}");
+        for attempt in &attempts {
+            assert_eq!(attempt.parent_span_id, server.span_id);
+            assert!(attempt.start_time_unix_nano >= server.start_time_unix_nano);
+            assert!(attempt.end_time_unix_nano <= server.end_time_unix_nano);
+        }
+        let statuses: Vec<String> = attempts
+            .iter()
+            .map(|s| attribute(s, "http.response.status_code"))
+            .collect();
+        assert_eq!(statuses, ["Some(IntValue(500))", "Some(IntValue(200))"]);
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn attribute(span: &opentelemetry_proto::tonic::trace::v1::Span, key: &str) -> String {
+    let value = span.attributes.iter().find(|a| a.key == key);
+    format!(
+        "{:?}",
+        value
+            .and_then(|a| a.value.as_ref())
+            .map(|v| &v.value)
+            .cloned()
+            .flatten()
+    )
 }
 
 #[tokio::test]

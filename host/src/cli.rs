@@ -5,9 +5,10 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::access_log::Sink;
 use crate::runtime::Lane;
 use crate::server::Limits;
+use crate::telemetry::lines::Sink;
+use crate::telemetry::spans::Encoding;
 use crate::top::TopArgs;
 
 /// Upshift: an edge API and AI gateway made of WebAssembly components.
@@ -130,6 +131,19 @@ pub struct UpArgs {
     /// a file's path, appended to. Off when not given.
     #[arg(long, env = "UPSHIFT_ACCESS_LOG")]
     pub access_log: Option<Sink>,
+    /// The OpenTelemetry collector spans are exported to, over OTLP/HTTP
+    /// (its base URL, e.g. `http://127.0.0.1:4318`; spans go to
+    /// `/v1/traces`). Off when not given. Batching follows the standard
+    /// `OTEL_BSP_*` variables.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+    /// The encoding of exported spans: `http/protobuf` or `http/json`.
+    #[arg(
+        long,
+        env = "OTEL_EXPORTER_OTLP_PROTOCOL",
+        default_value = "http/protobuf"
+    )]
+    pub otlp_protocol: Encoding,
     /// Worker threads, each with its own listening socket (default: one
     /// per CPU core available to the process).
     #[arg(long)]

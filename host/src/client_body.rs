@@ -14,7 +14,7 @@ use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use upshift_core::GatewayError;
 
-use crate::access_log::BytesIn;
+use crate::telemetry::BytesIn;
 
 /// Why the client's body could not be read.
 #[derive(Debug, thiserror::Error)]

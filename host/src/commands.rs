@@ -12,7 +12,6 @@ use http::Method;
 use upshift_config::Config;
 use upshift_config::changes::changes;
 
-use crate::access_log::AccessLog;
 use crate::admin_client::{AdminClient, config_content_type};
 use crate::builder::{self, BuildError};
 use crate::cli::{AdminArgs, ApplyArgs, ComposeArgs, GetArgs, ManifestArgs, Resource, UpArgs};
@@ -21,6 +20,8 @@ use crate::manifest::App;
 use crate::native::WebSocketLimits;
 use crate::runtime::{self, Runtime, RuntimeOptions, UnsetAdminToken};
 use crate::server::{self, Limits, ServeOptions};
+use crate::telemetry::spans::Collector;
+use crate::telemetry::{Outputs, Telemetry};
 use crate::watch::{self, Watched};
 
 /// Default number of requests running inside components at once, per core.
@@ -46,7 +47,13 @@ pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         workers,
         admin_public: args.admin_public,
         unset_admin_token: UnsetAdminToken::Generate,
-        access_log: args.access_log.as_ref().map(AccessLog::start).transpose()?,
+        telemetry: Telemetry::start(&Outputs {
+            access_log: args.access_log.clone(),
+            collector: args.otlp_endpoint.clone().map(|endpoint| Collector {
+                endpoint,
+                protocol: args.otlp_protocol,
+            }),
+        })?,
     };
     let watched = if args.watch {
         Some(Watched::from_app(&app)?)

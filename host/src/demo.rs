@@ -52,7 +52,7 @@ pub async fn run(args: ManifestArgs) -> anyhow::Result<ExitCode> {
         workers,
         admin_public: false,
         unset_admin_token: UnsetAdminToken::Fixed(DEFAULT_ADMIN_TOKEN.to_owned()),
-        access_log: None,
+        telemetry: None,
     };
     let runtime = tokio::task::spawn_blocking(move || Runtime::load(&app, &options)).await??;
     let listeners = server::bind(GATEWAY.parse()?, workers)

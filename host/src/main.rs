@@ -1,6 +1,5 @@
 //! `upshift`: serves Spin-manifest apps of WebAssembly components on wasmtime.
 
-mod access_log;
 mod admin_client;
 mod admin_token;
 mod bindings;
@@ -32,6 +31,7 @@ mod runtime;
 mod runtime_config;
 mod server;
 mod sources;
+mod telemetry;
 mod tls;
 mod top;
 mod variables;

@@ -14,7 +14,6 @@ use wasmtime::component::{Component, Linker};
 use wasmtime_wasi_http::handler::{ProxyHandler, ProxyPre};
 use wasmtime_wasi_http::p3::bindings::ServicePre;
 
-use crate::access_log::AccessLog;
 use crate::admin_token;
 use crate::compose::deny_imports;
 use crate::composed::{self, ComposedGateway};
@@ -28,6 +27,7 @@ use crate::registry::{self, Registry};
 use crate::routes::{Route, Router};
 use crate::runtime_config::RuntimeConfig;
 use crate::sources::Sources;
+use crate::telemetry::Telemetry;
 use crate::tls::TlsConfigs;
 use crate::variables::ComponentVariables;
 
@@ -63,8 +63,8 @@ pub struct RuntimeOptions {
     pub admin_public: bool,
     /// The admin token when the `admin_token` variable resolves empty.
     pub unset_admin_token: UnsetAdminToken,
-    /// Where requests are logged, if anywhere.
-    pub access_log: Option<AccessLog>,
+    /// Where requests are logged and traced, if anywhere.
+    pub telemetry: Option<Telemetry>,
 }
 
 /// What the admin token is when none is configured.
@@ -115,8 +115,8 @@ pub struct Runtime {
     pub registry: Option<Arc<Registry>>,
     /// The key-value backend of every store.
     pub kv: Arc<dyn KvBackend>,
-    /// Where requests are logged, if anywhere.
-    pub access_log: Option<AccessLog>,
+    /// Where requests are logged and traced, if anywhere.
+    pub telemetry: Option<Telemetry>,
     _ticker: EpochTicker,
 }
 
@@ -194,6 +194,7 @@ impl Runtime {
                     cache_dir: &cache_dir,
                     budget: options.request_timeout,
                     workers: options.workers,
+                    telemetry: options.telemetry.clone(),
                 })
                 .with_context(|| format!("cannot start the native lane of `{name}`"))?;
                 tracing::info!(
@@ -337,7 +338,7 @@ impl Runtime {
             admin_public: options.admin_public,
             registry,
             kv,
-            access_log: options.access_log.clone(),
+            telemetry: options.telemetry.clone(),
             offload_components: !natives.is_empty(),
             _ticker: EpochTicker::start(engines),
         })

@@ -23,7 +23,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http::header::{CONNECTION, CONTENT_TYPE, HOST, RETRY_AFTER};
@@ -38,19 +38,19 @@ use tokio::signal::unix::SignalKind;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::task::AbortOnDropHandle;
-use upshift_core::access_log::{self, Entry, Served};
+use upshift_core::access_log::{Entry, Served};
 use upshift_core::trace::{TRACEPARENT, TraceContext};
 use upshift_core::{GatewayError, forwarding, grpc, request_id};
 use wasmtime_wasi_http::WasiBody;
 use wasmtime_wasi_http::handler::{ExpirationError, TrapOrPanicError};
 
-use crate::access_log::{BytesIn, Logged, Pending};
 use crate::client_body::{ClientBody, ClientBodyError};
 use crate::concurrency::RunPermits;
 use crate::native::{WebSocketLimits, WebSockets};
 use crate::registry::Registry;
 use crate::routes::RouteMatch;
 use crate::runtime::{ComponentService, Runtime, Target};
+use crate::telemetry::{BytesIn, Pending, Recorded};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -480,6 +480,7 @@ impl Shared {
         plane: Plane,
     ) -> Response<WasiBody> {
         let arrived = Instant::now();
+        let arrived_at = SystemTime::now();
         let request_id = match request.headers().get(&REQUEST_ID) {
             Some(id) if request_id::is_acceptable(id.as_bytes()) => {
                 id.to_str().unwrap_or_default().to_owned()
@@ -494,10 +495,10 @@ impl Shared {
         if let Ok(value) = HeaderValue::try_from(trace.to_string()) {
             request.headers_mut().insert(TRACEPARENT, value);
         }
-        // The access log is of traffic: the admin listener's requests
-        // leave their trace in the admin API's audit.
-        let log = self.runtime.access_log.as_ref();
-        let Some(log) = log.filter(|_| plane == Plane::Public) else {
+        // Telemetry is of traffic: the admin listener's requests leave
+        // their trace in the admin API's audit.
+        let telemetry = self.runtime.telemetry.as_ref();
+        let Some(telemetry) = telemetry.filter(|_| plane == Plane::Public) else {
             let mut served = Served::default();
             return self
                 .answer(request, (peer, worker, plane), &request_id, &mut served)
@@ -506,7 +507,6 @@ impl Shared {
         let bytes_in = BytesIn::default();
         request.extensions_mut().insert(bytes_in.clone());
         let mut entry = Entry {
-            time: access_log::timestamp(crate::native::now_ms()),
             request_id: request_id.clone(),
             trace_id: trace.trace_hex(),
             client_ip: Some(peer.ip().to_string()),
@@ -529,12 +529,13 @@ impl Shared {
         entry.served.answered(response.headers());
         entry.status = response.status().as_u16();
         let pending = Pending {
-            log: log.clone(),
+            telemetry: telemetry.clone(),
             entry,
-            arrived,
+            trace,
+            arrived: (arrived, arrived_at),
             bytes_in,
         };
-        response.map(|body| Logged::new(body, pending).boxed_unsync())
+        response.map(|body| Recorded::new(body, pending).boxed_unsync())
     }
 
     /// The answer to `request`, with what was done for it in `served`.

@@ -3,6 +3,7 @@
 //! 127.0.0.1 and a real HTTP client.
 #![allow(dead_code)] // a part of the harness serves one lane only
 
+pub mod collector;
 pub mod peers;
 pub mod providers;
 pub mod redis;

@@ -8,12 +8,14 @@
 //! named by its consumer id.
 
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 use time::format_description::well_known::Rfc3339;
 
 use crate::GatewayError;
 use crate::phases::Decision;
+use crate::policy::Outcome;
 use crate::tables::{Tables, Target};
 
 /// One request's line.
@@ -60,7 +62,7 @@ pub struct Served {
     /// The caller's tenant.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tenant: Option<Arc<str>>,
-    /// `service@version` of the last attempt.
+    /// `service@version` of the last attempt (see [`Served::settle`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub service: Option<String>,
     /// The URL of the last attempt's target.
@@ -77,6 +79,51 @@ pub struct Served {
     /// What an AI route did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ai: Option<AiServed>,
+    /// The calls made, in order: the spans of a trace.
+    #[serde(skip)]
+    pub calls: Vec<Call>,
+}
+
+/// One call the gateway made for a request: an upstream attempt, or an AI
+/// provider call.
+#[derive(Debug, Clone)]
+pub struct Call {
+    /// The service, or the AI provider.
+    pub service: Arc<str>,
+    /// The service's version, or the provider's model.
+    pub version: Arc<str>,
+    /// The target's URL, for upstream attempts.
+    pub target: Option<Arc<str>>,
+    /// When the call ended (its answer's head arrived, or it failed).
+    pub ended: SystemTime,
+    /// How long it took.
+    pub took: Duration,
+    /// How it ended.
+    pub outcome: Outcome,
+}
+
+impl Call {
+    /// A call that ended now, after `took`.
+    pub fn ended_now(
+        (service, version): (&Arc<str>, &Arc<str>),
+        target: Option<&Arc<str>>,
+        took: Duration,
+        outcome: Outcome,
+    ) -> Self {
+        Call {
+            service: service.clone(),
+            version: version.clone(),
+            target: target.cloned(),
+            ended: SystemTime::now(),
+            took,
+            outcome,
+        }
+    }
+
+    /// When the call began.
+    pub fn started(&self) -> SystemTime {
+        self.ended.checked_sub(self.took).unwrap_or(self.ended)
+    }
 }
 
 /// What an AI route did for a request.
@@ -110,12 +157,27 @@ impl Served {
     }
 
     /// Records an attempt at `version` of `service`, at `target`, that
-    /// answered (or failed) after `latency_ms`.
-    pub fn attempted(&mut self, service: &str, version: &str, target: &Target, latency_ms: u32) {
+    /// ended with `outcome` after `took`.
+    pub fn attempted(
+        &mut self,
+        service: (&Arc<str>, &Arc<str>),
+        target: &Target,
+        took: Duration,
+        outcome: Outcome,
+    ) {
         self.attempts += 1;
-        self.service = Some(format!("{service}@{version}"));
         self.upstream = Some(target.url.clone());
-        self.upstream_latency_ms = Some(latency_ms);
+        self.upstream_latency_ms = Some(u32::try_from(took.as_millis()).unwrap_or(u32::MAX));
+        self.calls
+            .push(Call::ended_now(service, Some(&target.url), took, outcome));
+    }
+
+    /// Fills in what is derived from the calls, off the request path: the
+    /// `service@version` of the last attempt.
+    pub fn settle(&mut self) {
+        if let Some(last) = self.calls.last().filter(|_| self.ai.is_none()) {
+            self.service = Some(format!("{}@{}", last.service, last.version));
+        }
     }
 
     /// Records what an answer's headers tell and is not known yet: the
@@ -130,7 +192,7 @@ impl Served {
         if self.route.is_none() {
             self.route = text(crate::response::ROUTE).map(Into::into);
         }
-        if self.service.is_none() {
+        if self.service.is_none() && self.calls.is_empty() {
             self.service = text(crate::response::UPSTREAM).map(str::to_owned);
         }
         if let Some(alias) = text(crate::response::MODEL) {

@@ -43,6 +43,18 @@ impl TraceContext {
         }
     }
 
+    /// The span a valid `traceparent` names as the parent: the sender's
+    /// own, as a sender wrote it.
+    pub fn of_sender(traceparent: &[u8]) -> Option<Self> {
+        let (trace_id, span_id, flags) = parse(traceparent)?;
+        Some(TraceContext {
+            trace_id,
+            span_id,
+            parent_id: None,
+            flags,
+        })
+    }
+
     /// The trace id as 32 lowercase hex digits.
     pub fn trace_hex(&self) -> String {
         format!("{:032x}", self.trace_id)
@@ -105,6 +117,17 @@ mod tests {
             cx.to_string(),
             "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000abc-01"
         );
+    }
+
+    #[test]
+    fn reads_back_what_it_sends() {
+        let cx = TraceContext::continue_or_start(Some(SAMPLE.as_bytes()), 7, 0xabc);
+        let sent = TraceContext::of_sender(cx.to_string().as_bytes()).unwrap();
+        assert_eq!(
+            (sent.trace_id, sent.span_id, sent.flags),
+            (cx.trace_id, 0xabc, 1)
+        );
+        assert_eq!(TraceContext::of_sender(b"00-zz"), None);
     }
 
     #[test]

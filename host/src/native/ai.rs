@@ -14,7 +14,7 @@ use http_body_util::{BodyExt as _, Full, StreamBody};
 use hyper::body::Frame;
 use upshift_config::metrics::AiAnswer;
 use upshift_core::GatewayError;
-use upshift_core::access_log::{AiServed, Served};
+use upshift_core::access_log::{AiServed, Call, Served};
 use upshift_core::ai::{
     ANSWER_LIMIT, BODY_LIMIT, Credential, DRAIN_LIMIT, MissingKey, answer_times, provider_headers,
     retry_after_s, streams,
@@ -208,6 +208,7 @@ async fn run(
             model: Some(attempt.model.clone()),
             cache: None,
         });
+        let tried = Instant::now();
         let (answered, ended) = match try_once(cx, &call, index, attempt, timeout, report).await {
             Ok(tried) => tried,
             Err(Unsent::MissingKey(missing)) => {
@@ -220,6 +221,20 @@ async fn run(
             }
             Err(Unsent::Failed(error)) => return Err(error),
         };
+        let outcome = match &ended {
+            Ended::Answered { status, .. } => Outcome::Status(*status),
+            Ended::NoAnswer | Ended::Unusable => Outcome::Failed,
+        };
+        let provider: (Arc<str>, Arc<str>) = (
+            attempt.provider.as_str().into(),
+            attempt.model.as_str().into(),
+        );
+        served.calls.push(Call::ended_now(
+            (&provider.0, &provider.1),
+            None,
+            tried.elapsed(),
+            outcome,
+        ));
         let next = match &answered {
             Answered::Stream(_) => None,
             _ => attempts.next(ended, || true),

@@ -47,12 +47,13 @@ use crate::manifest::App;
 use crate::outbound::AllowedHosts;
 use crate::registry::records::InForce;
 use crate::sources::Sources;
+use crate::telemetry::Telemetry;
 use crate::tls::TlsConfigs;
 pub use builds::{Builds, Refusal, check_gateway_world, check_world};
 pub use canary::{Canary, CanaryRun, Side, Trap, counts};
 pub use client::UpstreamClient;
 pub use policy::{PolicySet, Prepared, Role};
-pub use proxy::{now_ms, serve};
+pub use proxy::serve;
 pub use retire::watch as watch_websocket_versions;
 pub use websocket::{WebSocketLimits, WebSockets};
 
@@ -116,6 +117,8 @@ pub struct NativeGateway {
     pub allowed: Arc<AllowedHosts>,
     /// The pooled upstream client.
     pub client: UpstreamClient,
+    /// Where shadow copies are traced, if anywhere.
+    pub telemetry: Option<Telemetry>,
     /// Services whose rollout webhooks have work.
     hooks: hooks::HookQueue,
     /// Key set fetches under way.
@@ -152,6 +155,8 @@ pub struct Setup<'a> {
     pub budget: Duration,
     /// Worker threads.
     pub workers: usize,
+    /// Where shadow copies are traced, if anywhere.
+    pub telemetry: Option<Telemetry>,
 }
 
 impl NativeGateway {
@@ -230,6 +235,7 @@ impl NativeGateway {
             variables: setup.variables,
             allowed: Arc::new(AllowedHosts::parse(&decl.allowed_outbound_hosts)?),
             client: UpstreamClient::new(setup.tls, setup.workers.max(1)),
+            telemetry: setup.telemetry,
             hooks: hooks::HookQueue::default(),
             key_set_fetches: key_sets::KeySetFetches::default(),
             budget: setup.budget,

@@ -256,7 +256,13 @@ async fn proxy(
         let started = Instant::now();
         let result = send(cx, request, timeout, target.http2).await;
         let mut attempt = attempt_of(upstream, started, &result)?;
-        served.attempted(&route.service, &version.name, target, attempt.latency_ms);
+        let took = started.elapsed();
+        served.attempted(
+            (&route.service, &version.name),
+            target,
+            took,
+            attempt.outcome,
+        );
         let grpc_status = match &result {
             Ok(response) if grpc => grpc::status(response.headers()),
             _ => None,
@@ -374,7 +380,13 @@ async fn relay_websocket(
         .upgrade(&cx.lane.name, request, timeout)
         .await;
     let attempt = attempt_of(upstream, started, &result)?;
-    served.attempted(&route.service, &version.name, target, attempt.latency_ms);
+    let took = started.elapsed();
+    served.attempted(
+        (&route.service, &version.name),
+        target,
+        took,
+        attempt.outcome,
+    );
     let counts = tally(
         &cx.policies,
         (decision.matched.route, route),

@@ -27,15 +27,18 @@ use upshift_config::keys;
 use upshift_config::metrics::{SHADOW_COMPARED, SHADOW_DIFFS};
 use upshift_config::rollout::RolloutState;
 use upshift_config::store::counter;
+use upshift_core::access_log::Call;
 use upshift_core::diff::{self, FieldDiff, MAX_BODY_BYTES};
 use upshift_core::policy::{Attempt, Outcome, ShadowCopy, Upstream};
 use upshift_core::tables::Route;
+use upshift_core::trace::{TRACEPARENT, TraceContext};
 use wasmtime_wasi_http::WasiBody;
 
 use super::body::ForwardBody;
 use super::proxy::{Context, millis, now_ms, upstream_request};
 use super::{BUCKET, NativeGateway, PolicySet, lock};
 use crate::kv::{KvBackend, KvError, blocking};
+use crate::telemetry::spans::ShadowCall;
 
 /// Header that marks a shadow copy for the upstream.
 const SHADOW_MARKER: &str = "x-upshift-shadow";
@@ -78,7 +81,8 @@ pub fn send(
             request.headers.clone(),
             ForwardBody::bytes(request.body.clone()),
         )?;
-        Ok::<_, upshift_core::GatewayError>((sent, target.http2, version.name.clone()))
+        let names = (version.name.clone(), target.url.clone());
+        Ok::<_, upshift_core::GatewayError>((sent, target.http2, names))
     };
     let (to_copy, to_primary) = match (build(copy.upstream), build(primary.upstream)) {
         (Ok(to_copy), Ok(to_primary)) => (to_copy, to_primary),
@@ -88,8 +92,15 @@ pub fn send(
         }
     };
     let (body_tx, body_rx) = oneshot::channel();
+    // Traced under the request it copies, when spans are exported.
+    let trace = request
+        .headers
+        .get(TRACEPARENT)
+        .filter(|_| cx.lane.telemetry.is_some())
+        .and_then(|value| TraceContext::of_sender(value.as_bytes()));
     let task = Task {
         lane: cx.lane.clone(),
+        trace,
         policies: cx.policies.clone(),
         worker: cx.worker,
         route: (index, route.name.clone(), service.clone()),
@@ -101,12 +112,14 @@ pub fn send(
 }
 
 /// A request ready to send: the request, whether it goes over HTTP/2, and
-/// its version's name.
-type Ready = (http::Request<ForwardBody>, bool, Arc<str>);
+/// its version's name and target's URL.
+type Ready = (http::Request<ForwardBody>, bool, (Arc<str>, Arc<str>));
 
 /// What the background task of one copy needs.
 struct Task {
     lane: Arc<NativeGateway>,
+    /// The copied request's span, when the copy is traced.
+    trace: Option<TraceContext>,
     policies: Arc<Mutex<PolicySet>>,
     worker: usize,
     /// The route's index and name, and its service.
@@ -120,7 +133,7 @@ impl Task {
     async fn run(
         self,
         copy: ShadowCopy,
-        (to_copy, http2, copy_version): Ready,
+        (to_copy, http2, (copy_version, copy_target)): Ready,
         (to_primary, primary_http2, _): Ready,
         primary: Attempt,
         primary_body: oneshot::Receiver<Bytes>,
@@ -140,6 +153,11 @@ impl Task {
             outcome,
             latency_ms: millis(started),
         };
+        if let (Some(telemetry), Some(trace)) = (&self.lane.telemetry, self.trace) {
+            let version = (&self.route.2, &copy_version);
+            let call = Call::ended_now(version, Some(&copy_target), started.elapsed(), outcome);
+            telemetry.shadow(ShadowCall { trace, call });
+        }
         let counts =
             lock(&self.policies).report_shadow(self.route.0, None, &shadow, &primary, now_ms());
         self.lane.add(counts).await;
