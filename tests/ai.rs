@@ -439,6 +439,13 @@ async fn a_model_falls_back_when_its_provider_answers_429() {
             (Some("backup"), Some("oai"))
         );
         assert_eq!(ai["model"], "gpt-4o-mini");
+        // 20 prompt and 3 completion tokens at $0.15 and $0.60 a million.
+        assert_eq!(
+            (&ai["input_tokens"], &ai["output_tokens"]),
+            (&json!(20), &json!(3))
+        );
+        let cost = ai["cost_usd"].as_f64().unwrap();
+        assert!((cost - 4.8e-6).abs() < 1e-12, "{cost}");
     }
     assert_eq!(header(&headers, "x-upshift-model"), "backup");
     assert_eq!(header(&headers, "x-upshift-upstream"), "oai@gpt-4o-mini");
@@ -457,6 +464,17 @@ async fn a_model_falls_back_when_its_provider_answers_429() {
         .collect();
     assert_eq!(content, "From backup.");
     assert_eq!(claude.received().len(), 2);
+    if support::lane() == "native" {
+        // A stream's usage is known at its end, and its line waits for it.
+        let streamed = &support::access_log_lines(&log, 2).await[1]["ai"];
+        assert_eq!(streamed["alias"], "backup");
+        let tokens = |field: &str| streamed[field].as_u64().unwrap_or_default();
+        assert!(
+            tokens("input_tokens") > 0 && tokens("output_tokens") > 0,
+            "{streamed}"
+        );
+        assert!(streamed["cost_usd"].as_f64().unwrap() > 0.0, "{streamed}");
+    }
 
     // Without a fallback left, the provider's error reaches the client as
     // an OpenAI error with the status it stands for.

@@ -38,7 +38,7 @@ use tokio::signal::unix::SignalKind;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::task::AbortOnDropHandle;
-use upshift_core::access_log::{Entry, Served};
+use upshift_core::access_log::{Entry, LateUsage, Served};
 use upshift_core::trace::{TRACEPARENT, TraceContext};
 use upshift_core::{GatewayError, forwarding, grpc, request_id};
 use wasmtime_wasi_http::WasiBody;
@@ -534,6 +534,7 @@ impl Shared {
             trace,
             arrived: (arrived, arrived_at),
             bytes_in,
+            late: response.extensions().get::<LateUsage>().cloned(),
         };
         response.map(|body| Recorded::new(body, pending).boxed_unsync())
     }

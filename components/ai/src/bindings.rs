@@ -110,6 +110,7 @@ impl GuestCall for Planned {
         wit::Answered {
             cost_nano_usd: self.0.cost_nanousd(),
             counted: answered.counted,
+            input_tokens: answered.input_tokens,
             output_tokens: answered.output_tokens,
             refused: answered.refused,
         }

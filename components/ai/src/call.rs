@@ -256,6 +256,8 @@ pub struct Call {
 pub struct Answered {
     /// Whether an answer was counted.
     pub counted: bool,
+    /// Its prompt tokens (reported, or estimated).
+    pub input_tokens: u64,
     /// Its output tokens (reported, or estimated).
     pub output_tokens: u64,
     /// Whether it was a refusal: stopped by a content filter, or empty.
@@ -583,6 +585,7 @@ impl Call {
         };
         self.answered.set(Answered {
             counted: true,
+            input_tokens: input,
             output_tokens: output,
             refused: !self.embeddings
                 && (stop_reason == Some(StopReason::ContentFilter) || output == 0),

@@ -140,7 +140,36 @@ pub struct AiServed {
     /// `hit` or `miss` when the route caches answers.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache: Option<String>,
+    /// What the answer used, once it is known (a stream's at its end).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<AiUsage>,
 }
+
+/// The tokens and cost of an AI answer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct AiUsage {
+    /// Prompt tokens, as the provider reported them (estimated when not).
+    pub input_tokens: u64,
+    /// Completion tokens, likewise.
+    pub output_tokens: u64,
+    /// Spend in US dollars, from the model's price (0 without one).
+    pub cost_usd: f64,
+}
+
+impl AiUsage {
+    /// Usage of `input` and `output` tokens costing `nano_usd`.
+    pub fn new(input: u64, output: u64, nano_usd: u64) -> Self {
+        AiUsage {
+            input_tokens: input,
+            output_tokens: output,
+            cost_usd: nano_usd as f64 / 1e9,
+        }
+    }
+}
+
+/// Where a streamed AI answer leaves its usage when it ends, for the
+/// request's line: an extension of the answer.
+pub type LateUsage = Arc<std::sync::OnceLock<AiUsage>>;
 
 impl Served {
     /// Records the decision: the route and the caller.
@@ -173,9 +202,9 @@ impl Served {
     }
 
     /// Fills in what is derived from the calls, off the request path: the
-    /// `service@version` of the last attempt.
+    /// `service@version` (or `provider@model`) of the last call.
     pub fn settle(&mut self) {
-        if let Some(last) = self.calls.last().filter(|_| self.ai.is_none()) {
+        if let Some(last) = self.calls.last() {
             self.service = Some(format!("{}@{}", last.service, last.version));
         }
     }
@@ -204,6 +233,13 @@ impl Served {
         }
     }
 
+    /// Records what an AI answer used.
+    pub fn used(&mut self, usage: AiUsage) {
+        if let Some(ai) = &mut self.ai {
+            ai.usage = Some(usage);
+        }
+    }
+
     /// Records that the request failed with `error`.
     pub fn failed(&mut self, error: &GatewayError) {
         self.error = Some(error.code().to_owned());
@@ -227,6 +263,27 @@ mod tests {
     fn times_are_rfc3339_with_milliseconds() {
         assert_eq!(timestamp(1_764_000_000_123), "2025-11-24T16:00:00.123Z");
         assert_eq!(timestamp(0), "1970-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn an_ai_line_carries_tokens_and_cost_once_known() {
+        let mut served = Served {
+            ai: Some(AiServed {
+                alias: "chat".into(),
+                ..AiServed::default()
+            }),
+            ..Served::default()
+        };
+        let unknown = serde_json::to_value(&served).unwrap();
+        assert!(unknown["ai"].get("input_tokens").is_none(), "{unknown}");
+        served.used(AiUsage::new(20, 3, 4_800));
+        let line = serde_json::to_value(&served).unwrap();
+        assert_eq!(
+            line["ai"],
+            serde_json::json!({
+                "alias": "chat", "input_tokens": 20, "output_tokens": 3, "cost_usd": 4.8e-6
+            })
+        );
     }
 
     #[test]

@@ -14,7 +14,7 @@ use http_body_util::{BodyExt as _, Full, StreamBody};
 use hyper::body::Frame;
 use upshift_config::metrics::AiAnswer;
 use upshift_core::GatewayError;
-use upshift_core::access_log::{AiServed, Call, Served};
+use upshift_core::access_log::{AiServed, AiUsage, Call, LateUsage, Served};
 use upshift_core::ai::{
     ANSWER_LIMIT, BODY_LIMIT, Credential, DRAIN_LIMIT, MissingKey, answer_times, provider_headers,
     retry_after_s, streams,
@@ -206,7 +206,7 @@ async fn run(
             alias: attempt.alias.clone(),
             provider: Some(attempt.provider.clone()),
             model: Some(attempt.model.clone()),
-            cache: None,
+            ..AiServed::default()
         });
         let tried = Instant::now();
         let (answered, ended) = match try_once(cx, &call, index, attempt, timeout, report).await {
@@ -249,7 +249,11 @@ async fn run(
                         started,
                         first: None,
                     };
-                    report_answer(cx.lane, &call, picked.as_ref(), timing).await;
+                    let answered = answered_of(&call);
+                    if let Some(usage) = answered.as_ref().and_then(usage_of) {
+                        served.used(usage);
+                    }
+                    report_answer(cx.lane, &call, answered, picked.as_ref(), timing).await;
                     response
                 }
                 Answered::Failed(reply) => reply_response(reply, answer, None),
@@ -297,18 +301,33 @@ struct Timing {
     first: Option<Instant>,
 }
 
+/// What the call's last answer came to, as the AI component counted it.
+fn answered_of(call: &Owned) -> Option<ai::Answered> {
+    call.call(|g, store, call| g.call().call_answered(store, call))
+        .ok()
+}
+
+/// The tokens and cost of a counted answer, for the request's line.
+fn usage_of(answered: &ai::Answered) -> Option<AiUsage> {
+    answered.counted.then(|| {
+        AiUsage::new(
+            answered.input_tokens,
+            answered.output_tokens,
+            answered.cost_nano_usd,
+        )
+    })
+}
+
 /// Reports what the call came to (its cost, speed and refusal), for the
 /// picked version.
 async fn report_answer(
     lane: &NativeGateway,
     call: &Owned,
+    answered: Option<ai::Answered>,
     picked: Option<&Picked>,
     timing: Timing,
 ) {
-    let Some(picked) = picked else {
-        return;
-    };
-    let Ok(answered) = call.call(|g, store, call| g.call().call_answered(store, call)) else {
+    let (Some(picked), Some(answered)) = (picked, answered) else {
         return;
     };
     let (ttft_ms, generation_ms) = answer_times(timing.started, timing.first, Instant::now());
@@ -567,6 +586,8 @@ fn stream_response(
     let (sender, receiver) =
         tokio::sync::mpsc::channel::<Result<Frame<Bytes>, wasmtime_wasi_http::Error>>(8);
     let lane = cx.lane.clone();
+    let late = LateUsage::default();
+    let usage = late.clone();
     tokio::spawn(async move {
         let mut body = upstream.into_body();
         let mut client_gone = false;
@@ -606,9 +627,14 @@ fn stream_response(
         let tail =
             translator.call(|g, store, t| g.translator().call_finish(store, t, complete || ended));
         drop(translator);
+        let answered = answered_of(&call);
+        if let Some(usage) = answered.as_ref().and_then(usage_of) {
+            // Before the stream's end reaches the client, and with it the line.
+            let _ = late.set(usage);
+        }
         if let Some((picked, started)) = picked {
             let timing = Timing { started, first };
-            report_answer(&lane, &call, Some(&picked), timing).await;
+            report_answer(&lane, &call, answered, Some(&picked), timing).await;
         }
         if let Ok(tail) = tail
             && !client_gone
@@ -620,6 +646,7 @@ fn stream_response(
     let body = StreamBody::new(tokio_stream_of(receiver)).boxed_unsync();
     let mut response = Response::new(body);
     *response.headers_mut() = headers;
+    response.extensions_mut().insert(usage);
     Ok(response)
 }
 

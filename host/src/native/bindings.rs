@@ -15,7 +15,7 @@ wasmtime::component::bindgen!({
             export upshift:router/router@0.2.0;
             export upshift:auth/auth@0.3.0;
             export upshift:splitter/splitter@0.3.0;
-            export upshift:ai/ai@0.3.0;
+            export upshift:ai/ai@0.4.0;
         }
     ",
     path: ["../wit"],

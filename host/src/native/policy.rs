@@ -89,7 +89,8 @@ impl Role {
     /// `0.2.` (a prefix of the full version).
     pub fn version_line(self) -> &'static str {
         match self {
-            Role::Auth | Role::Splitter | Role::Ai => "0.3.",
+            Role::Auth | Role::Splitter => "0.3.",
+            Role::Ai => "0.4.",
             Role::Router => "0.2.",
         }
     }

@@ -18,7 +18,7 @@ use std::time::{Instant, SystemTime};
 use anyhow::Context as _;
 use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
-use upshift_core::access_log::{self, Entry};
+use upshift_core::access_log::{self, Entry, LateUsage};
 use upshift_core::trace::TraceContext;
 
 use lines::{Lines, Sink};
@@ -152,6 +152,8 @@ pub struct Pending {
     pub arrived: (Instant, SystemTime),
     /// The request body bytes read so far.
     pub bytes_in: BytesIn,
+    /// Where a streamed AI answer leaves its usage.
+    pub late: Option<LateUsage>,
 }
 
 /// Request body bytes read from the client, counted as they are read.
@@ -183,8 +185,12 @@ impl<B> Recorded<B> {
             trace,
             arrived: (arrived, arrived_at),
             bytes_in,
+            late,
         }) = self.pending.take()
         {
+            if let Some(usage) = late.as_ref().and_then(|late| late.get()) {
+                entry.served.used(*usage);
+            }
             entry.latency_ms = arrived.elapsed().as_secs_f64() * 1e3;
             entry.bytes_in = bytes_in.0.load(Ordering::Relaxed);
             entry.bytes_out = self.bytes_out;
