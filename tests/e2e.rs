@@ -11,6 +11,7 @@ mod auth;
 mod components;
 mod composition;
 mod config;
+mod dashboard;
 mod distributed;
 mod edge;
 mod failures;

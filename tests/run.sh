@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# Runs every test: installs the wasm target and wasm-tools if missing, builds
-# the components and the test fixtures for wasm32-wasip2, then runs unit,
-# end-to-end and contract tests in release mode (wasmtime compiles once, for
-# the host and its tests alike), and the end-to-end suites on both lanes.
+# Runs every test: installs the wasm target, wasm-tools and the browser
+# test's packages if missing, builds the components and the test fixtures
+# for wasm32-wasip2, then runs unit, end-to-end and contract tests in
+# release mode (wasmtime compiles once, for the host and its tests alike),
+# and the end-to-end suites on both lanes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
 command -v wasm-tools >/dev/null || cargo install wasm-tools --locked
+# The dashboard's browser test drives Chromium (/usr/bin/chromium) with
+# playwright-core, at the version its lock file pins.
+[ -d tests/browser/node_modules ] || npm ci --prefix tests/browser --no-audit --no-fund
 
 # Each component builds on its own, as spin.toml's build commands do. The
 # test fixtures go first: the faulty router links the router crate without

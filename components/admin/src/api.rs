@@ -1,10 +1,11 @@
 //! The admin endpoints, independent of how requests arrive.
 
 use crate::store::{ConfigStore, StoreError};
-use crate::{credentials, metrics, rollouts};
+use crate::{ai_usage, credentials, metrics, rollouts, ui};
 use serde::Serialize;
 use serde_json::{Value, json};
 use upshift_config::audit;
+use upshift_config::changes::{ChangeKind, changes};
 use upshift_config::token::Access;
 use upshift_config::{Config, ConfigError, Problem, keys};
 
@@ -103,6 +104,12 @@ fn serve(request: &AdminRequest<'_>, store: &impl ConfigStore) -> AdminResponse 
     if segments == ["admin", "health"] {
         return AdminResponse::ok(200, json!({ "status": "ok" }));
     }
+    if segments.get(1) == Some(&"ui")
+        && matches!(request.method, "GET" | "HEAD")
+        && let Some(asset) = ui::asset(request.path)
+    {
+        return asset;
+    }
     if let Some((status, code, message)) = request.access.refusal(request.method) {
         return AdminResponse::error(status, code, message);
     }
@@ -111,17 +118,23 @@ fn serve(request: &AdminRequest<'_>, store: &impl ConfigStore) -> AdminResponse 
         ("POST", ["admin", "config", "validate"]) => parse(request.body)
             .map(|c| AdminResponse::ok(200, json!({ "valid": true, "summary": summary(&c) }))),
         ("GET", ["admin", "config"]) => current(store).and_then(|v| show(store, v)),
+        ("GET", ["admin", "config", "versions"]) => versions(store),
         ("GET", ["admin", "config", "versions", n]) => {
             version_number(n).and_then(|v| show(store, v))
+        }
+        ("GET", ["admin", "config", "versions", a, "diff", b]) => {
+            version_number(a).and_then(|a| diff(store, a, version_number(b)?))
         }
         ("POST", ["admin", "config", "versions", n, "activate"]) => {
             version_number(n).and_then(|v| activate(store, v))
         }
         ("GET", ["admin", "routes"]) => section(store, "routes"),
         ("GET", ["admin", "services"]) => section(store, "services"),
-        ("GET", ["admin", "metrics"]) => metrics::prometheus(store),
+        ("GET", ["admin", "metrics"]) => metrics::prometheus(store, request.now_ms),
         ("GET", ["admin", "stats"]) => metrics::stats(store),
         ("GET", ["admin", "rollouts"]) => rollouts::list(store),
+        ("GET", ["admin", "ai", "usage"]) => in_force(store)
+            .and_then(|config| ai_usage::report(store, config.as_ref(), request.now_ms)),
         ("GET", ["admin", "audit"]) => audit::recent(store)
             .map(|entries| AdminResponse::ok(200, json!({ "audit": entries })))
             .map_err(AdminResponse::from),
@@ -150,7 +163,10 @@ fn serve(request: &AdminRequest<'_>, store: &impl ConfigStore) -> AdminResponse 
         }
         (
             _,
-            ["admin", "config", "versions", _]
+            ["admin", "config", "versions"]
+            | ["admin", "config", "versions", _]
+            | ["admin", "config", "versions", _, "diff", _]
+            | ["admin", "ai", "usage"]
             | ["admin", "routes"]
             | ["admin", "services"]
             | ["admin", "metrics"]
@@ -300,6 +316,63 @@ fn show(store: &impl ConfigStore, version: u64) -> Result<AdminResponse, AdminRe
         200,
         json!({ "version": version, "active": active, "config": config }),
     ))
+}
+
+/// How many versions `GET /admin/config/versions` lists, newest first.
+const VERSIONS_LISTED: usize = 100;
+
+fn versions(store: &impl ConfigStore) -> Result<AdminResponse, AdminResponse> {
+    let current = store.get(keys::CURRENT)?.as_deref().and_then(parse_version);
+    let mut numbers: Vec<u64> = store
+        .keys(keys::VERSIONS_PREFIX)?
+        .iter()
+        .filter_map(|k| k.strip_prefix(keys::VERSIONS_PREFIX)?.parse().ok())
+        .collect();
+    numbers.sort_unstable_by(|a, b| b.cmp(a));
+    let mut listed = Vec::new();
+    for version in numbers.into_iter().take(VERSIONS_LISTED) {
+        let config = load(store, version)?;
+        listed.push(json!({
+            "version": version,
+            "active": current == Some(version),
+            "summary": summary(&config),
+        }));
+    }
+    Ok(AdminResponse::ok(
+        200,
+        json!({ "current": current, "versions": listed }),
+    ))
+}
+
+/// What going from version `from` to version `to` changes, secrets hidden.
+fn diff(store: &impl ConfigStore, from: u64, to: u64) -> Result<AdminResponse, AdminResponse> {
+    let document = |v| load(store, v).map(|c| serde_json::to_value(c).unwrap_or_default());
+    let changes: Vec<Value> = changes(&document(from)?, &document(to)?)
+        .into_iter()
+        .map(|change| match change.kind {
+            ChangeKind::Added(after) => {
+                json!({ "path": change.path, "kind": "added", "after": after })
+            }
+            ChangeKind::Removed(before) => {
+                json!({ "path": change.path, "kind": "removed", "before": before })
+            }
+            ChangeKind::Changed(before, after) => {
+                json!({ "path": change.path, "kind": "changed", "before": before, "after": after })
+            }
+        })
+        .collect();
+    Ok(AdminResponse::ok(
+        200,
+        json!({ "from": from, "to": to, "changes": changes }),
+    ))
+}
+
+/// The config in force, if one was applied.
+pub(crate) fn in_force(store: &impl ConfigStore) -> Result<Option<Config>, AdminResponse> {
+    match store.get(keys::CURRENT)?.as_deref().and_then(parse_version) {
+        Some(version) => load(store, version).map(Some),
+        None => Ok(None),
+    }
 }
 
 fn section(store: &impl ConfigStore, name: &str) -> Result<AdminResponse, AdminResponse> {
@@ -463,6 +536,65 @@ mod tests {
         store.set(keys::CURRENT, b"5").unwrap();
         advance_current(&store, 4, false).unwrap();
         assert_eq!(store.get(keys::CURRENT).unwrap().unwrap(), b"5");
+    }
+
+    #[test]
+    fn versions_are_listed_newest_first_and_any_two_compared() {
+        let store = MemoryStore::default();
+        call(&store, "PUT", "/admin/config", GOOD);
+        let second = GOOD.replace("127.0.0.1:9", "127.0.0.1:10");
+        call(&store, "PUT", "/admin/config", &second);
+        call(&store, "POST", "/admin/config/versions/1/activate", "");
+        let listed = call(&store, "GET", "/admin/config/versions", "").body;
+        assert_eq!(listed["current"], 1);
+        let versions: Vec<_> = listed["versions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| {
+                (
+                    v["version"].as_u64().unwrap(),
+                    v["active"].as_bool().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(versions, [(2, false), (1, true)]);
+        assert_eq!(listed["versions"][0]["summary"]["routes"], 1);
+
+        let diff = call(&store, "GET", "/admin/config/versions/1/diff/2", "");
+        assert_eq!(diff.status, 200);
+        assert_eq!(
+            diff.body["changes"],
+            json!([{
+                "path": "services.s.versions.v1.targets",
+                "kind": "changed",
+                "before": "[{\"url\":\"http://127.0.0.1:9\"}]",
+                "after": "[{\"url\":\"http://127.0.0.1:10\"}]",
+            }])
+        );
+        assert_eq!(
+            call(&store, "GET", "/admin/config/versions/1/diff/9", "").status,
+            404
+        );
+    }
+
+    #[test]
+    fn the_dashboard_loads_without_a_token() {
+        let store = MemoryStore::default();
+        let request = |path| AdminRequest {
+            method: "GET",
+            path,
+            body: b"",
+            access: Access::None,
+            now_ms: 0,
+        };
+        let page = handle(&request("/admin/ui"), &store);
+        assert_eq!(page.status, 200);
+        assert!(page.content_type.starts_with("text/html"));
+        let script = handle(&request("/admin/ui/app.js"), &store);
+        assert!(script.content_type.starts_with("text/javascript"));
+        assert_eq!(handle(&request("/admin/ui/secret"), &store).status, 401);
+        assert_eq!(handle(&request("/admin/ai/usage"), &store).status, 401);
     }
 
     #[test]

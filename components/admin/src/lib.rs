@@ -9,11 +9,14 @@
 //! logic is plain Rust over the
 //! [`ConfigStore`] trait; the wasm build backs it with `wasi:keyvalue`.
 
+pub mod ai_usage;
 pub mod api;
 pub mod credentials;
 pub mod metrics;
 pub mod rollouts;
 pub mod store;
+pub mod ui;
+pub mod upstreams;
 
 #[cfg(target_arch = "wasm32")]
 mod service;

@@ -5,9 +5,10 @@
 //! under [`keys::METRICS_PREFIX`]; whichever node served a request, the
 //! numbers here are the sums over all of them.
 
-use crate::api::{AdminResponse, current};
+use crate::api::{AdminResponse, current, in_force};
 use crate::rollouts::summary;
 use crate::store::{ConfigStore, StoreError};
+use crate::{ai_usage, upstreams};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -22,7 +23,7 @@ const PROMETHEUS: &str = "text/plain; version=0.0.4; charset=utf-8";
 type Series = BTreeMap<(String, String, String), VersionStats>;
 
 /// `GET /admin/metrics`.
-pub fn prometheus(store: &impl ConfigStore) -> Result<AdminResponse, AdminResponse> {
+pub fn prometheus(store: &impl ConfigStore, now_ms: u64) -> Result<AdminResponse, AdminResponse> {
     let series = collect(store)?;
     let mut out = String::new();
     counter(
@@ -131,6 +132,9 @@ pub fn prometheus(store: &impl ConfigStore) -> Result<AdminResponse, AdminRespon
     );
     websocket_families(&mut out, &series);
     rollout_gauges(&mut out, &rollouts(store)?);
+    let config = in_force(store)?;
+    upstreams::prometheus(&mut out, store, config.as_ref(), now_ms)?;
+    ai_usage::prometheus(&mut out, store, config.as_ref(), now_ms)?;
     if let Ok(version) = current(store) {
         let _ = writeln!(
             out,
@@ -226,7 +230,7 @@ fn labels(route: &str, service: &str, version: &str) -> String {
 }
 
 /// A label value as the text format wants it.
-fn escape(value: &str) -> String {
+pub(crate) fn escape(value: &str) -> String {
     value
         .replace('\\', "\\\\")
         .replace('"', "\\\"")

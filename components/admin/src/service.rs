@@ -31,9 +31,19 @@ async fn handle(request: Request) -> Result<Response, ErrorCode> {
         serde_json::Value::String(text) if response.content_type != "application/json" => text,
         json => json.to_string(),
     };
-    http::Response::builder()
+    let mut builder = http::Response::builder()
         .status(response.status)
         .header("content-type", response.content_type)
+        .header("x-content-type-options", "nosniff");
+    if response.content_type.starts_with("text/html") {
+        // The dashboard runs only its own script, and is never framed.
+        builder = builder.header(
+            "content-security-policy",
+            "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; \
+             frame-ancestors 'none'",
+        );
+    }
+    builder
         .body(body)
         .map_err(|e| ErrorCode::InternalError(Some(e.to_string())))?
         .into_response()

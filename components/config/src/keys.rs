@@ -28,6 +28,7 @@
 //! health/{service}                              ejected targets: JSON {"<url>": until_ms}
 //! outliers/{service}/{target}/{window}          counter: errors of a target in one window
 //! outliers/{service}/{target}/last-window       the newest window counted, for cleanup
+//! ejections/{service}/{target}                  counter: times the target was ejected
 //!
 //! balancer/{service}/{version}/next             counter: round-robin position
 //! balancer/{service}/outstanding/{target}       counter: requests in flight to a target
@@ -164,9 +165,12 @@ pub const SEQUENCE: &str = "config/seq";
 /// Prefix of every metrics counter.
 pub const METRICS_PREFIX: &str = "metrics/";
 
+/// Prefix of the stored config versions.
+pub const VERSIONS_PREFIX: &str = "config/versions/";
+
 /// Key holding the stored document of version `n`.
 pub fn version(n: u64) -> String {
-    format!("config/versions/{n}")
+    format!("{VERSIONS_PREFIX}{n}")
 }
 
 /// Key holding the rollout state of `service`.
@@ -250,6 +254,20 @@ pub fn outlier_window(service: &str, target_url: &str, window: u64) -> String {
 /// Key naming the newest outlier window counted for `target` of `service`.
 pub fn outlier_last_window(service: &str, target_url: &str) -> String {
     format!("outliers/{service}/{}/last-window", target(target_url))
+}
+
+/// Prefix of every ejection counter.
+pub const EJECTIONS_PREFIX: &str = "ejections/";
+
+/// Counter of the ejections of `target` (a URL) of `service`.
+pub fn ejections(service: &str, target_url: &str) -> String {
+    format!("{EJECTIONS_PREFIX}{service}/{}", target(target_url))
+}
+
+/// The service and target URL of an ejection counter's key.
+pub fn parse_ejections(key: &str) -> Option<(&str, String)> {
+    let (service, target) = key.strip_prefix(EJECTIONS_PREFIX)?.split_once('/')?;
+    Some((service, untarget(target)))
 }
 
 /// Round-robin position counter of `version` of `service`.
@@ -358,6 +376,11 @@ pub fn target(url: &str) -> String {
     url.replace('%', "%25").replace('/', "%2F")
 }
 
+/// The target URL (or tenant) that [`target`] made a key segment of.
+pub fn untarget(segment: &str) -> String {
+    segment.replace("%2F", "/").replace("%25", "%")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -383,6 +406,17 @@ mod tests {
         ] {
             assert_eq!(parse_metric(other), None, "{other}");
         }
+    }
+
+    #[test]
+    fn ejection_keys_round_trip() {
+        let key = ejections("orders", "http://10.0.0.5:80/a%2Fb");
+        assert_eq!(key, "ejections/orders/http:%2F%2F10.0.0.5:80%2Fa%252Fb");
+        assert_eq!(
+            parse_ejections(&key),
+            Some(("orders", "http://10.0.0.5:80/a%2Fb".to_owned()))
+        );
+        assert_eq!(parse_ejections("health/orders"), None);
     }
 
     #[test]

@@ -71,6 +71,7 @@ pub(crate) fn count_error<S: Store + ?Sized>(
     {
         // A target back from ejection starts counting afresh.
         store.delete(&key)?;
+        store.increment(&keys::ejections(service, url), 1)?;
     }
     Ok(())
 }
