@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::task::{Context, Poll};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context as _;
 use bytes::Bytes;
@@ -26,6 +26,10 @@ use spans::{Collector, ShadowCall, Spans};
 
 /// Records the queue holds before new ones are dropped.
 const QUEUE: usize = 16 * 1024;
+
+/// How long the telemetry thread lets records gather before it writes
+/// them: a line reaches the log this long after its request at most.
+const GATHER: Duration = Duration::from_millis(20);
 
 /// What is recorded, and where.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -123,6 +127,10 @@ fn record(
     dropped: &AtomicU64,
 ) {
     while let Ok(first) = records.recv() {
+        // Records gather while this thread sleeps: requests queue theirs
+        // without waking it, and the log is written in batches, not a
+        // write per request.
+        std::thread::sleep(GATHER);
         one(first, lines.as_mut(), spans);
         while let Ok(next) = records.try_recv() {
             one(next, lines.as_mut(), spans);
