@@ -12,7 +12,9 @@
 #           worker models); through Upshift's native
 #           lane on a plain route (one version, no auth) and on the full
 #           chain (route + API key + rate limit + 90/10 split + per-version
-#           counters), with and without the access log (to a file); and
+#           counters), with and without the access log (to a file), and
+#           with the access log and OTLP span export (every request
+#           sampled, to a collector that accepts and discards); and
 #           through the component lane, for reference.
 #           Saturated (N connections), unloaded (1 connection: the latency a
 #           request adds over direct), and at a constant rate of half of
@@ -53,6 +55,8 @@ port_nginx_ai=18090
 port_litellm=18091
 port_floor_mt=18092
 port_logged=18093
+port_collector=18094
+port_traced=18095
 work=$(mktemp -d)
 pids=()
 cleanup() {
@@ -242,6 +246,26 @@ component_pid=$upshift_pid
 configure "$port_component"
 start_upshift "$port_logged" --access-log "$work/access.log"
 configure "$port_logged"
+# An OTLP/HTTP collector that takes every export and keeps nothing, on the
+# load generators' CPU.
+taskset -c 1 python3 - "$port_collector" > "$work/collector.log" 2>&1 <<'EOF' &
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+class Collector(BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        self.send_response(200)
+        self.send_header("content-type", "application/x-protobuf")
+        self.send_header("content-length", "0")
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Collector).serve_forever()
+EOF
+pids+=($!)
+start_upshift "$port_traced" --access-log "$work/access-traced.log" \
+  --otlp-endpoint "http://127.0.0.1:$port_collector"
+configure "$port_traced"
 start_upshift "$port_upshift"
 configure "$port_upshift"
 
@@ -316,6 +340,7 @@ targets=(
   "Upshift native, plain route|http://127.0.0.1:$port_upshift/plain$path"
   "Upshift native, full chain|http://127.0.0.1:$port_upshift/bench$path"
   "Upshift native, full chain, access log on|http://127.0.0.1:$port_logged/bench$path"
+  "Upshift native, full chain, access log and tracing on|http://127.0.0.1:$port_traced/bench$path"
   "Upshift component lane, full chain|http://127.0.0.1:$port_component/bench$path"
 )
 declare -A rps p50 p99 u50 u99
