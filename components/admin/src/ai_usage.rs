@@ -107,19 +107,14 @@ pub fn prometheus(
             |u| u.cache_hits.to_string(),
         ),
     ];
-    for (name, help, value) in families {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-        for u in &usage {
-            let _ = writeln!(
-                out,
-                "{name}{{tenant=\"{}\",consumer=\"{}\",model=\"{}\"}} {}",
-                escape(u.tenant.as_deref().unwrap_or_default()),
-                escape(u.consumer.as_deref().unwrap_or_default()),
-                escape(&u.alias),
-                value(u)
-            );
-        }
-    }
+    write_families(out, "counter", &families, &usage, |u| {
+        format!(
+            "tenant=\"{}\",consumer=\"{}\",model=\"{}\"",
+            escape(u.tenant.as_deref().unwrap_or_default()),
+            escape(u.consumer.as_deref().unwrap_or_default()),
+            escape(&u.alias)
+        )
+    });
     let budgets = budgets(store, config, now_ms)?;
     let gauges: [Family<BudgetLeft>; 2] = [
         (
@@ -133,20 +128,32 @@ pub fn prometheus(
             |b| b.used.to_string(),
         ),
     ];
-    for (name, help, value) in gauges {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
-        for b in &budgets {
-            let _ = writeln!(
-                out,
-                "{name}{{scope=\"{}\",name=\"{}\",period=\"{}\"}} {}",
-                b.scope,
-                escape(&b.name),
-                b.period,
-                value(b)
-            );
+    write_families(out, "gauge", &gauges, &budgets, |b| {
+        format!(
+            "scope=\"{}\",name=\"{}\",period=\"{}\"",
+            b.scope,
+            escape(&b.name),
+            b.period
+        )
+    });
+    Ok(())
+}
+
+/// Appends `families` of type `kind`, a sample of each per item, labelled
+/// as `labels` says.
+fn write_families<T>(
+    out: &mut String,
+    kind: &str,
+    families: &[Family<T>],
+    items: &[T],
+    labels: impl Fn(&T) -> String,
+) {
+    for (name, help, value) in families {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for item in items {
+            let _ = writeln!(out, "{name}{{{}}} {}", labels(item), value(item));
         }
     }
-    Ok(())
 }
 
 /// Every usage series, ordered by tenant, consumer and alias.
