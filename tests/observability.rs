@@ -189,6 +189,7 @@ async fn a_retried_request_is_traced_to_the_collector_under_the_clients_trace() 
     // Every second request fails: the traced one fails once, then its
     // retry is answered.
     let up = Upstream::start_with("flaky", Behavior::FailEvery(2)).await;
+    let mirror = Upstream::start("mirror").await;
     let collector = Collector::start().await;
     let state = tempfile::tempdir().unwrap();
     let host = Host::start_with(
@@ -197,12 +198,16 @@ async fn a_retried_request_is_traced_to_the_collector_under_the_clients_trace() 
         &["--otlp-endpoint", &collector.url],
     );
     host.apply(&format!(
-        "services: [{{ name: orders, versions: [{{ name: v1, targets: [{{ url: '{}' }}] }}] }}]
+        "services:
+  - {{ name: orders, versions: [{{ name: v1, weight: 100, targets: [{{ url: '{}' }}] }},
+                               {{ name: v2, weight: 0, targets: [{{ url: '{}' }}] }}] }}
 routes:
   - {{ name: api, paths: [/api], service: orders,
+      split: {{ shadow: {{ version: v2, percent: 100, timeout_ms: 2000 }} }},
       retries: {{ attempts: 2, retry_on: [500], budget_percent: 100 }} }}
 ",
-        up.url()
+        up.url(),
+        mirror.url()
     ))
     .await;
     let first = client().get(format!("{}/api/warm", host.url)).send();
@@ -223,7 +228,9 @@ routes:
     assert_eq!(fields[1], CLIENT_TRACE, "{upstream_saw:?}");
 
     let native = lane() == "native";
-    let wanted = if native { 6 } else { 2 };
+    // Per request: the server span, and on the native lane its attempts
+    // and its shadow copy.
+    let wanted = if native { 7 } else { 2 };
     let spans = collector.spans(wanted).await;
     let trace = hex(&spans
         .iter()
@@ -257,6 +264,17 @@ routes:
             .map(|s| attribute(s, "http.response.status_code"))
             .collect();
         assert_eq!(statuses, ["Some(IntValue(500))", "Some(IntValue(200))"]);
+        let shadows: Vec<_> = ours
+            .iter()
+            .map(|(_, s)| s)
+            .filter(|s| s.name == "shadow orders@v2")
+            .collect();
+        assert_eq!(shadows.len(), 1, "{ours:#?}");
+        assert_eq!(shadows[0].parent_span_id, server.span_id);
+        assert_eq!(
+            attribute(shadows[0], "url.full"),
+            format!("Some(StringValue({:?}))", mirror.url())
+        );
     }
 }
 
