@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use serde_json::{Value, json};
+use support::collector::Collector;
 use support::providers::{Answer, Kind, Provider, ToolCall};
 use support::redis::Redis;
 use support::traffic::{admin_get, admin_post, admin_text};
@@ -413,9 +414,18 @@ async fn a_model_falls_back_when_its_provider_answers_429() {
         vec![Answer::text(&["From ", "backup."], 20, 3)],
     )
     .await;
+    let collector = Collector::start().await;
     let state = tempfile::tempdir().unwrap();
     let log = state.path().join("access.log");
-    let host = host_with(state.path(), &["--access-log", log.to_str().unwrap()]);
+    let host = host_with(
+        state.path(),
+        &[
+            "--access-log",
+            log.to_str().unwrap(),
+            "--otlp-endpoint",
+            &collector.url,
+        ],
+    );
     host.apply(&config(&claude, &oai, MODELS)).await;
 
     let (status, headers, body) =
@@ -446,6 +456,22 @@ async fn a_model_falls_back_when_its_provider_answers_429() {
         );
         let cost = ai["cost_usd"].as_f64().unwrap();
         assert!((cost - 4.8e-6).abs() < 1e-12, "{cost}");
+
+        // The request's span has a span per provider call: the refusal, then
+        // the fallback's answer.
+        let spans = collector.spans(3).await;
+        let server = spans
+            .iter()
+            .map(|(_, s)| s)
+            .find(|s| s.name == "POST ai")
+            .unwrap_or_else(|| panic!("no request span in {spans:#?}"));
+        let calls: Vec<&str> = spans
+            .iter()
+            .map(|(_, s)| s)
+            .filter(|s| s.parent_span_id == server.span_id)
+            .map(|s| s.name.as_str())
+            .collect();
+        assert_eq!(calls, ["chat claude-sonnet-4-5", "chat gpt-4o-mini"]);
     }
     assert_eq!(header(&headers, "x-upshift-model"), "backup");
     assert_eq!(header(&headers, "x-upshift-upstream"), "oai@gpt-4o-mini");
