@@ -579,26 +579,7 @@ mod tests {
     }
 
     #[test]
-    fn the_dashboard_loads_without_a_token() {
-        let store = MemoryStore::default();
-        let request = |path| AdminRequest {
-            method: "GET",
-            path,
-            body: b"",
-            access: Access::None,
-            now_ms: 0,
-        };
-        let page = handle(&request("/admin/ui"), &store);
-        assert_eq!(page.status, 200);
-        assert!(page.content_type.starts_with("text/html"));
-        let script = handle(&request("/admin/ui/app.js"), &store);
-        assert!(script.content_type.starts_with("text/javascript"));
-        assert_eq!(handle(&request("/admin/ui/secret"), &store).status, 401);
-        assert_eq!(handle(&request("/admin/ai/usage"), &store).status, 401);
-    }
-
-    #[test]
-    fn the_token_guards_everything_but_health() {
+    fn the_token_guards_everything_but_health_and_the_dashboard() {
         let store = MemoryStore::default();
         let request = |path| AdminRequest {
             method: "GET",
@@ -609,6 +590,14 @@ mod tests {
         };
         assert_eq!(handle(&request("/admin/health"), &store).status, 200);
         assert_eq!(handle(&request("/admin/config"), &store).status, 401);
+        // The dashboard's page loads, then asks for the token.
+        let page = handle(&request("/admin/ui"), &store);
+        assert_eq!(page.status, 200);
+        assert!(page.content_type.starts_with("text/html"));
+        let script = handle(&request("/admin/ui/app.js"), &store);
+        assert!(script.content_type.starts_with("text/javascript"));
+        assert_eq!(handle(&request("/admin/ui/secret"), &store).status, 401);
+        assert_eq!(handle(&request("/admin/ai/usage"), &store).status, 401);
         let read = |method| AdminRequest {
             method,
             path: "/admin/config",
