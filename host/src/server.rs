@@ -480,7 +480,6 @@ impl Shared {
         plane: Plane,
     ) -> Response<WasiBody> {
         let arrived = Instant::now();
-        let arrived_at = SystemTime::now();
         let request_id = match request.headers().get(&REQUEST_ID) {
             Some(id) if request_id::is_acceptable(id.as_bytes()) => {
                 id.to_str().unwrap_or_default().to_owned()
@@ -504,6 +503,7 @@ impl Shared {
                 .answer(request, (peer, worker, plane), &request_id, &mut served)
                 .await;
         };
+        let arrived_at = SystemTime::now();
         let bytes_in = BytesIn::default();
         request.extensions_mut().insert(bytes_in.clone());
         let mut entry = Entry {
