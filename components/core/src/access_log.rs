@@ -82,6 +82,9 @@ pub struct Served {
     /// The calls made, in order: the spans of a trace.
     #[serde(skip)]
     pub calls: Vec<Call>,
+    /// Whether nothing reads this record, so the lane need not fill it.
+    #[serde(skip)]
+    unread: bool,
 }
 
 /// One call the gateway made for a request: an upstream attempt, or an AI
@@ -172,8 +175,19 @@ impl AiUsage {
 pub type LateUsage = Arc<std::sync::OnceLock<AiUsage>>;
 
 impl Served {
+    /// A record nobody reads (telemetry is off): filling it is skipped.
+    pub fn unread() -> Self {
+        Served {
+            unread: true,
+            ..Served::default()
+        }
+    }
+
     /// Records the decision: the route and the caller.
     pub fn decided(&mut self, decision: &Decision, tables: &Tables) {
+        if self.unread {
+            return;
+        }
         self.route = Some(decision.route.name.clone());
         if let Some(consumer) = decision
             .authenticated
@@ -195,10 +209,47 @@ impl Served {
         outcome: Outcome,
     ) {
         self.attempts += 1;
+        if self.unread {
+            return;
+        }
         self.upstream = Some(target.url.clone());
         self.upstream_latency_ms = Some(u32::try_from(took.as_millis()).unwrap_or(u32::MAX));
         self.calls
             .push(Call::ended_now(service, Some(&target.url), took, outcome));
+    }
+
+    /// Records an AI attempt at `provider`'s `model` for the client's
+    /// `alias`, before it is made.
+    pub fn trying_ai(&mut self, alias: &str, (provider, model): (&str, &str)) {
+        self.attempts += 1;
+        if self.unread {
+            return;
+        }
+        self.ai = Some(AiServed {
+            alias: alias.to_owned(),
+            provider: Some(provider.to_owned()),
+            model: Some(model.to_owned()),
+            ..AiServed::default()
+        });
+    }
+
+    /// Records a call to an AI provider's `model` that ended with `outcome`
+    /// after `took`.
+    pub fn called_provider(
+        &mut self,
+        (provider, model): (&str, &str),
+        took: Duration,
+        outcome: Outcome,
+    ) {
+        if self.unread {
+            return;
+        }
+        self.calls.push(Call::ended_now(
+            (&provider.into(), &model.into()),
+            None,
+            took,
+            outcome,
+        ));
     }
 
     /// Fills in what is derived from the calls, off the request path: the

@@ -2,6 +2,14 @@
 //! provider request carries, whether an answer streams, and how long its
 //! parts took.
 
+use std::sync::Arc;
+use std::time::Instant;
+
+pub use upshift_config::metrics::AiAnswer;
+
+use crate::access_log::AiUsage;
+use crate::policy::{Outcome, Upstream, UpstreamAttempt};
+
 /// Largest request body an AI route takes.
 pub const BODY_LIMIT: usize = 10 << 20;
 
@@ -101,6 +109,84 @@ pub fn answer_times(
             ms(ended.saturating_duration_since(first)),
         ),
         None => (ms(whole), ms(whole)),
+    }
+}
+
+/// Who an AI answer is for: the client's request and route, and the
+/// version of the call's split that serves it, for the answer's headers.
+#[derive(Debug, Clone)]
+pub struct AnswerFor<'a> {
+    /// The request's id.
+    pub request_id: &'a str,
+    /// The route's name.
+    pub route: &'a str,
+    /// The split's version, once the splitter picked it.
+    pub version: Option<Arc<str>>,
+}
+
+/// The version of a split AI call (a model alias with versions, a prompt
+/// template), as the splitter picked it.
+#[derive(Debug, Clone)]
+pub struct PickedVersion {
+    /// The route's index.
+    pub route: u32,
+    /// The split's service.
+    pub service: String,
+    /// The version and target picked.
+    pub upstream: Upstream,
+    /// The version's name.
+    pub version: Arc<str>,
+}
+
+impl PickedVersion {
+    /// The version's first try, for the splitter's `report`: it ended with
+    /// `outcome`, having started at `started`.
+    pub fn first_try(&self, outcome: Outcome, started: Instant) -> UpstreamAttempt {
+        UpstreamAttempt {
+            upstream: self.upstream,
+            outcome,
+            latency_ms: crate::clock::millis_since(started),
+        }
+    }
+}
+
+/// What an AI call's answers cost, as the AI component counted them (its
+/// `answered` record).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Spent {
+    /// Cost in billionths of a US dollar.
+    pub nano_usd: u64,
+    /// Whether an answer was counted (a success).
+    pub counted: bool,
+    /// The last answer's prompt tokens.
+    pub input_tokens: u64,
+    /// The last answer's output tokens.
+    pub output_tokens: u64,
+    /// Whether the last answer was a refusal.
+    pub refused: bool,
+}
+
+impl Spent {
+    /// The tokens and cost for the request's log line: of a counted answer.
+    pub fn usage(&self) -> Option<AiUsage> {
+        self.counted
+            .then(|| AiUsage::new(self.input_tokens, self.output_tokens, self.nano_usd))
+    }
+
+    /// What the call came to, for the splitter's judgement of the version
+    /// that served it (`splitter.report-answer`): it started at `started`
+    /// and sent its first bytes at `first` (`None`: a whole answer), ending
+    /// now.
+    pub fn answer(&self, started: Instant, first: Option<Instant>) -> AiAnswer {
+        let (ttft_ms, generation_ms) = answer_times(started, first, Instant::now());
+        AiAnswer {
+            nano_usd: self.nano_usd,
+            counted: self.counted,
+            ttft_ms,
+            generation_ms,
+            output_tokens: self.output_tokens,
+            refused: self.refused,
+        }
     }
 }
 

@@ -10,11 +10,13 @@
 //! [`GatewayError`], which knows its status, code and how it counts. The
 //! lanes do the I/O and implement [`Policy`] over their bindings; per
 //! request the components answer with positions in the config version's
-//! [`tables`].
+//! [`tables`]; [`policy_conversions!`] converts the policy interfaces'
+//! WIT types of either lane's bindings.
 
 pub mod access_log;
 pub mod ai;
 pub mod attempts;
+pub mod clock;
 pub mod diff;
 pub mod error;
 pub mod forwarding;
@@ -27,6 +29,7 @@ pub mod request_id;
 pub mod response;
 pub mod tables;
 pub mod trace;
+pub mod wit_conversions;
 
 pub use error::GatewayError;
 pub use policy::Policy;

@@ -170,7 +170,7 @@ impl Outcome {
 
 /// One attempt at an upstream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Attempt {
+pub struct UpstreamAttempt {
     /// Where it went.
     pub upstream: Upstream,
     /// How it ended.
@@ -179,7 +179,7 @@ pub struct Attempt {
     pub latency_ms: u32,
 }
 
-impl Attempt {
+impl UpstreamAttempt {
     /// Whether the splitter's `report` must see it, for a request with
     /// `selection`: always when the selection says so, and every failed
     /// attempt (outlier detection).
@@ -237,8 +237,8 @@ pub trait Policy {
 mod tests {
     use super::*;
 
-    fn attempt(outcome: Outcome, latency_ms: u32) -> Attempt {
-        Attempt {
+    fn attempt(outcome: Outcome, latency_ms: u32) -> UpstreamAttempt {
+        UpstreamAttempt {
             upstream: Upstream {
                 version: 1,
                 target: 0,

@@ -4,6 +4,7 @@
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
+use crate::ai::AnswerFor;
 use crate::forwarding::REQUEST_ID;
 use crate::policy::RateLimit;
 use crate::tables::{Route, Version};
@@ -61,24 +62,37 @@ pub struct ServedBy<'a> {
     pub alias: &'a str,
 }
 
-/// Adds to an AI answer's headers: the request id, the route, the version
-/// of a split call, and the provider, model and alias that answered.
-pub fn add_ai(
-    headers: &mut HeaderMap,
-    request_id: &str,
-    route: &str,
-    version: Option<&str>,
+/// An AI answer's headers: the AI component's reply headers (those that
+/// are valid), then the request id, the route, the version of a split
+/// call, and the provider, model and alias that answered.
+pub fn ai_answer(
+    reply_headers: Vec<(String, String)>,
+    answer: &AnswerFor<'_>,
     served_by: Option<ServedBy<'_>>,
-) {
-    append_text(headers, REQUEST_ID, request_id);
-    append_text(headers, ROUTE, route);
-    if let Some(version) = version {
-        append_text(headers, VERSION, version);
+) -> HeaderMap {
+    let mut headers = HeaderMap::with_capacity(reply_headers.len() + 5);
+    for (name, value) in reply_headers {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
+            headers.append(name, value);
+        }
+    }
+    append_text(&mut headers, REQUEST_ID, answer.request_id);
+    append_text(&mut headers, ROUTE, answer.route);
+    if let Some(version) = &answer.version {
+        append_text(&mut headers, VERSION, version);
     }
     if let Some(by) = served_by {
-        append_text(headers, UPSTREAM, &format!("{}@{}", by.provider, by.model));
-        append_text(headers, MODEL, by.alias);
+        append_text(
+            &mut headers,
+            UPSTREAM,
+            &format!("{}@{}", by.provider, by.model),
+        );
+        append_text(&mut headers, MODEL, by.alias);
     }
+    headers
 }
 
 /// Appends `value`, left out when it cannot be a header value (names from
@@ -130,18 +144,28 @@ mod tests {
 
     #[test]
     fn ai_answers_name_provider_model_and_alias() {
-        let mut headers = HeaderMap::new();
         let by = ServedBy {
             provider: "anthropic",
             model: "claude-x",
             alias: "smart",
         };
-        add_ai(&mut headers, "rid", "chat", Some("smart-v2"), Some(by));
+        let answer = AnswerFor {
+            request_id: "rid",
+            route: "chat",
+            version: Some("smart-v2".into()),
+        };
+        let reply = vec![
+            ("content-type".to_owned(), "application/json".to_owned()),
+            ("bad name".to_owned(), "dropped".to_owned()),
+        ];
+        let headers = ai_answer(reply, &answer, Some(by));
         let get = |name: &str| headers.get(name).unwrap().to_str().unwrap();
         assert_eq!(get("x-request-id"), "rid");
         assert_eq!(get("x-upshift-route"), "chat");
         assert_eq!(get("x-upshift-version"), "smart-v2");
         assert_eq!(get("x-upshift-upstream"), "anthropic@claude-x");
         assert_eq!(get("x-upshift-model"), "smart");
+        assert_eq!(get("content-type"), "application/json");
+        assert_eq!(headers.len(), 6);
     }
 }

@@ -47,7 +47,7 @@ impl Route {
 
 /// One consumer.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Consumer {
+pub struct ConsumerEntry {
     /// Its name.
     pub id: Arc<str>,
     /// Its tenant, if any.
@@ -183,14 +183,14 @@ impl Service {
 #[derive(Debug, Clone, Default)]
 pub struct Tables {
     routes: Vec<Route>,
-    consumers: Vec<Consumer>,
+    consumers: Vec<ConsumerEntry>,
     services: Vec<Service>,
     service_by_name: HashMap<Arc<str>, usize>,
 }
 
 impl Tables {
     /// The tables of one version, each in the document's order.
-    pub fn new(routes: Vec<Route>, consumers: Vec<Consumer>, services: Vec<Service>) -> Self {
+    pub fn new(routes: Vec<Route>, consumers: Vec<ConsumerEntry>, services: Vec<Service>) -> Self {
         let service_by_name = services
             .iter()
             .enumerate()
@@ -231,7 +231,7 @@ impl Tables {
                 .collect(),
             consumers
                 .into_iter()
-                .map(|(id, tenant)| Consumer {
+                .map(|(id, tenant)| ConsumerEntry {
                     id: id.into(),
                     tenant: tenant.map(Into::into),
                 })
@@ -249,7 +249,7 @@ impl Tables {
     }
 
     /// Consumer number `consumer`.
-    pub fn consumer(&self, consumer: u32) -> Option<&Consumer> {
+    pub fn consumer(&self, consumer: u32) -> Option<&ConsumerEntry> {
         self.consumers.get(consumer as usize)
     }
 

@@ -17,7 +17,6 @@
 //!   call's cost, so that a rollout judges model versions too.
 
 use std::rc::Rc;
-use std::sync::Arc;
 use std::time::Instant;
 
 use spin_sdk::wasip3::http::types::{Fields, Method, Request, Response};
@@ -25,34 +24,29 @@ use spin_sdk::wasip3::wit_bindgen::{self, StreamReader, StreamResult};
 use spin_sdk::wasip3::{wit_future, wit_stream};
 use upshift_core::GatewayError;
 use upshift_core::ai::{
-    ANSWER_LIMIT, BODY_LIMIT, Credential, DRAIN_LIMIT, MissingKey, answer_times, provider_headers,
-    retry_after_s, streams,
+    ANSWER_LIMIT, AnswerFor, BODY_LIMIT, Credential, DRAIN_LIMIT, MissingKey, PickedVersion, Spent,
+    provider_headers, retry_after_s, streams,
 };
 use upshift_core::attempts::{Attempts, Ended};
 use upshift_core::head::Incoming;
 use upshift_core::phases::Decision;
-use upshift_core::policy::{self, Outcome, Upstream};
+use upshift_core::policy::{Outcome, Upstream};
 use upshift_core::response::{self, ServedBy};
 
-use crate::bindings;
 use crate::bindings::ai::{Attempt, Call, Plan, Reply, Translator};
-use crate::bindings::splitter::AiAnswer;
 use crate::body::{TrailersReader, read_whole};
 use crate::config::{self, Loaded};
-use crate::service::{millis, now_ms};
 use crate::upstream;
+use upshift_core::clock::now_ms;
 
 /// Read size of bodies.
 const CHUNK: usize = 16 * 1024;
 
-/// The version of a split call, as the splitter picked it.
+/// The version of a split call, as the splitter picked it, with the
+/// config version that reports on it.
 struct Picked {
     config: Rc<Loaded>,
-    route: u32,
-    service: String,
-    upstream: Upstream,
-    /// The version's name.
-    version: Arc<str>,
+    version: PickedVersion,
 }
 
 impl Picked {
@@ -70,31 +64,27 @@ impl Picked {
         if selection.hooks_due {
             crate::hooks::wake(&service);
         }
-        let upstream = Upstream {
-            version: selection.primary.version,
-            target: selection.primary.target,
-        };
+        let upstream = Upstream::from(selection.primary);
         let (version, _) = config.tables.target(&service, upstream).ok()?;
         call.choose(&version.name).then(|| Picked {
             config: Rc::clone(config),
-            route,
-            version: version.name.clone(),
-            service,
-            upstream,
+            version: PickedVersion {
+                route,
+                version: version.name.clone(),
+                service,
+                upstream,
+            },
         })
     }
 
     /// Reports how the version's first try went.
     fn attempt(&self, outcome: Outcome, started: Instant) {
-        let tried = policy::Attempt {
-            upstream: self.upstream,
-            outcome,
-            latency_ms: millis(started),
-        };
+        let picked = &self.version;
+        let tried = picked.first_try(outcome, started);
         let counts = self.config.splitter.report(
-            self.route,
-            Some(&self.service),
-            bindings::attempt(&tried),
+            picked.route,
+            Some(&picked.service),
+            (&tried).into(),
             now_ms(),
         );
         config::add(counts);
@@ -104,31 +94,16 @@ impl Picked {
     /// started at `started`; its first bytes reached the client at `first`
     /// (`None` for a whole answer).
     fn answered(&self, call: &Call, started: Instant, first: Option<Instant>) {
-        let answered = call.answered();
-        let (ttft_ms, generation_ms) = answer_times(started, first, Instant::now());
-        let answer = AiAnswer {
-            nano_usd: answered.cost_nano_usd,
-            counted: answered.counted,
-            ttft_ms,
-            generation_ms,
-            output_tokens: answered.output_tokens,
-            refused: answered.refused,
-        };
+        let picked = &self.version;
+        let answer = Spent::from(&call.answered()).answer(started, first);
         let counts = self.config.splitter.report_answer(
-            self.route,
-            &self.service,
-            self.upstream.version,
-            answer,
+            picked.route,
+            &picked.service,
+            picked.upstream.version,
+            (&answer).into(),
         );
         config::add(counts);
     }
-}
-
-/// Who an answer is for.
-struct Answer<'a> {
-    request_id: &'a str,
-    route: &'a str,
-    version: Option<&'a str>,
 }
 
 /// Serves a request of an AI route.
@@ -142,7 +117,7 @@ pub async fn serve(
         Some(path) => path.split('?').next().unwrap_or_default(),
         None => incoming.uri.path(),
     };
-    let answer = Answer {
+    let mut answer = AnswerFor {
         request_id: incoming.request_id,
         route: &decision.route.name,
         version: None,
@@ -167,11 +142,7 @@ pub async fn serve(
         Plan::Reply(reply) => send_reply(reply, &answer, None),
         Plan::Call(call) => {
             let picked = Picked::of(config, &call, &incoming.pack(), decision);
-            let version = picked.as_ref().map(|p| p.version.clone());
-            let answer = Answer {
-                version: version.as_deref(),
-                ..answer
-            };
+            answer.version = picked.as_ref().map(|p| p.version.version.clone());
             run(call, &answer, decision.route.timeout_ms, picked).await
         }
     }
@@ -190,7 +161,7 @@ enum Answered {
 /// Tries the call's attempts as the attempt driver says.
 async fn run(
     call: Call,
-    answer: &Answer<'_>,
+    answer: &AnswerFor<'_>,
     timeout_ms: u32,
     picked: Option<Picked>,
 ) -> Result<Response, GatewayError> {
@@ -257,7 +228,7 @@ async fn try_once(
     call: &Call,
     index: usize,
     attempt: &Attempt,
-    answer: &Answer<'_>,
+    answer: &AnswerFor<'_>,
     timeout_ms: u32,
     report: Option<&Picked>,
 ) -> Result<(Answered, Ended), MissingKey> {
@@ -430,25 +401,10 @@ async fn read_request(request: Request) -> Result<Vec<u8>, GatewayError> {
 /// gateway's.
 fn answer_fields(
     reply_headers: Vec<(String, String)>,
-    answer: &Answer<'_>,
+    answer: &AnswerFor<'_>,
     served_by: Option<ServedBy<'_>>,
 ) -> Result<Fields, GatewayError> {
-    let mut headers = http::HeaderMap::new();
-    for (name, value) in reply_headers {
-        if let (Ok(name), Ok(value)) = (
-            http::HeaderName::from_bytes(name.as_bytes()),
-            http::HeaderValue::from_str(&value),
-        ) {
-            headers.append(name, value);
-        }
-    }
-    response::add_ai(
-        &mut headers,
-        answer.request_id,
-        answer.route,
-        answer.version,
-        served_by,
-    );
+    let mut headers = response::ai_answer(reply_headers, answer, served_by);
     crate::add_build_label(&mut headers);
     Fields::from_list(&upstream::header_list(&headers)).map_err(|e| GatewayError::ComponentFailed {
         component: "gateway".into(),
@@ -458,7 +414,7 @@ fn answer_fields(
 
 fn send_reply(
     reply: Reply,
-    answer: &Answer<'_>,
+    answer: &AnswerFor<'_>,
     served_by: Option<ServedBy<'_>>,
 ) -> Result<Response, GatewayError> {
     let headers = answer_fields(reply.headers, answer, served_by)?;
@@ -493,7 +449,7 @@ struct Streamed {
 fn stream_back(
     translator: Translator,
     upstream: Streamed,
-    answer: &Answer<'_>,
+    answer: &AnswerFor<'_>,
     served_by: Option<ServedBy<'_>>,
     done: impl FnOnce(Option<Instant>) + 'static,
 ) -> Result<Response, GatewayError> {

@@ -8,8 +8,8 @@ use spin_sdk::wasip3::http::types::Method;
 use spin_sdk::wasip3::wit_bindgen;
 use upshift_core::hooks::{self, Outbound};
 
-use crate::service::now_ms;
 use crate::upstream;
+use upshift_core::clock::now_ms;
 
 use crate::bindings::wasi;
 

@@ -11,8 +11,8 @@ use upshift_core::tables::Target;
 
 use crate::body::{Contents, read_whole};
 use crate::config;
-use crate::service::now_ms;
 use crate::upstream::{self, Outgoing};
+use upshift_core::clock::now_ms;
 
 /// How long a fetch of a key set may take, in milliseconds.
 const FETCH_TIMEOUT_MS: u32 = 5_000;

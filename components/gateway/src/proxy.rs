@@ -14,14 +14,14 @@ use upshift_core::GatewayError;
 use upshift_core::attempts::{Attempts, Ended, try_timeout_ms};
 use upshift_core::forwarding::{self, ClientSide};
 use upshift_core::phases::Decision;
-use upshift_core::policy::{Attempt, Outcome, Selection, ShadowCopy};
+use upshift_core::policy::{Outcome, Selection, ShadowCopy, UpstreamAttempt};
 use upshift_core::response;
 
-use crate::bindings;
 use crate::body::{Body, Held};
 use crate::config::{self, Loaded};
-use crate::service::{Client, millis, now_ms};
+use crate::service::Client;
 use crate::upstream::{self, Header, Outgoing};
+use upshift_core::clock::{millis_since, now_ms};
 
 /// Header that marks a shadow copy for the upstream.
 pub const SHADOW_MARKER: &str = "x-upshift-shadow";
@@ -82,10 +82,10 @@ pub async fn serve(
             Ok((status, _)) => Outcome::Status(*status),
             Err(error) => error.outcome().ok_or_else(|| error.clone())?,
         };
-        let attempt = Attempt {
+        let attempt = UpstreamAttempt {
             upstream,
             outcome,
-            latency_ms: millis(started),
+            latency_ms: millis_since(started),
         };
         // The splitter sees the attempts it needs; the others are counted here.
         if attempt.reported(selection) {
@@ -126,10 +126,10 @@ pub async fn serve(
 }
 
 /// Reports an attempt of route `route` to the splitter and adds its counts.
-fn report(config: &Loaded, route: u32, attempt: &Attempt) {
+fn report(config: &Loaded, route: u32, attempt: &UpstreamAttempt) {
     let counts = config
         .splitter
-        .report(route, None, bindings::attempt(attempt), now_ms());
+        .report(route, None, attempt.into(), now_ms());
     config::add(counts);
 }
 
@@ -145,7 +145,13 @@ struct Mirror {
 /// Sends `copy` of the request in the background and records how it
 /// compared with `primary`: however slowly it ends, the client's response
 /// never waits for it.
-fn shadow(config: Rc<Loaded>, copy: ShadowCopy, mirror: Mirror, body: &Held, primary: Attempt) {
+fn shadow(
+    config: Rc<Loaded>,
+    copy: ShadowCopy,
+    mirror: Mirror,
+    body: &Held,
+    primary: UpstreamAttempt,
+) {
     let Ok(contents) = body.contents() else {
         return;
     };
@@ -172,16 +178,16 @@ fn shadow(config: Rc<Loaded>, copy: ShadowCopy, mirror: Mirror, body: &Held, pri
             Ok((status, _)) => Outcome::Status(*status),
             Err(error) => error.outcome().unwrap_or(Outcome::Failed),
         };
-        let shadow = Attempt {
+        let shadow = UpstreamAttempt {
             upstream: copy.upstream,
             outcome,
-            latency_ms: millis(started),
+            latency_ms: millis_since(started),
         };
         let counts = config.splitter.report_shadow(
             mirror.route,
             None,
-            bindings::attempt(&shadow),
-            bindings::attempt(&primary),
+            (&shadow).into(),
+            (&primary).into(),
             now_ms(),
         );
         config::add(counts);

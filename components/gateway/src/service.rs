@@ -143,15 +143,3 @@ fn refuse(error: &GatewayError, request_id: &str, grpc: bool) -> Result<Response
         .map_err(|e| ErrorCode::InternalError(Some(e.to_string())))?
         .into_response()
 }
-
-/// Unix time in milliseconds, the clock the policy components decide with.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
-/// Milliseconds since `started`.
-pub fn millis(started: Instant) -> u32 {
-    u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX)
-}
