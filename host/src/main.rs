@@ -36,6 +36,7 @@ mod tls;
 mod top;
 mod variables;
 mod watch;
+mod watched_body;
 
 use std::io::IsTerminal as _;
 use std::process::ExitCode;

@@ -51,6 +51,7 @@ use crate::registry::Registry;
 use crate::routes::RouteMatch;
 use crate::runtime::{ComponentService, Runtime, Target};
 use crate::telemetry::{BytesIn, Pending, Recorded};
+use crate::watched_body::Watched;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -498,7 +499,7 @@ impl Shared {
         // their trace in the admin API's audit.
         let telemetry = self.runtime.telemetry.as_ref();
         let Some(telemetry) = telemetry.filter(|_| plane == Plane::Public) else {
-            let mut served = Served::default();
+            let mut served = Served::unread();
             return self
                 .answer(request, (peer, worker, plane), &request_id, &mut served)
                 .await;
@@ -536,7 +537,7 @@ impl Shared {
             bytes_in,
             late: response.extensions().get::<LateUsage>().cloned(),
         };
-        response.map(|body| Recorded::new(body, pending).boxed_unsync())
+        response.map(|body| Watched::new(body, Recorded::new(pending)).boxed_unsync())
     }
 
     /// The answer to `request`, with what was done for it in `served`.

@@ -12,28 +12,28 @@ use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
 use http_body_util::{BodyExt as _, Full, StreamBody};
 use hyper::body::Frame;
-use upshift_config::metrics::AiAnswer;
 use upshift_core::GatewayError;
-use upshift_core::access_log::{AiServed, AiUsage, Call, LateUsage, Served};
+use upshift_core::access_log::{LateUsage, Served};
 use upshift_core::ai::{
-    ANSWER_LIMIT, BODY_LIMIT, Credential, DRAIN_LIMIT, MissingKey, answer_times, provider_headers,
-    retry_after_s, streams,
+    ANSWER_LIMIT, AnswerFor, BODY_LIMIT, Credential, DRAIN_LIMIT, MissingKey, PickedVersion, Spent,
+    provider_headers, retry_after_s, streams,
 };
 use upshift_core::attempts::{Attempts, Ended};
 use upshift_core::head::Incoming as Head;
 
 use crate::client_body::ClientBody;
 use upshift_core::phases::Decision;
-use upshift_core::policy::{Attempt as Tried, Outcome, Upstream};
+use upshift_core::policy::Outcome;
 use upshift_core::response::{self, ServedBy};
 use wasmtime::component::ResourceAny;
 use wasmtime_wasi_http::WasiBody;
 
 use super::bindings::exports::upshift::ai::ai::{self, Attempt, Plan, Reply};
 use super::body::ForwardBody;
-use super::proxy::{Context, millis, now_ms};
+use super::proxy::Context;
 use super::{NativeGateway, PolicySet, lock};
 use crate::outbound::UpstreamBody;
+use upshift_core::clock::now_ms;
 
 /// A resource of the AI component that is dropped with this handle.
 struct Owned {
@@ -75,22 +75,6 @@ impl Drop for Owned {
     }
 }
 
-/// Who an answer is for.
-struct Answer<'a> {
-    request_id: &'a str,
-    route: &'a str,
-    version: Option<Arc<str>>,
-}
-
-/// The version of a split call, as the splitter picked it.
-struct Picked {
-    route: u32,
-    service: String,
-    upstream: Upstream,
-    /// The version's name.
-    version: Arc<str>,
-}
-
 /// Serves a request of an AI route.
 pub async fn serve(
     cx: &Context<'_>,
@@ -103,7 +87,7 @@ pub async fn serve(
         Some(path) => path.split('?').next().unwrap_or_default().to_owned(),
         None => head.uri.path().to_owned(),
     };
-    let mut answer = Answer {
+    let mut answer = AnswerFor {
         request_id: cx.request_id,
         route: &decision.route.name,
         version: None,
@@ -144,7 +128,7 @@ fn pick(
     call: &Owned,
     head: &str,
     decision: &Decision,
-) -> Result<Option<Picked>, GatewayError> {
+) -> Result<Option<PickedVersion>, GatewayError> {
     let Some(service) = call.call(|g, store, call| g.call().call_split(store, call))? else {
         return Ok(None);
     };
@@ -165,7 +149,7 @@ fn pick(
     };
     let version = version.name.clone();
     let taken = call.call(|g, store, call| g.call().call_choose(store, call, &version))?;
-    Ok(taken.then_some(Picked {
+    Ok(taken.then_some(PickedVersion {
         route,
         service,
         upstream: selection.primary,
@@ -187,9 +171,9 @@ enum Answered {
 async fn run(
     cx: &Context<'_>,
     call: Owned,
-    answer: &Answer<'_>,
+    answer: &AnswerFor<'_>,
     timeout_ms: u32,
-    picked: Option<Picked>,
+    picked: Option<PickedVersion>,
     served: &mut Served,
 ) -> Result<Response<WasiBody>, GatewayError> {
     let started = Instant::now();
@@ -201,13 +185,7 @@ async fn run(
         let index = attempts.current();
         let attempt = &plans[index];
         let report = picked.as_ref().filter(|_| std::mem::take(&mut first));
-        served.attempts += 1;
-        served.ai = Some(AiServed {
-            alias: attempt.alias.clone(),
-            provider: Some(attempt.provider.clone()),
-            model: Some(attempt.model.clone()),
-            ..AiServed::default()
-        });
+        served.trying_ai(&attempt.alias, (&attempt.provider, &attempt.model));
         let tried = Instant::now();
         let (answered, ended) = match try_once(cx, &call, index, attempt, timeout, report).await {
             Ok(tried) => tried,
@@ -225,16 +203,11 @@ async fn run(
             Ended::Answered { status, .. } => Outcome::Status(*status),
             Ended::NoAnswer | Ended::Unusable => Outcome::Failed,
         };
-        let provider: (Arc<str>, Arc<str>) = (
-            attempt.provider.as_str().into(),
-            attempt.model.as_str().into(),
-        );
-        served.calls.push(Call::ended_now(
-            (&provider.0, &provider.1),
-            None,
+        served.called_provider(
+            (&attempt.provider, &attempt.model),
             tried.elapsed(),
             outcome,
-        ));
+        );
         let next = match &answered {
             Answered::Stream(_) => None,
             _ => attempts.next(ended, || true),
@@ -249,11 +222,11 @@ async fn run(
                         started,
                         first: None,
                     };
-                    let answered = answered_of(&call);
-                    if let Some(usage) = answered.as_ref().and_then(usage_of) {
+                    let spent = spent(&call);
+                    if let Some(usage) = spent.and_then(|spent| spent.usage()) {
                         served.used(usage);
                     }
-                    report_answer(cx.lane, &call, answered, picked.as_ref(), timing).await;
+                    report_answer(cx.lane, &call, spent, picked.as_ref(), timing).await;
                     response
                 }
                 Answered::Failed(reply) => reply_response(reply, answer, None),
@@ -301,21 +274,11 @@ struct Timing {
     first: Option<Instant>,
 }
 
-/// What the call's last answer came to, as the AI component counted it.
-fn answered_of(call: &Owned) -> Option<ai::Answered> {
+/// What the call's answers cost, as the AI component counted them.
+fn spent(call: &Owned) -> Option<Spent> {
     call.call(|g, store, call| g.call().call_answered(store, call))
         .ok()
-}
-
-/// The tokens and cost of a counted answer, for the request's line.
-fn usage_of(answered: &ai::Answered) -> Option<AiUsage> {
-    answered.counted.then(|| {
-        AiUsage::new(
-            answered.input_tokens,
-            answered.output_tokens,
-            answered.cost_nano_usd,
-        )
-    })
+        .map(|answered| Spent::from(&answered))
 }
 
 /// Reports what the call came to (its cost, speed and refusal), for the
@@ -323,22 +286,14 @@ fn usage_of(answered: &ai::Answered) -> Option<AiUsage> {
 async fn report_answer(
     lane: &NativeGateway,
     call: &Owned,
-    answered: Option<ai::Answered>,
-    picked: Option<&Picked>,
+    spent: Option<Spent>,
+    picked: Option<&PickedVersion>,
     timing: Timing,
 ) {
-    let (Some(picked), Some(answered)) = (picked, answered) else {
+    let (Some(picked), Some(spent)) = (picked, spent) else {
         return;
     };
-    let (ttft_ms, generation_ms) = answer_times(timing.started, timing.first, Instant::now());
-    let answer = AiAnswer {
-        nano_usd: answered.cost_nano_usd,
-        counted: answered.counted,
-        ttft_ms,
-        generation_ms,
-        output_tokens: answered.output_tokens,
-        refused: answered.refused,
-    };
+    let answer = spent.answer(timing.started, timing.first);
     let counts = lock(&call.policies).report_answer(
         picked.route,
         &picked.service,
@@ -356,7 +311,7 @@ async fn try_once(
     index: usize,
     attempt: &Attempt,
     timeout: Duration,
-    report: Option<&Picked>,
+    report: Option<&PickedVersion>,
 ) -> Result<(Answered, Ended), Unsent> {
     let credential = attempt.credential.as_ref().map(|c| Credential {
         variable: &c.variable,
@@ -400,11 +355,7 @@ async fn try_once(
             Err(error) => error.outcome(),
         };
         if let Some(outcome) = outcome {
-            let tried = Tried {
-                upstream: picked.upstream,
-                outcome,
-                latency_ms: millis(started),
-            };
+            let tried = picked.first_try(outcome, started);
             let counts =
                 lock(&cx.policies).report(picked.route, Some(&picked.service), &tried, now_ms());
             cx.lane.add(counts).await;
@@ -522,35 +473,9 @@ async fn read_request(mut body: ClientBody, headers: &HeaderMap) -> Result<Vec<u
     Ok(bytes.to_vec())
 }
 
-/// The client's response headers for an answer: the reply's, then the
-/// gateway's.
-fn answer_headers(
-    reply_headers: Vec<(String, String)>,
-    answer: &Answer<'_>,
-    served_by: Option<ServedBy<'_>>,
-) -> HeaderMap {
-    let mut headers = HeaderMap::new();
-    for (name, value) in reply_headers {
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(&value),
-        ) {
-            headers.append(name, value);
-        }
-    }
-    response::add_ai(
-        &mut headers,
-        answer.request_id,
-        answer.route,
-        answer.version.as_deref(),
-        served_by,
-    );
-    headers
-}
-
 fn reply_response(
     reply: Reply,
-    answer: &Answer<'_>,
+    answer: &AnswerFor<'_>,
     served_by: Option<ServedBy<'_>>,
 ) -> Result<Response<WasiBody>, GatewayError> {
     let mut response = Response::new(
@@ -563,7 +488,7 @@ fn reply_response(
             component: "ai".into(),
             detail: format!("status {} is not a status", reply.status),
         })?;
-    *response.headers_mut() = answer_headers(reply.headers, answer, served_by);
+    *response.headers_mut() = response::ai_answer(reply.headers, answer, served_by);
     Ok(response)
 }
 
@@ -575,14 +500,14 @@ fn stream_response(
     call: Owned,
     index: usize,
     upstream: Response<UpstreamBody<ForwardBody>>,
-    answer: &Answer<'_>,
+    answer: &AnswerFor<'_>,
     served_by: Option<ServedBy<'_>>,
-    picked: Option<(Picked, Instant)>,
+    picked: Option<(PickedVersion, Instant)>,
 ) -> Result<Response<WasiBody>, GatewayError> {
     let translator = call.call(|g, store, call| g.call().call_stream(store, call, index as u32))?;
     let translator = Owned::new(&cx.policies, translator);
     let headers = translator.call(|g, store, t| g.translator().call_headers(store, t))?;
-    let headers = answer_headers(headers, answer, served_by);
+    let headers = response::ai_answer(headers, answer, served_by);
     let (sender, receiver) =
         tokio::sync::mpsc::channel::<Result<Frame<Bytes>, wasmtime_wasi_http::Error>>(8);
     let lane = cx.lane.clone();
@@ -627,14 +552,14 @@ fn stream_response(
         let tail =
             translator.call(|g, store, t| g.translator().call_finish(store, t, complete || ended));
         drop(translator);
-        let answered = answered_of(&call);
-        if let Some(usage) = answered.as_ref().and_then(usage_of) {
+        let spent = spent(&call);
+        if let Some(usage) = spent.and_then(|spent| spent.usage()) {
             // Before the stream's end reaches the client, and with it the line.
             let _ = late.set(usage);
         }
         if let Some((picked, started)) = picked {
             let timing = Timing { started, first };
-            report_answer(&lane, &call, answered, Some(&picked), timing).await;
+            report_answer(&lane, &call, spent, Some(&picked), timing).await;
         }
         if let Ok(tail) = tail
             && !client_gone

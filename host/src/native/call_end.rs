@@ -2,18 +2,18 @@
 //! when the answer's body ends, with the status the trailers give, so that
 //! a call ending `UNAVAILABLE` after a `200` head counts as the error it is.
 
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use hyper::body::{Body, Frame, SizeHint};
+use hyper::body::Frame;
 use upshift_core::grpc;
-use upshift_core::policy::{Attempt, Outcome, Selection};
+use upshift_core::policy::{Outcome, Selection, UpstreamAttempt};
 use upshift_core::tables::Route;
 
-use super::proxy::{now_ms, tally};
+use super::proxy::tally;
 use super::{NativeGateway, PolicySet};
+use crate::watched_body::{Ending, Watcher};
+use upshift_core::clock::now_ms;
 
 /// The status of a call the client stopped reading: `CANCELLED`.
 const CANCELLED: u32 = 1;
@@ -31,7 +31,7 @@ pub struct Pending {
     /// The version it went to.
     pub version: Arc<str>,
     /// The attempt, its outcome still the head's.
-    pub attempt: Attempt,
+    pub attempt: UpstreamAttempt,
 }
 
 impl Pending {
@@ -56,61 +56,36 @@ impl Pending {
     }
 }
 
-/// A gRPC answer's body, counting its attempt once it ends.
-pub struct CallEnd<B> {
-    body: B,
-    pending: Option<Pending>,
+/// Counts a gRPC answer's attempt once its body ends, with the status its
+/// trailers gave.
+pub struct CallEnd {
+    pending: Pending,
+    /// The status the trailers gave, once they came.
+    code: Option<u32>,
 }
 
-impl<B> CallEnd<B> {
-    /// `body`, with `pending` counted at its end.
-    pub fn new(body: B, pending: Pending) -> Self {
+impl CallEnd {
+    /// The watcher of an answer whose attempt is `pending`.
+    pub fn new(pending: Pending) -> Self {
         CallEnd {
-            body,
-            pending: Some(pending),
-        }
-    }
-
-    fn finish(&mut self, code: Option<u32>) {
-        if let Some(pending) = self.pending.take() {
-            pending.finish(code);
+            pending,
+            code: None,
         }
     }
 }
 
-impl<B: Body<Data = Bytes> + Unpin> Body for CallEnd<B> {
-    type Data = Bytes;
-    type Error = B::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
-        let this = self.get_mut();
-        let polled = Pin::new(&mut this.body).poll_frame(cx);
-        match &polled {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Some(trailers) = frame.trailers_ref() {
-                    this.finish(grpc::status(trailers));
-                }
-            }
-            Poll::Ready(Some(Err(_)) | None) => this.finish(None),
-            Poll::Pending => {}
+impl Watcher for CallEnd {
+    fn frame(&mut self, frame: &Frame<Bytes>) {
+        if let Some(trailers) = frame.trailers_ref() {
+            self.code = grpc::status(trailers);
         }
-        polled
     }
 
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
-    }
-}
-
-impl<B> Drop for CallEnd<B> {
-    fn drop(&mut self) {
-        self.finish(Some(CANCELLED));
+    fn ended(self, ending: Ending) {
+        let code = match ending {
+            Ending::Complete | Ending::Failed => self.code,
+            Ending::Dropped => self.code.or(Some(CANCELLED)),
+        };
+        self.pending.finish(code);
     }
 }

@@ -157,7 +157,7 @@ impl Outbound for NativeOutbound<'_> {
     }
 
     fn now_ms(&self) -> u64 {
-        super::proxy::now_ms()
+        upshift_core::clock::now_ms()
     }
 
     async fn variable(&self, name: &str) -> Option<String> {

@@ -13,9 +13,9 @@ use upshift_config::jwks::{JwksRecord, MAX_JWKS_BYTES};
 use upshift_config::keys;
 
 use super::body::ForwardBody;
-use super::proxy::now_ms;
 use super::{BUCKET, NativeGateway, lock};
 use crate::kv::blocking;
+use upshift_core::clock::now_ms;
 
 /// How long a fetch of a key set may take.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);

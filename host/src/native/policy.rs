@@ -25,6 +25,15 @@ use super::bindings::exports::upshift::auth::auth;
 use super::bindings::exports::upshift::router::router;
 use super::bindings::exports::upshift::splitter::splitter;
 use super::bindings::upshift::types::types;
+
+upshift_core::policy_conversions!(
+    mod conversions;
+    types: crate::native::bindings::upshift::types::types,
+    router: crate::native::bindings::exports::upshift::router::router,
+    auth: crate::native::bindings::exports::upshift::auth::auth,
+    splitter: crate::native::bindings::exports::upshift::splitter::splitter,
+    ai: crate::native::bindings::exports::upshift::ai::ai,
+);
 use crate::engine::{EPOCH_TICK, MAX_MEMORY_BYTES};
 use crate::kv::{KvCtx, KvView};
 
@@ -248,22 +257,7 @@ impl PolicySet {
                 |g, store, plan| g.plan().call_services(store, plan),
             )
             .map_err(listing)?;
-        Ok(Tables::listed(
-            (
-                routes
-                    .into_iter()
-                    .map(|r| (r.name, route_kind(r.kind), r.service, r.timeout_ms)),
-                guarded,
-            ),
-            consumers.into_iter().map(|c| (c.id, c.tenant)),
-            services.into_iter().map(|s| {
-                let versions = s.versions.into_iter();
-                (
-                    s.name,
-                    versions.map(|v| (v.name, v.targets, v.response_headers)),
-                )
-            }),
-        ))
+        Ok(conversions::tables(routes, guarded, consumers, services))
     }
 
     /// Makes a fresh instance for `role` and loads the document into it.
@@ -410,10 +404,10 @@ impl PolicySet {
         &mut self,
         route: u32,
         service: Option<&str>,
-        attempt: &core::Attempt,
+        attempt: &core::UpstreamAttempt,
         now_ms: u64,
     ) -> Vec<core::Count> {
-        let attempt = wit_attempt(attempt);
+        let attempt = splitter::Attempt::from(attempt);
         self.call(
             Role::Splitter,
             |s| &mut s.splitter,
@@ -431,11 +425,11 @@ impl PolicySet {
         &mut self,
         route: u32,
         service: Option<&str>,
-        shadow: &core::Attempt,
-        primary: &core::Attempt,
+        shadow: &core::UpstreamAttempt,
+        primary: &core::UpstreamAttempt,
         now_ms: u64,
     ) -> Vec<core::Count> {
-        let (shadow, primary) = (wit_attempt(shadow), wit_attempt(primary));
+        let (shadow, primary) = (shadow.into(), primary.into());
         self.call(
             Role::Splitter,
             |s| &mut s.splitter,
@@ -456,14 +450,7 @@ impl PolicySet {
         version: u32,
         answer: &AiAnswer,
     ) -> Vec<core::Count> {
-        let answer = splitter::AiAnswer {
-            nano_usd: answer.nano_usd,
-            counted: answer.counted,
-            ttft_ms: answer.ttft_ms,
-            generation_ms: answer.generation_ms,
-            output_tokens: answer.output_tokens,
-            refused: answer.refused,
-        };
+        let answer = splitter::AiAnswer::from(answer);
         self.call(
             Role::Splitter,
             |s| &mut s.splitter,
@@ -492,10 +479,7 @@ impl Policy for PolicySet {
             |s| &mut s.router,
             |g, store, table| g.route_table().call_resolve(store, table, head),
         )?;
-        Ok(found.map(|m| core::RouteMatch {
-            route: m.route,
-            upstream_path: m.upstream_path,
-        }))
+        Ok(found.map(Into::into))
     }
 
     fn authenticate(
@@ -512,16 +496,7 @@ impl Policy for PolicySet {
                     .call_authenticate(store, policy, route, head, now_ms)
             },
         )?;
-        let passed = passed.map_err(refused)?;
-        Ok(core::Authenticated {
-            consumer: passed.consumer,
-            rate_limit: passed.rate_limit.map(|r| core::RateLimit {
-                limit: r.limit,
-                remaining: r.remaining,
-                reset_s: r.reset_s,
-            }),
-            upstream_headers: passed.upstream_headers,
-        })
+        Ok(passed?.into())
     }
 
     fn choose(
@@ -540,78 +515,12 @@ impl Policy for PolicySet {
                     .call_choose(store, plan, route, service, head, consumer, now_ms)
             },
         )?;
-        let s = chosen.map_err(refused)?;
-        Ok(core::Selection {
-            primary: upstream(s.primary),
-            alternates: s.alternates.into_iter().map(upstream).collect(),
-            shadow: s.shadow.map(|copy| core::ShadowCopy {
-                upstream: upstream(copy.upstream),
-                timeout_ms: copy.timeout_ms,
-            }),
-            retry: core::RetryPolicy {
-                attempts: s.retry.attempts,
-                retry_on: s.retry.retry_on,
-                per_try_timeout_ms: s.retry.per_try_timeout_ms,
-            },
-            reason: match s.reason {
-                splitter::Reason::Pinned => core::Reason::Pinned,
-                splitter::Reason::Rule(i) => core::Reason::Rule(i),
-                splitter::Reason::Rollout => core::Reason::Rollout,
-                splitter::Reason::Sticky => core::Reason::Sticky,
-                splitter::Reason::Weight => core::Reason::Weight,
-                splitter::Reason::OnlyVersion => core::Reason::OnlyVersion,
-                splitter::Reason::CircuitOpen => core::Reason::CircuitOpen,
-            },
-            report_all: s.report_all,
-            hooks_due: s.hooks_due,
-        })
-    }
-}
-
-fn refused(e: types::GatewayError) -> GatewayError {
-    GatewayError::Refused {
-        status: e.status,
-        code: e.code,
-        message: e.message,
-        headers: e.headers,
-    }
-}
-
-fn route_kind(kind: router::RouteKind) -> core::RouteKind {
-    match kind {
-        router::RouteKind::Proxy => core::RouteKind::Proxy,
-        router::RouteKind::Ai => core::RouteKind::Ai,
-    }
-}
-
-fn upstream(u: splitter::Upstream) -> core::Upstream {
-    core::Upstream {
-        version: u.version,
-        target: u.target,
-    }
-}
-
-fn wit_attempt(a: &core::Attempt) -> splitter::Attempt {
-    splitter::Attempt {
-        version: a.upstream.version,
-        target: a.upstream.target,
-        outcome: match a.outcome {
-            core::Outcome::Status(status) => splitter::Outcome::Status(status),
-            core::Outcome::Failed => splitter::Outcome::Failed,
-            core::Outcome::TimedOut => splitter::Outcome::TimedOut,
-        },
-        latency_ms: a.latency_ms,
+        Ok(chosen?.into())
     }
 }
 
 fn counts(counts: Vec<splitter::Count>) -> Vec<core::Count> {
-    counts
-        .into_iter()
-        .map(|c| core::Count {
-            key: c.key,
-            delta: c.delta,
-        })
-        .collect()
+    counts.into_iter().map(Into::into).collect()
 }
 
 /// Epoch ticks in `budget`.

@@ -15,6 +15,7 @@ use hyper::upgrade::OnUpgrade;
 use upshift_core::GatewayError;
 use upshift_core::access_log::Served;
 use upshift_core::attempts::{Attempts, Ended, try_timeout_ms};
+use upshift_core::clock::{millis_since, now_ms};
 use upshift_core::forwarding::{self, ClientSide};
 use upshift_core::grpc;
 use upshift_core::head::Incoming as Head;
@@ -22,7 +23,7 @@ use upshift_core::head::Incoming as Head;
 use crate::client_body::ClientBody;
 use upshift_config::{keys, metrics};
 use upshift_core::phases::{self, Decision};
-use upshift_core::policy::{Attempt, Count, Outcome, Selection, Upstream};
+use upshift_core::policy::{Count, Outcome, Selection, Upstream, UpstreamAttempt};
 use upshift_core::response;
 use upshift_core::tables::{Route, Tables, Target};
 use wasmtime_wasi_http::WasiBody;
@@ -33,6 +34,7 @@ use super::shadow;
 use super::websocket::{Relayed, Tally, WebSockets};
 use super::{NativeGateway, PolicySet, Side, canary, lock};
 use crate::outbound::{UpstreamBody, between_bytes_timeout};
+use crate::watched_body::Watched;
 
 /// Everything a request of the native lane carries along.
 pub struct Context<'a> {
@@ -257,12 +259,8 @@ async fn proxy(
         let result = send(cx, request, timeout, target.http2).await;
         let mut attempt = attempt_of(upstream, started, &result)?;
         let took = started.elapsed();
-        served.attempted(
-            (&route.service, &version.name),
-            target,
-            took,
-            attempt.outcome,
-        );
+        let service = (&route.service, &version.name);
+        served.attempted(service, target, took, attempt.outcome);
         let grpc_status = match &result {
             Ok(response) if grpc => grpc::status(response.headers()),
             _ => None,
@@ -315,7 +313,7 @@ async fn proxy(
     response::add_proxied(&mut parts.headers, route, version, rate_limit);
     let mut body = between_bytes_timeout(upstream_body, timeout);
     if let Some(to) = primary_body {
-        body = shadow::Tee::new(body, to).boxed_unsync();
+        body = Watched::new(body, shadow::Tee::new(to)).boxed_unsync();
     }
     if status_in_trailers {
         let pending = Pending {
@@ -328,7 +326,7 @@ async fn proxy(
         };
         return Ok(Response::from_parts(
             parts,
-            CallEnd::new(body, pending).boxed_unsync(),
+            Watched::new(body, CallEnd::new(pending)).boxed_unsync(),
         ));
     }
     Ok(Response::from_parts(parts, body))
@@ -381,12 +379,8 @@ async fn relay_websocket(
         .await;
     let attempt = attempt_of(upstream, started, &result)?;
     let took = started.elapsed();
-    served.attempted(
-        (&route.service, &version.name),
-        target,
-        took,
-        attempt.outcome,
-    );
+    let service = (&route.service, &version.name);
+    served.attempted(service, target, took, attempt.outcome);
     let counts = tally(
         &cx.policies,
         (decision.matched.route, route),
@@ -457,15 +451,15 @@ fn attempt_of<B>(
     upstream: Upstream,
     started: Instant,
     result: &Result<Response<B>, GatewayError>,
-) -> Result<Attempt, GatewayError> {
+) -> Result<UpstreamAttempt, GatewayError> {
     let outcome = match result {
         Ok(response) => Outcome::Status(response.status().as_u16()),
         Err(error) => error.outcome().ok_or_else(|| error.clone())?,
     };
-    Ok(Attempt {
+    Ok(UpstreamAttempt {
         upstream,
         outcome,
-        latency_ms: millis(started),
+        latency_ms: millis_since(started),
     })
 }
 
@@ -477,7 +471,7 @@ pub fn tally(
     (index, route): (u32, &Route),
     selection: &Selection,
     version: &str,
-    attempt: &Attempt,
+    attempt: &UpstreamAttempt,
     grpc_status: Option<u32>,
     now_ms: u64,
 ) -> Vec<Count> {
@@ -546,16 +540,4 @@ pub(super) fn upstream_request(
     *request.uri_mut() = target.uri(path_and_query)?;
     *request.headers_mut() = headers;
     Ok(request)
-}
-
-/// Unix time in milliseconds, the clock the policy components decide with.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
-/// Milliseconds since `started`.
-pub fn millis(started: Instant) -> u32 {
-    u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX)
 }

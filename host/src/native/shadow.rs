@@ -12,15 +12,13 @@
 //! this request or any later one of the step. The counts and a few sample
 //! diffs go to the store under the rollout's step.
 
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, Method};
 use http_body_util::BodyExt as _;
-use hyper::body::{Body, Frame, SizeHint};
+use hyper::body::{Body, Frame};
 use serde_json::json;
 use tokio::sync::oneshot;
 use upshift_config::keys;
@@ -29,16 +27,17 @@ use upshift_config::rollout::RolloutState;
 use upshift_config::store::counter;
 use upshift_core::access_log::Call;
 use upshift_core::diff::{self, FieldDiff, MAX_BODY_BYTES};
-use upshift_core::policy::{Attempt, Outcome, ShadowCopy, Upstream};
+use upshift_core::policy::{Outcome, ShadowCopy, Upstream, UpstreamAttempt};
 use upshift_core::tables::Route;
 use upshift_core::trace::{TRACEPARENT, TraceContext};
-use wasmtime_wasi_http::WasiBody;
 
 use super::body::ForwardBody;
-use super::proxy::{Context, millis, now_ms, upstream_request};
+use super::proxy::{Context, upstream_request};
 use super::{BUCKET, NativeGateway, PolicySet, lock};
 use crate::kv::{KvBackend, KvError, blocking};
 use crate::telemetry::spans::ShadowCall;
+use crate::watched_body::{Ending, Watcher};
+use upshift_core::clock::{millis_since, now_ms};
 
 /// Header that marks a shadow copy for the upstream.
 const SHADOW_MARKER: &str = "x-upshift-shadow";
@@ -66,7 +65,7 @@ pub fn send(
     (index, route): (u32, &Route),
     copy: ShadowCopy,
     mut request: Copied<'_>,
-    primary: Attempt,
+    primary: UpstreamAttempt,
 ) -> Option<oneshot::Sender<Bytes>> {
     request
         .headers
@@ -135,7 +134,7 @@ impl Task {
         copy: ShadowCopy,
         (to_copy, http2, (copy_version, copy_target)): Ready,
         (to_primary, primary_http2, _): Ready,
-        primary: Attempt,
+        primary: UpstreamAttempt,
         primary_body: oneshot::Receiver<Bytes>,
     ) {
         let diffing = self.diffing(&copy_version).await;
@@ -148,10 +147,10 @@ impl Task {
             }
         };
         let ((outcome, copy_body), second_body) = tokio::join!(copy_answer, second_answer);
-        let shadow = Attempt {
+        let shadow = UpstreamAttempt {
             upstream: copy.upstream,
             outcome,
-            latency_ms: millis(started),
+            latency_ms: millis_since(started),
         };
         if let (Some(telemetry), Some(trace)) = (&self.lane.telemetry, self.trace) {
             let version = (&self.route.2, &copy_version);
@@ -307,70 +306,38 @@ fn path_of(path_and_query: &str) -> String {
         .to_owned()
 }
 
-/// The primary's answer body on its way to the client, its bytes kept for
-/// the comparison with a shadow copy's (up to [`MAX_BODY_BYTES`]) and sent
+/// Keeps the primary's answer body on its way to the client for the
+/// comparison with a shadow copy's (up to [`MAX_BODY_BYTES`]) and sends it
 /// once it ends. A longer body, or one that breaks, is not compared.
 pub struct Tee {
-    body: WasiBody,
     kept: Option<BytesMut>,
-    to: Option<oneshot::Sender<Bytes>>,
+    to: oneshot::Sender<Bytes>,
 }
 
 impl Tee {
-    /// `body`, its bytes sent to `to` once it ends.
-    pub fn new(body: WasiBody, to: oneshot::Sender<Bytes>) -> Self {
+    /// The watcher of a body whose bytes go to `to` once it ends.
+    pub fn new(to: oneshot::Sender<Bytes>) -> Self {
         Tee {
-            body,
             kept: Some(BytesMut::new()),
-            to: Some(to),
+            to,
         }
     }
 }
 
-impl Tee {
-    fn ended(&mut self) {
-        if let (Some(kept), Some(to)) = (self.kept.take(), self.to.take()) {
-            let _ = to.send(kept.freeze());
-        }
-    }
-}
-
-impl Body for Tee {
-    type Data = Bytes;
-    type Error = <WasiBody as Body>::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut TaskContext<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        let this = self.get_mut();
-        let polled = Pin::new(&mut this.body).poll_frame(cx);
-        match &polled {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let (Some(kept), Some(data)) = (this.kept.as_mut(), frame.data_ref()) {
-                    if kept.len() + data.len() > MAX_BODY_BYTES {
-                        this.kept = None;
-                    } else {
-                        kept.extend_from_slice(data);
-                    }
-                }
-                // A body of known length is not polled past its last frame.
-                if this.body.is_end_stream() {
-                    this.ended();
-                }
+impl Watcher for Tee {
+    fn frame(&mut self, frame: &Frame<Bytes>) {
+        if let (Some(kept), Some(data)) = (self.kept.as_mut(), frame.data_ref()) {
+            if kept.len() + data.len() > MAX_BODY_BYTES {
+                self.kept = None;
+            } else {
+                kept.extend_from_slice(data);
             }
-            Poll::Ready(None) => this.ended(),
-            Poll::Ready(Some(Err(_))) => this.kept = None,
-            Poll::Pending => {}
         }
-        polled
     }
 
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
+    fn ended(self, ending: Ending) {
+        if let (Ending::Complete, Some(kept)) = (ending, self.kept) {
+            let _ = self.to.send(kept.freeze());
+        }
     }
 }

@@ -8,19 +8,18 @@
 pub mod lines;
 pub mod spans;
 
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context as _;
 use bytes::Bytes;
-use hyper::body::{Body, Frame, SizeHint};
+use hyper::body::Frame;
 use upshift_core::access_log::{self, Entry, LateUsage};
 use upshift_core::trace::TraceContext;
 
+use crate::watched_body::{Ending, Watcher};
 use lines::{Lines, Sink};
 use spans::{Collector, ShadowCall, Spans};
 
@@ -168,85 +167,49 @@ pub struct Pending {
 #[derive(Debug, Clone, Default)]
 pub struct BytesIn(pub Arc<AtomicU64>);
 
-/// An answer's body that records its request when it ends, fails or is
-/// dropped (the client went away).
-pub struct Recorded<B> {
-    body: B,
+/// Records a request when its answer's body ends, fails or is dropped (the
+/// client went away), with the bytes it carried.
+pub struct Recorded {
+    pending: Pending,
     bytes_out: u64,
-    pending: Option<Pending>,
 }
 
-impl<B> Recorded<B> {
-    /// `body`, recording `pending` at its end.
-    pub fn new(body: B, pending: Pending) -> Self {
+impl Recorded {
+    /// The watcher of an answer whose request is `pending`.
+    pub fn new(pending: Pending) -> Self {
         Recorded {
-            body,
+            pending,
             bytes_out: 0,
-            pending: Some(pending),
+        }
+    }
+}
+
+impl Watcher for Recorded {
+    fn frame(&mut self, frame: &Frame<Bytes>) {
+        if let Some(data) = frame.data_ref() {
+            self.bytes_out += data.len() as u64;
         }
     }
 
-    fn finish(&mut self) {
-        if let Some(Pending {
+    fn ended(self, _: Ending) {
+        let Pending {
             telemetry,
             mut entry,
             trace,
             arrived: (arrived, arrived_at),
             bytes_in,
             late,
-        }) = self.pending.take()
-        {
-            if let Some(usage) = late.as_ref().and_then(|late| late.get()) {
-                entry.served.used(*usage);
-            }
-            entry.latency_ms = arrived.elapsed().as_secs_f64() * 1e3;
-            entry.bytes_in = bytes_in.0.load(Ordering::Relaxed);
-            entry.bytes_out = self.bytes_out;
-            telemetry.queue_up(Record::Request(Box::new(Finished {
-                entry,
-                trace,
-                arrived: arrived_at,
-            })));
+        } = self.pending;
+        if let Some(usage) = late.as_ref().and_then(|late| late.get()) {
+            entry.served.used(*usage);
         }
-    }
-}
-
-impl<B: Body<Data = Bytes> + Unpin> Body for Recorded<B> {
-    type Data = Bytes;
-    type Error = B::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
-        let this = self.get_mut();
-        let polled = Pin::new(&mut this.body).poll_frame(cx);
-        match &polled {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Some(data) = frame.data_ref() {
-                    this.bytes_out += data.len() as u64;
-                }
-                if this.body.is_end_stream() {
-                    this.finish();
-                }
-            }
-            Poll::Ready(Some(Err(_)) | None) => this.finish(),
-            Poll::Pending => {}
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
-    }
-}
-
-impl<B> Drop for Recorded<B> {
-    fn drop(&mut self) {
-        self.finish();
+        entry.latency_ms = arrived.elapsed().as_secs_f64() * 1e3;
+        entry.bytes_in = bytes_in.0.load(Ordering::Relaxed);
+        entry.bytes_out = self.bytes_out;
+        telemetry.queue_up(Record::Request(Box::new(Finished {
+            entry,
+            trace,
+            arrived: arrived_at,
+        })));
     }
 }
