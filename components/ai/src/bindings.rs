@@ -4,11 +4,11 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use crate::{Call, Caller, Catalog, Incoming, Plan, Reply, Store, Stream};
+use crate::{Call, Caller, Catalog, Incoming, Plan, Reply, Stream};
 use exports::upshift::ai::ai::{self as wit, Guest, GuestCall, GuestCatalog, GuestTranslator};
 use upshift::types::types::ConfigError;
 use upshift_config::RequestHead;
-use upshift_config::store::Store as KvStore;
+use upshift_config::store::{Store, StoreError};
 
 wit_bindgen::generate!({
     path: "../../wit",
@@ -73,7 +73,7 @@ impl GuestCatalog for Compiled {
             body: &body,
             now_ms,
         };
-        match self.0.plan(&incoming, caller, &BestEffort) {
+        match self.0.plan(&incoming, caller, &DefaultBucket) {
             Plan::Reply(reply) => wit::Plan::Reply(wit_reply(reply)),
             Plan::Call(call) => wit::Plan::Call(wit::Call::new(Planned(Rc::from(call)))),
         }
@@ -140,7 +140,10 @@ impl GuestCall for Planned {
     }
 
     fn respond(&self, index: u32, status: u16, body: Vec<u8>) -> wit::Reply {
-        wit_reply(self.0.respond(index as usize, status, &body, &BestEffort))
+        wit_reply(
+            self.0
+                .respond(index as usize, status, &body, &DefaultBucket),
+        )
     }
 
     fn unavailable(&self, status: u16, code: String, message: String) -> wit::Reply {
@@ -180,7 +183,7 @@ impl GuestTranslator for Translating {
         let mut out = Vec::new();
         self.stream
             .borrow_mut()
-            .finish(&self.call, complete, &mut out, &BestEffort);
+            .finish(&self.call, complete, &mut out, &DefaultBucket);
         out
     }
 }
@@ -195,39 +198,39 @@ fn wit_reply(reply: Reply) -> wit::Reply {
 
 upshift_config::keyvalue_store!(BUCKET);
 
-/// The usage counters, budgets and cached answers in `wasi:keyvalue`. A
-/// store that fails loses a count or a cached answer, never the response;
-/// the failure goes to stderr (the host's log).
-struct BestEffort;
+/// Bucket [`BUCKET`] of `wasi:keyvalue`, where usage counters, budgets and
+/// cached answers live: opened on first use (again after a failed open).
+/// The call keeps going when it fails (see [`crate::best_effort`]).
+struct DefaultBucket;
 
-impl Store for BestEffort {
-    fn add(&self, key: &str, delta: u64) {
-        let delta = i64::try_from(delta).unwrap_or(i64::MAX);
-        if let Err(error) = bucket().and_then(|bucket| bucket.increment(key, delta)) {
-            eprintln!("ai: counter {key} not counted: {error}");
-        }
+impl Store for DefaultBucket {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        bucket()?.get(key)
     }
 
-    fn get(&self, key: &str) -> Option<Vec<u8>> {
-        match bucket().and_then(|bucket| KvStore::get(&*bucket, key)) {
-            Ok(value) => value,
-            Err(error) => {
-                eprintln!("ai: {key} not read: {error}");
-                None
-            }
-        }
+    fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        bucket()?.get_many(keys)
     }
 
-    fn set(&self, key: &str, value: &[u8]) {
-        if let Err(error) = bucket().and_then(|bucket| KvStore::set(&*bucket, key, value)) {
-            eprintln!("ai: {key} not written: {error}");
-        }
+    fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        bucket()?.set(key, value)
     }
 
-    fn delete(&self, key: &str) {
-        if let Err(error) = bucket().and_then(|bucket| KvStore::delete(&*bucket, key)) {
-            eprintln!("ai: {key} not deleted: {error}");
-        }
+    fn delete(&self, key: &str) -> Result<(), StoreError> {
+        bucket()?.delete(key)
+    }
+
+    fn increment(&self, key: &str, delta: i64) -> Result<i64, StoreError> {
+        bucket()?.increment(key, delta)
+    }
+
+    fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        value: &[u8],
+    ) -> Result<bool, StoreError> {
+        bucket()?.compare_and_swap(key, expected, value)
     }
 }
 

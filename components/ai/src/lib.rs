@@ -6,7 +6,7 @@
 //! requests to try in order (URL, headers, body; the key stays with the
 //! gateway), and the translation of what comes back ([`Call::respond`],
 //! [`Call::stream`]) with its usage counted, budgets kept and answers
-//! cached in a key-value [`Store`].
+//! cached in a key-value [`Store`](upshift_config::store::Store).
 //!
 //! The translation core is plain Rust without I/O. Every dialect
 //! ([`Dialect`]: OpenAI Chat, OpenAI Responses, Anthropic Messages, Gemini)
@@ -24,6 +24,7 @@
 //!   with the status the client's dialect expects;
 //! - usage: normalized counts in [`ir::Usage`], estimates in [`usage`].
 
+mod best_effort;
 mod call;
 mod catalog;
 pub mod dialect;
@@ -38,7 +39,7 @@ pub mod usage;
 #[cfg(target_arch = "wasm32")]
 mod bindings;
 
-pub use call::{Answered, Attempt, Call, Caller, Reply, Store, Stream};
+pub use call::{Answered, Attempt, Call, Caller, Reply, Stream};
 pub use catalog::{ApiEndpoint, Catalog, Incoming, Plan, endpoint, error_dialect};
 pub use dialect::{Dialect, StreamOptions};
 pub use errors::{ApiError, ErrorKind, TranslateError};

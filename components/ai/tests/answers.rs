@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{Memory, header};
+use common::{Counters, MemoryStore, header};
 use serde_json::{Value, json};
 use upshift_ai::{Call, Caller, Catalog, Dialect, Incoming, Plan, sse};
 use upshift_config::Config;
@@ -83,7 +83,7 @@ fn call(catalog: &Catalog, dialect: Dialect, body: &Value) -> Call {
         body: &body,
         now_ms: NOW_MS,
     };
-    match catalog.plan(&incoming, caller, &Memory::default()) {
+    match catalog.plan(&incoming, caller, &MemoryStore::new()) {
         Plan::Call(call) => *call,
         Plan::Reply(reply) => panic!("no call: {}", String::from_utf8_lossy(&reply.body)),
     }
@@ -329,7 +329,7 @@ fn streamed_requests_answered_whole_reach_every_client_as_its_stream() {
             assert!(call.streaming());
             let provider = call.attempts()[0].dialect;
             let what = format!("{} client, {alias} ({})", client.name(), provider.name());
-            let store = Memory::default();
+            let store = MemoryStore::new();
             let reply = call.respond(0, 200, &whole_answer(provider), &store);
             assert_eq!(reply.status, 200, "{what}");
             assert_eq!(
@@ -359,7 +359,7 @@ fn streamed_requests_answered_whole_reach_every_client_as_its_stream() {
                 usage: (412, 57),
             };
             assert_eq!(read, expected, "{what}");
-            let counter = |field| store.get(&format!("ai/usage/acme/alice/{alias}/{field}"));
+            let counter = |field| store.counter(&format!("ai/usage/acme/alice/{alias}/{field}"));
             assert_eq!(
                 (
                     counter("requests"),
@@ -379,7 +379,7 @@ fn a_chat_client_that_did_not_ask_for_usage_gets_no_usage_chunk() {
     let mut body = request(Dialect::OpenAiChat, "claude", true);
     body.as_object_mut().unwrap().remove("stream_options");
     let call = call(&catalog, Dialect::OpenAiChat, &body);
-    let store = Memory::default();
+    let store = MemoryStore::new();
     let reply = call.respond(0, 200, &whole_answer(Dialect::Anthropic), &store);
     let events = events(&reply.body);
     assert!(
@@ -389,7 +389,10 @@ fn a_chat_client_that_did_not_ask_for_usage_gets_no_usage_chunk() {
     let finish = &events[events.len() - 2].1;
     assert_eq!(finish["choices"][0]["finish_reason"], "tool_calls");
     assert_eq!(events.last().unwrap().1, "[DONE]");
-    assert_eq!(store.get("ai/usage/acme/alice/claude/output_tokens"), 57);
+    assert_eq!(
+        store.counter("ai/usage/acme/alice/claude/output_tokens"),
+        57
+    );
 }
 
 #[test]
@@ -403,7 +406,7 @@ fn an_answer_that_cannot_be_streamed_is_a_502_not_an_empty_stream() {
     .unwrap();
     for (client, _) in CLIENTS {
         let call = call(&catalog, client, &request(client, "flash", true));
-        let store = Memory::default();
+        let store = MemoryStore::new();
         let reply = call.respond(0, 200, &image, &store);
         assert_eq!(reply.status, 502);
         assert_eq!(
@@ -420,7 +423,7 @@ fn an_answer_that_cannot_be_streamed_is_a_502_not_an_empty_stream() {
             Dialect::Anthropic => assert_eq!(body["type"], "error"),
             _ => assert_eq!(body["error"]["code"], "provider_not_streaming"),
         }
-        assert_eq!(store.get("ai/usage/acme/alice/flash/requests"), 0);
+        assert_eq!(store.counter("ai/usage/acme/alice/flash/requests"), 0);
     }
 }
 
@@ -459,7 +462,7 @@ fn answers_that_are_not_json_become_the_clients_error_object() {
                 let provider = &call.attempts()[0].provider;
                 for (status, body, expected_status, message) in NOT_JSON {
                     let what = format!("{} client, {alias}, {status} {body:?}", client.name());
-                    let store = Memory::default();
+                    let store = MemoryStore::new();
                     let reply = call.respond(0, status, body.as_bytes(), &store);
                     assert_eq!(reply.status, expected_status, "{what}");
                     assert_eq!(
@@ -486,7 +489,7 @@ fn answers_that_are_not_json_become_the_clients_error_object() {
                             assert_eq!(error["error"]["code"].as_str(), code, "{what}");
                         }
                     }
-                    assert!(store.0.keys("").is_empty(), "{what}: nothing counted");
+                    assert!(store.keys("").is_empty(), "{what}: nothing counted");
                 }
             }
         }
@@ -504,10 +507,10 @@ fn an_embeddings_answer_that_is_not_json_is_an_error_too() {
         body: &body,
         now_ms: NOW_MS,
     };
-    let Plan::Call(call) = catalog.plan(&incoming, Caller::default(), &Memory::default()) else {
+    let Plan::Call(call) = catalog.plan(&incoming, Caller::default(), &MemoryStore::new()) else {
         panic!("embeddings call the provider");
     };
-    let store = Memory::default();
+    let store = MemoryStore::new();
     let reply = call.respond(0, 200, b"<html>Sign in</html>", &store);
     assert_eq!(reply.status, 502);
     let error: Value = serde_json::from_slice(&reply.body).unwrap();
@@ -516,5 +519,5 @@ fn an_embeddings_answer_that_is_not_json_is_an_error_too() {
         error["error"]["message"],
         "provider local answered 200 with a text/html body: Sign in"
     );
-    assert!(store.0.keys("").is_empty(), "nothing counted");
+    assert!(store.keys("").is_empty(), "nothing counted");
 }

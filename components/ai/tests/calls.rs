@@ -4,10 +4,11 @@
 
 mod common;
 
-use common::{Memory, header};
+use common::{Counters, MemoryStore, header};
 use serde_json::{Value, json};
-use upshift_ai::{Call, Caller, Catalog, Incoming, Plan, Reply, Store};
+use upshift_ai::{Call, Caller, Catalog, Incoming, Plan, Reply};
 use upshift_config::Config;
+use upshift_config::store::Store;
 use upshift_config::store::for_each_encoding;
 
 const CONFIG: &str = "
@@ -35,14 +36,14 @@ fn alice() -> Caller {
 }
 
 fn plan(catalog: &Catalog, method: &str, path: &str, body: &Value) -> Plan {
-    plan_in(catalog, &Memory::default(), &[], method, path, body)
+    plan_in(catalog, &MemoryStore::new(), &[], method, path, body)
 }
 
 const NOW_MS: u64 = 1_700_000_000_123;
 
 fn plan_in(
     catalog: &Catalog,
-    store: &Memory,
+    store: &MemoryStore,
     headers: &[(String, String)],
     method: &str,
     path: &str,
@@ -204,7 +205,7 @@ fn anthropic_answers_reach_openai_clients_with_usage_and_cost_counted() {
     for_each_encoding(|store| {
         let catalog = catalog();
         let call = call(&catalog, &chat(false));
-        let counters = Memory(store);
+        let counters = store;
         let upstream = json!({
             "id": "msg_01", "type": "message", "role": "assistant", "model": "claude-x",
             "content": [{"type": "text", "text": "Checking."},
@@ -229,12 +230,18 @@ fn anthropic_answers_reach_openai_clients_with_usage_and_cost_counted() {
         assert_eq!(body["usage"]["prompt_tokens"], 412);
         assert_eq!(body["usage"]["completion_tokens"], 57);
 
-        assert_eq!(counters.get("ai/usage/acme/alice/chat/requests"), 1);
-        assert_eq!(counters.get("ai/usage/acme/alice/chat/input_tokens"), 412);
-        assert_eq!(counters.get("ai/usage/acme/alice/chat/output_tokens"), 57);
+        assert_eq!(counters.counter("ai/usage/acme/alice/chat/requests"), 1);
+        assert_eq!(
+            counters.counter("ai/usage/acme/alice/chat/input_tokens"),
+            412
+        );
+        assert_eq!(
+            counters.counter("ai/usage/acme/alice/chat/output_tokens"),
+            57
+        );
         // 412 × 3000 + 57 × 15000 nano-USD.
         assert_eq!(
-            counters.get("ai/usage/acme/alice/chat/cost_nanousd"),
+            counters.counter("ai/usage/acme/alice/chat/cost_nanousd"),
             2_091_000
         );
     });
@@ -244,7 +251,7 @@ fn anthropic_answers_reach_openai_clients_with_usage_and_cost_counted() {
 fn answers_tell_their_output_and_refusals() {
     for_each_encoding(|store| {
         let catalog = catalog();
-        let counters = Memory(store);
+        let counters = store;
         let answer = |stop_reason: &str, text: &str, output_tokens: u64| {
             let call = call(&catalog, &chat(false));
             assert!(!call.answered().counted, "nothing counted before an answer");
@@ -284,7 +291,7 @@ fn a_stream_stopped_by_a_content_filter_is_a_refusal() {
     for_each_encoding(|store| {
         let catalog = catalog();
         let filtered_call = call(&catalog, &chat(true));
-        let counters = Memory(store);
+        let counters = store;
         let mut stream = filtered_call.stream(0);
         let mut out = Vec::new();
         let filtered = ANTHROPIC_STREAM.replace(
@@ -316,7 +323,7 @@ fn provider_errors_become_openai_errors() {
     for_each_encoding(|store| {
         let catalog = catalog();
         let call = call(&catalog, &chat(false));
-        let counters = Memory(store);
+        let counters = store;
         let overloaded =
             br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#;
         let reply = call.respond(0, 529, overloaded, &counters);
@@ -324,7 +331,7 @@ fn provider_errors_become_openai_errors() {
         let body: Value = serde_json::from_slice(&reply.body).unwrap();
         assert_eq!(body["error"]["message"], "Overloaded");
         assert_eq!(body["error"]["type"], "server_error");
-        assert!(counters.0.keys("").is_empty(), "failures count no usage");
+        assert!(counters.keys("").is_empty(), "failures count no usage");
 
         let limited = br#"{"error":{"message":"slow down","type":"rate_limit_error"}}"#;
         let reply = call.respond(1, 429, limited, &counters);
@@ -391,7 +398,7 @@ fn anthropic_streams_reach_openai_clients_chunk_by_chunk() {
         let mut request = chat(true);
         request["stream_options"] = json!({"include_usage": true});
         let call = call(&catalog, &request);
-        let counters = Memory(store);
+        let counters = store;
         let mut stream = call.stream(0);
         let mut out = Vec::new();
         let mut chunks_out = 0;
@@ -428,9 +435,15 @@ fn anthropic_streams_reach_openai_clients_chunk_by_chunk() {
             ),
             (Some(412), Some(57))
         );
-        assert_eq!(counters.get("ai/usage/acme/alice/chat/input_tokens"), 412);
-        assert_eq!(counters.get("ai/usage/acme/alice/chat/output_tokens"), 57);
-        assert_eq!(counters.get("ai/usage/acme/alice/chat/requests"), 1);
+        assert_eq!(
+            counters.counter("ai/usage/acme/alice/chat/input_tokens"),
+            412
+        );
+        assert_eq!(
+            counters.counter("ai/usage/acme/alice/chat/output_tokens"),
+            57
+        );
+        assert_eq!(counters.counter("ai/usage/acme/alice/chat/requests"), 1);
     });
 }
 
@@ -439,7 +452,7 @@ fn passthrough_streams_keep_events_and_drop_only_the_usage_chunk_nobody_asked_fo
     for_each_encoding(|store| {
         let catalog = catalog();
         let call = call(&catalog, &chat(true));
-        let counters = Memory(store);
+        let counters = store;
         let upstream = "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":5,\"model\":\"llama-3\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"Hi\"},\"finish_reason\":null}],\"usage\":null}\n\n\
                     data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":5,\"model\":\"llama-3\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],\"usage\":null}\n\n\
                     data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":5,\"model\":\"llama-3\",\"choices\":[],\"usage\":{\"prompt_tokens\":20,\"completion_tokens\":2,\"total_tokens\":22}}\n\n\
@@ -452,10 +465,16 @@ fn passthrough_streams_keep_events_and_drop_only_the_usage_chunk_nobody_asked_fo
         assert_eq!(events.len(), 3, "{events:?}");
         assert!(events[0].contains("\"content\":\"Hi\""));
         assert_eq!(events[2], "[DONE]");
-        assert_eq!(counters.get("ai/usage/acme/alice/fast/input_tokens"), 20);
-        assert_eq!(counters.get("ai/usage/acme/alice/fast/output_tokens"), 2);
         assert_eq!(
-            counters.get("ai/usage/acme/alice/fast/cost_nanousd"),
+            counters.counter("ai/usage/acme/alice/fast/input_tokens"),
+            20
+        );
+        assert_eq!(
+            counters.counter("ai/usage/acme/alice/fast/output_tokens"),
+            2
+        );
+        assert_eq!(
+            counters.counter("ai/usage/acme/alice/fast/cost_nanousd"),
             0,
             "no price"
         );
@@ -467,7 +486,7 @@ fn a_broken_stream_ends_with_an_error_and_counts_estimates() {
     for_each_encoding(|store| {
         let catalog = catalog();
         let call = call(&catalog, &chat(true));
-        let counters = Memory(store);
+        let counters = store;
         let mut stream = call.stream(1);
         let mut out = Vec::new();
         stream.push(
@@ -479,8 +498,11 @@ fn a_broken_stream_ends_with_an_error_and_counts_estimates() {
         assert_eq!(events.len(), 2, "{events:?}");
         let error: Value = serde_json::from_str(&events[1]).unwrap();
         assert!(error["error"]["message"].is_string(), "{error}");
-        assert_eq!(counters.get("ai/usage/acme/alice/fast/output_tokens"), 3);
-        assert!(counters.get("ai/usage/acme/alice/fast/input_tokens") > 0);
+        assert_eq!(
+            counters.counter("ai/usage/acme/alice/fast/output_tokens"),
+            3
+        );
+        assert!(counters.counter("ai/usage/acme/alice/fast/input_tokens") > 0);
     });
 }
 
@@ -510,7 +532,6 @@ fn anthropic_answer(input_tokens: u64, output_tokens: u64) -> Vec<u8> {
 fn budgets_refuse_calls_once_the_days_tokens_are_used() {
     for_each_encoding(|store| {
         let catalog = Catalog::new(&Config::parse(WITH_BUDGETS_AND_CACHE).unwrap());
-        let store = Memory(store);
         let mut request = chat(false);
         let no_store = [("cache-control".to_owned(), "no-store".to_owned())];
         for (n, (input, output)) in [(300, 100), (80, 20)].into_iter().enumerate() {
@@ -532,8 +553,8 @@ fn budgets_refuse_calls_once_the_days_tokens_are_used() {
             );
         }
         // 2023-11-14 (UTC) is the day of NOW_MS.
-        assert_eq!(store.get("ai/budget/consumers/alice/2023-11-14"), 500);
-        assert_eq!(store.get("ai/budget/tenants/acme/2023-11"), 500);
+        assert_eq!(store.counter("ai/budget/consumers/alice/2023-11-14"), 500);
+        assert_eq!(store.counter("ai/budget/tenants/acme/2023-11"), 500);
         let Plan::Reply(reply) = plan_in(
             &catalog,
             &store,
@@ -568,7 +589,6 @@ fn budgets_and_usage_go_on_from_counters_left_in_either_encoding() {
         store.fill_counter(month, 9_000);
         store.fill_counter(requests, 7);
         store.fill_counter(input_tokens, 1_000);
-        let store = Memory(store);
         let no_store = [("cache-control".to_owned(), "no-store".to_owned())];
         let plan = || {
             plan_in(
@@ -584,12 +604,12 @@ fn budgets_and_usage_go_on_from_counters_left_in_either_encoding() {
             panic!("20 tokens are left of the day");
         };
         call.respond(0, 200, &anthropic_answer(10, 2), &store);
-        assert_eq!((store.get(requests), store.get(input_tokens)), (8, 1_010));
-        assert_eq!((store.get(day), store.get(month)), (492, 9_012));
         assert_eq!(
-            Store::get(&store, day),
-            Some(store.0.encoding().encode(492))
+            (store.counter(requests), store.counter(input_tokens)),
+            (8, 1_010)
         );
+        assert_eq!((store.counter(day), store.counter(month)), (492, 9_012));
+        assert_eq!(store.get(day).unwrap(), Some(store.encoding().encode(492)));
         let Plan::Call(call) = plan() else {
             panic!("8 tokens are left of the day");
         };
@@ -607,7 +627,6 @@ fn budgets_and_usage_go_on_from_counters_left_in_either_encoding() {
 fn identical_requests_are_answered_from_the_cache() {
     for_each_encoding(|store| {
         let catalog = Catalog::new(&Config::parse(WITH_BUDGETS_AND_CACHE).unwrap());
-        let store = Memory(store);
         let request = chat(false);
         let Plan::Call(call) = plan_in(
             &catalog,
@@ -646,9 +665,9 @@ fn identical_requests_are_answered_from_the_cache() {
             header(&hit.headers, "x-upshift-upstream"),
             Some("claude@claude-x")
         );
-        assert_eq!(store.get("ai/usage/acme/alice/chat/cache_hits"), 1);
+        assert_eq!(store.counter("ai/usage/acme/alice/chat/cache_hits"), 1);
         assert_eq!(
-            store.get("ai/usage/acme/alice/chat/requests"),
+            store.counter("ai/usage/acme/alice/chat/requests"),
             1,
             "hits use no tokens"
         );
@@ -702,7 +721,6 @@ fn embeddings_pass_to_openai_format_providers_with_their_tokens_counted() {
             body,
             json!({"model": "llama-3", "input": ["one", "two"], "encoding_format": "float"})
         );
-        let store = Memory(store);
         let answer = json!({"object": "list", "model": "llama-3",
         "data": [{"object": "embedding", "index": 0, "embedding": [0.1, 0.2]},
                  {"object": "embedding", "index": 1, "embedding": [0.3, 0.4]}],
@@ -712,8 +730,8 @@ fn embeddings_pass_to_openai_format_providers_with_their_tokens_counted() {
             serde_json::from_slice::<Value>(&answered.body).unwrap(),
             answer
         );
-        assert_eq!(store.get("ai/usage/acme/alice/fast/input_tokens"), 4);
-        assert_eq!(store.get("ai/usage/acme/alice/fast/requests"), 1);
+        assert_eq!(store.counter("ai/usage/acme/alice/fast/input_tokens"), 4);
+        assert_eq!(store.counter("ai/usage/acme/alice/fast/requests"), 1);
 
         // Anthropic has no embeddings: the alias is refused, a fallback skipped.
         let (status, body) = reply(plan(
@@ -754,9 +772,10 @@ fn long_anthropic_stream(pieces: usize) -> Vec<String> {
 fn a_stream_ends_cleanly_when_the_budget_runs_out() {
     for_each_encoding(|store| {
         let catalog = Catalog::new(&Config::parse(WITH_BUDGETS_AND_CACHE).unwrap());
-        let store = Memory(store);
         // 470 of alice's 500 tokens of the day are used: 30 are left.
-        store.add("ai/budget/consumers/alice/2023-11-14", 470);
+        store
+            .increment("ai/budget/consumers/alice/2023-11-14", 470)
+            .unwrap();
         let mut request = chat(true);
         request["stream_options"] = json!({"include_usage": true});
         let Plan::Call(call) = plan_in(
@@ -807,8 +826,8 @@ fn a_stream_ends_cleanly_when_the_budget_runs_out() {
             ),
             (Some(10), Some(20))
         );
-        assert_eq!(store.get("ai/usage/acme/alice/chat/output_tokens"), 20);
-        assert_eq!(store.get("ai/budget/consumers/alice/2023-11-14"), 500);
+        assert_eq!(store.counter("ai/usage/acme/alice/chat/output_tokens"), 20);
+        assert_eq!(store.counter("ai/budget/consumers/alice/2023-11-14"), 500);
     });
 }
 
@@ -825,8 +844,9 @@ ai:
             )
             .unwrap(),
         );
-        let store = Memory(store);
-        store.add("ai/budget/tenants/acme/2023-11", 990);
+        store
+            .increment("ai/budget/tenants/acme/2023-11", 990)
+            .unwrap();
         let Plan::Call(call) = plan_in(
             &catalog,
             &store,
@@ -861,7 +881,7 @@ ai:
         let last: Value = serde_json::from_str(&events[events.len() - 2]).unwrap();
         assert_eq!(last["id"], "c9");
         assert_eq!(last["choices"][0]["finish_reason"], "length");
-        assert!(store.get("ai/budget/tenants/acme/2023-11") >= 1000);
+        assert!(store.counter("ai/budget/tenants/acme/2023-11") >= 1000);
     });
 }
 
@@ -888,7 +908,6 @@ ai:
             )
             .unwrap(),
         );
-        let store = Memory(store);
         let aliases = |headers: &[(String, String)], request: &Value| match plan_in(
             &catalog,
             &store,
@@ -938,7 +957,6 @@ ai:
         )
         .unwrap(),
     );
-        let store = Memory(store);
         let body = serde_json::to_vec(&chat(false)).unwrap();
         // 2023-11-14T22:13:20Z, then 40 s later, then in the next minute.
         let at = |now_ms| {
@@ -958,7 +976,10 @@ ai:
             panic!("the minute has tokens");
         };
         call.respond(0, 200, &anthropic_answer(120, 40), &store);
-        assert_eq!(store.get("ai/budget/consumers/alice/2023-11-14T22:13"), 160);
+        assert_eq!(
+            store.counter("ai/budget/consumers/alice/2023-11-14T22:13"),
+            160
+        );
         let Plan::Reply(reply) = at(NOW_MS + 20_000) else {
             panic!("160 of 150 tokens are used");
         };
@@ -975,12 +996,17 @@ ai:
             panic!("a new minute has its tokens again");
         };
         call.respond(0, 200, &anthropic_answer(10, 5), &store);
-        assert_eq!(store.get("ai/budget/consumers/alice/2023-11-14T22:14"), 15);
         assert_eq!(
-            Store::get(&store, "ai/budget/consumers/alice/2023-11-14T22:13"),
+            store.counter("ai/budget/consumers/alice/2023-11-14T22:14"),
+            15
+        );
+        assert_eq!(
+            store
+                .get("ai/budget/consumers/alice/2023-11-14T22:13")
+                .unwrap(),
             None,
             "the minute before is removed"
         );
-        assert_eq!(store.get("ai/budget/consumers/alice/2023-11-14"), 175);
+        assert_eq!(store.counter("ai/budget/consumers/alice/2023-11-14"), 175);
     });
 }

@@ -1,7 +1,8 @@
 //! Cached answers: where a call's answer is kept, and its encoding in the
 //! store.
 
-use super::{Attempt, Call, Reply, Store};
+use super::{Attempt, Call, Reply};
+use crate::best_effort::BestEffort;
 
 /// Where a call's answer is cached.
 #[derive(Debug, Clone)]
@@ -59,7 +60,12 @@ impl Cached {
 
 impl Call {
     /// Caches a successful `reply` when the cache is on, and says so.
-    pub(super) fn keep(&self, attempt: &Attempt, mut reply: Reply, store: &dyn Store) -> Reply {
+    pub(super) fn keep(
+        &self,
+        attempt: &Attempt,
+        mut reply: Reply,
+        store: &BestEffort<'_>,
+    ) -> Reply {
         if let Some(slot) = &self.cache {
             let cached = Cached {
                 expires_ms: self.now_ms + slot.ttl_ms,

@@ -47,28 +47,6 @@ pub struct Caller {
     pub tenant: Option<String>,
 }
 
-/// The key-value store usage, budgets and cached answers live in. Failures
-/// are the implementation's to report: a store that fails loses a count or
-/// a cached answer, never a response.
-pub trait Store {
-    /// Adds `delta` to the counter `key` (atomically), in the backend's
-    /// encoding: read it with [`upshift_config::store::decode_counter`].
-    fn add(&self, key: &str, delta: u64);
-    /// The value of `key`, if any.
-    fn get(&self, key: &str) -> Option<Vec<u8>>;
-    /// Sets `key` to `value`. Never a counter's key: counters are only
-    /// added to (see [`upshift_config::store`]).
-    fn set(&self, key: &str, value: &[u8]);
-    /// Removes `key`.
-    fn delete(&self, key: &str);
-}
-
-/// The number a counter key holds, in either encoding (see
-/// [`upshift_config::store`]); 0 when absent.
-pub(crate) fn counter(store: &dyn Store, key: &str) -> u64 {
-    upshift_config::store::counter(store.get(key).as_deref())
-}
-
 /// What the client asked for, read before the body is translated.
 #[derive(Debug, Deserialize)]
 pub(crate) struct Head {

@@ -3,7 +3,8 @@
 
 use upshift_config::ai::usage_keys;
 
-use super::{Answered, Attempt, Call, Store};
+use super::{Answered, Attempt, Call};
+use crate::best_effort::BestEffort;
 use crate::ir::{StopReason, Usage};
 use crate::usage;
 
@@ -15,7 +16,7 @@ impl Call {
         attempt: &Attempt,
         (reported, output): (Usage, u64),
         stop_reason: Option<StopReason>,
-        store: &dyn Store,
+        store: &BestEffort<'_>,
     ) {
         let input = match reported.input_tokens {
             0 if self.embeddings => {

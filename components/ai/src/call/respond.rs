@@ -3,7 +3,10 @@
 
 use serde::Deserialize;
 
-use super::{Attempt, Call, Reply, Store};
+use upshift_config::store::Store;
+
+use super::{Attempt, Call, Reply};
+use crate::best_effort::BestEffort;
 use crate::errors::{ApiError, ErrorKind, TranslateError};
 use crate::ir::Usage;
 use crate::translate;
@@ -21,6 +24,7 @@ impl Call {
     /// asked to stream and answered whole instead. Like any whole answer it
     /// is counted once, here, and is not cut by the budget.
     pub fn respond(&self, index: usize, status: u16, body: &[u8], store: &dyn Store) -> Reply {
+        let store = &BestEffort(store);
         let Some(attempt) = self.attempts().get(index) else {
             return Reply::error(
                 self.ingress,
@@ -100,7 +104,13 @@ impl Call {
 
     /// The answer of an embeddings call: as the provider sent it, its
     /// prompt tokens counted.
-    fn embedded(&self, attempt: &Attempt, status: u16, body: &[u8], store: &dyn Store) -> Reply {
+    fn embedded(
+        &self,
+        attempt: &Attempt,
+        status: u16,
+        body: &[u8],
+        store: &BestEffort<'_>,
+    ) -> Reply {
         #[derive(Deserialize)]
         struct Answer {
             #[serde(default)]

@@ -2,7 +2,10 @@
 //! tapped, cut when the caller's budget runs out, counted at its end.
 
 use super::tap::Tap;
-use super::{Call, Store};
+use upshift_config::store::Store;
+
+use super::Call;
+use crate::best_effort::BestEffort;
 use crate::ir::{StopReason, Usage};
 use crate::usage;
 use crate::{Dialect, StreamTranslator};
@@ -141,7 +144,7 @@ impl Stream {
             Lane::Tap(tap) => tap.stop_reason,
         };
         if let Some(attempt) = call.attempts().get(self.attempt) {
-            call.record(attempt, (usage, output), stop_reason, store);
+            call.record(attempt, (usage, output), stop_reason, &BestEffort(store));
         }
     }
 }

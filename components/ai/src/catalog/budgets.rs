@@ -6,7 +6,8 @@ use upshift_config::ai::usage_keys;
 
 use super::Catalog;
 use crate::Dialect;
-use crate::call::{self, Caller, Reply, Store};
+use crate::best_effort::BestEffort;
+use crate::call::{Caller, Reply};
 
 /// The budget counters a call adds its tokens to.
 pub(super) struct Budgets {
@@ -43,7 +44,7 @@ impl Catalog {
         ingress: Dialect,
         caller: &Caller,
         now_ms: u64,
-        store: &dyn Store,
+        store: &BestEffort<'_>,
     ) -> Result<Budgets, Reply> {
         let mut keys = Vec::new();
         let mut stale = Vec::new();
@@ -71,7 +72,7 @@ impl Catalog {
                     stale.push(key(&period.at(now_ms.saturating_sub(60_000)).0));
                 }
                 let key = key(&name);
-                let used = call::counter(store, &key);
+                let used = store.counter(&key);
                 if used >= limit {
                     let who = match budget.scope {
                         Scope::Consumer => "consumer",

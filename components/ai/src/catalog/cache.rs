@@ -7,7 +7,8 @@ use upshift_config::ai::usage_keys;
 
 use super::plan::Setup;
 use super::{Catalog, Incoming};
-use crate::call::{CacheSlot, Cached, Caller, Reply, Store};
+use crate::best_effort::BestEffort;
+use crate::call::{CacheSlot, Cached, Caller, Reply};
 
 /// Where a cacheable call's answer goes, and the `x-upshift-cache` header
 /// of its answer.
@@ -21,7 +22,7 @@ impl Catalog {
         setup: &Setup<'_>,
         request: &Incoming<'_>,
         caller: &Caller,
-        store: &dyn Store,
+        store: &BestEffort<'_>,
     ) -> Result<Slot, Reply> {
         Ok(match self.cache_ttl_ms {
             Some(ttl_ms) if !setup.stream => {

@@ -9,7 +9,10 @@ use upshift_config::ai as config_ai;
 use super::endpoints::{ApiEndpoint, endpoint, error_dialect};
 use super::{Catalog, Incoming, Plan};
 use crate::Dialect;
-use crate::call::{self, Attempt, Call, Caller, Head, Reply, Store, Variant};
+use upshift_config::store::Store;
+
+use crate::best_effort::BestEffort;
+use crate::call::{self, Attempt, Call, Caller, Head, Reply, Variant};
 use crate::errors::{ApiError, ErrorKind};
 use crate::usage;
 
@@ -91,6 +94,7 @@ impl Catalog {
     /// model and its fallbacks, or an answer at once: an error in the
     /// client's dialect (a budget used up among them) or a cached answer.
     pub fn plan(&self, request: &Incoming<'_>, caller: Caller, store: &dyn Store) -> Plan {
+        let store = &BestEffort(store);
         let api = endpoint(request.method, request.path);
         let embeddings = api == Some(ApiEndpoint::Embeddings);
         let ingress = match api {
@@ -201,7 +205,7 @@ impl Catalog {
         drafts: Vec<Draft>,
         request: &Incoming<'_>,
         caller: Caller,
-        store: &dyn Store,
+        store: &BestEffort<'_>,
     ) -> Plan {
         let ingress = setup.ingress;
         let budgets = match self.budget_keys(ingress, &caller, request.now_ms, store) {

@@ -12,7 +12,8 @@ use super::endpoints::prompt_name;
 use super::plan::{Draft, Setup, refusal};
 use super::{Catalog, Incoming, Plan};
 use crate::Dialect;
-use crate::call::{Caller, HeadStreamOptions, Store};
+use crate::best_effort::BestEffort;
+use crate::call::{Caller, HeadStreamOptions};
 use crate::errors::ErrorKind;
 
 /// A prompt template, compiled.
@@ -54,7 +55,7 @@ impl Catalog {
         &self,
         request: &Incoming<'_>,
         caller: Caller,
-        store: &dyn Store,
+        store: &BestEffort<'_>,
     ) -> Plan {
         let ingress = Dialect::OpenAiChat;
         let name = prompt_name(request.path).unwrap_or_default();

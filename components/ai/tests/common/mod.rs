@@ -1,37 +1,18 @@
-//! What the tests of calls share: an in-memory store and header lookup.
+//! What the tests of calls share: counter reads from the in-memory store,
+//! and header lookup.
 
-use upshift_ai::Store;
-use upshift_config::store::{MemoryStore, Store as _, counter};
+pub use upshift_config::store::MemoryStore;
+use upshift_config::store::{Store, counter};
 
-/// The AI's store over a [`MemoryStore`], which keeps counters in its own
-/// encoding and refuses to set one: any failed operation fails the test.
-#[derive(Default)]
-pub struct Memory(pub MemoryStore);
-
-impl Store for Memory {
-    fn add(&self, key: &str, delta: u64) {
-        self.0
-            .increment(key, i64::try_from(delta).unwrap())
-            .unwrap();
-    }
-
-    fn get(&self, key: &str) -> Option<Vec<u8>> {
-        self.0.get(key).unwrap()
-    }
-
-    fn set(&self, key: &str, value: &[u8]) {
-        self.0.set(key, value).unwrap();
-    }
-
-    fn delete(&self, key: &str) {
-        self.0.delete(key).unwrap();
-    }
+/// Reads counters back from a [`MemoryStore`].
+pub trait Counters {
+    /// The counter `key` (0 when absent); a failed read fails the test.
+    fn counter(&self, key: &str) -> u64;
 }
 
-impl Memory {
-    /// The counter `key`.
-    pub fn get(&self, key: &str) -> u64 {
-        counter(Store::get(self, key).as_deref())
+impl Counters for MemoryStore {
+    fn counter(&self, key: &str) -> u64 {
+        counter(self.get(key).unwrap().as_deref())
     }
 }
 
