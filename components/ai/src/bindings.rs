@@ -4,7 +4,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use crate::{Call, Caller, Catalog, Incoming, Plan, Reply, Stream};
+use crate::{Call, Caller, Catalog, Incoming, Reply, Resolution, Stream};
 use exports::upshift::ai::ai::{self as wit, Guest, GuestCall, GuestCatalog, GuestTranslator};
 use upshift::types::types::ConfigError;
 use upshift_config::RequestHead;
@@ -74,8 +74,8 @@ impl GuestCatalog for Compiled {
             now_ms,
         };
         match self.0.plan(&incoming, caller, &DefaultBucket) {
-            Plan::Reply(reply) => wit::Plan::Reply(wit_reply(reply)),
-            Plan::Call(call) => wit::Plan::Call(wit::Call::new(Planned(Rc::from(call)))),
+            Resolution::Reply(reply) => wit::Plan::Reply(wit_reply(reply)),
+            Resolution::Call(call) => wit::Plan::Call(wit::Call::new(Planned(Rc::from(call)))),
         }
     }
 

@@ -39,8 +39,8 @@ pub mod usage;
 #[cfg(target_arch = "wasm32")]
 mod bindings;
 
-pub use call::{Answered, Attempt, Call, Caller, Reply, Stream};
-pub use catalog::{ApiEndpoint, Catalog, Incoming, Plan, endpoint, error_dialect};
+pub use call::{Call, Caller, CountedAnswer, ProviderRequest, Reply, Stream};
+pub use catalog::{ApiEndpoint, Catalog, Incoming, Resolution, endpoint, error_dialect};
 pub use dialect::{Dialect, StreamOptions};
 pub use errors::{ApiError, ErrorKind, TranslateError};
 pub use translate::{

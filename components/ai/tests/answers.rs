@@ -8,7 +8,7 @@ mod common;
 
 use common::{Counters, MemoryStore, header};
 use serde_json::{Value, json};
-use upshift_ai::{Call, Caller, Catalog, Dialect, Incoming, Plan, sse};
+use upshift_ai::{Call, Caller, Catalog, Dialect, Incoming, Resolution, sse};
 use upshift_config::Config;
 
 const CONFIG: &str = "
@@ -84,8 +84,8 @@ fn call(catalog: &Catalog, dialect: Dialect, body: &Value) -> Call {
         now_ms: NOW_MS,
     };
     match catalog.plan(&incoming, caller, &MemoryStore::new()) {
-        Plan::Call(call) => *call,
-        Plan::Reply(reply) => panic!("no call: {}", String::from_utf8_lossy(&reply.body)),
+        Resolution::Call(call) => *call,
+        Resolution::Reply(reply) => panic!("no call: {}", String::from_utf8_lossy(&reply.body)),
     }
 }
 
@@ -507,7 +507,8 @@ fn an_embeddings_answer_that_is_not_json_is_an_error_too() {
         body: &body,
         now_ms: NOW_MS,
     };
-    let Plan::Call(call) = catalog.plan(&incoming, Caller::default(), &MemoryStore::new()) else {
+    let Resolution::Call(call) = catalog.plan(&incoming, Caller::default(), &MemoryStore::new())
+    else {
         panic!("embeddings call the provider");
     };
     let store = MemoryStore::new();

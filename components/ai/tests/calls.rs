@@ -6,7 +6,7 @@ mod common;
 
 use common::{Counters, MemoryStore, header};
 use serde_json::{Value, json};
-use upshift_ai::{Call, Caller, Catalog, Incoming, Plan, Reply};
+use upshift_ai::{Call, Caller, Catalog, Incoming, Reply, Resolution};
 use upshift_config::Config;
 use upshift_config::store::Store;
 use upshift_config::store::for_each_encoding;
@@ -35,7 +35,7 @@ fn alice() -> Caller {
     }
 }
 
-fn plan(catalog: &Catalog, method: &str, path: &str, body: &Value) -> Plan {
+fn plan(catalog: &Catalog, method: &str, path: &str, body: &Value) -> Resolution {
     plan_in(catalog, &MemoryStore::new(), &[], method, path, body)
 }
 
@@ -48,7 +48,7 @@ fn plan_in(
     method: &str,
     path: &str,
     body: &Value,
-) -> Plan {
+) -> Resolution {
     let body = serde_json::to_vec(body).unwrap();
     catalog.plan(
         &Incoming {
@@ -65,15 +65,17 @@ fn plan_in(
 
 fn call(catalog: &Catalog, body: &Value) -> Call {
     match plan(catalog, "POST", "/v1/chat/completions", body) {
-        Plan::Call(call) => *call,
-        Plan::Reply(reply) => panic!("no call: {}", String::from_utf8_lossy(&reply.body)),
+        Resolution::Call(call) => *call,
+        Resolution::Reply(reply) => panic!("no call: {}", String::from_utf8_lossy(&reply.body)),
     }
 }
 
-fn reply(plan: Plan) -> (u16, Value) {
+fn reply(plan: Resolution) -> (u16, Value) {
     match plan {
-        Plan::Reply(Reply { status, body, .. }) => (status, serde_json::from_slice(&body).unwrap()),
-        Plan::Call(_) => panic!("expected a reply"),
+        Resolution::Reply(Reply { status, body, .. }) => {
+            (status, serde_json::from_slice(&body).unwrap())
+        }
+        Resolution::Call(_) => panic!("expected a reply"),
     }
 }
 
@@ -536,7 +538,7 @@ fn budgets_refuse_calls_once_the_days_tokens_are_used() {
         let no_store = [("cache-control".to_owned(), "no-store".to_owned())];
         for (n, (input, output)) in [(300, 100), (80, 20)].into_iter().enumerate() {
             request["messages"][1]["content"] = format!("question {n}").into();
-            let Plan::Call(call) = plan_in(
+            let Resolution::Call(call) = plan_in(
                 &catalog,
                 &store,
                 &no_store,
@@ -555,7 +557,7 @@ fn budgets_refuse_calls_once_the_days_tokens_are_used() {
         // 2023-11-14 (UTC) is the day of NOW_MS.
         assert_eq!(store.counter("ai/budget/consumers/alice/2023-11-14"), 500);
         assert_eq!(store.counter("ai/budget/tenants/acme/2023-11"), 500);
-        let Plan::Reply(reply) = plan_in(
+        let Resolution::Reply(reply) = plan_in(
             &catalog,
             &store,
             &no_store,
@@ -600,7 +602,7 @@ fn budgets_and_usage_go_on_from_counters_left_in_either_encoding() {
                 &chat(false),
             )
         };
-        let Plan::Call(call) = plan() else {
+        let Resolution::Call(call) = plan() else {
             panic!("20 tokens are left of the day");
         };
         call.respond(0, 200, &anthropic_answer(10, 2), &store);
@@ -610,7 +612,7 @@ fn budgets_and_usage_go_on_from_counters_left_in_either_encoding() {
         );
         assert_eq!((store.counter(day), store.counter(month)), (492, 9_012));
         assert_eq!(store.get(day).unwrap(), Some(store.encoding().encode(492)));
-        let Plan::Call(call) = plan() else {
+        let Resolution::Call(call) = plan() else {
             panic!("8 tokens are left of the day");
         };
         call.respond(0, 200, &anthropic_answer(10, 2), &store);
@@ -628,7 +630,7 @@ fn identical_requests_are_answered_from_the_cache() {
     for_each_encoding(|store| {
         let catalog = Catalog::new(&Config::parse(WITH_BUDGETS_AND_CACHE).unwrap());
         let request = chat(false);
-        let Plan::Call(call) = plan_in(
+        let Resolution::Call(call) = plan_in(
             &catalog,
             &store,
             &[],
@@ -647,7 +649,7 @@ fn identical_requests_are_answered_from_the_cache() {
         request["tools"], request["messages"]
     ))
     .unwrap();
-        let Plan::Reply(hit) = plan_in(
+        let Resolution::Reply(hit) = plan_in(
             &catalog,
             &store,
             &[],
@@ -684,7 +686,7 @@ fn identical_requests_are_answered_from_the_cache() {
                         "/v1/chat/completions",
                         &request
                     ),
-                    Plan::Call(_)
+                    Resolution::Call(_)
                 ),
                 "{directive} skips the lookup"
             );
@@ -700,7 +702,7 @@ fn identical_requests_are_answered_from_the_cache() {
                 "/v1/chat/completions",
                 &streamed
             ),
-            Plan::Call(_)
+            Resolution::Call(_)
         ));
     });
 }
@@ -710,7 +712,7 @@ fn embeddings_pass_to_openai_format_providers_with_their_tokens_counted() {
     for_each_encoding(|store| {
         let catalog = catalog();
         let request = json!({"model": "fast", "input": ["one", "two"], "encoding_format": "float"});
-        let Plan::Call(call) = plan(&catalog, "POST", "/v1/embeddings", &request) else {
+        let Resolution::Call(call) = plan(&catalog, "POST", "/v1/embeddings", &request) else {
             panic!("embeddings call the provider");
         };
         assert!(!call.streaming());
@@ -778,7 +780,7 @@ fn a_stream_ends_cleanly_when_the_budget_runs_out() {
             .unwrap();
         let mut request = chat(true);
         request["stream_options"] = json!({"include_usage": true});
-        let Plan::Call(call) = plan_in(
+        let Resolution::Call(call) = plan_in(
             &catalog,
             &store,
             &[],
@@ -847,7 +849,7 @@ ai:
         store
             .increment("ai/budget/tenants/acme/2023-11", 990)
             .unwrap();
-        let Plan::Call(call) = plan_in(
+        let Resolution::Call(call) = plan_in(
             &catalog,
             &store,
             &[],
@@ -916,12 +918,12 @@ ai:
             "/v1/chat/completions",
             request,
         ) {
-            Plan::Call(call) => call
+            Resolution::Call(call) => call
                 .attempts()
                 .iter()
                 .map(|a| a.alias.clone())
                 .collect::<Vec<_>>(),
-            Plan::Reply(reply) => panic!("{}", String::from_utf8_lossy(&reply.body)),
+            Resolution::Reply(reply) => panic!("{}", String::from_utf8_lossy(&reply.body)),
         };
         let free = [("x-tier".to_owned(), "free".to_owned())];
         assert_eq!(aliases(&[], &chat(false)), ["chat", "fast"]);
@@ -972,7 +974,7 @@ ai:
                 &store,
             )
         };
-        let Plan::Call(call) = at(NOW_MS) else {
+        let Resolution::Call(call) = at(NOW_MS) else {
             panic!("the minute has tokens");
         };
         call.respond(0, 200, &anthropic_answer(120, 40), &store);
@@ -980,7 +982,7 @@ ai:
             store.counter("ai/budget/consumers/alice/2023-11-14T22:13"),
             160
         );
-        let Plan::Reply(reply) = at(NOW_MS + 20_000) else {
+        let Resolution::Reply(reply) = at(NOW_MS + 20_000) else {
             panic!("160 of 150 tokens are used");
         };
         assert_eq!(reply.status, 429);
@@ -992,7 +994,7 @@ ai:
         // 20 s into the minute, then 20 s more: 20 s left.
         assert_eq!(header(&reply.headers, "retry-after"), Some("20"));
 
-        let Plan::Call(call) = at(NOW_MS + 40_000) else {
+        let Resolution::Call(call) = at(NOW_MS + 40_000) else {
             panic!("a new minute has its tokens again");
         };
         call.respond(0, 200, &anthropic_answer(10, 5), &store);

@@ -12,7 +12,7 @@ use crate::provider::Credential;
 
 /// One provider request of a call.
 #[derive(Debug, Clone)]
-pub struct Attempt {
+pub struct ProviderRequest {
     /// The alias this attempt serves (a fallback's own, for a fallback).
     pub alias: String,
     /// The provider's name.
@@ -38,7 +38,7 @@ pub struct Attempt {
     pub retries: Option<ModelRetries>,
 }
 
-impl Attempt {
+impl ProviderRequest {
     /// Whether the body passed through untranslated.
     pub fn passthrough(&self, ingress: Dialect) -> bool {
         self.dialect == ingress

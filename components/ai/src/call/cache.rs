@@ -1,7 +1,7 @@
 //! Cached answers: where a call's answer is kept, and its encoding in the
 //! store.
 
-use super::{Attempt, Call, Reply};
+use super::{Call, ProviderRequest, Reply};
 use crate::best_effort::BestEffort;
 
 /// Where a call's answer is cached.
@@ -62,7 +62,7 @@ impl Call {
     /// Caches a successful `reply` when the cache is on, and says so.
     pub(super) fn keep(
         &self,
-        attempt: &Attempt,
+        attempt: &ProviderRequest,
         mut reply: Reply,
         store: &BestEffort<'_>,
     ) -> Reply {

@@ -32,7 +32,7 @@ use serde::Deserialize;
 use crate::ir::Request;
 use crate::{Dialect, StreamOptions};
 
-pub use attempts::Attempt;
+pub use attempts::ProviderRequest;
 pub(crate) use attempts::passthrough_body;
 pub(crate) use cache::{CacheSlot, Cached};
 pub use reply::Reply;
@@ -95,12 +95,12 @@ pub struct Call {
     /// What the answered attempts cost so far, in billionths of a USD.
     pub(crate) spent: Cell<u64>,
     /// What the last answer counted came to.
-    pub(crate) answered: Cell<Answered>,
+    pub(crate) answered: Cell<CountedAnswer>,
 }
 
 /// What a call's last counted answer came to, beside its cost.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Answered {
+pub struct CountedAnswer {
     /// Whether an answer was counted.
     pub counted: bool,
     /// Its prompt tokens (reported, or estimated).
@@ -122,7 +122,7 @@ pub struct Variant {
     /// The body in the IR, parsed once when needed.
     pub(crate) ir: OnceCell<Option<Request>>,
     /// The provider requests: the model, then its fallbacks.
-    pub(crate) attempts: Vec<Attempt>,
+    pub(crate) attempts: Vec<ProviderRequest>,
 }
 
 impl Variant {
@@ -146,7 +146,7 @@ impl Call {
     }
 
     /// The provider requests of the variant in force, in the order to try them.
-    pub fn attempts(&self) -> &[Attempt] {
+    pub fn attempts(&self) -> &[ProviderRequest] {
         &self.variant().attempts
     }
 
@@ -177,7 +177,7 @@ impl Call {
 
     /// What the last answer counted came to: its output and whether it
     /// was a refusal.
-    pub fn answered(&self) -> Answered {
+    pub fn answered(&self) -> CountedAnswer {
         self.answered.get()
     }
 

@@ -3,7 +3,7 @@
 
 use upshift_config::ai::usage_keys;
 
-use super::{Answered, Attempt, Call};
+use super::{Call, CountedAnswer, ProviderRequest};
 use crate::best_effort::BestEffort;
 use crate::ir::{StopReason, Usage};
 use crate::usage;
@@ -13,7 +13,7 @@ impl Call {
     /// for `stop_reason`) was a refusal.
     pub(super) fn record(
         &self,
-        attempt: &Attempt,
+        attempt: &ProviderRequest,
         (reported, output): (Usage, u64),
         stop_reason: Option<StopReason>,
         store: &BestEffort<'_>,
@@ -32,7 +32,7 @@ impl Call {
             0 => output,
             n => n,
         };
-        self.answered.set(Answered {
+        self.answered.set(CountedAnswer {
             counted: true,
             input_tokens: input,
             output_tokens: output,

@@ -5,7 +5,7 @@ use serde::Deserialize;
 
 use upshift_config::store::Store;
 
-use super::{Attempt, Call, Reply};
+use super::{Call, ProviderRequest, Reply};
 use crate::best_effort::BestEffort;
 use crate::errors::{ApiError, ErrorKind, TranslateError};
 use crate::ir::Usage;
@@ -106,13 +106,13 @@ impl Call {
     /// prompt tokens counted.
     fn embedded(
         &self,
-        attempt: &Attempt,
+        attempt: &ProviderRequest,
         status: u16,
         body: &[u8],
         store: &BestEffort<'_>,
     ) -> Reply {
         #[derive(Deserialize)]
-        struct Answer {
+        struct EmbeddingsResponse {
             #[serde(default)]
             usage: Option<EmbeddingUsage>,
         }
@@ -121,7 +121,7 @@ impl Call {
             #[serde(default)]
             prompt_tokens: u64,
         }
-        let parsed = serde_json::from_slice::<Answer>(body);
+        let parsed = serde_json::from_slice::<EmbeddingsResponse>(body);
         if parsed.is_err()
             && let Some(reply) = self.not_json(attempt, status, body)
         {
@@ -140,7 +140,7 @@ impl Call {
     }
 
     /// The client's error for an answer whose body is not JSON, if it is not.
-    fn not_json(&self, attempt: &Attempt, status: u16, body: &[u8]) -> Option<Reply> {
+    fn not_json(&self, attempt: &ProviderRequest, status: u16, body: &[u8]) -> Option<Reply> {
         let (status, error) = ApiError::not_json(&attempt.provider, status, body)?;
         Some(Reply {
             status,
@@ -150,7 +150,7 @@ impl Call {
 
     /// A success the gateway cannot read is a bad gateway (502), as one
     /// that is not JSON at all is.
-    fn bad_upstream(&self, attempt: &Attempt, error: &TranslateError) -> Reply {
+    fn bad_upstream(&self, attempt: &ProviderRequest, error: &TranslateError) -> Reply {
         let message = format!(
             "provider {} answered with a body that cannot be read: {error}",
             attempt.provider
@@ -159,7 +159,7 @@ impl Call {
     }
 
     /// A whole answer to a streamed request that no stream can carry.
-    fn not_streaming(&self, attempt: &Attempt, error: &TranslateError) -> Reply {
+    fn not_streaming(&self, attempt: &ProviderRequest, error: &TranslateError) -> Reply {
         let message = format!(
             "provider {} answered a streamed request whole, and its answer cannot be streamed: {error}",
             attempt.provider

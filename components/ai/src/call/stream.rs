@@ -17,14 +17,14 @@ impl Call {
         let attempt = attempts.get(index).unwrap_or(&attempts[0]);
         let options = self.stream_options();
         let lane = if attempt.passthrough(self.ingress) {
-            Lane::Tap(Box::new(Tap::new(
+            StreamLane::Tap(Box::new(Tap::new(
                 self.ingress,
                 self.ingress == Dialect::OpenAiChat && !self.include_usage,
                 options,
                 self.allowance.is_some(),
             )))
         } else {
-            Lane::Translate(Box::new(StreamTranslator::new(
+            StreamLane::Translate(Box::new(StreamTranslator::new(
                 attempt.dialect,
                 self.ingress,
                 options,
@@ -47,7 +47,7 @@ impl Call {
 /// One streamed response on its way to the client.
 #[derive(Debug)]
 pub struct Stream {
-    lane: Lane,
+    lane: StreamLane,
     attempt: usize,
     /// Tokens the stream may use before it is cut.
     allowance: Option<u64>,
@@ -58,7 +58,7 @@ pub struct Stream {
 }
 
 #[derive(Debug)]
-enum Lane {
+enum StreamLane {
     Translate(Box<StreamTranslator>),
     Tap(Box<Tap>),
 }
@@ -77,8 +77,8 @@ impl Stream {
     /// cleanly (stop reason: length), and [`Stream::is_done`] turns true.
     pub fn push(&mut self, bytes: &[u8], out: &mut Vec<u8>) {
         match &mut self.lane {
-            Lane::Translate(translator) => translator.push(bytes, out),
-            Lane::Tap(tap) => tap.push(bytes, out),
+            StreamLane::Translate(translator) => translator.push(bytes, out),
+            StreamLane::Tap(tap) => tap.push(bytes, out),
         }
         if let Some(allowance) = self.allowance
             && !self.is_done()
@@ -86,8 +86,8 @@ impl Stream {
         {
             self.cut = true;
             match &mut self.lane {
-                Lane::Translate(translator) => translator.cut(StopReason::MaxTokens, out),
-                Lane::Tap(tap) => tap.cut(StopReason::MaxTokens, out),
+                StreamLane::Translate(translator) => translator.cut(StopReason::MaxTokens, out),
+                StreamLane::Tap(tap) => tap.cut(StopReason::MaxTokens, out),
             }
         }
     }
@@ -96,8 +96,8 @@ impl Stream {
     /// failed, or the budget cut it. The upstream need not be read further.
     pub fn is_done(&self) -> bool {
         match &self.lane {
-            Lane::Translate(translator) => translator.is_done(),
-            Lane::Tap(tap) => tap.done,
+            StreamLane::Translate(translator) => translator.is_done(),
+            StreamLane::Tap(tap) => tap.done,
         }
     }
 
@@ -120,10 +120,10 @@ impl Stream {
     /// Usage reported so far, and the output tokens estimated.
     fn usage(&self) -> (Usage, u64) {
         match &self.lane {
-            Lane::Translate(translator) => {
+            StreamLane::Translate(translator) => {
                 (translator.usage(), translator.estimated_output_tokens())
             }
-            Lane::Tap(tap) => (tap.usage, tap.output.tokens()),
+            StreamLane::Tap(tap) => (tap.usage, tap.output.tokens()),
         }
     }
 
@@ -131,8 +131,8 @@ impl Stream {
     /// ends the client's stream and counts the usage of `call`.
     pub fn finish(&mut self, call: &Call, complete: bool, out: &mut Vec<u8>, store: &dyn Store) {
         match &mut self.lane {
-            Lane::Translate(translator) => translator.finish(out),
-            Lane::Tap(tap) => tap.finish(complete, out),
+            StreamLane::Translate(translator) => translator.finish(out),
+            StreamLane::Tap(tap) => tap.finish(complete, out),
         }
         let (mut usage, output) = self.usage();
         if self.cut {
@@ -140,8 +140,8 @@ impl Stream {
             usage.output_tokens = usage.output_tokens.max(output);
         }
         let stop_reason = match &self.lane {
-            Lane::Translate(translator) => translator.stop_reason(),
-            Lane::Tap(tap) => tap.stop_reason,
+            StreamLane::Translate(translator) => translator.stop_reason(),
+            StreamLane::Tap(tap) => tap.stop_reason,
         };
         if let Some(attempt) = call.attempts().get(self.attempt) {
             call.record(attempt, (usage, output), stop_reason, &BestEffort(store));

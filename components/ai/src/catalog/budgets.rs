@@ -10,7 +10,7 @@ use crate::best_effort::BestEffort;
 use crate::call::{Caller, Reply};
 
 /// The budget counters a call adds its tokens to.
-pub(super) struct Budgets {
+pub(super) struct BudgetCounters {
     pub(super) keys: Vec<String>,
     /// Counters of the minute before, removed once the call is counted.
     pub(super) stale: Vec<String>,
@@ -20,7 +20,7 @@ pub(super) struct Budgets {
 
 /// A token budget, compiled.
 #[derive(Debug)]
-pub(super) struct Budget {
+pub(super) struct TokenBudget {
     /// `consumer` or `tenant`.
     pub(super) scope: Scope,
     pub(super) name: String,
@@ -45,7 +45,7 @@ impl Catalog {
         caller: &Caller,
         now_ms: u64,
         store: &BestEffort<'_>,
-    ) -> Result<Budgets, Reply> {
+    ) -> Result<BudgetCounters, Reply> {
         let mut keys = Vec::new();
         let mut stale = Vec::new();
         let mut allowance: Option<u64> = None;
@@ -96,7 +96,7 @@ impl Catalog {
                 allowance = Some(allowance.map_or(limit - used, |a| a.min(limit - used)));
             }
         }
-        Ok(Budgets {
+        Ok(BudgetCounters {
             keys,
             stale,
             allowance,

@@ -5,7 +5,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use upshift_config::ai::usage_keys;
 
-use super::plan::Setup;
+use super::plan::CallShape;
 use super::{Catalog, Incoming};
 use crate::best_effort::BestEffort;
 use crate::call::{CacheSlot, Cached, Caller, Reply};
@@ -19,14 +19,14 @@ impl Catalog {
     /// counted); else where the call's answer is to be cached, if anywhere.
     pub(super) fn cached(
         &self,
-        setup: &Setup<'_>,
+        setup: &CallShape<'_>,
         request: &Incoming<'_>,
         caller: &Caller,
         store: &BestEffort<'_>,
     ) -> Result<Slot, Reply> {
         Ok(match self.cache_ttl_ms {
             Some(ttl_ms) if !setup.stream => {
-                let directives = cache_control(request.headers);
+                let directives = cache_directives(request.headers);
                 if directives.no_store {
                     (None, Some("bypass"))
                 } else {
@@ -55,13 +55,13 @@ impl Catalog {
 
 /// The `cache-control` directives the cache follows.
 #[derive(Debug, Default)]
-struct CacheControl {
+struct CacheDirectives {
     no_store: bool,
     no_cache: bool,
 }
 
-fn cache_control(headers: &[(String, String)]) -> CacheControl {
-    let mut directives = CacheControl::default();
+fn cache_directives(headers: &[(String, String)]) -> CacheDirectives {
+    let mut directives = CacheDirectives::default();
     for (_, value) in headers.iter().filter(|(name, _)| name == "cache-control") {
         for directive in value.split(',').map(|d| d.trim().to_ascii_lowercase()) {
             match directive.as_str() {

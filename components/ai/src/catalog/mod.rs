@@ -21,10 +21,10 @@ use upshift_config::{Config, ModelRetries, Price};
 use crate::call::{Call, Reply};
 use crate::provider::Endpoint;
 
-use budgets::{Budget, Scope};
+use budgets::{Scope, TokenBudget};
 pub use endpoints::{ApiEndpoint, endpoint, error_dialect};
 use plan::Rule;
-use prompts::{Prompt, PromptVersion};
+use prompts::{PromptTemplate, PromptVersion};
 
 /// One entry of OpenAI's model list.
 #[derive(Debug, Serialize)]
@@ -65,10 +65,10 @@ pub struct Catalog {
     /// In document order.
     aliases: Vec<Alias>,
     endpoints: Vec<Endpoint>,
-    budgets: Vec<Budget>,
+    budgets: Vec<TokenBudget>,
     /// Cache lifetime in milliseconds; no cache when absent.
     cache_ttl_ms: Option<u64>,
-    prompts: Vec<Prompt>,
+    prompts: Vec<PromptTemplate>,
 }
 
 /// An AI API request as the gateway hands it over.
@@ -86,9 +86,9 @@ pub struct Incoming<'a> {
     pub now_ms: u64,
 }
 
-/// What to do with a request.
+/// What a request resolves to: an answer at once, or a call of providers.
 #[derive(Debug)]
-pub enum Plan {
+pub enum Resolution {
     /// Answer at once.
     Reply(Reply),
     /// Call providers.
@@ -160,7 +160,7 @@ impl Catalog {
         let prompts = ai
             .prompts
             .iter()
-            .map(|prompt| Prompt {
+            .map(|prompt| PromptTemplate {
                 name: prompt.name.clone(),
                 versions: prompt
                     .versions
@@ -186,7 +186,7 @@ impl Catalog {
                     (None, Some(tenant)) => (Scope::Tenant, tenant),
                     (None, None) => return None,
                 };
-                Some(Budget {
+                Some(TokenBudget {
                     scope,
                     name: name.clone(),
                     per_minute: b.tokens_per_minute,

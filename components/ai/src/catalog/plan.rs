@@ -7,12 +7,12 @@ use std::cell::{Cell, OnceCell};
 use upshift_config::ai as config_ai;
 
 use super::endpoints::{ApiEndpoint, endpoint, error_dialect};
-use super::{Catalog, Incoming, Plan};
+use super::{Catalog, Incoming, Resolution};
 use crate::Dialect;
 use upshift_config::store::Store;
 
 use crate::best_effort::BestEffort;
-use crate::call::{self, Attempt, Call, Caller, Head, Reply, Variant};
+use crate::call::{self, Call, Caller, Head, ProviderRequest, Reply, Variant};
 use crate::errors::{ApiError, ErrorKind};
 use crate::usage;
 
@@ -26,7 +26,7 @@ pub(super) struct Draft {
 }
 
 /// What every variant of a call shares.
-pub(super) struct Setup<'a> {
+pub(super) struct CallShape<'a> {
     pub(super) ingress: Dialect,
     pub(super) stream: bool,
     pub(super) include_usage: bool,
@@ -77,8 +77,8 @@ pub(super) fn refusal(
     code: &str,
     message: String,
     param: Option<&str>,
-) -> Plan {
-    Plan::Reply(Reply::error(
+) -> Resolution {
+    Resolution::Reply(Reply::error(
         dialect,
         &ApiError {
             kind,
@@ -93,19 +93,19 @@ impl Catalog {
     /// Plans `request` for `caller`: the model list, a call of the alias's
     /// model and its fallbacks, or an answer at once: an error in the
     /// client's dialect (a budget used up among them) or a cached answer.
-    pub fn plan(&self, request: &Incoming<'_>, caller: Caller, store: &dyn Store) -> Plan {
+    pub fn plan(&self, request: &Incoming<'_>, caller: Caller, store: &dyn Store) -> Resolution {
         let store = &BestEffort(store);
         let api = endpoint(request.method, request.path);
         let embeddings = api == Some(ApiEndpoint::Embeddings);
         let ingress = match api {
             Some(ApiEndpoint::Models) => {
-                return Plan::Reply(Reply::json(200, self.list_models().into_bytes()));
+                return Resolution::Reply(Reply::json(200, self.list_models().into_bytes()));
             }
             Some(ApiEndpoint::Chat(dialect)) => dialect,
             Some(ApiEndpoint::Embeddings) => Dialect::OpenAiChat,
             Some(ApiEndpoint::Prompt) => return self.plan_prompt(request, caller, store),
             None => {
-                return Plan::Reply(Reply::error(
+                return Resolution::Reply(Reply::error(
                     error_dialect(request.path),
                     &ApiError {
                         kind: ErrorKind::NotFound,
@@ -175,7 +175,7 @@ impl Catalog {
                 alias: index,
             })
             .collect();
-        let setup = Setup {
+        let setup = CallShape {
             ingress,
             stream,
             include_usage: head
@@ -201,20 +201,20 @@ impl Catalog {
     /// holds the answer, else each variant's model and its fallbacks.
     pub(super) fn call(
         &self,
-        setup: &Setup<'_>,
+        setup: &CallShape<'_>,
         drafts: Vec<Draft>,
         request: &Incoming<'_>,
         caller: Caller,
         store: &BestEffort<'_>,
-    ) -> Plan {
+    ) -> Resolution {
         let ingress = setup.ingress;
         let budgets = match self.budget_keys(ingress, &caller, request.now_ms, store) {
             Ok(found) => found,
-            Err(reply) => return Plan::Reply(reply),
+            Err(reply) => return Resolution::Reply(reply),
         };
         let (cache, cache_status) = match self.cached(setup, request, &caller, store) {
             Ok(slot) => slot,
-            Err(reply) => return Plan::Reply(reply),
+            Err(reply) => return Resolution::Reply(reply),
         };
         let mut call = Call {
             ingress,
@@ -250,7 +250,7 @@ impl Catalog {
                     // fallback (or another variant) that cannot take this
                     // request is left out.
                     Err(error) if n == 0 && v == 0 => {
-                        return Plan::Reply(Reply::error(ingress, &error.to_api_error()));
+                        return Resolution::Reply(Reply::error(ingress, &error.to_api_error()));
                     }
                     Err(_) => {}
                 }
@@ -259,7 +259,7 @@ impl Catalog {
                 call.variants.push(variant);
             }
         }
-        Plan::Call(Box::new(call))
+        Resolution::Call(Box::new(call))
     }
 
     fn attempt(
@@ -268,7 +268,7 @@ impl Catalog {
         variant: &Variant,
         index: usize,
         headers: &[(String, String)],
-    ) -> Result<Attempt, crate::TranslateError> {
+    ) -> Result<ProviderRequest, crate::TranslateError> {
         let alias = &self.aliases[index];
         let endpoint = &self.endpoints[alias.endpoint];
         if call.embeddings {
@@ -280,7 +280,7 @@ impl Catalog {
                     endpoint.name
                 ))
             })?;
-            return Ok(Attempt {
+            return Ok(ProviderRequest {
                 alias: alias.alias.clone(),
                 provider: endpoint.name.clone(),
                 model: alias.model.clone(),
@@ -315,7 +315,7 @@ impl Catalog {
             request.model = alias.model.clone();
             dialect.render_request(&request)?
         };
-        Ok(Attempt {
+        Ok(ProviderRequest {
             alias: alias.alias.clone(),
             provider: endpoint.name.clone(),
             model: alias.model.clone(),

@@ -9,8 +9,8 @@ use upshift_config::PromptMessage;
 use upshift_config::ai as config_ai;
 
 use super::endpoints::prompt_name;
-use super::plan::{Draft, Setup, refusal};
-use super::{Catalog, Incoming, Plan};
+use super::plan::{CallShape, Draft, refusal};
+use super::{Catalog, Incoming, Resolution};
 use crate::Dialect;
 use crate::best_effort::BestEffort;
 use crate::call::{Caller, HeadStreamOptions};
@@ -18,7 +18,7 @@ use crate::errors::ErrorKind;
 
 /// A prompt template, compiled.
 #[derive(Debug)]
-pub(super) struct Prompt {
+pub(super) struct PromptTemplate {
     pub(super) name: String,
     pub(super) versions: Vec<PromptVersion>,
 }
@@ -56,7 +56,7 @@ impl Catalog {
         request: &Incoming<'_>,
         caller: Caller,
         store: &BestEffort<'_>,
-    ) -> Plan {
+    ) -> Resolution {
         let ingress = Dialect::OpenAiChat;
         let name = prompt_name(request.path).unwrap_or_default();
         let Some(prompt) = self.prompts.iter().find(|p| p.name == name) else {
@@ -109,7 +109,7 @@ impl Catalog {
                 alias: version.alias,
             });
         }
-        let setup = Setup {
+        let setup = CallShape {
             ingress,
             stream: asked.stream,
             include_usage: asked
