@@ -33,6 +33,7 @@ pub mod ir;
 pub mod provider;
 pub mod sample;
 pub mod sse;
+mod stream_progress;
 mod translate;
 pub mod usage;
 

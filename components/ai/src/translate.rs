@@ -4,7 +4,7 @@ use crate::dialect::{Decoder, Dialect, Encoder, StreamOptions};
 use crate::errors::{ApiError, ErrorKind, TranslateError};
 use crate::ir::{Block, BlockStart, Delta, Response, StopReason, StreamEvent, Usage};
 use crate::sse;
-use crate::usage::TokenCounter;
+use crate::stream_progress::StreamProgress;
 
 /// Translates a request body from one dialect to another.
 pub fn translate_request(
@@ -134,14 +134,9 @@ pub struct StreamTranslator {
     upstream: Vec<sse::Event>,
     ir: Vec<StreamEvent>,
     downstream: Vec<sse::Event>,
-    usage: Usage,
-    stop_reason: Option<StopReason>,
-    output: TokenCounter,
+    /// What the upstream said so far.
+    progress: StreamProgress,
     error: Option<ApiError>,
-    /// The block open downstream, if any.
-    open: Option<usize>,
-    started: bool,
-    done: bool,
 }
 
 impl StreamTranslator {
@@ -155,13 +150,8 @@ impl StreamTranslator {
             upstream: Vec::new(),
             ir: Vec::new(),
             downstream: Vec::new(),
-            usage: Usage::default(),
-            stop_reason: None,
-            output: TokenCounter::default(),
+            progress: StreamProgress::default(),
             error: None,
-            open: None,
-            started: false,
-            done: false,
         }
     }
 
@@ -194,7 +184,7 @@ impl StreamTranslator {
 
     /// Translates one parsed upstream event.
     pub fn push_event(&mut self, event: &sse::Event, out: &mut Vec<sse::Event>) {
-        if self.done {
+        if self.progress.done {
             return;
         }
         let mut ir = std::mem::take(&mut self.ir);
@@ -210,7 +200,7 @@ impl StreamTranslator {
 
     /// The upstream closed (event-level counterpart of [`Self::finish`]).
     pub fn finish_events(&mut self, out: &mut Vec<sse::Event>) {
-        if self.done {
+        if self.progress.done {
             return;
         }
         let mut ir = std::mem::take(&mut self.ir);
@@ -221,35 +211,12 @@ impl StreamTranslator {
 
     fn emit(&mut self, ir: &mut Vec<StreamEvent>, out: &mut Vec<sse::Event>) {
         for event in ir.drain(..) {
-            match &event {
-                StreamEvent::MessageStart { usage, .. } => {
-                    self.started = true;
-                    self.usage.merge(usage);
-                }
-                StreamEvent::BlockStart { index, .. } => self.open = Some(*index),
-                StreamEvent::BlockStop { .. } => self.open = None,
-                StreamEvent::BlockDelta { delta, .. } => match delta {
-                    Delta::Text(text) | Delta::Thinking(text) | Delta::Json(text) => {
-                        self.output.add(text)
-                    }
-                    Delta::Signature(_) => {}
-                },
-                StreamEvent::MessageDelta {
-                    stop_reason, usage, ..
-                } => {
-                    self.stop_reason = stop_reason.or(self.stop_reason);
-                    if let Some(usage) = usage {
-                        self.usage.merge(usage);
-                    }
-                }
-                StreamEvent::MessageStop => self.done = true,
-                StreamEvent::Error(error) => {
-                    self.error = Some(error.clone());
-                    self.done = true;
-                }
+            self.progress.observe(&event);
+            if let StreamEvent::Error(error) = &event {
+                self.error = Some(error.clone());
             }
             self.encoder.encode(&event, out);
-            if self.done {
+            if self.progress.done {
                 break;
             }
         }
@@ -262,11 +229,11 @@ impl StreamTranslator {
     /// sees a normal end, e.g. OpenAI's `finish_reason: "length"` and
     /// `[DONE]`). Nothing more is translated afterwards.
     pub fn cut(&mut self, stop_reason: StopReason, out: &mut Vec<u8>) {
-        if self.done {
+        if self.progress.done {
             return;
         }
         let mut ir = Vec::with_capacity(3);
-        if !self.started {
+        if !self.progress.started {
             ir.push(StreamEvent::MessageStart {
                 id: String::new(),
                 model: String::new(),
@@ -274,33 +241,28 @@ impl StreamTranslator {
                 usage: Usage::default(),
             });
         }
-        ir.extend(closing_events(
-            self.open,
-            self.usage,
-            &self.output,
-            stop_reason,
-        ));
+        ir.extend(self.progress.closing_events(stop_reason));
         let mut downstream = std::mem::take(&mut self.downstream);
         self.emit(&mut ir, &mut downstream);
         write_all(&mut downstream, out);
         self.downstream = downstream;
-        self.done = true;
+        self.progress.done = true;
     }
 
     /// Usage as the upstream reported it so far.
     pub fn usage(&self) -> Usage {
-        self.usage
+        self.progress.usage
     }
 
     /// Estimated output tokens of what streamed so far (for upstreams that
     /// report no usage; see [`crate::usage`]).
     pub fn estimated_output_tokens(&self) -> u64 {
-        self.output.tokens()
+        self.progress.output.tokens()
     }
 
     /// Why generation stopped, once known.
     pub fn stop_reason(&self) -> Option<StopReason> {
-        self.stop_reason
+        self.progress.stop_reason
     }
 
     /// The error that ended the stream, if one did.
@@ -310,28 +272,8 @@ impl StreamTranslator {
 
     /// Whether the stream is complete (stopped or failed).
     pub fn is_done(&self) -> bool {
-        self.done
+        self.progress.done
     }
-}
-
-/// The events that end a stream early, cleanly: the open block closes and
-/// the message stops with `stop_reason` and the usage so far (the output
-/// tokens at least those counted on the way).
-pub(crate) fn closing_events(
-    open: Option<usize>,
-    mut usage: Usage,
-    output: &TokenCounter,
-    stop_reason: StopReason,
-) -> impl Iterator<Item = StreamEvent> {
-    usage.output_tokens = usage.output_tokens.max(output.tokens());
-    let delta = StreamEvent::MessageDelta {
-        stop_reason: Some(stop_reason),
-        stop_sequence: None,
-        usage: Some(usage),
-    };
-    open.map(|index| StreamEvent::BlockStop { index })
-        .into_iter()
-        .chain([delta, StreamEvent::MessageStop])
 }
 
 fn write_all(events: &mut Vec<sse::Event>, out: &mut Vec<u8>) {

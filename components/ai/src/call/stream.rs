@@ -97,7 +97,7 @@ impl Stream {
     pub fn is_done(&self) -> bool {
         match &self.lane {
             StreamLane::Translate(translator) => translator.is_done(),
-            StreamLane::Tap(tap) => tap.done,
+            StreamLane::Tap(tap) => tap.progress.done,
         }
     }
 
@@ -123,7 +123,7 @@ impl Stream {
             StreamLane::Translate(translator) => {
                 (translator.usage(), translator.estimated_output_tokens())
             }
-            StreamLane::Tap(tap) => (tap.usage, tap.output.tokens()),
+            StreamLane::Tap(tap) => (tap.progress.usage, tap.progress.output.tokens()),
         }
     }
 
@@ -141,7 +141,7 @@ impl Stream {
         }
         let stop_reason = match &self.lane {
             StreamLane::Translate(translator) => translator.stop_reason(),
-            StreamLane::Tap(tap) => tap.stop_reason,
+            StreamLane::Tap(tap) => tap.progress.stop_reason,
         };
         if let Some(attempt) = call.attempts().get(self.attempt) {
             call.record(attempt, (usage, output), stop_reason, &BestEffort(store));

@@ -6,9 +6,8 @@ use serde::de::IgnoredAny;
 
 use crate::dialect::{Decoder, Encoder};
 use crate::errors::{ApiError, ErrorKind};
-use crate::ir::{Delta, StopReason, StreamEvent, Usage};
-use crate::translate::closing_events;
-use crate::usage::TokenCounter;
+use crate::ir::{StopReason, StreamEvent};
+use crate::stream_progress::StreamProgress;
 use crate::{Dialect, StreamOptions, sse};
 
 /// The passthrough lane of a stream: events go to the client as the
@@ -22,18 +21,13 @@ pub(super) struct Tap {
     dialect: Dialect,
     drop_usage_chunk: bool,
     options: StreamOptions,
-    pub(super) usage: Usage,
-    pub(super) output: TokenCounter,
-    /// Why the provider says generation stopped, once it has.
-    pub(super) stop_reason: Option<StopReason>,
-    pub(super) done: bool,
+    /// What the provider's stream said so far.
+    pub(super) progress: StreamProgress,
     events: Vec<sse::Event>,
     ir: Vec<StreamEvent>,
     /// An encoder fed what passed, its output dropped, so that a cut can
     /// end the stream in the state the client's stream is in.
     shadow: Option<Encoder>,
-    open: Option<usize>,
-    started: bool,
 }
 
 impl Tap {
@@ -49,15 +43,10 @@ impl Tap {
             dialect,
             drop_usage_chunk,
             options,
-            usage: Usage::default(),
-            output: TokenCounter::default(),
-            stop_reason: None,
-            done: false,
+            progress: StreamProgress::default(),
             events: Vec::new(),
             ir: Vec::new(),
             shadow: cuttable.then(|| Encoder::new(dialect, options)),
-            open: None,
-            started: false,
         }
     }
 
@@ -66,13 +55,12 @@ impl Tap {
         let Some(encoder) = &mut self.shadow else {
             return;
         };
-        if self.done {
+        if self.progress.done {
             return;
         }
-        let ir: Vec<StreamEvent> =
-            closing_events(self.open, self.usage, &self.output, stop_reason).collect();
+        let ir: Vec<StreamEvent> = self.progress.closing_events(stop_reason).collect();
         let mut closing = Vec::new();
-        if self.started {
+        if self.progress.started {
             for event in &ir {
                 encoder.encode(event, &mut closing);
             }
@@ -81,7 +69,7 @@ impl Tap {
         for event in closing {
             event.write_to(out);
         }
-        self.done = true;
+        self.progress.done = true;
     }
 
     pub(super) fn push(&mut self, bytes: &[u8], out: &mut Vec<u8>) {
@@ -95,7 +83,7 @@ impl Tap {
         let mut events = std::mem::take(&mut self.events);
         self.parser.finish(&mut events);
         self.pass(&mut events, out);
-        if !self.done && !complete {
+        if !self.progress.done && !complete {
             let mut encoder = Encoder::new(self.dialect, self.options);
             let mut closing = Vec::new();
             encoder.encode(
@@ -112,7 +100,7 @@ impl Tap {
     }
 
     fn pass(&mut self, events: &mut Vec<sse::Event>, out: &mut Vec<u8>) {
-        if self.done && self.shadow.is_some() {
+        if self.progress.done && self.shadow.is_some() {
             // Cut: nothing more reaches the client.
             events.clear();
             return;
@@ -139,28 +127,7 @@ impl Tap {
             shadow.flush(&mut dropped);
         }
         for event in ir.drain(..) {
-            match event {
-                StreamEvent::MessageStart { usage, .. } => {
-                    self.started = true;
-                    self.usage.merge(&usage);
-                }
-                StreamEvent::BlockStart { index, .. } => self.open = Some(index),
-                StreamEvent::BlockStop { .. } => self.open = None,
-                StreamEvent::MessageDelta {
-                    stop_reason, usage, ..
-                } => {
-                    self.stop_reason = stop_reason.or(self.stop_reason);
-                    if let Some(usage) = usage {
-                        self.usage.merge(&usage);
-                    }
-                }
-                StreamEvent::BlockDelta {
-                    delta: Delta::Text(text) | Delta::Thinking(text) | Delta::Json(text),
-                    ..
-                } => self.output.add(&text),
-                StreamEvent::MessageStop | StreamEvent::Error(_) => self.done = true,
-                _ => {}
-            }
+            self.progress.observe(&event);
         }
         self.ir = ir;
     }
