@@ -369,149 +369,179 @@ fn suite_covers_every_provider_and_feature() {
     assert!(cases.len() >= 20, "{} cases", cases.len());
 }
 
-#[test]
-fn requests_translate_from_openai_to_providers() {
+/// The direction from a provider's fixtures to OpenAI's.
+const TO_OPENAI: &str = "to_openai";
+/// The direction from OpenAI's fixtures to a provider's.
+const TO_PROVIDER: &str = "to_provider";
+
+/// One direction of a case: the fixture to translate, in which dialect,
+/// and the fixture it should come out as.
+struct Leg {
+    from: Dialect,
+    input: PathBuf,
+    to: Dialect,
+    expected: PathBuf,
+    /// [`TO_OPENAI`], [`TO_PROVIDER`] or `roundtrip`: which of the case's
+    /// ignored pointers apply.
+    direction: &'static str,
+    /// What the leg checks, for the report.
+    what: String,
+}
+
+impl Case {
+    /// The leg going `direction` from the `input` fixture of one side to
+    /// the `expected` fixture of the other, if the case has both and
+    /// checks that direction.
+    fn leg(&self, (input, expected): (&str, &str), direction: &'static str) -> Option<Leg> {
+        let openai = (Dialect::OpenAiChat, "openai");
+        let provider = (self.provider, self.provider_side());
+        let ((from, from_side), (to, to_side)) = if direction == TO_OPENAI {
+            (provider, openai)
+        } else {
+            (openai, provider)
+        };
+        let (Some(input_file), Some(expected_file)) =
+            (self.file(from_side, input), self.file(to_side, expected))
+        else {
+            return None;
+        };
+        if !self.checks(direction) {
+            return None;
+        }
+        let streamed = if input == expected { "" } else { " stream" };
+        Some(Leg {
+            from,
+            input: input_file,
+            to,
+            expected: expected_file,
+            direction,
+            what: format!("{} {input} {from_side} → {to_side}{streamed}", self.name()),
+        })
+    }
+
+    /// The leg that reads the `kind` fixture of `side` (in `dialect`) and
+    /// writes it back, if the case has it.
+    fn round_trip(&self, kind: &str, side: &str, dialect: Dialect) -> Option<Leg> {
+        let path = self.file(side, kind)?;
+        Some(Leg {
+            from: dialect,
+            input: path.clone(),
+            to: dialect,
+            expected: path,
+            direction: "roundtrip",
+            what: format!("{} {kind} {side} round trip", self.name()),
+        })
+    }
+}
+
+/// How a leg's translation differs from what it should come out as, or
+/// why it failed.
+type Differences = Result<Vec<String>, String>;
+
+/// Checks the legs of every case going each of `directions` from the
+/// `kinds` of fixtures (the input's, the expected output's), with
+/// `differences`, expecting at least `minimum` checks.
+fn check_legs(
+    kinds: (&str, &str),
+    directions: &[&'static str],
+    minimum: usize,
+    differences: impl Fn(&Case, &Leg) -> Differences,
+) {
     let mut report = Report::default();
     for case in cases() {
-        let (Some(openai), Some(provider)) = (
-            case.file("openai", "request"),
-            case.file(case.provider_side(), "request"),
-        ) else {
-            continue;
-        };
-        if !case.checks("to_provider") {
-            continue;
-        }
-        let what = format!("{} request openai → {}", case.name(), case.provider_side());
-        match translate_request(&case, Dialect::OpenAiChat, case.provider, &openai) {
-            Ok(actual) => report.check(
-                what,
-                compare(&read_json(&provider), &actual, &case.ignored("to_provider")),
-            ),
-            Err(error) => report.fail(what, error),
+        for &direction in directions {
+            if let Some(leg) = case.leg(kinds, direction) {
+                report.record(&case, &leg, &differences);
+            }
         }
     }
-    report.finish(10);
+    report.finish(minimum);
+}
+
+impl Report {
+    fn record(
+        &mut self,
+        case: &Case,
+        leg: &Leg,
+        differences: &impl Fn(&Case, &Leg) -> Differences,
+    ) {
+        match differences(case, leg) {
+            Ok(found) => self.check(leg.what.clone(), found),
+            Err(error) => self.fail(leg.what.clone(), error),
+        }
+    }
+}
+
+fn request_differences(case: &Case, leg: &Leg) -> Differences {
+    let actual = translate_request(case, leg.from, leg.to, &leg.input)?;
+    let expected = read_json(&leg.expected);
+    Ok(compare(&expected, &actual, &case.ignored(leg.direction)))
+}
+
+fn response_differences(case: &Case, leg: &Leg) -> Differences {
+    let actual = translate_response(leg.from, leg.to, &leg.input)?;
+    let expected = read_json(&leg.expected);
+    Ok(compare(&expected, &actual, &case.ignored(leg.direction)))
+}
+
+fn stream_differences(case: &Case, leg: &Leg) -> Differences {
+    let actual = translate_stream(leg.from, leg.to, &leg.input);
+    let expected = fs::read(&leg.expected).unwrap();
+    Ok(compare_streams(
+        &expected,
+        &actual,
+        &case.ignored(leg.direction),
+    ))
+}
+
+#[test]
+fn requests_translate_from_openai_to_providers() {
+    check_legs(
+        ("request", "request"),
+        &[TO_PROVIDER],
+        10,
+        request_differences,
+    );
 }
 
 #[test]
 fn requests_translate_from_providers_to_openai() {
-    let mut report = Report::default();
-    for case in cases() {
-        let (Some(openai), Some(provider)) = (
-            case.file("openai", "request"),
-            case.file(case.provider_side(), "request"),
-        ) else {
-            continue;
-        };
-        let what = format!("{} request {} → openai", case.name(), case.provider_side());
-        match translate_request(&case, case.provider, Dialect::OpenAiChat, &provider) {
-            Ok(actual) => report.check(
-                what,
-                compare(&read_json(&openai), &actual, &case.ignored("to_openai")),
-            ),
-            Err(error) => report.fail(what, error),
-        }
-    }
-    report.finish(10);
+    check_legs(
+        ("request", "request"),
+        &[TO_OPENAI],
+        10,
+        request_differences,
+    );
 }
 
 #[test]
 fn responses_translate_from_providers_to_openai() {
-    let mut report = Report::default();
-    for case in cases() {
-        let (Some(openai), Some(provider)) = (
-            case.file("openai", "response"),
-            case.file(case.provider_side(), "response"),
-        ) else {
-            continue;
-        };
-        let what = format!("{} response {} → openai", case.name(), case.provider_side());
-        match translate_response(case.provider, Dialect::OpenAiChat, &provider) {
-            Ok(actual) => report.check(
-                what,
-                compare(&read_json(&openai), &actual, &case.ignored("to_openai")),
-            ),
-            Err(error) => report.fail(what, error),
-        }
-    }
-    report.finish(10);
+    check_legs(
+        ("response", "response"),
+        &[TO_OPENAI],
+        10,
+        response_differences,
+    );
 }
 
 #[test]
 fn responses_translate_from_openai_to_providers() {
-    let mut report = Report::default();
-    for case in cases() {
-        let (Some(openai), Some(provider)) = (
-            case.file("openai", "response"),
-            case.file(case.provider_side(), "response"),
-        ) else {
-            continue;
-        };
-        if !case.checks("to_provider") {
-            continue;
-        }
-        let what = format!("{} response openai → {}", case.name(), case.provider_side());
-        match translate_response(Dialect::OpenAiChat, case.provider, &openai) {
-            Ok(actual) => report.check(
-                what,
-                compare(&read_json(&provider), &actual, &case.ignored("to_provider")),
-            ),
-            Err(error) => report.fail(what, error),
-        }
-    }
-    report.finish(10);
+    check_legs(
+        ("response", "response"),
+        &[TO_PROVIDER],
+        10,
+        response_differences,
+    );
 }
 
 #[test]
 fn streams_translate_from_providers_to_openai() {
-    let mut report = Report::default();
-    for case in cases() {
-        let (Some(openai), Some(provider)) = (
-            case.file("openai", "stream"),
-            case.file(case.provider_side(), "stream"),
-        ) else {
-            continue;
-        };
-        let what = format!("{} stream {} → openai", case.name(), case.provider_side());
-        let actual = translate_stream(case.provider, Dialect::OpenAiChat, &provider);
-        report.check(
-            what,
-            compare_streams(
-                &fs::read(&openai).unwrap(),
-                &actual,
-                &case.ignored("to_openai"),
-            ),
-        );
-    }
-    report.finish(8);
+    check_legs(("stream", "stream"), &[TO_OPENAI], 8, stream_differences);
 }
 
 #[test]
 fn streams_translate_from_openai_to_providers() {
-    let mut report = Report::default();
-    for case in cases() {
-        let (Some(openai), Some(provider)) = (
-            case.file("openai", "stream"),
-            case.file(case.provider_side(), "stream"),
-        ) else {
-            continue;
-        };
-        if !case.checks("to_provider") {
-            continue;
-        }
-        let what = format!("{} stream openai → {}", case.name(), case.provider_side());
-        let actual = translate_stream(Dialect::OpenAiChat, case.provider, &openai);
-        report.check(
-            what,
-            compare_streams(
-                &fs::read(&provider).unwrap(),
-                &actual,
-                &case.ignored("to_provider"),
-            ),
-        );
-    }
-    report.finish(8);
+    check_legs(("stream", "stream"), &[TO_PROVIDER], 8, stream_differences);
 }
 
 /// A provider that answered a streamed request whole: its response reaches
@@ -522,102 +552,58 @@ fn whole_responses_stream_in_the_clients_dialect() {
         include_usage: true,
         created: CLOCK,
     };
-    let mut report = Report::default();
-    for case in cases() {
-        let openai = (Dialect::OpenAiChat, "openai");
-        let provider = (case.provider, case.provider_side());
-        let sides = [
-            (openai, provider, "to_openai"),
-            (provider, openai, "to_provider"),
-        ];
-        for ((client, client_side), (provider, provider_side), direction) in sides {
-            let (Some(expected), Some(answer)) = (
-                case.file(client_side, "streamed-response"),
-                case.file(provider_side, "response"),
-            ) else {
-                continue;
-            };
-            if !case.checks(direction) {
-                continue;
-            }
-            let what = format!(
-                "{} response {provider_side} → {client_side} stream",
-                case.name()
-            );
-            let streamed = provider
-                .parse_response(&fs::read(&answer).unwrap())
-                .and_then(|response| upshift_ai::stream_response(client, &response, options));
-            match streamed {
-                Ok(actual) => report.check(
-                    what,
-                    compare_streams(
-                        &fs::read(&expected).unwrap(),
-                        &actual,
-                        &case.ignored(direction),
-                    ),
-                ),
-                Err(error) => report.fail(what, error),
-            }
-        }
-    }
-    report.finish(10);
+    check_legs(
+        ("response", "streamed-response"),
+        &[TO_OPENAI, TO_PROVIDER],
+        10,
+        |case, leg| {
+            let actual = leg
+                .from
+                .parse_response(&fs::read(&leg.input).unwrap())
+                .and_then(|response| upshift_ai::stream_response(leg.to, &response, options))
+                .map_err(|error| error.to_string())?;
+            let expected = fs::read(&leg.expected).unwrap();
+            Ok(compare_streams(
+                &expected,
+                &actual,
+                &case.ignored(leg.direction),
+            ))
+        },
+    );
 }
 
 #[test]
 fn errors_translate_with_their_status() {
-    let mut report = Report::default();
-    for case in cases() {
-        let (Some(openai), Some(provider)) = (
-            case.file("openai", "error"),
-            case.file(case.provider_side(), "error"),
-        ) else {
-            continue;
-        };
-        let provider_status = case
-            .meta
-            .provider_status
-            .expect("case.json: provider_status");
-        let openai_status = case.meta.openai_status.expect("case.json: openai_status");
-        let sides = [
-            (
-                case.provider,
-                provider,
-                provider_status,
-                Dialect::OpenAiChat,
-                openai.clone(),
-                openai_status,
-            ),
-            (
-                Dialect::OpenAiChat,
-                openai,
-                openai_status,
-                case.provider,
-                case.file(case.provider_side(), "error").unwrap(),
-                provider_status,
-            ),
-        ];
-        for (from, input, status, to, expected, expected_status) in sides {
-            let what = format!("{} error {} → {}", case.name(), from.name(), to.name());
-            let error = ApiError::parse(from, status, &fs::read(&input).unwrap());
-            let (actual_status, body) = error.render(to);
+    check_legs(
+        ("error", "error"),
+        &[TO_OPENAI, TO_PROVIDER],
+        6,
+        |case, leg| {
+            let provider_status = case
+                .meta
+                .provider_status
+                .expect("case.json: provider_status");
+            let openai_status = case.meta.openai_status.expect("case.json: openai_status");
+            let (status, expected_status) = if leg.direction == TO_OPENAI {
+                (provider_status, openai_status)
+            } else {
+                (openai_status, provider_status)
+            };
+            let error = ApiError::parse(leg.from, status, &fs::read(&leg.input).unwrap());
+            let (actual_status, body) = error.render(leg.to);
             let mut differences = compare(
-                &read_json(&expected),
+                &read_json(&leg.expected),
                 &serde_json::from_slice(&body).unwrap(),
-                &case.ignored(if to == Dialect::OpenAiChat {
-                    "to_openai"
-                } else {
-                    "to_provider"
-                }),
+                &case.ignored(leg.direction),
             );
             if actual_status != expected_status {
                 differences.push(format!(
                     "status: expected {expected_status}, got {actual_status}"
                 ));
             }
-            report.check(what, differences);
-        }
-    }
-    report.finish(6);
+            Ok(differences)
+        },
+    );
 }
 
 /// Every fixture file reads and writes back as itself in its own dialect:
@@ -630,28 +616,14 @@ fn every_fixture_round_trips_in_its_own_dialect() {
             ("openai", Dialect::OpenAiChat),
             (case.provider_side(), case.provider),
         ] {
-            let ignored = case.ignored("roundtrip");
-            if let Some(path) = case.file(side, "request") {
-                let what = format!("{} request {side} round trip", case.name());
-                match translate_request(&case, dialect, dialect, &path) {
-                    Ok(actual) => report.check(what, compare(&read_json(&path), &actual, &ignored)),
-                    Err(error) => report.fail(what, error),
-                }
+            if let Some(leg) = case.round_trip("request", side, dialect) {
+                report.record(&case, &leg, &request_differences);
             }
-            if let Some(path) = case.file(side, "response") {
-                let what = format!("{} response {side} round trip", case.name());
-                match translate_response(dialect, dialect, &path) {
-                    Ok(actual) => report.check(what, compare(&read_json(&path), &actual, &ignored)),
-                    Err(error) => report.fail(what, error),
-                }
+            if let Some(leg) = case.round_trip("response", side, dialect) {
+                report.record(&case, &leg, &response_differences);
             }
-            if let Some(path) = case.file(side, "stream") {
-                let what = format!("{} stream {side} round trip", case.name());
-                let actual = translate_stream(dialect, dialect, &path);
-                report.check(
-                    what,
-                    compare_streams(&fs::read(&path).unwrap(), &actual, &ignored),
-                );
+            if let Some(leg) = case.round_trip("stream", side, dialect) {
+                report.record(&case, &leg, &stream_differences);
             }
         }
     }
