@@ -25,7 +25,12 @@ ai:
 ";
 
 fn catalog() -> Catalog {
-    Catalog::new(&Config::parse(CONFIG).unwrap())
+    catalog_of(CONFIG)
+}
+
+/// The catalog of a config document.
+fn catalog_of(document: &str) -> Catalog {
+    Catalog::new(&Config::parse(document).unwrap())
 }
 
 fn alice() -> Caller {
@@ -60,6 +65,24 @@ fn plan_in(
         },
         alice(),
         store,
+    )
+}
+
+/// Plans a chat completion of `request`, sent with `headers`, counted in
+/// `store`.
+fn chat_in(
+    catalog: &Catalog,
+    store: &MemoryStore,
+    headers: &[(String, String)],
+    request: &Value,
+) -> Resolution {
+    plan_in(
+        catalog,
+        store,
+        headers,
+        "POST",
+        "/v1/chat/completions",
+        request,
     )
 }
 
@@ -153,12 +176,9 @@ fn plans_the_alias_then_its_fallbacks_each_in_its_providers_dialect() {
 
 #[test]
 fn streamed_passthrough_asks_openai_upstreams_for_usage() {
-    let catalog = Catalog::new(
-        &Config::parse(
-            "ai: {providers: [{name: local, kind: openai_compatible, base_url: 'http://h/v1'}],\
-                  models: [{alias: chat, provider: local, model: llama-3}]}",
-        )
-        .unwrap(),
+    let catalog = catalog_of(
+        "ai: {providers: [{name: local, kind: openai_compatible, base_url: 'http://h/v1'}],\
+              models: [{alias: chat, provider: local, model: llama-3}]}",
     );
     let call = call(&catalog, &chat(true));
     assert!(call.streaming());
@@ -207,7 +227,6 @@ fn anthropic_answers_reach_openai_clients_with_usage_and_cost_counted() {
     for_each_encoding(|store| {
         let catalog = catalog();
         let call = call(&catalog, &chat(false));
-        let counters = store;
         let upstream = json!({
             "id": "msg_01", "type": "message", "role": "assistant", "model": "claude-x",
             "content": [{"type": "text", "text": "Checking."},
@@ -215,7 +234,7 @@ fn anthropic_answers_reach_openai_clients_with_usage_and_cost_counted() {
             "stop_reason": "tool_use", "stop_sequence": null,
             "usage": {"input_tokens": 412, "output_tokens": 57}
         });
-        let reply = call.respond(0, 200, &serde_json::to_vec(&upstream).unwrap(), &counters);
+        let reply = call.respond(0, 200, &serde_json::to_vec(&upstream).unwrap(), &store);
         assert_eq!(reply.status, 200);
         assert_eq!(
             header(&reply.headers, "content-type"),
@@ -232,18 +251,12 @@ fn anthropic_answers_reach_openai_clients_with_usage_and_cost_counted() {
         assert_eq!(body["usage"]["prompt_tokens"], 412);
         assert_eq!(body["usage"]["completion_tokens"], 57);
 
-        assert_eq!(counters.counter("ai/usage/acme/alice/chat/requests"), 1);
-        assert_eq!(
-            counters.counter("ai/usage/acme/alice/chat/input_tokens"),
-            412
-        );
-        assert_eq!(
-            counters.counter("ai/usage/acme/alice/chat/output_tokens"),
-            57
-        );
+        assert_eq!(store.counter("ai/usage/acme/alice/chat/requests"), 1);
+        assert_eq!(store.counter("ai/usage/acme/alice/chat/input_tokens"), 412);
+        assert_eq!(store.counter("ai/usage/acme/alice/chat/output_tokens"), 57);
         // 412 × 3000 + 57 × 15000 nano-USD.
         assert_eq!(
-            counters.counter("ai/usage/acme/alice/chat/cost_nanousd"),
+            store.counter("ai/usage/acme/alice/chat/cost_nanousd"),
             2_091_000
         );
     });
@@ -253,7 +266,6 @@ fn anthropic_answers_reach_openai_clients_with_usage_and_cost_counted() {
 fn answers_tell_their_output_and_refusals() {
     for_each_encoding(|store| {
         let catalog = catalog();
-        let counters = store;
         let answer = |stop_reason: &str, text: &str, output_tokens: u64| {
             let call = call(&catalog, &chat(false));
             assert!(!call.answered().counted, "nothing counted before an answer");
@@ -263,7 +275,7 @@ fn answers_tell_their_output_and_refusals() {
                 "stop_reason": stop_reason,
                 "usage": {"input_tokens": 10, "output_tokens": output_tokens}
             });
-            call.respond(0, 200, &serde_json::to_vec(&upstream).unwrap(), &counters);
+            call.respond(0, 200, &serde_json::to_vec(&upstream).unwrap(), &store);
             call.answered()
         };
         let plain = answer("end_turn", "Sunny.", 3);
@@ -282,7 +294,7 @@ fn answers_tell_their_output_and_refusals() {
             0,
             529,
             br#"{"type":"error","error":{"type":"overloaded_error","message":"x"}}"#,
-            &counters,
+            &store,
         );
         assert!(!call.answered().counted);
     });
@@ -293,7 +305,6 @@ fn a_stream_stopped_by_a_content_filter_is_a_refusal() {
     for_each_encoding(|store| {
         let catalog = catalog();
         let filtered_call = call(&catalog, &chat(true));
-        let counters = store;
         let mut stream = filtered_call.stream(0);
         let mut out = Vec::new();
         let filtered = ANTHROPIC_STREAM.replace(
@@ -305,7 +316,7 @@ fn a_stream_stopped_by_a_content_filter_is_a_refusal() {
             "the stream names its stop reason"
         );
         stream.push(filtered.as_bytes(), &mut out);
-        stream.finish(&filtered_call, true, &mut out, &counters);
+        stream.finish(&filtered_call, true, &mut out, &store);
         let answered = filtered_call.answered();
         assert_eq!(
             (answered.counted, answered.output_tokens, answered.refused),
@@ -315,7 +326,7 @@ fn a_stream_stopped_by_a_content_filter_is_a_refusal() {
         let plain_call = call(&catalog, &chat(true));
         let mut stream = plain_call.stream(0);
         stream.push(ANTHROPIC_STREAM.as_bytes(), &mut out);
-        stream.finish(&plain_call, true, &mut out, &counters);
+        stream.finish(&plain_call, true, &mut out, &store);
         assert!(!plain_call.answered().refused);
     });
 }
@@ -325,18 +336,17 @@ fn provider_errors_become_openai_errors() {
     for_each_encoding(|store| {
         let catalog = catalog();
         let call = call(&catalog, &chat(false));
-        let counters = store;
         let overloaded =
             br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#;
-        let reply = call.respond(0, 529, overloaded, &counters);
+        let reply = call.respond(0, 529, overloaded, &store);
         assert_eq!(reply.status, 503);
         let body: Value = serde_json::from_slice(&reply.body).unwrap();
         assert_eq!(body["error"]["message"], "Overloaded");
         assert_eq!(body["error"]["type"], "server_error");
-        assert!(counters.keys("").is_empty(), "failures count no usage");
+        assert!(store.keys("").is_empty(), "failures count no usage");
 
         let limited = br#"{"error":{"message":"slow down","type":"rate_limit_error"}}"#;
-        let reply = call.respond(1, 429, limited, &counters);
+        let reply = call.respond(1, 429, limited, &store);
         assert_eq!(reply.status, 429);
         assert_eq!(
             reply.body, limited,
@@ -385,6 +395,26 @@ data: {\"type\":\"message_stop\"}
 
 ";
 
+/// The chunks of an OpenAI stream, which ends with `[DONE]`.
+fn openai_chunks(out: &[u8]) -> Vec<Value> {
+    let events = data_events(out);
+    assert_eq!(events.last().unwrap(), "[DONE]");
+    events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str(e).unwrap())
+        .collect()
+}
+
+/// The prompt and completion tokens the last chunk reports.
+fn last_usage(chunks: &[Value]) -> (Option<u64>, Option<u64>) {
+    let usage = &chunks.last().unwrap()["usage"];
+    (
+        usage["prompt_tokens"].as_u64(),
+        usage["completion_tokens"].as_u64(),
+    )
+}
+
+/// The `data` of each event of a stream.
 fn data_events(bytes: &[u8]) -> Vec<String> {
     String::from_utf8(bytes.to_vec())
         .unwrap()
@@ -400,7 +430,6 @@ fn anthropic_streams_reach_openai_clients_chunk_by_chunk() {
         let mut request = chat(true);
         request["stream_options"] = json!({"include_usage": true});
         let call = call(&catalog, &request);
-        let counters = store;
         let mut stream = call.stream(0);
         let mut out = Vec::new();
         let mut chunks_out = 0;
@@ -410,13 +439,8 @@ fn anthropic_streams_reach_openai_clients_chunk_by_chunk() {
             chunks_out += usize::from(out.len() > before);
         }
         assert!(chunks_out > 5, "output follows the input");
-        stream.finish(&call, true, &mut out, &counters);
-        let events = data_events(&out);
-        assert_eq!(events.last().unwrap(), "[DONE]");
-        let chunks: Vec<Value> = events[..events.len() - 1]
-            .iter()
-            .map(|e| serde_json::from_str(e).unwrap())
-            .collect();
+        stream.finish(&call, true, &mut out, &store);
+        let chunks = openai_chunks(&out);
         let text: String = chunks
             .iter()
             .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
@@ -429,23 +453,10 @@ fn anthropic_streams_reach_openai_clients_chunk_by_chunk() {
             })
             .collect();
         assert_eq!(arguments, "{\"city\": \"Paris\"}");
-        let usage = &chunks.last().unwrap()["usage"];
-        assert_eq!(
-            (
-                usage["prompt_tokens"].as_u64(),
-                usage["completion_tokens"].as_u64()
-            ),
-            (Some(412), Some(57))
-        );
-        assert_eq!(
-            counters.counter("ai/usage/acme/alice/chat/input_tokens"),
-            412
-        );
-        assert_eq!(
-            counters.counter("ai/usage/acme/alice/chat/output_tokens"),
-            57
-        );
-        assert_eq!(counters.counter("ai/usage/acme/alice/chat/requests"), 1);
+        assert_eq!(last_usage(&chunks), (Some(412), Some(57)));
+        assert_eq!(store.counter("ai/usage/acme/alice/chat/input_tokens"), 412);
+        assert_eq!(store.counter("ai/usage/acme/alice/chat/output_tokens"), 57);
+        assert_eq!(store.counter("ai/usage/acme/alice/chat/requests"), 1);
     });
 }
 
@@ -454,7 +465,6 @@ fn passthrough_streams_keep_events_and_drop_only_the_usage_chunk_nobody_asked_fo
     for_each_encoding(|store| {
         let catalog = catalog();
         let call = call(&catalog, &chat(true));
-        let counters = store;
         let upstream = "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":5,\"model\":\"llama-3\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"Hi\"},\"finish_reason\":null}],\"usage\":null}\n\n\
                     data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":5,\"model\":\"llama-3\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],\"usage\":null}\n\n\
                     data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":5,\"model\":\"llama-3\",\"choices\":[],\"usage\":{\"prompt_tokens\":20,\"completion_tokens\":2,\"total_tokens\":22}}\n\n\
@@ -462,21 +472,15 @@ fn passthrough_streams_keep_events_and_drop_only_the_usage_chunk_nobody_asked_fo
         let mut stream = call.stream(1);
         let mut out = Vec::new();
         stream.push(upstream.as_bytes(), &mut out);
-        stream.finish(&call, true, &mut out, &counters);
+        stream.finish(&call, true, &mut out, &store);
         let events = data_events(&out);
         assert_eq!(events.len(), 3, "{events:?}");
         assert!(events[0].contains("\"content\":\"Hi\""));
         assert_eq!(events[2], "[DONE]");
+        assert_eq!(store.counter("ai/usage/acme/alice/fast/input_tokens"), 20);
+        assert_eq!(store.counter("ai/usage/acme/alice/fast/output_tokens"), 2);
         assert_eq!(
-            counters.counter("ai/usage/acme/alice/fast/input_tokens"),
-            20
-        );
-        assert_eq!(
-            counters.counter("ai/usage/acme/alice/fast/output_tokens"),
-            2
-        );
-        assert_eq!(
-            counters.counter("ai/usage/acme/alice/fast/cost_nanousd"),
+            store.counter("ai/usage/acme/alice/fast/cost_nanousd"),
             0,
             "no price"
         );
@@ -488,23 +492,19 @@ fn a_broken_stream_ends_with_an_error_and_counts_estimates() {
     for_each_encoding(|store| {
         let catalog = catalog();
         let call = call(&catalog, &chat(true));
-        let counters = store;
         let mut stream = call.stream(1);
         let mut out = Vec::new();
         stream.push(
         b"data: {\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hello there\"}}]}\n\n",
         &mut out,
     );
-        stream.finish(&call, false, &mut out, &counters);
+        stream.finish(&call, false, &mut out, &store);
         let events = data_events(&out);
         assert_eq!(events.len(), 2, "{events:?}");
         let error: Value = serde_json::from_str(&events[1]).unwrap();
         assert!(error["error"]["message"].is_string(), "{error}");
-        assert_eq!(
-            counters.counter("ai/usage/acme/alice/fast/output_tokens"),
-            3
-        );
-        assert!(counters.counter("ai/usage/acme/alice/fast/input_tokens") > 0);
+        assert_eq!(store.counter("ai/usage/acme/alice/fast/output_tokens"), 3);
+        assert!(store.counter("ai/usage/acme/alice/fast/input_tokens") > 0);
     });
 }
 
@@ -533,19 +533,12 @@ fn anthropic_answer(input_tokens: u64, output_tokens: u64) -> Vec<u8> {
 #[test]
 fn budgets_refuse_calls_once_the_days_tokens_are_used() {
     for_each_encoding(|store| {
-        let catalog = Catalog::new(&Config::parse(WITH_BUDGETS_AND_CACHE).unwrap());
+        let catalog = catalog_of(WITH_BUDGETS_AND_CACHE);
         let mut request = chat(false);
         let no_store = [("cache-control".to_owned(), "no-store".to_owned())];
         for (n, (input, output)) in [(300, 100), (80, 20)].into_iter().enumerate() {
             request["messages"][1]["content"] = format!("question {n}").into();
-            let Resolution::Call(call) = plan_in(
-                &catalog,
-                &store,
-                &no_store,
-                "POST",
-                "/v1/chat/completions",
-                &request,
-            ) else {
+            let Resolution::Call(call) = chat_in(&catalog, &store, &no_store, &request) else {
                 panic!("call {n} is refused");
             };
             assert_eq!(
@@ -557,14 +550,7 @@ fn budgets_refuse_calls_once_the_days_tokens_are_used() {
         // 2023-11-14 (UTC) is the day of NOW_MS.
         assert_eq!(store.counter("ai/budget/consumers/alice/2023-11-14"), 500);
         assert_eq!(store.counter("ai/budget/tenants/acme/2023-11"), 500);
-        let Resolution::Reply(reply) = plan_in(
-            &catalog,
-            &store,
-            &no_store,
-            "POST",
-            "/v1/chat/completions",
-            &request,
-        ) else {
+        let Resolution::Reply(reply) = chat_in(&catalog, &store, &no_store, &request) else {
             panic!("the budget is used up");
         };
         assert_eq!(reply.status, 429);
@@ -582,7 +568,7 @@ fn budgets_refuse_calls_once_the_days_tokens_are_used() {
 #[test]
 fn budgets_and_usage_go_on_from_counters_left_in_either_encoding() {
     for_each_encoding(|store| {
-        let catalog = Catalog::new(&Config::parse(WITH_BUDGETS_AND_CACHE).unwrap());
+        let catalog = catalog_of(WITH_BUDGETS_AND_CACHE);
         let day = "ai/budget/consumers/alice/2023-11-14";
         let month = "ai/budget/tenants/acme/2023-11";
         let requests = "ai/usage/acme/alice/chat/requests";
@@ -592,16 +578,7 @@ fn budgets_and_usage_go_on_from_counters_left_in_either_encoding() {
         store.fill_counter(requests, 7);
         store.fill_counter(input_tokens, 1_000);
         let no_store = [("cache-control".to_owned(), "no-store".to_owned())];
-        let plan = || {
-            plan_in(
-                &catalog,
-                &store,
-                &no_store,
-                "POST",
-                "/v1/chat/completions",
-                &chat(false),
-            )
-        };
+        let plan = || chat_in(&catalog, &store, &no_store, &chat(false));
         let Resolution::Call(call) = plan() else {
             panic!("20 tokens are left of the day");
         };
@@ -628,16 +605,9 @@ fn budgets_and_usage_go_on_from_counters_left_in_either_encoding() {
 #[test]
 fn identical_requests_are_answered_from_the_cache() {
     for_each_encoding(|store| {
-        let catalog = Catalog::new(&Config::parse(WITH_BUDGETS_AND_CACHE).unwrap());
+        let catalog = catalog_of(WITH_BUDGETS_AND_CACHE);
         let request = chat(false);
-        let Resolution::Call(call) = plan_in(
-            &catalog,
-            &store,
-            &[],
-            "POST",
-            "/v1/chat/completions",
-            &request,
-        ) else {
+        let Resolution::Call(call) = chat_in(&catalog, &store, &[], &request) else {
             panic!("a miss calls the provider");
         };
         let answer = call.respond(0, 200, &anthropic_answer(10, 2), &store);
@@ -649,14 +619,7 @@ fn identical_requests_are_answered_from_the_cache() {
         request["tools"], request["messages"]
     ))
     .unwrap();
-        let Resolution::Reply(hit) = plan_in(
-            &catalog,
-            &store,
-            &[],
-            "POST",
-            "/v1/chat/completions",
-            &reordered,
-        ) else {
+        let Resolution::Reply(hit) = chat_in(&catalog, &store, &[], &reordered) else {
             panic!("a hit answers at once");
         };
         assert_eq!(hit.status, 200);
@@ -678,14 +641,7 @@ fn identical_requests_are_answered_from_the_cache() {
             let headers = [("cache-control".to_owned(), directive.to_owned())];
             assert!(
                 matches!(
-                    plan_in(
-                        &catalog,
-                        &store,
-                        &headers,
-                        "POST",
-                        "/v1/chat/completions",
-                        &request
-                    ),
+                    chat_in(&catalog, &store, &headers, &request),
                     Resolution::Call(_)
                 ),
                 "{directive} skips the lookup"
@@ -694,14 +650,7 @@ fn identical_requests_are_answered_from_the_cache() {
         let mut streamed = request.clone();
         streamed["stream"] = true.into();
         assert!(matches!(
-            plan_in(
-                &catalog,
-                &store,
-                &[],
-                "POST",
-                "/v1/chat/completions",
-                &streamed
-            ),
+            chat_in(&catalog, &store, &[], &streamed),
             Resolution::Call(_)
         ));
     });
@@ -773,21 +722,14 @@ fn long_anthropic_stream(pieces: usize) -> Vec<String> {
 #[test]
 fn a_stream_ends_cleanly_when_the_budget_runs_out() {
     for_each_encoding(|store| {
-        let catalog = Catalog::new(&Config::parse(WITH_BUDGETS_AND_CACHE).unwrap());
+        let catalog = catalog_of(WITH_BUDGETS_AND_CACHE);
         // 470 of alice's 500 tokens of the day are used: 30 are left.
         store
             .increment("ai/budget/consumers/alice/2023-11-14", 470)
             .unwrap();
         let mut request = chat(true);
         request["stream_options"] = json!({"include_usage": true});
-        let Resolution::Call(call) = plan_in(
-            &catalog,
-            &store,
-            &[],
-            "POST",
-            "/v1/chat/completions",
-            &request,
-        ) else {
+        let Resolution::Call(call) = chat_in(&catalog, &store, &[], &request) else {
             panic!("30 tokens are left");
         };
         let mut stream = call.stream(0);
@@ -804,12 +746,7 @@ fn a_stream_ends_cleanly_when_the_budget_runs_out() {
         // message_start, block start, then 20 words: 10 + 20 tokens.
         assert_eq!(pushed, 22);
         stream.finish(&call, true, &mut out, &store);
-        let events = data_events(&out);
-        assert_eq!(events.last().unwrap(), "[DONE]");
-        let chunks: Vec<Value> = events[..events.len() - 1]
-            .iter()
-            .map(|e| serde_json::from_str(e).unwrap())
-            .collect();
+        let chunks = openai_chunks(&out);
         let words = chunks
             .iter()
             .filter(|c| c["choices"][0]["delta"]["content"] == "word")
@@ -820,14 +757,7 @@ fn a_stream_ends_cleanly_when_the_budget_runs_out() {
             .filter_map(|c| c["choices"][0]["finish_reason"].as_str())
             .collect();
         assert_eq!(finish, ["length"]);
-        let usage = &chunks.last().unwrap()["usage"];
-        assert_eq!(
-            (
-                usage["prompt_tokens"].as_u64(),
-                usage["completion_tokens"].as_u64()
-            ),
-            (Some(10), Some(20))
-        );
+        assert_eq!(last_usage(&chunks), (Some(10), Some(20)));
         assert_eq!(store.counter("ai/usage/acme/alice/chat/output_tokens"), 20);
         assert_eq!(store.counter("ai/budget/consumers/alice/2023-11-14"), 500);
     });
@@ -836,27 +766,17 @@ fn a_stream_ends_cleanly_when_the_budget_runs_out() {
 #[test]
 fn a_passthrough_stream_ends_cleanly_when_the_budget_runs_out() {
     for_each_encoding(|store| {
-        let catalog = Catalog::new(
-            &Config::parse(
-                "consumers: [{ name: alice, tenant: acme, api_keys: [alice-key-0001] }]
+        let catalog = catalog_of(
+            "consumers: [{ name: alice, tenant: acme, api_keys: [alice-key-0001] }]
 ai:
   providers: [{ name: local, kind: openai_compatible, base_url: 'http://h/v1' }]
   models: [{ alias: chat, provider: local, model: llama-3 }]
   budgets: [{ tenant: acme, tokens_per_month: 1000 }]",
-            )
-            .unwrap(),
         );
         store
             .increment("ai/budget/tenants/acme/2023-11", 990)
             .unwrap();
-        let Resolution::Call(call) = plan_in(
-            &catalog,
-            &store,
-            &[],
-            "POST",
-            "/v1/chat/completions",
-            &chat(true),
-        ) else {
+        let Resolution::Call(call) = chat_in(&catalog, &store, &[], &chat(true)) else {
             panic!("10 tokens are left");
         };
         let mut stream = call.stream(0);
@@ -890,9 +810,8 @@ ai:
 #[test]
 fn rules_send_some_requests_to_another_alias() {
     for_each_encoding(|store| {
-        let catalog = Catalog::new(
-            &Config::parse(
-                "consumers: [{ name: alice, tenant: acme, api_keys: [alice-key-0001] }]
+        let catalog = catalog_of(
+            "consumers: [{ name: alice, tenant: acme, api_keys: [alice-key-0001] }]
 ai:
   providers:
     - { name: claude, kind: anthropic, base_url: 'http://127.0.0.1:9001' }
@@ -907,16 +826,9 @@ ai:
         - { match: { min_prompt_tokens: 1000 }, use: long }
     - { alias: fast, provider: local, model: llama-3 }
     - { alias: long, provider: claude, model: claude-long, fallbacks: [fast] }",
-            )
-            .unwrap(),
         );
-        let aliases = |headers: &[(String, String)], request: &Value| match plan_in(
-            &catalog,
-            &store,
-            headers,
-            "POST",
-            "/v1/chat/completions",
-            request,
+        let aliases = |headers: &[(String, String)], request: &Value| match chat_in(
+            &catalog, &store, headers, request,
         ) {
             Resolution::Call(call) => call
                 .attempts()
@@ -946,19 +858,14 @@ ai:
 #[test]
 fn tokens_per_minute_refuse_until_the_minute_ends_and_old_minutes_are_removed() {
     for_each_encoding(|store| {
-        let catalog = Catalog::new(
-        &Config::parse(
-            "consumers: [{ name: alice, tenant: acme, api_keys: [alice-key-0001] }]
+        let catalog = catalog_of("consumers: [{ name: alice, tenant: acme, api_keys: [alice-key-0001] }]
 ai:
   providers:
     - { name: claude, kind: anthropic, base_url: 'http://127.0.0.1:9001', api_key_variable: claude_key }
   models:
     - { alias: chat, provider: claude, model: claude-x }
   budgets:
-    - { consumer: alice, tokens_per_minute: 150, tokens_per_day: 10000 }",
-        )
-        .unwrap(),
-    );
+    - { consumer: alice, tokens_per_minute: 150, tokens_per_day: 10000 }");
         let body = serde_json::to_vec(&chat(false)).unwrap();
         // 2023-11-14T22:13:20Z, then 40 s later, then in the next minute.
         let at = |now_ms| {
