@@ -225,6 +225,12 @@ impl ApiError {
             })
     }
 
+    /// The error event `event` of a stream of `dialect` (an error inside a
+    /// stream has no status of its own: read as a 500).
+    pub(crate) fn in_stream(dialect: Dialect, event: &crate::sse::Event) -> Self {
+        Self::parse(dialect, 500, event.data.as_bytes())
+    }
+
     /// The error for a provider answer whose body is not JSON at all: an
     /// HTML page from a load balancer, plain text, nothing. `None` when the
     /// body is JSON. The status the client gets comes with it: the one the

@@ -2,6 +2,7 @@
 
 pub mod anthropic;
 pub mod gemini;
+mod message;
 pub mod openai_chat;
 pub mod openai_responses;
 mod wire;

@@ -144,3 +144,8 @@ pub fn to_string<T: Serialize>(value: &T) -> String {
 pub fn is_false(b: &bool) -> bool {
     !*b
 }
+
+/// `skip_serializing_if` for counts that default to zero.
+pub fn is_zero(n: &u64) -> bool {
+    *n == 0
+}

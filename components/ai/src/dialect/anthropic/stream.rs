@@ -145,10 +145,9 @@ impl Decoder {
             }
             "error" => {
                 self.ended = true;
-                out.push(StreamEvent::Error(ApiError::parse(
+                out.push(StreamEvent::Error(ApiError::in_stream(
                     Dialect::Anthropic,
-                    500,
-                    event.data.as_bytes(),
+                    event,
                 )));
             }
             // `ping` and event types added later.

@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::types::{GenerateResponse, OutFunctionCall, OutPart, WireUsage};
 use super::{CallIds, finish_reason_in, finish_reason_out, part_in, usage_in, usage_out};
+use crate::dialect::message::MessageState;
 use crate::dialect::{Dialect, wire};
 use crate::errors::{ApiError, ErrorKind, TranslateError};
 use crate::ir::{Block, BlockStart, Delta, StopReason, StreamEvent, Usage};
@@ -41,10 +42,9 @@ impl Decoder {
         let chunk: GenerateResponse = serde_json::from_str(&event.data)?;
         if chunk.error.is_some() {
             self.ended = true;
-            out.push(StreamEvent::Error(ApiError::parse(
+            out.push(StreamEvent::Error(ApiError::in_stream(
                 Dialect::Gemini,
-                500,
-                event.data.as_bytes(),
+                event,
             )));
             return Ok(());
         }
@@ -238,10 +238,7 @@ struct ChunkContent<'a> {
 /// reason and the usage, as Gemini sends them.
 #[derive(Debug, Default)]
 pub struct Encoder {
-    id: String,
-    model: String,
-    usage: Usage,
-    stop_reason: Option<StopReason>,
+    message: MessageState,
     open: Option<Open>,
     /// A bare signature waiting for the next part.
     signature: Option<String>,
@@ -257,13 +254,7 @@ impl Encoder {
             return;
         }
         match event {
-            StreamEvent::MessageStart {
-                id, model, usage, ..
-            } => {
-                self.id.clone_from(id);
-                self.model.clone_from(model);
-                self.usage.merge(usage);
-            }
+            StreamEvent::MessageStart { .. } => self.message.observe(event),
             StreamEvent::BlockStart { block, .. } => {
                 self.open = match block {
                     BlockStart::Text => Some(Open::Text),
@@ -328,14 +319,7 @@ impl Encoder {
                     });
                 }
             }
-            StreamEvent::MessageDelta {
-                stop_reason, usage, ..
-            } => {
-                self.stop_reason = stop_reason.or(self.stop_reason);
-                if let Some(usage) = usage {
-                    self.usage.merge(usage);
-                }
-            }
+            StreamEvent::MessageDelta { .. } => self.message.observe(event),
             StreamEvent::MessageStop => {
                 if let Some(signature) = self.signature.take() {
                     self.push_part(OutPart {
@@ -344,8 +328,9 @@ impl Encoder {
                         ..OutPart::default()
                     });
                 }
-                let finish = finish_reason_out(self.stop_reason.unwrap_or(StopReason::EndTurn));
-                self.push(out, Some(finish), Some(usage_out(&self.usage)));
+                let finish =
+                    finish_reason_out(self.message.stop_reason.unwrap_or(StopReason::EndTurn));
+                self.push(out, Some(finish), Some(usage_out(&self.message.usage)));
                 self.ended = true;
             }
             StreamEvent::Error(error) => {
@@ -361,7 +346,7 @@ impl Encoder {
     /// Sends the parts completed so far, unless the stop reason is known:
     /// then they wait for the final chunk.
     pub fn flush(&mut self, out: &mut Vec<sse::Event>) {
-        if self.stop_reason.is_none() && !self.ended {
+        if self.message.stop_reason.is_none() && !self.ended {
             self.push(out, None, None);
         }
     }
@@ -392,8 +377,8 @@ impl Encoder {
                 index: 0,
             }],
             usage_metadata,
-            model_version: &self.model,
-            response_id: &self.id,
+            model_version: &self.message.model,
+            response_id: &self.message.id,
         };
         out.push(sse::Event::data(wire::to_string(&chunk)));
         self.parts.clear();

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+use crate::dialect::wire::is_zero;
 use crate::ir::Json;
 
 /// `generateContent` body, as read.
@@ -364,8 +365,4 @@ pub struct WireUsage {
     pub cached_content_token_count: u64,
     #[serde(default)]
     pub total_token_count: u64,
-}
-
-fn is_zero(n: &u64) -> bool {
-    *n == 0
 }

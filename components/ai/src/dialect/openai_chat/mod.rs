@@ -17,6 +17,8 @@ mod response;
 mod stream;
 mod types;
 
+pub(crate) use request::tool_choice_mode;
+
 pub use request::{parse_request, render_request};
 pub use response::{parse_response, render_response};
 pub use stream::{Decoder, Encoder};

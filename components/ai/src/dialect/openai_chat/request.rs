@@ -92,16 +92,7 @@ pub fn parse_request(body: &[u8]) -> Result<Request, TranslateError> {
 
     let tool_choice = match wire.tool_choice {
         None => None,
-        Some(Value::String(choice)) => Some(match choice.as_str() {
-            "auto" => ToolChoice::Auto,
-            "none" => ToolChoice::None,
-            "required" => ToolChoice::Any,
-            other => {
-                return Err(TranslateError::invalid(format!(
-                    "unknown tool_choice `{other}`"
-                )));
-            }
-        }),
+        Some(Value::String(choice)) => Some(tool_choice_mode(&choice)?),
         Some(choice) => match choice.pointer("/function/name").and_then(Value::as_str) {
             Some(name) => Some(ToolChoice::Tool(name.to_owned())),
             None => {
@@ -326,4 +317,18 @@ fn tool_out(tool: &Tool) -> OutTool<'_> {
             strict: tool.strict,
         },
     }
+}
+
+/// OpenAI's `tool_choice` modes (both OpenAI dialects name them alike).
+pub(crate) fn tool_choice_mode(choice: &str) -> Result<ToolChoice, TranslateError> {
+    Ok(match choice {
+        "auto" => ToolChoice::Auto,
+        "none" => ToolChoice::None,
+        "required" => ToolChoice::Any,
+        other => {
+            return Err(TranslateError::invalid(format!(
+                "unknown tool_choice `{other}`"
+            )));
+        }
+    })
 }

@@ -7,6 +7,7 @@ use super::types::{
     WireThinkingBlock,
 };
 use super::{finish_reason_in, finish_reason_out, fold_id, unfold_id, usage_in, usage_out};
+use crate::dialect::message::MessageState;
 use crate::dialect::{Dialect, StreamOptions, wire};
 use crate::errors::{ApiError, ErrorKind, TranslateError};
 use crate::ir::{BlockStart, Delta, StopReason, StreamEvent, Usage};
@@ -72,10 +73,9 @@ impl Decoder {
         let chunk: InChunk = serde_json::from_str(&event.data)?;
         if chunk.error.is_some() {
             self.ended = true;
-            out.push(StreamEvent::Error(ApiError::parse(
+            out.push(StreamEvent::Error(ApiError::in_stream(
                 Dialect::OpenAiChat,
-                500,
-                event.data.as_bytes(),
+                event,
             )));
             return Ok(());
         }
@@ -281,17 +281,13 @@ impl Decoder {
 #[derive(Debug)]
 pub struct Encoder {
     options: StreamOptions,
-    id: String,
-    model: String,
-    created: u64,
+    message: MessageState,
     next_call: usize,
     call: Option<usize>,
     /// The open thinking block has shown text.
     thinking_text: bool,
     /// A bare signature waiting to be folded into the next call's id.
     pending_signature: Option<String>,
-    stop_reason: Option<StopReason>,
-    usage: Usage,
     ended: bool,
 }
 
@@ -300,15 +296,11 @@ impl Encoder {
     pub fn new(options: StreamOptions) -> Self {
         Encoder {
             options,
-            id: String::new(),
-            model: String::new(),
-            created: options.created,
+            message: MessageState::new(options.created),
             next_call: 0,
             call: None,
             thinking_text: false,
             pending_signature: None,
-            stop_reason: None,
-            usage: Usage::default(),
             ended: false,
         }
     }
@@ -319,18 +311,8 @@ impl Encoder {
             return;
         }
         match event {
-            StreamEvent::MessageStart {
-                id,
-                model,
-                created,
-                usage,
-            } => {
-                self.id.clone_from(id);
-                self.model.clone_from(model);
-                if *created != 0 {
-                    self.created = *created;
-                }
-                self.usage.merge(usage);
+            StreamEvent::MessageStart { .. } => {
+                self.message.observe(event);
                 self.push(
                     out,
                     OutDelta {
@@ -432,20 +414,14 @@ impl Encoder {
                     .push_str(signature),
             },
             StreamEvent::BlockStop { .. } => self.call = None,
-            StreamEvent::MessageDelta {
-                stop_reason, usage, ..
-            } => {
-                self.stop_reason = stop_reason.or(self.stop_reason);
-                if let Some(usage) = usage {
-                    self.usage.merge(usage);
-                }
-            }
+            StreamEvent::MessageDelta { .. } => self.message.observe(event),
             StreamEvent::MessageStop => {
                 self.flush_signature(out);
-                let finish = finish_reason_out(self.stop_reason.unwrap_or(StopReason::EndTurn));
+                let finish =
+                    finish_reason_out(self.message.stop_reason.unwrap_or(StopReason::EndTurn));
                 self.push_chunk(out, Some((OutDelta::default(), finish)), None);
                 if self.options.include_usage {
-                    self.push_chunk(out, None, Some(usage_out(&self.usage)));
+                    self.push_chunk(out, None, Some(usage_out(&self.message.usage)));
                 }
                 out.push(sse::Event::data(DONE));
                 self.ended = true;
@@ -493,10 +469,10 @@ impl Encoder {
         usage: Option<super::types::WireUsage>,
     ) {
         let chunk = OutChunk {
-            id: &self.id,
+            id: &self.message.id,
             object: "chat.completion.chunk",
-            created: self.created,
-            model: &self.model,
+            created: self.message.created,
+            model: &self.message.model,
             choices: choice
                 .map(|(delta, finish)| OutChunkChoice {
                     index: 0,

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use crate::dialect::wire::{TextOr, WireCacheControl, is_false};
+use crate::dialect::wire::{TextOr, WireCacheControl, is_false, is_zero};
 use crate::ir::Json;
 
 /// `POST /v1/chat/completions` body, as read.
@@ -423,10 +423,6 @@ pub struct PromptDetails {
 pub struct CompletionDetails {
     #[serde(default, deserialize_with = "null_as_zero")]
     pub reasoning_tokens: u64,
-}
-
-fn is_zero(n: &u64) -> bool {
-    *n == 0
 }
 
 fn null_as_zero<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {

@@ -9,6 +9,7 @@ use super::types::{
     ReasoningConfig, ResponsesRequest,
 };
 use super::{output_item_in, parts_in};
+use crate::dialect::openai_chat::tool_choice_mode;
 use crate::dialect::wire::{self, TextOr};
 use crate::errors::TranslateError;
 use crate::ir::{
@@ -117,16 +118,7 @@ pub fn parse_request(body: &[u8]) -> Result<Request, TranslateError> {
 
     let tool_choice = match wire.tool_choice {
         None => None,
-        Some(Value::String(choice)) => Some(match choice.as_str() {
-            "auto" => ToolChoice::Auto,
-            "none" => ToolChoice::None,
-            "required" => ToolChoice::Any,
-            other => {
-                return Err(TranslateError::invalid(format!(
-                    "unknown tool_choice `{other}`"
-                )));
-            }
-        }),
+        Some(Value::String(choice)) => Some(tool_choice_mode(&choice)?),
         Some(choice) => match choice.get("name").and_then(Value::as_str) {
             Some(name) => Some(ToolChoice::Tool(name.to_owned())),
             None => {

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use super::response::{status_out, stop_reason_in};
 use super::types::{InEvent, OutPart, OutTypedItem};
 use super::{reasoning_item, usage_in, usage_out};
+use crate::dialect::message::MessageState;
 use crate::dialect::{Dialect, StreamOptions, wire};
 use crate::errors::{ApiError, ErrorKind, TranslateError};
 use crate::ir::{BlockStart, Delta, StopReason, StreamEvent, Usage};
@@ -248,14 +249,10 @@ struct DeltaEvent<'a> {
 /// Writes IR events as Responses events.
 #[derive(Debug)]
 pub struct Encoder {
-    id: String,
-    model: String,
-    created: u64,
+    message: MessageState,
     sequence: u64,
     items: Vec<OutTypedItem<'static>>,
     open: Option<Open>,
-    stop_reason: Option<StopReason>,
-    usage: Usage,
     ended: bool,
 }
 
@@ -263,14 +260,10 @@ impl Encoder {
     /// An encoder for a client with these options.
     pub fn new(options: StreamOptions) -> Self {
         Encoder {
-            id: String::new(),
-            model: String::new(),
-            created: options.created,
+            message: MessageState::new(options.created),
             sequence: 0,
             items: Vec::new(),
             open: None,
-            stop_reason: None,
-            usage: Usage::default(),
             ended: false,
         }
     }
@@ -282,18 +275,8 @@ impl Encoder {
         }
         let output_index = self.items.len();
         match event {
-            StreamEvent::MessageStart {
-                id,
-                model,
-                created,
-                usage,
-            } => {
-                self.id.clone_from(id);
-                self.model.clone_from(model);
-                if *created != 0 {
-                    self.created = *created;
-                }
-                self.usage.merge(usage);
+            StreamEvent::MessageStart { .. } => {
+                self.message.observe(event);
                 let response = self.response_json("in_progress", None, false);
                 self.emit(out, "response.created", json!({"response": response}));
             }
@@ -361,17 +344,11 @@ impl Encoder {
             },
             StreamEvent::BlockDelta { delta, .. } => self.delta(out, delta, output_index),
             StreamEvent::BlockStop { .. } => self.close(out, output_index),
-            StreamEvent::MessageDelta {
-                stop_reason, usage, ..
-            } => {
-                self.stop_reason = stop_reason.or(self.stop_reason);
-                if let Some(usage) = usage {
-                    self.usage.merge(usage);
-                }
-            }
+            StreamEvent::MessageDelta { .. } => self.message.observe(event),
             StreamEvent::MessageStop => {
-                let (status, _) = status_out(self.stop_reason.unwrap_or(StopReason::EndTurn));
-                let response = self.response_json(status, self.stop_reason, true);
+                let (status, _) =
+                    status_out(self.message.stop_reason.unwrap_or(StopReason::EndTurn));
+                let response = self.response_json(status, self.message.stop_reason, true);
                 let kind = if status == "completed" {
                     "response.completed"
                 } else {
@@ -542,14 +519,14 @@ impl Encoder {
     fn response_json(&self, status: &str, stop_reason: Option<StopReason>, done: bool) -> Value {
         let incomplete = stop_reason.and_then(|reason| status_out(reason).1);
         json!({
-            "id": self.id,
+            "id": self.message.id,
             "object": "response",
-            "created_at": self.created,
+            "created_at": self.message.created,
             "status": status,
-            "model": self.model,
+            "model": self.message.model,
             "output": self.items,
             "incomplete_details": incomplete,
-            "usage": done.then(|| usage_out(&self.usage)),
+            "usage": done.then(|| usage_out(&self.message.usage)),
         })
     }
 

@@ -1,0 +1,54 @@
+//! What a stream encoder keeps of the message it writes.
+
+use crate::ir::{StopReason, StreamEvent, Usage};
+
+/// The message an encoder writes, as its start and delta events bring it:
+/// id, model, creation time, stop reason and usage.
+#[derive(Debug, Default)]
+pub(crate) struct MessageState {
+    pub id: String,
+    pub model: String,
+    /// Unix seconds: the client's clock until the upstream gives its own.
+    pub created: u64,
+    pub stop_reason: Option<StopReason>,
+    pub usage: Usage,
+}
+
+impl MessageState {
+    /// A message stamped `created` until the upstream says otherwise.
+    pub fn new(created: u64) -> Self {
+        MessageState {
+            created,
+            ..MessageState::default()
+        }
+    }
+
+    /// Takes in a `MessageStart` or `MessageDelta`; other events do not
+    /// change the message.
+    pub fn observe(&mut self, event: &StreamEvent) {
+        match event {
+            StreamEvent::MessageStart {
+                id,
+                model,
+                created,
+                usage,
+            } => {
+                self.id.clone_from(id);
+                self.model.clone_from(model);
+                if *created != 0 {
+                    self.created = *created;
+                }
+                self.usage.merge(usage);
+            }
+            StreamEvent::MessageDelta {
+                stop_reason, usage, ..
+            } => {
+                self.stop_reason = stop_reason.or(self.stop_reason);
+                if let Some(usage) = usage {
+                    self.usage.merge(usage);
+                }
+            }
+            _ => {}
+        }
+    }
+}
