@@ -2,7 +2,8 @@
 //! lanes of a streamed answer (translated, or passed through and tapped)
 //! keep it, to count the answer and to end the stream early.
 
-use crate::ir::{Delta, StopReason, StreamEvent, Usage};
+use crate::dialect::MessageState;
+use crate::ir::{Delta, StopReason, StreamEvent};
 use crate::usage::TokenCounter;
 
 /// The state of a stream as its events went by.
@@ -12,12 +13,11 @@ pub(crate) struct StreamProgress {
     pub started: bool,
     /// The block open, if any.
     pub open: Option<usize>,
-    /// Usage as the provider reported it so far.
-    pub usage: Usage,
+    /// The message so far: usage as the provider reported it, and why it
+    /// stopped, once it has.
+    pub message: MessageState,
     /// The output streamed so far, for an estimate of its tokens.
     pub output: TokenCounter,
-    /// Why the provider says generation stopped, once it has.
-    pub stop_reason: Option<StopReason>,
     /// Whether the stream is complete: stopped, failed, or cut.
     pub done: bool,
 }
@@ -26,9 +26,9 @@ impl StreamProgress {
     /// Takes in one event.
     pub fn observe(&mut self, event: &StreamEvent) {
         match event {
-            StreamEvent::MessageStart { usage, .. } => {
+            StreamEvent::MessageStart { .. } => {
                 self.started = true;
-                self.usage.merge(usage);
+                self.message.observe(event);
             }
             StreamEvent::BlockStart { index, .. } => self.open = Some(*index),
             StreamEvent::BlockStop { .. } => self.open = None,
@@ -38,14 +38,7 @@ impl StreamProgress {
                 }
                 Delta::Signature(_) => {}
             },
-            StreamEvent::MessageDelta {
-                stop_reason, usage, ..
-            } => {
-                self.stop_reason = stop_reason.or(self.stop_reason);
-                if let Some(usage) = usage {
-                    self.usage.merge(usage);
-                }
-            }
+            StreamEvent::MessageDelta { .. } => self.message.observe(event),
             StreamEvent::MessageStop | StreamEvent::Error(_) => self.done = true,
         }
     }
@@ -54,7 +47,7 @@ impl StreamProgress {
     /// closes and the message stops with `stop_reason` and the usage so far
     /// (the output tokens at least those counted on the way).
     pub fn closing_events(&self, stop_reason: StopReason) -> impl Iterator<Item = StreamEvent> {
-        let mut usage = self.usage;
+        let mut usage = self.message.usage;
         usage.output_tokens = usage.output_tokens.max(self.output.tokens());
         let delta = StreamEvent::MessageDelta {
             stop_reason: Some(stop_reason),

@@ -251,7 +251,7 @@ impl StreamTranslator {
 
     /// Usage as the upstream reported it so far.
     pub fn usage(&self) -> Usage {
-        self.progress.usage
+        self.progress.message.usage
     }
 
     /// Estimated output tokens of what streamed so far (for upstreams that
@@ -262,7 +262,7 @@ impl StreamTranslator {
 
     /// Why generation stopped, once known.
     pub fn stop_reason(&self) -> Option<StopReason> {
-        self.progress.stop_reason
+        self.progress.message.stop_reason
     }
 
     /// The error that ended the stream, if one did.

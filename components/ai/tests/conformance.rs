@@ -472,26 +472,34 @@ impl Report {
     }
 }
 
+/// How the JSON body a leg wrote differs from the one expected.
+fn json_differs(case: &Case, leg: &Leg, actual: &Value) -> Vec<String> {
+    compare(
+        &read_json(&leg.expected),
+        actual,
+        &case.ignored(leg.direction),
+    )
+}
+
+/// How the stream a leg wrote differs from the one expected.
+fn stream_differs(case: &Case, leg: &Leg, actual: &[u8]) -> Vec<String> {
+    let expected = fs::read(&leg.expected).unwrap();
+    compare_streams(&expected, actual, &case.ignored(leg.direction))
+}
+
 fn request_differences(case: &Case, leg: &Leg) -> Differences {
     let actual = translate_request(case, leg.from, leg.to, &leg.input)?;
-    let expected = read_json(&leg.expected);
-    Ok(compare(&expected, &actual, &case.ignored(leg.direction)))
+    Ok(json_differs(case, leg, &actual))
 }
 
 fn response_differences(case: &Case, leg: &Leg) -> Differences {
     let actual = translate_response(leg.from, leg.to, &leg.input)?;
-    let expected = read_json(&leg.expected);
-    Ok(compare(&expected, &actual, &case.ignored(leg.direction)))
+    Ok(json_differs(case, leg, &actual))
 }
 
 fn stream_differences(case: &Case, leg: &Leg) -> Differences {
     let actual = translate_stream(leg.from, leg.to, &leg.input);
-    let expected = fs::read(&leg.expected).unwrap();
-    Ok(compare_streams(
-        &expected,
-        &actual,
-        &case.ignored(leg.direction),
-    ))
+    Ok(stream_differs(case, leg, &actual))
 }
 
 #[test]
@@ -562,12 +570,7 @@ fn whole_responses_stream_in_the_clients_dialect() {
                 .parse_response(&fs::read(&leg.input).unwrap())
                 .and_then(|response| upshift_ai::stream_response(leg.to, &response, options))
                 .map_err(|error| error.to_string())?;
-            let expected = fs::read(&leg.expected).unwrap();
-            Ok(compare_streams(
-                &expected,
-                &actual,
-                &case.ignored(leg.direction),
-            ))
+            Ok(stream_differs(case, leg, &actual))
         },
     );
 }
@@ -591,11 +594,7 @@ fn errors_translate_with_their_status() {
             };
             let error = ApiError::parse(leg.from, status, &fs::read(&leg.input).unwrap());
             let (actual_status, body) = error.render(leg.to);
-            let mut differences = compare(
-                &read_json(&leg.expected),
-                &serde_json::from_slice(&body).unwrap(),
-                &case.ignored(leg.direction),
-            );
+            let mut differences = json_differs(case, leg, &serde_json::from_slice(&body).unwrap());
             if actual_status != expected_status {
                 differences.push(format!(
                     "status: expected {expected_status}, got {actual_status}"

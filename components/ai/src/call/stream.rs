@@ -123,7 +123,7 @@ impl Stream {
             StreamLane::Translate(translator) => {
                 (translator.usage(), translator.estimated_output_tokens())
             }
-            StreamLane::Tap(tap) => (tap.progress.usage, tap.progress.output.tokens()),
+            StreamLane::Tap(tap) => (tap.progress.message.usage, tap.progress.output.tokens()),
         }
     }
 
@@ -141,7 +141,7 @@ impl Stream {
         }
         let stop_reason = match &self.lane {
             StreamLane::Translate(translator) => translator.stop_reason(),
-            StreamLane::Tap(tap) => tap.progress.stop_reason,
+            StreamLane::Tap(tap) => tap.progress.message.stop_reason,
         };
         if let Some(attempt) = call.attempts().get(self.attempt) {
             call.record(attempt, (usage, output), stop_reason, &BestEffort(store));

@@ -1,9 +1,10 @@
-//! What a stream encoder keeps of the message it writes.
+//! What a stream says of its message as a whole: the encoders write it
+//! out, and the gateway counts the stream's usage with it.
 
 use crate::ir::{StopReason, StreamEvent, Usage};
 
-/// The message an encoder writes, as its start and delta events bring it:
-/// id, model, creation time, stop reason and usage.
+/// The message of a stream, as its start and delta events bring it: id,
+/// model, creation time, stop reason and usage.
 #[derive(Debug, Default)]
 pub(crate) struct MessageState {
     pub id: String,

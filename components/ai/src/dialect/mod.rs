@@ -7,6 +7,8 @@ pub mod openai_chat;
 pub mod openai_responses;
 mod wire;
 
+pub(crate) use message::MessageState;
+
 use crate::errors::TranslateError;
 use crate::ir::{Request, Response, StreamEvent};
 use crate::sse;
