@@ -1,7 +1,8 @@
-//! What a stream says of its message as a whole: the encoders write it
-//! out, and the gateway counts the stream's usage with it.
+//! What a stream says of its message as a whole (the encoders write it
+//! out, and the gateway counts the stream's usage with it), and the
+//! numbering of its content blocks.
 
-use crate::ir::{StopReason, StreamEvent, Usage};
+use crate::ir::{BlockStart, StopReason, StreamEvent, Usage};
 
 /// The message of a stream, as its start and delta events bring it: id,
 /// model, creation time, stop reason and usage.
@@ -51,5 +52,21 @@ impl MessageState {
             }
             _ => {}
         }
+    }
+}
+
+/// The indices of the content blocks a decoder starts, in order from 0.
+#[derive(Debug, Default)]
+pub(crate) struct BlockIndices {
+    next: usize,
+}
+
+impl BlockIndices {
+    /// Starts the next block, `block`; returns its index.
+    pub fn start(&mut self, block: BlockStart, out: &mut Vec<StreamEvent>) -> usize {
+        let index = self.next;
+        self.next += 1;
+        out.push(StreamEvent::BlockStart { index, block });
+        index
     }
 }

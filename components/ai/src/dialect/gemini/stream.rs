@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::types::{GenerateResponse, OutFunctionCall, OutPart, WireUsage};
 use super::{CallIds, finish_reason_in, finish_reason_out, part_in, usage_in, usage_out};
-use crate::dialect::message::MessageState;
+use crate::dialect::message::{BlockIndices, MessageState};
 use crate::dialect::{Dialect, wire};
 use crate::errors::{ApiError, ErrorKind, TranslateError};
 use crate::ir::{Block, BlockStart, Delta, StopReason, StreamEvent, Usage};
@@ -18,7 +18,7 @@ use crate::sse;
 #[derive(Debug, Default)]
 pub struct Decoder {
     started: bool,
-    next_index: usize,
+    indices: BlockIndices,
     /// The open block: its index and whether it is thinking.
     open: Option<(usize, bool)>,
     ids: Option<CallIds>,
@@ -113,7 +113,7 @@ impl Decoder {
         match block {
             Block::Thinking(thinking) if thinking.is_bare_signature() => {
                 self.close(out);
-                let index = self.start(BlockStart::Thinking, out);
+                let index = self.indices.start(BlockStart::Thinking, out);
                 push_delta(out, index, thinking.signature.map(Delta::Signature));
                 out.push(StreamEvent::BlockStop { index });
             }
@@ -133,7 +133,7 @@ impl Decoder {
                     id: call.id,
                     name: call.name,
                 };
-                let index = self.start(start, out);
+                let index = self.indices.start(start, out);
                 push_delta(out, index, Some(Delta::Json(call.input.get().to_owned())));
                 out.push(StreamEvent::BlockStop { index });
             }
@@ -162,15 +162,8 @@ impl Decoder {
         } else {
             BlockStart::Text
         };
-        let index = self.start(start, out);
+        let index = self.indices.start(start, out);
         self.open = Some((index, thinking));
-        index
-    }
-
-    fn start(&mut self, block: BlockStart, out: &mut Vec<StreamEvent>) -> usize {
-        let index = self.next_index;
-        self.next_index += 1;
-        out.push(StreamEvent::BlockStart { index, block });
         index
     }
 

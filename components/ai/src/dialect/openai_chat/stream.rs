@@ -7,7 +7,7 @@ use super::types::{
     WireThinkingBlock,
 };
 use super::{finish_reason_in, finish_reason_out, fold_id, unfold_id, usage_in, usage_out};
-use crate::dialect::message::MessageState;
+use crate::dialect::message::{BlockIndices, MessageState};
 use crate::dialect::{Dialect, StreamOptions, wire};
 use crate::errors::{ApiError, ErrorKind, TranslateError};
 use crate::ir::{BlockStart, Delta, StopReason, StreamEvent, Usage};
@@ -37,7 +37,7 @@ impl Open {
 #[derive(Debug, Default)]
 pub struct Decoder {
     started: bool,
-    next_index: usize,
+    indices: BlockIndices,
     open: Option<Open>,
     /// OpenAI indices of the calls seen so far.
     calls: Vec<usize>,
@@ -163,7 +163,7 @@ impl Decoder {
         for block in delta.thinking_blocks.into_iter().flatten() {
             if block.kind == "redacted_thinking" {
                 self.close(out);
-                let index = self.start(
+                let index = self.indices.start(
                     BlockStart::RedactedThinking {
                         data: block.data.unwrap_or_default(),
                     },
@@ -217,7 +217,7 @@ impl Decoder {
                     let (id, signature) =
                         unfold_id(fragment.id.unwrap_or_else(|| format!("call_{call}")));
                     if let Some(signature) = signature {
-                        let index = self.start(BlockStart::Thinking, out);
+                        let index = self.indices.start(BlockStart::Thinking, out);
                         out.push(StreamEvent::BlockDelta {
                             index,
                             delta: Delta::Signature(signature),
@@ -228,7 +228,7 @@ impl Decoder {
                         id,
                         name: name.unwrap_or_default(),
                     };
-                    let index = self.start(start, out);
+                    let index = self.indices.start(start, out);
                     self.open = Some(Open::Tool { index, call });
                     index
                 }
@@ -256,15 +256,8 @@ impl Decoder {
             return open.index();
         }
         self.close(out);
-        let index = self.start(start, out);
+        let index = self.indices.start(start, out);
         self.open = Some(kind(index));
-        index
-    }
-
-    fn start(&mut self, block: BlockStart, out: &mut Vec<StreamEvent>) -> usize {
-        let index = self.next_index;
-        self.next_index += 1;
-        out.push(StreamEvent::BlockStart { index, block });
         index
     }
 

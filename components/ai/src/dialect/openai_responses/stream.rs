@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use super::response::{status_out, stop_reason_in};
 use super::types::{InEvent, OutPart, OutTypedItem};
 use super::{reasoning_item, usage_in, usage_out};
-use crate::dialect::message::MessageState;
+use crate::dialect::message::{BlockIndices, MessageState};
 use crate::dialect::{Dialect, StreamOptions, wire};
 use crate::errors::{ApiError, ErrorKind, TranslateError};
 use crate::ir::{BlockStart, Delta, StopReason, StreamEvent, Usage};
@@ -29,7 +29,7 @@ enum Kind {
 /// Reads Responses events into IR events.
 #[derive(Debug, Default)]
 pub struct Decoder {
-    next_index: usize,
+    indices: BlockIndices,
     open: Option<(usize, Kind)>,
     called_tool: bool,
     ended: bool,
@@ -181,12 +181,7 @@ impl Decoder {
 
     fn open(&mut self, kind: Kind, start: BlockStart, out: &mut Vec<StreamEvent>) -> usize {
         self.close(out);
-        let index = self.next_index;
-        self.next_index += 1;
-        out.push(StreamEvent::BlockStart {
-            index,
-            block: start,
-        });
+        let index = self.indices.start(start, out);
         self.open = Some((index, kind));
         index
     }
