@@ -24,7 +24,7 @@ use crate::provider::Endpoint;
 use budgets::{Scope, TokenBudget};
 pub use endpoints::{ApiEndpoint, endpoint, error_dialect};
 use plan::Rule;
-use prompts::{PromptTemplate, PromptVersion};
+use prompts::{PromptTemplate, TemplateVersion};
 
 /// One entry of OpenAI's model list.
 #[derive(Debug, Serialize)]
@@ -166,7 +166,7 @@ impl Catalog {
                     .versions
                     .iter()
                     .filter_map(|v| {
-                        Some(PromptVersion {
+                        Some(TemplateVersion {
                             name: v.name.clone(),
                             alias: aliases.iter().position(|a| a.alias == v.model)?,
                             messages: v.messages.clone(),

@@ -20,12 +20,12 @@ use crate::errors::ErrorKind;
 #[derive(Debug)]
 pub(super) struct PromptTemplate {
     pub(super) name: String,
-    pub(super) versions: Vec<PromptVersion>,
+    pub(super) versions: Vec<TemplateVersion>,
 }
 
 /// One version of a prompt template.
 #[derive(Debug)]
-pub(super) struct PromptVersion {
+pub(super) struct TemplateVersion {
     pub(super) name: String,
     /// Index into [`Catalog::aliases`].
     pub(super) alias: usize,
@@ -127,7 +127,7 @@ impl Catalog {
     /// without a value.
     fn prompt_body(
         &self,
-        version: &PromptVersion,
+        version: &TemplateVersion,
         stream: bool,
         value: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Vec<u8>, String> {
