@@ -1,5 +1,7 @@
 //! Consistency checks on a well-formed document: names, references, URLs.
 
+mod ai;
+
 use crate::time::parse_rfc3339;
 use crate::token;
 use crate::{
@@ -114,7 +116,7 @@ pub(crate) fn validate(config: &Config) -> Result<(), ConfigError> {
     }
 
     if let Some(ai) = &config.ai {
-        crate::ai::check(config, ai, &mut report);
+        ai::check(config, ai, &mut report);
     }
 
     if problems.is_empty() {

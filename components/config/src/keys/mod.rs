@@ -74,7 +74,11 @@
 //! last two counters before it behind, out of reach of later deletes.
 //! Subjects are made by [`rate_limit_subject`].
 //!
+//! The AI counters and cache have their own layout, in [`ai`].
+//!
 //! [`decode_counter`]: crate::store::decode_counter
+
+pub mod ai;
 
 /// Key holding the number of the version in force, as decimal text
 /// (written by compare-and-swap, never incremented).
