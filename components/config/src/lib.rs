@@ -10,6 +10,7 @@ pub mod ai;
 pub mod analysis;
 pub mod audit;
 pub mod changes;
+mod defaults;
 mod deprecation;
 mod error;
 mod glue;

@@ -4,7 +4,8 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-use super::{RateLimit, is_default};
+use super::RateLimit;
+use crate::defaults::is_default;
 
 /// Credentials a route requires. With both `api_key` and `jwt`, either is
 /// accepted.

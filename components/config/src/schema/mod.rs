@@ -38,8 +38,3 @@ pub struct Config {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ai: Option<Ai>,
 }
-
-/// Whether a field holds its default, so it stays out of the canonical form.
-fn is_default<T: Default + PartialEq>(value: &T) -> bool {
-    *value == T::default()
-}

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-use super::is_default;
+use crate::defaults::is_default;
 
 /// A request budget: `requests` per `per`, counted separately for each
 /// value of `by`, over a sliding window.

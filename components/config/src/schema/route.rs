@@ -5,7 +5,8 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-use super::{RateLimit, RequestKey, RouteAuth, is_default};
+use super::{RateLimit, RequestKey, RouteAuth};
+use crate::defaults::is_default;
 
 /// Default whole-request upstream timeout.
 pub const DEFAULT_TIMEOUT_MS: u32 = 30_000;

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-use super::is_default;
+use crate::defaults::is_default;
 
 /// An upstream service, e.g. `orders`, with one or more versions.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
