@@ -19,7 +19,7 @@ pub mod ui;
 pub mod upstreams;
 
 #[cfg(target_arch = "wasm32")]
-mod service;
+mod http_handler;
 
 pub use api::{AdminRequest, AdminResponse, handle};
 pub use store::{ConfigStore, StoreError};

@@ -13,12 +13,12 @@ pub mod changes;
 mod defaults;
 mod deprecation;
 mod error;
-mod glue;
 pub mod head;
 pub mod jwks;
 mod schema;
 mod time;
 mod validate;
+mod wit_glue;
 
 pub mod keys;
 pub mod metrics;

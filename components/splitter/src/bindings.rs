@@ -3,7 +3,7 @@
 //! consumers, versions and targets cross as positions in the config; the
 //! counters an attempt adds to go back to the caller.
 
-use crate::{Attempt, ChooseError, Counts, Outcome, Plan, Reason, Upstream};
+use crate::{ChooseError, Counts, Outcome, Plan, Reason, Upstream, UpstreamAttempt};
 use exports::upshift::splitter::splitter::{self as wit, Guest, GuestPlan};
 use upshift::types::types::{ConfigError, GatewayError};
 use upshift_config::RequestHead;
@@ -60,8 +60,8 @@ impl Compiled {
     }
 
     /// The attempt `a` names, by positions in `service`.
-    fn attempt(&self, service: &str, a: &wit::Attempt) -> Option<Attempt<'_>> {
-        Some(Attempt {
+    fn attempt(&self, service: &str, a: &wit::Attempt) -> Option<UpstreamAttempt<'_>> {
+        Some(UpstreamAttempt {
             upstream: self
                 .0
                 .upstream_at(service, a.version as usize, a.target as usize)?,

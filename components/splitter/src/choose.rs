@@ -8,7 +8,7 @@ use crate::health::Health;
 use crate::live::Live;
 use crate::plan::{Plan, RolloutView, RoutePlan, ServicePlan};
 use crate::report;
-use crate::request::{Consumer, key_value};
+use crate::request::{ConsumerIdentity, key_value};
 use crate::retry;
 use crate::store::{Store, StoreError};
 use upshift_config::metrics::{FAILURES, REQUESTS};
@@ -116,7 +116,7 @@ impl ChooseError {
 
 /// How the version was picked, which bounds where it may fall back to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Picked {
+enum PickedBy {
     /// The request asked for this version (pin or rule): fall back only to
     /// the route's explicit fallback.
     Asked,
@@ -135,7 +135,7 @@ impl Plan {
         route: &str,
         service: &str,
         head: &RequestHead<'_>,
-        consumer: Option<&Consumer>,
+        consumer: Option<&ConsumerIdentity>,
         now_ms: u64,
     ) -> Result<Selection<'_>, ChooseError> {
         let plan = self.known(service)?;
@@ -163,7 +163,7 @@ impl Plan {
         route: &str,
         service: &str,
         head: &RequestHead<'_>,
-        consumer: Option<&Consumer>,
+        consumer: Option<&ConsumerIdentity>,
         now_ms: u64,
     ) -> Result<Selection<'_>, ChooseError> {
         let plan = self.known(service)?;
@@ -178,7 +178,7 @@ impl Plan {
         route: &str,
         plan: &'p ServicePlan,
         head: &RequestHead<'_>,
-        consumer: Option<&Consumer>,
+        consumer: Option<&ConsumerIdentity>,
         now_ms: u64,
     ) -> Selection<'p> {
         let route_plan = self.route(route, plan);
@@ -198,15 +198,15 @@ impl Plan {
         if circuit_open(version) {
             let explicit = route_plan.and_then(|r| r.fallback);
             let fallback = match picked {
-                Picked::Asked => explicit.filter(|f| !circuit_open(*f)),
-                Picked::Rollout | Picked::Weighted => explicit
+                PickedBy::Asked => explicit.filter(|f| !circuit_open(*f)),
+                PickedBy::Rollout | PickedBy::Weighted => explicit
                     .into_iter()
                     .chain(rollout.map(|r| r.stable))
                     .find(|f| *f != version && !circuit_open(*f))
                     .or_else(|| plan.heaviest(|v| v != version && !circuit_open(v))),
             };
             if let Some(fallback) = fallback {
-                if let (Picked::Rollout, Some(rollout)) = (picked, rollout) {
+                if let (PickedBy::Rollout, Some(rollout)) = (picked, rollout) {
                     // The rollout's side could not take its request: that
                     // counts against it, so an ejected canary is rolled
                     // back rather than starved of the data to judge it.
@@ -316,19 +316,19 @@ fn pick_version<'p>(
     route: Option<&'p RoutePlan>,
     rollout: Option<RolloutView<'_>>,
     head: &RequestHead<'_>,
-    consumer: Option<&Consumer>,
+    consumer: Option<&ConsumerIdentity>,
     request_hash: u64,
-) -> (usize, Reason, Picked) {
+) -> (usize, Reason, PickedBy) {
     if let Some(route) = route {
         if let Some(pinned) = route.pinned {
-            return (pinned, Reason::Pinned, Picked::Asked);
+            return (pinned, Reason::Pinned, PickedBy::Asked);
         }
         if let Some(rule) = route
             .rules
             .iter()
             .find(|r| r.conditions.hold(head, consumer))
         {
-            return (rule.version, Reason::Rule(rule.index), Picked::Asked);
+            return (rule.version, Reason::Rule(rule.index), PickedBy::Asked);
         }
     }
     // A sticky caller hashes the same whatever the request, so it keeps its
@@ -341,7 +341,7 @@ fn pick_version<'p>(
     let point_hash = sticky.unwrap_or(request_hash);
     if let Some(rollout) = rollout {
         if rollout.header_routed(head) {
-            return (rollout.canary, Reason::Rollout, Picked::Rollout);
+            return (rollout.canary, Reason::Rollout, PickedBy::Rollout);
         }
         let (stable, canary) = rollout.state.weights();
         let point = scale(point_hash, 100);
@@ -349,11 +349,11 @@ fn pick_version<'p>(
             Some(1) => rollout.canary,
             _ => rollout.stable,
         };
-        return (version, Reason::Rollout, Picked::Rollout);
+        return (version, Reason::Rollout, PickedBy::Rollout);
     }
     if plan.single() {
         let only = plan.weights.iter().position(|w| *w > 0).unwrap_or(0);
-        return (only, Reason::OnlyVersion, Picked::Weighted);
+        return (only, Reason::OnlyVersion, PickedBy::Weighted);
     }
     let point = scale(point_hash, plan.total_weight);
     let version = weighted_index(point, plan.weights.iter().map(|w| u64::from(*w))).unwrap_or(0);
@@ -362,7 +362,7 @@ fn pick_version<'p>(
     } else {
         Reason::Weight
     };
-    (version, reason, Picked::Weighted)
+    (version, reason, PickedBy::Weighted)
 }
 
 /// A usable target of `version`, by weight.

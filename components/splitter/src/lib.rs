@@ -18,7 +18,6 @@
 
 mod balancer;
 mod choose;
-mod engine;
 mod hash;
 mod health;
 mod live;
@@ -26,17 +25,25 @@ mod plan;
 mod report;
 mod request;
 mod retry;
+mod rollout_progress;
 mod window;
 
 #[cfg(target_arch = "wasm32")]
 mod bindings;
 
 pub use choose::{ChooseError, Reason, RetryPolicy, Selection, ShadowCopy, Upstream};
-pub use engine::step_stats;
 pub use live::Live;
 pub use plan::{Plan, ServiceView, VersionView};
-pub use report::{Attempt, Counts, Outcome, URGENT_INTERVAL_MS};
-pub use request::Consumer;
+pub use report::{Counts, Outcome, URGENT_INTERVAL_MS, UpstreamAttempt};
+pub use request::ConsumerIdentity;
+
+/// Former name of [`UpstreamAttempt`], kept for callers outside the
+/// splitter until they use the new one.
+pub use report::UpstreamAttempt as Attempt;
+/// Former name of [`ConsumerIdentity`], kept for callers outside the
+/// splitter until they use the new one.
+pub use request::ConsumerIdentity as Consumer;
+pub use rollout_progress::step_stats;
 pub use upshift_config::analysis::{Verdict, advance, evaluate};
 use upshift_config::store;
 

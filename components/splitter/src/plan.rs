@@ -5,7 +5,7 @@
 use crate::choose::Upstream;
 use crate::hash::{NameMap, hash};
 use crate::live::LiveCache;
-use crate::request::{Conditions, Consumer, key_value};
+use crate::request::{Conditions, ConsumerIdentity, key_value};
 use std::sync::Mutex;
 use upshift_config::rollout::RolloutState;
 use upshift_config::{
@@ -27,7 +27,7 @@ pub struct Plan {
     /// Each route's name and service, by position in the config.
     route_positions: Vec<(String, Option<String>)>,
     /// The consumers, by position in the config.
-    consumers: Vec<Consumer>,
+    consumers: Vec<ConsumerIdentity>,
     /// The services' names: the config's, then those its AI section derives.
     service_order: Vec<String>,
 }
@@ -65,7 +65,7 @@ impl Plan {
             consumers: config
                 .consumers
                 .iter()
-                .map(|c| Consumer {
+                .map(|c| ConsumerIdentity {
                     id: c.name.clone(),
                     tenant: c.tenant.clone(),
                     tags: c.tags.clone(),
@@ -104,7 +104,7 @@ impl Plan {
     }
 
     /// The consumer at `index` in the config's `consumers`.
-    pub fn consumer_at(&self, index: usize) -> Option<&Consumer> {
+    pub fn consumer_at(&self, index: usize) -> Option<&ConsumerIdentity> {
         self.consumers.get(index)
     }
 
@@ -236,7 +236,7 @@ impl ServicePlan {
     pub(crate) fn hash_on(
         &self,
         head: &RequestHead<'_>,
-        consumer: Option<&Consumer>,
+        consumer: Option<&ConsumerIdentity>,
     ) -> Option<u64> {
         let value = key_value(self.hash_on.as_ref()?, head, consumer)?;
         Some(hash(&[self.name.as_bytes(), value.as_bytes()]))

@@ -8,9 +8,9 @@
 //! fails the request, it only loses a count.
 
 use crate::choose::Upstream;
-use crate::engine;
 use crate::health;
 use crate::plan::{Plan, ServicePlan};
+use crate::rollout_progress;
 use crate::store::Store;
 use upshift_config::BalancePolicy;
 use upshift_config::keys;
@@ -48,7 +48,7 @@ impl Outcome {
 
 /// One attempt at an upstream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Attempt<'a> {
+pub struct UpstreamAttempt<'a> {
     /// Where it went.
     pub upstream: Upstream<'a>,
     /// How it ended.
@@ -72,7 +72,7 @@ impl Plan {
         store: &S,
         route: &str,
         service: &str,
-        attempt: &Attempt<'_>,
+        attempt: &UpstreamAttempt<'_>,
         now_ms: u64,
     ) -> Counts {
         let counts = attempt_fields(attempt.outcome.field(), attempt.latency_ms);
@@ -144,8 +144,8 @@ impl Plan {
         store: &S,
         route: &str,
         service: &str,
-        shadow: &Attempt<'_>,
-        primary: &Attempt<'_>,
+        shadow: &UpstreamAttempt<'_>,
+        primary: &UpstreamAttempt<'_>,
         now_ms: u64,
     ) -> Counts {
         let mismatch = match (shadow.outcome, primary.outcome) {
@@ -206,8 +206,8 @@ impl Plan {
                 }
             }
         }
-        if let Ok(Some(proposal)) = engine::propose(store, &plan.name, now_ms) {
-            let _ = engine::commit(store, &proposal);
+        if let Ok(Some(proposal)) = rollout_progress::propose(store, &plan.name, now_ms) {
+            let _ = rollout_progress::commit(store, &proposal);
         }
     }
 }

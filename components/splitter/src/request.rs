@@ -3,9 +3,10 @@
 
 use upshift_config::{Match, RequestHead, RequestKey};
 
-/// The caller the auth component identified.
+/// Who the auth component identified the request as: the consumer's
+/// name, tenant and tags, as match rules and sticky keys read them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Consumer {
+pub struct ConsumerIdentity {
     /// Consumer name.
     pub id: String,
     /// Tenant, if the config groups consumers.
@@ -54,7 +55,7 @@ fn cookie_in<'v>(header: &'v str, name: &str) -> Option<&'v str> {
 pub(crate) fn key_value<'a>(
     key: &RequestKey,
     head: &RequestHead<'a>,
-    consumer: Option<&'a Consumer>,
+    consumer: Option<&'a ConsumerIdentity>,
 ) -> Option<&'a str> {
     let value = match key {
         RequestKey::Consumer => consumer.map(|c| c.id.as_str()),
@@ -96,7 +97,7 @@ impl Conditions {
     /// Whether every condition holds for this request: each header, cookie
     /// and query parameter has its value; the consumer is one of
     /// `consumers`, of one of `tenants`, with one of `tags`.
-    pub(crate) fn hold(&self, head: &RequestHead<'_>, consumer: Option<&Consumer>) -> bool {
+    pub(crate) fn hold(&self, head: &RequestHead<'_>, consumer: Option<&ConsumerIdentity>) -> bool {
         self.headers
             .iter()
             .all(|(name, want)| head.header_values(name).any(|v| v == want))
@@ -151,9 +152,9 @@ mod tests {
             &[("x-user", "u1"), ("cookie", "s=abc"), ("x-empty", "")],
             None,
         );
-        let alice = Consumer {
+        let alice = ConsumerIdentity {
             id: "alice".into(),
-            ..Consumer::default()
+            ..ConsumerIdentity::default()
         };
         assert_eq!(
             key_value(&RequestKey::Consumer, &h, Some(&alice)),
@@ -186,7 +187,7 @@ mod tests {
             tags: vec!["beta".into(), "staff".into()],
             ..Match::default()
         };
-        let staff = Consumer {
+        let staff = ConsumerIdentity {
             id: "bob".into(),
             tenant: Some("acme".into()),
             tags: vec!["staff".into()],
@@ -203,7 +204,7 @@ mod tests {
         };
         let tenants = Conditions::from(&tenants);
         assert!(tenants.hold(&head(&[], None), Some(&staff)));
-        let other = Consumer {
+        let other = ConsumerIdentity {
             tenant: None,
             ..staff
         };

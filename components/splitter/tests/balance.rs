@@ -5,7 +5,9 @@ mod support;
 use std::collections::HashMap;
 use support::*;
 use upshift_config::store::for_each_encoding;
-use upshift_splitter::{Attempt, Consumer, MemoryStore, Outcome, Plan, Store, Upstream};
+use upshift_splitter::{
+    ConsumerIdentity, MemoryStore, Outcome, Plan, Store, Upstream, UpstreamAttempt,
+};
 
 const NOW: u64 = 1_800_000_000_000;
 
@@ -16,7 +18,7 @@ fn service(policy: &str) -> Plan {
     ))
 }
 
-fn target(p: &Plan, store: &MemoryStore, i: usize, consumer: Option<&Consumer>) -> String {
+fn target(p: &Plan, store: &MemoryStore, i: usize, consumer: Option<&ConsumerIdentity>) -> String {
     p.choose(store, "r", "s", &head(i), consumer, NOW)
         .unwrap()
         .primary
@@ -66,7 +68,7 @@ fn least_outstanding_prefers_the_least_loaded_and_counts_down_on_report() {
         assert_ne!(first, second, "the idle target goes next");
         let third = target(&p, &store, 3, None);
         let report = |url: &str| {
-            let attempt = Attempt {
+            let attempt = UpstreamAttempt {
                 upstream: Upstream {
                     version: "v1",
                     target: url,
@@ -104,10 +106,10 @@ fn consistent_hash_keeps_a_key_on_its_target_and_moves_only_an_ejected_targets_k
     let doc = "services: [{name: s, balancer: {policy: consistent_hash, hash_on: consumer}, \
                versions: [{name: v1, targets: [{url: 'http://a'}, {url: 'http://b'}, {url: 'http://c'}, {url: 'http://d'}]}]}]";
     let p = plan(doc);
-    let users: Vec<Consumer> = (0..2_000)
-        .map(|u| Consumer {
+    let users: Vec<ConsumerIdentity> = (0..2_000)
+        .map(|u| ConsumerIdentity {
             id: format!("u{u}"),
-            ..Consumer::default()
+            ..ConsumerIdentity::default()
         })
         .collect();
     let before: Vec<String> = users
@@ -164,7 +166,7 @@ fn balancers_go_on_from_counters_left_in_the_store_in_either_encoding() {
         );
         let picks: Vec<String> = (0..4).map(|i| target(&p, &store, i, None)).collect();
         assert_eq!(picks, ["http://b"; 4]);
-        let attempt = Attempt {
+        let attempt = UpstreamAttempt {
             upstream: Upstream {
                 version: "v1",
                 target: "http://a",

@@ -6,7 +6,7 @@ mod support;
 use std::collections::HashMap;
 use support::*;
 use upshift_config::keys;
-use upshift_splitter::{ChooseError, Consumer, MemoryStore, Plan, Reason, Store};
+use upshift_splitter::{ChooseError, ConsumerIdentity, MemoryStore, Plan, Reason, Store};
 
 const NOW: u64 = 1_800_000_000_000;
 
@@ -177,12 +177,12 @@ fn match_rules_win_over_weights_in_order() {
         - { match: { tenants: [acme], tags: [beta] }, version: v3 }
 "#,
     ));
-    let alice = Consumer {
+    let alice = ConsumerIdentity {
         id: "alice".into(),
         tenant: Some("acme".into()),
         tags: vec!["beta".into()],
     };
-    let bob = Consumer {
+    let bob = ConsumerIdentity {
         id: "bob".into(),
         tenant: Some("globex".into()),
         tags: vec![],
@@ -190,7 +190,7 @@ fn match_rules_win_over_weights_in_order() {
     let query = with_query(head(0), "a=1&version=3");
     let cases: Vec<(
         upshift_config::RequestHead<'_>,
-        Option<&Consumer>,
+        Option<&ConsumerIdentity>,
         &str,
         Reason,
     )> = vec![
@@ -315,13 +315,13 @@ fn a_rollout_sets_the_weights_and_sticky_users_only_move_forward() {
         "{service: orders, canary: v3, steps: [{weight: 20}, {weight: 60}]}",
         NOW,
     );
-    let users: Vec<Consumer> = (0..10_000)
-        .map(|u| Consumer {
+    let users: Vec<ConsumerIdentity> = (0..10_000)
+        .map(|u| ConsumerIdentity {
             id: format!("user-{u}"),
-            ..Consumer::default()
+            ..ConsumerIdentity::default()
         })
         .collect();
-    let pick = |c: &Consumer, i: usize| {
+    let pick = |c: &ConsumerIdentity, i: usize| {
         let s = p
             .choose(&store, "orders", "orders", &head(i), Some(c), NOW)
             .unwrap();

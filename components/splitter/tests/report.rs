@@ -6,17 +6,17 @@ mod support;
 use support::*;
 use upshift_config::keys;
 use upshift_config::store::{counter, for_each_encoding};
-use upshift_splitter::{Attempt, Outcome, Store, Upstream};
+use upshift_splitter::{Outcome, Store, Upstream, UpstreamAttempt};
 
 const NOW: u64 = 1_800_000_000_000;
 
-fn attempt(target: &str, outcome: Outcome, latency_ms: u32) -> Attempt<'_> {
+fn attempt(target: &str, outcome: Outcome, latency_ms: u32) -> UpstreamAttempt<'_> {
     let version = if target.starts_with("http://v1") {
         "v1"
     } else {
         "v2"
     };
-    Attempt {
+    UpstreamAttempt {
         upstream: Upstream { version, target },
         outcome,
         latency_ms,

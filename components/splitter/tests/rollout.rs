@@ -12,8 +12,8 @@ use upshift_config::rollout::{
 };
 use upshift_config::store::for_each_encoding;
 use upshift_splitter::{
-    Attempt, MemoryStore, Outcome, Plan, Reason, Store, StoreError, URGENT_INTERVAL_MS, Upstream,
-    Verdict, advance, evaluate,
+    MemoryStore, Outcome, Plan, Reason, Store, StoreError, URGENT_INTERVAL_MS, Upstream,
+    UpstreamAttempt, Verdict, advance, evaluate,
 };
 
 const T0: u64 = 1_800_000_000_000;
@@ -672,7 +672,7 @@ fn traffic(plan: &Plan, store: &MemoryStore, n: usize, now: u64, canary_status: 
         } else {
             200
         };
-        let attempt = Attempt {
+        let attempt = UpstreamAttempt {
             upstream: s.primary,
             outcome: Outcome::Status(status),
             latency_ms: 12,
@@ -906,7 +906,7 @@ impl Store for Racing<'_> {
         value: &[u8],
     ) -> Result<bool, StoreError> {
         if key == keys::rollout_state("orders") && !self.raced.replace(true) {
-            let attempt = Attempt {
+            let attempt = UpstreamAttempt {
                 upstream: Upstream {
                     version: "v1",
                     target: "http://v1-a",
@@ -950,7 +950,7 @@ fn two_nodes_racing_move_the_rollout_once() {
             raced: Cell::new(false),
             now: T0 + 5_000,
         };
-        let attempt = Attempt {
+        let attempt = UpstreamAttempt {
             upstream: Upstream {
                 version: "v3",
                 target: "http://v3-a",
@@ -1031,7 +1031,7 @@ fn the_analysis_reads_step_counters_left_in_either_encoding() {
         assert_eq!((canary.requests, canary.errors()), (100, 50));
 
         // The first report analyses what was counted before it.
-        let attempt = Attempt {
+        let attempt = UpstreamAttempt {
             upstream: Upstream {
                 version: "v1",
                 target: "http://v1-a",

@@ -1,4 +1,3 @@
-
 use super::*;
 use upshift_config::store::{MemoryStore, Store, for_each_encoding};
 

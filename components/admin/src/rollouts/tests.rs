@@ -1,4 +1,3 @@
-
 use crate::api::{AdminRequest, AdminResponse, handle};
 use crate::store::Store;
 use upshift_config::keys;
