@@ -6,7 +6,7 @@ mod support;
 use support::*;
 use upshift_config::keys;
 use upshift_config::store::{counter, for_each_encoding};
-use upshift_splitter::{Outcome, Store, Upstream, UpstreamAttempt};
+use upshift_splitter::{MemoryStore, Outcome, Plan, Store, Upstream, UpstreamAttempt};
 
 const NOW: u64 = 1_800_000_000_000;
 
@@ -23,6 +23,25 @@ fn attempt(target: &str, outcome: Outcome, latency_ms: u32) -> UpstreamAttempt<'
     }
 }
 
+/// Reports `attempt` of an `orders` request at `now`, adding its counts.
+fn record(p: &Plan, store: &MemoryStore, attempt: &UpstreamAttempt<'_>, now: u64) {
+    add(store, p.report(store, "orders", "orders", attempt, now));
+}
+
+/// Reports the `shadow` copy of `primary` at `now`, adding its counts.
+fn record_shadow(
+    p: &Plan,
+    store: &MemoryStore,
+    shadow: &UpstreamAttempt<'_>,
+    primary: &UpstreamAttempt<'_>,
+    now: u64,
+) {
+    add(
+        store,
+        p.report_shadow(store, "orders", "orders", shadow, primary, now),
+    );
+}
+
 #[test]
 fn attempts_are_counted_per_route_and_version() {
     for_each_encoding(|store| {
@@ -35,16 +54,7 @@ fn attempts_are_counted_per_route_and_version() {
             (Outcome::Failed, 1),
             (Outcome::TimedOut, 30_000),
         ] {
-            add(
-                &store,
-                p.report(
-                    &store,
-                    "orders",
-                    "orders",
-                    &attempt("http://v1-a", outcome, latency),
-                    NOW,
-                ),
-            );
+            record(&p, &store, &attempt("http://v1-a", outcome, latency), NOW);
         }
         let stats = metrics(&store, "orders", "orders", "v1");
         assert_eq!(stats.requests, 6);
@@ -71,29 +81,21 @@ fn shadow_copies_count_mismatches_and_failures() {
             Outcome::Failed,
             Outcome::TimedOut,
         ] {
-            add(
+            record_shadow(
+                &p,
                 &store,
-                p.report_shadow(
-                    &store,
-                    "orders",
-                    "orders",
-                    &attempt("http://v2-a", shadow, 9),
-                    &primary,
-                    NOW,
-                ),
+                &attempt("http://v2-a", shadow, 9),
+                &primary,
+                NOW,
             );
         }
         let failed = attempt("http://v1-a", Outcome::Failed, 5);
-        add(
+        record_shadow(
+            &p,
             &store,
-            p.report_shadow(
-                &store,
-                "orders",
-                "orders",
-                &attempt("http://v2-a", Outcome::TimedOut, 9),
-                &failed,
-                NOW,
-            ),
+            &attempt("http://v2-a", Outcome::TimedOut, 9),
+            &failed,
+            NOW,
         );
         let stats = metrics(&store, "orders", "orders", "v2");
         assert_eq!(
@@ -116,26 +118,18 @@ fn failing_targets_are_ejected_for_a_while() {
             .replace("  - name: orders\n    versions:", "  - name: orders\n    outlier_detection: { failures: 3, window_ms: 1000, ejection_ms: 5000 }\n    versions:");
         let p = plan(&doc);
         let bad = attempt("http://v1-a", Outcome::Status(502), 5);
-        add(&store, p.report(&store, "orders", "orders", &bad, NOW));
-        add(
+        record(&p, &store, &bad, NOW);
+        record(
+            &p,
             &store,
-            p.report(
-                &store,
-                "orders",
-                "orders",
-                &attempt("http://v1-a", Outcome::Status(404), 5),
-                NOW,
-            ),
+            &attempt("http://v1-a", Outcome::Status(404), 5),
+            NOW,
         );
-        add(
+        record(
+            &p,
             &store,
-            p.report(
-                &store,
-                "orders",
-                "orders",
-                &attempt("http://v1-a", Outcome::TimedOut, 5),
-                NOW + 10,
-            ),
+            &attempt("http://v1-a", Outcome::TimedOut, 5),
+            NOW + 10,
         );
         assert_eq!(
             store.get(&keys::health("orders")).unwrap(),
@@ -143,30 +137,20 @@ fn failing_targets_are_ejected_for_a_while() {
             "two errors so far"
         );
         // The window rolls over: its count starts again, the old one is deleted.
-        add(
+        record(
+            &p,
             &store,
-            p.report(
-                &store,
-                "orders",
-                "orders",
-                &attempt("http://v1-a", Outcome::Failed, 5),
-                NOW + 1_000,
-            ),
+            &attempt("http://v1-a", Outcome::Failed, 5),
+            NOW + 1_000,
         );
-        add(
-            &store,
-            p.report(&store, "orders", "orders", &bad, NOW + 1_001),
-        );
+        record(&p, &store, &bad, NOW + 1_001);
         assert_eq!(store.get(&keys::health("orders")).unwrap(), None);
         assert_eq!(
             store.keys("outliers/").len(),
             2,
             "one window and its pointer"
         );
-        add(
-            &store,
-            p.report(&store, "orders", "orders", &bad, NOW + 1_002),
-        );
+        record(&p, &store, &bad, NOW + 1_002);
         let health = store.get(&keys::health("orders")).unwrap().unwrap();
         assert_eq!(
             String::from_utf8(health).unwrap(),
@@ -183,10 +167,7 @@ fn failing_targets_are_ejected_for_a_while() {
         assert!((0..50).all(|i| choose(NOW + 1_003 + i) == "http://v1-b"));
         // Back after the ejection, counting afresh.
         assert!((0..50).any(|i| choose(NOW + 6_002 + i) == "http://v1-a"));
-        add(
-            &store,
-            p.report(&store, "orders", "orders", &bad, NOW + 6_100),
-        );
+        record(&p, &store, &bad, NOW + 6_100);
         let health =
             String::from_utf8(store.get(&keys::health("orders")).unwrap().unwrap()).unwrap();
         assert!(
@@ -303,15 +284,11 @@ fn counters_left_in_the_store_are_read_and_added_to_in_either_encoding() {
         let errors = keys::outlier_window("orders", "http://v1-a", NOW / 1_000);
         store.fill_counter(&errors, 2);
 
-        add(
+        record(
+            &p,
             &store,
-            p.report(
-                &store,
-                "orders",
-                "orders",
-                &attempt("http://v1-a", Outcome::Status(502), 7),
-                NOW,
-            ),
+            &attempt("http://v1-a", Outcome::Status(502), 7),
+            NOW,
         );
         let stats = metrics(&store, "orders", "orders", "v1");
         assert_eq!(

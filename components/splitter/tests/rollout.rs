@@ -643,6 +643,14 @@ fn analysis_options_delay_tolerate_and_dry_run() {
 
 const ROLLOUT_DOC: &str = "  - { name: orders, service: orders }\n";
 
+/// A plan of [`ROLLOUT_DOC`] and, in `store`, a rollout of it by `spec`
+/// started at [`T0`].
+fn rolling_out(store: &MemoryStore, spec: &str) -> (Plan, RolloutState) {
+    let doc = orders(ROLLOUT_DOC);
+    let state = start_rollout(store, &doc, spec, T0);
+    (plan(&doc), state)
+}
+
 fn audit(store: &MemoryStore) -> Vec<Transition> {
     let keys = store.keys(&keys::rollout_audit_prefix("orders"));
     store
@@ -741,14 +749,10 @@ fn a_step_can_route_testers_by_header_and_mirror_the_rest() {
 #[test]
 fn a_healthy_rollout_promotes_itself_step_by_step() {
     for_each_encoding(|store| {
-        let doc = orders(ROLLOUT_DOC);
-        let p = plan(&doc);
-        start_rollout(
+        let (p, _) = rolling_out(
             &store,
-            &doc,
             "{service: orders, canary: v3, steps: [{weight: 20, pause: 10s}, {weight: 60, pause: 10s}, {weight: 100, pause: 10s}], \
               analysis: {min_requests: 20, max_error_rate: 0.01, max_p99_ratio: 1.5}}",
-            T0,
         );
         let mut now = T0;
         for _ in 0..5 {
@@ -796,13 +800,9 @@ fn a_healthy_rollout_promotes_itself_step_by_step() {
 #[test]
 fn a_failing_canary_is_rolled_back_by_the_traffic_itself() {
     for_each_encoding(|store| {
-        let doc = orders(ROLLOUT_DOC);
-        let p = plan(&doc);
-        start_rollout(
+        let (p, _) = rolling_out(
             &store,
-            &doc,
             "{service: orders, canary: v3, steps: [{weight: 20}], analysis: {min_requests: 20, max_error_rate: 0.05}}",
-            T0,
         );
         traffic(&p, &store, 300, T0 + 1_000, 503);
         // This instance analysed at its first report, before there was data;
@@ -829,14 +829,10 @@ fn a_failing_canary_is_rolled_back_by_the_traffic_itself() {
 #[test]
 fn analysis_runs_at_most_once_per_interval_per_instance() {
     for_each_encoding(|store| {
-        let doc = orders(ROLLOUT_DOC);
-        let p = plan(&doc);
-        start_rollout(
+        let (p, _) = rolling_out(
             &store,
-            &doc,
             "{service: orders, canary: v3, steps: [{weight: 50, pause: 0s}, {weight: 100}], \
               analysis: {min_requests: 10, interval: 1m, max_error_rate: 0.05}}",
-            T0,
         );
         // The first report analyses (too little data); the healthy ones
         // after it wait for the next interval.
@@ -852,13 +848,9 @@ fn analysis_runs_at_most_once_per_interval_per_instance() {
 #[test]
 fn a_failing_canary_is_analysed_again_within_the_urgent_interval() {
     for_each_encoding(|store| {
-        let doc = orders(ROLLOUT_DOC);
-        let p = plan(&doc);
-        start_rollout(
+        let (p, _) = rolling_out(
             &store,
-            &doc,
             "{service: orders, canary: v3, steps: [{weight: 50}], analysis: {min_requests: 10, interval: 1m, max_error_rate: 0.05}}",
-            T0,
         );
         traffic(&p, &store, 200, T0 + 1, 503);
         assert_eq!(rollout(&store, "orders").phase, Phase::Progressing);
@@ -979,13 +971,9 @@ fn two_nodes_racing_move_the_rollout_once() {
 #[test]
 fn an_ejected_canary_counts_its_lost_requests_as_failures() {
     for_each_encoding(|store| {
-        let doc = orders(ROLLOUT_DOC);
-        let p = plan(&doc);
-        let state = start_rollout(
+        let (p, state) = rolling_out(
             &store,
-            &doc,
             "{service: orders, canary: v3, steps: [{weight: 50}]}",
-            T0,
         );
         eject(&store, "orders", &["http://v3-a"], T0 + 60_000);
         let diverted = (0..100)
@@ -1008,13 +996,9 @@ fn an_ejected_canary_counts_its_lost_requests_as_failures() {
 #[test]
 fn the_analysis_reads_step_counters_left_in_either_encoding() {
     for_each_encoding(|store| {
-        let doc = orders(ROLLOUT_DOC);
-        let p = plan(&doc);
-        let state = start_rollout(
+        let (p, state) = rolling_out(
             &store,
-            &doc,
             "{service: orders, canary: v3, steps: [{weight: 50}], analysis: {min_requests: 10, max_error_rate: 0.05}}",
-            T0,
         );
         let fill = |version: &str, field: &str, n: i64| {
             store.fill_counter(
