@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::Problem;
+use crate::ai::is_variable_name;
 use crate::rollout::Phase;
 
 /// The header carrying a body's signature: `t=<unix seconds>,v1=<hex>`.
@@ -219,15 +220,6 @@ pub(crate) fn check(hooks: &[Webhook], problems: &mut Vec<Problem>) {
             ));
         }
     }
-}
-
-/// A Spin variable name: lower-case letters, digits and `_`, starting with
-/// a letter.
-fn is_variable_name(name: &str) -> bool {
-    name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
 /// The signature header's value for `body` sent at `unix_s` with `key`:

@@ -117,11 +117,7 @@ pub(super) fn absolute_checks(
             dollars(max),
             canary.requests
         );
-        if above(cost, max) {
-            found.breaches.push(what);
-        } else {
-            found.passed.push(what);
-        }
+        found.file(above(cost, max), what);
     }
     if let Some(max) = analysis.max_error_rate {
         if !above(rate, max) {
@@ -235,39 +231,36 @@ pub(super) fn relative_checks(
     if let Some(ratio) = analysis.max_p99_ratio {
         let p99 = canary.quantile_ms(0.99).unwrap_or(0);
         let stable_p99 = stable.quantile_ms(0.99).unwrap_or(0);
-        if above(f64::from(p99), ratio * f64::from(stable_p99)) {
-            found.breaches.push(format!(
-                "p99 {} is more than {ratio} × the stable's {}",
-                millis(p99),
-                millis(stable_p99)
-            ));
-        } else {
-            found.passed.push(format!(
-                "p99 {} within {ratio} × the stable's {}",
-                millis(p99),
-                millis(stable_p99)
-            ));
-        }
+        let breach = above(f64::from(p99), ratio * f64::from(stable_p99));
+        file_ratio(found, breach, "p99", ratio, millis(p99), millis(stable_p99));
     }
     if let Some(ratio) = analysis.max_cost_per_request_ratio {
         let cost = canary.cost_per_request().unwrap_or(0.0);
         let stable_cost = stable.cost_per_request().unwrap_or(0.0);
-        if above(cost, ratio * stable_cost) {
-            found.breaches.push(format!(
-                "cost per request {} is more than {ratio} × the stable's {}",
-                dollars(cost),
-                dollars(stable_cost)
-            ));
-        } else {
-            found.passed.push(format!(
-                "cost per request {} within {ratio} × the stable's {}",
-                dollars(cost),
-                dollars(stable_cost)
-            ));
-        }
+        let breach = above(cost, ratio * stable_cost);
+        let (cost, stable_cost) = (dollars(cost), dollars(stable_cost));
+        file_ratio(found, breach, "cost per request", ratio, cost, stable_cost);
     }
 }
 
+/// Files a check of the canary's `what` against `ratio` × the stable's.
+fn file_ratio(
+    found: &mut Findings,
+    breach: bool,
+    what: &str,
+    ratio: f64,
+    canary: String,
+    stable: String,
+) {
+    let account = if breach {
+        format!("{what} {canary} is more than {ratio} × the stable's {stable}")
+    } else {
+        format!("{what} {canary} within {ratio} × the stable's {stable}")
+    };
+    found.file(breach, account);
+}
+
+/// Whether `value` is over `limit` by more than [`TOLERANCE`].
 pub(super) fn above(value: f64, limit: f64) -> bool {
     value > limit + TOLERANCE
 }

@@ -188,11 +188,7 @@ pub fn evaluate(analysis: &Analysis, stable: &VersionStats, canary: &VersionStat
                 percent(max),
                 canary.shadow_compared
             );
-            if breach {
-                found.breaches.push(what);
-            } else {
-                found.passed.push(what);
-            }
+            found.file(breach, what);
         }
     }
     if let Some(max) = analysis.max_shadow_mismatch_rate {
@@ -211,11 +207,7 @@ pub fn evaluate(analysis: &Analysis, stable: &VersionStats, canary: &VersionStat
                 percent(max),
                 canary.shadow_requests
             );
-            if breach {
-                found.breaches.push(what);
-            } else {
-                found.passed.push(what);
-            }
+            found.file(breach, what);
         }
     }
     found.verdict()
