@@ -65,28 +65,17 @@ fn operators_steer_and_every_move_is_audited() {
             2_000,
         );
         assert_eq!(pause.status, 200, "{:?}", pause.body);
-        assert_eq!(
-            call(&store, "POST", "/admin/rollouts/s/pause", "", 2_500).status,
-            409
-        );
-        assert_eq!(
-            call(&store, "POST", "/admin/rollouts/s/resume", "", 3_000).status,
-            200
-        );
-        assert_eq!(
-            call(&store, "POST", "/admin/rollouts/s/promote", "", 4_000).status,
-            200
-        );
-        let finished = call(&store, "POST", "/admin/rollouts/s/abort", "", 5_000);
-        assert_eq!(finished.status, 409, "{:?}", finished.body);
-        assert_eq!(
-            call(&store, "POST", "/admin/rollouts/s/explode", "", 5_000).status,
-            404
-        );
-        assert_eq!(
-            call(&store, "POST", "/admin/rollouts/t/pause", "", 5_000).status,
-            404
-        );
+        for (path, now_ms, status) in [
+            ("/admin/rollouts/s/pause", 2_500, 409),
+            ("/admin/rollouts/s/resume", 3_000, 200),
+            ("/admin/rollouts/s/promote", 4_000, 200),
+            ("/admin/rollouts/s/abort", 5_000, 409),
+            ("/admin/rollouts/s/explode", 5_000, 404),
+            ("/admin/rollouts/t/pause", 5_000, 404),
+        ] {
+            let response = call(&store, "POST", path, "", now_ms);
+            assert_eq!(response.status, status, "{path}: {:?}", response.body);
+        }
 
         let status = call(&store, "GET", "/admin/rollouts/s", "", 6_000);
         assert_eq!(status.status, 200);
