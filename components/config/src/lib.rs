@@ -16,6 +16,8 @@ mod error;
 pub mod head;
 pub mod jwks;
 mod schema;
+#[cfg(test)]
+mod test_support;
 mod time;
 mod validate;
 mod wit_glue;

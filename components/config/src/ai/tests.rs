@@ -1,16 +1,6 @@
 use super::*;
 use crate::Config;
-
-fn problems(doc: &str) -> Vec<String> {
-    match Config::parse(doc) {
-        Ok(_) => Vec::new(),
-        Err(error) => error
-            .problems()
-            .iter()
-            .map(|p| format!("{}: {}", p.path, p.message))
-            .collect(),
-    }
-}
+use crate::test_support::{assert_problems, problems};
 
 #[test]
 fn built_in_providers_need_no_definition() {
@@ -71,13 +61,7 @@ fn reports_every_problem_with_its_path() {
         "ai.models[1].price.input_per_mtok: must be a price",
         "ai.models[2].alias: duplicate model alias \"b\"",
     ];
-    for want in expected {
-        assert!(
-            found.iter().any(|p| p.starts_with(want)),
-            "missing {want:?} in {found:#?}"
-        );
-    }
-    assert_eq!(found.len(), expected.len(), "{found:#?}");
+    assert_problems(&found, &expected);
 }
 
 #[test]
@@ -104,13 +88,7 @@ ai:
         "ai.models[0].rules[2].match: give at least one of",
         "ai.models[0].rules[3].match.min_prompt_tokens: must be above 0",
     ];
-    for want in expected {
-        assert!(
-            found.iter().any(|p| p.starts_with(want)),
-            "missing {want:?} in {found:#?}"
-        );
-    }
-    assert_eq!(found.len(), expected.len(), "{found:#?}");
+    assert_problems(&found, &expected);
 }
 
 #[test]
@@ -145,13 +123,7 @@ fn splits_and_prompts_are_checked() {
         "ai.prompts[0].versions[1].temperature: must be between 0 and 2",
         "ai.prompts[1].versions: a prompt needs a version",
     ];
-    for want in expected {
-        assert!(
-            found.iter().any(|p| p.starts_with(want)),
-            "missing {want:?} in {found:#?}"
-        );
-    }
-    assert_eq!(found.len(), expected.len(), "{found:#?}");
+    assert_problems(&found, &expected);
 }
 
 #[test]
@@ -267,13 +239,7 @@ ai:
         "ai.budgets[5]: set tokens_per_minute, tokens_per_day, tokens_per_month or several",
         "ai.cache.ttl_s: must be between 1 and",
     ];
-    for want in expected {
-        assert!(
-            found.iter().any(|p| p.starts_with(want)),
-            "missing {want:?} in {found:#?}"
-        );
-    }
-    assert_eq!(found.len(), expected.len(), "{found:#?}");
+    assert_problems(&found, &expected);
 }
 
 #[test]
