@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use super::{Report, check_name, check_target_url};
+use super::{Report, check_name, check_target_url, check_unique_name};
 use crate::ai::schema::MAX_CACHE_TTL_S;
 use crate::ai::{Ai, MAX_RETRY_WAIT_MS, ModelAlias, ProviderKind, is_variable_name, placeholders};
 
@@ -13,13 +13,7 @@ pub(crate) fn check(config: &crate::Config, ai: &Ai, report: &mut Report<'_>) {
     let mut names = HashSet::new();
     for (i, provider) in ai.providers.iter().enumerate() {
         let at = format!("ai.providers[{i}]");
-        check_name(&provider.name, &format!("{at}.name"), report);
-        if !names.insert(provider.name.as_str()) {
-            report(
-                format!("{at}.name"),
-                format!("duplicate provider name {:?}", provider.name),
-            );
-        }
+        check_unique_name(&provider.name, &at, "provider", &mut names, report);
         match (&provider.base_url, provider.kind.default_base_url()) {
             (Some(url), _) => {
                 if let Err(message) = check_target_url(url) {
@@ -223,26 +217,14 @@ fn check_prompts(ai: &Ai, aliases: &HashSet<&str>, report: &mut Report<'_>) {
     let mut names = HashSet::new();
     for (p, prompt) in ai.prompts.iter().enumerate() {
         let at = format!("ai.prompts[{p}]");
-        check_name(&prompt.name, &format!("{at}.name"), report);
-        if !names.insert(prompt.name.as_str()) {
-            report(
-                format!("{at}.name"),
-                format!("duplicate prompt name {:?}", prompt.name),
-            );
-        }
+        check_unique_name(&prompt.name, &at, "prompt", &mut names, report);
         if prompt.versions.is_empty() {
             report(format!("{at}.versions"), "a prompt needs a version".into());
         }
         let mut versions = HashSet::new();
         for (v, version) in prompt.versions.iter().enumerate() {
             let at = format!("{at}.versions[{v}]");
-            check_name(&version.name, &format!("{at}.name"), report);
-            if !versions.insert(version.name.as_str()) {
-                report(
-                    format!("{at}.name"),
-                    format!("duplicate version name {:?}", version.name),
-                );
-            }
+            check_unique_name(&version.name, &at, "version", &mut versions, report);
             if !aliases.contains(version.model.as_str()) {
                 report(
                     format!("{at}.model"),

@@ -25,13 +25,7 @@ pub(crate) fn validate(config: &Config) -> Result<(), ConfigError> {
     let mut names = HashSet::new();
     for (i, service) in config.services.iter().enumerate() {
         let at = format!("services[{i}]");
-        check_name(&service.name, &format!("{at}.name"), &mut report);
-        if !names.insert(service.name.as_str()) {
-            report(
-                format!("{at}.name"),
-                format!("duplicate service name {:?}", service.name),
-            );
-        }
+        check_unique_name(&service.name, &at, "service", &mut names, &mut report);
         check_service(service, &at, &mut report);
     }
 
@@ -39,13 +33,7 @@ pub(crate) fn validate(config: &Config) -> Result<(), ConfigError> {
     let mut names = HashSet::new();
     for (i, route) in config.routes.iter().enumerate() {
         let at = format!("routes[{i}]");
-        check_name(&route.name, &format!("{at}.name"), &mut report);
-        if !names.insert(route.name.as_str()) {
-            report(
-                format!("{at}.name"),
-                format!("duplicate route name {:?}", route.name),
-            );
-        }
+        check_unique_name(&route.name, &at, "route", &mut names, &mut report);
         check_route(route, &known, &at, &mut report);
     }
 
@@ -54,13 +42,7 @@ pub(crate) fn validate(config: &Config) -> Result<(), ConfigError> {
     let mut jwt_keys = HashSet::new();
     for (i, consumer) in config.consumers.iter().enumerate() {
         let at = format!("consumers[{i}]");
-        check_name(&consumer.name, &format!("{at}.name"), &mut report);
-        if !names.insert(consumer.name.as_str()) {
-            report(
-                format!("{at}.name"),
-                format!("duplicate consumer name {:?}", consumer.name),
-            );
-        }
+        check_unique_name(&consumer.name, &at, "consumer", &mut names, &mut report);
         for (k, key) in consumer.api_keys.iter().enumerate() {
             let digest = if token::is_digest(key) {
                 key.clone()
@@ -109,6 +91,22 @@ pub(crate) fn validate(config: &Config) -> Result<(), ConfigError> {
         Ok(())
     } else {
         Err(ConfigError::Invalid(problems))
+    }
+}
+
+/// Checks `name` at `{at}.name`, and that no earlier entry of its list
+/// (whose names are in `seen`) has it: `duplicate {kind} name "…"`.
+pub(crate) fn check_unique_name<'n>(
+    name: &'n str,
+    at: &str,
+    kind: &str,
+    seen: &mut HashSet<&'n str>,
+    report: &mut Report<'_>,
+) {
+    let at = format!("{at}.name");
+    check_name(name, &at, report);
+    if !seen.insert(name) {
+        report(at, format!("duplicate {kind} name {name:?}"));
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use super::{Report, check_name, check_request_key, check_target_url};
+use super::{Report, check_request_key, check_target_url, check_unique_name};
 use crate::time::parse_rfc3339;
 use crate::{BalancePolicy, Deprecation, Service};
 
@@ -17,13 +17,7 @@ pub(super) fn check_service(service: &Service, at: &str, report: &mut Report<'_>
     let mut names = HashSet::new();
     for (v, version) in service.versions.iter().enumerate() {
         let at = format!("{at}.versions[{v}]");
-        check_name(&version.name, &format!("{at}.name"), report);
-        if !names.insert(version.name.as_str()) {
-            report(
-                format!("{at}.name"),
-                format!("duplicate version name {:?}", version.name),
-            );
-        }
+        check_unique_name(&version.name, &at, "version", &mut names, report);
         if version.targets.is_empty() {
             report(
                 format!("{at}.targets"),
