@@ -6,8 +6,8 @@
 //! this way.
 
 //!
-//! [`checks`] holds the checks of a step's counters, [`advance`] the moves
-//! they lead to.
+//! The `checks` module holds the checks of a step's counters, [`advance`]
+//! the moves they lead to.
 
 mod advance;
 mod checks;

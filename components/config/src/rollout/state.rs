@@ -144,7 +144,7 @@ pub struct RolloutState {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub reason: String,
     /// Breaches in a row in the current step, tolerated under
-    /// [`Analysis::failure_limit`].
+    /// [`Analysis::failure_limit`](crate::rollout::Analysis::failure_limit).
     #[serde(default, skip_serializing_if = "is_default")]
     pub breaches: u32,
     /// The verdict a dry run last recorded in the current step
