@@ -9,7 +9,6 @@
 //! read; operators move it with the manual transitions. Every move yields a
 //! [`Transition`], appended to the audit keys, so the state itself stays
 //! small.
-
 //!
 //! [`spec`] holds what an operator asks for, [`state`] the rollout under
 //! way and its transitions, [`duration`] the durations written as text.
