@@ -1,4 +1,3 @@
-
 use super::*;
 use crate::store::MemoryStore;
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};

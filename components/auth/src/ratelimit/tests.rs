@@ -1,4 +1,3 @@
-
 use super::*;
 use crate::store::MemoryStore;
 use upshift_config::store::{CounterEncoding, for_each_encoding};

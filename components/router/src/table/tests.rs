@@ -1,4 +1,3 @@
-
 use super::*;
 use upshift_config::{HeadLine, OwnedHead};
 
