@@ -9,7 +9,7 @@ use upshift_bench::{
 };
 use upshift_config::{Config, RequestHead};
 use upshift_router::RouteTable;
-use upshift_splitter::{Attempt, Consumer, MemoryStore, Outcome, Plan};
+use upshift_splitter::{ConsumerIdentity, MemoryStore, NamedAttempt, Outcome, Plan};
 
 fn route_matching(c: &mut Criterion) {
     let mut group = c.benchmark_group("route_match");
@@ -33,7 +33,7 @@ fn split_decision(c: &mut Criterion) {
     let store = MemoryStore::new();
     let packed = split_request();
     let request = packed.view();
-    let consumer = Consumer {
+    let consumer = ConsumerIdentity {
         id: "c7".into(),
         tenant: Some("acme".into()),
         tags: vec!["beta".into()],
@@ -90,7 +90,7 @@ fn split_decision(c: &mut Criterion) {
             ))
         })
     });
-    let attempt = Attempt {
+    let attempt = NamedAttempt {
         upstream: selection.primary,
         outcome: Outcome::Status(200),
         latency_ms: 12,
@@ -106,7 +106,7 @@ fn split_decision(c: &mut Criterion) {
             let chosen = plan
                 .choose(&store, "orders", "orders", &head, Some(&consumer), now)
                 .unwrap();
-            let attempt = Attempt {
+            let attempt = NamedAttempt {
                 upstream: chosen.primary,
                 outcome: Outcome::Status(200),
                 latency_ms: 12,

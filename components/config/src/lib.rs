@@ -24,6 +24,7 @@ mod wit_glue;
 
 pub mod keys;
 pub mod metrics;
+pub mod outcome;
 pub mod rollout;
 pub mod rollout_log;
 pub mod statistics;

@@ -8,6 +8,7 @@
 //! [`Policy`] is the part of those interfaces the phases call in order; the
 //! rest (reports, the retry budget) the lanes call as their I/O goes.
 
+pub use upshift_config::outcome::{Outcome, Reason};
 use upshift_config::{keys, metrics};
 
 use crate::error::GatewayError;
@@ -84,25 +85,6 @@ pub struct ShadowCopy {
     pub timeout_ms: u32,
 }
 
-/// Why a request goes to its version.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reason {
-    /// The route pins the version.
-    Pinned,
-    /// Match rule number n of the route's split.
-    Rule(u32),
-    /// A running rollout's weights.
-    Rollout,
-    /// The caller's sticky key, over the weights.
-    Sticky,
-    /// The config's weights.
-    Weight,
-    /// The one version with weight.
-    OnlyVersion,
-    /// Every target of the chosen version is ejected: a fallback.
-    CircuitOpen,
-}
-
 /// Where a request goes, by positions in its service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Selection {
@@ -136,34 +118,6 @@ impl Selection {
                 .or(self.alternates.last())
                 .copied()
                 .unwrap_or(self.primary),
-        }
-    }
-}
-
-/// How one attempt ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// A response head arrived with this status.
-    Status(u16),
-    /// No response: refused, reset, or a protocol error.
-    Failed,
-    /// No response head in time.
-    TimedOut,
-}
-
-impl Outcome {
-    /// Whether it counts against its target (a 5xx, a failure or a
-    /// timeout): outlier detection must see it.
-    pub fn is_error(self) -> bool {
-        !matches!(self, Outcome::Status(status) if status < 500)
-    }
-
-    /// The metrics field it adds to.
-    pub fn field(self) -> &'static str {
-        match self {
-            Outcome::Status(status) => metrics::status_field(status),
-            Outcome::Failed => metrics::FAILURES,
-            Outcome::TimedOut => metrics::TIMEOUTS,
         }
     }
 }

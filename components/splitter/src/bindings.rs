@@ -3,7 +3,7 @@
 //! consumers, versions and targets cross as positions in the config; the
 //! counters an attempt adds to go back to the caller.
 
-use crate::{ChooseError, Counts, Outcome, Plan, Reason, Upstream, UpstreamAttempt};
+use crate::{ChooseError, Counts, NamedAttempt, NamedUpstream, Outcome, Plan, Reason};
 use exports::upshift::splitter::splitter::{self as wit, Guest, GuestPlan};
 use upshift::types::types::{ConfigError, GatewayError};
 use upshift_config::RequestHead;
@@ -60,8 +60,8 @@ impl Compiled {
     }
 
     /// The attempt `a` names, by positions in `service`.
-    fn attempt(&self, service: &str, a: &wit::Attempt) -> Option<UpstreamAttempt<'_>> {
-        Some(UpstreamAttempt {
+    fn attempt(&self, service: &str, a: &wit::Attempt) -> Option<NamedAttempt<'_>> {
+        Some(NamedAttempt {
             upstream: self
                 .0
                 .upstream_at(service, a.version as usize, a.target as usize)?,
@@ -74,7 +74,7 @@ impl Compiled {
         })
     }
 
-    fn upstream(&self, service: &str, u: Upstream<'_>) -> wit::Upstream {
+    fn upstream(&self, service: &str, u: NamedUpstream<'_>) -> wit::Upstream {
         let (version, target) = self.0.positions(service, &u).unwrap_or_default();
         wit::Upstream {
             version: u32::try_from(version).unwrap_or(u32::MAX),

@@ -12,11 +12,12 @@ use crate::request::{ConsumerIdentity, key_value};
 use crate::retry;
 use crate::store::{Store, StoreError};
 use upshift_config::metrics::{FAILURES, REQUESTS};
+pub use upshift_config::outcome::Reason;
 use upshift_config::{BalancePolicy, DEFAULT_SHADOW_TIMEOUT_MS, RequestHead};
 
 /// One destination: a version of the service and one of its targets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Upstream<'a> {
+pub struct NamedUpstream<'a> {
     /// Version name.
     pub version: &'a str,
     /// Base URL of the target.
@@ -38,7 +39,7 @@ pub struct RetryPolicy<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ShadowCopy<'a> {
     /// Where the copy goes.
-    pub upstream: Upstream<'a>,
+    pub upstream: NamedUpstream<'a>,
     /// How long the copy may take, in milliseconds.
     pub timeout_ms: u32,
 }
@@ -49,10 +50,10 @@ pub struct Selection<'a> {
     /// Service name.
     pub service: &'a str,
     /// The first attempt.
-    pub primary: Upstream<'a>,
+    pub primary: NamedUpstream<'a>,
     /// Where retries go, in order: other usable targets of the version, then
     /// the fallback version.
-    pub alternates: Vec<Upstream<'a>>,
+    pub alternates: Vec<NamedUpstream<'a>>,
     /// Where a copy of the request goes.
     pub shadow: Option<ShadowCopy<'a>>,
     /// How to retry.
@@ -64,25 +65,6 @@ pub struct Selection<'a> {
     pub report_all: bool,
     /// Whether the service's rollout has webhooks with work.
     pub hooks_due: bool,
-}
-
-/// Why a request goes to its version.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reason {
-    /// The route pins the version.
-    Pinned,
-    /// Match rule number n of the route's split.
-    Rule(u32),
-    /// A running rollout's weights.
-    Rollout,
-    /// The caller's sticky key, over the weights.
-    Sticky,
-    /// The config's weights.
-    Weight,
-    /// The one version with weight.
-    OnlyVersion,
-    /// Every target of the chosen version is ejected: a fallback.
-    CircuitOpen,
 }
 
 /// Why no selection could be made.
@@ -229,13 +211,13 @@ impl Plan {
         let hash_on = plan.hash_on(head, consumer);
         let primary = balancer::pick(store, plan, &usable, request_hash, hash_on);
         let name = plan.versions[version].name.as_str();
-        let mut alternates: Vec<Upstream<'_>> = usable
+        let mut alternates: Vec<NamedUpstream<'_>> = usable
             .version
             .targets
             .iter()
             .enumerate()
             .filter(|(i, _)| *i != primary && usable.allows(*i))
-            .map(|(_, t)| Upstream {
+            .map(|(_, t)| NamedUpstream {
                 version: name,
                 target: &t.url,
             })
@@ -285,7 +267,7 @@ impl Plan {
 
         Selection {
             service: &plan.name,
-            primary: Upstream {
+            primary: NamedUpstream {
                 version: name,
                 target: &usable.version.targets[primary].url,
             },
@@ -372,10 +354,10 @@ fn upstream<'p>(
     health: &Health,
     now_ms: u64,
     request_hash: u64,
-) -> Upstream<'p> {
+) -> NamedUpstream<'p> {
     let usable = Usable::new(&plan.versions[version], health, now_ms);
     let target = usable.weighted(request_hash.rotate_left(17));
-    Upstream {
+    NamedUpstream {
         version: &usable.version.name,
         target: &usable.version.targets[target].url,
     }

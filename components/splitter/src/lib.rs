@@ -31,18 +31,12 @@ mod window;
 #[cfg(target_arch = "wasm32")]
 mod bindings;
 
-pub use choose::{ChooseError, Reason, RetryPolicy, Selection, ShadowCopy, Upstream};
+pub use choose::{ChooseError, NamedUpstream, Reason, RetryPolicy, Selection, ShadowCopy};
 pub use live::Live;
 pub use plan::{Plan, ServiceView, VersionView};
-pub use report::{Counts, Outcome, URGENT_INTERVAL_MS, UpstreamAttempt};
+pub use report::{Counts, NamedAttempt, Outcome, URGENT_INTERVAL_MS};
 pub use request::ConsumerIdentity;
 
-/// Former name of [`UpstreamAttempt`], kept for callers outside the
-/// splitter until they use the new one.
-pub use report::UpstreamAttempt as Attempt;
-/// Former name of [`ConsumerIdentity`], kept for callers outside the
-/// splitter until they use the new one.
-pub use request::ConsumerIdentity as Consumer;
 pub use rollout_progress::step_stats;
 pub use upshift_config::analysis::{Verdict, advance, evaluate};
 use upshift_config::store;

@@ -2,7 +2,7 @@
 //! and targets, each route's split settings with version names resolved to
 //! indices, and the store keys a request touches, built once.
 
-use crate::choose::Upstream;
+use crate::choose::NamedUpstream;
 use crate::hash::{NameMap, hash};
 use crate::live::LiveCache;
 use crate::request::{Conditions, ConsumerIdentity, key_value};
@@ -119,16 +119,16 @@ impl Plan {
         service: &str,
         version: usize,
         target: usize,
-    ) -> Option<Upstream<'_>> {
+    ) -> Option<NamedUpstream<'_>> {
         let version = self.service(service)?.versions.get(version)?;
-        Some(Upstream {
+        Some(NamedUpstream {
             version: &version.name,
             target: &version.targets.get(target)?.url,
         })
     }
 
     /// The positions of `upstream` in `service`: its version's, its target's.
-    pub fn positions(&self, service: &str, upstream: &Upstream<'_>) -> Option<(usize, usize)> {
+    pub fn positions(&self, service: &str, upstream: &NamedUpstream<'_>) -> Option<(usize, usize)> {
         let plan = self.service(service)?;
         let version = plan.version_index(upstream.version)?;
         let target = plan.versions[version].target_index(upstream.target)?;

@@ -7,7 +7,7 @@
 //! the rest is written here. Everything is best effort: a store error never
 //! fails the request, it only loses a count.
 
-use crate::choose::Upstream;
+use crate::choose::NamedUpstream;
 use crate::health;
 use crate::plan::{Plan, ServicePlan};
 use crate::rollout_progress;
@@ -15,42 +15,16 @@ use crate::store::Store;
 use upshift_config::BalancePolicy;
 use upshift_config::keys;
 use upshift_config::metrics::{
-    AiAnswer, FAILURES, SHADOW_FAILURES, SHADOW_MISMATCHES, SHADOW_REQUESTS, TIMEOUTS,
-    attempt_fields, status_field,
+    AiAnswer, SHADOW_FAILURES, SHADOW_MISMATCHES, SHADOW_REQUESTS, attempt_fields, status_field,
 };
+pub use upshift_config::outcome::Outcome;
 use upshift_config::rollout::{Phase, RolloutState};
-
-/// How one attempt ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// A response head arrived with this status.
-    Status(u16),
-    /// No response: refused, reset, or a protocol error.
-    Failed,
-    /// No response head in time.
-    TimedOut,
-}
-
-impl Outcome {
-    /// Whether it counts against the target: a 5xx, a failure or a timeout.
-    pub fn is_error(self) -> bool {
-        !matches!(self, Outcome::Status(s) if s < 500)
-    }
-
-    fn field(self) -> &'static str {
-        match self {
-            Outcome::Status(status) => status_field(status),
-            Outcome::Failed => FAILURES,
-            Outcome::TimedOut => TIMEOUTS,
-        }
-    }
-}
 
 /// One attempt at an upstream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct UpstreamAttempt<'a> {
+pub struct NamedAttempt<'a> {
     /// Where it went.
-    pub upstream: Upstream<'a>,
+    pub upstream: NamedUpstream<'a>,
     /// How it ended.
     pub outcome: Outcome,
     /// Time to the response head (or to the failure), in milliseconds.
@@ -72,7 +46,7 @@ impl Plan {
         store: &S,
         route: &str,
         service: &str,
-        attempt: &UpstreamAttempt<'_>,
+        attempt: &NamedAttempt<'_>,
         now_ms: u64,
     ) -> Counts {
         let counts = attempt_fields(attempt.outcome.field(), attempt.latency_ms);
@@ -144,8 +118,8 @@ impl Plan {
         store: &S,
         route: &str,
         service: &str,
-        shadow: &UpstreamAttempt<'_>,
-        primary: &UpstreamAttempt<'_>,
+        shadow: &NamedAttempt<'_>,
+        primary: &NamedAttempt<'_>,
         now_ms: u64,
     ) -> Counts {
         let mismatch = match (shadow.outcome, primary.outcome) {

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use support::*;
 use upshift_config::store::for_each_encoding;
 use upshift_splitter::{
-    ConsumerIdentity, MemoryStore, Outcome, Plan, Store, Upstream, UpstreamAttempt,
+    ConsumerIdentity, MemoryStore, NamedAttempt, NamedUpstream, Outcome, Plan, Store,
 };
 
 const NOW: u64 = 1_800_000_000_000;
@@ -68,8 +68,8 @@ fn least_outstanding_prefers_the_least_loaded_and_counts_down_on_report() {
         assert_ne!(first, second, "the idle target goes next");
         let third = target(&p, &store, 3, None);
         let report = |url: &str| {
-            let attempt = UpstreamAttempt {
-                upstream: Upstream {
+            let attempt = NamedAttempt {
+                upstream: NamedUpstream {
                     version: "v1",
                     target: url,
                 },
@@ -166,8 +166,8 @@ fn balancers_go_on_from_counters_left_in_the_store_in_either_encoding() {
         );
         let picks: Vec<String> = (0..4).map(|i| target(&p, &store, i, None)).collect();
         assert_eq!(picks, ["http://b"; 4]);
-        let attempt = UpstreamAttempt {
-            upstream: Upstream {
+        let attempt = NamedAttempt {
+            upstream: NamedUpstream {
                 version: "v1",
                 target: "http://a",
             },

@@ -6,25 +6,25 @@ mod support;
 use support::*;
 use upshift_config::keys;
 use upshift_config::store::{counter, for_each_encoding};
-use upshift_splitter::{MemoryStore, Outcome, Plan, Store, Upstream, UpstreamAttempt};
+use upshift_splitter::{MemoryStore, NamedAttempt, NamedUpstream, Outcome, Plan, Store};
 
 const NOW: u64 = 1_800_000_000_000;
 
-fn attempt(target: &str, outcome: Outcome, latency_ms: u32) -> UpstreamAttempt<'_> {
+fn attempt(target: &str, outcome: Outcome, latency_ms: u32) -> NamedAttempt<'_> {
     let version = if target.starts_with("http://v1") {
         "v1"
     } else {
         "v2"
     };
-    UpstreamAttempt {
-        upstream: Upstream { version, target },
+    NamedAttempt {
+        upstream: NamedUpstream { version, target },
         outcome,
         latency_ms,
     }
 }
 
 /// Reports `attempt` of an `orders` request at `now`, adding its counts.
-fn record(p: &Plan, store: &MemoryStore, attempt: &UpstreamAttempt<'_>, now: u64) {
+fn record(p: &Plan, store: &MemoryStore, attempt: &NamedAttempt<'_>, now: u64) {
     add(store, p.report(store, "orders", "orders", attempt, now));
 }
 
@@ -32,8 +32,8 @@ fn record(p: &Plan, store: &MemoryStore, attempt: &UpstreamAttempt<'_>, now: u64
 fn record_shadow(
     p: &Plan,
     store: &MemoryStore,
-    shadow: &UpstreamAttempt<'_>,
-    primary: &UpstreamAttempt<'_>,
+    shadow: &NamedAttempt<'_>,
+    primary: &NamedAttempt<'_>,
     now: u64,
 ) {
     add(

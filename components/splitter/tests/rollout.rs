@@ -12,8 +12,8 @@ use upshift_config::rollout::{
 };
 use upshift_config::store::for_each_encoding;
 use upshift_splitter::{
-    MemoryStore, Outcome, Plan, Reason, Store, StoreError, URGENT_INTERVAL_MS, Upstream,
-    UpstreamAttempt, Verdict, advance, evaluate,
+    MemoryStore, NamedAttempt, NamedUpstream, Outcome, Plan, Reason, Store, StoreError,
+    URGENT_INTERVAL_MS, Verdict, advance, evaluate,
 };
 
 const T0: u64 = 1_800_000_000_000;
@@ -680,7 +680,7 @@ fn traffic(plan: &Plan, store: &MemoryStore, n: usize, now: u64, canary_status: 
         } else {
             200
         };
-        let attempt = UpstreamAttempt {
+        let attempt = NamedAttempt {
             upstream: s.primary,
             outcome: Outcome::Status(status),
             latency_ms: 12,
@@ -898,8 +898,8 @@ impl Store for Racing<'_> {
         value: &[u8],
     ) -> Result<bool, StoreError> {
         if key == keys::rollout_state("orders") && !self.raced.replace(true) {
-            let attempt = UpstreamAttempt {
-                upstream: Upstream {
+            let attempt = NamedAttempt {
+                upstream: NamedUpstream {
                     version: "v1",
                     target: "http://v1-a",
                 },
@@ -942,8 +942,8 @@ fn two_nodes_racing_move_the_rollout_once() {
             raced: Cell::new(false),
             now: T0 + 5_000,
         };
-        let attempt = UpstreamAttempt {
-            upstream: Upstream {
+        let attempt = NamedAttempt {
+            upstream: NamedUpstream {
                 version: "v3",
                 target: "http://v3-a",
             },
@@ -1015,8 +1015,8 @@ fn the_analysis_reads_step_counters_left_in_either_encoding() {
         assert_eq!((canary.requests, canary.errors()), (100, 50));
 
         // The first report analyses what was counted before it.
-        let attempt = UpstreamAttempt {
-            upstream: Upstream {
+        let attempt = NamedAttempt {
+            upstream: NamedUpstream {
                 version: "v1",
                 target: "http://v1-a",
             },
