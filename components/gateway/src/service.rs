@@ -2,12 +2,11 @@
 //! decide (route → authenticate → select), then the proxy or the AI lane
 //! does the I/O.
 
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
-
 use http::request::Parts;
 use spin_sdk::http::{IntoResponse, Request};
 use spin_sdk::wasip3::http::types::{ErrorCode, Response};
 use spin_sdk::wasip3::random::random::get_random_u64;
+use upshift_core::clock::now_ms;
 use upshift_core::head::Incoming;
 use upshift_core::{GatewayError, forwarding, grpc, phases, request_id};
 
