@@ -1,31 +1,22 @@
 //! `upshift`: serves Spin-manifest apps of WebAssembly components on wasmtime.
 
-mod admin_client;
 mod admin_token;
 mod bindings;
-mod builder;
 mod cli;
 mod client_body;
-mod commands;
-mod component;
 mod compose;
 mod composed;
 mod concurrency;
-mod consumer;
-mod demo;
 mod engine;
 mod inbound_tls;
 mod instances;
-mod key;
 mod kv;
-mod local_time;
 mod manifest;
 mod native;
 mod outbound;
 mod poll;
 mod priority;
 mod registry;
-mod rollout;
 mod routes;
 mod runtime;
 mod runtime_config;
@@ -33,9 +24,7 @@ mod server;
 mod sources;
 mod telemetry;
 mod tls;
-mod top;
 mod variables;
-mod watch;
 mod watched_body;
 
 use std::io::IsTerminal as _;
@@ -44,13 +33,13 @@ use std::process::ExitCode;
 use clap::Parser as _;
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::{Cli, Command};
+use crate::cli::Cli;
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    local_time::init();
+    cli::local_time::init();
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
@@ -73,22 +62,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(async {
-        match cli.command {
-            Command::Up(args) => commands::up(args).await,
-            Command::Build(args) => commands::build(args),
-            Command::Compose(args) => commands::compose(args),
-            Command::Apply(args) => commands::apply(args).await,
-            Command::Diff(args) => commands::diff(&args.file, &args.admin).await,
-            Command::Get(args) => commands::get(args).await,
-            Command::Top(args) => top::run(args).await,
-            Command::Rollout(args) => rollout::run(args).await,
-            Command::Component(args) => component::run(args).await,
-            Command::Consumer(args) => consumer::run(args).await,
-            Command::Key(args) => key::run(args).await,
-            Command::Demo(args) => demo::run(args).await,
-        }
-    });
+    let result = runtime.block_on(cli.command.run());
     match result {
         Ok(code) => code,
         Err(error) => {

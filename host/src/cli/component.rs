@@ -10,8 +10,8 @@ use clap::{Args, Subcommand};
 use http::Method;
 use serde_json::{Value, json};
 
-use crate::admin_client::{AdminClient, AdminResponse};
 use crate::cli::AdminArgs;
+use crate::cli::admin_client::{AdminClient, AdminResponse};
 use crate::registry::records::is_sha256;
 
 /// Options of `upshift component`.

@@ -12,8 +12,9 @@ use http::Method;
 use upshift_config::Config;
 use upshift_config::changes::changes;
 
-use crate::admin_client::{AdminClient, config_content_type};
-use crate::builder::{self, BuildError};
+use crate::cli::admin_client::{AdminClient, config_content_type};
+use crate::cli::builder::{self, BuildError};
+use crate::cli::watch::{self, Watched};
 use crate::cli::{AdminArgs, ApplyArgs, ComposeArgs, GetArgs, ManifestArgs, Resource, UpArgs};
 use crate::inbound_tls::ServerCerts;
 use crate::manifest::App;
@@ -22,7 +23,6 @@ use crate::runtime::{self, Runtime, RuntimeOptions, UnsetAdminToken};
 use crate::server::{self, Limits, ServeOptions};
 use crate::telemetry::spans::Collector;
 use crate::telemetry::{Outputs, Telemetry};
-use crate::watch::{self, Watched};
 
 /// Default number of requests running inside components at once, per core.
 const CONCURRENCY_PER_CORE: usize = 2;

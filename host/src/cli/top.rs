@@ -12,8 +12,8 @@ use http::Method;
 use serde_json::Value;
 use upshift_config::metrics::VersionStats;
 
-use crate::admin_client::AdminClient;
 use crate::cli::AdminArgs;
+use crate::cli::admin_client::AdminClient;
 
 /// Options of `upshift top`.
 #[derive(Debug, Args)]

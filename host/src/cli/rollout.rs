@@ -12,9 +12,9 @@ use serde_json::{Value, json};
 
 use upshift_config::rollout::{Pause, RolloutState};
 
-use crate::admin_client::{AdminClient, AdminResponse, config_content_type};
 use crate::cli::AdminArgs;
-use crate::local_time;
+use crate::cli::admin_client::{AdminClient, AdminResponse, config_content_type};
+use crate::cli::local_time;
 
 /// Options of `upshift rollout`.
 #[derive(Debug, Args)]

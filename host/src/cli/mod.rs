@@ -1,15 +1,37 @@
-//! Command-line interface.
+//! The command line: the `upshift` subcommands, their arguments, and what
+//! each one does. Apart from `up` (and `demo`), which start the runtime
+//! (`crate::runtime`, `crate::server`), the subcommands are clients: they
+//! build components, or talk to a running gateway's admin API.
+//!
+//! - [`commands`]: `up`, `build`, `compose`, `apply`, `diff` and `get`;
+//!   [`watch`] rebuilds components for `up --watch`, with [`builder`].
+//! - [`rollout`], [`component`], [`consumer`], [`key`], [`top`]: the admin
+//!   API's clients, over [`admin_client`]; [`local_time`] writes their times.
+//! - [`demo`]: the demo, with its upstreams, in one process.
+
+mod admin_client;
+mod builder;
+mod commands;
+mod component;
+mod consumer;
+mod demo;
+mod key;
+pub mod local_time;
+mod rollout;
+mod top;
+mod watch;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use self::top::TopArgs;
 use crate::runtime::Lane;
 use crate::server::Limits;
 use crate::telemetry::lines::Sink;
 use crate::telemetry::spans::Encoding;
-use crate::top::TopArgs;
 
 /// Upshift: an edge API and AI gateway made of WebAssembly components.
 #[derive(Debug, Parser)]
@@ -40,17 +62,37 @@ pub enum Command {
     /// Watch request rate, error rate and p99 per route and version, live.
     Top(TopArgs),
     /// Start, follow and steer rollouts through the admin API.
-    Rollout(crate::rollout::RolloutArgs),
+    Rollout(rollout::RolloutArgs),
     /// Push, upgrade and roll back one component of the gateway while traffic
     /// flows, on every node sharing the store.
-    Component(crate::component::ComponentArgs),
+    Component(component::ComponentArgs),
     /// Add consumers to the config in force, each with a first API key.
-    Consumer(crate::consumer::ConsumerArgs),
+    Consumer(consumer::ConsumerArgs),
     /// Make, issue, list and revoke consumers' API keys: each key is
     /// shown once; the gateway keeps only its digest.
-    Key(crate::key::KeyArgs),
+    Key(key::KeyArgs),
     /// Build, start two demo upstreams and the gateway, and apply the demo config.
     Demo(ManifestArgs),
+}
+
+impl Command {
+    /// Runs the subcommand; the exit code is the process's.
+    pub async fn run(self) -> anyhow::Result<ExitCode> {
+        match self {
+            Command::Up(args) => commands::up(args).await,
+            Command::Build(args) => commands::build(args),
+            Command::Compose(args) => commands::compose(args),
+            Command::Apply(args) => commands::apply(args).await,
+            Command::Diff(args) => commands::diff(&args.file, &args.admin).await,
+            Command::Get(args) => commands::get(args).await,
+            Command::Top(args) => top::run(args).await,
+            Command::Rollout(args) => rollout::run(args).await,
+            Command::Component(args) => component::run(args).await,
+            Command::Consumer(args) => consumer::run(args).await,
+            Command::Key(args) => key::run(args).await,
+            Command::Demo(args) => demo::run(args).await,
+        }
+    }
 }
 
 /// Locates the manifest.

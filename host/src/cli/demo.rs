@@ -17,10 +17,10 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
-use crate::admin_client::AdminClient;
-use crate::builder;
 use crate::cli::ManifestArgs;
-use crate::commands::{default_concurrency, default_workers};
+use crate::cli::admin_client::AdminClient;
+use crate::cli::builder;
+use crate::cli::commands::{default_concurrency, default_workers};
 use crate::manifest::App;
 use crate::runtime::{Lane, Runtime, RuntimeOptions, UnsetAdminToken};
 use crate::server::{self, ServeOptions};

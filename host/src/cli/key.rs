@@ -12,8 +12,8 @@ use serde_json::json;
 use upshift_config::rollout::parse_duration;
 use upshift_config::token::{IssuedKey, digest};
 
-use crate::admin_client::{AdminClient, AdminResponse};
 use crate::cli::AdminArgs;
+use crate::cli::admin_client::{AdminClient, AdminResponse};
 
 /// `upshift key` arguments.
 #[derive(Debug, Args)]

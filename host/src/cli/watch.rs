@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
 
-use crate::builder;
+use crate::cli::builder;
 use crate::manifest::App;
 use crate::registry::{Actor, Registry};
 

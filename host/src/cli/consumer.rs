@@ -9,7 +9,7 @@ use http::Method;
 use serde_json::json;
 
 use crate::cli::AdminArgs;
-use crate::key::{client, duration, issue};
+use crate::cli::key::{client, duration, issue};
 
 /// `upshift consumer` arguments.
 #[derive(Debug, Args)]
