@@ -25,8 +25,8 @@ wasmtime::component::bindgen!({
         default: trappable,
     },
     with: {
-        "spin:key-value/key-value.store": crate::kv::StoreHandle,
-        "wasi:keyvalue/store.bucket": crate::kv::StoreHandle,
-        "wasi:keyvalue/atomics.cas": crate::kv::CasHandle,
+        "spin:key-value/key-value.store": crate::capabilities::kv::StoreHandle,
+        "wasi:keyvalue/store.bucket": crate::capabilities::kv::StoreHandle,
+        "wasi:keyvalue/atomics.cas": crate::capabilities::kv::CasHandle,
     },
 });

@@ -20,9 +20,9 @@ use wasmtime_wasi_http::handler::{ProxyHandler, ProxyPre};
 
 use upshift_config::keys;
 
+use crate::capabilities::kv::KvBackend;
 use crate::engine::{HostState, load_component};
 use crate::instances::ComponentInstances;
-use crate::kv::KvBackend;
 use crate::native::{
     Builds, Canary, CanaryRun, Refusal, Role, Side, add_counts, check_gateway_world, check_world,
     config_in_force, counts,

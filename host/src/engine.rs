@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use sha2::{Digest as _, Sha256};
-use wasmtime::component::{Component, HasData, Linker, ResourceTable};
+use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits,
     StoreLimitsBuilder, UpdateDeadline,
@@ -18,13 +18,11 @@ use wasmtime::{
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use crate::bindings::spin::key_value::key_value;
-use crate::bindings::spin::variables::variables;
-use crate::bindings::wasi::keyvalue::{atomics, batch, store as wasi_store};
+use crate::capabilities::kv::{KvCtx, KvView};
+use crate::capabilities::outbound_http::OutboundHttp;
+use crate::capabilities::variables::VariablesView;
+use crate::capabilities::{self, InstanceCapabilities};
 use crate::concurrency::RequestSlot;
-use crate::kv::{Kv, KvCtx, KvView};
-use crate::outbound::OutboundHttp;
-use crate::variables::{Variables, VariablesView};
 
 /// How often the epoch ticker thread advances the engine's epoch.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -143,15 +141,29 @@ impl HostState {
     pub fn http_view(&mut self) -> WasiHttpCtxView<'_> {
         self.http()
     }
+
+    /// The view the key-value bindings work with.
+    pub fn kv(&mut self) -> KvView<'_> {
+        KvView {
+            table: &mut self.table,
+            ctx: &self.kv,
+        }
+    }
+
+    /// The view the `spin:variables` bindings work with.
+    pub fn variables(&mut self) -> VariablesView<'_> {
+        VariablesView(&self.variables)
+    }
 }
 
-/// Creates a store for one instance of a component.
-pub fn new_store(
-    engine: &Engine,
-    outbound: OutboundHttp,
-    kv: KvCtx,
-    variables: Arc<HashMap<String, String>>,
-) -> Store<HostState> {
+/// Creates a store for one instance of a component, holding its share of
+/// the host's capabilities.
+pub fn new_store(engine: &Engine, capabilities: InstanceCapabilities) -> Store<HostState> {
+    let InstanceCapabilities {
+        kv,
+        variables,
+        outbound,
+    } = capabilities;
     let state = HostState {
         table: ResourceTable::new(),
         wasi: WasiCtx::builder().inherit_stdout().inherit_stderr().build(),
@@ -201,29 +213,13 @@ impl WasiHttpView for HostState {
     }
 }
 
-fn kv_view(state: &mut HostState) -> KvView<'_> {
-    KvView {
-        table: &mut state.table,
-        ctx: &state.kv,
-    }
-}
-
-fn variables_view(state: &mut HostState) -> <Variables as HasData>::Data<'_> {
-    VariablesView(&state.variables)
-}
-
-/// Builds a linker with WASI (0.2 and 0.3), `wasi:http` 0.3, Spin key-value and
-/// variables, and `wasi:keyvalue`.
+/// Builds a linker with WASI (0.2 and 0.3) and every host capability
+/// (see [`capabilities`]).
 pub fn new_linker(engine: &Engine) -> anyhow::Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     wasmtime_wasi::p3::add_to_linker(&mut linker)?;
-    wasmtime_wasi_http::p3::add_to_linker(&mut linker)?;
-    key_value::add_to_linker::<_, Kv>(&mut linker, kv_view)?;
-    wasi_store::add_to_linker::<_, Kv>(&mut linker, kv_view)?;
-    atomics::add_to_linker::<_, Kv>(&mut linker, kv_view)?;
-    batch::add_to_linker::<_, Kv>(&mut linker, kv_view)?;
-    variables::add_to_linker::<_, Variables>(&mut linker, variables_view)?;
+    capabilities::link(&mut linker)?;
     Ok(linker)
 }
 

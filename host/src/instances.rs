@@ -2,7 +2,6 @@
 //! `ProxyHandler`: how instances are created, how many requests each takes,
 //! and when idle or stuck instances are dropped.
 
-use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -14,11 +13,9 @@ use wasmtime_wasi_http::handler::{
     HandlerState, Instance, ProxyPre, ShouldAccept, WorkerExpiration, WorkerState, WorkerStatus,
 };
 
+use crate::capabilities::Capabilities;
 use crate::concurrency::RequestSlot;
 use crate::engine::{EPOCH_TICK, HostState, new_store};
-use crate::kv::{KvAccess, KvBackend, KvCtx};
-use crate::native::NativeGateway;
-use crate::outbound::{AllowedHosts, OutboundClients, OutboundHttp};
 
 /// Requests served by one instance before it is replaced (which bounds
 /// what a guest may leak or cache).
@@ -39,18 +36,8 @@ pub struct ComponentInstances {
     pub engine: Engine,
     /// The linked, pre-instantiated component.
     pub pre: ProxyPre<HostState>,
-    /// Where it may send HTTP requests.
-    pub allowed_hosts: Arc<AllowedHosts>,
-    /// The shared outbound connection pool.
-    pub outbound_clients: OutboundClients,
-    /// The key-value backend.
-    pub kv_backend: Arc<dyn KvBackend>,
-    /// Which stores it may open.
-    pub kv_access: KvAccess,
-    /// The native lane to tell when the admin API changes the version in force.
-    pub config_listener: Option<Arc<NativeGateway>>,
-    /// Its resolved variables.
-    pub variables: Arc<HashMap<String, String>>,
+    /// The host's capabilities, configured for the app.
+    pub capabilities: Arc<Capabilities>,
     /// Execution budget of one request.
     pub request_timeout: Duration,
     /// Requests one instance may serve side by side.
@@ -63,20 +50,7 @@ impl HandlerState for ComponentInstances {
     type WorkerState = Worker;
 
     async fn instantiate(&self) -> wasmtime::Result<Instance<HostState, Expiration, Worker>> {
-        let mut store = new_store(
-            &self.engine,
-            OutboundHttp::new(
-                self.name.clone(),
-                self.allowed_hosts.clone(),
-                self.outbound_clients.clone(),
-            ),
-            KvCtx {
-                backend: self.kv_backend.clone(),
-                access: self.kv_access.clone(),
-                config_listener: self.config_listener.clone(),
-            },
-            self.variables.clone(),
-        );
+        let mut store = new_store(&self.engine, self.capabilities.instance(&self.name));
         let proxy = self.pre.instantiate_async(&mut store).await?;
         Ok(Instance {
             store,

@@ -2,18 +2,16 @@
 
 mod admin_token;
 mod bindings;
+mod capabilities;
 mod cli;
 mod client_body;
 mod compose;
 mod composed;
 mod concurrency;
 mod engine;
-mod inbound_tls;
 mod instances;
-mod kv;
 mod manifest;
 mod native;
-mod outbound;
 mod poll;
 mod priority;
 mod registry;
@@ -23,8 +21,6 @@ mod runtime_config;
 mod server;
 mod sources;
 mod telemetry;
-mod tls;
-mod variables;
 mod watched_body;
 
 use std::io::IsTerminal as _;

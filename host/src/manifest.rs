@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::capabilities::outbound_http::{AllowedHostError, AllowedHosts};
+use crate::capabilities::variables::{Template, TemplateError};
 use crate::compose::Inherit;
-use crate::outbound::{AllowedHostError, AllowedHosts};
 use crate::routes::{Route, RouteError};
-use crate::variables::{Template, TemplateError};
 
 /// Errors found while loading or validating a manifest.
 #[derive(Debug, thiserror::Error)]

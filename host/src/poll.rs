@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::kv::{KvBackend, blocking};
+use crate::capabilities::kv::{KvBackend, blocking};
 
 /// Reads `what` with `read` every `interval` until the process ends, and
 /// hands each reading to `seen`. A failed reading is logged once, and so

@@ -1,9 +1,9 @@
-//! Turns a validated [`App`] into ready-to-serve components: resolves
-//! variables, opens the key-value stores (embedded, or as the runtime config
-//! file says), composes, compiles (with the precompiled-code cache) and
-//! pre-instantiates each trigger component.
+//! Turns a validated [`App`] into ready-to-serve components: configures the
+//! host's capabilities (variables, key-value stores, outbound HTTP and TLS:
+//! see [`crate::capabilities`]), composes, compiles (with the
+//! precompiled-code cache) and pre-instantiates each trigger component.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,21 +15,22 @@ use wasmtime_wasi_http::handler::{ProxyHandler, ProxyPre};
 use wasmtime_wasi_http::p3::bindings::ServicePre;
 
 use crate::admin_token;
+use crate::capabilities::kv::{KvBackend, KvStores};
+use crate::capabilities::outbound_http::Outbound;
+use crate::capabilities::tls::TlsConfigs;
+use crate::capabilities::variables::ComponentVariables;
+use crate::capabilities::{AppContext, Capabilities, Capability};
 use crate::compose::deny_imports;
 use crate::composed::{self, ComposedGateway};
 use crate::engine::{EpochTicker, HostState, load_component, new_engine, new_linker};
 use crate::instances::ComponentInstances;
-use crate::kv::{KvAccess, KvBackend, open_stores};
 use crate::manifest::App;
 use crate::native::{self, NativeGateway};
-use crate::outbound::{AllowedHosts, OutboundClients};
 use crate::registry::{self, Registry};
 use crate::routes::{Route, Router};
 use crate::runtime_config::RuntimeConfig;
 use crate::sources::Sources;
 use crate::telemetry::Telemetry;
-use crate::tls::TlsConfigs;
-use crate::variables::ComponentVariables;
 
 /// Which lane serves an Upshift gateway component.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -135,10 +136,13 @@ impl Runtime {
             version = application.version.as_deref().unwrap_or("-"),
             "loading application"
         );
-        let mut variables =
-            ComponentVariables::resolve(app, options.variables_file.as_deref(), |name| {
-                std::env::var(name).ok()
-            })?;
+        let context = AppContext {
+            app,
+            runtime_config: &runtime_config,
+            state_dir: &options.state_dir,
+            variables_file: options.variables_file.as_deref(),
+        };
+        let mut variables = ComponentVariables::configure(&context)?;
         std::fs::create_dir_all(&options.state_dir).with_context(|| {
             format!(
                 "cannot create state directory {}",
@@ -149,24 +153,7 @@ impl Runtime {
             UnsetAdminToken::Generate => admin_token::generated(&options.state_dir),
             UnsetAdminToken::Fixed(token) => Ok(token.clone()),
         })?;
-        let known_stores: Arc<HashSet<String>> = Arc::new(
-            app.manifest
-                .component
-                .values()
-                .flat_map(|c| c.key_value_stores.iter().cloned())
-                .collect(),
-        );
-        for label in runtime_config.key_value_stores.keys() {
-            if !known_stores.contains(label) {
-                tracing::warn!(
-                    store = %label,
-                    "the runtime config file configures key-value store `{label}`, \
-                     which no component of the app uses"
-                );
-            }
-        }
-        let kv: Arc<dyn KvBackend> =
-            open_stores(&runtime_config, &options.state_dir.join("kv.redb"))?;
+        let mut kv = KvStores::configure(&context)?;
 
         let engine = new_engine()?;
         let linker = new_linker(&engine)?;
@@ -187,10 +174,10 @@ impl Runtime {
                 let lane = NativeGateway::start(native::Setup {
                     app,
                     gateway: name,
-                    kv: kv.clone(),
-                    known_stores: known_stores.clone(),
+                    kv: kv.backend.clone(),
+                    known_stores: kv.known.clone(),
                     variables: variables.for_component(name),
-                    tls: TlsConfigs::new(&runtime_config.client_tls)?,
+                    tls: TlsConfigs::configure(&context)?,
                     cache_dir: &cache_dir,
                     budget: options.request_timeout,
                     workers: options.workers,
@@ -206,10 +193,13 @@ impl Runtime {
                 natives.insert(name.clone(), lane);
             }
         }
-        let listener = natives.values().next().cloned();
-
-        let outbound_clients =
-            OutboundClients::new(TlsConfigs::new(&runtime_config.client_tls)?, 1);
+        kv.config_listener = natives.values().next().cloned();
+        let capabilities = Arc::new(Capabilities {
+            outbound: Outbound::configure(&context)?,
+            kv,
+            variables,
+        });
+        let kv = capabilities.kv.backend.clone();
         let mut services: HashMap<String, Arc<ComponentService>> = HashMap::new();
         let mut composed_lanes: HashMap<String, Arc<ComposedGateway>> = HashMap::new();
         let mut routes = Vec::new();
@@ -222,29 +212,16 @@ impl Runtime {
                 routes.push((route.clone(), Target::Composed(lane.clone())));
                 continue;
             }
-            let decl = &app.manifest.component[name];
             let component: Arc<str> = name.as_str().into();
             let instances = {
-                let allowed_hosts = Arc::new(AllowedHosts::parse(&decl.allowed_outbound_hosts)?);
-                let (engine, outbound_clients, kv) =
-                    (engine.clone(), outbound_clients.clone(), kv.clone());
-                let kv_access = KvAccess::new(
-                    Arc::new(decl.key_value_stores.iter().cloned().collect()),
-                    known_stores.clone(),
-                );
-                let (listener, variables) = (listener.clone(), variables.for_component(name));
+                let (engine, capabilities) = (engine.clone(), capabilities.clone());
                 let (request_timeout, instance_concurrency) =
                     (options.request_timeout, options.instance_concurrency);
                 move |pre| ComponentInstances {
                     name: component.clone(),
                     engine: engine.clone(),
                     pre,
-                    allowed_hosts: allowed_hosts.clone(),
-                    outbound_clients: outbound_clients.clone(),
-                    kv_backend: kv.clone(),
-                    kv_access: kv_access.clone(),
-                    config_listener: listener.clone(),
-                    variables: variables.clone(),
+                    capabilities: capabilities.clone(),
                     request_timeout,
                     instance_concurrency,
                 }
@@ -257,7 +234,7 @@ impl Runtime {
                     linker: linker.clone(),
                     instances: Box::new(instances),
                     kv: kv.clone(),
-                    known_stores: known_stores.clone(),
+                    known_stores: capabilities.kv.known.clone(),
                     cache_dir: cache_dir.clone(),
                     budget: options.request_timeout,
                 })
@@ -320,7 +297,7 @@ impl Runtime {
             let Target::Component(admin) = admin_router.route(registry::PREFIX)?.target else {
                 return None;
             };
-            let admin_variables = variables.for_component(&admin.name);
+            let admin_variables = capabilities.variables.for_component(&admin.name);
             let token = |name: &str| admin_variables.get(name).cloned().unwrap_or_default();
             Some(Arc::new(Registry::new(
                 lane,

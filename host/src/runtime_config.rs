@@ -1,6 +1,6 @@
 //! A Spin runtime config file (`--runtime-config-file`): where key-value
 //! stores keep their data, and which root certificates outbound `https`
-//! checks (see [`crate::tls`]).
+//! checks (see [`crate::capabilities::tls`]).
 //!
 //! The file format is Spin's: one `[key_value_store.<label>]` table per store
 //! label that does not use the embedded default store, and `[[client_tls]]`
@@ -28,7 +28,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::tls::{ClientIdentity, ClientTls};
+use crate::capabilities::tls::{ClientIdentity, ClientTls};
 
 /// Where one store label keeps its data.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -281,7 +281,7 @@ fn parse_store(
                     "is missing (e.g. `redis://127.0.0.1:6379`)".to_owned(),
                 )
             })?;
-            crate::kv::RedisStore::check_url(url)
+            crate::capabilities::kv::RedisStore::check_url(url)
                 .map_err(|message| (format!("{field}.url"), message))?;
             Ok(StoreConfig::Redis {
                 url: url.to_owned(),

@@ -12,7 +12,7 @@
 //! head must arrive within a deadline and stay within a size and a count
 //! of headers, connections beyond a limit get a `503` with `retry-after`,
 //! and an HTTP/1.1 request needs exactly one `Host`. With certificates
-//! ([`crate::inbound_tls`]) every connection is TLS, HTTP/2 or HTTP/1.1 by
+//! ([`crate::capabilities::tls::server`]) every connection is TLS, HTTP/2 or HTTP/1.1 by
 //! ALPN; without, HTTP/2 is spoken in clear to clients that start with it. On SIGTERM (or
 //! Ctrl-C) the workers stop accepting, let the requests in flight finish
 //! up to a deadline, close idle connections, and the process exits 0 once

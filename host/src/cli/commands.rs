@@ -12,11 +12,11 @@ use http::Method;
 use upshift_config::Config;
 use upshift_config::changes::changes;
 
+use crate::capabilities::tls::server::ServerCerts;
 use crate::cli::admin_client::{AdminClient, config_content_type};
 use crate::cli::builder::{self, BuildError};
 use crate::cli::watch::{self, Watched};
 use crate::cli::{AdminArgs, ApplyArgs, ComposeArgs, GetArgs, ManifestArgs, Resource, UpArgs};
-use crate::inbound_tls::ServerCerts;
 use crate::manifest::App;
 use crate::native::WebSocketLimits;
 use crate::runtime::{self, Runtime, RuntimeOptions, UnsetAdminToken};

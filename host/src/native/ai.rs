@@ -32,7 +32,7 @@ use super::bindings::exports::upshift::ai::ai::{self, Attempt, Plan, Reply};
 use super::body::ForwardBody;
 use super::proxy::Context;
 use super::{NativeGateway, PolicySet, lock};
-use crate::outbound::UpstreamBody;
+use crate::capabilities::outbound_http::UpstreamBody;
 use upshift_core::clock::now_ms;
 
 /// A resource of the AI component that is dropped with this handle.

@@ -21,7 +21,7 @@ wasmtime::component::bindgen!({
     path: ["../wit"],
     imports: { default: trappable },
     with: {
-        "wasi:keyvalue/store.bucket": crate::kv::StoreHandle,
-        "wasi:keyvalue/atomics.cas": crate::kv::CasHandle,
+        "wasi:keyvalue/store.bucket": crate::capabilities::kv::StoreHandle,
+        "wasi:keyvalue/atomics.cas": crate::capabilities::kv::CasHandle,
     },
 });

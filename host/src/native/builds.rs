@@ -14,8 +14,8 @@ use wasmtime::{Config, Engine};
 
 use super::policy::{PolicySet, PolicyState, Prepared, Role};
 use super::{lock, outer_and_root};
+use crate::capabilities::kv::{KvAccess, KvBackend, KvCtx};
 use crate::engine::load_component;
-use crate::kv::{KvAccess, KvBackend, KvCtx};
 use crate::registry::records::{InForce, read_blob, sha256_hex};
 use crate::sources::Sources;
 
@@ -178,7 +178,10 @@ fn new_linker(engine: &Engine) -> anyhow::Result<Linker<PolicyState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
     super::stdio::add_to_linker(&mut linker)?;
-    super::bindings::Policies::add_to_linker::<_, crate::kv::Kv>(&mut linker, PolicyState::kv)?;
+    super::bindings::Policies::add_to_linker::<_, crate::capabilities::kv::Kv>(
+        &mut linker,
+        PolicyState::kv,
+    )?;
     Ok(linker)
 }
 

@@ -7,9 +7,9 @@ use std::time::Duration;
 use super::body::ForwardBody;
 use upshift_core::GatewayError;
 
+use crate::capabilities::outbound_http::{Failure, OutboundClients, UpstreamBody, classify};
+use crate::capabilities::tls::TlsConfigs;
 use crate::client_body::ClientBodyError;
-use crate::outbound::{Failure, OutboundClients, UpstreamBody, classify};
-use crate::tls::TlsConfigs;
 
 /// Pooled clients for the native lane.
 pub struct UpstreamClient {

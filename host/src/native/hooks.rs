@@ -14,7 +14,7 @@ use upshift_core::hooks::{self, Outbound, Ran};
 
 use super::body::ForwardBody;
 use super::{BUCKET, NativeGateway};
-use crate::kv::KvBackend;
+use crate::capabilities::kv::KvBackend;
 
 /// How long after a run found another node at work it looks again.
 const BUSY_RETRY: Duration = Duration::from_secs(1);
@@ -168,7 +168,7 @@ impl Outbound for NativeOutbound<'_> {
 /// The shared store as the core's [`Store`], its calls blocking in place.
 struct KvStore<'a>(&'a dyn KvBackend);
 
-fn failed(error: crate::kv::KvError) -> StoreError {
+fn failed(error: crate::capabilities::kv::KvError) -> StoreError {
     StoreError(error.to_string())
 }
 

@@ -14,7 +14,7 @@ use upshift_config::keys;
 
 use super::body::ForwardBody;
 use super::{BUCKET, NativeGateway, lock};
-use crate::kv::blocking;
+use crate::capabilities::kv::blocking;
 use upshift_core::clock::now_ms;
 
 /// How long a fetch of a key set may take.

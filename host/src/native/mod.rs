@@ -42,13 +42,13 @@ use wasmtime::Engine;
 use upshift_config::keys;
 use upshift_core::policy::Count;
 
-use crate::kv::{KvBackend, blocking};
+use crate::capabilities::kv::{KvBackend, blocking};
+use crate::capabilities::outbound_http::AllowedHosts;
+use crate::capabilities::tls::TlsConfigs;
 use crate::manifest::App;
-use crate::outbound::AllowedHosts;
 use crate::registry::records::InForce;
 use crate::sources::Sources;
 use crate::telemetry::Telemetry;
-use crate::tls::TlsConfigs;
 pub use builds::{Builds, Refusal, check_gateway_world, check_world};
 pub use canary::{Canary, CanaryRun, Side, Trap, counts};
 pub use client::UpstreamClient;

@@ -25,6 +25,8 @@ use super::bindings::exports::upshift::auth::auth;
 use super::bindings::exports::upshift::router::router;
 use super::bindings::exports::upshift::splitter::splitter;
 use super::bindings::upshift::types::types;
+use crate::capabilities::kv::{KvCtx, KvView};
+use crate::engine::{EPOCH_TICK, MAX_MEMORY_BYTES};
 
 upshift_core::policy_conversions!(
     mod conversions;
@@ -34,8 +36,6 @@ upshift_core::policy_conversions!(
     splitter: crate::native::bindings::exports::upshift::splitter::splitter,
     ai: crate::native::bindings::exports::upshift::ai::ai,
 );
-use crate::engine::{EPOCH_TICK, MAX_MEMORY_BYTES};
-use crate::kv::{KvCtx, KvView};
 
 /// The data of one policy instance's store.
 pub struct PolicyState {

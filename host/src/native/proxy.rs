@@ -33,7 +33,7 @@ use super::call_end::{CallEnd, Pending};
 use super::shadow;
 use super::websocket::{Relayed, Tally, WebSockets};
 use super::{NativeGateway, PolicySet, Side, canary, lock};
-use crate::outbound::{UpstreamBody, between_bytes_timeout};
+use crate::capabilities::outbound_http::{UpstreamBody, between_bytes_timeout};
 use crate::watched_body::Watched;
 
 /// Everything a request of the native lane carries along.

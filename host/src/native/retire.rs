@@ -17,7 +17,7 @@ use upshift_config::rollout::{RolloutState, takes_new_requests};
 
 use super::websocket::{VersionName, WebSockets};
 use super::{BUCKET, config_in_force, parse_version};
-use crate::kv::{KvBackend, blocking};
+use crate::capabilities::kv::{KvBackend, blocking};
 
 /// A config version in force and its document, read.
 type InForce = Arc<(u64, Config)>;

@@ -34,7 +34,7 @@ use upshift_core::trace::{TRACEPARENT, TraceContext};
 use super::body::ForwardBody;
 use super::proxy::{Context, upstream_request};
 use super::{BUCKET, NativeGateway, PolicySet, lock};
-use crate::kv::{KvBackend, KvError, blocking};
+use crate::capabilities::kv::{KvBackend, KvError, blocking};
 use crate::telemetry::spans::ShadowCall;
 use crate::watched_body::{Ending, Watcher};
 use upshift_core::clock::{millis_since, now_ms};

@@ -18,7 +18,7 @@ use http::StatusCode;
 use serde_json::{Value, json};
 use upshift_config::keys;
 
-use crate::kv::{KvBackend, KvError};
+use crate::capabilities::kv::{KvBackend, KvError};
 use crate::native::Refusal;
 use records::{Action, InForce, Pushed, Transition, sha256_hex};
 

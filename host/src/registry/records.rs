@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 use upshift_config::keys;
 
-use crate::kv::KvBackend;
+use crate::capabilities::kv::KvBackend;
 use sha2::{Digest as _, Sha256};
 
 /// The SHA-256 of `bytes`, in lower-case hex: a pushed version's name.

@@ -10,9 +10,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
-use wasmtime::component::{Accessor, HasData};
+use wasmtime::component::{Accessor, HasData, Linker};
 
+use super::{AppContext, Capability};
 use crate::bindings::spin::variables::variables::{self as spin_variables, Error as SpinError};
+use crate::engine::HostState;
 use crate::manifest::App;
 
 /// An invalid variable template.
@@ -213,6 +215,28 @@ impl ComponentVariables {
     /// The variables of `component` (empty if it has none).
     pub fn for_component(&self, component: &str) -> Arc<HashMap<String, String>> {
         self.0.get(component).cloned().unwrap_or_default()
+    }
+}
+
+impl Capability for ComponentVariables {
+    /// The component's variables.
+    type Instance = Arc<HashMap<String, String>>;
+
+    /// `spin:variables`.
+    fn link(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
+        spin_variables::add_to_linker::<_, Variables>(linker, HostState::variables)?;
+        Ok(())
+    }
+
+    /// Resolves every component's variables, from the process's environment,
+    /// the `--variables-file` and the manifest's defaults.
+    fn configure(context: &AppContext<'_>) -> anyhow::Result<Self> {
+        let env = |name: &str| std::env::var(name).ok();
+        Ok(Self::resolve(context.app, context.variables_file, env)?)
+    }
+
+    fn instance(&self, component: &str) -> Self::Instance {
+        self.for_component(component)
     }
 }
 

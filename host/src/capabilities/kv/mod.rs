@@ -6,6 +6,10 @@
 //! shares stores between nodes. A runtime config file
 //! ([`RuntimeConfig`](crate::runtime_config::RuntimeConfig))
 //! says which label uses which, and [`open_stores`] opens them.
+//!
+//! As a [`Capability`], the stores are [`KvStores`]: `spin:key-value` and
+//! `wasi:keyvalue` linked, the backend opened for the app, and each
+//! instance given the labels its component may open ([`KvCtx`]).
 
 mod read_cache;
 mod redb_store;
@@ -15,10 +19,16 @@ mod stores;
 mod sync_kv;
 mod wasi_kv;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use wasmtime::component::{HasData, ResourceTable};
+use wasmtime::component::{HasData, Linker, ResourceTable};
+
+use super::{AppContext, Capability};
+use crate::bindings::spin::key_value::key_value;
+use crate::bindings::wasi::keyvalue::{atomics, batch, store as wasi_store};
+use crate::engine::HostState;
+use crate::native::NativeGateway;
 
 pub use redb_store::RedbStore;
 pub use redis_store::RedisStore;
@@ -147,7 +157,83 @@ pub struct KvCtx {
     /// What the component may open.
     pub access: KvAccess,
     /// The native lane to tell when the version in force changes here.
-    pub config_listener: Option<Arc<crate::native::NativeGateway>>,
+    pub config_listener: Option<Arc<NativeGateway>>,
+}
+
+/// The app's key-value stores: their backend, and which labels each
+/// component may open.
+pub struct KvStores {
+    /// The backend of every store.
+    pub backend: Arc<dyn KvBackend>,
+    /// Labels used anywhere in the app.
+    pub known: Arc<HashSet<String>>,
+    /// What each component may open.
+    access: HashMap<String, KvAccess>,
+    /// The native lane to tell when the version in force changes, once
+    /// it has started.
+    pub config_listener: Option<Arc<NativeGateway>>,
+}
+
+impl Capability for KvStores {
+    /// The stores the instance may open, and their backend.
+    type Instance = KvCtx;
+
+    /// `spin:key-value` and `wasi:keyvalue` (store, atomics, batch).
+    fn link(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
+        key_value::add_to_linker::<_, Kv>(linker, HostState::kv)?;
+        wasi_store::add_to_linker::<_, Kv>(linker, HostState::kv)?;
+        atomics::add_to_linker::<_, Kv>(linker, HostState::kv)?;
+        batch::add_to_linker::<_, Kv>(linker, HostState::kv)?;
+        Ok(())
+    }
+
+    /// Opens the stores (embedded in the state directory, or as the runtime
+    /// config file says) and notes which component may open which.
+    fn configure(context: &AppContext<'_>) -> anyhow::Result<Self> {
+        let components = &context.app.manifest.component;
+        let known: Arc<HashSet<String>> = Arc::new(
+            components
+                .values()
+                .flat_map(|c| c.key_value_stores.iter().cloned())
+                .collect(),
+        );
+        for label in context.runtime_config.key_value_stores.keys() {
+            if !known.contains(label) {
+                tracing::warn!(
+                    store = %label,
+                    "the runtime config file configures key-value store `{label}`, \
+                     which no component of the app uses"
+                );
+            }
+        }
+        let backend = open_stores(context.runtime_config, &context.state_dir.join("kv.redb"))?;
+        let access = components
+            .iter()
+            .map(|(name, decl)| {
+                let allowed = Arc::new(decl.key_value_stores.iter().cloned().collect());
+                (name.clone(), KvAccess::new(allowed, known.clone()))
+            })
+            .collect();
+        Ok(Self {
+            backend,
+            known,
+            access,
+            config_listener: None,
+        })
+    }
+
+    fn instance(&self, component: &str) -> KvCtx {
+        let access = self
+            .access
+            .get(component)
+            .cloned()
+            .unwrap_or_else(|| KvAccess::new(Arc::new(HashSet::new()), self.known.clone()));
+        KvCtx {
+            backend: self.backend.clone(),
+            access,
+            config_listener: self.config_listener.clone(),
+        }
+    }
 }
 
 /// An open store (a `spin:key-value` store or a `wasi:keyvalue` bucket).

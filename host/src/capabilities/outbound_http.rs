@@ -1,20 +1,30 @@
 //! Outbound HTTP: `allowed_outbound_hosts` (Spin syntax) and the `wasi:http`
 //! hooks that enforce it before sending a request.
+//!
+//! As a [`Capability`], it is [`Outbound`]: `wasi:http` linked, the
+//! connection pools (with the TLS settings of [`super::tls`]) and each
+//! component's allowed hosts made for the app, and each instance given its
+//! hooks ([`OutboundHttp`]).
 
+use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use crate::concurrency::RequestSlot;
-use crate::tls::TlsConfigs;
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, SizeHint};
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use upshift_pool::{Multiplexed, Pool};
+use wasmtime::component::Linker;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
+
+use super::tls::TlsConfigs;
+use super::{AppContext, Capability};
+use crate::concurrency::RequestSlot;
+use crate::engine::HostState;
 
 /// An invalid `allowed_outbound_hosts` entry.
 #[derive(Debug, thiserror::Error)]
@@ -297,6 +307,48 @@ where
         } else {
             0
         }
+    }
+}
+
+/// The app's outbound HTTP: the shared connection pools, and where each
+/// component may send requests.
+pub struct Outbound {
+    /// The connection pools, with the app's TLS settings.
+    clients: OutboundClients,
+    /// Each component's `allowed_outbound_hosts`.
+    allowed: HashMap<String, Arc<AllowedHosts>>,
+}
+
+impl Capability for Outbound {
+    /// The instance's `wasi:http` hooks.
+    type Instance = OutboundHttp;
+
+    /// `wasi:http` 0.3 (its handler, and its client, through the hooks).
+    fn link(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
+        wasmtime_wasi_http::p3::add_to_linker(linker)?;
+        Ok(())
+    }
+
+    /// One set of pools over the configured TLS settings, and each
+    /// component's allowed hosts.
+    fn configure(context: &AppContext<'_>) -> anyhow::Result<Self> {
+        let clients = OutboundClients::new(TlsConfigs::configure(context)?, 1);
+        let allowed = context
+            .app
+            .manifest
+            .component
+            .iter()
+            .map(|(name, decl)| {
+                let hosts = AllowedHosts::parse(&decl.allowed_outbound_hosts)?;
+                Ok((name.clone(), Arc::new(hosts)))
+            })
+            .collect::<Result<_, AllowedHostError>>()?;
+        Ok(Self { clients, allowed })
+    }
+
+    fn instance(&self, component: &str) -> OutboundHttp {
+        let allowed = self.allowed.get(component).cloned().unwrap_or_default();
+        OutboundHttp::new(component.into(), allowed, self.clients.clone())
     }
 }
 
