@@ -11,18 +11,42 @@
 //! `wasi:keyvalue` linked, the backend opened for the app, and each
 //! instance given the labels its component may open ([`KvCtx`]).
 
+/// The conversions of backend errors and refused opens into the `error`
+/// of a key-value binding: every binding's has the cases `other`,
+/// `no-such-store` and `access-denied`.
+macro_rules! binding_errors {
+    ($error:ty) => {
+        impl From<KvError> for $error {
+            fn from(error: KvError) -> Self {
+                Self::Other(error.to_string())
+            }
+        }
+
+        impl From<OpenDenied> for $error {
+            fn from(denied: OpenDenied) -> Self {
+                match denied {
+                    OpenDenied::NoSuchStore => Self::NoSuchStore,
+                    OpenDenied::AccessDenied => Self::AccessDenied,
+                }
+            }
+        }
+    };
+}
+
 mod read_cache;
 mod redb_store;
 mod redis_store;
 mod spin_kv;
 mod stores;
 mod sync_kv;
+#[cfg(test)]
+mod testing;
 mod wasi_kv;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use wasmtime::component::{HasData, Linker, ResourceTable};
+use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
 use super::{AppContext, Capability};
 use crate::bindings::spin::key_value::key_value;
@@ -254,6 +278,23 @@ pub struct KvView<'a> {
     pub table: &'a mut ResourceTable,
     /// The key-value context.
     pub ctx: &'a KvCtx,
+}
+
+impl KvView<'_> {
+    /// Opens the store `label`, if the component may, as a handle in the
+    /// instance's table (`wasi:keyvalue`'s `open`, both of its bindings).
+    fn open_store(
+        &mut self,
+        label: String,
+    ) -> wasmtime::Result<Result<Resource<StoreHandle>, OpenDenied>> {
+        if let Err(denied) = self.ctx.access.check(&label) {
+            return Ok(Err(denied));
+        }
+        let handle = StoreHandle {
+            label: label.into(),
+        };
+        Ok(Ok(self.table.push(handle)?))
+    }
 }
 
 /// [`HasData`] marker for the key-value bindings.

@@ -7,20 +7,7 @@ use wasmtime::component::{Accessor, FutureReader, Resource, StreamReader};
 use super::{Kv, KvError, KvView, OpenDenied, StoreHandle, blocking, read};
 use crate::bindings::spin::key_value::key_value::{self, Error};
 
-impl From<KvError> for Error {
-    fn from(error: KvError) -> Self {
-        Error::Other(error.to_string())
-    }
-}
-
-impl From<OpenDenied> for Error {
-    fn from(denied: OpenDenied) -> Self {
-        match denied {
-            OpenDenied::NoSuchStore => Error::NoSuchStore,
-            OpenDenied::AccessDenied => Error::AccessDenied,
-        }
-    }
-}
+binding_errors!(Error);
 
 /// The backend and store label behind `store`.
 fn resolve<T>(

@@ -10,20 +10,7 @@ use crate::native::bindings::upshift::types::types;
 use crate::native::bindings::wasi::keyvalue::{atomics, batch, store};
 use store::{Error, KeyResponse};
 
-impl From<KvError> for Error {
-    fn from(error: KvError) -> Self {
-        Error::Other(error.to_string())
-    }
-}
-
-impl From<OpenDenied> for Error {
-    fn from(denied: OpenDenied) -> Self {
-        match denied {
-            OpenDenied::NoSuchStore => Error::NoSuchStore,
-            OpenDenied::AccessDenied => Error::AccessDenied,
-        }
-    }
-}
+binding_errors!(Error);
 
 impl KvView<'_> {
     fn label(&self, bucket: &Resource<StoreHandle>) -> wasmtime::Result<std::sync::Arc<str>> {
@@ -36,13 +23,7 @@ impl store::Host for KvView<'_> {
         &mut self,
         identifier: String,
     ) -> wasmtime::Result<Result<Resource<StoreHandle>, Error>> {
-        if let Err(denied) = self.ctx.access.check(&identifier) {
-            return Ok(Err(denied.into()));
-        }
-        let handle = StoreHandle {
-            label: identifier.into(),
-        };
-        Ok(Ok(self.table.push(handle)?))
+        Ok(self.open_store(identifier)?.map_err(Error::from))
     }
 }
 

@@ -14,20 +14,7 @@ use upshift_config::keys;
 /// load it.
 const CONFIG_LOAD_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
-impl From<KvError> for Error {
-    fn from(error: KvError) -> Self {
-        Error::Other(error.to_string())
-    }
-}
-
-impl From<OpenDenied> for Error {
-    fn from(denied: OpenDenied) -> Self {
-        match denied {
-            OpenDenied::NoSuchStore => Error::NoSuchStore,
-            OpenDenied::AccessDenied => Error::AccessDenied,
-        }
-    }
-}
+binding_errors!(Error);
 
 impl KvView<'_> {
     fn bucket(
@@ -44,13 +31,7 @@ impl store::Host for KvView<'_> {
         &mut self,
         identifier: String,
     ) -> wasmtime::Result<Result<Resource<StoreHandle>, Error>> {
-        if let Err(denied) = self.ctx.access.check(&identifier) {
-            return Ok(Err(denied.into()));
-        }
-        let handle = StoreHandle {
-            label: identifier.into(),
-        };
-        Ok(Ok(self.table.push(handle)?))
+        Ok(self.open_store(identifier)?.map_err(Error::from))
     }
 }
 

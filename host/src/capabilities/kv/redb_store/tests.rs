@@ -1,6 +1,7 @@
 //! Tests of the embedded store.
 
 use super::*;
+use crate::capabilities::kv::testing::compare_and_swap_expects;
 use std::sync::Arc;
 
 fn open(dir: &tempfile::TempDir) -> RedbStore {
@@ -65,18 +66,7 @@ fn increments_are_atomic() {
 fn compare_and_swap_detects_conflicts() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
-    assert!(store.compare_and_swap("default", "k", None, b"1").unwrap());
-    assert!(!store.compare_and_swap("default", "k", None, b"2").unwrap());
-    assert!(
-        !store
-            .compare_and_swap("default", "k", Some(b"0"), b"2")
-            .unwrap()
-    );
-    assert!(
-        store
-            .compare_and_swap("default", "k", Some(b"1"), b"2")
-            .unwrap()
-    );
+    compare_and_swap_expects(&store, b"2");
     assert_eq!(
         store.get("default", "k").unwrap().as_deref(),
         Some(&b"2"[..])
