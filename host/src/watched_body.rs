@@ -101,8 +101,11 @@ mod tests {
 
     use super::*;
 
+    /// The bytes a watcher saw and how the body ended.
+    type Log = Arc<Mutex<(usize, Vec<Ending>)>>;
+
     /// Records the bytes it saw and how the body ended.
-    struct Seen(Arc<Mutex<(usize, Vec<Ending>)>>);
+    struct Seen(Log);
 
     impl Watcher for Seen {
         fn frame(&mut self, frame: &Frame<Bytes>) {
@@ -113,7 +116,7 @@ mod tests {
         }
     }
 
-    fn seen() -> (Seen, Arc<Mutex<(usize, Vec<Ending>)>>) {
+    fn seen() -> (Seen, Log) {
         let shared = Arc::new(Mutex::new((0, Vec::new())));
         (Seen(shared.clone()), shared)
     }

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
+use upshift_core::clock::now_ms;
 
 use bytes::Bytes;
 use clap::{Args, Subcommand};
@@ -204,13 +205,6 @@ fn parse_interval(text: &str) -> Result<Duration, String> {
         Pause::For(interval) if !interval.is_zero() => Ok(interval),
         _ => Err(format!("`{text}` is not an interval like `1s` or `500ms`")),
     }
-}
-
-/// The wall clock in Unix milliseconds.
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Asks for `action` on `service`'s rollout; `done` says what happened,

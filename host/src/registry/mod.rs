@@ -12,7 +12,8 @@ mod lane;
 pub mod records;
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+use upshift_core::clock::now_ms;
 
 use http::StatusCode;
 use serde_json::{Value, json};
@@ -490,10 +491,4 @@ async fn off_thread<R: Send + 'static>(
 
 fn unreadable<T>(key: &str, parsed: serde_json::Result<T>) -> Result<T, RegistryError> {
     parsed.map_err(|e| RegistryError::Unreadable(format!("{key} cannot be read: {e}")))
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
