@@ -47,7 +47,7 @@ pub async fn websocket_upstream(name: &'static str) -> String {
 }
 
 fn grpc_peer() -> std::path::PathBuf {
-    super::repo().join("tests/support/grpc_peer.py")
+    super::repo().join("tests/e2e/support/grpc_peer.py")
 }
 
 /// A gRPC server (`upshift.test.Echo`, h2c) on 127.0.0.1, stopped on drop.

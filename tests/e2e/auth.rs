@@ -16,11 +16,12 @@ use support::upstream::Upstream;
 use support::{Host, client};
 
 const HS_SECRET: &str = "alice-secret-0123456789abcdef0123456789";
-const RSA_PUBLIC: &str = include_str!("../components/auth/testdata/rsa-public.pem");
-const RSA_PRIVATE: &[u8] = include_bytes!("../components/auth/testdata/rsa-private.pem");
-const EC_PUBLIC: &str = include_str!("../components/auth/testdata/ec-public.pem");
-const EC_PRIVATE: &[u8] = include_bytes!("../components/auth/testdata/ec-private.pem");
-const EC_OTHER_PRIVATE: &[u8] = include_bytes!("../components/auth/testdata/ec-other-private.pem");
+const RSA_PUBLIC: &str = include_str!("../../components/auth/testdata/rsa-public.pem");
+const RSA_PRIVATE: &[u8] = include_bytes!("../../components/auth/testdata/rsa-private.pem");
+const EC_PUBLIC: &str = include_str!("../../components/auth/testdata/ec-public.pem");
+const EC_PRIVATE: &[u8] = include_bytes!("../../components/auth/testdata/ec-private.pem");
+const EC_OTHER_PRIVATE: &[u8] =
+    include_bytes!("../../components/auth/testdata/ec-other-private.pem");
 
 fn now_s() -> i64 {
     SystemTime::now()
