@@ -18,7 +18,6 @@ use crate::support;
 
 use std::path::Path;
 use std::process::Command;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -34,13 +33,8 @@ const ANTHROPIC_KEY: &str = "test-anthropic-key";
 const OPENAI_KEY: &str = "test-openai-key";
 const GEMINI_KEY: &str = "test-gemini-key";
 
-/// Hosts of this file start one at a time: each compiles the components
-/// on its first start, and two compiling at once on a busy machine can
-/// miss the harness's start-up deadline.
-static STARTING: Mutex<()> = Mutex::new(());
-
+/// A host on the repository's spin.toml with `args`.
 fn start(state: &Path, args: &[&str]) -> Host {
-    let _one_at_a_time = STARTING.lock().unwrap_or_else(|e| e.into_inner());
     Host::start_with(&repo().join("spin.toml"), state, args)
 }
 

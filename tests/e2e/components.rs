@@ -193,16 +193,7 @@ fn dependencies_get_capabilities_only_when_the_manifest_says_so() {
         ),
     )
     .unwrap();
-    let out = std::process::Command::new(support::upshift_bin())
-        .args(["up", "--listen", "127.0.0.1:0", "--manifest"])
-        .arg(&manifest)
-        .arg("--state-dir")
-        .arg(state.path())
-        .args(["--lane", &support::lane()])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{stderr}");
+    let stderr = Host::refused(&manifest, state.path(), &[]);
     assert!(
         stderr.contains("imports 'wasi:keyvalue/atomics@0.2.0-draft2'")
             && stderr.contains(r#"inherit_configuration = ["key_value_stores"]"#),

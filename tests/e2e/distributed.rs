@@ -7,9 +7,7 @@
 
 use crate::support;
 
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
@@ -18,7 +16,7 @@ use support::peers::Receiver;
 use support::redis::Redis;
 use support::traffic::{admin_post, drive_to_rollback};
 use support::upstream::{Behavior, Upstream};
-use support::{ADMIN_TOKEN, Host, client, repo, upshift_bin};
+use support::{ADMIN_TOKEN, Host, client, repo};
 
 /// A config document routing `path` to `upstream`.
 fn routing(upstream: &Upstream, path: &str) -> String {
@@ -398,37 +396,12 @@ fn bad_runtime_config_files_stop_the_start_with_file_and_field() {
 /// Runs `upshift up` with the runtime config `file`, expecting it to exit
 /// with an error; returns what it printed on stderr.
 fn up_fails(state: &Path, file: &Path) -> String {
-    let mut child = Command::new(upshift_bin())
-        .args(["up", "--listen", "127.0.0.1:0", "--manifest"])
-        .arg(repo().join("spin.toml"))
-        .arg("--state-dir")
-        .arg(state)
-        .arg("--runtime-config-file")
-        .arg(file)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("upshift starts");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("upshift started with {}", file.display());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
-    assert!(!status.success(), "{err}");
-    err
+    let file = file.to_str().expect("a UTF-8 path");
+    Host::refused(
+        &repo().join("spin.toml"),
+        state,
+        &["--runtime-config-file", file],
+    )
 }
 
 #[tokio::test]

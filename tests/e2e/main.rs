@@ -1,5 +1,6 @@
-//! The end-to-end suites, one module each, in one test binary: they share
-//! the harness in `support`, built once. Run one suite with its module
+//! The end-to-end suites, one module (file) each, in one test binary: they
+//! share the harness in `support/`, built once, which also starts the
+//! hosts of every suite one at a time. Run one suite with its module
 //! name as the filter (`cargo test --release --test e2e -- rollouts::`);
 //! `UPSHIFT_TEST_LANE=component` runs them with the gateway component on
 //! the byte path.

@@ -1,7 +1,6 @@
 //! The end-to-end test harness: the real `upshift` host serving the real
 //! components from the repository's spin.toml, real upstream servers on
 //! 127.0.0.1 and a real HTTP client.
-#![allow(dead_code)] // a part of the harness serves one lane only
 
 pub mod collector;
 pub mod peers;
@@ -20,9 +19,21 @@ use std::time::Duration;
 /// The admin token of the test apps.
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 
-/// Seconds a host may take to announce its addresses: every test host
-/// compiles the components afresh, several at once on a loaded machine.
+/// Seconds a host may take to announce its addresses (or, for
+/// [`Host::refused`], to exit): every test host compiles the components
+/// afresh, on a machine loaded by the other tests.
 const START_LIMIT_S: u64 = 180;
+
+/// Hosts start one at a time: each compiles the components on its first
+/// start, and several compiling at once on a busy machine can miss
+/// [`START_LIMIT_S`]. Held from the spawn until the host announces its
+/// addresses or exits; the tests then run side by side.
+static STARTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Takes the start-up turn, whether or not an earlier start panicked.
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    STARTING.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// The repository root.
 pub fn repo() -> PathBuf {
@@ -85,25 +96,36 @@ impl Host {
         Host::launch(manifest, state, extra_args, None)
     }
 
+    /// Runs `upshift up` on `manifest` with `state` and `extra_args`,
+    /// expecting it to refuse to start: what it printed on stderr.
+    pub fn refused(manifest: &Path, state: &Path, extra_args: &[&str]) -> String {
+        let _turn = one_at_a_time();
+        let mut child = up_command(manifest, state, extra_args, Some(ADMIN_TOKEN))
+            .spawn()
+            .expect("upshift starts");
+        let deadline = std::time::Instant::now() + Duration::from_secs(START_LIMIT_S);
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("the host can be waited for") {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("upshift started with {extra_args:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut err = String::new();
+        let mut stderr = child.stderr.take().expect("stderr is piped");
+        std::io::Read::read_to_string(&mut stderr, &mut err).expect("stderr is UTF-8");
+        assert!(!status.success(), "{err}");
+        err
+    }
+
     fn launch(manifest: &Path, state: &Path, extra_args: &[&str], token: Option<&str>) -> Host {
-        let mut command = Command::new(upshift_bin());
-        command
-            .args(["up", "--listen", "127.0.0.1:0", "--manifest"])
-            .arg(manifest)
-            .arg("--state-dir")
-            .arg(state)
-            .env_remove("SPIN_VARIABLE_ADMIN_TOKEN")
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        if !extra_args.contains(&"--lane") {
-            command.args(["--lane", &lane()]);
-        }
-        command.args(extra_args);
-        if let Some(token) = token {
-            command.env("SPIN_VARIABLE_ADMIN_TOKEN", token);
-        }
-        let mut child = command.spawn().expect("upshift starts");
+        let _turn = one_at_a_time();
+        let mut child = up_command(manifest, state, extra_args, token)
+            .spawn()
+            .expect("upshift starts");
         let stderr = child.stderr.take().expect("stderr is piped");
         let (ready_tx, ready_rx) = mpsc::channel();
         let (log_tx, log) = mpsc::channel();
@@ -201,6 +223,29 @@ impl Host {
         let status = response.status().as_u16();
         (status, response.json().await.expect("admin answers JSON"))
     }
+}
+
+/// `upshift up` on `manifest` with `state`, on the lane under test unless
+/// `extra_args` names one, logging at info level to a piped stderr.
+fn up_command(manifest: &Path, state: &Path, extra_args: &[&str], token: Option<&str>) -> Command {
+    let mut command = Command::new(upshift_bin());
+    command
+        .args(["up", "--listen", "127.0.0.1:0", "--manifest"])
+        .arg(manifest)
+        .arg("--state-dir")
+        .arg(state)
+        .env_remove("SPIN_VARIABLE_ADMIN_TOKEN")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    if !extra_args.contains(&"--lane") {
+        command.args(["--lane", &lane()]);
+    }
+    command.args(extra_args);
+    if let Some(token) = token {
+        command.env("SPIN_VARIABLE_ADMIN_TOKEN", token);
+    }
+    command
 }
 
 impl Drop for Host {
