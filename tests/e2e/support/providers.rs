@@ -1,9 +1,12 @@
-//! Fake AI providers on 127.0.0.1 that follow each provider's documented
-//! wire format (see `AI-WIRE-FORMATS.md`): OpenAI Chat Completions
-//! (`POST …/chat/completions`) and Anthropic Messages (`POST /v1/messages`),
-//! whole or streamed as server-sent events, with text and tool calls, and
-//! their error bodies; OpenAI's `POST …/embeddings` too; and Google
-//! Gemini (`POST /v1beta/models/{model}:generateContent`, or
+//! Fake AI providers on 127.0.0.1 that follow each provider's wire format
+//! as its public API reference documents it (the gateway's side of each
+//! format is in the dialect modules, `components/ai/src/dialect/`, and
+//! recorded exchanges are in `tests/ai-conformance/`): OpenAI Chat
+//! Completions (`POST …/chat/completions`) and Anthropic Messages
+//! (`POST /v1/messages`), whole or streamed as server-sent events, with
+//! text and tool calls, and their error bodies; OpenAI's
+//! `POST …/embeddings` too; and Google Gemini
+//! (`POST /v1beta/models/{model}:generateContent`, or
 //! `:streamGenerateContent?alt=sse`).
 //!
 //! Like many simple servers, a provider refuses a body without a
