@@ -1,18 +1,25 @@
 //! The AI gateway end to end: the real host and components, fake providers
-//! on 127.0.0.1 that speak OpenAI's and Anthropic's wire formats, and real
-//! clients (reqwest, and the official `openai` Python package).
+//! on 127.0.0.1 that speak OpenAI's, Anthropic's and Gemini's wire formats,
+//! and real clients (reqwest, and the official `openai` Python package).
 //!
-//! OpenAI clients reach Anthropic and Gemini upstreams (translated both
-//! ways, field by field, whole and streamed chunk by chunk, tool calls
-//! included) and OpenAI and Azure upstreams (passed through); Anthropic
-//! clients reach OpenAI upstreams; a model is retried with backoff, then
-//! falls back to the next when its provider answers 429 or closes the
-//! connection before the first byte; usage counters are exact; budgets
-//! refuse calls and cut streams; identical requests are answered from the
-//! cache; rules route by header and tenant; model canaries that refuse or
-//! are slow to their first token roll back; a model canary that costs too
-//! much rolls back by itself; prompt templates are endpoints whose versions
-//! roll out like upstream versions.
+//! The [matrix] sends each client dialect (OpenAI Chat, OpenAI Responses,
+//! Anthropic Messages) to each provider family (OpenAI, OpenAI-compatible,
+//! Azure, Anthropic, Gemini), whole, streamed, with tool calls and
+//! refused; the [details] of single pairs show translations field by
+//! field and answers passed on as they are. The tests of this file show
+//! the rest: a model is retried with backoff, then falls back to the next
+//! when its provider answers 429 or closes the connection before the first
+//! byte; usage counters are exact; budgets refuse calls and cut streams;
+//! identical requests are answered from the cache; rules route by header
+//! and tenant; model canaries that refuse or are slow to their first token
+//! roll back; a model canary that costs too much rolls back by itself;
+//! prompt templates are endpoints whose versions roll out like upstream
+//! versions.
+
+mod details;
+mod dialects;
+mod families;
+mod matrix;
 
 use crate::support;
 
@@ -20,7 +27,6 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use futures::StreamExt;
 use serde_json::{Value, json};
 use support::collector::Collector;
 use support::providers::{Answer, Kind, Provider, ToolCall};
@@ -55,9 +61,40 @@ fn host_with(state: &Path, extra: &[&str]) -> Host {
     start(state, &args)
 }
 
+/// Providers `claude` (Anthropic) and `oai` (OpenAI) answering with their
+/// scripts.
+async fn claude_and_oai(claude: Vec<Answer>, oai: Vec<Answer>) -> (Provider, Provider) {
+    (
+        Provider::start(Kind::Anthropic, claude).await,
+        Provider::start(Kind::OpenAi, oai).await,
+    )
+}
+
+/// A host whose provider keys are set (see [`host_with`]) serving
+/// `document`, and its state directory.
+async fn serving(document: &str) -> (tempfile::TempDir, Host) {
+    let state = tempfile::tempdir().unwrap();
+    let host = host_with(state.path(), &[]);
+    host.apply(document).await;
+    (state, host)
+}
+
 /// An AI route under `/v1` for consumer alice (tenant acme), providers
 /// `claude` (Anthropic) and `oai` (OpenAI), and `models` (YAML flow list).
 fn config(claude: &Provider, oai: &Provider, models: &str) -> String {
+    let providers = format!(
+        "    - {{ name: claude, kind: anthropic, base_url: '{}', api_key_variable: anthropic_api_key }}
+    - {{ name: oai, kind: openai, base_url: '{}', api_key_variable: openai_api_key }}
+",
+        claude.base_url(),
+        oai.base_url()
+    );
+    ai_document(&providers, models)
+}
+
+/// An AI route under `/v1` for consumer alice (tenant acme), `providers`
+/// (lines of the list `ai.providers`) and `models` (YAML flow list).
+fn ai_document(providers: &str, models: &str) -> String {
     format!(
         "routes:
   - {{ name: ai, kind: ai, paths: [/v1], timeout_ms: 5000,
@@ -66,12 +103,8 @@ consumers:
   - {{ name: alice, tenant: acme, api_keys: [{ALICE_KEY}] }}
 ai:
   providers:
-    - {{ name: claude, kind: anthropic, base_url: '{}', api_key_variable: anthropic_api_key }}
-    - {{ name: oai, kind: openai, base_url: '{}', api_key_variable: openai_api_key }}
-  models: {models}
-",
-        claude.base_url(),
-        oai.base_url()
+{providers}  models: {models}
+"
     )
 }
 
@@ -175,236 +208,13 @@ fn header<'a>(headers: &'a reqwest::header::HeaderMap, name: &str) -> &'a str {
 }
 
 #[tokio::test]
-async fn openai_clients_get_anthropic_answers_translated_field_by_field() {
-    let claude = Provider::start(Kind::Anthropic, vec![with_tool(412, 57)]).await;
-    let oai = Provider::start(Kind::OpenAi, vec![Answer::text(&["unused"], 1, 1)]).await;
-    let state = tempfile::tempdir().unwrap();
-    let host = host_with(state.path(), &[]);
-    host.apply(&config(&claude, &oai, MODELS)).await;
-
-    let (status, headers, body) =
-        post(&host, "/v1/chat/completions", &chat_request("chat", false)).await;
-    assert_eq!(status, 200, "{body}");
-
-    // The request, as Anthropic documents it.
-    let received = claude.received();
-    assert_eq!(received.len(), 1);
-    let sent = &received[0];
-    assert_eq!(sent.path, "/v1/messages");
-    assert_eq!(sent.header("x-api-key"), Some(ANTHROPIC_KEY));
-    assert_eq!(sent.header("anthropic-version"), Some("2023-06-01"));
-    assert_eq!(
-        sent.header("authorization"),
-        None,
-        "the client's key stays behind"
-    );
-    // Its length is known, so it goes with one (the fake refuses chunks).
-    assert_eq!(
-        sent.header("content-length"),
-        Some(sent.length.to_string().as_str()),
-    );
-    assert_eq!(sent.header("transfer-encoding"), None);
-    assert_eq!(
-        sent.body,
-        json!({
-            "model": "claude-sonnet-4-5",
-            "system": "You are terse.",
-            "messages": [{"role": "user", "content": "Weather in Paris?"}],
-            "tools": [{"name": "get_weather", "description": "Current weather",
-                       "input_schema": {"type": "object",
-                                        "properties": {"city": {"type": "string"}},
-                                        "required": ["city"]}}],
-            "tool_choice": {"type": "auto"},
-            "max_tokens": 256,
-            "temperature": 0.2
-        })
-    );
-    assert!(oai.received().is_empty());
-
-    // The answer, as OpenAI documents it.
-    assert_eq!(header(&headers, "content-type"), "application/json");
-    assert_eq!(
-        header(&headers, "x-upshift-upstream"),
-        "claude@claude-sonnet-4-5"
-    );
-    assert_eq!(header(&headers, "x-upshift-model"), "chat");
-    assert_eq!(body["id"], "msg_fake1");
-    assert_eq!(body["object"], "chat.completion");
-    assert!(body["created"].as_u64().unwrap() > 1_700_000_000);
-    assert_eq!(body["model"], "claude-sonnet-4-5");
-    let choice = &body["choices"][0];
-    assert_eq!(choice["index"], 0);
-    assert_eq!(choice["finish_reason"], "tool_calls");
-    assert_eq!(choice["message"]["role"], "assistant");
-    assert_eq!(choice["message"]["content"], "Checking.");
-    assert_eq!(
-        choice["message"]["tool_calls"],
-        json!([{"id": "toolu_01", "type": "function",
-                "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}])
-    );
-    assert_eq!(body["usage"]["prompt_tokens"], 412);
-    assert_eq!(body["usage"]["completion_tokens"], 57);
-    assert_eq!(body["usage"]["total_tokens"], 469);
-}
-
-#[tokio::test]
-async fn anthropic_streams_reach_openai_clients_chunk_by_chunk() {
-    let claude = Provider::start(Kind::Anthropic, vec![with_tool(412, 57)]).await;
-    let gate = claude.hold_streams();
-    let oai = Provider::start(Kind::OpenAi, vec![Answer::text(&["unused"], 1, 1)]).await;
-    let state = tempfile::tempdir().unwrap();
-    let host = host_with(state.path(), &[]);
-    host.apply(&config(&claude, &oai, MODELS)).await;
-
-    let mut request = chat_request("chat", true);
-    request["stream_options"] = json!({"include_usage": true});
-    let response = send(&host, "/v1/chat/completions", &request).await;
-    assert_eq!(response.status(), 200);
-    assert_eq!(
-        header(response.headers(), "content-type"),
-        "text/event-stream"
-    );
-    let mut body = response.bytes_stream();
-
-    // The provider holds the rest of its stream until the client has what
-    // was sent so far: the role chunk and the first piece of text.
-    let mut received = String::new();
-    while !received.contains("\"content\":\"Check\"") {
-        let chunk = tokio::time::timeout(Duration::from_secs(10), body.next())
-            .await
-            .expect("the first chunks arrive while the provider holds the rest")
-            .expect("the stream goes on")
-            .unwrap();
-        received.push_str(std::str::from_utf8(&chunk).unwrap());
-    }
-    assert!(!received.contains("[DONE]"));
-    gate.open();
-    while let Some(chunk) = body.next().await {
-        received.push_str(std::str::from_utf8(&chunk.unwrap()).unwrap());
-    }
-
-    let sent = &claude.received()[0];
-    assert_eq!(sent.body["stream"], true);
-    assert_eq!(sent.header("accept"), Some("text/event-stream"));
-
-    let (chunks, done) = chunks_of(&received);
-    assert!(done, "the stream ends with [DONE]: {received}");
-    for chunk in &chunks {
-        assert_eq!(chunk["object"], "chat.completion.chunk");
-        assert_eq!(chunk["id"], "msg_fake1");
-    }
-    assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
-    let text: Vec<&str> = chunks
-        .iter()
-        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
-        .filter(|t| !t.is_empty())
-        .collect();
-    assert_eq!(text, ["Check", "ing."], "one chunk per provider delta");
-    let calls: Vec<&Value> = chunks
-        .iter()
-        .filter_map(|c| c["choices"][0]["delta"].get("tool_calls"))
-        .collect();
-    assert_eq!(calls[0][0]["index"], 0);
-    assert_eq!(calls[0][0]["id"], "toolu_01");
-    assert_eq!(calls[0][0]["type"], "function");
-    assert_eq!(calls[0][0]["function"]["name"], "get_weather");
-    let arguments: String = calls
-        .iter()
-        .filter_map(|c| c[0]["function"]["arguments"].as_str())
-        .collect();
-    assert_eq!(arguments, "{\"city\": \"Paris\"}");
-    let finish: Vec<&str> = chunks
-        .iter()
-        .filter_map(|c| c["choices"][0]["finish_reason"].as_str())
-        .collect();
-    assert_eq!(finish, ["tool_calls"]);
-    let last = chunks.last().unwrap();
-    assert_eq!(last["choices"], json!([]));
-    assert_eq!(last["usage"]["prompt_tokens"], 412);
-    assert_eq!(last["usage"]["completion_tokens"], 57);
-}
-
-#[tokio::test]
-async fn openai_upstreams_get_the_clients_request_as_it_is() {
-    let claude = Provider::start(Kind::Anthropic, vec![with_tool(1, 1)]).await;
-    let oai = Provider::start(
-        Kind::OpenAi,
-        vec![
-            Answer::Complete {
-                text: vec!["Checking."],
-                tools: vec![weather_tool()],
-                input_tokens: 30,
-                output_tokens: 12,
-            },
-            Answer::text(&["Sunny", " and ", "warm."], 30, 4),
-        ],
-    )
-    .await;
-    let state = tempfile::tempdir().unwrap();
-    let host = host_with(state.path(), &[]);
-    host.apply(&config(&claude, &oai, MODELS)).await;
-
-    let mut request = chat_request("backup", false);
-    request["logprobs"] = json!(false);
-    request["n"] = json!(1);
-    let (status, headers, body) = post(&host, "/v1/chat/completions", &request).await;
-    assert_eq!(status, 200, "{body}");
-    let sent = &oai.received()[0];
-    assert_eq!(sent.path, "/v1/chat/completions");
-    assert_eq!(
-        sent.header("authorization"),
-        Some(&*format!("Bearer {OPENAI_KEY}"))
-    );
-    let mut expected = request.clone();
-    expected["model"] = json!("gpt-4o-mini");
-    assert_eq!(
-        sent.body, expected,
-        "only the model changes, unknown fields pass"
-    );
-    assert_eq!(header(&headers, "x-upshift-upstream"), "oai@gpt-4o-mini");
-    assert_eq!(body["id"], "chatcmpl-fake1");
-    assert_eq!(
-        body["system_fingerprint"], "fp_fake",
-        "the answer passes as it is"
-    );
-    assert_eq!(
-        body["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"],
-        "{\"city\": \"Paris\"}"
-    );
-
-    // Streamed, without asking for usage: the gateway asks for it upstream
-    // (for its counters) and keeps the usage chunk from the client.
-    let response = send(&host, "/v1/chat/completions", &chat_request("backup", true)).await;
-    assert_eq!(response.status(), 200);
-    let text = response.text().await.unwrap();
-    let sent = &oai.received()[1];
-    assert_eq!(sent.body["stream_options"], json!({"include_usage": true}));
-    let (chunks, done) = chunks_of(&text);
-    assert!(done);
-    let content: String = chunks
-        .iter()
-        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
-        .collect();
-    assert_eq!(content, "Sunny and warm.");
-    assert!(
-        chunks.iter().all(|c| c["choices"] != json!([])),
-        "no usage chunk the client did not ask for: {text}"
-    );
-}
-
-#[tokio::test]
 async fn a_model_falls_back_when_its_provider_answers_429() {
-    let claude = Provider::start(
-        Kind::Anthropic,
+    let (claude, oai) = claude_and_oai(
         vec![Answer::Error {
             status: 429,
             kind: "rate_limit_error",
             message: "Number of request tokens has exceeded your per-minute rate limit",
         }],
-    )
-    .await;
-    let oai = Provider::start(
-        Kind::OpenAi,
         vec![Answer::text(&["From ", "backup."], 20, 3)],
     )
     .await;
@@ -518,15 +328,12 @@ async fn a_model_falls_back_when_its_provider_answers_429() {
 
 #[tokio::test]
 async fn a_model_falls_back_when_its_provider_closes_before_the_first_byte() {
-    let claude = Provider::start(Kind::Anthropic, vec![Answer::Close]).await;
-    let oai = Provider::start(
-        Kind::OpenAi,
+    let (claude, oai) = claude_and_oai(
+        vec![Answer::Close],
         vec![Answer::text(&["Still ", "here."], 20, 3)],
     )
     .await;
-    let state = tempfile::tempdir().unwrap();
-    let host = host_with(state.path(), &[]);
-    host.apply(&config(&claude, &oai, MODELS)).await;
+    let (_state, host) = serving(&config(&claude, &oai, MODELS)).await;
 
     for stream in [false, true] {
         let response = send(&host, "/v1/chat/completions", &chat_request("chat", stream)).await;
@@ -560,78 +367,9 @@ async fn a_model_falls_back_when_its_provider_closes_before_the_first_byte() {
 }
 
 #[tokio::test]
-async fn anthropic_clients_reach_openai_upstreams() {
-    let claude = Provider::start(Kind::Anthropic, vec![with_tool(1, 1)]).await;
-    let oai = Provider::start(
-        Kind::OpenAi,
-        vec![
-            Answer::Complete {
-                text: vec!["Checking."],
-                tools: vec![weather_tool()],
-                input_tokens: 30,
-                output_tokens: 12,
-            },
-            Answer::text(&["Sunny", "."], 30, 2),
-        ],
-    )
-    .await;
-    let state = tempfile::tempdir().unwrap();
-    let host = host_with(state.path(), &[]);
-    host.apply(&config(&claude, &oai, MODELS)).await;
-
-    let request = json!({
-        "model": "backup", "max_tokens": 100,
-        "system": "You are terse.",
-        "messages": [{"role": "user", "content": "Weather in Paris?"}],
-        "tools": [{"name": "get_weather", "input_schema": {"type": "object",
-                   "properties": {"city": {"type": "string"}}}}]
-    });
-    let (status, _, body) = post(&host, "/v1/messages", &request).await;
-    assert_eq!(status, 200, "{body}");
-    let sent = &oai.received()[0];
-    assert_eq!(sent.body["model"], "gpt-4o-mini");
-    assert_eq!(
-        sent.body["messages"],
-        json!([{"role": "system", "content": "You are terse."},
-               {"role": "user", "content": "Weather in Paris?"}])
-    );
-    assert_eq!(sent.body["tools"][0]["function"]["name"], "get_weather");
-    assert_eq!(body["type"], "message");
-    assert_eq!(body["role"], "assistant");
-    assert_eq!(body["stop_reason"], "tool_use");
-    assert_eq!(
-        body["content"],
-        json!([{"type": "text", "text": "Checking."},
-               {"type": "tool_use", "id": "toolu_01", "name": "get_weather",
-                "input": {"city": "Paris"}}])
-    );
-    assert_eq!(body["usage"]["input_tokens"], 30);
-    assert_eq!(body["usage"]["output_tokens"], 12);
-
-    let mut streamed = request.clone();
-    streamed["stream"] = json!(true);
-    let response = send(&host, "/v1/messages", &streamed).await;
-    assert_eq!(response.status(), 200);
-    let text = response.text().await.unwrap();
-    let names: Vec<&str> = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("event: "))
-        .collect();
-    assert_eq!(names.first(), Some(&"message_start"));
-    assert_eq!(names.last(), Some(&"message_stop"));
-    let deltas: String = data_of(&text)
-        .iter()
-        .map(|d| serde_json::from_str::<Value>(d).unwrap())
-        .filter_map(|e| e["delta"]["text"].as_str().map(str::to_owned))
-        .collect();
-    assert_eq!(deltas, "Sunny.");
-}
-
-#[tokio::test]
 async fn usage_counters_are_exact_per_consumer_tenant_and_model() {
     let redis = Redis::start();
-    let claude = Provider::start(
-        Kind::Anthropic,
+    let (claude, oai) = claude_and_oai(
         vec![
             with_tool(412, 57),
             Answer::text(&["Hi"], 100, 7),
@@ -641,9 +379,9 @@ async fn usage_counters_are_exact_per_consumer_tenant_and_model() {
                 message: "Overloaded",
             },
         ],
+        vec![Answer::text(&["Backup."], 90, 5)],
     )
     .await;
-    let oai = Provider::start(Kind::OpenAi, vec![Answer::text(&["Backup."], 90, 5)]).await;
     let state = tempfile::tempdir().unwrap();
     let runtime_config = redis.runtime_config_file(state.path());
     let host = host_with(
@@ -694,8 +432,8 @@ async fn usage_counters_are_exact_per_consumer_tenant_and_model() {
 
 #[tokio::test]
 async fn requests_the_gateway_refuses_get_openai_errors() {
-    let claude = Provider::start(Kind::Anthropic, vec![with_tool(1, 1)]).await;
-    let oai = Provider::start(Kind::OpenAi, vec![Answer::text(&["x"], 1, 1)]).await;
+    let (claude, oai) =
+        claude_and_oai(vec![with_tool(1, 1)], vec![Answer::text(&["x"], 1, 1)]).await;
     let state = tempfile::tempdir().unwrap();
     // No provider keys set.
     let host = start(state.path(), &[]);
@@ -898,15 +636,12 @@ fn config_with(claude: &Provider, oai: &Provider, extra: &str) -> String {
 
 #[tokio::test]
 async fn token_budgets_refuse_calls_once_the_days_tokens_are_used() {
-    let claude = Provider::start(
-        Kind::Anthropic,
+    let (claude, oai) = claude_and_oai(
         vec![with_tool(412, 57), Answer::text(&["Hi"], 100, 7)],
+        vec![Answer::text(&["x"], 1, 1)],
     )
     .await;
-    let oai = Provider::start(Kind::OpenAi, vec![Answer::text(&["x"], 1, 1)]).await;
-    let state = tempfile::tempdir().unwrap();
-    let host = host_with(state.path(), &[]);
-    host.apply(&config_with(
+    let (_state, host) = serving(&config_with(
         &claude,
         &oai,
         "  budgets: [{ consumer: alice, tokens_per_day: 500 }]\n",
@@ -941,11 +676,12 @@ async fn token_budgets_refuse_calls_once_the_days_tokens_are_used() {
 
 #[tokio::test]
 async fn tokens_per_minute_refuse_calls_until_the_minute_ends() {
-    let claude = Provider::start(Kind::Anthropic, vec![Answer::text(&["Hi"], 100, 20)]).await;
-    let oai = Provider::start(Kind::OpenAi, vec![Answer::text(&["x"], 1, 1)]).await;
-    let state = tempfile::tempdir().unwrap();
-    let host = host_with(state.path(), &[]);
-    host.apply(&config_with(
+    let (claude, oai) = claude_and_oai(
+        vec![Answer::text(&["Hi"], 100, 20)],
+        vec![Answer::text(&["x"], 1, 1)],
+    )
+    .await;
+    let (_state, host) = serving(&config_with(
         &claude,
         &oai,
         "  budgets: [{ tenant: acme, tokens_per_minute: 100 }]\n",
@@ -983,16 +719,15 @@ async fn tokens_per_minute_refuse_calls_until_the_minute_ends() {
 
 #[tokio::test]
 async fn identical_requests_are_answered_from_the_cache_until_it_expires() {
-    let claude = Provider::start(
-        Kind::Anthropic,
+    let (claude, oai) = claude_and_oai(
         vec![
             Answer::text(&["First."], 10, 2),
             Answer::text(&["Second."], 10, 2),
             Answer::text(&["Third."], 10, 2),
         ],
+        vec![Answer::text(&["x"], 1, 1)],
     )
     .await;
-    let oai = Provider::start(Kind::OpenAi, vec![Answer::text(&["x"], 1, 1)]).await;
     let state = tempfile::tempdir().unwrap();
     let log = state.path().join("access.log");
     let host = host_with(state.path(), &["--access-log", log.to_str().unwrap()]);
@@ -1048,11 +783,9 @@ async fn identical_requests_are_answered_from_the_cache_until_it_expires() {
 
 #[tokio::test]
 async fn embeddings_reach_openai_format_providers() {
-    let claude = Provider::start(Kind::Anthropic, vec![with_tool(1, 1)]).await;
-    let oai = Provider::start(Kind::OpenAi, vec![Answer::text(&["x"], 1, 1)]).await;
-    let state = tempfile::tempdir().unwrap();
-    let host = host_with(state.path(), &[]);
-    host.apply(&config(
+    let (claude, oai) =
+        claude_and_oai(vec![with_tool(1, 1)], vec![Answer::text(&["x"], 1, 1)]).await;
+    let (_state, host) = serving(&config(
         &claude,
         &oai,
         "[{ alias: embed, provider: oai, model: text-embedding-3-small },
@@ -1094,12 +827,12 @@ async fn embeddings_reach_openai_format_providers() {
 
 #[tokio::test]
 async fn a_stream_ends_cleanly_when_the_budget_runs_out_mid_way() {
-    let claude =
-        Provider::start(Kind::Anthropic, vec![Answer::text(&["word"; 200], 10, 200)]).await;
-    let oai = Provider::start(Kind::OpenAi, vec![Answer::text(&["x"], 1, 1)]).await;
-    let state = tempfile::tempdir().unwrap();
-    let host = host_with(state.path(), &[]);
-    host.apply(&config_with(
+    let (claude, oai) = claude_and_oai(
+        vec![Answer::text(&["word"; 200], 10, 200)],
+        vec![Answer::text(&["x"], 1, 1)],
+    )
+    .await;
+    let (_state, host) = serving(&config_with(
         &claude,
         &oai,
         "  budgets: [{ consumer: alice, tokens_per_day: 60 }]\n",
@@ -1133,136 +866,13 @@ async fn a_stream_ends_cleanly_when_the_budget_runs_out_mid_way() {
 }
 
 #[tokio::test]
-async fn openai_clients_reach_gemini_with_function_calls_and_streams() {
-    let gemini = Provider::start(
-        Kind::Gemini,
-        vec![
-            Answer::Complete {
-                text: vec!["Checking."],
-                tools: vec![weather_tool()],
-                input_tokens: 21,
-                output_tokens: 8,
-            },
-            Answer::text(&["Sunny", " in Paris."], 21, 4),
-        ],
-    )
-    .await;
-    let gate = gemini.hold_streams();
-    let oai = Provider::start(Kind::OpenAi, vec![Answer::text(&["x"], 1, 1)]).await;
-    let state = tempfile::tempdir().unwrap();
-    let host = host_with(state.path(), &[]);
-    // The built-in `gemini` provider, pointed at the fake one.
-    let document = config(
-        &oai,
-        &oai,
-        "[{ alias: flash, provider: gemini, model: gemini-2.5-flash }]",
-    )
-    .replace(
-        "  models:",
-        &format!(
-            "    - {{ name: gemini, kind: gemini, base_url: '{}', api_key_variable: gemini_api_key }}\n  models:",
-            gemini.base_url()
-        ),
-    );
-    host.apply(&document).await;
+async fn responses_conversations_with_tool_results_reach_anthropic_upstreams() {
+    let (claude, oai) =
+        claude_and_oai(vec![with_tool(30, 12)], vec![Answer::text(&["x"], 1, 1)]).await;
+    let (_state, host) = serving(&config(&claude, &oai, MODELS)).await;
 
-    let (status, _, body) =
-        post(&host, "/v1/chat/completions", &chat_request("flash", false)).await;
-    assert_eq!(status, 200, "{body}");
-    let sent = &gemini.received()[0];
-    assert_eq!(sent.path, "/v1beta/models/gemini-2.5-flash:generateContent");
-    assert_eq!(sent.header("x-goog-api-key"), Some(GEMINI_KEY));
-    assert_eq!(sent.header("authorization"), None);
-    assert_eq!(
-        sent.body["systemInstruction"],
-        json!({"parts": [{"text": "You are terse."}]})
-    );
-    assert_eq!(
-        sent.body["contents"],
-        json!([{"role": "user", "parts": [{"text": "Weather in Paris?"}]}])
-    );
-    let declaration = &sent.body["tools"][0]["functionDeclarations"][0];
-    assert_eq!(declaration["name"], "get_weather");
-    assert_eq!(declaration["description"], "Current weather");
-    assert_eq!(
-        declaration["parameters"]["properties"]["city"]["type"]
-            .as_str()
-            .map(str::to_ascii_lowercase)
-            .as_deref(),
-        Some("string")
-    );
-    assert_eq!(
-        sent.body["toolConfig"]["functionCallingConfig"]["mode"],
-        "AUTO"
-    );
-    assert_eq!(sent.body["generationConfig"]["maxOutputTokens"], 256);
-    assert_eq!(sent.body["generationConfig"]["temperature"], 0.2);
-
-    let choice = &body["choices"][0];
-    assert_eq!(choice["finish_reason"], "tool_calls");
-    assert_eq!(choice["message"]["content"], "Checking.");
-    let call = &choice["message"]["tool_calls"][0];
-    assert_eq!(call["function"]["name"], "get_weather");
-    assert_eq!(
-        serde_json::from_str::<Value>(call["function"]["arguments"].as_str().unwrap()).unwrap(),
-        json!({"city": "Paris"})
-    );
-    assert!(
-        !call["id"].as_str().unwrap().is_empty(),
-        "Gemini calls get an id"
-    );
-    assert_eq!(body["usage"]["prompt_tokens"], 21);
-    assert_eq!(body["usage"]["completion_tokens"], 8);
-
-    let response = send(&host, "/v1/chat/completions", &chat_request("flash", true)).await;
-    assert_eq!(response.status(), 200);
-    let mut stream = response.bytes_stream();
-    let mut received = String::new();
-    while !received.contains("\"content\":\"Sunny\"") {
-        let chunk = tokio::time::timeout(Duration::from_secs(10), stream.next())
-            .await
-            .expect("the first chunk arrives while the provider holds the rest")
-            .expect("the stream goes on")
-            .unwrap();
-        received.push_str(std::str::from_utf8(&chunk).unwrap());
-    }
-    gate.open();
-    while let Some(chunk) = stream.next().await {
-        received.push_str(std::str::from_utf8(&chunk.unwrap()).unwrap());
-    }
-    assert_eq!(
-        gemini.received()[1].path,
-        "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
-    );
-    let (chunks, done) = chunks_of(&received);
-    assert!(done, "{received}");
-    let text: String = chunks
-        .iter()
-        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
-        .collect();
-    assert_eq!(text, "Sunny in Paris.");
-    let finish: Vec<&str> = chunks
-        .iter()
-        .filter_map(|c| c["choices"][0]["finish_reason"].as_str())
-        .collect();
-    assert_eq!(finish, ["stop"]);
-}
-
-#[tokio::test]
-async fn responses_clients_reach_anthropic_upstreams() {
-    let claude = Provider::start(
-        Kind::Anthropic,
-        vec![
-            with_tool(30, 12),
-            Answer::text(&["Sunny", " in Rome."], 40, 4),
-        ],
-    )
-    .await;
-    let oai = Provider::start(Kind::OpenAi, vec![Answer::text(&["x"], 1, 1)]).await;
-    let state = tempfile::tempdir().unwrap();
-    let host = host_with(state.path(), &[]);
-    host.apply(&config(&claude, &oai, MODELS)).await;
-
+    // A conversation with a call and its result: Anthropic gets them as
+    // tool_use and tool_result blocks.
     let request = json!({
         "model": "chat",
         "instructions": "You are terse.",
@@ -1312,41 +922,16 @@ async fn responses_clients_reach_anthropic_upstreams() {
     assert_eq!(call["arguments"], "{\"city\":\"Paris\"}");
     assert_eq!(body["usage"]["input_tokens"], 30);
     assert_eq!(body["usage"]["output_tokens"], 12);
-
-    let mut streamed = request.clone();
-    streamed["stream"] = json!(true);
-    let response = send(&host, "/v1/responses", &streamed).await;
-    assert_eq!(response.status(), 200);
-    let text = response.text().await.unwrap();
-    let names: Vec<&str> = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("event: "))
-        .collect();
-    assert_eq!(names.first(), Some(&"response.created"));
-    assert_eq!(names.last(), Some(&"response.completed"));
-    let events: Vec<Value> = data_of(&text)
-        .iter()
-        .map(|d| serde_json::from_str(d).unwrap())
-        .collect();
-    let deltas: String = events
-        .iter()
-        .filter(|e| e["type"] == "response.output_text.delta")
-        .filter_map(|e| e["delta"].as_str())
-        .collect();
-    assert_eq!(deltas, "Sunny in Rome.");
-    let completed = events.last().unwrap();
-    assert_eq!(completed["response"]["usage"]["input_tokens"], 40);
-    assert_eq!(completed["response"]["usage"]["output_tokens"], 4);
 }
 
 #[tokio::test]
 async fn rules_route_requests_by_header_and_tenant() {
-    let claude =
-        Provider::start(Kind::Anthropic, vec![Answer::text(&["From claude."], 5, 2)]).await;
-    let oai = Provider::start(Kind::OpenAi, vec![Answer::text(&["From openai."], 5, 2)]).await;
-    let state = tempfile::tempdir().unwrap();
-    let host = host_with(state.path(), &[]);
-    host.apply(&config(
+    let (claude, oai) = claude_and_oai(
+        vec![Answer::text(&["From claude."], 5, 2)],
+        vec![Answer::text(&["From openai."], 5, 2)],
+    )
+    .await;
+    let (_state, host) = serving(&config(
         &claude,
         &oai,
         "[{ alias: chat, provider: claude, model: claude-sonnet-4-5,
@@ -1416,15 +1001,12 @@ async fn drive_rollout(
 
 #[tokio::test]
 async fn a_model_canary_that_costs_too_much_rolls_back_by_itself() {
-    let claude = Provider::start(
-        Kind::Anthropic,
+    let (claude, oai) = claude_and_oai(
         vec![Answer::text(&["From claude."], 100, 20)],
+        vec![Answer::text(&["From openai."], 100, 20)],
     )
     .await;
-    let oai = Provider::start(Kind::OpenAi, vec![Answer::text(&["From openai."], 100, 20)]).await;
-    let state = tempfile::tempdir().unwrap();
-    let host = host_with(state.path(), &[]);
-    host.apply(&config(
+    let (_state, host) = serving(&config(
         &claude,
         &oai,
         "[{ alias: chat, provider: claude, model: claude-sonnet-4-5,
@@ -1550,13 +1132,8 @@ async fn a_model_canary_that_refuses_rolls_back_by_itself() {
 
 #[tokio::test]
 async fn a_model_canary_slow_to_its_first_token_rolls_back_by_itself() {
-    let claude = Provider::start(
-        Kind::Anthropic,
+    let (claude, oai) = claude_and_oai(
         vec![Answer::text(&["From claude."], 100, 20)],
-    )
-    .await;
-    let oai = Provider::start(
-        Kind::OpenAi,
         vec![Answer::Delayed(
             Duration::from_millis(300),
             Box::new(Answer::text(&["From ", "openai."], 100, 20)),
@@ -1615,12 +1192,11 @@ async fn a_model_canary_slow_to_its_first_token_rolls_back_by_itself() {
 
 #[tokio::test]
 async fn prompt_templates_are_endpoints_whose_versions_roll_out_like_upstreams() {
-    let claude = Provider::start(
-        Kind::Anthropic,
+    let (claude, oai) = claude_and_oai(
         vec![Answer::text(&["From claude."], 30, 4)],
+        vec![Answer::text(&["From openai."], 30, 4)],
     )
     .await;
-    let oai = Provider::start(Kind::OpenAi, vec![Answer::text(&["From openai."], 30, 4)]).await;
     let state = tempfile::tempdir().unwrap();
     let host = host_with(state.path(), &[]);
     let document = config(
@@ -1734,20 +1310,17 @@ async fn a_model_retries_its_provider_with_backoff_before_falling_back() {
         kind,
         message: "try again later",
     };
-    let claude = Provider::start(
-        Kind::Anthropic,
+    let (claude, oai) = claude_and_oai(
         vec![
             error(429, "rate_limit_error"),
             error(529, "overloaded_error"),
             Answer::text(&["Third time lucky."], 20, 4),
             error(503, "api_error"),
         ],
+        vec![Answer::text(&["From backup."], 20, 3)],
     )
     .await;
-    let oai = Provider::start(Kind::OpenAi, vec![Answer::text(&["From backup."], 20, 3)]).await;
-    let state = tempfile::tempdir().unwrap();
-    let host = host_with(state.path(), &[]);
-    host.apply(&config(
+    let (_state, host) = serving(&config(
         &claude,
         &oai,
         "[{ alias: chat, provider: claude, model: claude-sonnet-4-5, fallbacks: [backup],
@@ -1783,57 +1356,4 @@ async fn a_model_retries_its_provider_with_backoff_before_falling_back() {
     assert!(done);
     assert_eq!(claude.received().len(), 9);
     assert_eq!(oai.received().len(), 2);
-}
-
-#[tokio::test]
-async fn azure_deployments_are_called_by_their_urls_with_an_api_key_header() {
-    let azure = Provider::start(
-        Kind::OpenAi,
-        vec![Answer::text(&["From ", "Azure."], 12, 3)],
-    )
-    .await;
-    let state = tempfile::tempdir().unwrap();
-    let host = host_with(state.path(), &[]);
-    host.apply(&format!(
-        "routes:
-  - {{ name: ai, kind: ai, paths: [/v1], auth: {{ api_key: {{ header: authorization }} }} }}
-consumers:
-  - {{ name: alice, tenant: acme, api_keys: [{ALICE_KEY}] }}
-ai:
-  providers:
-    - {{ name: azure-eu, kind: azure, base_url: 'http://{}', api_version: '2024-10-21',
-        api_key_variable: openai_api_key }}
-  models:
-    - {{ alias: chat, provider: azure-eu, model: gpt4o-prod }}
-",
-        azure.addr
-    ))
-    .await;
-
-    let (status, headers, body) =
-        post(&host, "/v1/chat/completions", &chat_request("chat", false)).await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(
-        header(&headers, "x-upshift-upstream"),
-        "azure-eu@gpt4o-prod"
-    );
-    assert_eq!(body["choices"][0]["message"]["content"], "From Azure.");
-    let response = send(&host, "/v1/chat/completions", &chat_request("chat", true)).await;
-    let (chunks, done) = chunks_of(&response.text().await.unwrap());
-    assert!(done);
-    let content: String = chunks
-        .iter()
-        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
-        .collect();
-    assert_eq!(content, "From Azure.");
-
-    for sent in azure.received() {
-        assert_eq!(
-            sent.path,
-            "/openai/deployments/gpt4o-prod/chat/completions?api-version=2024-10-21"
-        );
-        assert_eq!(sent.header("api-key"), Some(OPENAI_KEY));
-        assert_eq!(sent.header("authorization"), None, "the client's key stays");
-    }
-    assert_eq!(azure.received().len(), 2);
 }

@@ -46,6 +46,31 @@ pub enum Kind {
     Gemini,
 }
 
+impl Kind {
+    /// What a fake provider of this kind serves, so that tests running
+    /// over every provider skip what it does not.
+    pub fn capabilities(self) -> Capabilities {
+        Capabilities {
+            responses_api: false,
+            embeddings: self == Kind::OpenAi,
+            tool_call_ids: self != Kind::Gemini,
+        }
+    }
+}
+
+/// What a fake provider serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// OpenAI's Responses API (`POST …/responses`): no fake serves it, so
+    /// a call the gateway makes in that dialect finds no route.
+    pub responses_api: bool,
+    /// OpenAI's embeddings (`POST …/embeddings`).
+    pub embeddings: bool,
+    /// Whether its tool calls carry ids: Gemini's function calls have none,
+    /// the gateway makes them up.
+    pub tool_call_ids: bool,
+}
+
 /// A tool call a provider makes.
 #[derive(Debug, Clone)]
 pub struct ToolCall {
@@ -248,7 +273,7 @@ async fn handle(
         let answer = state.script[n.min(state.script.len() - 1)].clone();
         (state.kind, answer, state.gate.clone())
     };
-    if kind == Kind::OpenAi && path.ends_with("/embeddings") {
+    if kind.capabilities().embeddings && path.ends_with("/embeddings") {
         return Ok(json_response(200, embeddings(&body)));
     }
     // Gemini names the model and whether to stream in the path.
