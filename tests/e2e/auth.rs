@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use support::traffic::admin_text;
 use support::upstream::Upstream;
-use support::{Host, client};
+use support::{Answer, Host};
 
 const HS_SECRET: &str = "alice-secret-0123456789abcdef0123456789";
 const RSA_PUBLIC: &str = include_str!("../../components/auth/testdata/rsa-public.pem");
@@ -57,55 +57,23 @@ fn document(one: &Upstream, two: &Upstream, routes: &str, consumers: &str) -> St
     )
 }
 
-/// What the client saw of one response.
-#[derive(Debug)]
-struct Answer {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    body: Value,
-}
-
-impl Answer {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    fn version(&self) -> &str {
-        self.header("x-upshift-upstream")
-            .and_then(|u| u.split('@').nth(1))
-            .unwrap_or_default()
-    }
-
-    fn code(&self) -> &str {
-        self.body["error"]["code"].as_str().unwrap_or_default()
-    }
-}
-
-async fn get(host: &Host, path: &str, headers: &[(&str, &str)]) -> Answer {
-    let mut request = client().get(format!("{}{path}", host.url));
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let response = request.send().await.expect("the gateway answers");
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let body = response.json().await.unwrap_or(Value::Null);
-    Answer {
-        status,
-        headers,
-        body,
-    }
+/// Upstreams `one` and `two` for [`document`], and a host with its state
+/// directory.
+async fn two_versions() -> (Upstream, Upstream, tempfile::TempDir, Host) {
+    let (one, two) = (Upstream::start("one").await, Upstream::start("two").await);
+    let state = tempfile::tempdir().unwrap();
+    let host = Host::start(state.path());
+    (one, two, state, host)
 }
 
 async fn with_token(host: &Host, path: &str, token: &str) -> Answer {
-    get(host, path, &[("authorization", &format!("Bearer {token}"))]).await
+    host.get(path, &[("authorization", &format!("Bearer {token}"))])
+        .await
 }
 
 #[tokio::test]
 async fn tokens_of_each_algorithm_are_verified_over_http() {
-    let (one, two) = (Upstream::start("one").await, Upstream::start("two").await);
-    let state = tempfile::tempdir().unwrap();
-    let host = Host::start(state.path());
+    let (one, two, _state, host) = two_versions().await;
     let routes = "- name: api\n\
                   \x20 paths: [/api]\n\
                   \x20 service: s\n\
@@ -146,7 +114,7 @@ async fn tokens_of_each_algorithm_are_verified_over_http() {
         "theme=dark; session={}",
         sign(Algorithm::ES256, &claims("bob-ec"))
     );
-    let answer = get(&host, "/api/x", &[("cookie", &cookie)]).await;
+    let answer = host.get("/api/x", &[("cookie", &cookie)]).await;
     assert_eq!((answer.status, answer.version()), (200, "v2"));
 
     // Refusals: 401 invalid_token with the reason and the RFC 6750 challenge.
@@ -217,7 +185,7 @@ async fn tokens_of_each_algorithm_are_verified_over_http() {
     );
 
     // No token at all.
-    let answer = get(&host, "/api/x", &[]).await;
+    let answer = host.get("/api/x", &[]).await;
     assert_eq!((answer.status, answer.code()), (401, "missing_credentials"));
     assert_eq!(
         answer.header("www-authenticate"),
@@ -225,41 +193,27 @@ async fn tokens_of_each_algorithm_are_verified_over_http() {
     );
 
     // Issuer and audience, without leeway.
-    let strict =
-        |iss: &str, aud: &str, exp: i64| json!({ "iss": iss, "aud": aud, "exp": now_s() + exp });
-    let answer = with_token(
-        &host,
-        "/strict",
-        &sign(Algorithm::HS256, &strict("alice-iss", "orders-api", 60)),
-    )
-    .await;
+    let strict = |alg, iss: &str, aud: &str, exp: i64| {
+        let token = sign(
+            alg,
+            &json!({ "iss": iss, "aud": aud, "exp": now_s() + exp }),
+        );
+        let host = &host;
+        async move { with_token(host, "/strict", &token).await }
+    };
+    let answer = strict(Algorithm::HS256, "alice-iss", "orders-api", 60).await;
     assert_eq!(answer.status, 200, "{:?}", answer.body);
-    let answer = with_token(
-        &host,
-        "/strict",
-        &sign(Algorithm::HS256, &strict("alice-iss", "billing", 60)),
-    )
-    .await;
+    let answer = strict(Algorithm::HS256, "alice-iss", "billing", 60).await;
     assert_eq!(
         answer.body["error"]["message"],
         "invalid token: wrong audience"
     );
-    let answer = with_token(
-        &host,
-        "/strict",
-        &sign(Algorithm::RS256, &strict("bob-rsa", "orders-api", 60)),
-    )
-    .await;
+    let answer = strict(Algorithm::RS256, "bob-rsa", "orders-api", 60).await;
     assert_eq!(
         answer.body["error"]["message"],
         "invalid token: wrong issuer"
     );
-    let answer = with_token(
-        &host,
-        "/strict",
-        &sign(Algorithm::HS256, &strict("alice-iss", "orders-api", -2)),
-    )
-    .await;
+    let answer = strict(Algorithm::HS256, "alice-iss", "orders-api", -2).await;
     assert_eq!(answer.body["error"]["message"], "invalid token: expired");
 
     // A route taking either: a JWT or an API key in the same header.
@@ -269,7 +223,7 @@ async fn tokens_of_each_algorithm_are_verified_over_http() {
     assert_eq!((answer.status, answer.version()), (200, "v2"));
     let answer = with_token(&host, "/either", "wrong-key-0").await;
     assert_eq!((answer.status, answer.code()), (401, "invalid_api_key"));
-    let answer = get(&host, "/either", &[]).await;
+    let answer = host.get("/either", &[]).await;
     let challenges: Vec<&str> = answer
         .headers
         .get_all("www-authenticate")
@@ -300,7 +254,7 @@ async fn start_of_a_second() {
 async fn burst(host: &Host, path: &str, key: &str, n: usize) -> Vec<Answer> {
     use futures::StreamExt;
     futures::stream::iter(0..n)
-        .map(|_| async move { get(host, path, &[("x-api-key", key)]).await })
+        .map(|_| async move { host.get(path, &[("x-api-key", key)]).await })
         .buffer_unordered(6)
         .collect()
         .await
@@ -308,9 +262,7 @@ async fn burst(host: &Host, path: &str, key: &str, n: usize) -> Vec<Answer> {
 
 #[tokio::test]
 async fn rate_limits_pass_exactly_the_limit_per_consumer_and_recover() {
-    let (one, two) = (Upstream::start("one").await, Upstream::start("two").await);
-    let state = tempfile::tempdir().unwrap();
-    let host = Host::start(state.path());
+    let (one, two, _state, host) = two_versions().await;
     let routes = "- name: api\n\
                   \x20 paths: [/api]\n\
                   \x20 service: s\n\
@@ -321,7 +273,7 @@ async fn rate_limits_pass_exactly_the_limit_per_consumer_and_recover() {
                      - { name: bob, api_keys: [bob-key-123] }\n";
     host.apply(&document(&one, &two, routes, consumers)).await;
     // Warm the instances up, outside the measured window.
-    let warm = futures::future::join_all((0..6).map(|_| get(&host, "/nowhere", &[]))).await;
+    let warm = futures::future::join_all((0..6).map(|_| host.get("/nowhere", &[]))).await;
     assert!(warm.iter().all(|a| a.status == 404));
 
     start_of_a_second().await;
@@ -363,7 +315,7 @@ async fn rate_limits_pass_exactly_the_limit_per_consumer_and_recover() {
 
     // After the wait it names, Alice is served again.
     tokio::time::sleep(Duration::from_secs(retry_after)).await;
-    let again = get(&host, "/api/x", &[("x-api-key", "alice-key-1")]).await;
+    let again = host.get("/api/x", &[("x-api-key", "alice-key-1")]).await;
     assert_eq!(again.status, 200, "{:?}", again.body);
 
     // A public route limited as a whole.
@@ -392,7 +344,7 @@ async fn rate_limits_hold_across_a_restart() {
         let host = Host::start(state.path());
         host.apply(&document(&one, &two, routes, consumers)).await;
         for left in (0..5).rev() {
-            let answer = get(&host, "/api/x", &[("x-api-key", "alice-key-1")]).await;
+            let answer = host.get("/api/x", &[("x-api-key", "alice-key-1")]).await;
             assert_eq!(answer.status, 200, "{:?}", answer.body);
             assert_eq!(
                 answer.header("ratelimit-remaining"),
@@ -404,7 +356,7 @@ async fn rate_limits_hold_across_a_restart() {
     }
     // A new host process: new instances, the same store.
     let host = Host::start(state.path());
-    let answer = get(&host, "/api/x", &[("x-api-key", "alice-key-1")]).await;
+    let answer = host.get("/api/x", &[("x-api-key", "alice-key-1")]).await;
     assert_eq!(
         (answer.status, answer.code()),
         (429, "rate_limited"),
@@ -412,16 +364,14 @@ async fn rate_limits_hold_across_a_restart() {
         answer.body
     );
     assert!(answer.header("retry-after").is_some());
-    let answer = get(&host, "/api/x", &[("x-api-key", "bob-key-123")]).await;
+    let answer = host.get("/api/x", &[("x-api-key", "bob-key-123")]).await;
     assert_eq!(answer.status, 200, "{:?}", answer.body);
     assert_eq!(answer.header("ratelimit-remaining"), Some("4"));
 }
 
 #[tokio::test]
 async fn an_api_key_kept_as_its_digest_identifies_its_consumer() {
-    let (one, two) = (Upstream::start("one").await, Upstream::start("two").await);
-    let state = tempfile::tempdir().unwrap();
-    let host = Host::start(state.path());
+    let (one, two, state, host) = two_versions().await;
     let (ok, out, err) = support::cli(&["key", "new"]);
     assert!(ok, "{err}");
     let made: Value = serde_json::from_str(&out).unwrap();
@@ -439,9 +389,9 @@ async fn an_api_key_kept_as_its_digest_identifies_its_consumer() {
     let consumers = format!("- {{ name: bob, api_keys: [\"{digest}\"] }}\n");
     host.apply(&document(&one, &two, routes, &consumers)).await;
 
-    let answer = get(&host, "/api", &[("x-api-key", key)]).await;
+    let answer = host.get("/api", &[("x-api-key", key)]).await;
     assert_eq!((answer.status, answer.version()), (200, "v2"));
-    let answer = get(&host, "/api", &[("x-api-key", digest)]).await;
+    let answer = host.get("/api", &[("x-api-key", digest)]).await;
     assert_eq!((answer.status, answer.code()), (401, "invalid_api_key"));
 
     // The key is nowhere the gateway keeps anything: not in the config
@@ -468,9 +418,7 @@ async fn an_api_key_kept_as_its_digest_identifies_its_consumer() {
 
 #[tokio::test]
 async fn access_lists_answer_403_to_callers_they_keep_out() {
-    let (one, two) = (Upstream::start("one").await, Upstream::start("two").await);
-    let state = tempfile::tempdir().unwrap();
-    let host = Host::start(state.path());
+    let (one, two, _state, host) = two_versions().await;
     let routes = "- name: staff\n\
                   \x20 paths: [/staff]\n\
                   \x20 service: s\n\
@@ -485,18 +433,18 @@ async fn access_lists_answer_403_to_callers_they_keep_out() {
     host.apply(&document(&one, &two, routes, consumers)).await;
 
     let key = |k: &'static str| [("x-api-key", k)];
-    assert_eq!(get(&host, "/staff", &key("ann-key-0001")).await.status, 200);
+    assert_eq!(host.get("/staff", &key("ann-key-0001")).await.status, 200);
     for (who, denied) in [("sam", "denied"), ("eve", "not allowed")] {
-        let answer = get(
-            &host,
-            "/staff",
-            &key(if who == "sam" {
-                "sam-key-0001"
-            } else {
-                "eve-key-0001"
-            }),
-        )
-        .await;
+        let answer = host
+            .get(
+                "/staff",
+                &key(if who == "sam" {
+                    "sam-key-0001"
+                } else {
+                    "eve-key-0001"
+                }),
+            )
+            .await;
         assert_eq!((answer.status, answer.code()), (403, "forbidden"), "{who}");
         let message = answer.body["error"]["message"].as_str().unwrap();
         assert_eq!(
@@ -505,13 +453,10 @@ async fn access_lists_answer_403_to_callers_they_keep_out() {
         );
     }
     // A wrong key is still a 401, not a 403.
-    assert_eq!(
-        get(&host, "/staff", &key("nobody-key-01")).await.status,
-        401
-    );
-    assert_eq!(get(&host, "/here", &[]).await.status, 200);
+    assert_eq!(host.get("/staff", &key("nobody-key-01")).await.status, 401);
+    assert_eq!(host.get("/here", &[]).await.status, 200);
     for path in ["/elsewhere", "/blocked"] {
-        let answer = get(&host, path, &[]).await;
+        let answer = host.get(path, &[]).await;
         assert_eq!((answer.status, answer.code()), (403, "forbidden"), "{path}");
         assert!(
             answer.body["error"]["message"]
@@ -688,7 +633,7 @@ async fn scopes_and_claims_admit_callers_and_travel_upstream_as_headers() {
         async move {
             let mut headers = vec![("authorization", authorization.as_str())];
             headers.extend(spoofs);
-            get(host, "/orders", &headers).await
+            host.get("/orders", &headers).await
         }
     };
 
@@ -742,7 +687,7 @@ async fn scopes_and_claims_admit_callers_and_travel_upstream_as_headers() {
     // An API key caller on the same route: no claims, and no spoofs either.
     let mut headers = vec![("x-api-key", "alice-key-123")];
     headers.extend(spoofs);
-    let answer = get(host, "/orders", &headers).await;
+    let answer = host.get("/orders", &headers).await;
     assert_eq!(answer.status, 200, "{:?}", answer.body);
     for (name, _) in spoofs {
         assert!(

@@ -31,17 +31,9 @@ fn faulty_router() -> std::path::PathBuf {
 }
 
 async fn route_of(host: &Host, path: &str) -> (u16, Option<String>, Value) {
-    let response = client()
-        .get(format!("{}{path}", host.url))
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let route = response
-        .headers()
-        .get("x-upshift-route")
-        .map(|v| v.to_str().unwrap().to_owned());
-    (status, route, response.json().await.unwrap_or(Value::Null))
+    let answer = host.get(path, &[]).await;
+    let route = answer.header("x-upshift-route").map(str::to_owned);
+    (answer.status, route, answer.body)
 }
 
 #[tokio::test]

@@ -6,10 +6,9 @@
 
 use crate::support;
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use support::{component_wit, repo, upshift_bin};
+use support::{component_surface, dummy_component, repo, upshift_bin};
 
 /// WIT shared by the cases: two interfaces of one package, another package,
 /// and a dependency that keeps counters.
@@ -96,26 +95,7 @@ impl Cases {
     }
 
     fn build(&self, world: &str) {
-        let core = self.dir.path().join(format!("{world}.core.wasm"));
-        let component = self.dir.path().join(format!("{world}.wasm"));
-        let wit = self.dir.path().join("wit");
-        wasm_tools(&[
-            "component",
-            "embed",
-            "--dummy",
-            "--world",
-            world,
-            wit.to_str().unwrap(),
-            "-o",
-            core.to_str().unwrap(),
-        ]);
-        wasm_tools(&[
-            "component",
-            "new",
-            core.to_str().unwrap(),
-            "-o",
-            component.to_str().unwrap(),
-        ]);
+        dummy_component(&self.dir.path().join("wit"), world, self.dir.path());
     }
 
     /// Composes `main` (a world of [`WIT`]) with `dependencies` (TOML
@@ -163,33 +143,6 @@ fn copy_dir(from: &Path, to: &Path) {
         let entry = entry.unwrap();
         std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
     }
-}
-
-fn wasm_tools(args: &[&str]) {
-    let out = Command::new("wasm-tools")
-        .args(args)
-        .output()
-        .expect("wasm-tools is installed (cargo install wasm-tools --locked)");
-    assert!(
-        out.status.success(),
-        "wasm-tools {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// The imports of the component at `wasm`.
-fn imports(wasm: &Path) -> BTreeSet<String> {
-    let text = component_wit(wasm);
-    let world = text
-        .split("world root {")
-        .nth(1)
-        .and_then(|w| w.split("\n}").next())
-        .unwrap_or_else(|| panic!("no root world in:\n{text}"));
-    world
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("import "))
-        .map(|i| i.trim_end_matches(';').trim().to_owned())
-        .collect()
 }
 
 #[test]
@@ -309,7 +262,7 @@ fn a_dependency_keeping_counters_must_inherit_the_stores() {
             r#""acme:shared/a@1.0.0" = { path = "counts-in-a.wasm", inherit_configuration = ["key_value_stores"] }"#,
         )
         .unwrap();
-    let imports = imports(&composed);
+    let (imports, _) = component_surface(&composed);
     assert!(
         imports.contains("wasi:keyvalue/atomics@0.2.0-draft2"),
         "{imports:?}"
@@ -368,7 +321,7 @@ fn every_import_of_the_composed_gateway_is_provided_by_spin() {
         "{}",
         String::from_utf8_lossy(&result.stderr)
     );
-    let imports = imports(&out);
+    let (imports, _) = component_surface(&out);
     let mut denied = Vec::new();
     for import in &imports {
         if let Some(original) = import.strip_prefix("upshift-denied:") {

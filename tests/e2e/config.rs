@@ -31,17 +31,26 @@ async fn status_of(host: &Host, path: &str) -> u16 {
         .as_u16()
 }
 
-#[tokio::test]
-async fn apply_get_and_reject_through_the_cli() {
+/// An upstream, a host with its state directory, and a folder for the
+/// documents the CLI reads.
+async fn for_the_cli() -> (Upstream, tempfile::TempDir, Host, tempfile::TempDir) {
     let up = Upstream::start("orders").await;
     let state = tempfile::tempdir().unwrap();
     let host = Host::start(state.path());
-    let dir = tempfile::tempdir().unwrap();
-    let file = |name: &str, text: &str| {
-        let path = dir.path().join(name);
-        std::fs::write(&path, text).unwrap();
-        path.to_str().unwrap().to_owned()
-    };
+    (up, state, host, tempfile::tempdir().unwrap())
+}
+
+/// Writes `text` to `dir/name`: its path.
+fn write_file(dir: &std::path::Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn apply_get_and_reject_through_the_cli() {
+    let (up, _state, host, dir) = for_the_cli().await;
+    let file = |name: &str, text: &str| write_file(dir.path(), name, text);
 
     let gateway = file("gateway.yaml", &good(&up, "/orders"));
     let (ok, out, err) = cli(&["apply", "-f", &gateway, "--admin", &host.admin]);
@@ -233,15 +242,8 @@ async fn the_demo_config_is_valid_and_serves_what_the_demo_promises() {
 
 #[tokio::test]
 async fn diff_shows_what_a_document_would_change_and_apply_asks_first() {
-    let up = Upstream::start("orders").await;
-    let state = tempfile::tempdir().unwrap();
-    let host = Host::start(state.path());
-    let dir = tempfile::tempdir().unwrap();
-    let file = |name: &str, text: &str| {
-        let path = dir.path().join(name);
-        std::fs::write(&path, text).unwrap();
-        path.to_str().unwrap().to_owned()
-    };
+    let (up, _state, host, dir) = for_the_cli().await;
+    let file = |name: &str, text: &str| write_file(dir.path(), name, text);
     let first = file("first.yaml", &good(&up, "/orders"));
     let (ok, out, _) = cli(&["diff", "-f", &first, "--admin", &host.admin]);
     assert!(ok);

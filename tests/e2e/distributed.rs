@@ -15,7 +15,7 @@ use serde_json::Value;
 use support::peers::Receiver;
 use support::redis::Redis;
 use support::traffic::{admin_post, drive_to_rollback};
-use support::upstream::{Behavior, Upstream};
+use support::upstream::{Behavior, Upstream, canary_service_without_ejection};
 use support::{ADMIN_TOKEN, Host, client, repo};
 
 /// A config document routing `path` to `upstream`.
@@ -37,14 +37,8 @@ fn node(state: &Path, config: &Path) -> Host {
 }
 
 async fn get(host: &Host, path: &str) -> (u16, Value) {
-    let response = client()
-        .get(format!("{}{path}", host.url))
-        .send()
-        .await
-        .expect("the host answers");
-    let status = response.status().as_u16();
-    let body = response.json().await.unwrap_or(Value::Null);
-    (status, body)
+    let answer = host.get(path, &[]).await;
+    (answer.status, answer.body)
 }
 
 /// The version in force, as the admin API reports it.
@@ -140,18 +134,8 @@ async fn a_rollback_decided_on_one_node_stops_the_canary_on_both() {
     let b = node(state_b.path(), &cluster.config);
     let stable = Upstream::start("stable").await;
     let canary = Upstream::start_with("canary", Behavior::Status(500)).await;
-    a.apply(&format!(
-        "services:\n\
-         - name: s\n\
-         \x20 outlier_detection: {{ failures: 0 }}\n\
-         \x20 versions:\n\
-         \x20   - {{ name: v1, weight: 100, targets: [{{ url: '{}' }}] }}\n\
-         \x20   - {{ name: v2, weight: 0, targets: [{{ url: '{}' }}] }}\n\
-         routes: [{{ name: all, service: s }}]\n",
-        stable.url(),
-        canary.url()
-    ))
-    .await;
+    a.apply(&canary_service_without_ejection(&stable, &canary))
+        .await;
     assert_eq!(served(&b, "/r", 200).await.0, 200);
     let hooks = Receiver::start().await;
     let (status, body) = admin_post(

@@ -3,6 +3,7 @@
 
 use crate::support;
 
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -21,17 +22,24 @@ fn line_of<'a>(lines: &'a [Value], id: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no line for {id} in {lines:#?}"))
 }
 
+/// A host on the repository's spin.toml writing its access log to
+/// `access.log` in `state`: the host and the log's path.
+fn logging_host(state: &Path) -> (Host, PathBuf) {
+    let log = state.join("access.log");
+    let host = Host::start_with(
+        &repo().join("spin.toml"),
+        state,
+        &["--access-log", log.to_str().unwrap()],
+    );
+    (host, log)
+}
+
 #[tokio::test]
 async fn the_access_log_has_one_line_per_request_and_no_secret() {
     let up = Upstream::start("one").await;
     let closed = closed_port().await;
     let state = tempfile::tempdir().unwrap();
-    let log = state.path().join("access.log");
-    let host = Host::start_with(
-        &repo().join("spin.toml"),
-        state.path(),
-        &["--access-log", log.to_str().unwrap()],
-    );
+    let (host, log) = logging_host(state.path());
     host.apply(&format!(
         "services:
   - {{ name: orders, versions: [{{ name: v1, targets: [{{ url: '{}' }}] }}] }}
@@ -132,12 +140,7 @@ consumers:
 async fn the_upstream_continues_the_clients_trace() {
     let up = Upstream::start("one").await;
     let state = tempfile::tempdir().unwrap();
-    let log = state.path().join("access.log");
-    let host = Host::start_with(
-        &repo().join("spin.toml"),
-        state.path(),
-        &["--access-log", log.to_str().unwrap()],
-    );
+    let (host, log) = logging_host(state.path());
     host.apply(&up.only_route()).await;
 
     let sent = format!("00-{CLIENT_TRACE}-00f067aa0ba902b7-01");

@@ -253,14 +253,7 @@ async fn http2_upstreams_multiplex_requests_over_one_connection() {
     ))
     .await;
     if support::lane() == "component" {
-        let response = client()
-            .get(format!("{}/x", host.url))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 501);
-        let body: Value = response.json().await.unwrap();
-        assert_eq!(body["error"]["code"], "protocol_not_supported", "{body}");
+        support::assert_refused_on_the_component_lane(&host).await;
         return;
     }
     let requests = (0..40).map(|i| {

@@ -330,16 +330,7 @@ async fn https_upstreams_are_pooled_and_checked_against_the_configured_roots() {
     // back over one connection.
     let (host, _state) = trusting_host(dir.path(), port, "");
     host.apply(&routes).await;
-    for i in 0..20 {
-        let response = client()
-            .get(format!("{}/tls/{i}", host.url))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200, "request {i}");
-        let echo: Value = response.json().await.unwrap();
-        assert_eq!(echo["path"], format!("/tls/{i}"));
-    }
+    echoes(&host, "/tls", 20).await;
     let opened = connections.load(Ordering::SeqCst);
     assert!(
         opened <= 2,
@@ -350,14 +341,13 @@ async fn https_upstreams_are_pooled_and_checked_against_the_configured_roots() {
     let state = tempfile::tempdir().unwrap();
     let host = Host::start(state.path());
     host.apply(&routes).await;
-    let response = client()
-        .get(format!("{}/tls/untrusted", host.url))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 502);
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "upstream_tls_failed", "{body}");
+    let answer = host.get("/tls/untrusted", &[]).await;
+    let body = &answer.body;
+    assert_eq!(
+        (answer.status, answer.code()),
+        (502, "upstream_tls_failed"),
+        "{body}"
+    );
     assert!(
         body["error"]["message"]
             .as_str()
@@ -379,27 +369,17 @@ async fn client_certificates_are_presented_to_upstreams_that_ask() {
     let (host, _state) =
         start("client_cert_file = \"client.pem\"\nclient_private_key_file = \"client-key.pem\"\n");
     host.apply(&routes).await;
-    for i in 0..3 {
-        let response = client()
-            .get(format!("{}/mtls/{i}", host.url))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200, "request {i}");
-        let echo: Value = response.json().await.unwrap();
-        assert_eq!(echo["path"], format!("/mtls/{i}"));
-    }
+    echoes(&host, "/mtls", 3).await;
 
     let (host, _state) = start("");
     host.apply(&routes).await;
-    let response = client()
-        .get(format!("{}/mtls/anonymous", host.url))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 502);
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "upstream_tls_failed", "{body}");
+    let answer = host.get("/mtls/anonymous", &[]).await;
+    assert_eq!(
+        (answer.status, answer.code()),
+        (502, "upstream_tls_failed"),
+        "{:?}",
+        answer.body
+    );
 }
 
 /// `h2://` targets get HTTP/2 over TLS, chosen by ALPN, with every request
@@ -411,12 +391,7 @@ async fn h2_targets_speak_http2_over_tls() {
     let (host, _state) = trusting_host(dir.path(), port, "");
     host.apply(&tls_routes("h2", port)).await;
     if support::lane() == "component" {
-        let response = client()
-            .get(format!("{}/x", host.url))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 501);
+        support::assert_refused_on_the_component_lane(&host).await;
         return;
     }
     let requests = (0..20).map(|i| {
@@ -431,4 +406,13 @@ async fn h2_targets_speak_http2_over_tls() {
     });
     futures::future::join_all(requests).await;
     assert_eq!(connections.load(Ordering::SeqCst), 1);
+}
+
+/// `n` GETs of `{prefix}/{i}`, each answered by the echo upstream.
+async fn echoes(host: &Host, prefix: &str, n: usize) {
+    for i in 0..n {
+        let answer = host.get(&format!("{prefix}/{i}"), &[]).await;
+        assert_eq!(answer.status, 200, "request {i}");
+        assert_eq!(answer.body["path"], format!("{prefix}/{i}"));
+    }
 }

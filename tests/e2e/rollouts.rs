@@ -11,26 +11,12 @@ use serde_json::Value;
 use std::time::{Duration, Instant};
 use support::peers::{Delivery, Receiver};
 use support::traffic::{Seen, admin_get, admin_post, drive_to_rollback, send_many};
-use support::upstream::{Behavior, Upstream};
+use support::upstream::{Behavior, Upstream, canary_service, canary_service_without_ejection};
 use support::{Host, cli, repo};
 use upshift_config::webhook::{DELIVERY_HEADER, SIGNATURE_HEADER, verify};
 
 /// The key the rigs' webhooks sign with (variable `webhook_secret`).
 const WEBHOOK_KEY: &str = "rig-webhook-key";
-
-/// Service `s`: `v1` on `stable` with all the weight, `v2` on `canary`.
-fn service(stable: &Upstream, canary: &Upstream) -> String {
-    format!(
-        "services:\n\
-         - name: s\n\
-         \x20 versions:\n\
-         \x20   - {{ name: v1, weight: 100, targets: [{{ url: '{}' }}] }}\n\
-         \x20   - {{ name: v2, weight: 0, targets: [{{ url: '{}' }}] }}\n\
-         routes: [{{ name: all, service: s }}]\n",
-        stable.url(),
-        canary.url()
-    )
-}
 
 /// A host serving service `s` (as `doc` writes it) over a stable and a
 /// canary upstream answering as told, with the rollout `plan` started;
@@ -107,7 +93,7 @@ fn assert_chain(history: &[Value]) {
 
 #[tokio::test]
 async fn a_failing_canary_rolls_back_by_itself() {
-    let rig = Rig::start(Behavior::Normal, Behavior::FailEvery(5), service,
+    let rig = Rig::start(Behavior::Normal, Behavior::FailEvery(5), canary_service,
         "service: s\ncanary: v2\n\
          steps: [{ weight: 20, pause: 10m }, { weight: 50, pause: 10m }, { weight: 100, pause: 10m }]\n\
          analysis: { min_requests: 40, max_error_rate: 0.05, interval: 100ms }\n",
@@ -146,7 +132,7 @@ async fn a_failing_canary_rolls_back_by_itself() {
 
 #[tokio::test]
 async fn a_healthy_canary_promotes_itself() {
-    let rig = Rig::start(Behavior::Normal, Behavior::Normal, service,
+    let rig = Rig::start(Behavior::Normal, Behavior::Normal, canary_service,
         "{\"service\": \"s\", \"canary\": \"v2\", \
           \"steps\": [{\"weight\": 10, \"pause\": \"300ms\"}, {\"weight\": 50, \"pause\": \"300ms\"}], \
           \"analysis\": {\"min_requests\": 20, \"max_error_rate\": 0.01, \"max_p99_ms\": 1000, \"interval\": \"100ms\"}}",
@@ -214,7 +200,7 @@ async fn a_canary_without_traffic_holds_the_rollout_with_the_reason() {
     // Every request carries a header that a split rule pins to v1, so the
     // canary's 50% step sees none of them.
     let pinned = |stable: &Upstream, canary: &Upstream| {
-        service(stable, canary).replace(
+        canary_service(stable, canary).replace(
             "routes: [{ name: all, service: s }]",
             "routes: [{ name: all, service: s, \
              split: { rules: [{ match: { headers: { x-cohort: old } }, version: v1 }] } }]",
@@ -281,7 +267,7 @@ async fn a_mirror_step_catches_a_failing_canary_before_any_live_traffic() {
     let rig = Rig::start(
         Behavior::Normal,
         Behavior::FailEvery(4),
-        service,
+        canary_service,
         "service: s\ncanary: v2\n\
          steps: [{ weight: 0, pause: 10m, mirror: 50, header_route: { x-tester: 'yes' } }, \
                  { weight: 50, pause: 10m }]\n\
@@ -316,7 +302,7 @@ async fn shadow_diffing_catches_a_canary_answering_differently_before_live_traff
     let rig = Rig::start(
         Behavior::Catalog(0),
         Behavior::Catalog(20),
-        service,
+        canary_service,
         "service: s\ncanary: v2\n\
          steps: [{ weight: 0, pause: 10m, mirror: 100 }, { weight: 50, pause: 10m }]\n\
          analysis: { min_requests: 200, max_shadow_diff_rate: 0.01, interval: 50ms }\n",
@@ -359,7 +345,7 @@ async fn fields_that_differ_between_stable_answers_are_not_blamed() {
     let rig = Rig::start(
         Behavior::Catalog(0),
         Behavior::Catalog(0),
-        service,
+        canary_service,
         "service: s\ncanary: v2\n\
          steps: [{ weight: 0, pause: 300ms, mirror: 100 }, { weight: 100, pause: 0s }]\n\
          analysis: { min_requests: 100, max_shadow_diff_rate: 0, interval: 50ms }\n",
@@ -374,15 +360,6 @@ async fn fields_that_differ_between_stable_answers_are_not_blamed() {
         passed.contains("shadow answers differing 0.00% ≤ 0.00%"),
         "{passed}"
     );
-}
-
-/// Service `s` as [`service`] says, without outlier detection, so that
-/// only the rollback can take a failing canary out.
-fn without_ejection(stable: &Upstream, canary: &Upstream) -> String {
-    service(stable, canary).replace(
-        "- name: s\n",
-        "- name: s\n  outlier_detection: { failures: 0 }\n",
-    )
 }
 
 /// Checks that every delivery is signed with [`WEBHOOK_KEY`] and names a
@@ -419,7 +396,7 @@ async fn a_confirm_hook_holds_a_step_until_it_answers_2xx() {
         hooks.url("/confirm"),
         hooks.url("/events"),
     );
-    let rig = Rig::start(Behavior::Normal, Behavior::Normal, service, &plan).await;
+    let rig = Rig::start(Behavior::Normal, Behavior::Normal, canary_service, &plan).await;
     let host = &rig.host;
 
     // The step passes, then waits at the gate: the hook is asked again
@@ -508,7 +485,13 @@ async fn a_rollback_is_told_once_and_a_failing_pre_rollout_hook_keeps_the_canary
         hooks.url("/rollback"),
         hooks.url("/post"),
     );
-    let rig = Rig::start(Behavior::Normal, Behavior::Status(500), service, &plan).await;
+    let rig = Rig::start(
+        Behavior::Normal,
+        Behavior::Status(500),
+        canary_service,
+        &plan,
+    )
+    .await;
     let host = &rig.host;
     let (_, status) = drive_while(host, "progressing", Duration::from_secs(20)).await;
     assert_eq!(status["rollout"]["phase"], "rolled_back", "{status}");
@@ -574,7 +557,7 @@ async fn a_failing_canary_takes_no_new_request_soon_after_the_evidence() {
     let rig = Rig::start(
         Behavior::Normal,
         Behavior::Status(500),
-        without_ejection,
+        canary_service_without_ejection,
         "service: s\ncanary: v2\nsteps: [{ weight: 50, pause: 10m }]\n\
          analysis: { min_requests: 20, max_error_rate: 0.05 }\n",
     )
@@ -591,7 +574,7 @@ async fn operators_steer_a_rollout_from_the_cli() {
     let canary = Upstream::start("canary").await;
     let state = tempfile::tempdir().unwrap();
     let host = Host::start(state.path());
-    host.apply(&service(&stable, &canary)).await;
+    host.apply(&canary_service(&stable, &canary)).await;
     let admin = ["--admin", host.admin.as_str()];
     let run = |args: &[&str]| cli(&[args, &admin[..]].concat());
 

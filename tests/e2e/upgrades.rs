@@ -266,12 +266,18 @@ async fn retries_stay_within_their_budget() {
     assert_eq!(counted["requests"].as_u64(), Some(broken.hits()));
 }
 
-#[tokio::test]
-async fn a_failing_version_falls_back_to_the_stable_one() {
-    let stable = Upstream::start("stable").await;
+/// An upstream `name`, a host with its state directory, and a port nothing
+/// listens on.
+async fn live_and_dead(name: &'static str) -> (Upstream, tempfile::TempDir, Host, u16) {
+    let live = Upstream::start(name).await;
     let state = tempfile::tempdir().unwrap();
     let host = Host::start(state.path());
-    let dead = closed_port().await;
+    (live, state, host, closed_port().await)
+}
+
+#[tokio::test]
+async fn a_failing_version_falls_back_to_the_stable_one() {
+    let (stable, _state, host, dead) = live_and_dead("stable").await;
     host.apply(&format!(
         "services:\n\
          - name: s\n\
@@ -303,10 +309,7 @@ async fn a_failing_version_falls_back_to_the_stable_one() {
 
 #[tokio::test]
 async fn a_failing_target_is_ejected() {
-    let good = Upstream::start("good").await;
-    let state = tempfile::tempdir().unwrap();
-    let host = Host::start(state.path());
-    let dead = closed_port().await;
+    let (good, _state, host, dead) = live_and_dead("good").await;
     host.apply(&format!(
         "services:\n\
          - name: s\n\

@@ -8,65 +8,13 @@
 use crate::support;
 
 use std::collections::BTreeSet;
-use std::path::Path;
-use std::process::Command;
-use support::{component, component_wit, repo};
-
-/// `(imports, exports)` of the component world `wasm-tools component wit` prints.
-fn surface(wasm: &Path) -> (BTreeSet<String>, BTreeSet<String>) {
-    let text = component_wit(wasm);
-    let world = text
-        .split("world root {")
-        .nth(1)
-        .and_then(|w| w.split("\n}").next())
-        .unwrap_or_else(|| panic!("no root world in:\n{text}"));
-    let (mut imports, mut exports) = (BTreeSet::new(), BTreeSet::new());
-    for line in world.lines().map(str::trim) {
-        let item = |rest: &str| rest.trim_end_matches(';').trim().to_owned();
-        if let Some(rest) = line.strip_prefix("import ") {
-            imports.insert(item(rest));
-        } else if let Some(rest) = line.strip_prefix("export ") {
-            exports.insert(item(rest));
-        }
-    }
-    (imports, exports)
-}
+use support::{component, component_surface, dummy_component, repo};
 
 /// The surface of world `name` in `wit/`, through a dummy component of it.
 fn promised(name: &str) -> (BTreeSet<String>, BTreeSet<String>) {
     let dir = tempfile::tempdir().unwrap();
-    let core = dir.path().join("core.wasm");
-    let dummy = dir.path().join("dummy.wasm");
-    let run = |args: &[&str]| {
-        let out = Command::new("wasm-tools")
-            .args(args)
-            .output()
-            .expect("wasm-tools runs");
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    let wit = repo().join("wit");
-    run(&[
-        "component",
-        "embed",
-        "--dummy",
-        "--world",
-        name,
-        wit.to_str().unwrap(),
-        "-o",
-        core.to_str().unwrap(),
-    ]);
-    run(&[
-        "component",
-        "new",
-        core.to_str().unwrap(),
-        "-o",
-        dummy.to_str().unwrap(),
-    ]);
-    surface(&dummy)
+    let dummy = dummy_component(&repo().join("wit"), name, dir.path());
+    component_surface(&dummy)
 }
 
 /// WASI interfaces Rust's standard library may import.
@@ -92,7 +40,7 @@ fn components_match_their_worlds() {
         ("splitter", "splitter-component"),
         ("ai", "ai-component"),
     ] {
-        let (imports, exports) = surface(&component(component_name));
+        let (imports, exports) = component_surface(&component(component_name));
         let (want_imports, want_exports) = promised(world);
         assert_eq!(
             exports, want_exports,

@@ -10,6 +10,7 @@ pub mod traffic;
 pub mod upstream;
 
 use serde_json::Value;
+use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -73,8 +74,6 @@ pub struct Host {
     pub url: String,
     /// `http://127.0.0.1:PORT`: the admin API's listener.
     pub admin: String,
-    /// Its state directory (the embedded key-value store lives here).
-    pub state: PathBuf,
     /// Lines the host logged, collected in the background.
     pub log: mpsc::Receiver<String>,
 }
@@ -164,7 +163,6 @@ impl Host {
             child,
             url: format!("http://{}", addr.unwrap_or_default()),
             admin: format!("http://{}", admin.unwrap_or_default()),
-            state: state.to_owned(),
             log,
         }
     }
@@ -208,6 +206,24 @@ impl Host {
         let (status, body) = self.put_config(document).await;
         assert_eq!(status, 201, "config was rejected: {body}");
         body["version"].as_u64().expect("a version number")
+    }
+
+    /// `GET {url}{path}` with `headers`, as a client of the public
+    /// listener: what came back.
+    pub async fn get(&self, path: &str, headers: &[(&str, &str)]) -> Answer {
+        let mut request = client().get(format!("{}{path}", self.url));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.expect("the gateway answers");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.json().await.unwrap_or(Value::Null);
+        Answer {
+            status,
+            headers,
+            body,
+        }
     }
 
     /// `PUT /admin/config` with `document`: status and JSON body.
@@ -255,6 +271,48 @@ impl Drop for Host {
     }
 }
 
+/// What a client saw of one response.
+#[derive(Debug)]
+pub struct Answer {
+    /// The status code.
+    pub status: u16,
+    /// The headers.
+    pub headers: reqwest::header::HeaderMap,
+    /// The JSON body (`null` when it is not JSON).
+    pub body: Value,
+}
+
+impl Answer {
+    /// The value of header `name`, if it has one.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The version part of `x-upshift-upstream` (`service@version`).
+    pub fn version(&self) -> &str {
+        self.header("x-upshift-upstream")
+            .and_then(|u| u.split('@').nth(1))
+            .unwrap_or_default()
+    }
+
+    /// The code of a gateway error body (`error.code`).
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or_default()
+    }
+}
+
+/// On the component lane, a protocol only the native lane speaks (HTTP/2
+/// to upstreams) is refused with a clear 501: checks that `GET /x` is.
+pub async fn assert_refused_on_the_component_lane(host: &Host) {
+    let answer = host.get("/x", &[]).await;
+    assert_eq!(
+        (answer.status, answer.code()),
+        (501, "protocol_not_supported"),
+        "{:?}",
+        answer.body
+    );
+}
+
 /// The first value of header `name` among `headers` (lower-case names).
 pub fn header_of<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str> {
     headers
@@ -286,19 +344,65 @@ pub fn cli(args: &[&str]) -> (bool, String, String) {
     )
 }
 
-/// What `wasm-tools component wit` prints for the component at `wasm`.
-pub fn component_wit(wasm: &Path) -> String {
+/// Runs `wasm-tools` with `args`, expecting success: what it printed.
+pub fn wasm_tools(args: &[&str]) -> String {
     let out = Command::new("wasm-tools")
-        .args(["component", "wit"])
-        .arg(wasm)
+        .args(args)
         .output()
         .expect("wasm-tools is installed (cargo install wasm-tools --locked)");
     assert!(
         out.status.success(),
-        "{}",
+        "wasm-tools {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8(out.stdout).expect("WIT is UTF-8")
+    String::from_utf8(out.stdout).expect("wasm-tools prints UTF-8")
+}
+
+/// What `wasm-tools component wit` prints for the component at `wasm`.
+pub fn component_wit(wasm: &Path) -> String {
+    wasm_tools(&["component", "wit", wasm.to_str().expect("a UTF-8 path")])
+}
+
+/// The imports and exports of the component at `wasm`, as the world
+/// `wasm-tools component wit` prints for it.
+pub fn component_surface(wasm: &Path) -> (BTreeSet<String>, BTreeSet<String>) {
+    let text = component_wit(wasm);
+    let world = text
+        .split("world root {")
+        .nth(1)
+        .and_then(|w| w.split("\n}").next())
+        .unwrap_or_else(|| panic!("no root world in:\n{text}"));
+    let (mut imports, mut exports) = (BTreeSet::new(), BTreeSet::new());
+    for line in world.lines().map(str::trim) {
+        let item = |rest: &str| rest.trim_end_matches(';').trim().to_owned();
+        if let Some(rest) = line.strip_prefix("import ") {
+            imports.insert(item(rest));
+        } else if let Some(rest) = line.strip_prefix("export ") {
+            exports.insert(item(rest));
+        }
+    }
+    (imports, exports)
+}
+
+/// Builds a dummy component of `world` from the WIT folder `wit` (its
+/// functions trap): `{dir}/{world}.wasm`.
+pub fn dummy_component(wit: &Path, world: &str, dir: &Path) -> PathBuf {
+    let core = dir.join(format!("{world}.core.wasm"));
+    let component = dir.join(format!("{world}.wasm"));
+    let path = |p: &Path| p.to_str().expect("a UTF-8 path").to_owned();
+    let (wit, core_path, component_path) = (path(wit), path(&core), path(&component));
+    wasm_tools(&[
+        "component",
+        "embed",
+        "--dummy",
+        "--world",
+        world,
+        &wit,
+        "-o",
+        &core_path,
+    ]);
+    wasm_tools(&["component", "new", &core_path, "-o", &component_path]);
+    component
 }
 
 /// Resident memory of process `pid`, in KiB.

@@ -225,8 +225,6 @@ pub struct Delivery {
     pub body: Value,
     /// Its body as sent, for signatures.
     pub raw: Bytes,
-    /// The status it was answered with.
-    pub status: u16,
 }
 
 impl Delivery {
@@ -277,7 +275,6 @@ impl Receiver {
                                 headers,
                                 body: serde_json::from_slice(&raw).unwrap_or(Value::Null),
                                 raw,
-                                status,
                             });
                             let response = http::Response::builder()
                                 .status(status)

@@ -132,6 +132,30 @@ impl Upstream {
     }
 }
 
+/// A config document: service `s` with `v1` on `stable` holding all the
+/// weight and `v2` on `canary` none, and route `all` to it.
+pub fn canary_service(stable: &Upstream, canary: &Upstream) -> String {
+    format!(
+        "services:\n\
+         - name: s\n\
+         \x20 versions:\n\
+         \x20   - {{ name: v1, weight: 100, targets: [{{ url: '{}' }}] }}\n\
+         \x20   - {{ name: v2, weight: 0, targets: [{{ url: '{}' }}] }}\n\
+         routes: [{{ name: all, service: s }}]\n",
+        stable.url(),
+        canary.url()
+    )
+}
+
+/// [`canary_service`] without outlier detection, so that only a rollback
+/// can take a failing canary out.
+pub fn canary_service_without_ejection(stable: &Upstream, canary: &Upstream) -> String {
+    canary_service(stable, canary).replace(
+        "- name: s\n",
+        "- name: s\n  outlier_detection: { failures: 0 }\n",
+    )
+}
+
 /// The wall clock in Unix milliseconds, the clock the host stamps
 /// transitions with.
 pub fn unix_ms() -> u64 {
