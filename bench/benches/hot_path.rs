@@ -7,7 +7,7 @@ use upshift_bench::{
     JWT_NOW_MS, JWT_TOKENS, config_with_routes, jwt_config, jwt_request, rate_limited_config,
     request_for, split_config, split_request,
 };
-use upshift_config::{Config, RequestHead};
+use upshift_model::{Config, RequestHead};
 use upshift_router::RouteTable;
 use upshift_splitter::{ConsumerIdentity, MemoryStore, NamedAttempt, Outcome, Plan};
 
@@ -123,8 +123,8 @@ fn api_key_lookup(c: &mut Criterion) {
     let config = config_with_routes(1_000);
     let mut config = config;
     for route in &mut config.routes {
-        route.auth = Some(upshift_config::RouteAuth {
-            api_key: Some(upshift_config::ApiKeyAuth {
+        route.auth = Some(upshift_model::RouteAuth {
+            api_key: Some(upshift_model::ApiKeyAuth {
                 header: "x-api-key".into(),
                 query: None,
             }),

@@ -1,6 +1,6 @@
 //! Generated inputs for the hot-path benchmarks in `benches/`.
 
-use upshift_config::{Config, HeadLine, OwnedHead};
+use upshift_model::{Config, HeadLine, OwnedHead};
 
 /// A config with `n` services and `n` routes (one path prefix per service,
 /// a tenth of them host-bound), as a large API would have.

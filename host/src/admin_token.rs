@@ -6,7 +6,7 @@ use std::io::Write as _;
 use std::path::Path;
 
 use anyhow::Context as _;
-use upshift_config::token;
+use upshift_model::token;
 
 /// The file in the state directory that keeps the generated token's digest.
 const FILE: &str = "admin-token.sha256";

@@ -18,7 +18,7 @@ use wasmtime::Engine;
 use wasmtime::component::Linker;
 use wasmtime_wasi_http::handler::{ProxyHandler, ProxyPre};
 
-use upshift_config::keys;
+use upshift_model::keys;
 
 use crate::capabilities::kv::KvBackend;
 use crate::engine::{HostState, load_component};

@@ -798,7 +798,7 @@ async fn keys_come_from_a_key_set_that_rotates_and_survives_an_outage() {
         let answer = with_token(&host, "/x", token).await;
         assert!(
             answer
-                .header(upshift_config::jwks::JWKS_URL_HEADER)
+                .header(upshift_model::jwks::JWKS_URL_HEADER)
                 .is_none()
         );
         (

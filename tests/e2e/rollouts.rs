@@ -13,7 +13,7 @@ use support::peers::{Delivery, Receiver};
 use support::traffic::{Seen, admin_get, admin_post, drive_to_rollback, send_many};
 use support::upstream::{Behavior, Upstream, canary_service, canary_service_without_ejection};
 use support::{Host, cli, repo};
-use upshift_config::webhook::{DELIVERY_HEADER, SIGNATURE_HEADER, verify};
+use upshift_model::webhook::{DELIVERY_HEADER, SIGNATURE_HEADER, verify};
 
 /// The key the rigs' webhooks sign with (variable `webhook_secret`).
 const WEBHOOK_KEY: &str = "rig-webhook-key";

@@ -13,9 +13,9 @@ use serde::Serialize;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use upshift_config::ai::{Period, usage_keys};
-use upshift_config::store::counter;
-use upshift_config::{Config, keys};
+use upshift_model::ai::{Period, usage_keys};
+use upshift_model::store::counter;
+use upshift_model::{Config, keys};
 
 /// The usage of one consumer of one tenant on one alias.
 #[derive(Debug, Default, Serialize)]
@@ -239,9 +239,9 @@ fn budgets(
 #[cfg(test)]
 mod tests {
     use crate::api::{AdminRequest, handle};
-    use upshift_config::ai::{Period, usage_keys};
-    use upshift_config::store::{MemoryStore, for_each_encoding};
-    use upshift_config::token::Access;
+    use upshift_model::ai::{Period, usage_keys};
+    use upshift_model::store::{MemoryStore, for_each_encoding};
+    use upshift_model::token::Access;
 
     const CONFIG: &str = "
 routes: [{name: ai, kind: ai, paths: [/v1]}]

@@ -4,10 +4,10 @@ use crate::store::{ConfigStore, StoreError};
 use crate::{ai_usage, credentials, metrics, rollouts, ui};
 use serde::Serialize;
 use serde_json::{Value, json};
-use upshift_config::audit;
-use upshift_config::changes::{ChangeKind, changes};
-use upshift_config::token::Access;
-use upshift_config::{Config, ConfigError, Problem, keys};
+use upshift_model::audit;
+use upshift_model::changes::{ChangeKind, changes};
+use upshift_model::token::Access;
+use upshift_model::{Config, ConfigError, Problem, keys};
 
 /// Largest config document accepted, in bytes.
 pub const MAX_DOCUMENT_BYTES: usize = 4 * 1024 * 1024;

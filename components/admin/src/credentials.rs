@@ -8,8 +8,8 @@
 
 use serde::Deserialize;
 use serde_json::json;
-use upshift_config::token::{IssuedKey, is_digest};
-use upshift_config::{Config, Consumer, keys};
+use upshift_model::token::{IssuedKey, is_digest};
+use upshift_model::{Config, Consumer, keys};
 
 use crate::api::{AdminResponse, current, load, rejected, replace_current, store_version};
 use crate::store::ConfigStore;
@@ -199,8 +199,8 @@ fn record_at(store: &impl ConfigStore, index: &str) -> Result<Option<IssuedKey>,
 mod tests {
     use super::*;
     use crate::api::{AdminRequest, handle};
-    use upshift_config::store::{MemoryStore, Store as _};
-    use upshift_config::token::{Access, digest};
+    use upshift_model::store::{MemoryStore, Store as _};
+    use upshift_model::token::{Access, digest};
 
     fn request<'a>(method: &'a str, path: &'a str, body: &'a [u8]) -> AdminRequest<'a> {
         AdminRequest {

@@ -7,7 +7,7 @@ use bindings::wasi;
 use http_body_util::{BodyExt, Limited};
 use spin_sdk::http::{IntoResponse, Request};
 use spin_sdk::wasip3::http::types::{ErrorCode, Response};
-use upshift_config::token::Access;
+use upshift_model::token::Access;
 
 mod bindings {
     spin_sdk::wit_bindgen::generate!({
@@ -96,7 +96,7 @@ async fn serve(
     Ok(api::handle(&request, &*store))
 }
 
-upshift_config::keyvalue_store!(STORE_LABEL);
+upshift_model::keyvalue_store!(STORE_LABEL);
 
 impl ConfigStore for KeyValue {
     fn keys(&self, prefix: &str) -> Result<Vec<String>, StoreError> {

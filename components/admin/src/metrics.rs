@@ -12,9 +12,9 @@ use crate::{ai_usage, upstreams};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use upshift_config::keys;
-use upshift_config::metrics::{LATENCY_BOUNDS_MS, VersionStats};
-use upshift_config::rollout::RolloutState;
+use upshift_model::keys;
+use upshift_model::metrics::{LATENCY_BOUNDS_MS, VersionStats};
+use upshift_model::rollout::RolloutState;
 
 /// Media type of the Prometheus text exposition format.
 const PROMETHEUS: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -194,7 +194,7 @@ fn collect(store: &impl ConfigStore) -> Result<Series, StoreError> {
             .or_default()
             .push((
                 metric.field,
-                upshift_config::store::counter(value.as_deref()),
+                upshift_model::store::counter(value.as_deref()),
             ));
     }
     Ok(fields
@@ -375,8 +375,8 @@ fn rollout_gauges(out: &mut String, rollouts: &[RolloutState]) {
 mod tests {
     use crate::api::{AdminRequest, handle};
     use crate::store::Store;
-    use upshift_config::keys;
-    use upshift_config::store::{MemoryStore, for_each_encoding};
+    use upshift_model::keys;
+    use upshift_model::store::{MemoryStore, for_each_encoding};
 
     fn get(store: &MemoryStore, path: &str) -> crate::AdminResponse {
         handle(
@@ -384,7 +384,7 @@ mod tests {
                 method: "GET",
                 path,
                 body: b"",
-                access: upshift_config::token::Access::Full,
+                access: upshift_model::token::Access::Full,
                 now_ms: 0,
             },
             store,

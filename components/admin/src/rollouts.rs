@@ -9,11 +9,11 @@
 use crate::api::{AdminResponse, rejected};
 use crate::store::{ConfigStore, StoreError};
 use serde_json::{Map, Value, json};
-use upshift_config::analysis::judge;
-use upshift_config::metrics::VersionStats;
-use upshift_config::rollout::{RolloutSpec, RolloutState};
-use upshift_config::store::counter;
-use upshift_config::{Config, keys, rollout_log};
+use upshift_model::analysis::judge;
+use upshift_model::metrics::VersionStats;
+use upshift_model::rollout::{RolloutSpec, RolloutState};
+use upshift_model::store::counter;
+use upshift_model::{Config, keys, rollout_log};
 
 /// `POST /admin/rollouts`: starts the rollout `body` describes (YAML or
 /// JSON), unless one is already running for its service.

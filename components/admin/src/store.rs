@@ -1,7 +1,7 @@
 //! What the admin API needs from a key-value store: the policy components'
 //! [`Store`], and listing keys.
 
-pub use upshift_config::store::{Store, StoreError};
+pub use upshift_model::store::{Store, StoreError};
 
 /// The key-value operations the admin API is built on: config versions,
 /// rollout state and its audit trail, counters, and listing them.
@@ -18,8 +18,8 @@ pub trait ConfigStore: Store {
 }
 
 #[cfg(test)]
-impl ConfigStore for upshift_config::store::MemoryStore {
+impl ConfigStore for upshift_model::store::MemoryStore {
     fn keys(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
-        Ok(upshift_config::store::MemoryStore::keys(self, prefix))
+        Ok(upshift_model::store::MemoryStore::keys(self, prefix))
     }
 }

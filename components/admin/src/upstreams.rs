@@ -9,7 +9,7 @@ use crate::metrics::escape;
 use crate::store::{ConfigStore, StoreError};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use upshift_config::{Config, keys};
+use upshift_model::{Config, keys};
 
 /// Appends the upstream health families to `out`: a gauge per configured
 /// target of `config` (1 in rotation, 0 ejected at `now_ms`) and the
@@ -54,7 +54,7 @@ pub fn prometheus(
                 "{name}{{service=\"{}\",target=\"{}\"}} {}",
                 escape(service),
                 escape(&target),
-                upshift_config::store::counter(value.as_deref())
+                upshift_model::store::counter(value.as_deref())
             );
         }
     }
@@ -80,9 +80,9 @@ fn ejected(
 mod tests {
     use crate::api::{AdminRequest, handle};
     use crate::store::Store;
-    use upshift_config::keys;
-    use upshift_config::store::{MemoryStore, for_each_encoding};
-    use upshift_config::token::Access;
+    use upshift_model::keys;
+    use upshift_model::store::{MemoryStore, for_each_encoding};
+    use upshift_model::token::Access;
 
     const CONFIG: &str = "services: [{name: s, versions: [\
         {name: v1, targets: [{url: 'http://127.0.0.1:1'}, {url: 'http://127.0.0.1:2'}]}]}]\n\

@@ -1,7 +1,7 @@
 //! The key-value store as a call uses it: usage counters, budgets and
 //! cached answers are worth keeping, never worth failing a request for.
 
-use upshift_config::store::{self, Store};
+use upshift_model::store::{self, Store};
 
 /// A [`Store`] whose failures lose a count or a cached answer, never the
 /// response: each is reported on stderr (the host's log) and swallowed.
@@ -29,7 +29,7 @@ impl BestEffort<'_> {
     }
 
     /// The number the counter `key` holds, in either encoding (see
-    /// [`upshift_config::store`]); 0 when absent or unreadable.
+    /// [`upshift_model::store`]); 0 when absent or unreadable.
     pub fn counter(&self, key: &str) -> u64 {
         store::counter(self.get(key).as_deref())
     }

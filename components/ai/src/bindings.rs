@@ -7,15 +7,15 @@ use std::rc::Rc;
 use crate::{Call, Caller, Catalog, Incoming, Reply, Resolution, Stream};
 use exports::upshift::ai::ai::{self as wit, Guest, GuestCall, GuestCatalog, GuestTranslator};
 use upshift::types::types::ConfigError;
-use upshift_config::RequestHead;
-use upshift_config::store::{Store, StoreError};
+use upshift_model::RequestHead;
+use upshift_model::store::{Store, StoreError};
 
 wit_bindgen::generate!({
     path: "../../wit",
     world: "ai-component",
     generate_all,
 });
-upshift_config::wit_glue!();
+upshift_model::wit_glue!();
 
 /// The key-value store every node of the gateway shares.
 const BUCKET: &str = "default";
@@ -196,7 +196,7 @@ fn wit_reply(reply: Reply) -> wit::Reply {
     }
 }
 
-upshift_config::keyvalue_store!(BUCKET);
+upshift_model::keyvalue_store!(BUCKET);
 
 /// Bucket [`BUCKET`] of `wasi:keyvalue`, where usage counters, budgets and
 /// cached answers live: opened on first use (again after a failed open).

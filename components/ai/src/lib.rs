@@ -6,7 +6,7 @@
 //! requests to try in order (URL, headers, body; the key stays with the
 //! gateway), and the translation of what comes back ([`Call::respond`],
 //! [`Call::stream`]) with its usage counted, budgets kept and answers
-//! cached in a key-value [`Store`](upshift_config::store::Store).
+//! cached in a key-value [`Store`](upshift_model::store::Store).
 //!
 //! The translation core is plain Rust without I/O. Every dialect
 //! ([`Dialect`]: OpenAI Chat, OpenAI Responses, Anthropic Messages, Gemini)

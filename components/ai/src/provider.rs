@@ -1,7 +1,7 @@
 //! How each kind of provider is called: its dialect, URL, headers and
 //! where its key goes.
 
-use upshift_config::{Provider, ProviderKind};
+use upshift_model::{Provider, ProviderKind};
 
 use crate::Dialect;
 

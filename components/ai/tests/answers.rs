@@ -9,7 +9,7 @@ mod common;
 use common::{Counters, MemoryStore, header};
 use serde_json::{Value, json};
 use upshift_ai::{Call, Caller, Catalog, Dialect, Incoming, Resolution, sse};
-use upshift_config::Config;
+use upshift_model::Config;
 
 const CONFIG: &str = "
 ai:

@@ -7,9 +7,9 @@ mod common;
 use common::{Counters, MemoryStore, header};
 use serde_json::{Value, json};
 use upshift_ai::{Call, Caller, Catalog, Incoming, Reply, Resolution};
-use upshift_config::Config;
-use upshift_config::store::Store;
-use upshift_config::store::for_each_encoding;
+use upshift_model::Config;
+use upshift_model::store::Store;
+use upshift_model::store::for_each_encoding;
 
 const CONFIG: &str = "
 ai:

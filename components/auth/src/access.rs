@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use upshift_config::{AccessList, Consumer, RouteAccess, parse_ip_range};
+use upshift_model::{AccessList, Consumer, RouteAccess, parse_ip_range};
 
 /// One side of a route's access rules.
 #[derive(Debug, Default)]

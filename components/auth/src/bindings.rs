@@ -5,14 +5,14 @@ use crate::Policy;
 use exports::upshift::auth::auth::{self as wit, Guest, GuestPolicy};
 use std::cell::OnceCell;
 use upshift::types::types::{ConfigError, Consumer, GatewayError};
-use upshift_config::RequestHead;
+use upshift_model::RequestHead;
 
 wit_bindgen::generate!({
     path: "../../wit",
     world: "auth-component",
     generate_all,
 });
-upshift_config::wit_glue!();
+upshift_model::wit_glue!();
 
 /// The key-value store every node of the gateway shares.
 const BUCKET: &str = "default";
@@ -91,6 +91,6 @@ impl GuestPolicy for Compiled {
     }
 }
 
-upshift_config::keyvalue_store!(BUCKET);
+upshift_model::keyvalue_store!(BUCKET);
 
 export!(Component);

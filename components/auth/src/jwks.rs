@@ -1,13 +1,13 @@
 //! Keys from JSON Web Key Sets (RFC 7517), as the store holds them (see
-//! [`upshift_config::jwks`]): parsed once per fetched set, and found by the
+//! [`upshift_model::jwks`]): parsed once per fetched set, and found by the
 //! token's `kid`.
 
 use jsonwebtoken::DecodingKey;
 use jsonwebtoken::jwk::Jwk;
 use std::collections::HashMap;
 use std::sync::Mutex;
-use upshift_config::JwtAlgorithm;
-use upshift_config::jwks::JwksRecord;
+use upshift_model::JwtAlgorithm;
+use upshift_model::jwks::JwksRecord;
 
 use crate::jwt::TokenError;
 

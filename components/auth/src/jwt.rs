@@ -19,8 +19,8 @@ use serde::de::IgnoredAny;
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 use std::collections::HashMap;
-use upshift_config::jwks::JwksRecord;
-use upshift_config::{
+use upshift_model::jwks::JwksRecord;
+use upshift_model::{
     Config, JwtAlgorithm, JwtAuth, JwtCredential, JwtKeyClaim, JwtKeyKind, RequestHead,
 };
 

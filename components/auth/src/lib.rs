@@ -18,6 +18,6 @@ mod bindings;
 pub use jwt::TokenError;
 pub use policy::{Authenticated, Denial, Policy};
 pub use ratelimit::{Decision, decide};
-use upshift_config::store;
+use upshift_model::store;
 
 pub use store::{MemoryStore, Store, StoreError};

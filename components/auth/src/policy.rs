@@ -6,9 +6,9 @@ use crate::jwt::{self, Credentials, TokenError};
 use crate::ratelimit::{self, Applied, Decision, Limit};
 use crate::store::Store;
 use std::collections::HashMap;
-use upshift_config::jwks::{self, JwksRecord};
-use upshift_config::token::{self, IssuedKey};
-use upshift_config::{ApiKeyAuth, Config, Consumer, JwtAuth, RequestHead, keys};
+use upshift_model::jwks::{self, JwksRecord};
+use upshift_model::token::{self, IssuedKey};
+use upshift_model::{ApiKeyAuth, Config, Consumer, JwtAuth, RequestHead, keys};
 
 /// The `www-authenticate` challenge of API-key routes.
 const API_KEY_CHALLENGE: &str = "ApiKey realm=\"upshift\"";
@@ -33,7 +33,7 @@ pub enum Denial {
     InvalidApiKey,
     /// The token sent was refused. With [`TokenError::KeysWanted`] the
     /// caller fetches the key set and asks again (see
-    /// [`upshift_config::jwks`]); unanswered, it is a 401 like the others.
+    /// [`upshift_model::jwks`]); unanswered, it is a 401 like the others.
     #[error("invalid token: {}", .0.reason())]
     InvalidToken(TokenError),
     /// A known (or anonymous) caller that the route's access lists keep
@@ -113,7 +113,7 @@ pub struct Authenticated<'p> {
     /// `None` when no limit applies or the store could not count.
     pub rate_limit: Option<Decision>,
     /// Headers the upstream request gets in place of the client's copies
-    /// (see [`upshift_config::JwtAuth::forward_claims`]): each one named is
+    /// (see [`upshift_model::JwtAuth::forward_claims`]): each one named is
     /// removed, then set to the value when there is one.
     pub upstream_headers: Vec<(String, Option<String>)>,
 }

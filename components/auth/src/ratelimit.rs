@@ -4,17 +4,17 @@
 //! included, and is served while that is at most the limit.
 //!
 //! Counts are in the key-value store, one counter per window (see
-//! [`upshift_config::keys`]). Per limit and request: one read of the
+//! [`upshift_model::keys`]). Per limit and request: one read of the
 //! previous window's counter (and of the one before, to clean it up;
 //! batched over the request's limits) and one atomic increment of the
 //! current window's, whose result is the current count. A refused request takes its increment back, so refused requests
 //! do not count. Counters are only ever incremented, or deleted once out of
 //! the sliding window: their encoding is the backend's (see
-//! [`upshift_config::store`]). The arithmetic is in integers, so the
+//! [`upshift_model::store`]). The arithmetic is in integers, so the
 //! decision at window edges is exact.
 
 use crate::store::{Store, StoreError, counter};
-use upshift_config::{RateLimit, RateLimitBy, RequestHead, keys};
+use upshift_model::{RateLimit, RateLimitBy, RequestHead, keys};
 
 /// A compiled limit: `requests` per `per_ms`, counted by `by`.
 #[derive(Debug, Clone, PartialEq, Eq)]

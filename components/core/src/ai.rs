@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-pub use upshift_config::metrics::AiAnswer;
+pub use upshift_model::metrics::AiAnswer;
 
 use crate::access_log::AiUsage;
 use crate::policy::{Outcome, Upstream, UpstreamAttempt};

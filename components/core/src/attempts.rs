@@ -14,7 +14,7 @@
 
 use std::time::Duration;
 
-use upshift_config::ai::MAX_RETRY_WAIT_MS;
+use upshift_model::ai::MAX_RETRY_WAIT_MS;
 
 use crate::policy::{RetryPolicy, Selection};
 

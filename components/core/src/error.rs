@@ -8,7 +8,7 @@
 
 use http::StatusCode;
 use serde::Serialize;
-use upshift_config::jwks;
+use upshift_model::jwks;
 
 use crate::policy::Outcome;
 
@@ -130,7 +130,7 @@ pub enum GatewayError {
 
 impl GatewayError {
     /// The URL of the key set auth asks to have fetched (see
-    /// [`upshift_config::jwks`]), if this is that refusal.
+    /// [`upshift_model::jwks`]), if this is that refusal.
     pub fn keys_wanted(&self) -> Option<&str> {
         match self {
             GatewayError::Refused { code, headers, .. } if code == jwks::KEYS_WANTED => headers

@@ -1,9 +1,9 @@
 //! The request head as the policy components see it, packed once per
 //! request from what the lane received (see
-//! [`RequestHead`](upshift_config::RequestHead) for the form).
+//! [`RequestHead`](upshift_model::RequestHead) for the form).
 
 use http::{HeaderMap, Method, Uri};
-use upshift_config::{HeadLine, RequestHead};
+use upshift_model::{HeadLine, RequestHead};
 
 /// Request headers that carry credentials: the AI component never sees them.
 pub const CREDENTIALS: [&str; 4] = [

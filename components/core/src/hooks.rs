@@ -14,11 +14,11 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use upshift_config::keys;
-use upshift_config::rollout::{Actor, Phase, RolloutState, Transition};
-use upshift_config::rollout_log;
-use upshift_config::store::{Store, StoreError};
-use upshift_config::webhook::{
+use upshift_model::keys;
+use upshift_model::rollout::{Actor, Phase, RolloutState, Transition};
+use upshift_model::rollout_log;
+use upshift_model::store::{Store, StoreError};
+use upshift_model::webhook::{
     DELIVERY_HEADER, FailurePolicy, HookKind, KIND_HEADER, SIGNATURE_HEADER, Webhook, signature,
 };
 

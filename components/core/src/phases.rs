@@ -18,7 +18,7 @@
 //!    it: the AI lane plans its provider calls from the body, and asks the
 //!    splitter itself when a model or prompt has versions.
 
-use upshift_config::RequestHead;
+use upshift_model::RequestHead;
 
 use crate::error::GatewayError;
 use crate::policy::{Authenticated, Policy, RouteKind, RouteMatch, Selection};
@@ -84,7 +84,7 @@ pub fn decide<P: Policy + ?Sized>(
 
 /// Runs `decide`, the phases over a lane's policies. When auth asks for a
 /// key set (a token names a key the stored set lacks, see
-/// [`upshift_config::jwks`]), the lane `fetch`es and stores it, and the
+/// [`upshift_model::jwks`]), the lane `fetch`es and stores it, and the
 /// phases run once more; a token whose key is still missing is then a 401.
 pub async fn decide_with_key_sets<T>(
     mut decide: impl FnMut() -> Result<T, GatewayError>,

@@ -8,8 +8,8 @@
 //! [`Policy`] is the part of those interfaces the phases call in order; the
 //! rest (reports, the retry budget) the lanes call as their I/O goes.
 
-pub use upshift_config::outcome::{Outcome, Reason};
-use upshift_config::{keys, metrics};
+pub use upshift_model::outcome::{Outcome, Reason};
+use upshift_model::{keys, metrics};
 
 use crate::error::GatewayError;
 

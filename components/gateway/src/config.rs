@@ -5,9 +5,9 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use upshift_config::keys;
 use upshift_core::GatewayError;
 use upshift_core::tables::Tables;
+use upshift_model::keys;
 
 use crate::bindings;
 use crate::bindings::ai::Catalog;

@@ -13,7 +13,7 @@ use upshift_core::clock::now_ms;
 
 use crate::bindings::wasi;
 
-upshift_config::keyvalue_store!("default");
+upshift_model::keyvalue_store!("default");
 
 /// Runs the rollout webhooks of `service` in the background.
 pub fn wake(service: &str) {

@@ -1,13 +1,13 @@
 //! The gateway's half of JSON Web Key Sets on Spin (see
-//! [`upshift_config::jwks`]): when auth asks for a set, it is fetched over
+//! [`upshift_model::jwks`]): when auth asks for a set, it is fetched over
 //! `wasi:http` (Spin applies `allowed_outbound_hosts`) and stored for
 //! every node.
 
 use spin_sdk::wasip3::http::types::{Method, Response};
 use spin_sdk::wasip3::wit_future;
-use upshift_config::jwks::{JwksRecord, MAX_JWKS_BYTES};
-use upshift_config::keys;
 use upshift_core::tables::Target;
+use upshift_model::jwks::{JwksRecord, MAX_JWKS_BYTES};
+use upshift_model::keys;
 
 use crate::body::{Contents, read_whole};
 use crate::config;

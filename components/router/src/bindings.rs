@@ -5,14 +5,14 @@ use exports::upshift::router::router::{
     self as wit, Guest, GuestRouteTable, Route, RouteKind, RouteMatch,
 };
 use upshift::types::types::ConfigError;
-use upshift_config::RequestHead;
+use upshift_model::RequestHead;
 
 wit_bindgen::generate!({
     path: "../../wit",
     world: "router-component",
     generate_all,
 });
-upshift_config::wit_glue!();
+upshift_model::wit_glue!();
 
 struct Component;
 
@@ -35,8 +35,8 @@ impl GuestRouteTable for Table {
             .map(|route| Route {
                 name: route.name.to_owned(),
                 kind: match route.kind {
-                    upshift_config::RouteKind::Proxy => RouteKind::Proxy,
-                    upshift_config::RouteKind::Ai => RouteKind::Ai,
+                    upshift_model::RouteKind::Proxy => RouteKind::Proxy,
+                    upshift_model::RouteKind::Ai => RouteKind::Ai,
                 },
                 service: route.service.to_owned(),
                 timeout_ms: route.timeout_ms,

@@ -3,7 +3,7 @@
 use crate::path::normalize;
 use std::borrow::Cow;
 use std::collections::HashMap;
-use upshift_config::{Config, PathMatch, RequestHead, Route, RouteKind};
+use upshift_model::{Config, PathMatch, RequestHead, Route, RouteKind};
 
 /// What the gateway does with a matched request.
 #[derive(Debug, Clone, PartialEq, Eq)]

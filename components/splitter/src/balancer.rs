@@ -5,7 +5,7 @@ use crate::hash::{hash, open_unit, scale, weighted_index};
 use crate::health::Health;
 use crate::plan::{ServicePlan, VersionPlan};
 use crate::store::{Store, counter};
-use upshift_config::BalancePolicy;
+use upshift_model::BalancePolicy;
 
 /// The targets of one version that may take traffic now.
 pub(crate) struct Usable<'p, 'h> {

@@ -6,15 +6,15 @@
 use crate::{ChooseError, Counts, NamedAttempt, NamedUpstream, Outcome, Plan, Reason};
 use exports::upshift::splitter::splitter::{self as wit, Guest, GuestPlan};
 use upshift::types::types::{ConfigError, GatewayError};
-use upshift_config::RequestHead;
-use upshift_config::metrics::AiAnswer;
+use upshift_model::RequestHead;
+use upshift_model::metrics::AiAnswer;
 
 wit_bindgen::generate!({
     path: "../../wit",
     world: "splitter-component",
     generate_all,
 });
-upshift_config::wit_glue!();
+upshift_model::wit_glue!();
 
 /// The key-value store every node of the gateway shares.
 const BUCKET: &str = "default";
@@ -240,6 +240,6 @@ fn refusal(error: &ChooseError) -> GatewayError {
     }
 }
 
-upshift_config::keyvalue_store!(BUCKET);
+upshift_model::keyvalue_store!(BUCKET);
 
 export!(Component);

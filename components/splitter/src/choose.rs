@@ -11,9 +11,9 @@ use crate::report;
 use crate::request::{ConsumerIdentity, key_value};
 use crate::retry;
 use crate::store::{Store, StoreError};
-use upshift_config::metrics::{FAILURES, REQUESTS};
-pub use upshift_config::outcome::Reason;
-use upshift_config::{BalancePolicy, DEFAULT_SHADOW_TIMEOUT_MS, RequestHead};
+use upshift_model::metrics::{FAILURES, REQUESTS};
+pub use upshift_model::outcome::Reason;
+use upshift_model::{BalancePolicy, DEFAULT_SHADOW_TIMEOUT_MS, RequestHead};
 
 /// One destination: a version of the service and one of its targets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,7 +7,7 @@
 
 use crate::store::{Store, StoreError};
 use std::collections::BTreeMap;
-use upshift_config::{OutlierDetection, keys};
+use upshift_model::{OutlierDetection, keys};
 
 /// How often an ejection retries its compare-and-swap against other writers.
 const CAS_ATTEMPTS: usize = 8;

@@ -12,7 +12,7 @@
 //!
 //! All live state (rollout state, ejected targets, balancer and budget
 //! counters, metrics) is in the key-value store behind [`Store`], laid out
-//! as [`upshift_config::keys`] documents, so every node decides alike. The
+//! as [`upshift_model::keys`] documents, so every node decides alike. The
 //! plan caches only parsed documents and when it last analysed a rollout.
 //! Decisions hash the request id or a sticky key; there is no randomness.
 
@@ -38,7 +38,7 @@ pub use report::{Counts, NamedAttempt, Outcome, URGENT_INTERVAL_MS};
 pub use request::ConsumerIdentity;
 
 pub use rollout_progress::step_stats;
-pub use upshift_config::analysis::{Verdict, advance, evaluate};
-use upshift_config::store;
+pub use upshift_model::analysis::{Verdict, advance, evaluate};
+use upshift_model::store;
 
 pub use store::{MemoryStore, Store, StoreError};

@@ -7,7 +7,7 @@ use crate::health::Health;
 use crate::plan::ServicePlan;
 use crate::store::{Store, StoreError};
 use std::sync::{Arc, Mutex, MutexGuard};
-use upshift_config::rollout::RolloutState;
+use upshift_model::rollout::RolloutState;
 
 /// The store's state of one service, as read for a request.
 #[derive(Debug, Clone, Default)]

@@ -7,8 +7,8 @@ use crate::hash::{NameMap, hash};
 use crate::live::LiveCache;
 use crate::request::{Conditions, ConsumerIdentity, key_value};
 use std::sync::Mutex;
-use upshift_config::rollout::RolloutState;
-use upshift_config::{
+use upshift_model::rollout::RolloutState;
+use upshift_model::{
     BalancePolicy, Config, OutlierDetection, RequestHead, RequestKey, Retries, Route, Service, keys,
 };
 
@@ -254,7 +254,7 @@ pub(crate) struct VersionPlan {
 }
 
 impl VersionPlan {
-    fn new(service: &str, version: &upshift_config::Version) -> Self {
+    fn new(service: &str, version: &upshift_model::Version) -> Self {
         VersionPlan {
             name: version.name.clone(),
             targets: version
@@ -269,7 +269,7 @@ impl VersionPlan {
             headers: version
                 .deprecation
                 .as_ref()
-                .map(upshift_config::Deprecation::headers)
+                .map(upshift_model::Deprecation::headers)
                 .unwrap_or_default(),
             round_robin_key: keys::round_robin(service, &version.name),
         }

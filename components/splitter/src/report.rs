@@ -12,13 +12,13 @@ use crate::health;
 use crate::plan::{Plan, ServicePlan};
 use crate::rollout_progress;
 use crate::store::Store;
-use upshift_config::BalancePolicy;
-use upshift_config::keys;
-use upshift_config::metrics::{
+use upshift_model::BalancePolicy;
+use upshift_model::keys;
+use upshift_model::metrics::{
     AiAnswer, SHADOW_FAILURES, SHADOW_MISMATCHES, SHADOW_REQUESTS, attempt_fields, status_field,
 };
-pub use upshift_config::outcome::Outcome;
-use upshift_config::rollout::{Phase, RolloutState};
+pub use upshift_model::outcome::Outcome;
+use upshift_model::rollout::{Phase, RolloutState};
 
 /// One attempt at an upstream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,7 +1,7 @@
 //! What the splitter reads from a request: its caller, cookies, the value
 //! a sticky or hash key names, and whether a match rule's conditions hold.
 
-use upshift_config::{Match, RequestHead, RequestKey};
+use upshift_model::{Match, RequestHead, RequestKey};
 
 /// Who the auth component identified the request as: the consumer's
 /// name, tenant and tags, as match rules and sticky keys read them.
@@ -125,12 +125,12 @@ mod tests {
     use super::*;
 
     fn head(headers: &[(&str, &str)], query: Option<&str>) -> RequestHead<'static> {
-        let line = upshift_config::HeadLine {
+        let line = upshift_model::HeadLine {
             query,
             client_ip: Some("203.0.113.7"),
-            ..upshift_config::HeadLine::default()
+            ..upshift_model::HeadLine::default()
         };
-        upshift_config::OwnedHead::new(&line, headers).leak()
+        upshift_model::OwnedHead::new(&line, headers).leak()
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use crate::plan::Plan;
 use crate::store::{Store, StoreError, counter};
 use crate::window::retire_older;
-use upshift_config::keys;
+use upshift_model::keys;
 
 /// Length of a budget window.
 pub(crate) const WINDOW_MS: u64 = 10_000;

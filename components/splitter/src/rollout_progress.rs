@@ -1,5 +1,5 @@
 //! Moving a rollout on by itself, through the store: the step's counters
-//! are read and [`advance`]d (see `upshift_config::analysis`).
+//! are read and [`advance`]d (see `upshift_model::analysis`).
 //!
 //! Any node may do this, lazily, when it reports an attempt. The move is a
 //! compare-and-swap of the state key against the exact bytes the node read,
@@ -7,10 +7,10 @@
 //! appends the transition to the audit.
 
 use crate::store::{Store, StoreError, counter};
-use upshift_config::analysis::advance;
-use upshift_config::metrics::{FIELDS, VersionStats};
-use upshift_config::rollout::{Phase, RolloutState, Transition};
-use upshift_config::{keys, rollout_log};
+use upshift_model::analysis::advance;
+use upshift_model::metrics::{FIELDS, VersionStats};
+use upshift_model::rollout::{Phase, RolloutState, Transition};
+use upshift_model::{keys, rollout_log};
 
 /// The counters of `version` in the current step of `state`.
 pub fn step_stats<S: Store + ?Sized>(

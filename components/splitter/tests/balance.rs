@@ -4,7 +4,7 @@ mod support;
 
 use std::collections::HashMap;
 use support::*;
-use upshift_config::store::for_each_encoding;
+use upshift_model::store::for_each_encoding;
 use upshift_splitter::{
     ConsumerIdentity, MemoryStore, NamedAttempt, NamedUpstream, Outcome, Plan, Store,
 };
@@ -94,7 +94,7 @@ fn least_outstanding_prefers_the_least_loaded_and_counts_down_on_report() {
         report(other);
         report(other);
         let gauge = store
-            .get(&upshift_config::keys::outstanding("s", other))
+            .get(&upshift_model::keys::outstanding("s", other))
             .unwrap();
         assert_eq!(gauge, Some(store.encoding().encode(0)));
     });
@@ -142,7 +142,7 @@ fn consistent_hash_keeps_a_key_on_its_target_and_moves_only_an_ejected_targets_k
 fn balancers_go_on_from_counters_left_in_the_store_in_either_encoding() {
     for_each_encoding(|store| {
         // Round robin at position 3 of a, a, a, b: b, then a again.
-        store.fill_counter(&upshift_config::keys::round_robin("s", "v1"), 3);
+        store.fill_counter(&upshift_model::keys::round_robin("s", "v1"), 3);
         let p = service("{policy: round_robin}");
         let turns: Vec<String> = (0..5).map(|i| target(&p, &store, i, None)).collect();
         assert_eq!(
@@ -151,13 +151,13 @@ fn balancers_go_on_from_counters_left_in_the_store_in_either_encoding() {
         );
         assert_eq!(
             store
-                .get(&upshift_config::keys::round_robin("s", "v1"))
+                .get(&upshift_model::keys::round_robin("s", "v1"))
                 .unwrap(),
             Some(store.encoding().encode(8))
         );
 
         // Least outstanding: b has 4 fewer in flight than a.
-        let outstanding = |url| upshift_config::keys::outstanding("s", url);
+        let outstanding = |url| upshift_model::keys::outstanding("s", url);
         store.fill_counter(&outstanding("http://a"), 5);
         store.fill_counter(&outstanding("http://b"), 1);
         let p = plan(

@@ -5,7 +5,7 @@ mod support;
 
 use std::collections::HashMap;
 use support::*;
-use upshift_config::keys;
+use upshift_model::keys;
 use upshift_splitter::{ChooseError, ConsumerIdentity, MemoryStore, Plan, Reason, Store};
 
 const NOW: u64 = 1_800_000_000_000;
@@ -189,7 +189,7 @@ fn match_rules_win_over_weights_in_order() {
     };
     let query = with_query(head(0), "a=1&version=3");
     let cases: Vec<(
-        upshift_config::RequestHead<'_>,
+        upshift_model::RequestHead<'_>,
         Option<&ConsumerIdentity>,
         &str,
         Reason,
@@ -368,7 +368,7 @@ fn a_rollout_sets_the_weights_and_sticky_users_only_move_forward() {
         )
         .unwrap();
     assert!(users.iter().enumerate().all(|(i, c)| pick(c, i) == "v3"));
-    state.phase = upshift_config::rollout::Phase::RolledBack;
+    state.phase = upshift_model::rollout::Phase::RolledBack;
     store
         .set(
             &keys::rollout_state("orders"),

@@ -4,8 +4,8 @@
 mod support;
 
 use support::*;
-use upshift_config::keys;
-use upshift_config::store::{counter, for_each_encoding};
+use upshift_model::keys;
+use upshift_model::store::{counter, for_each_encoding};
 use upshift_splitter::{MemoryStore, NamedAttempt, NamedUpstream, Outcome, Plan, Store};
 
 const NOW: u64 = 1_800_000_000_000;

@@ -5,12 +5,10 @@ mod support;
 
 use std::cell::Cell;
 use support::*;
-use upshift_config::keys;
-use upshift_config::metrics::VersionStats;
-use upshift_config::rollout::{
-    Actor, Analysis, Gate, Phase, RolloutSpec, RolloutState, Transition,
-};
-use upshift_config::store::for_each_encoding;
+use upshift_model::keys;
+use upshift_model::metrics::VersionStats;
+use upshift_model::rollout::{Actor, Analysis, Gate, Phase, RolloutSpec, RolloutState, Transition};
+use upshift_model::store::for_each_encoding;
 use upshift_splitter::{
     MemoryStore, NamedAttempt, NamedUpstream, Outcome, Plan, Reason, Store, StoreError,
     URGENT_INTERVAL_MS, Verdict, advance, evaluate,
@@ -20,7 +18,7 @@ const T0: u64 = 1_800_000_000_000;
 
 /// `requests` requests with `errors` 5xx, all in the latency bucket ending at `p99_ms`.
 fn stats(requests: u64, errors: u64, p99_ms: u32) -> VersionStats {
-    let bucket = upshift_config::metrics::latency_bucket(p99_ms);
+    let bucket = upshift_model::metrics::latency_bucket(p99_ms);
     let mut stats = VersionStats {
         requests,
         ..VersionStats::default()
@@ -138,7 +136,7 @@ fn answers(
     refusals: u64,
 ) -> VersionStats {
     let mut stats = stats(answers, 0, 10);
-    stats.ai = upshift_config::metrics::AiStats {
+    stats.ai = upshift_model::metrics::AiStats {
         answers,
         ttft_ms_sum: answers * ttft_ms,
         output_tokens: tokens,
@@ -417,7 +415,7 @@ fn webhook_gates_hold_the_moves_they_confirm() {
     assert_eq!(at_promotion.awaiting, Some(Gate::Confirm));
     assert_eq!(
         at_promotion.gate_kind(),
-        Some(upshift_config::webhook::HookKind::ConfirmPromotion)
+        Some(upshift_model::webhook::HookKind::ConfirmPromotion)
     );
     // An operator can pass the gate too.
     let mut s = at_promotion;
@@ -701,7 +699,7 @@ fn a_step_can_route_testers_by_header_and_mirror_the_rest() {
            {weight: 0, pause: 1m, header_route: {x-tester: 'yes'}, mirror: 25}, {weight: 50}]}",
         T0,
     );
-    let choose = |head: &upshift_config::RequestHead<'_>| {
+    let choose = |head: &upshift_model::RequestHead<'_>| {
         let s = p
             .choose(&store, "orders", "orders", head, None, T0)
             .unwrap();

@@ -9,8 +9,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use bytes::Bytes;
 use http::Method;
-use upshift_config::Config;
-use upshift_config::changes::changes;
+use upshift_model::Config;
+use upshift_model::changes::changes;
 
 use crate::capabilities::tls::server::ServerCerts;
 use crate::cli::admin_client::{AdminClient, config_content_type};

@@ -9,8 +9,8 @@ use bytes::Bytes;
 use clap::{Args, Subcommand};
 use http::Method;
 use serde_json::json;
-use upshift_config::rollout::parse_duration;
-use upshift_config::token::{IssuedKey, digest};
+use upshift_model::rollout::parse_duration;
+use upshift_model::token::{IssuedKey, digest};
 
 use crate::cli::AdminArgs;
 use crate::cli::admin_client::{AdminClient, AdminResponse};

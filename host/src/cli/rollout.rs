@@ -11,7 +11,7 @@ use clap::{Args, Subcommand};
 use http::Method;
 use serde_json::{Value, json};
 
-use upshift_config::rollout::{Pause, RolloutState};
+use upshift_model::rollout::{Pause, RolloutState};
 
 use crate::cli::AdminArgs;
 use crate::cli::admin_client::{AdminClient, AdminResponse, config_content_type};

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use http::Method;
 use serde_json::Value;
-use upshift_config::metrics::VersionStats;
+use upshift_model::metrics::VersionStats;
 
 use crate::cli::AdminArgs;
 use crate::cli::admin_client::AdminClient;

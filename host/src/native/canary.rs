@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
-use upshift_config::{keys, metrics};
 use upshift_core::policy::Count;
+use upshift_model::{keys, metrics};
 
 use super::lock;
 

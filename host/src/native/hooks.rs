@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use upshift_config::store::{Store, StoreError};
 use upshift_core::hooks::{self, Outbound, Ran};
+use upshift_model::store::{Store, StoreError};
 
 use super::body::ForwardBody;
 use super::{BUCKET, NativeGateway};

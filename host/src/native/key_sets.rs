@@ -1,5 +1,5 @@
 //! The native lane's half of JSON Web Key Sets (see
-//! [`upshift_config::jwks`]): when auth asks for a set, it is fetched
+//! [`upshift_model::jwks`]): when auth asks for a set, it is fetched
 //! through the upstream client (the gateway's `allowed_outbound_hosts` and
 //! `[[client_tls]]` apply) and stored for every node. One fetch per URL at
 //! a time: requests that asked meanwhile take its result.
@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http_body_util::{BodyExt as _, Limited};
-use upshift_config::jwks::{JwksRecord, MAX_JWKS_BYTES};
-use upshift_config::keys;
+use upshift_model::jwks::{JwksRecord, MAX_JWKS_BYTES};
+use upshift_model::keys;
 
 use super::body::ForwardBody;
 use super::{BUCKET, NativeGateway, lock};

@@ -39,8 +39,8 @@ use anyhow::Context as _;
 use tokio::sync::watch;
 use wasmtime::Engine;
 
-use upshift_config::keys;
 use upshift_core::policy::Count;
+use upshift_model::keys;
 
 use crate::capabilities::kv::{KvBackend, blocking};
 use crate::capabilities::outbound_http::AllowedHosts;

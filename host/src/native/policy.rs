@@ -15,10 +15,10 @@ use wasmtime::component::{Component, InstancePre, Linker, ResourceAny, ResourceT
 use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use upshift_config::metrics::AiAnswer;
 use upshift_core::GatewayError;
 use upshift_core::policy::{self as core, Policy};
 use upshift_core::tables::Tables;
+use upshift_model::metrics::AiAnswer;
 
 use super::bindings::exports::upshift::ai::ai;
 use super::bindings::exports::upshift::auth::auth;

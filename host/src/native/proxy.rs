@@ -21,11 +21,11 @@ use upshift_core::grpc;
 use upshift_core::head::Incoming as Head;
 
 use crate::client_body::ClientBody;
-use upshift_config::{keys, metrics};
 use upshift_core::phases::{self, Decision};
 use upshift_core::policy::{Count, Outcome, Selection, Upstream, UpstreamAttempt};
 use upshift_core::response;
 use upshift_core::tables::{Route, Tables, Target};
+use upshift_model::{keys, metrics};
 use wasmtime_wasi_http::WasiBody;
 
 use super::body::{ForwardBody, RequestBody};

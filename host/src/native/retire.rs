@@ -11,9 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use upshift_config::Config;
-use upshift_config::keys;
-use upshift_config::rollout::{RolloutState, takes_new_requests};
+use upshift_model::Config;
+use upshift_model::keys;
+use upshift_model::rollout::{RolloutState, takes_new_requests};
 
 use super::websocket::{VersionName, WebSockets};
 use super::{BUCKET, config_in_force, parse_version};

@@ -24,7 +24,7 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use tokio_tungstenite::tungstenite::{Error, Message};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use upshift_config::metrics;
+use upshift_model::metrics;
 
 /// Limits of relayed WebSocket connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -23,9 +23,9 @@ use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::body::Incoming;
 use serde_json::{Value, json};
-use upshift_config::token::Access;
-use upshift_config::{audit, keys};
 use upshift_core::GatewayError;
+use upshift_model::token::Access;
+use upshift_model::{audit, keys};
 use wasmtime_wasi_http::WasiBody;
 
 use super::{Actor, Registry, RegistryError, off_thread};
@@ -186,7 +186,7 @@ impl Registry {
         }
     }
 
-    /// Records a write in the admin audit trail (see `upshift_config::audit`).
+    /// Records a write in the admin audit trail (see `upshift_model::audit`).
     async fn audit(
         &self,
         access: Access,

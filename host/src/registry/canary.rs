@@ -1,6 +1,6 @@
 //! Component canaries: a share of requests decides with a pushed version
 //! of one component, moved through steps by the same rollout machinery as
-//! service rollouts (`upshift_config::rollout` and `analysis`): each step's
+//! service rollouts (`upshift_model::rollout` and `analysis`): each step's
 //! counters of both sides are analysed, a passed step whose pause is over
 //! leads to the next (or promotion), a breach rolls the canary back. A
 //! failure of the canary build rolls it back at once.
@@ -13,11 +13,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use upshift_config::analysis::advance;
-use upshift_config::keys;
-use upshift_config::metrics::{FIELDS, VersionStats};
-use upshift_config::rollout::{Analysis, Phase, RolloutSpec, RolloutState, Transition};
-use upshift_config::store::counter;
+use upshift_model::analysis::advance;
+use upshift_model::keys;
+use upshift_model::metrics::{FIELDS, VersionStats};
+use upshift_model::rollout::{Analysis, Phase, RolloutSpec, RolloutState, Transition};
+use upshift_model::store::counter;
 
 use super::records::{Action, InForce, is_sha256};
 use super::{Actor, BUCKET, Changed, Registry, RegistryError, now_ms, off_thread, unreadable};
@@ -262,7 +262,7 @@ impl Registry {
             state.step,
             now_ms(),
             format!("canary {} failed: {}", state.spec.canary, trap.detail),
-            upshift_config::rollout::Actor::Auto,
+            upshift_model::rollout::Actor::Auto,
         );
         self.move_canary(&trap.name, &bytes, &state, &transition, "analysis")?;
         Ok(())

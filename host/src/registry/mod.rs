@@ -17,7 +17,7 @@ use upshift_core::clock::now_ms;
 
 use http::StatusCode;
 use serde_json::{Value, json};
-use upshift_config::keys;
+use upshift_model::keys;
 
 use crate::capabilities::kv::{KvBackend, KvError};
 use crate::native::Refusal;

@@ -1,12 +1,12 @@
 //! What the registry keeps in the key-value store: which pushed version of
 //! each component is in force, who pushed each version, and every
-//! transition (see `upshift_config::keys` for the key layout).
+//! transition (see `upshift_model::keys` for the key layout).
 
 use std::collections::BTreeMap;
 
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
-use upshift_config::keys;
+use upshift_model::keys;
 
 use crate::capabilities::kv::KvBackend;
 use sha2::{Digest as _, Sha256};

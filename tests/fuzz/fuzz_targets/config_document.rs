@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use upshift_config::Config;
+use upshift_model::Config;
 
 fuzz_target!(|text: &str| {
     if let Ok(config) = Config::parse(text) {

@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 
 use libfuzzer_sys::fuzz_target;
 use upshift_auth::{MemoryStore, Policy};
-use upshift_config::{Config, HeadLine, OwnedHead};
+use upshift_model::{Config, HeadLine, OwnedHead};
 
 const RSA: &str = include_str!("../../../components/auth/testdata/rsa-public.pem");
 const EC: &str = include_str!("../../../components/auth/testdata/ec-public.pem");

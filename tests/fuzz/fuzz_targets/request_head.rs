@@ -5,7 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use upshift_auth::{MemoryStore, Policy};
-use upshift_config::{Config, HeadLine, OwnedHead, RequestHead};
+use upshift_model::{Config, HeadLine, OwnedHead, RequestHead};
 
 fuzz_target!(|input: &str| {
     // Any string as a packed head: parsed or refused, every accessor safe.

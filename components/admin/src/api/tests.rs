@@ -1,5 +1,5 @@
 use super::*;
-use upshift_config::store::{MemoryStore, Store, for_each_encoding};
+use upshift_model::store::{MemoryStore, Store, for_each_encoding};
 
 const GOOD: &str = "services: [{name: s, versions: [{name: v1, targets: [{url: 'http://127.0.0.1:9'}]}]}]\n\
                         routes: [{name: r, service: s}]";

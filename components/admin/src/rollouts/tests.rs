@@ -1,7 +1,7 @@
 use crate::api::{AdminRequest, AdminResponse, handle};
 use crate::store::Store;
-use upshift_config::keys;
-use upshift_config::store::{MemoryStore, for_each_encoding};
+use upshift_model::keys;
+use upshift_model::store::{MemoryStore, for_each_encoding};
 
 const CONFIG: &str = "services: [{name: s, versions: [\
         {name: v1, weight: 100, targets: [{url: 'http://127.0.0.1:9'}]},\
@@ -17,7 +17,7 @@ fn call(store: &MemoryStore, method: &str, path: &str, body: &str, now_ms: u64) 
             method,
             path,
             body: body.as_bytes(),
-            access: upshift_config::token::Access::Full,
+            access: upshift_model::token::Access::Full,
             now_ms,
         },
         store,

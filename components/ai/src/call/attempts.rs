@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use serde_json::value::RawValue;
-use upshift_config::{ModelRetries, Price};
+use upshift_model::{ModelRetries, Price};
 
 use crate::Dialect;
 use crate::errors::TranslateError;

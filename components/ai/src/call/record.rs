@@ -1,7 +1,7 @@
 //! Counting an answered call: usage counters, cost, budgets, and what
 //! the answer came to.
 
-use upshift_config::ai::usage_keys;
+use upshift_model::ai::usage_keys;
 
 use super::{Call, CountedAnswer, ProviderRequest};
 use crate::best_effort::BestEffort;

@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use upshift_config::store::Store;
+use upshift_model::store::Store;
 
 use super::{Call, ProviderRequest, Reply};
 use crate::best_effort::BestEffort;

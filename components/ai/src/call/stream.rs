@@ -2,7 +2,7 @@
 //! tapped, cut when the caller's budget runs out, counted at its end.
 
 use super::tap::Tap;
-use upshift_config::store::Store;
+use upshift_model::store::Store;
 
 use super::Call;
 use crate::best_effort::BestEffort;

@@ -1,8 +1,8 @@
 //! Token budgets: the counters a call adds its tokens to, and the refusal
 //! when one is used up.
 
-use upshift_config::Period;
-use upshift_config::ai::usage_keys;
+use upshift_model::Period;
+use upshift_model::ai::usage_keys;
 
 use super::Catalog;
 use crate::Dialect;

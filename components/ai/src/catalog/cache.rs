@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use upshift_config::ai::usage_keys;
+use upshift_model::ai::usage_keys;
 
 use super::plan::CallShape;
 use super::{Catalog, Incoming};

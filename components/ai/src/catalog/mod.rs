@@ -16,7 +16,7 @@ mod prompts;
 mod tests;
 
 use serde::Serialize;
-use upshift_config::{Config, ModelRetries, Price};
+use upshift_model::{Config, ModelRetries, Price};
 
 use crate::call::{Call, Reply};
 use crate::provider::Endpoint;

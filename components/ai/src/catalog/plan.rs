@@ -4,12 +4,12 @@
 
 use std::cell::{Cell, OnceCell};
 
-use upshift_config::ai as config_ai;
+use upshift_model::ai as config_ai;
 
 use super::endpoints::{ApiEndpoint, endpoint, error_dialect};
 use super::{Catalog, Incoming, Resolution};
 use crate::Dialect;
-use upshift_config::store::Store;
+use upshift_model::store::Store;
 
 use crate::best_effort::BestEffort;
 use crate::call::{self, Call, Caller, Head, ProviderRequest, Reply, Variant};

@@ -5,8 +5,8 @@ use std::cell::OnceCell;
 
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use upshift_config::PromptMessage;
-use upshift_config::ai as config_ai;
+use upshift_model::PromptMessage;
+use upshift_model::ai as config_ai;
 
 use super::endpoints::prompt_name;
 use super::plan::{CallShape, Draft, refusal};

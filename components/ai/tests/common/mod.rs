@@ -1,8 +1,8 @@
 //! What the tests of calls share: counter reads from the in-memory store,
 //! and header lookup.
 
-pub use upshift_config::store::MemoryStore;
-use upshift_config::store::{Store, counter};
+pub use upshift_model::store::MemoryStore;
+use upshift_model::store::{Store, counter};
 
 /// Reads counters back from a [`MemoryStore`].
 pub trait Counters {

@@ -2,8 +2,8 @@ use super::*;
 use crate::store::MemoryStore;
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde_json::{Value, json};
-use upshift_config::store::for_each_encoding;
-use upshift_config::{HeadLine, OwnedHead};
+use upshift_model::store::for_each_encoding;
+use upshift_model::{HeadLine, OwnedHead};
 
 /// 2026-03-01T00:00:00Z.
 const NOW_S: u64 = 1_772_323_200;

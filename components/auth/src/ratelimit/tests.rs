@@ -1,6 +1,6 @@
 use super::*;
 use crate::store::MemoryStore;
-use upshift_config::store::{CounterEncoding, for_each_encoding};
+use upshift_model::store::{CounterEncoding, for_each_encoding};
 
 #[test]
 fn the_current_window_alone_counts_when_the_previous_was_empty() {
@@ -212,11 +212,11 @@ fn counters_left_in_the_store_are_read_in_either_encoding() {
 
 #[test]
 fn subjects_follow_by() {
-    let line = upshift_config::HeadLine {
+    let line = upshift_model::HeadLine {
         client_ip: Some("203.0.113.9"),
-        ..upshift_config::HeadLine::default()
+        ..upshift_model::HeadLine::default()
     };
-    let head = upshift_config::OwnedHead::new(&line, &[("x-tenant", "acme/eu")]).leak();
+    let head = upshift_model::OwnedHead::new(&line, &[("x-tenant", "acme/eu")]).leak();
     let key = |by: RateLimitBy, consumer: Option<&str>| {
         let limit = Limit {
             requests: 1,

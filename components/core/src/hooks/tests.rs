@@ -2,10 +2,10 @@ use super::*;
 use futures::executor::block_on;
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use upshift_config::Config;
-use upshift_config::rollout::{Gate, RolloutSpec};
-use upshift_config::store::MemoryStore;
-use upshift_config::webhook::verify;
+use upshift_model::Config;
+use upshift_model::rollout::{Gate, RolloutSpec};
+use upshift_model::store::MemoryStore;
+use upshift_model::webhook::verify;
 
 const T0: u64 = 1_800_000_000_000;
 

@@ -1,6 +1,6 @@
 use super::*;
 use crate::policy::{Reason, RetryPolicy, Upstream};
-use upshift_config::{HeadLine, OwnedHead};
+use upshift_model::{HeadLine, OwnedHead};
 
 fn tables(kind: RouteKind) -> Tables {
     let routes = (0..4)

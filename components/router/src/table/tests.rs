@@ -1,5 +1,5 @@
 use super::*;
-use upshift_config::{HeadLine, OwnedHead};
+use upshift_model::{HeadLine, OwnedHead};
 
 const DOC: &str = r#"
 services:

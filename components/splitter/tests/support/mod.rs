@@ -1,10 +1,10 @@
 //! Shared inputs of the splitter's tests.
 #![allow(dead_code)]
 
-use upshift_config::metrics::VersionStats;
-use upshift_config::rollout::{RolloutSpec, RolloutState};
-use upshift_config::store::counter;
-use upshift_config::{Config, HeadLine, OwnedHead, RequestHead, keys};
+use upshift_model::metrics::VersionStats;
+use upshift_model::rollout::{RolloutSpec, RolloutState};
+use upshift_model::store::counter;
+use upshift_model::{Config, HeadLine, OwnedHead, RequestHead, keys};
 use upshift_splitter::{Counts, MemoryStore, Plan, Store};
 
 /// A config document with two versions of `orders` and a route `orders`;

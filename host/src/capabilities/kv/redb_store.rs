@@ -33,7 +33,7 @@ use redb::{
     WriteTransaction,
 };
 
-use upshift_config::store::decode_counter;
+use upshift_model::store::decode_counter;
 
 use super::read_cache::{ReadCache, Written};
 use super::{KvBackend, KvError};

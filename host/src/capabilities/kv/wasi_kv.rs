@@ -8,7 +8,7 @@ use wasmtime::component::Resource;
 use super::{CasHandle, KvBackend, KvError, KvView, OpenDenied, StoreHandle, blocking, read};
 use crate::bindings::wasi::keyvalue::{atomics, batch, store};
 use store::{Error, KeyResponse};
-use upshift_config::keys;
+use upshift_model::keys;
 
 /// How long a change of the version in force waits for the native lane to
 /// load it.

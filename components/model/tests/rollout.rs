@@ -1,8 +1,8 @@
 //! Rollout requests and the manual transitions of a rollout.
 
 use std::time::Duration;
-use upshift_config::Config;
-use upshift_config::rollout::{Actor, Pause, Phase, RolloutError, RolloutSpec, RolloutState, Step};
+use upshift_model::Config;
+use upshift_model::rollout::{Actor, Pause, Phase, RolloutError, RolloutSpec, RolloutState, Step};
 
 fn config() -> Config {
     Config::parse(
@@ -269,7 +269,7 @@ fn the_state_document_is_small_json() {
 
 #[test]
 fn versions_take_new_requests_by_the_rollout_then_the_config() {
-    use upshift_config::rollout::takes_new_requests;
+    use upshift_model::rollout::takes_new_requests;
     let config = config();
     let takes = |state: Option<&RolloutState>, service: &str, version: &str| {
         takes_new_requests(&config, state, service, version)

@@ -1,5 +1,10 @@
-//! The Upshift config document: what routes, services, consumers and AI
-//! models the gateway serves.
+//! The gateway's shared model, linked by every component, the core and the
+//! host: the config document (what routes, services, consumers and AI
+//! models the gateway serves), the key-value store's key layout and
+//! contract ([`keys`], [`store`]), the metrics counted there ([`metrics`]),
+//! why a request went where it did and how its attempts ended
+//! ([`outcome`]), and the rollout state machine with its analysis
+//! ([`rollout`], [`analysis`]).
 //!
 //! Operators write it as YAML or JSON (`upshift apply -f gateway.yaml`); the
 //! admin API parses and validates it here, then stores the canonical JSON form

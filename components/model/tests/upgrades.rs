@@ -1,7 +1,7 @@
 //! The upstream-upgrade settings: balancers, outlier detection,
 //! deprecations, pinned versions, split rules, shadows and retries.
 
-use upshift_config::{BalancePolicy, Config, OutlierDetection, RequestKey, Retries};
+use upshift_model::{BalancePolicy, Config, OutlierDetection, RequestKey, Retries};
 
 fn problems(doc: &str) -> Vec<String> {
     match Config::parse(doc) {

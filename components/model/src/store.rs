@@ -315,7 +315,7 @@ macro_rules! keyvalue_store {
             })
         }
 
-        /// `wasi:keyvalue` as a [`Store`](upshift_config::store::Store).
+        /// `wasi:keyvalue` as a [`Store`](upshift_model::store::Store).
         struct KeyValue(wasi::keyvalue::store::Bucket);
 
         fn failed(e: wasi::keyvalue::store::Error) -> $crate::store::StoreError {

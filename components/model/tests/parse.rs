@@ -1,6 +1,6 @@
 //! What operators see when a document is wrong.
 
-use upshift_config::{Config, ConfigError};
+use upshift_model::{Config, ConfigError};
 
 fn problems(doc: &str) -> Vec<String> {
     match Config::parse(doc) {
