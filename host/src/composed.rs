@@ -185,7 +185,10 @@ impl ComposedGateway {
             .unwrap_or_else(|e| e.into_inner())
             .versions = versions;
         let lane = Arc::new(lane);
-        tokio::spawn(follow_versions(lane.clone()));
+        tokio::spawn(crate::poll::follow(
+            lane.clone(),
+            lane.requested.subscribe(),
+        ));
         tokio::spawn(poll_versions(lane.clone()));
         Ok(lane)
     }
@@ -427,41 +430,32 @@ impl ComposedGateway {
     }
 }
 
-/// Loads each requested set of component versions on the blocking pool,
-/// one at a time.
-async fn follow_versions(lane: Arc<ComposedGateway>) {
-    let mut requested = lane.requested.subscribe();
-    let mut loaded = requested.borrow().clone();
-    loop {
-        let wanted = requested.borrow_and_update().clone();
-        if wanted != loaded {
-            let building = lane.clone();
-            let attempt = wanted.clone();
-            let started = std::time::Instant::now();
-            match tokio::task::spawn_blocking(move || building.build(&attempt)).await {
-                Ok(Ok(())) => {
-                    *lock(&lane.failure) = None;
-                    tracing::info!(
-                        component = %lane.name,
-                        elapsed_ms = started.elapsed().as_millis() as u64,
-                        "component versions loaded"
-                    );
-                    let precompiling = lane.clone();
-                    let versions = wanted.clone();
-                    tokio::task::spawn_blocking(move || precompiling.precompile(&versions));
-                    loaded = wanted.clone();
-                }
-                Ok(Err(error)) => {
-                    tracing::error!("not loaded, the compositions before stay: {error:#}");
-                    *lock(&lane.failure) = Some(format!("{error:#}"));
-                }
-                Err(error) => tracing::error!("loading failed: {error}"),
-            }
-            lane.settled.send_replace(wanted);
-        }
-        if requested.changed().await.is_err() {
-            return;
-        }
+impl crate::poll::Loader for ComposedGateway {
+    type Wanted = InForce;
+
+    fn load(&self, versions: &InForce) -> anyhow::Result<()> {
+        self.build(versions)
+    }
+
+    fn loaded(self: &Arc<Self>, versions: &InForce, _: &InForce, elapsed: Duration) {
+        *lock(&self.failure) = None;
+        tracing::info!(
+            component = %self.name,
+            elapsed_ms = elapsed.as_millis() as u64,
+            "component versions loaded"
+        );
+        let precompiling = self.clone();
+        let versions = versions.clone();
+        tokio::task::spawn_blocking(move || precompiling.precompile(&versions));
+    }
+
+    fn failed(&self, _: &InForce, error: &anyhow::Error) {
+        tracing::error!("not loaded, the compositions before stay: {error:#}");
+        *lock(&self.failure) = Some(format!("{error:#}"));
+    }
+
+    fn settle(&self, versions: InForce) {
+        self.settled.send_replace(versions);
     }
 }
 

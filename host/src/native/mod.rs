@@ -93,8 +93,10 @@ struct WorkerSets {
 /// What a lane serves: a config version, and the pushed component
 /// versions in force.
 #[derive(Debug, Clone, Default, PartialEq)]
-struct Wanted {
+pub struct Wanted {
+    /// The config version.
     version: u64,
+    /// The pushed component versions.
     components: InForce,
 }
 
@@ -248,7 +250,10 @@ impl NativeGateway {
         });
         let precompiling = lane.clone();
         tokio::task::spawn_blocking(move || precompiling.builds.precompile(&wanted.components));
-        tokio::spawn(load_versions(lane.clone()));
+        tokio::spawn(crate::poll::follow(
+            lane.clone(),
+            lane.requested.subscribe(),
+        ));
         tokio::spawn(poll_versions(lane.clone()));
         tokio::spawn(hooks::run(Arc::downgrade(&lane)));
         Ok(lane)
@@ -456,50 +461,41 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Loads each requested config version and set of component versions on
-/// the blocking pool, one at a time.
-async fn load_versions(lane: Arc<NativeGateway>) {
-    let mut requested = lane.requested.subscribe();
-    let mut loaded = requested.borrow().clone();
-    loop {
-        let wanted = requested.borrow_and_update().clone();
-        if wanted != loaded {
-            let building = lane.clone();
-            let started = std::time::Instant::now();
-            let attempt = wanted.clone();
-            match tokio::task::spawn_blocking(move || building.build(&attempt)).await {
-                Ok(Ok(())) => {
-                    lane.known();
-                    *lock(&lane.failure) = None;
-                    tracing::info!(
-                        version = wanted.version,
-                        components = %describe(&lane.builds()),
-                        elapsed_ms = started.elapsed().as_millis() as u64,
-                        "config version loaded"
-                    );
-                    if wanted.components != loaded.components {
-                        let precompiling = lane.clone();
-                        let components = wanted.components.clone();
-                        tokio::task::spawn_blocking(move || {
-                            precompiling.builds.precompile(&components);
-                        });
-                    }
-                    loaded = wanted.clone();
-                }
-                Ok(Err(error)) => {
-                    tracing::error!(
-                        version = wanted.version,
-                        "not loaded, the previous config and components stay: {error:#}"
-                    );
-                    *lock(&lane.failure) = Some(format!("{error:#}"));
-                }
-                Err(error) => tracing::error!(version = wanted.version, "loading failed: {error}"),
-            }
-            lane.settled.send_replace(wanted);
+impl crate::poll::Loader for NativeGateway {
+    type Wanted = Wanted;
+
+    fn load(&self, wanted: &Wanted) -> anyhow::Result<()> {
+        self.build(wanted)
+    }
+
+    fn loaded(self: &Arc<Self>, wanted: &Wanted, before: &Wanted, elapsed: Duration) {
+        self.known();
+        *lock(&self.failure) = None;
+        tracing::info!(
+            version = wanted.version,
+            components = %describe(&self.builds()),
+            elapsed_ms = elapsed.as_millis() as u64,
+            "config version loaded"
+        );
+        if wanted.components != before.components {
+            let precompiling = self.clone();
+            let components = wanted.components.clone();
+            tokio::task::spawn_blocking(move || {
+                precompiling.builds.precompile(&components);
+            });
         }
-        if requested.changed().await.is_err() {
-            return;
-        }
+    }
+
+    fn failed(&self, wanted: &Wanted, error: &anyhow::Error) {
+        tracing::error!(
+            version = wanted.version,
+            "not loaded, the previous config and components stay: {error:#}"
+        );
+        *lock(&self.failure) = Some(format!("{error:#}"));
+    }
+
+    fn settle(&self, wanted: Wanted) {
+        self.settled.send_replace(wanted);
     }
 }
 
